@@ -1,0 +1,434 @@
+"""Reading, writing and laying out images (numpy + Pillow, no JAX).
+
+Everything that touches files for the Double-DIP tasks goes through here: input
+images and masks come in as float32 arrays in [0, 1]; results, metrics and the
+side-by-side `summary.png` go out atomically, so a crashed or concurrent run never
+leaves a half-written file where a finished one is expected.
+
+Any problem with a user-supplied file (missing, a directory, empty, truncated,
+not an image, absurdly large) raises `InputError` with a one-line message naming
+the path, so the CLI can print it and exit non-zero instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+__all__ = [
+    "InputError",
+    "load_image",
+    "load_mask",
+    "make_summary",
+    "resize_image",
+    "save_image",
+    "to_uint8",
+    "write_json",
+]
+
+# Pillow decodes 16-bit RGB(A) PNGs through these raw modes, which keep only the
+# high byte of each sample; decoding again with the little-endian raw mode of the
+# same bit width yields the low bytes (see `_png16_low_bytes`).
+_PNG16_LOW_RAWMODE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+# ITU-R 601-2 luma, the weights Pillow uses for RGB -> L.
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_TITLE_HEIGHT = 18  # Pixels of the title strip above each summary panel.
+_GAP = 4  # Pixels of white between summary panels.
+
+
+class InputError(ValueError):
+  """A user-supplied file cannot be used; the message is one printable line."""
+
+
+def _one_line(exc: BaseException) -> str:
+  text = " ".join(str(exc).split())
+  return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_file(path: str) -> None:
+  if not os.path.exists(path):
+    raise InputError(f"cannot read {path!r}: no such file")
+  if os.path.isdir(path):
+    raise InputError(f"cannot read {path!r}: is a directory, not an image file")
+  if os.path.getsize(path) == 0:
+    raise InputError(f"cannot read {path!r}: file is empty (0 bytes)")
+
+
+def _png16_low_bytes(path: str, im: Image.Image,
+                     tiles: list[Any]) -> Image.Image | None:
+  """Low bytes of a 16-bit RGB(A) PNG that Pillow reduced to 8 bits, else None.
+
+  Args:
+    path: the file `im` was opened from.
+    im: the opened image.
+    tiles: `im.tile` as it was before `im.load()` cleared it.
+  """
+  if im.format != "PNG" or len(tiles) != 1:
+    return None
+  codec, extents, offset, rawmode = tuple(tiles[0])[:4]
+  low_rawmode = _PNG16_LOW_RAWMODE.get(rawmode) if codec == "zip" else None
+  if low_rawmode is None:
+    return None
+  low = Image.open(path)
+  tile = tiles[0]
+  try:
+    low.tile = [tile._replace(args=low_rawmode) if hasattr(tile, "_replace")
+                else (codec, extents, offset, low_rawmode)]
+    low.load()
+  except BaseException:
+    low.close()
+    raise
+  return low
+
+
+def _pixels(im: Image.Image, low: Image.Image | None) -> np.ndarray:
+  """Converts a decoded image to float32 (H, W, C) in [0, 1].
+
+  C is 1 (gray), 2 (gray, alpha), 3 (RGB) or 4 (RGBA); alpha is present only when
+  the file carries transparency (an alpha band, a tRNS chunk, a transparent
+  palette entry).
+  """
+  mode = im.mode
+  if mode.startswith("I;16"):
+    return (np.asarray(im, np.float32) / 65535.0)[..., None]
+  if mode == "I":  # 32-bit integer gray; in practice 16-bit data.
+    return np.clip(np.asarray(im, np.float32) / 65535.0, 0.0, 1.0)[..., None]
+  if mode == "F":  # Float gray is taken to be in [0, 1] already.
+    arr = np.nan_to_num(np.asarray(im, np.float32), nan=0.0)
+    return np.clip(arr, 0.0, 1.0)[..., None]
+  if low is not None and (mode == "RGBA" or
+                          (mode == "RGB" and not im.has_transparency_data)):
+    high = np.asarray(im, np.float32)
+    return (high * 256.0 + np.asarray(low, np.float32)) / 65535.0
+  gray = mode in ("1", "L", "LA", "La")
+  if im.has_transparency_data:
+    im = im.convert("LA" if gray else "RGBA")
+  elif mode != ("L" if gray else "RGB"):
+    im = im.convert("L" if gray else "RGB")
+  arr = np.asarray(im, np.float32) / 255.0
+  return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _decode(path: str | os.PathLike[str]) -> np.ndarray:
+  """Fully decodes an image file, EXIF orientation applied.
+
+  Args:
+    path: the image file.
+
+  Returns:
+    float32 (H, W, C) in [0, 1]; C as in `_pixels`.
+
+  Raises:
+    InputError: for any file that cannot be decoded.
+  """
+  path = os.fspath(path)
+  _check_file(path)
+  try:
+    with warnings.catch_warnings():
+      # Past Image.MAX_IMAGE_PIXELS (~89 Mpx) Pillow only warns; refuse instead.
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      with Image.open(path) as im:
+        tiles = list(im.tile)
+        im.load()  # Decode now so truncated data fails here, not later.
+        low = _png16_low_bytes(path, im, tiles)
+        try:
+          pixels = _pixels(
+              ImageOps.exif_transpose(im),
+              None if low is None else ImageOps.exif_transpose(low))
+        finally:
+          if low is not None:
+            low.close()
+  except PermissionError as e:
+    raise InputError(f"cannot read {path!r}: permission denied") from e
+  except Image.UnidentifiedImageError as e:
+    raise InputError(f"cannot read {path!r}: not a recognised image file") from e
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    raise InputError(f"cannot read {path!r}: image too large ({e})") from e
+  except Exception as e:  # Decoders raise anything on corrupt data.
+    raise InputError(
+        f"cannot read {path!r}: corrupt or unsupported image ({_one_line(e)})"
+    ) from e
+  if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+    raise InputError(f"cannot read {path!r}: image has no pixels")
+  return pixels
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+  """Loads an image file as RGB floats.
+
+  The EXIF orientation is applied, so the array is upright as a viewer shows it.
+  Grayscale (1, L, I, I;16, F), palette, CMYK, YCbCr etc. become RGB. Anything
+  with transparency (RGBA, LA, PA, palette or tRNS transparency) is composited
+  over white, so transparent regions read as white paper rather than black.
+  16-bit data keeps its precision (scaled by 1/65535, not 1/255), for grayscale
+  and for RGB(A) PNGs; mode 'I' is scaled by 1/65535 and clipped, mode 'F' is
+  taken as already in [0, 1] and clipped. Only the first frame of an animation
+  or multi-page file is read.
+
+  Args:
+    path: the image file (any format Pillow reads).
+
+  Returns:
+    float32 (H, W, 3) in [0, 1].
+
+  Raises:
+    InputError: the path is missing, a directory, empty, truncated, corrupt, not
+      an image, or larger than `PIL.Image.MAX_IMAGE_PIXELS`.
+  """
+  pixels = _decode(path)
+  channels = pixels.shape[-1]
+  if channels in (2, 4):  # Composite over white.
+    alpha = pixels[..., -1:]
+    pixels = pixels[..., :-1] * alpha + (1.0 - alpha)
+  if channels <= 2:
+    pixels = np.repeat(pixels, 3, axis=-1)
+  return np.ascontiguousarray(pixels, np.float32)
+
+
+def load_mask(
+    path: str | os.PathLike[str], *, shape: tuple[int, int]
+) -> np.ndarray:
+  """Loads a hint or ground-truth mask as floats, resized to `shape`.
+
+  If the file has an alpha channel that is not fully opaque, the alpha is the
+  mask (a cut-out saved with transparency); otherwise the image's luma (ITU-R
+  601-2, as Pillow's 'L') is. 8-bit values are scaled by 1/255, 16-bit ones by
+  1/65535. A mask of another size is resized with nearest neighbour, so binary
+  masks stay binary.
+
+  Args:
+    path: the mask file (any format Pillow reads).
+    shape: (H, W) of the output, normally the image's.
+
+  Returns:
+    float32 (H, W) in [0, 1].
+
+  Raises:
+    InputError: as for `load_image`.
+    ValueError: `shape` is not two positive ints.
+  """
+  shape = _check_shape(shape)
+  pixels = _decode(path)
+  channels = pixels.shape[-1]
+  if channels in (2, 4) and pixels[..., -1].min() < 1.0:
+    mask = pixels[..., -1]
+  elif channels >= 3:
+    mask = pixels[..., :3] @ _LUMA
+  else:
+    mask = pixels[..., 0]
+  if mask.shape != shape:
+    resized = Image.fromarray(np.ascontiguousarray(mask, np.float32)).resize(
+        (shape[1], shape[0]), Image.Resampling.NEAREST)
+    mask = np.asarray(resized)
+  return np.clip(mask, 0.0, 1.0).astype(np.float32)
+
+
+def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
+  if (len(shape) != 2
+      or not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape)):
+    raise ValueError(f"shape must be (H, W) with positive ints, got {shape!r}")
+  return int(shape[0]), int(shape[1])
+
+
+def _check_image(img: npt.ArrayLike, *, what: str) -> np.ndarray:
+  arr = np.asarray(img)
+  if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (1, 3))):
+    raise ValueError(f"{what} must be (H, W), (H, W, 1) or (H, W, 3), "
+                     f"got shape {arr.shape}")
+  if arr.shape[0] == 0 or arr.shape[1] == 0:
+    raise ValueError(f"{what} is empty: shape {arr.shape}")
+  return arr
+
+
+def resize_image(img: npt.ArrayLike, shape: tuple[int, int]) -> np.ndarray:
+  """Resizes an image in float precision.
+
+  Each channel is resized as a Pillow 'F' (float32) image, so there is no 8-bit
+  quantisation. LANCZOS is used when either side shrinks (anti-aliased), BICUBIC
+  when both grow. The result is clipped to the input's [min, max], which removes
+  the filters' ringing overshoot (and keeps [0, 1] data in [0, 1]).
+
+  Args:
+    img: (H, W) or (H, W, C) float.
+    shape: (H', W') of the output.
+
+  Returns:
+    float32 (H', W') or (H', W', C), as `img`.
+
+  Raises:
+    ValueError: `img` is not 2-D or 3-D or is empty, or `shape` is not two
+      positive ints.
+  """
+  arr = np.asarray(img, np.float32)
+  out_h, out_w = _check_shape(shape)
+  if arr.ndim not in (2, 3) or arr.size == 0:
+    raise ValueError(f"img must be non-empty (H, W) or (H, W, C), got {arr.shape}")
+  if arr.shape[:2] == (out_h, out_w):
+    return arr.copy()
+  shrinks = out_h < arr.shape[0] or out_w < arr.shape[1]
+  method = Image.Resampling.LANCZOS if shrinks else Image.Resampling.BICUBIC
+  planes = arr[..., None] if arr.ndim == 2 else arr
+  out = np.stack(
+      [np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]))
+                  .resize((out_w, out_h), method))
+       for c in range(planes.shape[-1])], axis=-1)
+  out = np.clip(out, arr.min(), arr.max())
+  return out[..., 0] if arr.ndim == 2 else out
+
+
+def to_uint8(img: npt.ArrayLike) -> np.ndarray:
+  """Converts [0, 1] floats to 8 bits, rounding to nearest and clipping.
+
+  Args:
+    img: float, any shape; typically (H, W), (H, W, 1) or (H, W, 3). NaN -> 0.
+
+  Returns:
+    uint8 of the same shape, in [0, 255].
+  """
+  arr = np.nan_to_num(np.asarray(img, np.float32), nan=0.0)
+  return np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
+
+
+def _atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+  """Writes `data` to a temporary file beside `path`, then renames it over."""
+  path = os.path.abspath(os.fspath(path))
+  parent, name = os.path.split(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = os.path.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+  # os.open with 0o666 lets the umask decide the final permissions, unlike
+  # tempfile's 0o600.
+  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    try:
+      os.unlink(tmp)
+    except FileNotFoundError:
+      pass
+    raise
+
+
+def save_image(path: str | os.PathLike[str], img: npt.ArrayLike) -> None:
+  """Writes an image as PNG (whatever the suffix) atomically.
+
+  Parent directories are created. Values are rounded to 8 bits by `to_uint8`.
+
+  Args:
+    path: the output file.
+    img: float (H, W), (H, W, 1) or (H, W, 3) in [0, 1]; outside is clipped.
+
+  Raises:
+    ValueError: `img` has another shape.
+  """
+  arr = _check_image(img, what="img")
+  pixels = to_uint8(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
+  buf = io.BytesIO()
+  Image.fromarray(pixels).save(buf, format="PNG")
+  _atomic_write(path, buf.getvalue())
+
+
+def _jsonable(obj: Any) -> Any:
+  """Replaces numpy (and JAX) scalars and arrays by Python ones, recursively."""
+  if isinstance(obj, dict):
+    return {(k.item() if isinstance(k, np.generic) else k): _jsonable(v)
+            for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_jsonable(v) for v in obj]
+  if isinstance(obj, np.generic):
+    return obj.item()
+  if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
+    return np.asarray(obj).tolist()
+  if isinstance(obj, os.PathLike):
+    return os.fspath(obj)
+  return obj
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+  """Writes `obj` as indented JSON atomically; parent directories are created.
+
+  numpy / JAX scalars and arrays become numbers and (nested) lists, paths become
+  strings. Non-finite floats are written as NaN / Infinity (Python's default).
+
+  Args:
+    path: the output file.
+    obj: dicts, lists, tuples, strings, numbers, None, numpy values.
+
+  Raises:
+    TypeError: something in `obj` has no JSON form.
+  """
+  text = json.dumps(_jsonable(obj), indent=2) + "\n"
+  _atomic_write(path, text.encode("utf-8"))
+
+
+def _fit_title(draw: ImageDraw.ImageDraw, title: str, font: Any,
+               width: int) -> str:
+  """Shortens `title` with an ellipsis until it fits in `width` pixels."""
+  if draw.textlength(title, font=font) <= width:
+    return title
+  while title and draw.textlength(title + "...", font=font) > width:
+    title = title[:-1]
+  return title + "..." if title else ""
+
+
+def make_summary(
+    panels: Sequence[tuple[str, npt.ArrayLike]], *, height: int = 256
+) -> np.ndarray:
+  """Lays out titled images side by side, for `summary.png`.
+
+  Each image is resized to `height` keeping its aspect ratio (`resize_image`) and
+  clipped to [0, 1]; gray images are shown as gray RGB. Panels are separated by a
+  white gap; each has a white title strip above it, in Pillow's default font,
+  shortened with '...' if wider than the panel.
+
+  Args:
+    panels: (title, image) pairs, image float (H, W), (H, W, 1) or (H, W, 3).
+    height: pixel height of every image row.
+
+  Returns:
+    float32 (height + title strip, sum of widths + gaps, 3) in [0, 1].
+
+  Raises:
+    ValueError: no panels, a bad image shape, or height < 1.
+  """
+  if not panels:
+    raise ValueError("make_summary needs at least one panel")
+  if height < 1:
+    raise ValueError(f"height must be positive, got {height}")
+  images = []
+  for title, img in panels:
+    arr = _check_image(img, what=f"panel {title!r}")
+    arr = np.clip(np.nan_to_num(arr.astype(np.float32), nan=0.0), 0.0, 1.0)
+    arr = arr if arr.ndim == 3 else arr[..., None]
+    width = max(1, round(arr.shape[1] * height / arr.shape[0]))
+    arr = resize_image(arr, (height, width))
+    images.append(np.repeat(arr, 3, axis=-1) if arr.shape[-1] == 1 else arr)
+  total_w = sum(a.shape[1] for a in images) + _GAP * (len(images) - 1)
+  canvas = np.ones((_TITLE_HEIGHT + height, total_w, 3), np.float32)
+  strip = Image.new("RGB", (total_w, _TITLE_HEIGHT), "white")
+  draw = ImageDraw.Draw(strip)
+  font = ImageFont.load_default()
+  x = 0
+  for (title, _), arr in zip(panels, images):
+    w = arr.shape[1]
+    canvas[_TITLE_HEIGHT:, x:x + w] = arr
+    text = _fit_title(draw, str(title), font, w - 2)
+    # Centred by hand: bitmap fonts (Pillow without FreeType) take no anchor.
+    _, top, _, bottom = draw.textbbox((0, 0), text or " ", font=font)
+    draw.text((x + 1, (_TITLE_HEIGHT - (bottom - top)) // 2 - top), text,
+              fill="black", font=font)
+    x += w + _GAP
+  canvas[:_TITLE_HEIGHT] = np.asarray(strip, np.float32) / 255.0
+  return canvas
