@@ -1,0 +1,8 @@
+"""Double-DIP applications. Each task module exposes `run(config, workdir) -> metrics` and may expose
+`validate(config)`, raising `config_check.ConfigError` for its own fields."""
+
+from ddip_jax.tasks import segmentation
+
+TASKS = {
+    'segmentation': segmentation,
+}

@@ -1,0 +1,57 @@
+"""Default configuration: every field, with the official Double-DIP defaults.
+
+Task configs (`configs/zebra.py`, ...) import this file and override fields.
+Any field can be overridden from the command line, e.g. `--config.num_steps=500`.
+"""
+
+from ml_collections import config_dict
+
+
+def get_config() -> config_dict.ConfigDict:
+  config = config_dict.ConfigDict()
+  config.task = 'segmentation'  # One of the tasks in ddip_jax.tasks.TASKS.
+  config.image = config_dict.placeholder(str)  # Input image path.
+  config.fg_hint = config_dict.placeholder(str)  # PNG, white = surely foreground; automatic if unset.
+  config.bg_hint = config_dict.placeholder(str)  # PNG, white = surely background; automatic if unset.
+  config.gt_mask = config_dict.placeholder(str)  # Ground-truth foreground mask PNG (for IoU only).
+  config.seed = 0  # Root PRNG seed: same config + seed -> same outputs.
+  config.max_side = 512  # Larger inputs are downscaled to this side; results come back at full size.
+
+  config.num_steps = 4000  # Iterations of the main stage (segmentation: step 2).
+  config.learning_rate = 1e-3  # Adam learning rate.
+  config.early_stop_psnr = 30.0  # Stop the main stage once reconstruction PSNR exceeds this (dB); <= 0 disables.
+
+  # The DIP generators (official "skip" network) and their noise inputs.
+  config.generator = config_dict.ConfigDict()
+  config.generator.channels_down = (8, 16, 32)  # Channels of each scale's downsampling branch.
+  config.generator.channels_up = (8, 16, 32)  # Channels of each scale's upsampling branch.
+  config.generator.channels_skip = (0, 0, 0)  # Skip-branch channels per scale (0: none).
+  config.generator.kernel_down = 3  # Kernel size of downsampling convolutions.
+  config.generator.kernel_up = 3  # Kernel size of upsampling convolutions.
+  config.generator.negative_slope = 0.2  # LeakyReLU slope.
+  config.generator.upsample_mode = 'bilinear'  # 'bilinear' or 'nearest'.
+  config.generator.dtype = 'float32'  # Convolution compute dtype: 'float32' or 'bfloat16' (GPU).
+  config.generator.input_depth = 2  # Channels of the noise input.
+  config.generator.noise_var = 0.01  # Noise is uniform in (-var/2, var/2).
+  config.generator.noise_method = 'noise'  # 'noise' or 'meshgrid'.
+
+  # Foreground/background segmentation: I = m * fg + (1 - m) * bg.
+  config.segmentation = config_dict.ConfigDict()
+  config.segmentation.hint_steps = 2000  # Step 1: fit fg/bg/mask to the hints.
+  config.segmentation.hint_phase = 1000  # Step 2 keeps the hint terms for it <= this.
+  config.segmentation.recon_weight = 0.5  # Weight of L1(m*fg + (1-m)*bg, I) in step 2.
+  config.segmentation.gray_weight = 0.001  # GrayLoss weight per 100 its, ramped up to it=1000.
+  config.segmentation.sigma_step = 0.001  # Perturbation: sigma_step * (it // 100) for it < 1000, then sigma_step.
+  config.segmentation.auto_hints = 'saliency'  # Automatic hints when none are given: see ddip_jax/hints.py.
+  config.segmentation.guided_radius = 0.1  # Guided-filter radius as a fraction of the longer side (0: off).
+  config.segmentation.guided_eps = 1e-4  # Guided-filter regulariser.
+  config.segmentation.threshold = 0.5  # Threshold of the refined mask.
+
+  # How the engine runs (numerics do not depend on these).
+  config.loop = config_dict.ConfigDict()
+  config.loop.strategy = 'auto'  # 'auto', 'step', 'unroll' or 'scan'.
+  config.loop.steps_per_call = 2  # Steps per compiled call for 'unroll' / 'scan'.
+  config.loop.check_every = 10  # Steps between early-stop / NaN checks.
+  config.loop.num_perturbations = 1  # Noise perturbations per step, batched with jax.vmap.
+  config.progress = True  # Show a progress bar.
+  return config

@@ -1,0 +1,206 @@
+"""Foreground/background segmentation: I = m * fg + (1 - m) * bg.
+
+Three generators (fg, bg: 3 channels; mask: 1 channel); fg and bg share one base
+noise, the mask has its own. Two stages, as in the official code:
+  step 1 (`hint_steps`): ExtL1(fg, I, fg_hint) + ExtL1(bg, I, bg_hint)
+                         + L1(m, ((fg_hint - bg_hint) + 1) / 2)
+  step 2 (`num_steps`, fresh Adam): [it <= hint_phase: the two ExtL1 terms]
+                         + 0.5 * L1(m*fg + (1-m)*bg, I)
+                         + 0.001 * (min(it, 1000) // 100) * GrayLoss(m)
+The best step-2 result by reconstruction PSNR is kept; its mask is refined with
+a guided filter and thresholded.
+"""
+
+import math
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import filters
+from ddip_jax import hints as hints_lib
+from ddip_jax import image_io
+from ddip_jax import losses
+from ddip_jax import models
+from ddip_jax import outputs as outputs_lib
+
+
+def perturbation_sigma(step: jax.Array, num_steps: int, sigma_step: float) -> jax.Array:
+  """sigma(it) = sigma_step * (it // 100) for it < 1000, then sigma_step; 0 at the last step."""
+  sigma = jnp.where(step < 1000, sigma_step * (step // 100), sigma_step)
+  return jnp.where(step == num_steps - 1, 0.0, sigma).astype(jnp.float32)
+
+
+def build_problem(
+    config: ml_collections.ConfigDict,
+    image: np.ndarray,
+    fg_hint: np.ndarray,
+    bg_hint: np.ndarray,
+    key: jax.Array,
+) -> engine.Problem:
+  """The segmentation problem for one image.
+
+  Args:
+    config: full config (`generator` and `segmentation` sections are read).
+    image: (H, W, 3) float in [0, 1], the working-resolution input.
+    fg_hint: (H, W) in [0, 1], 1 where the pixel surely belongs to the foreground.
+    bg_hint: (H, W) in [0, 1], 1 where it surely belongs to the background.
+    key: PRNG key for the noise inputs.
+
+  Returns:
+    An `engine.Problem` with generators 'fg', 'bg', 'mask' and two stages.
+  """
+  seg = config.segmentation
+  height, width = image.shape[:2]
+  layer_gen = models.generator_from_config(config.generator, out_channels=3)
+  mask_gen = models.generator_from_config(config.generator, out_channels=1)
+  canvas = models.canvas_shape(height, width, layer_gen.num_scales)
+  noise_layers = models.noise_from_config(config.generator, jax.random.fold_in(key, 0), canvas)
+  noise_mask = models.noise_from_config(config.generator, jax.random.fold_in(key, 1), canvas)
+  generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
+  inputs = {'fg': noise_layers, 'bg': noise_layers, 'mask': noise_mask}
+
+  img = jnp.asarray(image)[None]
+  fg_h = jnp.asarray(fg_hint, jnp.float32)[None, ..., None]
+  bg_h = jnp.asarray(bg_hint, jnp.float32)[None, ..., None]
+  mask_target = ((fg_h - bg_h) + 1.0) / 2.0
+
+  def layers(params, batch_stats, step, key, num_steps):
+    sigma = perturbation_sigma(step, num_steps, seg.sigma_step)
+    keys = jax.random.split(key, len(inputs))
+    noisy = {n: models.perturb(z, k, sigma) for (n, z), k in zip(inputs.items(), keys)}
+    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out = {n: models.center_crop(o, height, width) for n, o in out.items()}
+    return out, stats
+
+  def hint_terms(out):
+    return losses.extended_l1(out['fg'], img, fg_h) + losses.extended_l1(out['bg'], img, bg_h)
+
+  def step1_loss(params, batch_stats, step, key):
+    out, stats = layers(params, batch_stats, step, key, seg.hint_steps)
+    loss = hint_terms(out) + losses.l1(out['mask'], mask_target)
+    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
+    return loss, (stats, out, losses.psnr(recon, img))
+
+  def step2_loss(params, batch_stats, step, key):
+    out, stats = layers(params, batch_stats, step, key, config.num_steps)
+    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
+    gray_weight = seg.gray_weight * (jnp.minimum(step, 1000) // 100)
+    loss = (
+        jnp.where(step <= seg.hint_phase, hint_terms(out), 0.0)
+        + seg.recon_weight * losses.l1(recon, img)
+        + gray_weight * losses.gray_loss(out['mask']))
+    return loss, (stats, out, losses.psnr(recon, img))
+
+  early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
+  stages = [
+      engine.Stage('step1_hints', seg.hint_steps, step1_loss, config.learning_rate, track_best=False),
+      engine.Stage('step2_decompose', config.num_steps, step2_loss, config.learning_rate,
+                   early_stop_psnr=early_stop),
+  ]
+  return engine.Problem(generators=generators, inputs=inputs, stages=[s for s in stages if s.num_steps > 0])
+
+
+def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, eps: float) -> np.ndarray:
+  """Guided-filter refinement of a soft mask (the official post-processing).
+
+  Args:
+    mask: (H, W) soft mask in [0, 1].
+    guide: (H, W, 3) image in [0, 1], same size.
+    radius_fraction: radius as a fraction of the longer side (0 disables).
+    eps: guided-filter regulariser.
+
+  Returns:
+    (H, W) refined mask clipped to [0, 1].
+  """
+  radius = int(round(radius_fraction * max(mask.shape)))
+  if radius <= 0:
+    return mask
+  out = filters.guided_filter(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius, eps=eps)
+  return np.clip(np.asarray(out)[..., 0], 0.0, 1.0)
+
+
+def iou(pred: np.ndarray, target: np.ndarray) -> float:
+  """Intersection over union of two binary masks."""
+  pred, target = pred > 0.5, target > 0.5
+  union = np.logical_or(pred, target).sum()
+  return float(np.logical_and(pred, target).sum() / union) if union else 1.0
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the `segmentation` section (see `config_check.validate`)."""
+  seg = config.segmentation
+  require = config_check.require
+  require(seg.hint_steps >= 0, 'segmentation.hint_steps', 'must be >= 0', seg.hint_steps)
+  require(0 < seg.threshold < 1, 'segmentation.threshold', 'must be in (0, 1)', seg.threshold)
+  require(seg.guided_radius >= 0, 'segmentation.guided_radius', 'must be >= 0', seg.guided_radius)
+  require(seg.guided_eps > 0, 'segmentation.guided_eps', 'must be positive', seg.guided_eps)
+  require(seg.auto_hints in hints_lib.METHODS, 'segmentation.auto_hints',
+          f'unknown method (one of {sorted(hints_lib.METHODS)})', seg.auto_hints)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Segments `config.image` and writes all outputs to `workdir`.
+
+  Returns:
+    The metrics written to `metrics.json`.
+  """
+  seg = config.segmentation
+  full = image_io.load_image(config.image)
+  image, scale = outputs_lib.working_image(full, config.max_side)
+  shape = image.shape[:2]
+  t0 = time.perf_counter()
+  fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
+      image, fg_path=config.fg_hint, bg_path=config.bg_hint, method=seg.auto_hints)
+  hint_seconds = time.perf_counter() - t0
+  noise_key, train_key = jax.random.split(jax.random.key(config.seed))
+  problem = build_problem(config, image, fg_hint, bg_hint, noise_key)
+
+  def finish(result: engine.Result, status: str) -> dict[str, Any]:
+    best = {n: np.asarray(v)[0] for n, v in result.best.items()}
+    fg = image_io.resize_image(best['fg'], full.shape[:2])
+    bg = image_io.resize_image(best['bg'], full.shape[:2])
+    mask_raw = image_io.resize_image(best['mask'][..., 0], full.shape[:2])
+    mask = refine_mask(mask_raw, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
+    binary = (mask > seg.threshold).astype(np.float32)
+    recomposed = mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg
+    cutout = full * binary[..., None] + 0.5 * (1 - binary[..., None])
+    metrics = {
+        'status': status,
+        'image_shape': list(full.shape[:2]),
+        'working_shape': list(shape),
+        'hints': hint_info,
+        'hint_seconds': round(hint_seconds, 3),
+        'best_recon_psnr': result.best_psnr,
+        'best_step': result.best_step,
+        'recomposed_psnr': float(losses.psnr(jnp.asarray(recomposed)[None], jnp.asarray(full)[None])),
+        'foreground_fraction': float(binary.mean()),
+        **result.metrics,
+    }
+    if config.gt_mask:
+      gt = image_io.load_mask(config.gt_mask, shape=full.shape[:2])
+      metrics['iou'] = iou(binary, gt)
+      metrics['iou_raw_mask'] = iou(mask_raw, gt)
+    images = {
+        'fg': fg, 'bg': bg, 'mask': mask, 'mask_raw': mask_raw, 'mask_binary': binary,
+        'recomposed': recomposed, 'cutout': cutout,
+        'fg_hint': image_io.resize_image(fg_hint, full.shape[:2]),
+        'bg_hint': image_io.resize_image(bg_hint, full.shape[:2]),
+    }
+    panels = [('input', full), ('fg', fg), ('bg', bg), ('mask', mask), ('cut-out', cutout)]
+    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    return metrics
+
+  try:
+    result = engine.optimize(problem, key=train_key, options=outputs_lib.loop_options(config))
+  except engine.NumericalError as err:
+    if err.result.best:
+      finish(err.result, f'stopped: {err}')
+    raise
+  return finish(result, 'ok')

@@ -1,0 +1,46 @@
+r"""Runs a Double-DIP task from a config file.
+
+  python main.py --config=configs/zebra.py [--config.num_steps=500] [--workdir=DIR]
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax import tasks
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/zebra.py', 'Task config file.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder (default: results/<config name>).')
+_VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  config = _CONFIG.value
+  config_name = os.path.splitext(os.path.basename(flags.FLAGS['config'].config_filename))[0]
+  workdir = _WORKDIR.value or os.path.join('results', config_name)
+  try:
+    config_check.validate(config)
+    logging.info('task %s, writing to %s', config.task, workdir)
+    metrics = tasks.TASKS[config.task].run(config, workdir)
+  except (image_io.InputError, config_check.ConfigError, engine.NumericalError) as err:
+    if _VERBOSE.value:
+      raise
+    print(f'error: {err}', file=sys.stderr)
+    return 2
+  summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != 'status'}
+  print(f'done: outputs in {workdir}/  ' + '  '.join(
+      f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in summary.items()))
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(lambda argv: sys.exit(main(argv)))
