@@ -41,12 +41,12 @@ def _np_box(x, radius, reduce, border='clip'):
     return out
 
 
-def _np_guided_filter(guide, src, radius, eps, opencv=False):
+def _np_guided_filter(guide, src, radius, eps, border='clip', det_guard=False):
     """Per-pixel transcription of He et al.'s guidedfilter_color.m, float64.
 
-    opencv=True: BORDER_REFLECT windows and OpenCV's |det| < 1e-6 -> 1 guard.
+    OpenCV's ximgproc.guidedFilter is border='reflect' with det_guard=True: for a
+    3-channel guide and eps < 1e-2 a determinant with |det| < 1e-6 is replaced by 1.
     """
-    border = 'reflect' if opencv else 'clip'
     guide = np.asarray(guide, np.float64)
     p = np.asarray(src, np.float64)
     p = p[..., None] if p.ndim == 2 else p
@@ -62,7 +62,7 @@ def _np_guided_filter(guide, src, radius, eps, opencv=False):
         sigma += eps * np.eye(g)
         cov_ip = window_i.T @ window_p / len(window_i) - np.outer(mean_i, mean_p)
         det = np.linalg.det(sigma)
-        if opencv and g == 3 and eps < 1e-2 and abs(det) < 1e-6:
+        if det_guard and g == 3 and eps < 1e-2 and abs(det) < 1e-6:
             inverse = np.linalg.inv(sigma) * det  # the adjugate, divided by 1
         else:
             inverse = np.linalg.inv(sigma)
@@ -151,7 +151,11 @@ class GuidedFilterTest(chex.TestCase, parameterized.TestCase):
         out = fn(guide, src)
         self.assertEqual(out.shape, src.shape)
         np.testing.assert_allclose(
-            out, _np_guided_filter(guide, src, radius, eps, opencv_compat), atol=2e-5)
+            out,
+            _np_guided_filter(guide, src, radius, eps,
+                              border='reflect' if opencv_compat else 'clip',
+                              det_guard=opencv_compat),
+            atol=2e-5)
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_opencv_determinant_guard(self):
@@ -171,9 +175,10 @@ class GuidedFilterTest(chex.TestCase, parameterized.TestCase):
             filters.guided_filter, radius=1, eps=1e-4, opencv_compat=True))
         np.testing.assert_allclose(opencv(guide, src), expected, atol=1e-5)
         np.testing.assert_allclose(
-            opencv(guide, src), _np_guided_filter(guide, src, 1, 1e-4, opencv=True), atol=1e-5)
+            opencv(guide, src),
+            _np_guided_filter(guide, src, 1, 1e-4, border='reflect', det_guard=True), atol=1e-5)
         # Without the guard the flat half is filtered very differently.
-        unguarded = _np_guided_filter(guide, src, 1, 1e-4)
+        unguarded = _np_guided_filter(guide, src, 1, 1e-4, border='reflect')
         self.assertGreater(np.abs(unguarded - expected).max(), 0.05)
 
     @chex.variants(with_jit=True, without_jit=True)
