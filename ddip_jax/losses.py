@@ -22,185 +22,185 @@ _MSE_FLOOR = 1e-10
 
 
 def _assert_image_pair(a: jax.Array, b: jax.Array) -> None:
-    chex.assert_rank([a, b], 4)
-    chex.assert_equal_shape([a, b])
-    chex.assert_type([a, b], float)
+  chex.assert_rank([a, b], 4)
+  chex.assert_equal_shape([a, b])
+  chex.assert_type([a, b], float)
 
 
 def l1(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Mean absolute error, `torch.nn.L1Loss()`.
+  """Mean absolute error, `torch.nn.L1Loss()`.
 
-    Args:
-        a: (N, H, W, C) image.
-        b: (N, H, W, C) image.
+  Args:
+    a: (N, H, W, C) image.
+    b: (N, H, W, C) image.
 
-    Returns:
-        Scalar mean of |a - b| over all elements.
-    """
-    _assert_image_pair(a, b)
-    return jnp.mean(jnp.abs(a - b))
+  Returns:
+    Scalar mean of |a - b| over all elements.
+  """
+  _assert_image_pair(a, b)
+  return jnp.mean(jnp.abs(a - b))
 
 
 def mse(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Mean squared error, `torch.nn.MSELoss()`.
+  """Mean squared error, `torch.nn.MSELoss()`.
 
-    Args:
-        a: (N, H, W, C) image.
-        b: (N, H, W, C) image.
+  Args:
+    a: (N, H, W, C) image.
+    b: (N, H, W, C) image.
 
-    Returns:
-        Scalar mean of (a - b)^2 over all elements.
-    """
-    _assert_image_pair(a, b)
-    return jnp.mean(jnp.square(a - b))
+  Returns:
+    Scalar mean of (a - b)^2 over all elements.
+  """
+  _assert_image_pair(a, b)
+  return jnp.mean(jnp.square(a - b))
 
 
 def extended_l1(a: jax.Array, b: jax.Array, mask: jax.Array) -> jax.Array:
-    """L1 restricted to a soft mask and normalised by the mask's mass.
+  """L1 restricted to a soft mask and normalised by the mask's mass.
 
-    `ExtendedL1Loss`: mean|mask * a - mask * b| / mean|mask|. The numerator mean
-    runs over the broadcast (N, H, W, C) tensor, the denominator mean over the
-    mask itself, so with a one-channel mask the value is C times smaller than a
-    per-pixel average would be; that is the original's definition, kept as is.
+  `ExtendedL1Loss`: mean|mask * a - mask * b| / mean|mask|. The numerator mean
+  runs over the broadcast (N, H, W, C) tensor, the denominator mean over the
+  mask itself, so with a one-channel mask the value is C times smaller than a
+  per-pixel average would be; that is the original's definition, kept as is.
 
-    Args:
-        a: (N, H, W, C) image.
-        b: (N, H, W, C) image.
-        mask: (N, H, W, 1) or (N, H, W, C) weights, usually in [0, 1].
+  Args:
+    a: (N, H, W, C) image.
+    b: (N, H, W, C) image.
+    mask: (N, H, W, 1) or (N, H, W, C) weights, usually in [0, 1].
 
-    Returns:
-        Scalar loss. The denominator is floored at 1e-12, so an all-zero mask gives
-        0 (a finite value and finite gradients) instead of 0 / 0.
-    """
-    _assert_image_pair(a, b)
-    chex.assert_rank(mask, 4)
-    chex.assert_type(mask, float)
-    chex.assert_is_broadcastable(mask.shape, a.shape)
-    numerator = jnp.mean(jnp.abs(mask * a - mask * b))
-    normaliser = jnp.mean(jnp.abs(mask))
-    return numerator / jnp.maximum(normaliser, _DENOMINATOR_FLOOR)
+  Returns:
+    Scalar loss. The denominator is floored at 1e-12, so an all-zero mask gives
+    0 (a finite value and finite gradients) instead of 0 / 0.
+  """
+  _assert_image_pair(a, b)
+  chex.assert_rank(mask, 4)
+  chex.assert_type(mask, float)
+  chex.assert_is_broadcastable(mask.shape, a.shape)
+  numerator = jnp.mean(jnp.abs(mask * a - mask * b))
+  normaliser = jnp.mean(jnp.abs(mask))
+  return numerator / jnp.maximum(normaliser, _DENOMINATOR_FLOOR)
 
 
 def gray_loss(m: jax.Array) -> jax.Array:
-    """Pushes a mask away from 0.5, towards a binary 0/1 mask.
+  """Pushes a mask away from 0.5, towards a binary 0/1 mask.
 
-    `GrayLoss`: 1 / mean|m - 0.5|. The value is >= 2 for m in [0, 1].
+  `GrayLoss`: 1 / mean|m - 0.5|. The value is >= 2 for m in [0, 1].
 
-    Args:
-        m: (N, H, W, C) mask, values in [0, 1].
+  Args:
+    m: (N, H, W, C) mask, values in [0, 1].
 
-    Returns:
-        Scalar loss. mean|m - 0.5| is floored at 1e-6, so a mask that is 0.5
-        everywhere gives 1e6 (finite, zero gradient) instead of infinity.
-    """
-    chex.assert_rank(m, 4)
-    chex.assert_type(m, float)
-    distance = jnp.mean(jnp.abs(m - 0.5))
-    return 1.0 / jnp.maximum(distance, _GRAY_FLOOR)
+  Returns:
+    Scalar loss. mean|m - 0.5| is floored at 1e-6, so a mask that is 0.5
+    everywhere gives 1e6 (finite, zero gradient) instead of infinity.
+  """
+  chex.assert_rank(m, 4)
+  chex.assert_type(m, float)
+  distance = jnp.mean(jnp.abs(m - 0.5))
+  return 1.0 / jnp.maximum(distance, _GRAY_FLOOR)
 
 
 def std_loss(x: jax.Array) -> jax.Array:
-    """Penalises local variation of the grey level (`StdLoss`).
+  """Penalises local variation of the grey level (`StdLoss`).
 
-    g = mean of x over channels; the loss is the MSE between each pixel of g and
-    the mean of its 5x5 neighbourhood, over the 'VALID' region (pixels at least 2
-    away from every border), i.e. the original's two 5x5 convolutions, one with a
-    centre-picking kernel and one with a 1/25 box.
+  g = mean of x over channels; the loss is the MSE between each pixel of g and
+  the mean of its 5x5 neighbourhood, over the 'VALID' region (pixels at least 2
+  away from every border), i.e. the original's two 5x5 convolutions, one with a
+  centre-picking kernel and one with a 1/25 box.
 
-    Args:
-        x: (N, H, W, C) image with H, W >= 5.
+  Args:
+    x: (N, H, W, C) image with H, W >= 5.
 
-    Returns:
-        Scalar loss.
-    """
-    chex.assert_rank(x, 4)
-    chex.assert_type(x, float)
-    if x.shape[1] < 5 or x.shape[2] < 5:
-        raise ValueError(f'std_loss needs H, W >= 5, got shape {x.shape}.')
-    gray = jnp.mean(x, axis=-1, keepdims=True)
-    centre = gray[:, 2:-2, 2:-2, :]
-    box = jax.lax.reduce_window(
-        gray, 0.0, jax.lax.add, (1, 5, 5, 1), (1, 1, 1, 1), 'VALID') / 25.0
-    return jnp.mean(jnp.square(centre - box))
+  Returns:
+    Scalar loss.
+  """
+  chex.assert_rank(x, 4)
+  chex.assert_type(x, float)
+  if x.shape[1] < 5 or x.shape[2] < 5:
+    raise ValueError(f'std_loss needs H, W >= 5, got shape {x.shape}.')
+  gray = jnp.mean(x, axis=-1, keepdims=True)
+  centre = gray[:, 2:-2, 2:-2, :]
+  box = jax.lax.reduce_window(
+      gray, 0.0, jax.lax.add, (1, 5, 5, 1), (1, 1, 1, 1), 'VALID') / 25.0
+  return jnp.mean(jnp.square(centre - box))
 
 
 def _safe_fourth_root(x: jax.Array) -> jax.Array:
-    """x ** 0.25 for x >= 0, with gradient 0 (not inf / nan) where x == 0."""
-    positive = x > 0
-    safe_x = jnp.where(positive, x, 1.0)
-    return jnp.where(positive, jnp.power(safe_x, 0.25), 0.0)
+  """x ** 0.25 for x >= 0, with gradient 0 (not inf / nan) where x == 0."""
+  positive = x > 0
+  safe_x = jnp.where(positive, x, 1.0)
+  return jnp.where(positive, jnp.power(safe_x, 0.25), 0.0)
 
 
 def _avg_pool_2x2(x: jax.Array) -> jax.Array:
-    """`torch.nn.AvgPool2d(2, stride=2)` on NHWC: odd trailing rows/cols dropped."""
-    n, h, w, c = x.shape
-    x = x[:, :h // 2 * 2, :w // 2 * 2, :]
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+  """`torch.nn.AvgPool2d(2, stride=2)` on NHWC: odd trailing rows/cols dropped."""
+  n, h, w, c = x.shape
+  x = x[:, :h // 2 * 2, :w // 2 * 2, :]
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
 def exclusion_loss(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.Array:
-    """Gradient exclusion loss of Zhang et al. 2018, as used by Double-DIP.
+  """Gradient exclusion loss of Zhang et al. 2018, as used by Double-DIP.
 
-    Pushes the edges of the two layers apart: at each of `levels` scales the
-    finite-difference gradients along H ("x") and along W ("y") of both images
-    are squashed with s = 2 * sigmoid(g) - 1, and for every pair of channels
-    (j of `a`, i of `b`) the term mean(s_a[..., j]^2 * s_b[..., i]^2) ** 0.25 is
-    taken (mean over N, H, W). Both images are then 2x2 average-pooled (floor
-    for odd sizes) for the next scale. The loss is
+  Pushes the edges of the two layers apart: at each of `levels` scales the
+  finite-difference gradients along H ("x") and along W ("y") of both images
+  are squashed with s = 2 * sigmoid(g) - 1, and for every pair of channels
+  (j of `a`, i of `b`) the term mean(s_a[..., j]^2 * s_b[..., i]^2) ** 0.25 is
+  taken (mean over N, H, W). Both images are then 2x2 average-pooled (floor
+  for odd sizes) for the next scale. The loss is
 
-        (sum_x / (levels * C * C) + sum_y / (levels * C * C)) / 2,
+    (sum_x / (levels * C * C) + sum_y / (levels * C * C)) / 2,
 
-    which for C = 3 is the original's division by `levels * 9`.
+  which for C = 3 is the original's division by `levels * 9`.
 
-    The fourth root has an infinite derivative at 0; here its gradient is 0
-    where the mean is exactly 0 (e.g. a constant image), value unchanged.
+  The fourth root has an infinite derivative at 0; here its gradient is 0
+  where the mean is exactly 0 (e.g. a constant image), value unchanged.
 
-    Args:
-        a: (N, H, W, C) first layer, e.g. the foreground.
-        b: (N, H, W, C) second layer, e.g. the background.
-        levels: number of scales; floor(H / 2**(levels - 1)) and the same for W
-            must be >= 2 so that the coarsest scale still has a gradient.
+  Args:
+    a: (N, H, W, C) first layer, e.g. the foreground.
+    b: (N, H, W, C) second layer, e.g. the background.
+    levels: number of scales; floor(H / 2**(levels - 1)) and the same for W
+      must be >= 2 so that the coarsest scale still has a gradient.
 
-    Returns:
-        Scalar loss, in [0, 1].
-    """
-    _assert_image_pair(a, b)
-    coarsest = 2**(levels - 1)
-    if levels < 1 or a.shape[1] // coarsest < 2 or a.shape[2] // coarsest < 2:
-        raise ValueError(
-            f'exclusion_loss with levels={levels} needs H, W >= {2 * coarsest}, '
-            f'got shape {a.shape}.')
+  Returns:
+    Scalar loss, in [0, 1].
+  """
+  _assert_image_pair(a, b)
+  coarsest = 2**(levels - 1)
+  if levels < 1 or a.shape[1] // coarsest < 2 or a.shape[2] // coarsest < 2:
+    raise ValueError(
+        f'exclusion_loss with levels={levels} needs H, W >= {2 * coarsest}, '
+        f'got shape {a.shape}.')
 
-    def pair_terms(grad_a: jax.Array, grad_b: jax.Array) -> jax.Array:
-        sq_a = jnp.square(2.0 * jax.nn.sigmoid(grad_a) - 1.0)
-        sq_b = jnp.square(2.0 * jax.nn.sigmoid(grad_b) - 1.0)
-        count = grad_a.shape[0] * grad_a.shape[1] * grad_a.shape[2]
-        # (C, C) matrix of means over N, H, W; HIGHEST keeps it fp32 on GPU/TPU.
-        means = jnp.einsum(
-            'nhwj,nhwi->ij', sq_a, sq_b, precision=jax.lax.Precision.HIGHEST) / count
-        return jnp.sum(_safe_fourth_root(means))
+  def pair_terms(grad_a: jax.Array, grad_b: jax.Array) -> jax.Array:
+    sq_a = jnp.square(2.0 * jax.nn.sigmoid(grad_a) - 1.0)
+    sq_b = jnp.square(2.0 * jax.nn.sigmoid(grad_b) - 1.0)
+    count = grad_a.shape[0] * grad_a.shape[1] * grad_a.shape[2]
+    # (C, C) matrix of means over N, H, W; HIGHEST keeps it fp32 on GPU/TPU.
+    means = jnp.einsum(
+        'nhwj,nhwi->ij', sq_a, sq_b, precision=jax.lax.Precision.HIGHEST) / count
+    return jnp.sum(_safe_fourth_root(means))
 
-    sum_x = sum_y = 0.0
-    for level in range(levels):
-        if level:
-            a, b = _avg_pool_2x2(a), _avg_pool_2x2(b)
-        sum_x += pair_terms(a[:, 1:] - a[:, :-1], b[:, 1:] - b[:, :-1])
-        sum_y += pair_terms(a[:, :, 1:] - a[:, :, :-1], b[:, :, 1:] - b[:, :, :-1])
-    pairs = levels * a.shape[-1] ** 2
-    return (sum_x / pairs + sum_y / pairs) / 2.0
+  sum_x = sum_y = 0.0
+  for level in range(levels):
+    if level:
+      a, b = _avg_pool_2x2(a), _avg_pool_2x2(b)
+    sum_x += pair_terms(a[:, 1:] - a[:, :-1], b[:, 1:] - b[:, :-1])
+    sum_y += pair_terms(a[:, :, 1:] - a[:, :, :-1], b[:, :, 1:] - b[:, :, :-1])
+  pairs = levels * a.shape[-1] ** 2
+  return (sum_x / pairs + sum_y / pairs) / 2.0
 
 
 def psnr(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Peak signal-to-noise ratio in dB for data range 1.
+  """Peak signal-to-noise ratio in dB for data range 1.
 
-    Args:
-        a: (N, H, W, C) image, values in [0, 1].
-        b: (N, H, W, C) image, values in [0, 1].
+  Args:
+    a: (N, H, W, C) image, values in [0, 1].
+    b: (N, H, W, C) image, values in [0, 1].
 
-    Returns:
-        Scalar 10 * log10(1 / mse(a, b)) over the whole batch. The MSE is floored
-        at 1e-10, so identical images give 100 dB instead of infinity.
-    """
-    _assert_image_pair(a, b)
-    error = jnp.maximum(jnp.mean(jnp.square(a - b)), _MSE_FLOOR)
-    return -10.0 * jnp.log10(error)
+  Returns:
+    Scalar 10 * log10(1 / mse(a, b)) over the whole batch. The MSE is floored
+    at 1e-10, so identical images give 100 dB instead of infinity.
+  """
+  _assert_image_pair(a, b)
+  error = jnp.maximum(jnp.mean(jnp.square(a - b)), _MSE_FLOOR)
+  return -10.0 * jnp.log10(error)
