@@ -207,7 +207,7 @@ def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_pertur
   return step_fn
 
 
-def _make_chunk(step_fn, strategy: str, num_steps: int):
+def make_chunk(step_fn, strategy: str, num_steps: int):
   """A jitted function running `num_steps` steps; the state buffer is donated."""
   if strategy == 'scan' and num_steps > 1:
 
@@ -224,7 +224,41 @@ def _make_chunk(step_fn, strategy: str, num_steps: int):
   return jax.jit(chunk, donate_argnums=0)
 
 
-def _output_template(problem: Problem, stage: Stage, params, batch_stats) -> Outputs:
+def initial_state(
+    problem: Problem,
+    stage: Stage,
+    *,
+    params: PyTree | None = None,
+    batch_stats: PyTree | None = None,
+    key: jax.Array | None = None,
+    num_perturbations: int = 1,
+) -> tuple[TrainState, Callable[[TrainState, jax.Array], TrainState]]:
+  """A stage's starting state (fresh Adam) and its pure step function.
+
+  Args:
+    problem: the task's problem.
+    stage: one of `problem.stages`.
+    params, batch_stats: variables to start from; initialised from `key` if None.
+    key: initialisation key (only used when `params` is None).
+    num_perturbations: noise perturbations per step (vmapped).
+
+  Returns:
+    (state, step_fn) with step_fn(state, stage_key) -> next state.
+  """
+  if params is None:
+    params, batch_stats = init_generators(problem.generators, problem.inputs, key)
+  optimizer = optax.adam(stage.learning_rate)
+  names = stage.trainable or tuple(params)
+  state = TrainState(
+      step=jnp.int32(0), params=params, batch_stats=batch_stats,
+      opt_state=optimizer.init({n: params[n] for n in names}),
+      loss=jnp.float32(jnp.nan), psnr=jnp.float32(-jnp.inf),
+      best_psnr=jnp.float32(-jnp.inf), best_step=jnp.int32(-1),
+      best=_output_template(stage, params, batch_stats))
+  return state, _make_step(stage, optimizer, num_perturbations)
+
+
+def _output_template(stage: Stage, params, batch_stats) -> Outputs:
   """Zero arrays shaped like the stage's outputs (the initial best result)."""
   shapes = jax.eval_shape(
       lambda p, s: stage.loss_fn(p, s, jnp.int32(0), jax.random.key(0))[1][1], params, batch_stats)
@@ -285,15 +319,8 @@ def optimize(
   start = time.perf_counter()
   for index, stage in enumerate(problem.stages):
     stage_key = jax.random.fold_in(key, index + 1)
-    optimizer = optax.adam(stage.learning_rate)
-    names = stage.trainable or tuple(params)
-    template = _output_template(problem, stage, params, batch_stats)
-    state = TrainState(
-        step=jnp.int32(0), params=params, batch_stats=batch_stats,
-        opt_state=optimizer.init({n: params[n] for n in names}),
-        loss=jnp.float32(jnp.nan), psnr=jnp.float32(-jnp.inf),
-        best_psnr=jnp.float32(-jnp.inf), best_step=jnp.int32(-1), best=template)
-    step_fn = _make_step(stage, optimizer, options.num_perturbations)
+    state, step_fn = initial_state(problem, stage, params=params, batch_stats=batch_stats,
+                                   num_perturbations=options.num_perturbations)
     chunk_fns = {}
     progress = _Progress(stage, options.progress)
     stage_start = time.perf_counter()
@@ -302,7 +329,7 @@ def optimize(
       while done < stage.num_steps:
         n = min(per_call, stage.num_steps - done)
         if n not in chunk_fns:
-          chunk_fns[n] = _make_chunk(step_fn, strategy, n)
+          chunk_fns[n] = make_chunk(step_fn, strategy, n)
         state = chunk_fns[n](state, stage_key)
         prev, done = done, done + n
         progress.update(n, state)
