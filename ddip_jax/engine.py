@@ -346,6 +346,7 @@ def optimize(
       if stage.track_best and float(state.best_psnr) > -math.inf:
         err.result.best = jax.tree.map(jax.device_get, state.best)
         err.result.best_psnr = float(state.best_psnr)
+        err.result.best_step = int(state.best_step)
       raise
     finally:
       progress.close()
