@@ -147,7 +147,8 @@ def resolve_hints(
     where each came from and what fraction of pixels it marks.
 
   Raises:
-    image_io.InputError: a hint file cannot be read or marks no pixel at all.
+    image_io.InputError: a hint file cannot be read, marks no pixel or every
+      pixel, or marks only pixels that the other hint marks too.
   """
   shape = image.shape[:2]
   auto_fg, auto_bg = METHODS[method](image) if not (fg_path and bg_path) else (None, None)
@@ -169,6 +170,12 @@ def resolve_hints(
   if overlap.any():
     logging.warning('%d pixels are marked in both hints; they are left unhinted', int(overlap.sum()))
     fg, bg = fg * ~overlap, bg * ~overlap
+    # A user's hint that the other hint covers completely would silently vanish.
+    for name, path, hint, other in (('fg_hint', fg_path, fg, 'bg_hint'), ('bg_hint', bg_path, bg, 'fg_hint')):
+      if path and not hint.any():
+        raise image_io.InputError(
+            f'{path}: every pixel the {name} marks is also marked in the {other} '
+            f'({info[other]["source"]}); the two hints must mark different pixels')
   info['fg_hint']['fraction'] = float(fg.mean())
   info['bg_hint']['fraction'] = float(bg.mean())
   info['overlap_pixels'] = int(overlap.sum())
