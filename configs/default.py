@@ -47,6 +47,19 @@ def get_config() -> config_dict.ConfigDict:
   config.segmentation.guided_eps = 1e-4  # Guided-filter regulariser.
   config.segmentation.threshold = 0.5  # Threshold of the refined mask.
 
+  # Transparent layers (task 'transparency'): layers R (layer1) and T (layer2); see tasks/transparency.py.
+  config.transparency = config_dict.ConfigDict()
+  config.transparency.mixture = 'two_mixtures'  # 'two_mixtures': I_k = a_k R + (1 - a_k) T (image, image2); 'additive': image = R + T.
+  config.transparency.image2 = config_dict.placeholder(str)  # The second mixture of the same layers (two_mixtures only).
+  config.transparency.gt_layer1 = config_dict.placeholder(str)  # Ground-truth layer PNG, for PSNR/SSIM only (optional).
+  config.transparency.gt_layer2 = config_dict.placeholder(str)  # The other ground-truth layer (give both or neither).
+  config.transparency.alpha = 'generator'  # a_k: 'generator' (alpha DIP's centre pixel, official), 'scalar' (learnable number), 'map' (alpha DIP's full map).
+  config.transparency.alpha_prior_weight = 0.5  # Weight of MSE(a_k, 0.5) for each mixture ...
+  config.transparency.alpha_prior_steps = 1000  # ... applied for it < this.
+  config.transparency.exclusion_weight = 0.1  # Weight of Exclusion(R, T) (official: 0.1 two_mixtures, 0.01 additive).
+  config.transparency.sigma_step = 0.0  # Noise perturbation, segmentation's schedule with this step; 0: none (official two_mixtures).
+  config.transparency.augment = False  # Train on the 8 flips/rotations of noise and image (official additive); square canvas.
+
   # How the engine runs (numerics do not depend on these).
   config.loop = config_dict.ConfigDict()
   config.loop.strategy = 'auto'  # 'auto', 'step', 'unroll' or 'scan'.

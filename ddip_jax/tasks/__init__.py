@@ -2,7 +2,9 @@
 `validate(config)`, raising `config_check.ConfigError` for its own fields."""
 
 from ddip_jax.tasks import segmentation
+from ddip_jax.tasks import transparency
 
 TASKS = {
     'segmentation': segmentation,
+    'transparency': transparency,
 }

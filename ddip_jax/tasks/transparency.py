@@ -1,0 +1,299 @@
+"""Transparent layer separation: two layers R (`layer1`) and T (`layer2`).
+
+Two variants, chosen by `transparency.mixture`:
+
+'two_mixtures' (the paper's reflection separation): two images of the same
+  layers, I_k = alpha_k * R + (1 - alpha_k) * T for k = 1, 2 (`image`, `image2`),
+  alphas unknown. Generators R and T (3 channels) and alpha1, alpha2:
+    loss = MSE(alpha_1 R + (1 - alpha_1) T, I_1) + MSE(alpha_2 R + (1 - alpha_2) T, I_2)
+           + w_excl * Exclusion(R, T)
+           + [it < prior_steps: w_prior * (MSE(alpha_1, 0.5) + MSE(alpha_2, 0.5))]
+  alpha_k = 0.9 * a + 0.05, in [0.05, 0.95], where a (in (0, 1)) is, by
+  `transparency.alpha`: 'generator' the alpha DIP's output at the centre pixel
+  (official); 'scalar' the sigmoid of one learnable number; 'map' the alpha
+  DIP's whole output, a spatially varying alpha (real reflections).
+  The best result by reconstruction PSNR of I_1 is kept.
+
+'additive' (the paper's texture separation): one image I = R + T, e.g. two
+  textures averaged, so 2R and 2T estimate the layers:
+    loss = L1(R + T, I) + w_excl * Exclusion(R, T)
+  The best result by reconstruction PSNR of I is kept.
+
+Both variants optionally perturb the noise every iteration (segmentation's
+schedule, `sigma_step`) and train on the 8 flips/rotations of noise and image
+(`augment`, see `ddip_jax/augment.py`); every generator has its own noise.
+"""
+
+from typing import Any
+
+import dm_pix as pix
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ddip_jax import augment
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax import losses
+from ddip_jax import models
+from ddip_jax import outputs as outputs_lib
+from ddip_jax.tasks.segmentation import perturbation_sigma
+
+MIXTURES = ('two_mixtures', 'additive')
+ALPHA_MODES = ('generator', 'scalar', 'map')
+LAYERS = ('reflection', 'transmission')
+ALPHAS = ('alpha1', 'alpha2')
+# The additive demo mixes two layers as their average, so 2R and 2T are the
+# layer estimates compared with the ground truth (and shown as previews).
+ADDITIVE_LAYER_SCALE = 2.0
+# Reported PSNRs are capped here (identical images would give infinity).
+_PSNR_CAP = 100.0
+
+
+def alpha_from_unit(a: jax.Array) -> jax.Array:
+  """The official mapping of a value in [0, 1] to a mixing weight in [0.05, 0.95]."""
+  return a * 0.9 + 0.05
+
+
+def centre_pixel(x: jax.Array) -> jax.Array:
+  """x[:, H // 2, W // 2, :] of an NHWC map, kept as (N, 1, 1, C)."""
+  h, w = x.shape[1] // 2, x.shape[2] // 2
+  return x[:, h:h + 1, w:w + 1, :]
+
+
+class AlphaScalar(nn.Module):
+  """A learnable mixing weight: alpha = 0.9 * sigmoid(logit) + 0.05, 0.5 at init."""
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """Returns (1, 1, 1, 1); `z` only gives the engine something to call it with."""
+    del z
+    logit = self.param('logit', nn.initializers.zeros, ())
+    return jnp.reshape(alpha_from_unit(jax.nn.sigmoid(logit)), (1, 1, 1, 1))
+
+
+def _layer_generator(config: ml_collections.ConfigDict, out_channels: int) -> models.SkipGenerator:
+  return models.generator_from_config(config.generator, out_channels=out_channels)
+
+
+def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: jax.Array) -> engine.Problem:
+  """The layer-separation problem for one or two mixtures.
+
+  Args:
+    config: full config (`generator` and `transparency` sections are read).
+    mixtures: (K, H, W, 3) float in [0, 1], the working-resolution inputs;
+      K = 2 for 'two_mixtures', K = 1 for 'additive'.
+    key: PRNG key for the noise inputs.
+
+  Returns:
+    An `engine.Problem` with one stage and generators 'reflection' and
+    'transmission' (plus 'alpha1' and 'alpha2' for two mixtures). The stage's
+    outputs are those layers, (1, H, W, 3) in [0, 1], and the alphas, (1, 1, 1, 1)
+    or, with `alpha='map'`, (1, H, W, 1).
+  """
+  tr = config.transparency
+  two = tr.mixture == 'two_mixtures'
+  expected = 2 if two else 1
+  if mixtures.ndim != 4 or mixtures.shape[0] != expected or mixtures.shape[-1] != 3:
+    raise ValueError(f'{tr.mixture} needs mixtures of shape ({expected}, H, W, 3), got {mixtures.shape}')
+  _, height, width, _ = mixtures.shape
+  layer_gen = _layer_generator(config, 3)
+  canvas = models.canvas_shape(height, width, layer_gen.num_scales)
+  if tr.augment:  # Quarter turns need a square canvas.
+    canvas = (max(canvas),) * 2
+  generators = {name: layer_gen for name in LAYERS}
+  if two:
+    alpha_gen = AlphaScalar() if tr.alpha == 'scalar' else _layer_generator(config, 1)
+    generators.update({name: alpha_gen for name in ALPHAS})
+  inputs = {}
+  for i, name in enumerate(sorted(generators)):
+    if isinstance(generators[name], AlphaScalar):
+      inputs[name] = jnp.zeros((1, 1, 1, 1), jnp.float32)
+    else:
+      inputs[name] = models.noise_from_config(config.generator, jax.random.fold_in(key, i), canvas)
+  convs = tuple(n for n in sorted(inputs) if not isinstance(generators[n], AlphaScalar))
+  images = jnp.asarray(mixtures, jnp.float32)[:, None]  # (K, 1, H, W, 3)
+  num_steps = config.num_steps
+
+  def generate(params, batch_stats, step, key):
+    """All generators' outputs in the image frame, and the new batch stats."""
+    index = augment.official_schedule(step, num_steps) if tr.augment else None
+    keys = jax.random.split(key, len(convs))
+    noisy = {}
+    for name, k in zip(convs, keys):
+      z = inputs[name] if index is None else augment.transform(inputs[name], index)
+      if tr.sigma_step > 0:
+        z = models.perturb(z, k, perturbation_sigma(step, num_steps, tr.sigma_step))
+      noisy[name] = z
+    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    for name, o in out.items():
+      o = o if index is None else augment.inverse(o, index)
+      out[name] = models.center_crop(o, height, width)
+    for name in (ALPHAS if two else ()):
+      if tr.alpha == 'scalar':
+        out[name] = generators[name].apply({'params': params[name]}, inputs[name])
+      elif tr.alpha == 'generator':
+        out[name] = alpha_from_unit(centre_pixel(out[name]))
+      else:
+        out[name] = alpha_from_unit(out[name])
+    return out, stats
+
+  def two_mixtures_loss(params, batch_stats, step, key):
+    out, stats = generate(params, batch_stats, step, key)
+    r, t = out['reflection'], out['transmission']
+    recons = [out[a] * r + (1 - out[a]) * t for a in ALPHAS]
+    prior = sum(losses.mse(out[a], jnp.full_like(out[a], 0.5)) for a in ALPHAS)
+    loss = (
+        sum(losses.mse(recon, img) for recon, img in zip(recons, images))
+        + tr.exclusion_weight * losses.exclusion_loss(r, t)
+        + jnp.where(step < tr.alpha_prior_steps, tr.alpha_prior_weight * prior, 0.0))
+    return loss, (stats, out, losses.psnr(recons[0], images[0]))
+
+  def additive_loss(params, batch_stats, step, key):
+    out, stats = generate(params, batch_stats, step, key)
+    r, t = out['reflection'], out['transmission']
+    recon = r + t
+    loss = losses.l1(recon, images[0]) + tr.exclusion_weight * losses.exclusion_loss(r, t)
+    return loss, (stats, out, losses.psnr(recon, images[0]))
+
+  early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
+  stage = engine.Stage('separate', num_steps, two_mixtures_loss if two else additive_loss,
+                       config.learning_rate, early_stop_psnr=early_stop)
+  return engine.Problem(generators=generators, inputs=inputs, stages=[stage])
+
+
+def layer_metrics(estimates: tuple[np.ndarray, np.ndarray], truths: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+  """PSNR / SSIM of two estimated layers against the truth, best of both orderings.
+
+  Which estimate is which layer is arbitrary (the loss is symmetric up to the
+  alphas), so both pairings are scored and the one with the higher mean PSNR
+  is reported.
+
+  Args:
+    estimates: two (H, W, 3) float images in [0, 1] (clipped before scoring).
+    truths: two (H, W, 3) float images in [0, 1], same size.
+
+  Returns:
+    {'swapped': whether estimates[0] matches truths[1], 'psnr': [dB of the
+    estimate matched to truths[0], ... truths[1]], 'ssim': [same order],
+    'mean_psnr', 'mean_ssim'}; PSNRs capped at 100 dB.
+  """
+  est = [jnp.asarray(np.clip(e, 0.0, 1.0), jnp.float32) for e in estimates]
+  gt = [jnp.asarray(g, jnp.float32) for g in truths]
+
+  def psnr(a, b):
+    return min(float(pix.psnr(a, b)), _PSNR_CAP)
+
+  straight = [psnr(est[0], gt[0]), psnr(est[1], gt[1])]
+  crossed = [psnr(est[1], gt[0]), psnr(est[0], gt[1])]
+  swapped = sum(crossed) > sum(straight)
+  matched = est[::-1] if swapped else est
+  psnrs = crossed if swapped else straight
+  ssims = [float(pix.ssim(m, g, max_val=1.0)) for m, g in zip(matched, gt)]
+  return {
+      'swapped': bool(swapped),
+      'psnr': psnrs,
+      'ssim': ssims,
+      'mean_psnr': float(np.mean(psnrs)),
+      'mean_ssim': float(np.mean(ssims)),
+  }
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the `transparency` section (see `config_check.validate`)."""
+  tr = config.transparency
+  require = config_check.require
+  require(tr.mixture in MIXTURES, 'transparency.mixture', f'unknown mixture (one of {list(MIXTURES)})', tr.mixture)
+  if tr.mixture == 'two_mixtures':
+    require(bool(tr.image2), 'transparency.image2', 'two_mixtures needs a second mixture image', tr.image2)
+  require(tr.alpha in ALPHA_MODES, 'transparency.alpha', f'unknown alpha model (one of {list(ALPHA_MODES)})',
+          tr.alpha)
+  require(bool(tr.gt_layer1) == bool(tr.gt_layer2), 'transparency.gt_layer2',
+          'give both ground-truth layers or neither', (tr.gt_layer1, tr.gt_layer2))
+  for field in ('exclusion_weight', 'alpha_prior_weight', 'alpha_prior_steps', 'sigma_step'):
+    require(tr[field] >= 0, f'transparency.{field}', 'must be >= 0', tr[field])
+
+
+def _load_same_size(paths: list[str], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
+  """Loads RGB images that must all have `shape` (default: the first one's)."""
+  images = [image_io.load_image(p) for p in paths]
+  shape = shape or images[0].shape[:2]
+  for path, img in zip(paths, images):
+    if img.shape[:2] != shape:
+      raise image_io.InputError(
+          f'{path!r} is {img.shape[1]}x{img.shape[0]}, expected {shape[1]}x{shape[0]} like the first mixture')
+  return images
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Separates the mixture(s) into two layers and writes all outputs to `workdir`.
+
+  Returns:
+    The metrics written to `metrics.json`.
+  """
+  tr = config.transparency
+  two = tr.mixture == 'two_mixtures'
+  full = _load_same_size([config.image, tr.image2] if two else [config.image])
+  shape = full[0].shape[:2]
+  truths = _load_same_size([tr.gt_layer1, tr.gt_layer2], shape) if tr.gt_layer1 else None
+  working = np.stack([outputs_lib.working_image(img, config.max_side)[0] for img in full])
+  if min(working.shape[1:3]) < 8:
+    raise image_io.InputError(f'{config.image!r}: the working image needs sides >= 8 pixels')
+  noise_key, train_key = jax.random.split(jax.random.key(config.seed))
+  problem = build_problem(config, working, noise_key)
+
+  def finish(result: engine.Result, status: str) -> dict[str, Any]:
+    best = {n: np.asarray(v)[0] for n, v in result.best.items()}
+    r = image_io.resize_image(best['reflection'], shape)
+    t = image_io.resize_image(best['transmission'], shape)
+    metrics: dict[str, Any] = {
+        'status': status,
+        'mixture': tr.mixture,
+        'image_shape': list(shape),
+        'working_shape': list(working.shape[1:3]),
+        'best_recon_psnr': result.best_psnr,
+        'best_step': result.best_step,
+    }
+    if two:
+      alphas = [best[a] for a in ALPHAS]
+      if tr.alpha == 'map':
+        alphas = [image_io.resize_image(a, shape) for a in alphas]
+        metrics.update({f'{n}_mean': float(a.mean()) for n, a in zip(ALPHAS, alphas)})
+      else:
+        alphas = [np.reshape(a, (1, 1, 1)) for a in alphas]
+        metrics.update({n: float(a.item()) for n, a in zip(ALPHAS, alphas)})
+      recons = [a * r + (1 - a) * t for a in alphas]
+      for k, (recon, img) in enumerate(zip(recons, full), start=1):
+        metrics[f'recomposed{k}_psnr'] = float(losses.psnr(jnp.asarray(recon)[None], jnp.asarray(img)[None]))
+      estimates = (r, t)
+      images = {'layer1': r, 'layer2': t, 'recomposed1': recons[0], 'recomposed2': recons[1]}
+      if tr.alpha == 'map':
+        images.update({n: a for n, a in zip(ALPHAS, alphas)})
+      panels = [('input 1', full[0]), ('input 2', full[1]), ('layer 1', r), ('layer 2', t)]
+    else:
+      recon = r + t
+      metrics['recomposed_psnr'] = float(losses.psnr(jnp.asarray(recon)[None], jnp.asarray(full[0])[None]))
+      estimates = (ADDITIVE_LAYER_SCALE * r, ADDITIVE_LAYER_SCALE * t)
+      images = {'layer1': r, 'layer2': t, 'layer1_x2': estimates[0], 'layer2_x2': estimates[1],
+                'recomposed': recon}
+      panels = [('input', full[0]), ('2 x layer 1', estimates[0]), ('2 x layer 2', estimates[1])]
+    if truths is not None:
+      scores = layer_metrics(estimates, truths)
+      metrics.update(mean_layer_psnr=scores['mean_psnr'], mean_layer_ssim=scores['mean_ssim'],
+                     ground_truth=scores)
+      order = truths[::-1] if scores['swapped'] else truths
+      panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
+    metrics.update(result.metrics)
+    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    return metrics
+
+  try:
+    result = engine.optimize(problem, key=train_key, options=outputs_lib.loop_options(config))
+  except engine.NumericalError as err:
+    if err.result.best:
+      finish(err.result, f'stopped: {err}')
+    raise
+  return finish(result, 'ok')
