@@ -153,6 +153,8 @@ def resolve_strategy(options: LoopOptions) -> tuple[str, int]:
   On XLA:CPU a `lax.scan` body loses the fast convolution path, so CPU uses a
   jit of a few Python-unrolled steps; accelerators amortise dispatch with scan.
   """
+  if options.strategy == 'step':  # One step per call, whatever steps_per_call says.
+    return 'step', 1
   if options.strategy != 'auto':
     return options.strategy, max(1, options.steps_per_call)
   if jax.default_backend() == 'cpu':

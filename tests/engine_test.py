@@ -100,6 +100,19 @@ def _render(toy: _Toy, result: engine.Result) -> np.ndarray:
 
 class EngineTest(parameterized.TestCase):
 
+  @parameterized.parameters(
+      ('step', 5, ('step', 1)),  # One step per call, whatever steps_per_call says.
+      ('unroll', 3, ('unroll', 3)),
+      ('scan', 0, ('scan', 1)),
+  )
+  def test_resolve_strategy(self, strategy, steps_per_call, expected):
+    options = engine.LoopOptions(strategy=strategy, steps_per_call=steps_per_call)
+    self.assertEqual(engine.resolve_strategy(options), expected)
+
+  def test_resolve_auto_strategy(self):
+    expected = ('unroll', 2) if jax.default_backend() == 'cpu' else ('scan', 10)
+    self.assertEqual(engine.resolve_strategy(engine.LoopOptions(steps_per_call=7)), expected)
+
   def test_loss_goes_down(self):
     _, recorder, result = _reference()
     self.assertEqual(recorder.step, list(range(1, _STEPS + 1)))

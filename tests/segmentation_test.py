@@ -1,0 +1,220 @@
+"""Tests of ddip_jax.tasks.segmentation: one tiny end-to-end run and its helpers."""
+
+import json
+import os
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax.numpy as jnp
+import numpy as np
+
+from configs import default
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import filters
+from ddip_jax import image_io
+from ddip_jax.tasks import segmentation
+
+_H, _W = 24, 32
+
+
+def _synthetic() -> tuple[np.ndarray, np.ndarray]:
+  """A (24, 32) image: textured green background, red ellipse; and the ellipse mask."""
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[0:_H, 0:_W]
+  img = np.empty((_H, _W, 3), np.float32)
+  img[...] = [0.35, 0.55, 0.3]
+  img += 0.05 * np.sin(xx * 0.9 + yy * 0.4)[..., None] + rng.normal(0, 0.02, (_H, _W, 1))
+  blob = ((yy - _H / 2) / (_H / 4))**2 + ((xx - _W / 2) / (_W / 5))**2 <= 1
+  img[blob] = [0.85, 0.15, 0.2]
+  return np.clip(img, 0, 1), blob.astype(np.float32)
+
+
+def _tempdir(test: absltest.TestCase) -> str:
+  tmp = tempfile.TemporaryDirectory()
+  test.addCleanup(tmp.cleanup)
+  return tmp.name
+
+
+class _Recorder:
+  """on_check callback: (stage, step, loss) as host values."""
+
+  def __init__(self):
+    self.records = []
+
+  def __call__(self, stage, state):
+    self.records.append((stage, int(state.step), float(state.loss)))
+
+  def losses(self, stage):
+    return [loss for name, _, loss in self.records if name == stage]
+
+
+def _end_to_end(tmp: str):
+  """Runs the task once on the synthetic image, with inputs and outputs under `tmp`.
+
+  `engine.optimize` is wrapped to record the losses at every check point.
+
+  Returns:
+    (config, workdir, the metrics run() returned, the loss recorder).
+  """
+  image, gt = _synthetic()
+  config = default.get_config()
+  config.image = os.path.join(tmp, 'in', 'image.png')
+  config.gt_mask = os.path.join(tmp, 'in', 'gt.png')
+  image_io.save_image(config.image, image)
+  image_io.save_image(config.gt_mask, gt)
+  config.max_side = 16  # Works at 12x16, results come back at 24x32.
+  config.num_steps = 10
+  config.segmentation.hint_steps = 5
+  config.early_stop_psnr = 0.0  # Off: the step counts are exact.
+  config.learning_rate = 0.01
+  config.generator.channels_down = config.generator.channels_up = (4, 8)
+  config.generator.channels_skip = (0, 0)
+  config.loop.strategy = 'step'  # The smallest compilation; engine_test covers the others.
+  config.loop.check_every = 1
+  config.progress = False
+  config_check.validate(config)
+  workdir = os.path.join(tmp, 'out')
+  recorder = _Recorder()
+  real_optimize = engine.optimize
+  with mock.patch.object(engine, 'optimize',
+                         lambda problem, **kw: real_optimize(problem, on_check=recorder, **kw)):
+    returned = segmentation.run(config, workdir)
+  return config, workdir, returned, recorder
+
+
+class EndToEndTest(absltest.TestCase):
+  """One run of the task (about the cost of two compilations), checked several ways."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls._tmp = tempfile.TemporaryDirectory()
+    cls.config, cls.workdir, cls.returned, cls.recorder = _end_to_end(cls._tmp.name)
+
+  @classmethod
+  def tearDownClass(cls):
+    cls._tmp.cleanup()
+    super().tearDownClass()
+
+  def test_writes_every_output(self):
+    workdir = self.workdir
+    layers = ['fg', 'bg', 'mask', 'mask_raw', 'mask_binary', 'recomposed', 'cutout', 'fg_hint',
+              'bg_hint']
+    self.assertCountEqual(os.listdir(workdir),
+                          [f'{n}.png' for n in layers] + ['summary.png', 'metrics.json'])
+    for name in layers:  # Full resolution, although the work was done at 12x16.
+      img = image_io.load_image(os.path.join(workdir, f'{name}.png'))
+      self.assertEqual(img.shape, (_H, _W, 3), msg=name)
+    binary = image_io.load_mask(os.path.join(workdir, 'mask_binary.png'), shape=(_H, _W))
+    self.assertTrue(np.isin(binary, (0.0, 1.0)).all())
+    summary = image_io.load_image(os.path.join(workdir, 'summary.png'))
+    self.assertGreater(summary.shape[1], 4 * summary.shape[0])  # Five panels side by side.
+
+  def test_metrics(self):
+    config, workdir, returned = self.config, self.workdir, self.returned
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      metrics = json.load(f)
+    for key, value in returned.items():  # run() returns what it wrote (plus the record's extras).
+      self.assertEqual(metrics[key], json.loads(json.dumps(value)), msg=key)
+    self.assertEqual(metrics['status'], 'ok')
+    self.assertBetween(metrics['iou'], 0.0, 1.0)
+    self.assertBetween(metrics['iou_raw_mask'], 0.0, 1.0)
+    self.assertEqual(metrics['seed'], 0)
+    self.assertEqual(metrics['config'], json.loads(json.dumps(config.to_dict())))
+    self.assertEqual(metrics['image_shape'], [_H, _W])
+    self.assertEqual(metrics['working_shape'], [12, 16])
+    self.assertEqual(metrics['stages']['step1_hints']['steps'], 5)
+    self.assertEqual(metrics['stages']['step2_decompose']['steps'], 10)
+    self.assertFalse(metrics['stages']['step2_decompose']['stopped_early'])
+    self.assertBetween(metrics['best_step'], 0, 9)
+    self.assertEqual(metrics['hints']['fg_hint']['source'], 'auto:saliency')
+    self.assertIn('environment', metrics)
+
+  def test_losses_go_down(self):
+    returned, recorder = self.returned, self.recorder
+    self.assertEqual([s for n, s, _ in recorder.records if n == 'step1_hints'], [1, 2, 3, 4, 5])
+    for stage in ('step1_hints', 'step2_decompose'):
+      stage_losses = recorder.losses(stage)
+      self.assertTrue(all(np.isfinite(stage_losses)), msg=stage)
+      self.assertLess(stage_losses[-1], 0.85 * stage_losses[0], msg=stage)
+    self.assertEqual(returned['stages']['step2_decompose']['final_loss'],
+                     recorder.losses('step2_decompose')[-1])
+
+
+class HelpersTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      (0, 4000, 0.0),
+      (99, 4000, 0.0),
+      (250, 4000, 0.002),
+      (999, 4000, 0.009),
+      (1000, 4000, 0.001),
+      (1500, 4000, 0.001),
+      (3999, 4000, 0.0),  # The last step is not perturbed.
+      (9, 10, 0.0),
+  )
+  def test_perturbation_sigma(self, step, num_steps, expected):
+    sigma = segmentation.perturbation_sigma(jnp.int32(step), num_steps, 0.001)
+    self.assertEqual(sigma.dtype, jnp.float32)
+    self.assertAlmostEqual(float(sigma), expected, places=7)
+
+  def test_refine_mask_radius_zero_is_identity(self):
+    rng = np.random.default_rng(0)
+    mask = rng.random((9, 13)).astype(np.float32)
+    guide = rng.random((9, 13, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        segmentation.refine_mask(mask, guide, radius_fraction=0.0, eps=1e-4), mask)
+    # round(0.03 * 13) = 0: also off.
+    np.testing.assert_array_equal(
+        segmentation.refine_mask(mask, guide, radius_fraction=0.03, eps=1e-4), mask)
+    refined = segmentation.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
+    self.assertEqual(refined.shape, mask.shape)
+    self.assertFalse(np.array_equal(refined, mask))
+    self.assertGreaterEqual(refined.min(), 0.0)
+    self.assertLessEqual(refined.max(), 1.0)
+
+  def test_refine_mask_follows_guide_edges(self):
+    # A mask edge along a colour edge of the guide survives the guided filter.
+    rng = np.random.default_rng(1)
+    guide = np.where(np.arange(16)[None, :, None] < 8, [0.2, 0.6, 0.3], [0.9, 0.2, 0.1])
+    guide = np.clip(guide + rng.normal(0, 0.01, (12, 16, 3)), 0, 1).astype(np.float32)
+    mask = np.zeros((12, 16), np.float32)
+    mask[:, 8:] = 1.0
+    refined = segmentation.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
+    np.testing.assert_allclose(refined, mask, atol=0.05)
+    # The radius is round(0.2 * 16) = 3 pixels.
+    for radius, same in ((3, True), (2, False)):
+      direct = filters.guided_filter(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius,
+                                     eps=1e-4)
+      self.assertEqual(np.allclose(refined, np.clip(direct[..., 0], 0, 1), atol=1e-6), same)
+
+  @parameterized.parameters(
+      ([[1, 1, 0, 0]], [[1, 0, 1, 0]], 1 / 3),
+      ([[1, 1, 0, 0]], [[1, 1, 0, 0]], 1.0),
+      ([[1, 0, 0, 0]], [[0, 1, 0, 0]], 0.0),
+      ([[0, 0], [0, 0]], [[0, 0], [0, 0]], 1.0),  # Both empty: a perfect match.
+      ([[0.6, 0.5, 0.9]], [[1.0, 1.0, 0.0]], 1 / 3),  # Thresholded at > 0.5.
+  )
+  def test_iou(self, pred, target, expected):
+    self.assertAlmostEqual(segmentation.iou(np.array(pred), np.array(target)), expected)
+
+  @parameterized.parameters(
+      ('threshold', 1.5, 'segmentation.threshold'),
+      ('hint_steps', -1, 'segmentation.hint_steps'),
+      ('guided_eps', 0.0, 'segmentation.guided_eps'),
+      ('auto_hints', 'magic', 'segmentation.auto_hints'),
+  )
+  def test_validate(self, field, value, message):
+    config = default.get_config()
+    config.image = 'x.png'
+    config_check.validate(config)
+    config.segmentation[field] = value
+    with self.assertRaisesRegex(config_check.ConfigError, message):
+      config_check.validate(config)
+
+
+if __name__ == '__main__':
+  absltest.main()
