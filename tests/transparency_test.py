@@ -1,0 +1,247 @@
+"""Tests of the transparent-layer task: alpha models, metrics matching, tiny end-to-end runs."""
+
+import json
+import os
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import textures as textures_config
+from configs import transparency as transparency_config
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax import losses
+from ddip_jax.tasks import transparency
+
+_SIZE = 32
+
+
+def _layers(height=_SIZE, width=_SIZE):
+  """Two structurally different layers: horizontal stripes and a diagonal ramp with a disc."""
+  yy, xx = np.mgrid[:height, :width].astype(np.float32)
+  stripes = 0.5 + 0.4 * np.sin(yy / 2.0)
+  r = np.stack([stripes, 0.8 * stripes, 0.3 * np.ones_like(stripes)], axis=-1)
+  ramp = (xx + yy) / (height + width)
+  disc = ((yy - height / 2)**2 + (xx - width / 3)**2 < (height / 4)**2).astype(np.float32)
+  t = np.stack([0.2 + 0.6 * ramp, 0.3 + 0.5 * disc, 0.9 - 0.6 * ramp], axis=-1)
+  return r.astype(np.float32), t.astype(np.float32)
+
+
+def _tiny(config, workdir):
+  """Small generators and few steps, so a run compiles and finishes in seconds."""
+  config.generator.channels_down = (4, 8)
+  config.generator.channels_up = (4, 8)
+  config.generator.channels_skip = (0, 2)
+  config.generator.kernel_down = 3
+  config.generator.kernel_up = 3
+  config.num_steps = 12
+  config.learning_rate = 1e-2
+  config.progress = False
+  config.loop.strategy = 'step'
+  config.loop.check_every = 1
+  return config, workdir
+
+
+def _write(workdir, images):
+  paths = {}
+  for name, img in images.items():
+    paths[name] = os.path.join(workdir, f'{name}.png')
+    image_io.save_image(paths[name], img)
+  return paths
+
+
+def _two_mixtures_config(workdir, alphas=(0.3, 0.7), shape=(_SIZE, _SIZE)):
+  r, t = _layers(*shape)
+  paths = _write(workdir, {'mix1': alphas[0] * r + (1 - alphas[0]) * t,
+                           'mix2': alphas[1] * r + (1 - alphas[1]) * t, 'gt1': r, 'gt2': t})
+  config = transparency_config.get_config()
+  config.image = paths['mix1']
+  config.transparency.image2 = paths['mix2']
+  config.transparency.gt_layer1 = paths['gt1']
+  config.transparency.gt_layer2 = paths['gt2']
+  return _tiny(config, os.path.join(workdir, 'out'))
+
+
+def _additive_config(workdir, shape=(_SIZE, _SIZE)):
+  r, t = _layers(*shape)
+  paths = _write(workdir, {'mix': (r + t) / 2, 'gt1': r, 'gt2': t})
+  config = textures_config.get_config()
+  config.image = paths['mix']
+  config.transparency.gt_layer1 = paths['gt1']
+  config.transparency.gt_layer2 = paths['gt2']
+  return _tiny(config, os.path.join(workdir, 'out'))
+
+
+def _tempdir(test: absltest.TestCase) -> str:
+  """A fresh directory removed after `test` (works under pytest and absltest)."""
+  tmp = tempfile.TemporaryDirectory()
+  test.addCleanup(tmp.cleanup)
+  return tmp.name
+
+
+def _psnr(a, b):
+  return 10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b)**2))
+
+
+class AlphaTest(parameterized.TestCase):
+
+  def test_official_mapping(self):
+    a = np.array([0.0, 0.25, 0.5, 1.0], np.float32)
+    np.testing.assert_allclose(transparency.alpha_from_unit(a), [0.05, 0.275, 0.5, 0.95], rtol=1e-6)
+
+  @parameterized.parameters((5, 6), (4, 4), (7, 3))
+  def test_centre_pixel(self, h, w):
+    x = np.arange(2 * h * w * 3, dtype=np.float32).reshape(2, h, w, 3)
+    got = transparency.centre_pixel(jnp.asarray(x))
+    self.assertEqual(got.shape, (2, 1, 1, 3))
+    np.testing.assert_array_equal(got[:, 0, 0], x[:, h // 2, w // 2])
+
+  def test_scalar_alpha_starts_at_half_and_stays_in_range(self):
+    module = transparency.AlphaScalar()
+    params = module.init(jax.random.key(0), jnp.zeros((1, 1, 1, 1)))
+    np.testing.assert_allclose(module.apply(params, None), 0.5)
+    for logit, want in ((40.0, 0.95), (-40.0, 0.05), (1.0, 0.05 + 0.9 / (1 + np.exp(-1.0)))):
+      got = module.apply({'params': {'logit': jnp.float32(logit)}}, None)
+      np.testing.assert_allclose(got, want, rtol=1e-5)
+
+  @parameterized.parameters('generator', 'map', 'scalar')
+  def test_alpha_output_shapes(self, mode):
+    config, _ = _tiny(transparency_config.get_config(), '')
+    config.transparency.alpha = mode
+    r, t = _layers(24, 40)
+    problem = transparency.build_problem(config, np.stack([0.3 * r + 0.7 * t, r]), jax.random.key(0))
+    variables = jax.eval_shape(
+        lambda key: engine.init_generators(problem.generators, problem.inputs, key), jax.random.key(1))
+    loss, (_, out, _) = jax.eval_shape(problem.stages[0].loss_fn, *variables, jnp.int32(0), jax.random.key(2))
+    self.assertEqual(loss.shape, ())
+    want = (1, 24, 40, 1) if mode == 'map' else (1, 1, 1, 1)
+    for name in transparency.ALPHAS:
+      self.assertEqual(out[name].shape, want)
+    self.assertEqual(out['reflection'].shape, (1, 24, 40, 3))
+    self.assertEqual(out['transmission'].shape, (1, 24, 40, 3))
+
+
+class ExclusionTest(absltest.TestCase):
+  """What the transparency losses rely on in `losses.exclusion_loss`."""
+
+  def test_zero_when_one_layer_is_constant(self):
+    r, _ = _layers()
+    self.assertEqual(float(losses.exclusion_loss(jnp.asarray(r)[None], jnp.full((1, _SIZE, _SIZE, 3), 0.4))), 0.0)
+
+  def test_symmetric_and_larger_for_shared_edges(self):
+    r, t = (jnp.asarray(x)[None] for x in _layers())
+    self.assertAlmostEqual(float(losses.exclusion_loss(r, t)), float(losses.exclusion_loss(t, r)), places=6)
+    self.assertGreater(float(losses.exclusion_loss(r, r)), 1.5 * float(losses.exclusion_loss(r, t)))
+
+
+class LayerMetricsTest(absltest.TestCase):
+
+  def test_matches_numpy_over_both_orderings(self):
+    r, t = _layers()
+    rng = np.random.default_rng(0)
+    est_r = np.clip(r + rng.normal(0, 0.02, r.shape), 0, 1).astype(np.float32)
+    est_t = np.clip(t + rng.normal(0, 0.05, t.shape), 0, 1).astype(np.float32)
+    straight = transparency.layer_metrics((est_r, est_t), (r, t))
+    crossed = transparency.layer_metrics((est_t, est_r), (r, t))
+    self.assertFalse(straight['swapped'])
+    self.assertTrue(crossed['swapped'])
+    want = [_psnr(est_r, r), _psnr(est_t, t)]
+    for got in (straight, crossed):
+      np.testing.assert_allclose(got['psnr'], want, rtol=1e-4)
+      self.assertAlmostEqual(got['mean_psnr'], np.mean(want), places=3)
+      np.testing.assert_allclose(got['ssim'], straight['ssim'], rtol=1e-6)
+    self.assertGreater(straight['ssim'][0], straight['ssim'][1])  # Less noise, more similar.
+
+  def test_picks_the_ordering_with_the_higher_mean_psnr(self):
+    # est0 is close to neither truth alone; est1 is much closer to truth 0 than to truth 1.
+    g0, g1 = np.full((16, 16, 3), 0.2, np.float32), np.full((16, 16, 3), 0.8, np.float32)
+    e0, e1 = np.full_like(g0, 0.5), np.full_like(g0, 0.25)
+    got = transparency.layer_metrics((e0, e1), (g0, g1))
+    # Straight: (10*log10(1/0.09), 10*log10(1/0.3025)); crossed: (10*log10(1/0.0025), 10*log10(1/0.09)).
+    self.assertTrue(got['swapped'])
+    np.testing.assert_allclose(got['psnr'], [10 * np.log10(400.0), 10 * np.log10(1 / 0.09)], rtol=1e-5)
+
+  def test_identical_layers_are_capped(self):
+    r, t = _layers()
+    got = transparency.layer_metrics((r, t), (r, t))
+    self.assertEqual(got['psnr'], [100.0, 100.0])
+    np.testing.assert_allclose(got['ssim'], [1.0, 1.0], atol=1e-5)
+
+
+class ValidateTest(absltest.TestCase):
+
+  def test_rejects_bad_fields(self):
+    for field, value, message in (('image2', None, 'second mixture'),
+                                  ('gt_layer2', None, 'both'),
+                                  ('alpha', 'pixel', 'unknown alpha'),
+                                  ('mixture', 'three', 'unknown mixture'),
+                                  ('exclusion_weight', -1.0, '>= 0')):
+      config = transparency_config.get_config()
+      config.transparency[field] = value
+      with self.assertRaisesRegex(config_check.ConfigError, message):
+        config_check.validate(config)
+
+  def test_default_configs_are_valid(self):
+    config_check.validate(transparency_config.get_config())
+    config_check.validate(textures_config.get_config())
+
+
+def _run_recording_losses(config, workdir):
+  """transparency.run, also returning the loss at every check (every step here)."""
+  seen = []
+  optimize = engine.optimize
+
+  def recording(*args, **kwargs):
+    return optimize(*args, **kwargs, on_check=lambda _, state: seen.append(float(state.loss)))
+
+  with mock.patch.object(transparency.engine, 'optimize', recording):
+    metrics = transparency.run(config, workdir)
+  return metrics, seen
+
+
+class EndToEndTest(absltest.TestCase):
+
+  def test_two_mixtures_writes_everything_and_loss_goes_down(self):
+    config, workdir = _two_mixtures_config(_tempdir(self))
+    metrics, seen = _run_recording_losses(config, workdir)
+    for name in ('layer1', 'layer2', 'recomposed1', 'recomposed2', 'summary'):
+      self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      written = json.load(f)
+    self.assertEqual(written['status'], 'ok')
+    self.assertEqual(written['stages']['separate']['steps'], config.num_steps)
+    self.assertLen(written['ground_truth']['psnr'], 2)
+    self.assertAlmostEqual(written['mean_layer_psnr'], metrics['mean_layer_psnr'], places=5)
+    for name in transparency.ALPHAS:
+      self.assertBetween(written[name], 0.05, 0.95)
+    self.assertLen(seen, config.num_steps)
+    self.assertLess(np.mean(seen[-3:]), 0.8 * seen[0])
+
+  def test_additive_writes_everything_on_a_non_square_image_and_loss_goes_down(self):
+    # augment=True: the generators run on a square canvas, cropped back to 24x32.
+    config, workdir = _additive_config(_tempdir(self), shape=(24, 32))
+    metrics, seen = _run_recording_losses(config, workdir)
+    for name in ('layer1', 'layer2', 'layer1_x2', 'layer2_x2', 'recomposed', 'summary'):
+      self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
+    self.assertEqual(image_io.load_image(os.path.join(workdir, 'layer1_x2.png')).shape, (24, 32, 3))
+    self.assertEqual(metrics['working_shape'], [24, 32])
+    self.assertIn('mean_layer_ssim', metrics)
+    # Augmented steps see rotated targets; compare the identity (odd) steps.
+    self.assertLess(np.mean(seen[-3::2]), 0.8 * seen[1])
+
+  def test_mixtures_of_different_sizes_are_refused(self):
+    tmp = _tempdir(self)
+    config, workdir = _two_mixtures_config(tmp)
+    image_io.save_image(config.transparency.image2, np.zeros((16, 16, 3), np.float32))
+    with self.assertRaisesRegex(image_io.InputError, 'expected 32x32'):
+      transparency.run(config, workdir)
+
+
+if __name__ == '__main__':
+  absltest.main()
