@@ -144,6 +144,23 @@ class EndToEndTest(absltest.TestCase):
                      recorder.losses('step2_decompose')[-1])
 
 
+class BadInputTest(parameterized.TestCase):
+
+  @parameterized.parameters('gt_mask', 'fg_hint', 'bg_hint')
+  def test_bad_paths_fail_before_the_optimisation(self, field):
+    tmp = _tempdir(self)
+    config = default.get_config()
+    config.image = os.path.join(tmp, 'image.png')
+    image_io.save_image(config.image, _synthetic()[0])
+    missing = os.path.join(tmp, f'no_{field}.png')
+    config[field] = missing
+    with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimize was called')):
+      with self.assertRaisesRegex(image_io.InputError, 'no such file') as ctx:
+        segmentation.run(config, os.path.join(tmp, 'out'))
+    self.assertIn(missing, str(ctx.exception))
+    self.assertFalse(os.path.exists(os.path.join(tmp, 'out')))
+
+
 class HelpersTest(parameterized.TestCase):
 
   @parameterized.parameters(

@@ -153,6 +153,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """
   seg = config.segmentation
   full = image_io.load_image(config.image)
+  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
+  gt = image_io.load_mask(config.gt_mask, shape=full.shape[:2]) if config.gt_mask else None
   image, scale = outputs_lib.working_image(full, config.max_side)
   shape = image.shape[:2]
   t0 = time.perf_counter()
@@ -183,8 +185,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         'foreground_fraction': float(binary.mean()),
         **result.metrics,
     }
-    if config.gt_mask:
-      gt = image_io.load_mask(config.gt_mask, shape=full.shape[:2])
+    if gt is not None:
       metrics['iou'] = iou(binary, gt)
       metrics['iou_raw_mask'] = iou(mask_raw, gt)
     images = {
