@@ -1,0 +1,251 @@
+r"""Layer PSNR/SSIM of transparent-layer separation on generated mixtures, next to FastICA.
+
+  PYTHONPATH=. python benchmarks/eval_transparency.py [--regimes=uniform,realistic]
+      [--num_steps=N] [--results_dir=results/eval_transparency]
+
+Regimes (each on the same layer pairs, 128x128, made from scikit-image's
+bundled photos by `scripts/make_transparency.py`'s functions):
+  uniform:   I_k = a_k R + (1 - a_k) T, scalar a_1 in [0.2, 0.45], a_2 in
+             [0.55, 0.8] drawn per pair: exactly FastICA's model.
+  realistic: I_k = A_k(x) blur(R) + (1 - A_k(x)) T with smooth alpha maps in
+             [0.2, 0.8] and a Gaussian-blurred (sigma 1.5 px) reflection, as in
+             real window reflections; scored against blur(R) and T.
+  additive:  I = (R + T) / 2, one mixture (configs/textures.py); compares
+             training with and without the flip/rotation augmentations.
+
+Methods: 'generator', 'scalar', 'map' are Double-DIP with that
+`transparency.alpha` (configs/transparency.py otherwise); 'fastica' is
+scikit-learn's FastICA fitted to the two mixtures' finite differences (edges
+of natural images are far closer to independent than their pixel values;
+'fastica_pixels' fits the pixel values), its mixing matrix rescaled so that
+each row sums to one (the model's a_k + (1 - a_k) = 1), then the mixtures
+unmixed with it: no ground truth is used. 'augment' and
+'no_augment' are configs/textures.py with `transparency.augment` on / off.
+Every layer is scored with dm-pix PSNR/SSIM, matched over both orderings.
+
+Each finished run is appended to `<results_dir>/runs.jsonl` right away, and runs
+already there are skipped, so a long evaluation can be interrupted, resumed or
+split over several processes (different --regimes / --methods); the tables are
+printed from that file at the end (`--table_only` prints them without running).
+
+Needs scikit-image (layers) and, for 'fastica', scikit-learn: optional
+benchmark dependencies, not in requirements.txt.
+"""
+
+import json
+import os
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from configs import textures as textures_config
+from configs import transparency as transparency_config
+from ddip_jax import image_io
+from ddip_jax.tasks import transparency
+from scripts import make_transparency as mixtures_lib
+
+_PAIRS = flags.DEFINE_list(
+    'pairs', ['chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut', 'rocket:chelsea'],
+    'Layer pairs R:T for the two-mixture regimes (names from make_transparency.SOURCES).')
+_ADDITIVE_PAIRS = flags.DEFINE_list(
+    'additive_pairs', ['brick:grass', 'chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut'],
+    'Layer pairs R:T for the additive regime.')
+_REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'], 'uniform, realistic and/or additive.')
+_METHODS = flags.DEFINE_list(
+    'methods', None, 'Methods to run (default: per regime, uniform: generator,scalar,fastica,fastica_pixels; '
+    'realistic: generator,map,fastica,fastica_pixels; additive: augment,no_augment).')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override the configs\' iterations (default: theirs).')
+_SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Side of the layers in pixels (a multiple of 32).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the mixtures (alphas, alpha maps) and of the runs.')
+_OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_transparency', 'Where inputs, outputs and runs.jsonl go.')
+_TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
+
+DEFAULT_METHODS = {
+    'uniform': ('generator', 'scalar', 'fastica', 'fastica_pixels'),
+    'realistic': ('generator', 'map', 'fastica', 'fastica_pixels'),
+    'additive': ('augment', 'no_augment'),
+}
+
+
+def make_inputs(regime: str, pair: str, index: int, size: int, seed: int) -> dict[str, Any]:
+  """The mixtures, the layers in them and the true alphas of one (regime, pair)."""
+  r, t = (mixtures_lib.load_layer(name, size) for name in pair.split(':'))
+  rng = np.random.default_rng([seed, index])
+  if regime == 'uniform':
+    alphas = (float(rng.uniform(0.2, 0.45)), float(rng.uniform(0.55, 0.8)))
+    return {'mixtures': mixtures_lib.uniform_mixtures(r, t, alphas), 'truths': (r, t), 'alphas': alphas}
+  if regime == 'realistic':
+    mixtures, truths = mixtures_lib.realistic_mixtures(r, t, rng)
+    return {'mixtures': mixtures, 'truths': truths, 'alphas': None}
+  if regime == 'additive':
+    return {'mixtures': [(r + t) / 2], 'truths': (r, t), 'alphas': None}
+  raise app.UsageError(f'unknown regime {regime!r}')
+
+
+def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradients'
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """Two layers from two mixtures with FastICA, using that each mixing row sums to one.
+
+  FastICA estimates X = S M^T (after centring) with sources S of arbitrary
+  scale and sign. The true mixing matrix is A = M diag(d) with A 1 = 1, so
+  d = M^-1 1, and the layers are X A^-T (means included).
+
+  Args:
+    mixtures: two (H, W, 3) images.
+    seed: FastICA's random state.
+    on: 'gradients' estimates M from the mixtures' horizontal and vertical
+      finite differences, which are far closer to independent (sparse edges)
+      than the photos' pixel values; 'pixels' from the pixel values themselves.
+
+  Returns:
+    The two layers, (H, W, 3) in [0, 1].
+  """
+  from sklearn.decomposition import FastICA  # pylint: disable=g-import-not-at-top
+
+  shape = mixtures[0].shape
+  x = np.stack([m.reshape(-1) for m in mixtures], axis=1).astype(np.float64)  # (pixels * 3, 2)
+  if on == 'gradients':
+    fit_data = np.concatenate([
+        np.stack([np.diff(m, axis=axis).reshape(-1) for m in mixtures], axis=1) for axis in (0, 1)])
+  else:
+    fit_data = x
+  ica = FastICA(n_components=2, whiten='unit-variance', random_state=seed, max_iter=2000, tol=1e-6)
+  ica.fit(fit_data)
+  m = ica.mixing_
+  a = m @ np.diag(np.linalg.solve(m, np.ones(2)))
+  layers = x @ np.linalg.inv(a).T
+  return tuple(np.clip(layers[:, k].reshape(shape), 0.0, 1.0).astype(np.float32) for k in range(2))
+
+
+def _save_inputs(folder: str, inputs: dict[str, Any]) -> dict[str, str]:
+  paths = {}
+  named = {f'mix{k + 1}': m for k, m in enumerate(inputs['mixtures'])}
+  named.update(gt1=inputs['truths'][0], gt2=inputs['truths'][1])
+  for name, img in named.items():
+    paths[name] = os.path.join(folder, f'{name}.png')
+    image_io.save_image(paths[name], img)
+  return paths
+
+
+def _config(regime: str, method: str, paths: dict[str, str]):
+  if regime == 'additive':
+    config = textures_config.get_config()
+    config.transparency.augment = method == 'augment'
+  else:
+    config = transparency_config.get_config()
+    config.transparency.alpha = method
+    config.transparency.image2 = paths['mix2']
+  config.image = paths['mix1']
+  config.transparency.gt_layer1 = paths['gt1']
+  config.transparency.gt_layer2 = paths['gt2']
+  config.seed = _SEED.value
+  config.progress = False
+  if _NUM_STEPS.value:
+    config.num_steps = _NUM_STEPS.value
+  return config
+
+
+def _alpha_error(estimated: list[float], truth: tuple[float, float] | None, swapped: bool) -> float | None:
+  """Mean |a_k - true a_k|; with the layers swapped, a_k weighs T, so compare with 1 - a_k."""
+  if truth is None or None in estimated:
+    return None
+  truth = [1 - a for a in truth] if swapped else list(truth)
+  return float(np.mean(np.abs(np.asarray(estimated) - truth)))
+
+
+def _key(regime: str, pair: str, method: str, steps: int | None, size: int) -> tuple[Any, ...]:
+  """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
+  return (regime, pair, method, steps, size)
+
+
+def _steps(regime: str, method: str) -> int | None:
+  if method.startswith('fastica'):
+    return None
+  default = (textures_config if regime == 'additive' else transparency_config).get_config().num_steps
+  return _NUM_STEPS.value or default
+
+
+def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
+  """Runs one method on one pair of one regime; returns its record."""
+  folder = os.path.join(_OUT_DIR.value, regime, pair.replace(':', '_'))
+  inputs = make_inputs(regime, pair, index, _SIZE.value, _SEED.value)
+  paths = _save_inputs(os.path.join(folder, 'inputs'), inputs)
+  start = time.perf_counter()
+  record: dict[str, Any] = {'regime': regime, 'pair': pair, 'method': method, 'size': _SIZE.value,
+                            'seed': _SEED.value, 'true_alphas': inputs['alphas']}
+  if method.startswith('fastica'):
+    if regime == 'additive':
+      raise app.UsageError('fastica needs two mixtures (not the additive regime)')
+    on = 'pixels' if method == 'fastica_pixels' else 'gradients'
+    layers = fastica_layers(inputs['mixtures'], _SEED.value, on=on)
+    scores = transparency.layer_metrics(layers, inputs['truths'])
+    record.update(seconds=time.perf_counter() - start, steps=None, alphas=None)
+    for k, layer in enumerate(layers, start=1):
+      image_io.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
+  else:
+    config = _config(regime, method, paths)
+    metrics = transparency.run(config, os.path.join(folder, method))
+    scores = metrics['ground_truth']
+    estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
+    record.update(seconds=time.perf_counter() - start, steps=config.num_steps, alphas=estimated or None,
+                  best_recon_psnr=metrics['best_recon_psnr'])
+  record.update(psnr=scores['psnr'], ssim=scores['ssim'], mean_psnr=scores['mean_psnr'],
+                mean_ssim=scores['mean_ssim'], swapped=scores['swapped'],
+                alpha_error=_alpha_error(record['alphas'] or [None], inputs['alphas'], scores['swapped']))
+  return record
+
+
+def _load_runs(path: str) -> list[dict[str, Any]]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def print_tables(runs: list[dict[str, Any]]) -> None:
+  """Per-run rows, then the mean per (regime, method)."""
+  print('| regime | pair | method | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
+  for r in runs:
+    err = '-' if r['alpha_error'] is None else f"{r['alpha_error']:.3f}"
+    print(f"| {r['regime']} | {r['pair']} | {r['method']} | {r['psnr'][0]:.2f} / {r['psnr'][1]:.2f} | "
+          f"{r['ssim'][0]:.3f} / {r['ssim'][1]:.3f} | {r['mean_psnr']:.2f} | {r['mean_ssim']:.3f} | {err} | "
+          f"{r['steps'] or '-'} | {r['seconds']:.1f} |")
+  print()
+  print('| regime | method | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run |')
+  print('|---|---|---|---|---|---|')
+  groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+  for r in runs:
+    groups.setdefault((r['regime'], r['method']), []).append(r)
+  for (regime, method), rs in groups.items():
+    print(f"| {regime} | {method} | {len(rs)} | {np.mean([r['mean_psnr'] for r in rs]):.2f} | "
+          f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} |")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
+  if not _TABLE_ONLY.value:
+    done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size']) for r in _load_runs(runs_path)}
+    for regime in _REGIMES.value:
+      pairs = _ADDITIVE_PAIRS.value if regime == 'additive' else _PAIRS.value
+      methods = _METHODS.value or DEFAULT_METHODS[regime]
+      for index, pair in enumerate(pairs):
+        for method in methods:
+          if _key(regime, pair, method, _steps(regime, method), _SIZE.value) in done:
+            continue
+          record = run_one(regime, pair, index, method)
+          print(f"{regime} {pair} {method}: mean PSNR {record['mean_psnr']:.2f} dB, "
+                f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s", flush=True)
+          with open(runs_path, 'a') as f:
+            f.write(json.dumps(record) + '\n')
+  print_tables(_load_runs(runs_path))
+
+
+if __name__ == '__main__':
+  app.run(main)
