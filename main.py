@@ -21,17 +21,33 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder (default: results
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
 
 
+def _prepare_workdir(workdir: str) -> None:
+  """Creates the workdir and checks it is writable, before any work starts."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, '.write_test')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as err:
+    raise image_io.InputError(f'cannot write to --workdir {workdir!r}: {err.strerror or err}') from err
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
   config_name = os.path.splitext(os.path.basename(flags.FLAGS['config'].config_filename))[0]
   workdir = _WORKDIR.value or os.path.join('results', config_name)
+  created = not os.path.exists(workdir)
   try:
     config_check.validate(config)
+    _prepare_workdir(workdir)
     logging.info('task %s, writing to %s', config.task, workdir)
     metrics = tasks.TASKS[config.task].run(config, workdir)
   except (image_io.InputError, config_check.ConfigError, engine.NumericalError) as err:
+    if created and os.path.isdir(workdir) and not os.listdir(workdir):
+      os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:
       raise
     print(f'error: {err}', file=sys.stderr)

@@ -105,6 +105,17 @@ class MainTest(parameterized.TestCase):
     self.assertNotIn('done:', proc.stdout)
     self.assertFalse(os.path.exists(workdir))
 
+  def test_workdir_that_is_a_file_is_one_error_line(self):
+    workdir = os.path.join(self.dir, 'a_file')
+    with open(workdir, 'w') as f:
+      f.write('not a folder')
+    proc = _cli(*self._base_args(workdir), timeout=120)
+    self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
+    self.assertNotIn('Traceback', proc.stderr)
+    errors = _error_lines(proc.stderr)
+    self.assertLen(errors, 1, msg=proc.stderr)
+    self.assertIn('--workdir', errors[0])
+
 
 if __name__ == '__main__':
   absltest.main()
