@@ -69,6 +69,10 @@ DEFAULT_METHODS = {
     'additive': ('augment', 'no_augment'),
 }
 
+_TWO_MIXTURE_METHODS = ('generator', 'scalar', 'map', 'fastica', 'fastica_pixels')
+VALID_METHODS = {'uniform': _TWO_MIXTURE_METHODS, 'realistic': _TWO_MIXTURE_METHODS,
+                 'additive': ('augment', 'no_augment')}
+
 
 def make_inputs(regime: str, pair: str, index: int, size: int, seed: int) -> dict[str, Any]:
   """The mixtures, the layers in them and the true alphas of one (regime, pair)."""
@@ -177,8 +181,6 @@ def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
   record: dict[str, Any] = {'regime': regime, 'pair': pair, 'method': method, 'size': _SIZE.value,
                             'seed': _SEED.value, 'true_alphas': inputs['alphas']}
   if method.startswith('fastica'):
-    if regime == 'additive':
-      raise app.UsageError('fastica needs two mixtures (not the additive regime)')
     on = 'pixels' if method == 'fastica_pixels' else 'gradients'
     layers = fastica_layers(inputs['mixtures'], _SEED.value, on=on)
     scores = transparency.layer_metrics(layers, inputs['truths'])
@@ -235,6 +237,10 @@ def main(argv):
     for regime in _REGIMES.value:
       pairs = _ADDITIVE_PAIRS.value if regime == 'additive' else _PAIRS.value
       methods = _METHODS.value or DEFAULT_METHODS[regime]
+      unknown = set(methods) - set(VALID_METHODS[regime])
+      if unknown:
+        raise app.UsageError(f'methods {sorted(unknown)} do not apply to regime {regime!r} '
+                             f'(valid: {", ".join(VALID_METHODS[regime])})')
       for index, pair in enumerate(pairs):
         for method in methods:
           if _key(regime, pair, method, _steps(regime, method), _SIZE.value) in done:
