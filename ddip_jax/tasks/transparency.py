@@ -75,10 +75,6 @@ class AlphaScalar(nn.Module):
     return jnp.reshape(alpha_from_unit(jax.nn.sigmoid(logit)), (1, 1, 1, 1))
 
 
-def _layer_generator(config: ml_collections.ConfigDict, out_channels: int) -> models.SkipGenerator:
-  return models.generator_from_config(config.generator, out_channels=out_channels)
-
-
 def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: jax.Array) -> engine.Problem:
   """The layer-separation problem for one or two mixtures.
 
@@ -100,13 +96,14 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
   if mixtures.ndim != 4 or mixtures.shape[0] != expected or mixtures.shape[-1] != 3:
     raise ValueError(f'{tr.mixture} needs mixtures of shape ({expected}, H, W, 3), got {mixtures.shape}')
   _, height, width, _ = mixtures.shape
-  layer_gen = _layer_generator(config, 3)
+  layer_gen = models.generator_from_config(config.generator, out_channels=3)
   canvas = models.canvas_shape(height, width, layer_gen.num_scales)
   if tr.augment:  # Quarter turns need a square canvas.
     canvas = (max(canvas),) * 2
   generators = {name: layer_gen for name in LAYERS}
   if two:
-    alpha_gen = AlphaScalar() if tr.alpha == 'scalar' else _layer_generator(config, 1)
+    alpha_gen = AlphaScalar() if tr.alpha == 'scalar' else models.generator_from_config(config.generator,
+                                                                                         out_channels=1)
     generators.update({name: alpha_gen for name in ALPHAS})
   inputs = {}
   for i, name in enumerate(sorted(generators)):
