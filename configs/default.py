@@ -46,6 +46,7 @@ def get_config() -> config_dict.ConfigDict:
   config.segmentation.guided_radius = 0.1  # Guided-filter radius as a fraction of the longer side (0: off).
   config.segmentation.guided_eps = 1e-4  # Guided-filter regulariser.
   config.segmentation.threshold = 0.5  # Threshold of the refined mask.
+  config.segmentation.keep_hinted_components = True  # Drop mask regions not touching the fg hint (False: official).
 
   # Transparent layers (task 'transparency'): layers R (layer1) and T (layer2); see tasks/transparency.py.
   config.transparency = config_dict.ConfigDict()

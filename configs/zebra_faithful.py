@@ -1,7 +1,8 @@
 """The zebra demo with the official Double-DIP segmentation schedule.
 
 Step 1: 2000 iterations on the hints; step 2: 4000 iterations (early stop at
-30 dB reconstruction PSNR), as in `configs/default.py`.
+30 dB reconstruction PSNR), as in `configs/default.py`, and the official
+post-processing (the thresholded mask is kept whole).
 """
 
 from configs import default
@@ -13,4 +14,5 @@ def get_config():
   defaults = default.get_config()
   config.segmentation.hint_steps = defaults.segmentation.hint_steps
   config.num_steps = defaults.num_steps
+  config.segmentation.keep_hinted_components = False
   return config

@@ -122,6 +122,7 @@ class EndToEndTest(absltest.TestCase):
     self.assertEqual(metrics['status'], 'ok')
     self.assertBetween(metrics['iou'], 0.0, 1.0)
     self.assertBetween(metrics['iou_raw_mask'], 0.0, 1.0)
+    self.assertBetween(metrics['iou_whole_mask'], 0.0, 1.0)
     self.assertEqual(metrics['seed'], 0)
     self.assertEqual(metrics['config'], json.loads(json.dumps(config.to_dict())))
     self.assertEqual(metrics['image_shape'], [_H, _W])
@@ -217,6 +218,25 @@ class HelpersTest(parameterized.TestCase):
   )
   def test_iou(self, pred, target, expected):
     self.assertAlmostEqual(segmentation.iou(np.array(pred), np.array(target)), expected)
+
+  def test_keep_hinted_components(self):
+    binary = np.array([[1, 1, 0, 0, 1],
+                       [1, 0, 0, 0, 1],
+                       [0, 0, 1, 0, 0],
+                       [0, 0, 0, 0, 0]], np.float32)
+    hint = np.zeros_like(binary)
+    hint[1, 0] = 1.0  # Touches the top-left region only (4-connectivity: (2, 2) is separate).
+    expected = np.zeros_like(binary)
+    expected[0, :2] = expected[1, 0] = 1.0
+    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    hint[3, 4] = 1.0  # A hint pixel outside every region keeps nothing more.
+    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    hint[0, 4] = 1.0
+    expected[:2, 4] = 1.0
+    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    # An empty hint (e.g. auto_hints='border') keeps the mask whole.
+    np.testing.assert_array_equal(
+        segmentation.keep_hinted_components(binary, np.zeros_like(binary)), binary)
 
   @parameterized.parameters(
       ('threshold', 1.5, 'segmentation.threshold'),

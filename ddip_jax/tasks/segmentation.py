@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from scipy import ndimage
 
 from ddip_jax import config_check
 from ddip_jax import engine
@@ -126,6 +127,29 @@ def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, 
   return np.clip(np.asarray(out)[..., 0], 0.0, 1.0)
 
 
+def keep_hinted_components(binary: np.ndarray, fg_hint: np.ndarray) -> np.ndarray:
+  """Keeps the connected regions of a binary mask that touch the foreground hint.
+
+  Double-DIP's mask can pick up a second, unhinted region (e.g. a textured tree
+  at the border) when its layers explain it slightly better as foreground. The
+  hint says which object is wanted, so regions that do not touch it are dropped.
+
+  Args:
+    binary: (H, W) mask, foreground where > 0.5.
+    fg_hint: (H, W) hint, same size; if it is empty the mask is returned as is.
+
+  Returns:
+    (H, W) float32 mask in {0, 1}.
+  """
+  fg = binary > 0.5
+  hint = fg_hint > 0.5
+  if not hint.any():
+    return fg.astype(np.float32)
+  labels, _ = ndimage.label(fg)
+  kept = np.unique(labels[hint & (labels > 0)])
+  return np.isin(labels, kept).astype(np.float32)
+
+
 def iou(pred: np.ndarray, target: np.ndarray) -> float:
   """Intersection over union of two binary masks."""
   pred, target = pred > 0.5, target > 0.5
@@ -170,7 +194,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     bg = image_io.resize_image(best['bg'], full.shape[:2])
     mask_raw = image_io.resize_image(best['mask'][..., 0], full.shape[:2])
     mask = refine_mask(mask_raw, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
-    binary = (mask > seg.threshold).astype(np.float32)
+    whole = (mask > seg.threshold).astype(np.float32)
+    fg_hint_full = image_io.resize_image(fg_hint, full.shape[:2])
+    binary = keep_hinted_components(whole, fg_hint_full) if seg.keep_hinted_components else whole
     recomposed = mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg
     cutout = full * binary[..., None] + 0.5 * (1 - binary[..., None])
     metrics = {
@@ -187,11 +213,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     }
     if gt is not None:
       metrics['iou'] = iou(binary, gt)
-      metrics['iou_raw_mask'] = iou(mask_raw, gt)
+      metrics['iou_whole_mask'] = iou(whole, gt)  # Before keep_hinted_components.
+      metrics['iou_raw_mask'] = iou(mask_raw, gt)  # The generator's mask, unrefined.
     images = {
         'fg': fg, 'bg': bg, 'mask': mask, 'mask_raw': mask_raw, 'mask_binary': binary,
         'recomposed': recomposed, 'cutout': cutout,
-        'fg_hint': image_io.resize_image(fg_hint, full.shape[:2]),
+        'fg_hint': fg_hint_full,
         'bg_hint': image_io.resize_image(bg_hint, full.shape[:2]),
     }
     panels = [('input', full), ('fg', fg), ('bg', bg), ('mask', mask), ('cut-out', cutout)]
