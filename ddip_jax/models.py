@@ -207,6 +207,16 @@ def perturb(z: jax.Array, key: jax.Array, sigma: jax.Array) -> jax.Array:
   return z + jax.random.normal(key, z.shape, z.dtype) * sigma
 
 
+def perturbation_sigma(step: jax.Array, num_steps: int, sigma_step: float) -> jax.Array:
+  """The official perturbation schedule (segmentation, textures).
+
+  sigma(it) = sigma_step * (it // 100) for it < 1000, then sigma_step; 0 at the
+  last step.
+  """
+  sigma = jnp.where(step < 1000, sigma_step * (step // 100), sigma_step)
+  return jnp.where(step == num_steps - 1, 0.0, sigma).astype(jnp.float32)
+
+
 def generator_from_config(gen_config, *, out_channels: int, **overrides) -> SkipGenerator:
   """A `SkipGenerator` from a config's `generator` section (fields may be overridden)."""
   fields = dict(

@@ -15,6 +15,7 @@ from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import filters
 from ddip_jax import image_io
+from ddip_jax import models
 from ddip_jax.tasks import segmentation
 
 _H, _W = 24, 32
@@ -175,7 +176,7 @@ class HelpersTest(parameterized.TestCase):
       (9, 10, 0.0),
   )
   def test_perturbation_sigma(self, step, num_steps, expected):
-    sigma = segmentation.perturbation_sigma(jnp.int32(step), num_steps, 0.001)
+    sigma = models.perturbation_sigma(jnp.int32(step), num_steps, 0.001)
     self.assertEqual(sigma.dtype, jnp.float32)
     self.assertAlmostEqual(float(sigma), expected, places=7)
 

@@ -32,12 +32,6 @@ from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 
 
-def perturbation_sigma(step: jax.Array, num_steps: int, sigma_step: float) -> jax.Array:
-  """sigma(it) = sigma_step * (it // 100) for it < 1000, then sigma_step; 0 at the last step."""
-  sigma = jnp.where(step < 1000, sigma_step * (step // 100), sigma_step)
-  return jnp.where(step == num_steps - 1, 0.0, sigma).astype(jnp.float32)
-
-
 def build_problem(
     config: ml_collections.ConfigDict,
     image: np.ndarray,
@@ -73,7 +67,7 @@ def build_problem(
   mask_target = ((fg_h - bg_h) + 1.0) / 2.0
 
   def layers(params, batch_stats, step, key, num_steps):
-    sigma = perturbation_sigma(step, num_steps, seg.sigma_step)
+    sigma = models.perturbation_sigma(step, num_steps, seg.sigma_step)
     keys = jax.random.split(key, len(inputs))
     noisy = {n: models.perturb(z, k, sigma) for (n, z), k in zip(inputs.items(), keys)}
     out, stats = engine.apply_generators(generators, params, batch_stats, noisy)

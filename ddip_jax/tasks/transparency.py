@@ -40,7 +40,6 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
-from ddip_jax.tasks.segmentation import perturbation_sigma
 
 MIXTURES = ('two_mixtures', 'additive')
 ALPHA_MODES = ('generator', 'scalar', 'map')
@@ -123,7 +122,7 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
     for name, k in zip(convs, keys):
       z = inputs[name] if index is None else augment.transform(inputs[name], index)
       if tr.sigma_step > 0:
-        z = models.perturb(z, k, perturbation_sigma(step, num_steps, tr.sigma_step))
+        z = models.perturb(z, k, models.perturbation_sigma(step, num_steps, tr.sigma_step))
       noisy[name] = z
     out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
     for name, o in out.items():
