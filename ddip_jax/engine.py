@@ -6,23 +6,36 @@ generators' parameters. The engine owns the rest: initialisation, one Adam
 optimiser over all trainable generators (fresh for each stage), the jitted step,
 per-step keys (`fold_in(key, step)`, so results do not depend on how the loop is
 chunked), `vmap` over noise perturbations, on-device best-result tracking,
-early stopping, NaN detection and progress reporting.
+early stopping, NaN/Inf detection, progress reporting, checkpoints and resuming,
+and stopping cleanly on request (Ctrl-C, SIGTERM).
+
+Checkpoints are one msgpack file written with `flax.serialization` (atomically:
+temporary file + rename). It holds the current stage's whole `TrainState` (all
+parameters, batch_stats, Adam state, step, best result so far), the finished
+stages' metrics and best outputs, and the root key's data. Because per-step keys
+are `fold_in(key, step)` and a resumed stage runs the same compiled chunks from
+the same chunk boundary, a resumed run ends bit-identical to an uninterrupted one.
 """
 
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
-import functools
+import json
 import math
+import os
 import sys
 import time
 from typing import Any, NamedTuple
 
 from absl import logging
+from flax import serialization
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import tqdm
+
+from ddip_jax import image_io
 
 PyTree = Any
 Outputs = dict[str, jax.Array]
@@ -33,8 +46,35 @@ Outputs = dict[str, jax.Array]
 LossFn = Callable[..., tuple[jax.Array, tuple[PyTree, Outputs, jax.Array]]]
 
 
-class NumericalError(RuntimeError):
-  """The loss became NaN or infinite."""
+class Stopped(Exception):
+  """The optimisation ended before its last step.
+
+  Attributes:
+    result: a `Result` with the best outputs so far (`best` is empty when there
+      are none yet) and the metrics of the stages run, the last one partial.
+  """
+
+  result: 'Result'
+
+
+class NumericalError(Stopped, RuntimeError):
+  """The loss or the parameters became NaN or infinite."""
+
+
+class Interrupted(Stopped):
+  """A stop was requested (Ctrl-C, SIGTERM); the state was checkpointed first.
+
+  Attributes:
+    reason: what `stop` returned, e.g. 'SIGTERM'.
+  """
+
+  def __init__(self, message: str, reason: str):
+    super().__init__(message)
+    self.reason = reason
+
+
+class CheckpointError(ValueError):
+  """A checkpoint file cannot be read or belongs to another run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +129,24 @@ class LoopOptions:
   check_every: int = 10
   num_perturbations: int = 1
   progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+  """Where and how often `optimize` saves its state (see the module docstring).
+
+  Attributes:
+    path: the checkpoint file; if it exists, `optimize` resumes from it.
+    every: steps between periodic saves, made at the first chunk boundary at or
+      after each multiple. The end of every stage is saved too, and so is the
+      step at which a stop was requested.
+    tag: identifies the run (e.g. its config as JSON); a checkpoint with another
+      tag is refused.
+  """
+
+  path: str
+  every: int = 500
+  tag: str = ''
 
 
 class TrainState(NamedTuple):
@@ -270,10 +328,10 @@ def _output_template(stage: Stage, params, batch_stats) -> Outputs:
 class _Progress:
   """A tqdm bar whose loss/PSNR postfix is fetched from the device at most twice a second."""
 
-  def __init__(self, stage: Stage, enabled: bool):
+  def __init__(self, stage: Stage, enabled: bool, initial: int = 0):
     interactive = sys.stderr.isatty()
     self._bar = tqdm.tqdm(
-        total=stage.num_steps, desc=stage.name, disable=not enabled, file=sys.stderr,
+        total=stage.num_steps, initial=initial, desc=stage.name, disable=not enabled, file=sys.stderr,
         mininterval=0.5 if interactive else 15.0, dynamic_ncols=True, unit='it')
     self._last = 0.0
     self._interval = 0.5 if interactive else 15.0
@@ -289,12 +347,124 @@ class _Progress:
     self._bar.close()
 
 
+_CHECKPOINT_VERSION = 1
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+  """Reads a checkpoint written by `optimize` (host arrays, not yet validated).
+
+  Raises:
+    CheckpointError: the file cannot be read or is not such a checkpoint.
+  """
+  try:
+    with open(path, 'rb') as f:
+      payload = serialization.msgpack_restore(f.read())
+  except OSError as err:
+    raise CheckpointError(f'cannot read checkpoint {path!r}: {err.strerror or err}') from err
+  except Exception as err:  # msgpack raises many kinds of errors on bad data.
+    raise CheckpointError(f'checkpoint {path!r} is corrupt ({type(err).__name__}); '
+                          'delete it to start the run over') from err
+  if not isinstance(payload, dict) or payload.get('version') != _CHECKPOINT_VERSION:
+    raise CheckpointError(f'{path!r} is not a checkpoint of this version of ddip_jax; '
+                          'delete it to start the run over')
+  return payload
+
+
+def _restore_like(template: PyTree, saved: Any, path: str) -> PyTree:
+  """`saved` (a state dict) restored into the structure of `template`, shapes and dtypes checked."""
+  try:
+    restored = serialization.from_state_dict(template, saved)
+  except (ValueError, KeyError, TypeError) as err:
+    raise CheckpointError(f'checkpoint {path!r} does not fit this problem ({err})') from err
+  for (where, want), got in zip(jax.tree_util.tree_leaves_with_path(template), jax.tree.leaves(restored)):
+    got = np.asarray(got)
+    if got.shape != want.shape or got.dtype != want.dtype:
+      raise CheckpointError(
+          f'checkpoint {path!r} does not fit this problem: {jax.tree_util.keystr(where)} is '
+          f'{got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}')
+  return jax.device_put(restored)
+
+
+@jax.jit
+def _finite_by_generator(params: PyTree) -> dict[str, jax.Array]:
+  """For each generator, whether all its parameters are finite."""
+  return {name: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)] + [jnp.bool_(True)]))
+          for name, p in params.items()}
+
+
+def _check_finite(state: TrainState, done: int, stage: Stage) -> None:
+  """Raises NumericalError if the loss or any parameter is NaN or infinite."""
+  loss = float(state.loss)
+  if not math.isfinite(loss):
+    raise NumericalError(f'loss is {loss} at step {done} of stage {stage.name!r}')
+  bad = [name for name, ok in _finite_by_generator(state.params).items() if not bool(ok)]
+  if bad:
+    raise NumericalError(f'parameters of {", ".join(sorted(bad))} are not finite at step {done} '
+                         f'of stage {stage.name!r}')
+
+
+def _crossed(prev: int, done: int, every: int) -> bool:
+  """Whether a multiple of `every` lies in (prev, done]."""
+  return done // every != prev // every
+
+
+@dataclasses.dataclass
+class _Record:
+  """What a run has produced besides the current stage's state (checkpointed with it).
+
+  Attributes:
+    metrics: loop facts and the finished stages' metrics.
+    best: best outputs of the last finished stage that tracks them (host arrays).
+    best_psnr, best_step: their PSNR and step.
+    seconds: optimisation time spent before the current session.
+  """
+
+  metrics: dict[str, Any]
+  best: dict[str, Any] = dataclasses.field(default_factory=dict)
+  best_psnr: float = -math.inf
+  best_step: int = -1
+  seconds: float = 0.0
+
+
+def _stage_metrics(stage: Stage, state: TrainState, done: int, stopped_early: bool, seconds: float):
+  metrics = {
+      'steps': done,
+      'stopped_early': stopped_early,
+      'seconds': round(seconds, 3),
+      'steps_per_second': round(done / max(seconds, 1e-9), 2),
+      'final_loss': float(state.loss),
+      'final_psnr': float(state.psnr),
+  }
+  if stage.track_best:
+    metrics['best_psnr'] = float(state.best_psnr)
+  return metrics
+
+
+def _partial_result(stage: Stage, state: TrainState, record: _Record, stage_metrics: dict[str, Any]) -> Result:
+  """The best result so far of a run stopped in `stage`.
+
+  That is the stage's best if it tracks one; else the last finished tracking
+  stage's; else the stage's latest outputs. Non-finite outputs are dropped.
+  """
+  best, best_psnr, best_step = record.best, record.best_psnr, record.best_step
+  if stage.track_best and float(state.best_psnr) > -math.inf:
+    best, best_psnr, best_step = jax.device_get(state.best), float(state.best_psnr), int(state.best_step)
+  elif not stage.track_best and not best and int(state.step) > 0:
+    best, best_psnr, best_step = jax.device_get(state.best), float(state.psnr), int(state.step) - 1
+  if not all(np.isfinite(x).all() for x in jax.tree.leaves(best)):
+    best, best_psnr, best_step = {}, -math.inf, -1
+  metrics = {**record.metrics, 'stages': {**record.metrics['stages'], stage.name: stage_metrics}}
+  return Result(state.params, state.batch_stats, best, best_psnr, best_step, metrics)
+
+
 def optimize(
     problem: Problem,
     *,
     key: jax.Array,
     options: LoopOptions = LoopOptions(),
     on_check: Callable[[str, TrainState], None] | None = None,
+    checkpoint: Checkpointing | None = None,
+    stop: Callable[[], str | None] | None = None,
 ) -> Result:
   """Runs all stages of a problem and returns the best outputs.
 
@@ -304,69 +474,108 @@ def optimize(
       fold_in(fold_in(key, i + 1), step).
     options: loop strategy and progress options.
     on_check: called at every check point with (stage name, state), e.g. to
-      write checkpoints or log.
+      log; the state's buffers are donated to the next call, so copy what you keep.
+    checkpoint: where to save the state; if its file exists, the run resumes
+      from it (a finished run's checkpoint gives the finished result at once).
+    stop: polled after every compiled call; a non-empty string (the reason)
+      makes the run save a checkpoint and raise `Interrupted`.
 
   Returns:
     A `Result`; `best` holds the best outputs of the last stage that tracks
     them (numpy arrays), `metrics` per-stage steps, wall time and steps/s.
 
   Raises:
-    NumericalError: the loss became non-finite; `err.result` holds the best
-      outputs so far.
+    NumericalError: the loss or a parameter became non-finite; `err.result`
+      holds the best outputs so far.
+    Interrupted: `stop` asked for it; `err.result` as above.
+    CheckpointError: the checkpoint file is unreadable or of another run.
   """
   strategy, per_call = resolve_strategy(options)
+  key_data = np.asarray(jax.random.key_data(key))
+  stage_list = [[s.name, s.num_steps] for s in problem.stages]
   params, batch_stats = init_generators(problem.generators, problem.inputs, jax.random.fold_in(key, 0))
-  best, best_psnr, best_step = None, -math.inf, -1
-  metrics: dict[str, Any] = {'loop_strategy': strategy, 'steps_per_call': per_call, 'stages': {}}
+  record = _Record(metrics={'loop_strategy': strategy, 'steps_per_call': per_call, 'stages': {}})
+  saved, first = None, 0
+  if checkpoint is not None and os.path.exists(checkpoint.path):
+    saved = load_checkpoint(checkpoint.path)
+    if saved.get('tag') != checkpoint.tag:
+      raise CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run of another config; '
+                            'delete it or use another workdir')
+    if not np.array_equal(saved.get('key'), key_data) or saved.get('stages') != stage_list:
+      raise CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run with another seed or stages; '
+                            'delete it or use another workdir')
+    first = int(saved['stage'])
+    rec = saved['record']
+    record = _Record(json.loads(rec['metrics']), dict(rec['best']), float(rec['best_psnr']),
+                     int(rec['best_step']), float(rec['seconds']))
   start = time.perf_counter()
+
+  def save(index: int, state: TrainState, done: int, complete: bool, stage_seconds: float) -> None:
+    payload = {
+        'version': _CHECKPOINT_VERSION, 'tag': checkpoint.tag, 'key': key_data, 'stages': stage_list,
+        'stage': index, 'done': done, 'complete': complete, 'stage_seconds': stage_seconds,
+        'state': serialization.to_state_dict(jax.device_get(state)),
+        'record': {'metrics': json.dumps(record.metrics), 'best': record.best, 'best_psnr': record.best_psnr,
+                   'best_step': record.best_step, 'seconds': record.seconds + time.perf_counter() - start},
+    }
+    image_io.write_bytes(checkpoint.path, serialization.msgpack_serialize(payload))
+
   for index, stage in enumerate(problem.stages):
+    if index < first:
+      continue
     stage_key = jax.random.fold_in(key, index + 1)
     state, step_fn = initial_state(problem, stage, params=params, batch_stats=batch_stats,
                                    num_perturbations=options.num_perturbations)
+    done, complete, seconds_before = 0, False, 0.0
+    if saved is not None and index == first:
+      state = _restore_like(state, saved['state'], checkpoint.path)
+      done, complete, seconds_before = int(saved['done']), bool(saved['complete']), float(saved['stage_seconds'])
+      logging.info('resuming from %s: stage %r, step %d', checkpoint.path, stage.name, done)
+    finished_before = complete  # Its metrics and best are in `record` already.
     chunk_fns = {}
-    progress = _Progress(stage, options.progress)
+    progress = _Progress(stage, options.progress and not complete, initial=done)
     stage_start = time.perf_counter()
-    done, stopped_early = 0, False
+    reason, stopped_early = None, False
     try:
-      while done < stage.num_steps:
+      while not complete:
         n = min(per_call, stage.num_steps - done)
         if n not in chunk_fns:
           chunk_fns[n] = make_chunk(step_fn, strategy, n)
         state = chunk_fns[n](state, stage_key)
         prev, done = done, done + n
         progress.update(n, state)
-        if done // options.check_every != prev // options.check_every or done == stage.num_steps:
-          if not math.isfinite(float(state.loss)):
-            raise NumericalError(f'loss is {float(state.loss)} at step {done} of stage {stage.name!r}')
+        reason = stop() if stop is not None else None
+        check = _crossed(prev, done, options.check_every) or done == stage.num_steps
+        periodic = checkpoint is not None and _crossed(prev, done, checkpoint.every)
+        if check or periodic or reason:
+          _check_finite(state, done, stage)
+        if check:
           if on_check is not None:
             on_check(stage.name, state)
-          if stage.early_stop_psnr is not None and float(state.best_psnr) > stage.early_stop_psnr:
-            stopped_early = True
-            break
-    except NumericalError as err:
-      err.result = Result(state.params, state.batch_stats, best or {}, best_psnr, best_step, metrics)
-      if stage.track_best and float(state.best_psnr) > -math.inf:
-        err.result.best = jax.tree.map(jax.device_get, state.best)
-        err.result.best_psnr = float(state.best_psnr)
-        err.result.best_step = int(state.best_step)
+          stopped_early = stage.early_stop_psnr is not None and float(state.best_psnr) > stage.early_stop_psnr
+        complete = done == stage.num_steps or stopped_early
+        if not complete and (periodic or reason) and checkpoint is not None:
+          save(index, state, done, False, seconds_before + time.perf_counter() - stage_start)
+        if not complete and reason:
+          raise Interrupted(f'interrupted ({reason}) at step {done} of stage {stage.name!r}', reason)
+      if not finished_before:
+        jax.block_until_ready(state)
+        record.metrics['stages'][stage.name] = _stage_metrics(
+            stage, state, done, stopped_early, seconds_before + time.perf_counter() - stage_start)
+        if stage.track_best:
+          record.best = jax.device_get(state.best)
+          record.best_psnr, record.best_step = float(state.best_psnr), int(state.best_step)
+        if checkpoint is not None:
+          save(index, state, done, True, record.metrics['stages'][stage.name]['seconds'])
+      if reason and index + 1 < len(problem.stages):
+        raise Interrupted(f'interrupted ({reason}) at the end of stage {stage.name!r}', reason)
+    except Stopped as err:
+      err.result = _partial_result(stage, state, record, _stage_metrics(
+          stage, state, done, stopped_early, seconds_before + time.perf_counter() - stage_start))
       raise
     finally:
       progress.close()
-    jax.block_until_ready(state)
-    elapsed = time.perf_counter() - stage_start
     params, batch_stats = state.params, state.batch_stats
-    metrics['stages'][stage.name] = {
-        'steps': done,
-        'stopped_early': stopped_early,
-        'seconds': round(elapsed, 3),
-        'steps_per_second': round(done / max(elapsed, 1e-9), 2),
-        'final_loss': float(state.loss),
-        'final_psnr': float(state.psnr),
-    }
-    if stage.track_best:
-      best = jax.tree.map(jax.device_get, state.best)
-      best_psnr, best_step = float(state.best_psnr), int(state.best_step)
-      metrics['stages'][stage.name]['best_psnr'] = best_psnr
-  metrics['seconds'] = round(time.perf_counter() - start, 3)
-  logging.info('optimisation finished in %.1f s', metrics['seconds'])
-  return Result(params, batch_stats, best or {}, best_psnr, best_step, metrics)
+  record.metrics['seconds'] = round(record.seconds + time.perf_counter() - start, 3)
+  logging.info('optimisation finished in %.1f s', record.metrics['seconds'])
+  return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics)

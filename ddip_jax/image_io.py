@@ -32,6 +32,7 @@ __all__ = [
     "resize_image",
     "save_image",
     "to_uint8",
+    "write_bytes",
     "write_json",
 ]
 
@@ -298,8 +299,12 @@ def to_uint8(img: npt.ArrayLike) -> np.ndarray:
   return np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
 
 
-def _atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-  """Writes `data` to a temporary file beside `path`, then renames it over."""
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+  """Writes `data` atomically: to a temporary file beside `path`, then renamed over.
+
+  Parent directories are created. A reader sees the old file or the new one,
+  never a part; the temporary file is removed if anything fails.
+  """
   path = os.path.abspath(os.fspath(path))
   parent, name = os.path.split(path)
   os.makedirs(parent, exist_ok=True)
@@ -337,7 +342,7 @@ def save_image(path: str | os.PathLike[str], img: npt.ArrayLike) -> None:
   pixels = to_uint8(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
   buf = io.BytesIO()
   Image.fromarray(pixels).save(buf, format="PNG")
-  _atomic_write(path, buf.getvalue())
+  write_bytes(path, buf.getvalue())
 
 
 def _jsonable(obj: Any) -> Any:
@@ -370,7 +375,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     TypeError: something in `obj` has no JSON form.
   """
   text = json.dumps(_jsonable(obj), indent=2) + "\n"
-  _atomic_write(path, text.encode("utf-8"))
+  write_bytes(path, text.encode("utf-8"))
 
 
 def _fit_title(draw: ImageDraw.ImageDraw, title: str, font: Any,

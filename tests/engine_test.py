@@ -2,6 +2,8 @@
 
 import functools
 import math
+import os
+import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -37,12 +39,13 @@ class _Toy:
   `traces` counts how often the loss function is traced (by jit, eval_shape or scan).
   """
 
-  def __init__(self, *, nan_from_step: int | None = None):
+  def __init__(self, *, nan_from_step: int | None = None, nan_grad_from_step: int | None = None):
     self.traces = 0
     self.generators = {'a': _generator()}
     self.inputs = {'a': models.make_noise(jax.random.key(0), (_SIZE, _SIZE), 2, var=0.1)}
     self.target = jnp.asarray(_target())
     self.nan_from_step = nan_from_step
+    self.nan_grad_from_step = nan_grad_from_step
 
   def loss_fn(self, params, batch_stats, step, key):
     self.traces += 1
@@ -52,6 +55,12 @@ class _Toy:
     if self.nan_from_step is not None:
       # Multiplied in, so that the gradients (and the update) are NaN too.
       loss = loss * jnp.where(step >= self.nan_from_step, jnp.nan, 1.0)
+    if self.nan_grad_from_step is not None:
+      # A finite loss whose gradient is NaN: the unselected branch of a `where`
+      # is sqrt of a negative number, and 0 * its infinite slope is NaN.
+      bad = step >= self.nan_grad_from_step
+      s = jax.tree.leaves(params)[0].sum()
+      loss = loss + jnp.where(bad, 0.0, jnp.sqrt(jnp.where(bad, -1.0 - s * s, 1.0)) - 1.0)
     return loss, (stats, out, losses.psnr(out['a'], self.target))
 
   def problem(self, num_steps: int = _STEPS, **stage_kwargs) -> engine.Problem:
@@ -240,6 +249,119 @@ class EngineTest(parameterized.TestCase):
     for name, layer in result.params['a'].items():
       if 'kernel' in layer:
         self.assertFalse(np.array_equal(layer['kernel'], init_params['a'][name]['kernel']), msg=name)
+
+
+def _two_stages(toy: _Toy) -> engine.Problem:
+  """A stage without best tracking (like segmentation's hint step), then one with it."""
+  stages = [engine.Stage('warm', 4, toy.loss_fn, _LR, track_best=False),
+            engine.Stage('fit', 8, toy.loss_fn, _LR)]
+  return engine.Problem(toy.generators, toy.inputs, stages)
+
+
+# 2-step chunks (a compiled call), checks every 3 steps: boundaries that do not line up.
+_RESUME_OPTIONS = dict(strategy='unroll', steps_per_call=2, check_every=3)
+
+
+@functools.lru_cache(maxsize=None)
+def _uninterrupted() -> engine.Result:
+  return engine.optimize(_two_stages(_Toy()), key=jax.random.key(5), options=_options(**_RESUME_OPTIONS))
+
+
+def _without_timings(metrics):
+  if isinstance(metrics, dict):
+    return {k: _without_timings(v) for k, v in metrics.items() if k not in ('seconds', 'steps_per_second')}
+  return metrics
+
+
+class _StopAt:
+  """`stop` callback asking to stop at its `calls`-th poll (one poll per compiled call)."""
+
+  def __init__(self, calls: int):
+    self.calls, self.polls = calls, 0
+
+  def __call__(self):
+    self.polls += 1
+    return 'test stop' if self.polls >= self.calls else None
+
+
+class ResumeTest(parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    tmp = tempfile.TemporaryDirectory()
+    self.addCleanup(tmp.cleanup)
+    self.path = os.path.join(tmp.name, 'checkpoint.msgpack')
+
+  def run_two_stages(self, *, every: int = 4, tag: str = 'run', seed: int = 5, **kwargs) -> engine.Result:
+    return engine.optimize(_two_stages(_Toy()), key=jax.random.key(seed), options=_options(**_RESUME_OPTIONS),
+                           checkpoint=engine.Checkpointing(self.path, every=every, tag=tag), **kwargs)
+
+  def assert_same_as_uninterrupted(self, result: engine.Result):
+    ref = _uninterrupted()
+    chex.assert_trees_all_equal(_host(result.params), _host(ref.params))
+    chex.assert_trees_all_equal(_host(result.batch_stats), _host(ref.batch_stats))
+    chex.assert_trees_all_equal(result.best, ref.best)
+    self.assertEqual((result.best_psnr, result.best_step), (ref.best_psnr, ref.best_step))
+    self.assertEqual(_without_timings(result.metrics), _without_timings(ref.metrics))
+
+  @parameterized.named_parameters(
+      # Polls 1-2 come after warm's two chunks, 3-6 after fit's four. Stopped at
+      # warm's end, the partial result is warm's latest outputs (it tracks no best).
+      ('at_a_stage_end', 2, 'warm', 4),
+      ('in_the_stage_with_best', 5, 'fit', 6),
+  )
+  def test_stop_then_resume_is_bit_identical(self, calls, stage, step):
+    with self.assertRaisesRegex(engine.Interrupted, 'test stop') as ctx:
+      self.run_two_stages(stop=_StopAt(calls))
+    self.assertEqual(ctx.exception.reason, 'test stop')
+    # The best outputs so far come with the error: the latest ones when no stage tracked a best yet.
+    partial = ctx.exception.result
+    chex.assert_shape(partial.best['a'], (1, _SIZE, _SIZE, 3))
+    chex.assert_tree_all_finite(partial.best)
+    self.assertEqual(partial.metrics['stages'][stage]['steps'], step)
+    saved = engine.load_checkpoint(self.path)
+    self.assertEqual((saved['stages'][saved['stage']][0], saved['done']), (stage, step))
+    self.assert_same_as_uninterrupted(self.run_two_stages())
+
+  def test_crash_resumes_from_the_last_periodic_checkpoint(self):
+    def crash(name, state):
+      if (name, int(state.step)) == ('fit', 6):
+        raise RuntimeError('crash')
+
+    with self.assertRaisesRegex(RuntimeError, 'crash'):
+      self.run_two_stages(on_check=crash)
+    saved = engine.load_checkpoint(self.path)  # Saved at fit's step 4, not 6.
+    self.assertEqual((saved['stage'], saved['done'], saved['complete']), (1, 4, False))
+    self.assert_same_as_uninterrupted(self.run_two_stages())
+    # The finished run's checkpoint gives its result again without a step.
+    checks = []
+    result = self.run_two_stages(on_check=lambda name, state: checks.append(name))
+    self.assertEmpty(checks)
+    self.assert_same_as_uninterrupted(result)
+
+  def test_checkpoint_of_another_run_is_refused(self):
+    with self.assertRaises(engine.Interrupted):
+      self.run_two_stages(stop=_StopAt(1))
+    with self.assertRaisesRegex(engine.CheckpointError, 'another config'):
+      self.run_two_stages(tag='other')
+    with self.assertRaisesRegex(engine.CheckpointError, 'another seed'):
+      self.run_two_stages(seed=6)
+    with open(self.path, 'rb') as f:
+      data = f.read()
+    for bad in (data[:len(data) // 2], b'', b'not msgpack at all'):
+      with open(self.path, 'wb') as f:
+        f.write(bad)
+      with self.assertRaisesRegex(engine.CheckpointError, 'delete it'):
+        self.run_two_stages()
+
+  def test_non_finite_parameters_raise_with_result(self):
+    toy = _Toy(nan_grad_from_step=3)
+    with self.assertRaisesRegex(engine.NumericalError, r'parameters of a are not finite at step 4 .*fit') as ctx:
+      engine.optimize(toy.problem(num_steps=20), key=jax.random.key(0), options=_options(check_every=2))
+    result = ctx.exception.result
+    self.assertTrue(math.isfinite(result.metrics['stages']['fit']['final_loss']))
+    self.assertBetween(result.best_step, 0, 3)
+    chex.assert_tree_all_finite(result.best)
 
 
 if __name__ == '__main__':
