@@ -4,6 +4,7 @@ r"""Runs a Double-DIP task from a config file.
 """
 
 import os
+import signal
 import sys
 
 from absl import app
@@ -14,6 +15,7 @@ from ml_collections import config_flags
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import outputs
 from ddip_jax import tasks
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/zebra.py', 'Task config file.', lock_config=True)
@@ -21,8 +23,8 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder (default: results
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
 
 
-def _prepare_workdir(workdir: str) -> None:
-  """Creates the workdir and checks it is writable, before any work starts."""
+def _prepare_workdir(workdir: str, config) -> None:
+  """Creates the workdir and checks it is writable and holds no other config's run, before any work."""
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, '.write_test')
@@ -31,6 +33,7 @@ def _prepare_workdir(workdir: str) -> None:
     os.remove(probe)
   except OSError as err:
     raise image_io.InputError(f'cannot write to --workdir {workdir!r}: {err.strerror or err}') from err
+  outputs.check_workdir(workdir, config)
 
 
 def main(argv):
@@ -42,10 +45,17 @@ def main(argv):
   created = not os.path.exists(workdir)
   try:
     config_check.validate(config)
-    _prepare_workdir(workdir)
+    _prepare_workdir(workdir, config)
     logging.info('task %s, writing to %s', config.task, workdir)
     metrics = tasks.TASKS[config.task].run(config, workdir)
-  except (image_io.InputError, config_check.ConfigError, engine.NumericalError) as err:
+  except engine.Interrupted as err:
+    print(f'{err}: the best result so far and a checkpoint are in {workdir}/; '
+          'run the same command again to resume', file=sys.stderr)
+    return 128 + getattr(signal, err.reason, signal.SIGINT)
+  except KeyboardInterrupt:  # Before or after the optimisation, or a second Ctrl-C.
+    print('interrupted', file=sys.stderr)
+    return 128 + signal.SIGINT
+  except (image_io.InputError, config_check.ConfigError, engine.NumericalError, engine.CheckpointError) as err:
     if created and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:

@@ -67,5 +67,6 @@ def get_config() -> config_dict.ConfigDict:
   config.loop.steps_per_call = 2  # Steps per compiled call for 'unroll' / 'scan'.
   config.loop.check_every = 10  # Steps between early-stop / NaN checks.
   config.loop.num_perturbations = 1  # Noise perturbations per step, batched with jax.vmap.
+  config.loop.checkpoint_every = 500  # Steps between checkpoints in the workdir (0: none); a rerun resumes.
   config.progress = True  # Show a progress bar.
   return config

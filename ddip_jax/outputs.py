@@ -1,10 +1,19 @@
 """What every task shares around its optimisation: working resolution, loop
-options from the config, and writing layers, the summary picture and metrics."""
+options from the config, running the optimisation with checkpoints in the
+workdir and a clean stop on Ctrl-C / SIGTERM, and writing layers, the summary
+picture and metrics."""
 
+from collections.abc import Callable, Iterator
+import contextlib
+import importlib.metadata
+import json
 import os
 import platform
+import signal
+import threading
 from typing import Any
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -12,23 +21,44 @@ import numpy as np
 from ddip_jax import engine
 from ddip_jax import image_io
 
+CHECKPOINT = 'checkpoint.msgpack'
+# Config fields that cannot change a run's results: a run in a workdir can be
+# resumed, or its outputs replaced, by a config that differs only in these.
+_NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
+# Metrics that measure wall-clock time (everything else is reproducible).
+_TIMINGS = ('seconds', 'steps_per_second', 'hint_seconds')
 
-def working_image(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+
+def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
+                  path: str = 'the image') -> tuple[np.ndarray, float]:
   """Downscales an image so that its longer side is at most `max_side`.
 
   Args:
     image: (H, W, C) float in [0, 1].
     max_side: the working resolution's longest side (<= 0: no limit).
+    min_side: the shortest side the working image may have.
+    path: names the image in messages.
 
   Returns:
     (working image, scale) with scale = working side / original side (<= 1).
+
+  Raises:
+    image_io.InputError: the working image has a side shorter than `min_side`.
   """
-  longest = max(image.shape[:2])
-  if max_side <= 0 or longest <= max_side:
-    return image, 1.0
-  scale = max_side / longest
-  shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
-  return image_io.resize_image(image, shape), scale
+  height, width = image.shape[:2]
+  longest = max(height, width)
+  working, scale = image, 1.0
+  if 0 < max_side < longest:
+    scale = max_side / longest
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    working = image_io.resize_image(image, shape)
+    logging.info('%s is %dx%d: working at %dx%d (max_side=%d), results come back at full size',
+                 path, width, height, shape[1], shape[0], max_side)
+  if min(working.shape[:2]) < min_side:
+    scaled = f', {working.shape[1]}x{working.shape[0]} at max_side={max_side}' if scale < 1 else ''
+    raise image_io.InputError(f'{path} is {width}x{height}{scaled}: too small, the generators need '
+                              f'sides of at least {min_side} pixels')
+  return working, scale
 
 
 def loop_options(config: ml_collections.ConfigDict) -> engine.LoopOptions:
@@ -42,6 +72,13 @@ def loop_options(config: ml_collections.ConfigDict) -> engine.LoopOptions:
   )
 
 
+def without_timings(metrics: Any) -> Any:
+  """`metrics` less its wall-clock entries: what must match between two runs of one config."""
+  if isinstance(metrics, dict):
+    return {k: without_timings(v) for k, v in metrics.items() if k not in _TIMINGS}
+  return metrics
+
+
 def environment() -> dict[str, Any]:
   """Versions and backend, recorded in every metrics file."""
   import flax  # pylint: disable=g-import-not-at-top
@@ -50,6 +87,7 @@ def environment() -> dict[str, Any]:
   return {
       'python': platform.python_version(),
       'jax': jax.__version__,
+      'jaxlib': importlib.metadata.version('jaxlib'),
       'flax': flax.__version__,
       'optax': optax.__version__,
       'numpy': np.__version__,
@@ -82,3 +120,150 @@ def write_outputs(
       'environment': environment(),
   }
   image_io.write_json(os.path.join(workdir, 'metrics.json'), record)
+
+
+def run_config(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any]:
+  """The config as JSON data, without the fields that cannot change results."""
+  data = json.loads(json.dumps(config.to_dict() if hasattr(config, 'to_dict') else config))
+  for field in _NOT_RESULT_FIELDS:
+    *parents, leaf = field.split('.')
+    node = data
+    for name in parents:
+      node = node.get(name, {}) if isinstance(node, dict) else {}
+    if isinstance(node, dict):
+      node.pop(leaf, None)
+  return data
+
+
+def _flatten(data: Any, prefix: str = '') -> dict[str, Any]:
+  if not isinstance(data, dict):
+    return {prefix: data}
+  flat = {}
+  for name, value in data.items():
+    flat.update(_flatten(value, f'{prefix}{name}.' if isinstance(value, dict) else f'{prefix}{name}'))
+  return flat
+
+
+def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses a workdir that holds a run of another config, so that runs never mix.
+
+  A workdir holds a run when it has a checkpoint (or, without one, a
+  metrics.json); that run's config must equal `config` except for fields that
+  cannot change results (`progress`, `loop.checkpoint_every`).
+
+  Raises:
+    image_io.InputError: naming the first differing fields.
+    engine.CheckpointError: the checkpoint cannot be read.
+  """
+  checkpoint = os.path.join(workdir, CHECKPOINT)
+  metrics = os.path.join(workdir, 'metrics.json')
+  if os.path.exists(checkpoint):
+    source, tag = checkpoint, engine.load_checkpoint(checkpoint).get('tag')
+    try:
+      stored = json.loads(tag)
+    except (TypeError, ValueError):
+      stored = None
+  elif os.path.exists(metrics):
+    source = metrics
+    try:
+      with open(metrics) as f:
+        stored = run_config(json.load(f)['config'])
+    except (OSError, KeyError, TypeError, ValueError):
+      stored = None
+  else:
+    return
+  current = run_config(config)
+  if stored == current:
+    return
+  if stored is None:
+    what = f'{source} records no config'
+  else:
+    old, new = _flatten(stored), _flatten(current)
+    fields = sorted(k for k in old.keys() | new.keys() if old.get(k, '<unset>') != new.get(k, '<unset>'))
+    what = '; '.join(f'{k}: {old.get(k, "<unset>")!r} there, {new.get(k, "<unset>")!r} now' for k in fields[:3])
+    what += f' and {len(fields) - 3} more' if len(fields) > 3 else ''
+  raise image_io.InputError(f'--workdir {workdir!r} holds a run of another config ({what}); '
+                            'give another --workdir, or empty that one')
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[Callable[[], str | None]]:
+  """Turns the first Ctrl-C / SIGTERM into a stop request for `engine.optimize`.
+
+  Yields a callable, for `engine.optimize(stop=...)`, that returns the signal's
+  name ('SIGINT', 'SIGTERM') once one has arrived and None before. The first
+  signal restores the previous handlers, so a second one acts at once (Ctrl-C:
+  KeyboardInterrupt); the handlers are restored on exit too. Outside the main
+  thread, where Python cannot install handlers, nothing is installed.
+  """
+  received = []
+  if threading.current_thread() is not threading.main_thread():
+    yield lambda: None
+    return
+  previous = {s: signal.getsignal(s) for s in signals}
+
+  def restore():
+    for s, handler in previous.items():
+      signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+  def on_signal(signum, frame):
+    del frame
+    received.append(signal.Signals(signum).name)
+    restore()
+    logging.warning('%s: stopping after the current steps, writing a checkpoint and the best result so far '
+                    '(again to quit at once)', received[0])
+
+  for s in signals:
+    signal.signal(s, on_signal)
+  try:
+    yield lambda: received[0] if received else None
+  finally:
+    restore()
+
+
+def optimize_and_write(
+    problem: engine.Problem,
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    key: jax.Array,
+    finish: Callable[[engine.Result, str], dict[str, Any]],
+) -> dict[str, Any]:
+  """Runs a task's problem with checkpoints in `workdir`, then writes its outputs.
+
+  Every task ends with this. The run resumes from the workdir's checkpoint if
+  there is one (a workdir holding another config's run is refused), saves one
+  every `config.loop.checkpoint_every` steps and at every stage's end, and stops
+  cleanly on Ctrl-C / SIGTERM. When the run stops early (NaN/Inf, interrupted),
+  the best result so far is written, with status 'stopped: <why>', before the
+  error is re-raised.
+
+  Args:
+    problem: the task's problem.
+    config: the full config.
+    workdir: the output folder.
+    key: the root key for `engine.optimize`.
+    finish: finish(result, status) writes every output and returns the metrics.
+
+  Returns:
+    `finish`'s metrics for the finished run (status 'ok').
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: after writing the best result so far.
+    engine.CheckpointError, image_io.InputError: the workdir holds another run.
+  """
+  check_workdir(workdir, config)
+  checkpoint = None
+  if config.loop.checkpoint_every > 0:
+    checkpoint = engine.Checkpointing(os.path.join(workdir, CHECKPOINT), every=config.loop.checkpoint_every,
+                                      tag=json.dumps(run_config(config), sort_keys=True))
+  with stop_on_signals() as stop:
+    try:
+      result = engine.optimize(problem, key=key, options=loop_options(config), checkpoint=checkpoint, stop=stop)
+    except engine.Stopped as err:
+      if err.result.best:
+        finish(err.result, f'stopped: {err}')
+      raise
+  return finish(result, 'ok')

@@ -15,6 +15,7 @@ import numpy as np
 from ddip_jax import engine
 from ddip_jax import losses
 from ddip_jax import models
+from ddip_jax import outputs
 
 _SIZE = 16
 _STEPS = 31  # Chunks of 2, 3 and 5 steps all leave a 1-step tail.
@@ -267,12 +268,6 @@ def _uninterrupted() -> engine.Result:
   return engine.optimize(_two_stages(_Toy()), key=jax.random.key(5), options=_options(**_RESUME_OPTIONS))
 
 
-def _without_timings(metrics):
-  if isinstance(metrics, dict):
-    return {k: _without_timings(v) for k, v in metrics.items() if k not in ('seconds', 'steps_per_second')}
-  return metrics
-
-
 class _StopAt:
   """`stop` callback asking to stop at its `calls`-th poll (one poll per compiled call)."""
 
@@ -302,7 +297,7 @@ class ResumeTest(parameterized.TestCase):
     chex.assert_trees_all_equal(_host(result.batch_stats), _host(ref.batch_stats))
     chex.assert_trees_all_equal(result.best, ref.best)
     self.assertEqual((result.best_psnr, result.best_step), (ref.best_psnr, ref.best_step))
-    self.assertEqual(_without_timings(result.metrics), _without_timings(ref.metrics))
+    self.assertEqual(outputs.without_timings(result.metrics), outputs.without_timings(ref.metrics))
 
   @parameterized.named_parameters(
       # Polls 1-2 come after warm's two chunks, 3-6 after fit's four. Stopped at

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import tempfile
 from unittest import mock
 
@@ -16,6 +17,7 @@ from ddip_jax import engine
 from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import models
+from ddip_jax import outputs as outputs_lib
 from ddip_jax.tasks import segmentation
 
 _H, _W = 24, 32
@@ -52,6 +54,14 @@ class _Recorder:
     return [loss for name, _, loss in self.records if name == stage]
 
 
+def _run_with_on_check(config, workdir, on_check):
+  """segmentation.run with `on_check` passed to engine.optimize."""
+  real_optimize = engine.optimize
+  with mock.patch.object(engine, 'optimize',
+                         lambda problem, **kw: real_optimize(problem, on_check=on_check, **kw)):
+    return segmentation.run(config, workdir)
+
+
 def _end_to_end(tmp: str):
   """Runs the task once on the synthetic image, with inputs and outputs under `tmp`.
 
@@ -78,11 +88,9 @@ def _end_to_end(tmp: str):
   config.progress = False
   config_check.validate(config)
   workdir = os.path.join(tmp, 'out')
+  config.loop.checkpoint_every = 4
   recorder = _Recorder()
-  real_optimize = engine.optimize
-  with mock.patch.object(engine, 'optimize',
-                         lambda problem, **kw: real_optimize(problem, on_check=recorder, **kw)):
-    returned = segmentation.run(config, workdir)
+  returned = _run_with_on_check(config, workdir, recorder)
   return config, workdir, returned, recorder
 
 
@@ -105,7 +113,7 @@ class EndToEndTest(absltest.TestCase):
     layers = ['fg', 'bg', 'mask', 'mask_raw', 'mask_binary', 'recomposed', 'cutout', 'fg_hint',
               'bg_hint']
     self.assertCountEqual(os.listdir(workdir),
-                          [f'{n}.png' for n in layers] + ['summary.png', 'metrics.json'])
+                          [f'{n}.png' for n in layers] + ['summary.png', 'metrics.json', 'checkpoint.msgpack'])
     for name in layers:  # Full resolution, although the work was done at 12x16.
       img = image_io.load_image(os.path.join(workdir, f'{name}.png'))
       self.assertEqual(img.shape, (_H, _W, 3), msg=name)
@@ -144,6 +152,33 @@ class EndToEndTest(absltest.TestCase):
       self.assertLess(stage_losses[-1], 0.85 * stage_losses[0], msg=stage)
     self.assertEqual(returned['stages']['step2_decompose']['final_loss'],
                      recorder.losses('step2_decompose')[-1])
+
+  def test_interrupted_run_resumes_to_identical_outputs(self):
+    workdir = os.path.join(self._tmp.name, 'interrupted')
+
+    def ctrl_c(stage, state):  # A real Ctrl-C during step 2; the run stops after the next step.
+      if (stage, int(state.step)) == ('step2_decompose', 6):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with self.assertRaisesRegex(engine.Interrupted, r"\(SIGINT\) at step 7 of stage 'step2_decompose'"):
+      _run_with_on_check(self.config, workdir, ctrl_c)
+    # The best result so far is written, and the Ctrl-C handler is gone again.
+    self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      stopped = json.load(f)
+    self.assertStartsWith(stopped['status'], 'stopped: interrupted (SIGINT) at step 7')
+    self.assertEqual(stopped['stages']['step2_decompose']['steps'], 7)
+    self.assertTrue(os.path.isfile(os.path.join(workdir, 'fg.png')))
+    # The same call again resumes and ends exactly as the uninterrupted run.
+    resumed = segmentation.run(self.config, workdir)
+    self.assertEqual(outputs_lib.without_timings(resumed), outputs_lib.without_timings(self.returned))
+    names = sorted(n for n in os.listdir(self.workdir) if n.endswith('.png'))
+    self.assertCountEqual([n for n in os.listdir(workdir) if n.endswith('.png')], names)
+    for name in names:
+      with open(os.path.join(workdir, name), 'rb') as a, open(os.path.join(self.workdir, name), 'rb') as b:
+        self.assertEqual(a.read(), b.read(), msg=name)
+    with open(os.path.join(workdir, 'metrics.json')) as a, open(os.path.join(self.workdir, 'metrics.json')) as b:
+      self.assertEqual(outputs_lib.without_timings(json.load(a)), outputs_lib.without_timings(json.load(b)))
 
 
 class BadInputTest(parameterized.TestCase):

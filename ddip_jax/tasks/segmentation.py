@@ -173,7 +173,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   full = image_io.load_image(config.image)
   # Read before the optimisation: a bad path must not cost (and lose) a whole run.
   gt = image_io.load_mask(config.gt_mask, shape=full.shape[:2]) if config.gt_mask else None
-  image, scale = outputs_lib.working_image(full, config.max_side)
+  image, scale = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
+                                          min_side=2 ** len(config.generator.channels_down))
   shape = image.shape[:2]
   t0 = time.perf_counter()
   fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
@@ -219,10 +220,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  try:
-    result = engine.optimize(problem, key=train_key, options=outputs_lib.loop_options(config))
-  except engine.NumericalError as err:
-    if err.result.best:
-      finish(err.result, f'stopped: {err}')
-    raise
-  return finish(result, 'ok')
+  return outputs_lib.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)

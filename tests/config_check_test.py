@@ -1,0 +1,66 @@
+"""Tests of ddip_jax.config_check: nonsense values are refused, naming the field."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from configs import default
+from ddip_jax import config_check
+
+
+def _config():
+  config = default.get_config()
+  config.image = 'in.png'
+  return config
+
+
+def _set(config, field, value):
+  *parents, leaf = field.split('.')
+  for name in parents:
+    config = config[name]
+  config[leaf] = value
+
+
+class ValidateTest(parameterized.TestCase):
+
+  def test_default_is_valid(self):
+    config_check.validate(_config())
+
+  @parameterized.parameters(
+      ('num_steps', 0),
+      ('num_steps', -5),
+      ('learning_rate', 0.0),
+      ('learning_rate', -1e-3),
+      ('learning_rate', float('nan')),
+      ('task', 'nope'),
+      ('max_side', -1),
+      ('generator.channels_down', ()),
+      ('generator.channels_up', ()),
+      ('generator.channels_skip', (0, 0)),
+      ('generator.channels_down', (8, 0, 32)),
+      ('generator.kernel_down', 4),
+      ('generator.input_depth', 0),
+      ('loop.steps_per_call', 0),
+      ('loop.check_every', 0),
+      ('loop.checkpoint_every', -1),
+      ('loop.strategy', 'fast'),
+  )
+  def test_nonsense_is_refused_naming_the_field(self, field, value):
+    config = _config()
+    _set(config, field, value)
+    with self.assertRaises(config_check.ConfigError) as ctx:
+      config_check.validate(config)
+    self.assertStartsWith(str(ctx.exception), f'config.{field} = ')
+    self.assertNotIn('\n', str(ctx.exception))
+
+  def test_missing_image_is_refused(self):
+    with self.assertRaisesRegex(config_check.ConfigError, 'config.image = None: an input image path'):
+      config_check.validate(default.get_config())
+
+  def test_checkpoints_can_be_turned_off(self):
+    config = _config()
+    config.loop.checkpoint_every = 0
+    config_check.validate(config)
+
+
+if __name__ == '__main__':
+  absltest.main()
