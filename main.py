@@ -49,8 +49,11 @@ def main(argv):
     logging.info('task %s, writing to %s', config.task, workdir)
     metrics = tasks.TASKS[config.task].run(config, workdir)
   except engine.Interrupted as err:
-    print(f'{err}: the best result so far and a checkpoint are in {workdir}/; '
-          'run the same command again to resume', file=sys.stderr)
+    if config.loop.checkpoint_every > 0:
+      print(f'{err}: the best result so far and a checkpoint are in {workdir}/; '
+            'run the same command again to resume', file=sys.stderr)
+    else:
+      print(f'{err}: the best result so far is in {workdir}/ (checkpoints are off)', file=sys.stderr)
     return 128 + getattr(signal, err.reason, signal.SIGINT)
   except KeyboardInterrupt:  # Before or after the optimisation, or a second Ctrl-C.
     print('interrupted', file=sys.stderr)

@@ -1,21 +1,25 @@
 """Tests of the command line (main.py), run as a subprocess like a user would.
 
 Each run starts a fresh Python and JAX: the error cases stop before any
-compilation (a few seconds each); the one real run is kept tiny (a 24x32 image,
-2 + 4 steps, small generators) and costs about 20-40 s on two CPU cores.
+compilation (a few seconds each); the real runs are kept tiny (a 24x32 image,
+2 + 40 steps, small generators) and cost about 20-40 s each on two CPU cores:
+one uninterrupted, one stopped by SIGTERM and the same command again to resume.
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
 from ddip_jax import image_io
+from ddip_jax import outputs
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,24 +49,41 @@ class MainTest(parameterized.TestCase):
     cls.gt_mask = os.path.join(cls.dir, 'tiny_mask.png')
     image_io.save_image(cls.image, np.clip(image, 0, 1))
     image_io.save_image(cls.gt_mask, blob.astype(np.float32))
+    cls.tiny = os.path.join(cls.dir, 'tiny_4x6.png')
+    image_io.save_image(cls.tiny, np.zeros((4, 6, 3), np.float32))
+    cls.text = os.path.join(cls.dir, 'notes.png')
+    with open(cls.text, 'w') as f:
+      f.write('not an image\n')
+    cls.reference = None
 
   @classmethod
   def tearDownClass(cls):
     cls._tmp.cleanup()
     super().tearDownClass()
 
-  def _base_args(self, workdir: str) -> list[str]:
+  def _base_args(self, workdir: str, num_steps: int = 4) -> list[str]:
     return ['--config=configs/zebra.py', f'--config.image={self.image}',
-            f'--config.gt_mask={self.gt_mask}', '--config.num_steps=4',
+            f'--config.gt_mask={self.gt_mask}', f'--config.num_steps={num_steps}',
             '--config.segmentation.hint_steps=2', '--config.progress=false', f'--workdir={workdir}']
 
-  def test_run_with_overrides(self):
-    workdir = os.path.join(self.dir, 'run')
+  def _run_args(self, workdir: str) -> list[str]:
     # Smaller generators and one step per call keep the compilation short; the
-    # tuple overrides are part of what is tested.
-    proc = _cli(*self._base_args(workdir), '--config.generator.channels_down=(4,8)',
-                '--config.generator.channels_up=(4,8)', '--config.generator.channels_skip=(0,0)',
-                '--config.loop.strategy=step', timeout=600)
+    # tuple overrides are part of what is tested. 40 steps without early stop
+    # leave a SIGTERM time to arrive during step 2.
+    return [*self._base_args(workdir, num_steps=40), '--config.early_stop_psnr=0',
+            '--config.generator.channels_down=(4,8)', '--config.generator.channels_up=(4,8)',
+            '--config.generator.channels_skip=(0,0)', '--config.loop.strategy=step']
+
+  def _reference(self) -> tuple[str, subprocess.CompletedProcess]:
+    """The uninterrupted run, made once for the class: (workdir, finished process)."""
+    cls = type(self)
+    if cls.reference is None:
+      workdir = os.path.join(cls.dir, 'run')
+      cls.reference = workdir, _cli(*self._run_args(workdir), timeout=600)
+    return cls.reference
+
+  def test_run_with_overrides(self):
+    workdir, proc = self._reference()
     self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     self.assertIn(f'done: outputs in {workdir}/', proc.stdout)
@@ -73,13 +94,16 @@ class MainTest(parameterized.TestCase):
       metrics = json.load(f)
     config = metrics['config']
     self.assertEqual(config['image'], self.image)
-    self.assertEqual(config['num_steps'], 4)
+    self.assertEqual(config['num_steps'], 40)
     self.assertEqual(config['segmentation']['hint_steps'], 2)
     self.assertEqual(config['generator']['channels_down'], [4, 8])
     self.assertEqual(config['generator']['channels_skip'], [0, 0])
     self.assertFalse(config['progress'])
     self.assertEqual(metrics['stages']['step1_hints']['steps'], 2)
-    self.assertEqual(metrics['stages']['step2_decompose']['steps'], 4)
+    self.assertEqual(metrics['stages']['step2_decompose']['steps'], 40)
+    self.assertEqual(metrics['seed'], 0)
+    self.assertEqual(metrics['environment']['backend'], 'cpu')
+    self.assertIn('jaxlib', metrics['environment'])
     self.assertEqual(metrics['loop_strategy'], 'step')
     self.assertEqual(metrics['image_shape'], [24, 32])
     self.assertBetween(metrics['iou'], 0.0, 1.0)
@@ -90,18 +114,22 @@ class MainTest(parameterized.TestCase):
       ('zero_steps', ['--config.num_steps=0'], ['config.num_steps = 0']),
       ('negative_learning_rate', ['--config.learning_rate=-1'], ['config.learning_rate = -1']),
       ('unknown_task', ['--config.task=nope'], ["config.task = 'nope'", 'segmentation']),
+      ('empty_channel_list', ['--config.generator.channels_down=()'], ['config.generator.channels_down = ()']),
+      ('negative_checkpoint_every', ['--config.loop.checkpoint_every=-1'], ['config.loop.checkpoint_every = -1']),
+      ('tiny_image', ['--config.image={tiny}'], ['{tiny}', 'is 6x4: too small', 'at least 8 pixels']),
+      ('text_file_as_image', ['--config.image={text}'], ['{text}', 'not a recognised image']),
   )
   def test_bad_input_is_one_error_line(self, overrides, expected):
     workdir = os.path.join(self.dir, f'bad_{self._testMethodName}')
-    missing = os.path.join(self.dir, 'no_such_image.png')
-    overrides = [o.format(missing=missing) for o in overrides]
+    paths = {'missing': os.path.join(self.dir, 'no_such_image.png'), 'tiny': self.tiny, 'text': self.text}
+    overrides = [o.format(**paths) for o in overrides]
     proc = _cli(*self._base_args(workdir), *overrides, timeout=120)
     self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     errors = _error_lines(proc.stderr)
     self.assertLen(errors, 1, msg=proc.stderr)
     for text in expected:
-      self.assertIn(text.format(missing=missing), errors[0])
+      self.assertIn(text.format(**paths), errors[0])
     self.assertNotIn('done:', proc.stdout)
     self.assertFalse(os.path.exists(workdir))
 
@@ -115,6 +143,57 @@ class MainTest(parameterized.TestCase):
     errors = _error_lines(proc.stderr)
     self.assertLen(errors, 1, msg=proc.stderr)
     self.assertIn('--workdir', errors[0])
+
+
+  def test_sigterm_then_the_same_command_gives_the_uninterrupted_outputs(self):
+    reference, ref_proc = self._reference()
+    self.assertEqual(ref_proc.returncode, 0, msg=ref_proc.stderr[-3000:])
+    workdir = os.path.join(self.dir, 'sigterm')
+    checkpoint = os.path.join(workdir, outputs.CHECKPOINT)
+    with open(os.path.join(self.dir, 'sigterm.log'), 'w+') as log:
+      proc = subprocess.Popen([sys.executable, 'main.py', *self._run_args(workdir)], cwd=_REPO,
+                              env=dict(os.environ, PYTHONPATH=_REPO), stdout=log, stderr=log, text=True)
+      # The first checkpoint is written at the end of step 1; step 2 still has to compile.
+      deadline = time.monotonic() + 300
+      while not os.path.exists(checkpoint) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+      proc.send_signal(signal.SIGTERM)
+      proc.wait(timeout=300)
+      log.seek(0)
+      stderr = log.read()
+    self.assertEqual(proc.returncode, 128 + signal.SIGTERM, msg=stderr[-3000:])
+    self.assertNotIn('Traceback', stderr)
+    self.assertIn("interrupted (SIGTERM) at step", stderr)
+    self.assertIn('run the same command again to resume', stderr)
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      self.assertStartsWith(json.load(f)['status'], 'stopped: interrupted (SIGTERM) at step')
+    self.assertTrue(os.path.isfile(os.path.join(workdir, 'fg.png')))
+
+    proc = _cli(*self._run_args(workdir), timeout=600)
+    self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
+    self.assertIn('resuming from', proc.stderr)
+    names = sorted(os.listdir(reference))
+    self.assertEqual(sorted(os.listdir(workdir)), names)
+    for name in names:
+      with open(os.path.join(workdir, name), 'rb') as a, open(os.path.join(reference, name), 'rb') as b:
+        if name == 'metrics.json':
+          self.assertEqual(outputs.without_timings(json.load(a)), outputs.without_timings(json.load(b)))
+        elif name.endswith('.png'):
+          self.assertEqual(a.read(), b.read(), msg=name)
+
+  def test_workdir_of_another_config_is_one_error_line(self):
+    reference, ref_proc = self._reference()
+    self.assertEqual(ref_proc.returncode, 0, msg=ref_proc.stderr[-3000:])
+    with open(os.path.join(reference, 'metrics.json')) as f:
+      before = f.read()
+    proc = _cli(*self._run_args(reference), '--config.seed=3', timeout=120)
+    self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
+    self.assertNotIn('Traceback', proc.stderr)
+    errors = _error_lines(proc.stderr)
+    self.assertLen(errors, 1, msg=proc.stderr)
+    self.assertIn('holds a run of another config (seed: 0 there, 3 now)', errors[0])
+    with open(os.path.join(reference, 'metrics.json')) as f:
+      self.assertEqual(f.read(), before)
 
 
 if __name__ == '__main__':
