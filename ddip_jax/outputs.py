@@ -5,6 +5,7 @@ picture and metrics."""
 
 from collections.abc import Callable, Iterator
 import contextlib
+import glob
 import importlib.metadata
 import json
 import os
@@ -21,7 +22,7 @@ import numpy as np
 from ddip_jax import engine
 from ddip_jax import image_io
 
-CHECKPOINT = 'checkpoint.msgpack'
+CHECKPOINT = 'checkpoint.msgpack'  # In the workdir; a task running several optimisations names each.
 # Config fields that cannot change a run's results: a run in a workdir can be
 # resumed, or its outputs replaced, by a config that differs only in these.
 _NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
@@ -155,10 +156,10 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
     image_io.InputError: naming the first differing fields.
     engine.CheckpointError: the checkpoint cannot be read.
   """
-  checkpoint = os.path.join(workdir, CHECKPOINT)
+  checkpoints = sorted(glob.glob(os.path.join(glob.escape(workdir), CHECKPOINT.replace('.', '*.', 1))))
   metrics = os.path.join(workdir, 'metrics.json')
-  if os.path.exists(checkpoint):
-    source, tag = checkpoint, engine.load_checkpoint(checkpoint).get('tag')
+  if checkpoints:
+    source, tag = checkpoints[0], engine.load_checkpoint(checkpoints[0]).get('tag')
     try:
       stored = json.loads(tag)
     except (TypeError, ValueError):
@@ -184,6 +185,23 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
     what += f' and {len(fields) - 3} more' if len(fields) > 3 else ''
   raise image_io.InputError(f'--workdir {workdir!r} holds a run of another config ({what}); '
                             'give another --workdir, or empty that one')
+
+
+def checkpoint_path(workdir: str, name: str = '') -> str:
+  """`workdir`/checkpoint.msgpack, or checkpoint_<name>.msgpack for a named optimisation."""
+  return os.path.join(workdir, CHECKPOINT.replace('.', f'_{name}.', 1) if name else CHECKPOINT)
+
+
+def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str = '') -> engine.Checkpointing | None:
+  """`engine.optimize`'s checkpoint options for a run of `config` in `workdir`.
+
+  A task that runs several optimisations (e.g. passes) gives each its own
+  `name`. None when `config.loop.checkpoint_every` is 0.
+  """
+  if config.loop.checkpoint_every <= 0:
+    return None
+  return engine.Checkpointing(checkpoint_path(workdir, name), every=config.loop.checkpoint_every,
+                              tag=json.dumps(run_config(config), sort_keys=True))
 
 
 @contextlib.contextmanager
@@ -255,13 +273,10 @@ def optimize_and_write(
     engine.CheckpointError, image_io.InputError: the workdir holds another run.
   """
   check_workdir(workdir, config)
-  checkpoint = None
-  if config.loop.checkpoint_every > 0:
-    checkpoint = engine.Checkpointing(os.path.join(workdir, CHECKPOINT), every=config.loop.checkpoint_every,
-                                      tag=json.dumps(run_config(config), sort_keys=True))
   with stop_on_signals() as stop:
     try:
-      result = engine.optimize(problem, key=key, options=loop_options(config), checkpoint=checkpoint, stop=stop)
+      result = engine.optimize(problem, key=key, options=loop_options(config),
+                               checkpoint=checkpointing(config, workdir), stop=stop)
     except engine.Stopped as err:
       if err.result.best:
         finish(err.result, f'stopped: {err}')

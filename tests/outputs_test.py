@@ -206,6 +206,18 @@ class OptimizeAndWriteTest(absltest.TestCase):
     with open(os.path.join(self.workdir, 'metrics.json')) as f:
       self.assertEqual(json.load(f)['status'], status)
 
+  def test_several_optimisations_have_named_checkpoints(self):
+    for name in ('pass1', 'pass2'):
+      engine.optimize(_problem(), key=jax.random.key(0), options=outputs.loop_options(self.config),
+                      checkpoint=outputs.checkpointing(self.config, self.workdir, name=name))
+    self.assertCountEqual(os.listdir(self.workdir), ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
+    outputs.check_workdir(self.workdir, self.config)
+    self.config.num_steps = 7
+    with self.assertRaisesRegex(image_io.InputError, 'num_steps: 4000 there, 7 now'):
+      outputs.check_workdir(self.workdir, self.config)
+    self.config.loop.checkpoint_every = 0
+    self.assertIsNone(outputs.checkpointing(self.config, self.workdir, name='pass1'))
+
   def test_another_config_in_the_workdir_is_refused_before_any_step(self):
     self.run_problem(_problem())
     self.config.seed = 1

@@ -286,10 +286,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  try:
-    result = engine.optimize(problem, key=train_key, options=outputs_lib.loop_options(config))
-  except engine.NumericalError as err:
-    if err.result.best:
-      finish(err.result, f'stopped: {err}')
-    raise
-  return finish(result, 'ok')
+  return outputs_lib.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
