@@ -254,10 +254,18 @@ class LoadImageTest(parameterized.TestCase):
         image_io.load_image(path)
 
   def test_fuzz_only_input_error(self):
+    """Random bytes, damaged and truncated real files: an image or InputError, nothing else."""
     rng = np.random.default_rng(1234)
-    good = [self.save(Image.fromarray(
-        rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)), f"seed.{ext}")
-            for ext in ("png", "jpg")]
+    pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    good = [self.save(Image.fromarray(pixels), f"seed.{ext}") for ext in ("png", "jpg", "gif", "bmp", "tif",
+                                                                          "webp")]
+    good.append(self.path("seed16.png"))
+    with open(good[-1], "wb") as f:
+      f.write(_png16(rng.integers(0, 65536, (6, 5, 4), dtype=np.uint16)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    good.append(self.save(Image.fromarray(pixels), "seed_exif.jpg", exif=exif))
+    good.append(self.save(Image.fromarray(pixels).convert("CMYK"), "seed_cmyk.jpg"))
     seeds = [open(p, "rb").read() for p in good]
     prefixes = [b"", _PNG_MAGIC, b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xdb",
                 b"GIF89a", b"BM", b"II*\x00", b"RIFF"]
@@ -266,10 +274,13 @@ class LoadImageTest(parameterized.TestCase):
     with mock.patch.object(Image, "MAX_IMAGE_PIXELS", 1 << 20), \
         warnings.catch_warnings():
       warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF etc.
-      for i in range(200):
+      for i in range(400):
         kind = i % 4
-        if kind == 3:  # A real file with random bytes overwritten.
-          data = bytearray(seeds[i % 2])
+        seed = seeds[rng.integers(len(seeds))]
+        if kind == 2:  # A real file cut short anywhere.
+          data = seed[:int(rng.integers(1, len(seed)))]
+        elif kind == 3:  # A real file with random bytes overwritten.
+          data = bytearray(seed)
           for pos in rng.integers(0, len(data), 4):
             data[pos] = rng.integers(0, 256)
           data = bytes(data)
@@ -279,8 +290,9 @@ class LoadImageTest(parameterized.TestCase):
         path = self.path(f"fuzz_{i}.png")
         with open(path, "wb") as f:
           f.write(data)
-        try:
-          img = image_io.load_image(path)
+        try:  # Masks go through the same decoder, then another conversion.
+          img = (image_io.load_image(path) if i % 2 else
+                 image_io.load_mask(path, shape=(7, 9))[..., None].repeat(3, -1))
         except InputError as e:
           self.assertIn(path, str(e))
           self.assertNotIn("\n", str(e))
@@ -290,7 +302,7 @@ class LoadImageTest(parameterized.TestCase):
         self.assertEqual(img.ndim, 3)
         self.assertEqual(img.shape[-1], 3)
         self.assertTrue(np.all((img >= 0) & (img <= 1)))
-    self.assertLess(loaded, 200)  # Most of the garbage must be rejected.
+    self.assertBetween(loaded, 1, 300)  # Some damaged files still decode; most of the garbage must not.
 
 
 class LoadMaskTest(parameterized.TestCase):

@@ -8,6 +8,7 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -199,6 +200,28 @@ class BadInputTest(parameterized.TestCase):
 
 
 class HelpersTest(parameterized.TestCase):
+
+  @parameterized.parameters((13, 19), (8, 9), (30, 8))
+  def test_any_sides_give_layers_of_the_image_size(self, height, width):
+    # 3 scales: the generators work on a canvas rounded up to multiples of 8.
+    config = default.get_config()
+    image, hint = np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32)
+    problem = segmentation.build_problem(config, image, hint, hint, jax.random.key(0))
+    params, stats = jax.eval_shape(
+        lambda: engine.init_generators(problem.generators, problem.inputs, jax.random.key(1)))
+    for stage in problem.stages:
+      outputs = jax.eval_shape(stage.loss_fn, params, stats, jnp.int32(0), jax.random.key(2))[1][1]
+      self.assertEqual({n: o.shape for n, o in outputs.items()},
+                       {'fg': (1, height, width, 3), 'bg': (1, height, width, 3), 'mask': (1, height, width, 1)})
+
+  def test_images_smaller_than_the_generators_are_refused(self):
+    tmp = _tempdir(self)
+    config = default.get_config()
+    config.image = os.path.join(tmp, 'tiny.png')
+    image_io.save_image(config.image, np.zeros((7, 30, 3), np.float32))
+    with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimize was called')):
+      with self.assertRaisesRegex(image_io.InputError, 'is 30x7: too small, .* at least 8 pixels'):
+        segmentation.run(config, os.path.join(tmp, 'out'))
 
   @parameterized.parameters(
       (0, 4000, 0.0),
