@@ -156,7 +156,7 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
     image_io.InputError: naming the first differing fields.
     engine.CheckpointError: the checkpoint cannot be read.
   """
-  checkpoints = sorted(glob.glob(os.path.join(glob.escape(workdir), CHECKPOINT.replace('.', '*.', 1))))
+  checkpoints = _checkpoints(workdir)
   metrics = os.path.join(workdir, 'metrics.json')
   if checkpoints:
     source, tag = checkpoints[0], engine.load_checkpoint(checkpoints[0]).get('tag')
@@ -185,6 +185,10 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
     what += f' and {len(fields) - 3} more' if len(fields) > 3 else ''
   raise image_io.InputError(f'--workdir {workdir!r} holds a run of another config ({what}); '
                             'give another --workdir, or empty that one')
+
+
+def _checkpoints(workdir: str) -> list[str]:
+  return sorted(glob.glob(os.path.join(glob.escape(workdir), CHECKPOINT.replace('.', '*.', 1))))
 
 
 def checkpoint_path(workdir: str, name: str = '') -> str:
@@ -256,7 +260,8 @@ def optimize_and_write(
   every `config.loop.checkpoint_every` steps and at every stage's end, and stops
   cleanly on Ctrl-C / SIGTERM. When the run stops early (NaN/Inf, interrupted),
   the best result so far is written, with status 'stopped: <why>', before the
-  error is re-raised.
+  error is re-raised. Once the outputs of the finished run are written, the
+  checkpoint is removed (it can be large; a rerun gives the same outputs).
 
   Args:
     problem: the task's problem.
@@ -281,4 +286,12 @@ def optimize_and_write(
       if err.result.best:
         finish(err.result, f'stopped: {err}')
       raise
-  return finish(result, 'ok')
+  metrics = finish(result, 'ok')
+  remove_checkpoints(workdir)
+  return metrics
+
+
+def remove_checkpoints(workdir: str) -> None:
+  """Removes the workdir's checkpoints, once a finished run's outputs are written."""
+  for path in _checkpoints(workdir):
+    os.remove(path)

@@ -181,19 +181,26 @@ class OptimizeAndWriteTest(absltest.TestCase):
     return outputs.optimize_and_write(problem, self.config, self.workdir, key=jax.random.key(0),
                                       finish=self.finish)
 
-  def test_finished_run_writes_once_and_keeps_its_checkpoint(self):
+  def test_finished_run_writes_once_then_removes_its_checkpoint(self):
+    saved = []
+    real_finish = self.finish
+
+    def finish(result, status):  # The checkpoint is still there while the outputs are written.
+      saved.append(engine.load_checkpoint(os.path.join(self.workdir, outputs.CHECKPOINT)))
+      return real_finish(result, status)
+
+    self.finish = finish
     metrics = self.run_problem(_problem())
     self.assertEqual(metrics['status'], 'ok')
     self.assertLen(self.finished, 1)
-    self.assertCountEqual(os.listdir(self.workdir),
-                          ['image.png', 'summary.png', 'metrics.json', outputs.CHECKPOINT])
-    saved = engine.load_checkpoint(os.path.join(self.workdir, outputs.CHECKPOINT))
-    self.assertEqual((saved['done'], saved['complete']), (6, True))
-    self.assertEqual(json.loads(saved['tag']), outputs.run_config(self.config))
+    self.assertEqual((saved[0]['done'], saved[0]['complete']), (6, True))
+    self.assertEqual(json.loads(saved[0]['tag']), outputs.run_config(self.config))
+    self.assertCountEqual(os.listdir(self.workdir), ['image.png', 'summary.png', 'metrics.json'])
 
   def test_no_checkpoint_when_disabled(self):
     self.config.loop.checkpoint_every = 0
-    self.run_problem(_problem())
+    with self.assertRaises(engine.NumericalError):
+      self.run_problem(_problem(nan_from_step=3))
     self.assertNotIn(outputs.CHECKPOINT, os.listdir(self.workdir))
 
   def test_numerical_error_writes_the_best_result_then_raises(self):
@@ -205,6 +212,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
     self.assertTrue(os.path.isfile(os.path.join(self.workdir, 'image.png')))
     with open(os.path.join(self.workdir, 'metrics.json')) as f:
       self.assertEqual(json.load(f)['status'], status)
+    self.assertIn(outputs.CHECKPOINT, os.listdir(self.workdir))  # Kept: the run did not finish.
 
   def test_several_optimisations_have_named_checkpoints(self):
     for name in ('pass1', 'pass2'):

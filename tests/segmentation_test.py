@@ -114,7 +114,7 @@ class EndToEndTest(absltest.TestCase):
     layers = ['fg', 'bg', 'mask', 'mask_raw', 'mask_binary', 'recomposed', 'cutout', 'fg_hint',
               'bg_hint']
     self.assertCountEqual(os.listdir(workdir),
-                          [f'{n}.png' for n in layers] + ['summary.png', 'metrics.json', 'checkpoint.msgpack'])
+                          [f'{n}.png' for n in layers] + ['summary.png', 'metrics.json'])
     for name in layers:  # Full resolution, although the work was done at 12x16.
       img = image_io.load_image(os.path.join(workdir, f'{name}.png'))
       self.assertEqual(img.shape, (_H, _W, 3), msg=name)
@@ -170,6 +170,7 @@ class EndToEndTest(absltest.TestCase):
     self.assertStartsWith(stopped['status'], 'stopped: interrupted (SIGINT) at step 7')
     self.assertEqual(stopped['stages']['step2_decompose']['steps'], 7)
     self.assertTrue(os.path.isfile(os.path.join(workdir, 'fg.png')))
+    self.assertEqual(engine.load_checkpoint(os.path.join(workdir, outputs_lib.CHECKPOINT))['done'], 7)
     # The same call again resumes and ends exactly as the uninterrupted run.
     resumed = segmentation.run(self.config, workdir)
     self.assertEqual(outputs_lib.without_timings(resumed), outputs_lib.without_timings(self.returned))
