@@ -10,6 +10,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import ml_collections
 from ml_collections import config_flags
 
 from ddip_jax import config_check
@@ -23,7 +24,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder (default: results
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
 
 
-def _prepare_workdir(workdir: str, config) -> None:
+def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Creates the workdir and checks it is writable and holds no other config's run, before any work."""
   try:
     os.makedirs(workdir, exist_ok=True)
