@@ -61,6 +61,24 @@ def get_config() -> config_dict.ConfigDict:
   config.transparency.sigma_step = 0.0  # Noise perturbation, segmentation's schedule with this step; 0: none (official two_mixtures).
   config.transparency.augment = False  # Train on the 8 flips/rotations of noise and image (official additive); square canvas.
 
+  # Single-image dehazing (task 'dehaze'): I = t J + (1 - t) A; see tasks/dehaze.py.
+  config.dehaze = config_dict.ConfigDict()
+  config.dehaze.gt_clean = config_dict.placeholder(str)  # Ground-truth haze-free PNG, for PSNR/SSIM only (optional).
+  config.dehaze.passes = 2  # Passes; pass k > 1 dehazes pass k-1's output with a learned airlight tied to its A.
+  config.dehaze.airlight = 'estimate'  # First pass's A: 'estimate' (dark channel prior), 'given' (airlight_rgb), 'learned' (a DIP map tied to the estimate).
+  config.dehaze.airlight_rgb = config_dict.placeholder(tuple)  # The airlight for 'given': (R, G, B) in (0, 1].
+  config.dehaze.dcp_patch = 15  # Dark-channel window side (odd), for the airlight estimate.
+  config.dehaze.dcp_top_fraction = 1e-4  # Airlight estimate: max colour over this fraction of brightest dark-channel pixels.
+  config.dehaze.sigma = 1 / 30  # Std of the noise added to J's and A's inputs every iteration but the last.
+  config.dehaze.transmission_std_weight = 0.005  # Weight of StdLoss(t).
+  config.dehaze.airlight_std_weight = 0.1  # Weight of StdLoss(A), learned airlight only.
+  config.dehaze.airlight_tie_steps = 1000  # Learned airlight: MSE(A, A0) for it < this.
+  config.dehaze.guided_radius = 0.0625  # Guided-filter radius of t as a fraction of the longer side (50 px at 800 px); 0: off.
+  config.dehaze.guided_eps = 1e-4  # Guided-filter regulariser.
+  config.dehaze.guided_opencv = True  # OpenCV guidedFilter's borders and determinant guard (official); False: He et al.'s.
+  config.dehaze.t_min = 0.1  # The refined t is clipped to [t_min, 1] before J is recovered.
+  config.dehaze.size_multiple = 32  # Downscaled working sides are rounded down to a multiple of this (1: off).
+
   # How the engine runs (numerics do not depend on these).
   config.loop = config_dict.ConfigDict()
   config.loop.strategy = 'auto'  # 'auto', 'step', 'unroll' or 'scan'.

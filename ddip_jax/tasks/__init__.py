@@ -1,10 +1,12 @@
 """Double-DIP applications. Each task module exposes `run(config, workdir) -> metrics` and may expose
 `validate(config)`, raising `config_check.ConfigError` for its own fields."""
 
+from ddip_jax.tasks import dehaze
 from ddip_jax.tasks import segmentation
 from ddip_jax.tasks import transparency
 
 TASKS = {
+    'dehaze': dehaze,
     'segmentation': segmentation,
     'transparency': transparency,
 }

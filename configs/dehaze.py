@@ -1,0 +1,37 @@
+"""Single-image dehazing of the motorcycle demo: I = t * J + (1 - t) * A.
+
+The demo is a synthetic hazy image made from a stereo pair's ground-truth depth
+(`scripts/make_dehaze.py`, data/README.md), so the run reports PSNR/SSIM of
+the dehazed image against the clean one. Everything else is the official
+setting: J and t generators (5 scales, 8..128 channels, skip 4 at the two
+deepest, kernel 3, 8-channel noise of variance 1/10), dark-channel airlight,
+MSE + 0.005 StdLoss(t), Adam lr 1e-3, 4000 iterations, no early stop, two
+passes (the second with a learned airlight map), guided-filter refinement of t.
+Inputs with a side of 800 px or more are downscaled below 800 px, sides
+multiples of 32; the results come back at full size.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.task = 'dehaze'
+  config.image = 'data/dehaze_hazy.png'
+  config.dehaze.gt_clean = 'data/dehaze_clean.png'
+  config.num_steps = 4000
+  config.learning_rate = 1e-3
+  config.early_stop_psnr = 0.0
+  config.max_side = 799  # Sides of 800 px or more are downscaled (official), ...
+  config.dehaze.size_multiple = 32  # ... to multiples of 32.
+  config.dehaze.passes = 2
+  gen = config.generator
+  gen.channels_down = (8, 16, 32, 64, 128)
+  gen.channels_up = (8, 16, 32, 64, 128)
+  gen.channels_skip = (0, 0, 0, 4, 4)
+  gen.kernel_down = 3
+  gen.kernel_up = 3
+  gen.input_depth = 8
+  gen.noise_var = 0.1
+  gen.noise_method = 'noise'
+  return config

@@ -1,0 +1,397 @@
+"""Single-image dehazing: I = t * J + (1 - t) * A.
+
+J is the haze-free image, t the transmission map and A the airlight. Generators
+'clean' (J, 3 channels) and 'transmission' (t, 1 channel) have independent
+noise inputs; the airlight A is, by `dehaze.airlight` (first pass):
+  'estimate' (official default): the dark-channel-prior estimate of He et al.
+             2009 on the working image, a constant RGB;
+  'given':   `dehaze.airlight_rgb`, a constant RGB;
+  'learned': a map drawn by a third generator ('airlight', 3 channels) from a
+             meshgrid input, tied to the estimate A0 for the first iterations.
+Loss, one stage of `num_steps` iterations (Adam):
+  MSE(t J + (1 - t) A, I) + w_t * StdLoss(t)
+  [learned A: + w_A * StdLoss(A) + (it < tie_steps: MSE(A, A0))]
+with the J and A inputs perturbed by N(0, sigma^2) noise every iteration but
+the last (t's input never is). The result with the best reconstruction PSNR of
+the hazy input is kept (no ground truth is used for selection).
+
+Finalize (at full resolution): t and A are resized to the input's size, t is
+refined with a guided filter guided by the full-resolution hazy input and
+clipped to [t_min, 1], and J = clip((I - (1 - t) A) / t, 0, 1).
+
+Passes (`dehaze.passes`, official: 2): pass k > 1 dehazes pass k-1's
+full-resolution output again, with a learned airlight map tied to pass k-1's
+airlight. Pass k's keys are folded from the run's keys with k, so the first
+pass of a two-pass run is the one-pass run. The written transmission and
+airlight are those of the composed model, I = t J + (1 - t) A with t the product
+of the passes' transmissions (see `compose_passes`).
+"""
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import chex
+import dm_pix as pix
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import filters
+from ddip_jax import image_io
+from ddip_jax import losses
+from ddip_jax import models
+from ddip_jax import outputs as outputs_lib
+
+AIRLIGHT_MODES = ('estimate', 'given', 'learned')
+# Reported PSNRs are capped here (identical images would give infinity).
+_PSNR_CAP = 100.0
+# Side of the airlight swatch written when the airlight is one colour.
+_SWATCH = 64
+# Compiled whole: run once per pass, it compiles faster than its ops run eagerly.
+_guided_filter = jax.jit(filters.guided_filter, static_argnames=('radius', 'eps', 'opencv_compat'))
+
+
+def dark_channel(image: jax.Array, *, patch: int) -> jax.Array:
+  """The dark channel of He et al.: min over RGB and a patch x patch window.
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    patch: odd window side (windows are clipped at the border, which is the
+      official code's edge padding).
+
+  Returns:
+    (H, W) dark channel.
+  """
+  chex.assert_rank(image, 3)
+  return filters.min_filter(jnp.min(image, axis=-1), patch // 2)
+
+
+@functools.partial(jax.jit, static_argnames=('patch', 'top_fraction'))
+def estimate_airlight(image: jax.Array, *, patch: int = 15, top_fraction: float = 1e-4) -> jax.Array:
+  """Dark-channel-prior airlight (He et al. 2009, as in the official code).
+
+  Takes the int(H * W * top_fraction) pixels (at least one) with the brightest
+  dark channel; the airlight is, per channel, the image's maximum among them.
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    patch: dark-channel window side (odd).
+    top_fraction: fraction of the pixels searched.
+
+  Returns:
+    (3,) airlight.
+  """
+  chex.assert_rank(image, 3)
+  h, w, c = image.shape
+  count = max(1, int(h * w * top_fraction))
+  _, index = jax.lax.top_k(dark_channel(image, patch=patch).reshape(-1), count)
+  return jnp.max(image.reshape(-1, c)[index], axis=0)
+
+
+def recover(hazy: np.ndarray, transmission: np.ndarray, airlight: np.ndarray) -> np.ndarray:
+  """J = clip((I - (1 - t) A) / t, 0, 1).
+
+  Args:
+    hazy: (H, W, 3) image I.
+    transmission: (H, W) t, > 0 (clip it first).
+    airlight: (3,) or (H, W, 3) A.
+
+  Returns:
+    (H, W, 3) float32 haze-free image.
+  """
+  t = transmission[..., None]
+  return np.clip((hazy - (1.0 - t) * airlight) / t, 0.0, 1.0).astype(np.float32)
+
+
+def refine_transmission(transmission: np.ndarray, guide: np.ndarray, *, radius: int, eps: float,
+                        t_min: float, opencv_compat: bool = True) -> np.ndarray:
+  """Guided-filter refinement of a transmission map, then clipping to [t_min, 1].
+
+  Args:
+    transmission: (H, W) t.
+    guide: (H, W, 3) hazy image, same size.
+    radius: guided-filter radius in pixels (0: no filtering).
+    eps: guided-filter regulariser.
+    t_min: lower clip, keeps J's division bounded.
+    opencv_compat: OpenCV's border handling and determinant guard (official).
+
+  Returns:
+    (H, W) float32 in [t_min, 1].
+  """
+  if radius > 0:
+    transmission = np.asarray(_guided_filter(
+        jnp.asarray(guide), jnp.asarray(transmission), radius=radius, eps=eps, opencv_compat=opencv_compat))
+  return np.clip(transmission, t_min, 1.0).astype(np.float32)
+
+
+def working_shape(shape: tuple[int, int], max_side: int, multiple: int) -> tuple[int, int]:
+  """The optimisation's image size.
+
+  An image whose longer side exceeds `max_side` is scaled down to it and its
+  sides are rounded down to multiples of `multiple` (the official code's
+  multiples of 32); smaller images keep their size.
+
+  Args:
+    shape: (H, W) of the input.
+    max_side: longest working side (<= 0: no limit).
+    multiple: the downscaled sides' multiple (1: any).
+
+  Returns:
+    (H', W').
+  """
+  longest = max(shape)
+  if max_side <= 0 or longest <= max_side:
+    return tuple(shape)
+  scale = max_side / longest
+  return tuple(max(multiple, round(s * scale) // multiple * multiple) for s in shape)
+
+
+def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight0: np.ndarray, key: jax.Array, *,
+                  learned_airlight: bool) -> engine.Problem:
+  """The dehazing problem of one pass.
+
+  Args:
+    config: full config (`generator` and `dehaze` sections are read).
+    image: (H, W, 3) float in [0, 1], the working-resolution hazy input.
+    airlight0: (3,) or (H, W, 3): the airlight, or with `learned_airlight` the
+      map it is tied to during the first `dehaze.airlight_tie_steps` iterations.
+    key: PRNG key for the noise inputs.
+    learned_airlight: add the 'airlight' generator.
+
+  Returns:
+    An `engine.Problem` with one stage, generators 'clean', 'transmission' and,
+    with `learned_airlight`, 'airlight'. The stage's outputs are 'clean' (1, H,
+    W, 3), 'transmission' (1, H, W, 1) and, with `learned_airlight`, 'airlight'
+    (1, H, W, 3), all in (0, 1).
+  """
+  dz = config.dehaze
+  height, width = image.shape[:2]
+  generators = {
+      'clean': models.generator_from_config(config.generator, out_channels=3),
+      'transmission': models.generator_from_config(config.generator, out_channels=1),
+  }
+  canvas = models.canvas_shape(height, width, generators['clean'].num_scales)
+  inputs = {name: models.noise_from_config(config.generator, jax.random.fold_in(key, i), canvas)
+            for i, name in enumerate(generators)}
+  if learned_airlight:
+    generators['airlight'] = models.generator_from_config(config.generator, out_channels=3)
+    inputs['airlight'] = models.make_noise(key, canvas, config.generator.input_depth, method='meshgrid')
+  perturbed = tuple(n for n in ('clean', 'airlight') if n in inputs)  # t's input never is.
+  img = jnp.asarray(image, jnp.float32)[None]
+  a0 = jnp.broadcast_to(jnp.asarray(airlight0, jnp.float32), img.shape)
+  num_steps = config.num_steps
+
+  def loss_fn(params, batch_stats, step, key):
+    sigma = jnp.where(step == num_steps - 1, 0.0, dz.sigma)
+    keys = dict(zip(perturbed, jax.random.split(key, len(perturbed))))
+    noisy = {n: models.perturb(z, keys[n], sigma) if n in keys else z for n, z in inputs.items()}
+    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out = {n: models.center_crop(o, height, width) for n, o in out.items()}
+    t, airlight = out['transmission'], out.get('airlight', a0)
+    recon = t * out['clean'] + (1 - t) * airlight
+    loss = losses.mse(recon, img) + dz.transmission_std_weight * losses.std_loss(t)
+    if learned_airlight:
+      tie = jnp.where(step < dz.airlight_tie_steps, losses.mse(airlight, a0), 0.0)
+      loss = loss + dz.airlight_std_weight * losses.std_loss(airlight) + tie
+    return loss, (stats, out, losses.psnr(recon, img))
+
+  early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
+  stage = engine.Stage('dehaze', num_steps, loss_fn, config.learning_rate, early_stop_psnr=early_stop)
+  return engine.Problem(generators=generators, inputs=inputs, stages=[stage])
+
+
+@dataclasses.dataclass
+class PassResult:
+  """One finished pass at full resolution.
+
+  Attributes:
+    hazy: (H, W, 3) the pass's input.
+    dehazed: (H, W, 3) its J.
+    transmission: (H, W) refined, clipped t.
+    airlight: (3,) constant or (H, W, 3) map A.
+    metrics: facts of the pass (airlight, best PSNR, engine metrics).
+  """
+
+  hazy: np.ndarray
+  dehazed: np.ndarray
+  transmission: np.ndarray
+  airlight: np.ndarray
+  metrics: dict[str, Any]
+
+
+def finalize_pass(result: engine.Result, hazy: np.ndarray, airlight: np.ndarray, *, radius: int,
+                  dz: ml_collections.ConfigDict, facts: dict[str, Any]) -> PassResult:
+  """Brings a pass's best outputs to full size and recovers J (see module docstring).
+
+  Args:
+    result: the engine's result (or a stopped run's partial result).
+    hazy: (H, W, 3) the pass's full-resolution input, also the guide.
+    airlight: the constant (3,) airlight; unused when the result has an
+      'airlight' map.
+    radius: guided-filter radius in pixels.
+    dz: the `dehaze` config section.
+    facts: what the caller knows of the pass, first in its metrics.
+  """
+  shape = hazy.shape[:2]
+  best = {n: np.asarray(v)[0] for n, v in result.best.items()}
+  t_raw = image_io.resize_image(best['transmission'][..., 0], shape)
+  if 'airlight' in best:
+    airlight = image_io.resize_image(best['airlight'], shape)
+  t = refine_transmission(t_raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min,
+                          opencv_compat=dz.guided_opencv)
+  metrics = {
+      **facts,
+      'airlight': np.asarray(airlight, np.float32).reshape(-1, 3).mean(axis=0).tolist(),
+      'airlight_is_map': bool(np.ndim(airlight) == 3),
+      'transmission_mean': float(t.mean()),
+      'best_recon_psnr': result.best_psnr,
+      'best_step': result.best_step,
+      **result.metrics,
+  }
+  return PassResult(hazy, recover(hazy, t, airlight), t, np.asarray(airlight, np.float32), metrics)
+
+
+def compose_passes(passes: list[PassResult]) -> tuple[np.ndarray, np.ndarray]:
+  """The transmission and airlight of the passes composed into one model.
+
+  Pass k explains its input as I_k = t_k I_{k+1} + (1 - t_k) A_k, so the
+  first input is I_1 = t J + (1 - t) A with t = t_1 t_2 ... and
+  (1 - t) A = (1 - t_1) A_1 + t_1 (1 - t_2) A_2 + ....
+
+  Returns:
+    (t (H, W), A): A is the first pass's airlight where t is 1 (no haze to
+    attribute) and, with one pass, that airlight as it is ((3,) or a map).
+  """
+  if len(passes) == 1:
+    return passes[0].transmission, passes[0].airlight
+  t = np.ones_like(passes[0].transmission)
+  haze = np.zeros(passes[0].hazy.shape, np.float32)
+  for p in passes:
+    haze = haze + t[..., None] * (1.0 - p.transmission[..., None]) * p.airlight
+    t = t * p.transmission
+  veil = (1.0 - t)[..., None]
+  airlight = np.where(veil > 1e-6, haze / np.maximum(veil, 1e-6), passes[0].airlight)
+  return t, np.clip(airlight, 0.0, 1.0).astype(np.float32)
+
+
+def image_scores(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+  """dm-pix PSNR (capped at 100 dB) and SSIM of an (H, W, 3) image in [0, 1] against the truth."""
+  est = jnp.asarray(np.clip(estimate, 0.0, 1.0), jnp.float32)
+  gt = jnp.asarray(truth, jnp.float32)
+  return {'psnr': min(float(pix.psnr(est, gt)), _PSNR_CAP), 'ssim': float(pix.ssim(est, gt, max_val=1.0))}
+
+
+def airlight_image(airlight: np.ndarray) -> np.ndarray:
+  """The airlight as a picture: the map itself, or a swatch of the one colour."""
+  if np.ndim(airlight) == 3:
+    return airlight
+  return np.broadcast_to(np.asarray(airlight, np.float32), (_SWATCH, _SWATCH, 3))
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the `dehaze` section (see `config_check.validate`)."""
+  dz = config.dehaze
+  require = config_check.require
+  require(dz.passes >= 1, 'dehaze.passes', 'must be at least 1', dz.passes)
+  require(dz.airlight in AIRLIGHT_MODES, 'dehaze.airlight', f'unknown mode (one of {list(AIRLIGHT_MODES)})',
+          dz.airlight)
+  if dz.airlight == 'given':
+    value = dz.airlight_rgb
+    ok = value is not None and len(value) == 3 and all(0 < float(v) <= 1 for v in value)
+    require(ok, 'dehaze.airlight_rgb', "'given' needs three values in (0, 1]", value)
+  require(dz.dcp_patch >= 1 and dz.dcp_patch % 2 == 1, 'dehaze.dcp_patch', 'must be an odd size >= 1',
+          dz.dcp_patch)
+  require(0 < dz.dcp_top_fraction <= 1, 'dehaze.dcp_top_fraction', 'must be in (0, 1]', dz.dcp_top_fraction)
+  for field in ('sigma', 'transmission_std_weight', 'airlight_std_weight', 'airlight_tie_steps', 'guided_radius'):
+    require(dz[field] >= 0, f'dehaze.{field}', 'must be >= 0', dz[field])
+  require(dz.guided_eps > 0, 'dehaze.guided_eps', 'must be positive', dz.guided_eps)
+  require(0 < dz.t_min < 1, 'dehaze.t_min', 'must be in (0, 1)', dz.t_min)
+  require(dz.size_multiple >= 1, 'dehaze.size_multiple', 'must be at least 1', dz.size_multiple)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Dehazes `config.image` in `dehaze.passes` passes and writes all outputs to `workdir`.
+
+  Returns:
+    The metrics written to `metrics.json`.
+  """
+  dz = config.dehaze
+  start = time.perf_counter()
+  full = image_io.load_image(config.image)
+  shape = full.shape[:2]
+  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
+  truth = image_io.load_image(dz.gt_clean) if dz.gt_clean else None
+  if truth is not None and truth.shape[:2] != shape:
+    raise image_io.InputError(f'{dz.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
+                              f'expected {shape[1]}x{shape[0]} like {config.image!r}')
+  work = working_shape(shape, config.max_side, dz.size_multiple)
+  if min(work) < 8:
+    raise image_io.InputError(f'{config.image!r}: the working image needs sides >= 8 pixels')
+  radius = int(round(dz.guided_radius * max(shape)))
+  noise_key, train_key = jax.random.split(jax.random.key(config.seed))
+  passes: list[PassResult] = []
+
+  def finish(status: str) -> dict[str, Any]:
+    transmission, airlight = compose_passes(passes)
+    dehazed = passes[-1].dehazed
+    metrics: dict[str, Any] = {
+        'status': status,
+        'image_shape': list(shape),
+        'working_shape': list(work),
+        'guided_radius_px': radius,
+        'passes_run': len(passes),
+        'airlight': passes[0].metrics['airlight'],
+        'best_recon_psnr': passes[-1].metrics['best_recon_psnr'],
+    }
+    images = {'dehazed': dehazed, 'transmission': transmission, 'airlight': airlight_image(airlight)}
+    if len(passes) > 1:
+      for k, p in enumerate(passes, start=1):
+        images.update({f'pass{k}_dehazed': p.dehazed, f'pass{k}_transmission': p.transmission,
+                       f'pass{k}_airlight': airlight_image(p.airlight)})
+    panels = [('hazy', full), ('dehazed', dehazed), ('transmission', transmission),
+              ('airlight', image_io.resize_image(airlight_image(airlight), shape))]
+    if truth is not None:
+      metrics.update(image_scores(dehazed, truth))
+      metrics.update({f'hazy_{k}': v for k, v in image_scores(full, truth).items()})
+      for p in passes:
+        p.metrics.update(image_scores(p.dehazed, truth))
+      panels.append(('ground truth', truth))
+    metrics['passes'] = [p.metrics for p in passes]
+    metrics['seconds'] = round(time.perf_counter() - start, 3)
+    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    return metrics
+
+  hazy = full
+  for index in range(dz.passes):
+    working = image_io.resize_image(hazy, work)
+    if index == 0 and dz.airlight == 'given':
+      airlight0, learned, mode = np.asarray(dz.airlight_rgb, np.float32), False, 'given'
+    elif index == 0:
+      airlight0 = np.asarray(estimate_airlight(jnp.asarray(working), patch=dz.dcp_patch,
+                                               top_fraction=dz.dcp_top_fraction))
+      learned, mode = dz.airlight == 'learned', dz.airlight
+    else:  # Tied to the previous pass's airlight.
+      previous = passes[-1].airlight
+      airlight0 = image_io.resize_image(previous, work) if previous.ndim == 3 else previous
+      learned, mode = True, 'learned'
+    problem = build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index),
+                            learned_airlight=learned)
+    facts = {'pass': index + 1, 'airlight_mode': mode,
+             'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
+    try:
+      result = engine.optimize(problem, key=jax.random.fold_in(train_key, index),
+                               options=outputs_lib.loop_options(config))
+    except engine.Stopped as err:
+      if err.result.best:
+        passes.append(finalize_pass(err.result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
+      if passes:
+        finish(f'stopped in pass {index + 1}: {err}')
+      raise
+    passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
+    hazy = passes[-1].dehazed
+  return finish('ok')

@@ -1,0 +1,276 @@
+"""Tests of the dehazing task: dark channel and airlight, recovery, passes, tiny end-to-end runs."""
+
+import json
+import os
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax.numpy as jnp
+import numpy as np
+
+from configs import dehaze as dehaze_config
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax.tasks import dehaze
+
+# Per-pixel minimum over RGB of the hand-made image of `_airlight_case`, and its
+# dark channel with a 3x3 window clipped at the border, worked out by hand.
+_PIXEL_MIN = np.array([[0.1, 0.1, 0.1, 0.6, 0.7, 0.7],
+                       [0.1, 0.1, 0.1, 0.6, 0.8, 0.9],
+                       [0.1, 0.3, 0.3, 0.3, 0.3, 0.3],
+                       [0.1, 0.3, 0.3, 0.3, 0.3, 0.5]], np.float32)
+_DARK_3X3 = np.array([[0.1, 0.1, 0.1, 0.1, 0.6, 0.7],
+                      [0.1, 0.1, 0.1, 0.1, 0.3, 0.3],
+                      [0.1, 0.1, 0.1, 0.1, 0.3, 0.3],
+                      [0.1, 0.1, 0.3, 0.3, 0.3, 0.3]], np.float32)
+
+
+def _airlight_case() -> np.ndarray:
+  """A 4x6 image whose minimum channel is `_PIXEL_MIN`.
+
+  The two brightest dark-channel pixels are (0, 5), dark 0.7, and (0, 4), dark
+  0.6; their per-channel maximum is (0.95, 0.9, 0.85). The brightest pixel of
+  the image, (1, 5), lies in a darker window and must not be picked.
+  """
+  image = _PIXEL_MIN[..., None] + np.array([0.0, 0.05, 0.1], np.float32)
+  image[0, 5] = (0.95, 0.7, 0.8)
+  image[0, 4] = (0.7, 0.9, 0.85)
+  image[1, 5] = (0.99, 0.99, 0.9)
+  return image
+
+
+def _tempdir(test: absltest.TestCase) -> str:
+  tmp = tempfile.TemporaryDirectory()
+  test.addCleanup(tmp.cleanup)
+  return tmp.name
+
+
+class DarkChannelTest(parameterized.TestCase):
+
+  def test_hand_computed_dark_channel_and_airlight(self):
+    image = jnp.asarray(_airlight_case())
+    np.testing.assert_allclose(dehaze.dark_channel(image, patch=3), _DARK_3X3, rtol=1e-6)
+    # int(24 * 0.09) = 2 pixels searched.
+    np.testing.assert_allclose(dehaze.estimate_airlight(image, patch=3, top_fraction=0.09),
+                               [0.95, 0.9, 0.85], rtol=1e-6)
+    # One pixel: its colour.
+    np.testing.assert_allclose(dehaze.estimate_airlight(image, patch=3, top_fraction=0.01),
+                               [0.95, 0.7, 0.8], rtol=1e-6)
+
+  @parameterized.parameters(((7, 9), 3), ((12, 5), 5), ((6, 6), 15))
+  def test_dark_channel_matches_loops(self, shape, patch):
+    image = np.random.default_rng(0).uniform(size=shape + (3,)).astype(np.float32)
+    r = patch // 2
+    want = np.array([[image[max(i - r, 0):i + r + 1, max(j - r, 0):j + r + 1].min()
+                      for j in range(shape[1])] for i in range(shape[0])])
+    np.testing.assert_array_equal(dehaze.dark_channel(jnp.asarray(image), patch=patch), want)
+
+
+class RecoveryTest(absltest.TestCase):
+
+  def test_recover_formula_and_clipping(self):
+    hazy = np.array([[[0.6] * 3, [0.9] * 3]], np.float32)
+    t = np.array([[0.5, 0.25]], np.float32)
+    # (0.6 - 0.5 * 0.8) / 0.5 = 0.4; (0.9 - 0.75 * 0.5) / 0.25 = 2.1 -> 1.
+    got = dehaze.recover(hazy, t, np.array([0.8, 0.8, 0.5], np.float32))
+    np.testing.assert_allclose(got[0, 0], [0.4, 0.4, (0.6 - 0.25) / 0.5], rtol=1e-6)
+    np.testing.assert_allclose(got[0, 1], [1.0, 1.0, 1.0])
+
+  def test_transmission_is_clipped(self):
+    t = np.array([[-0.2, 0.05, 0.5, 1.3]], np.float32)
+    got = dehaze.refine_transmission(t, np.zeros((1, 4, 3), np.float32), radius=0, eps=1e-4, t_min=0.1)
+    np.testing.assert_allclose(got, [[0.1, 0.1, 0.5, 1.0]])
+
+  def test_refinement_keeps_a_transmission_that_follows_the_guide(self):
+    # t is an affine function of the guide, which the guided filter reproduces.
+    guide = np.random.default_rng(1).uniform(size=(20, 24, 3)).astype(np.float32)
+    t = 0.3 + 0.5 * guide.mean(axis=-1)
+    got = dehaze.refine_transmission(t, guide, radius=3, eps=1e-6, t_min=0.1, opencv_compat=False)
+    np.testing.assert_allclose(got, t, atol=1e-3)
+
+  def test_compose_passes(self):
+    shape = (3, 4)
+
+    def one(t, a):
+      return dehaze.PassResult(np.zeros(shape + (3,)), None, np.full(shape, t, np.float32),
+                               np.asarray(a, np.float32), {})
+
+    t, airlight = dehaze.compose_passes([one(0.5, [0.8] * 3), one(0.6, [0.4] * 3)])
+    np.testing.assert_allclose(t, 0.3, rtol=1e-6)
+    # (1 - t) A = 0.5 * 0.8 + 0.5 * 0.4 * 0.4 = 0.48 over 1 - t = 0.7.
+    np.testing.assert_allclose(airlight, 0.48 / 0.7, rtol=1e-5)
+    t, airlight = dehaze.compose_passes([one(1.0, [0.8, 0.7, 0.6]), one(1.0, [0.4] * 3)])
+    np.testing.assert_allclose(airlight[0, 0], [0.8, 0.7, 0.6])  # No haze: the first airlight.
+
+  def test_working_shape(self):
+    self.assertEqual(dehaze.working_shape((1000, 600), 799, 32), (768, 448))
+    self.assertEqual(dehaze.working_shape((500, 741), 256, 1), (173, 256))
+    self.assertEqual(dehaze.working_shape((160, 256), 799, 32), (160, 256))
+    self.assertEqual(dehaze.working_shape((160, 256), 0, 32), (160, 256))
+
+
+class ValidateTest(absltest.TestCase):
+
+  def test_rejects_bad_fields(self):
+    for field, value, message in (('passes', 0, 'at least 1'),
+                                  ('airlight', 'sky', 'unknown mode'),
+                                  ('dcp_patch', 4, 'odd'),
+                                  ('t_min', 0.0, r'\(0, 1\)'),
+                                  ('guided_eps', 0.0, 'positive')):
+      config = dehaze_config.get_config()
+      config.dehaze[field] = value
+      with self.assertRaisesRegex(config_check.ConfigError, message):
+        config_check.validate(config)
+    config = dehaze_config.get_config()
+    config.dehaze.airlight = 'given'
+    with self.assertRaisesRegex(config_check.ConfigError, 'airlight_rgb'):
+      config_check.validate(config)
+    config.dehaze.airlight_rgb = (0.9, 0.9, 0.9)
+    config_check.validate(config)
+
+  def test_default_config_is_valid(self):
+    config_check.validate(dehaze_config.get_config())
+
+
+def _scene(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+  """A clean image (stripes and a disc) and its hazy version (depth grows upwards)."""
+  yy, xx = np.mgrid[:height, :width].astype(np.float32)
+  disc = ((yy - height * 0.6)**2 + (xx - width / 3)**2 < (height / 4)**2).astype(np.float32)
+  clean = np.stack([0.2 + 0.6 * disc, 0.4 + 0.3 * np.sin(xx / 3), 0.3 + 0.2 * (xx / width)], -1)
+  t = np.exp(-1.2 * (1 - yy / height))[..., None]
+  return clean, t * clean + (1 - t) * np.array([0.85, 0.87, 0.9])
+
+
+def _tiny_config(workdir: str, passes: int):
+  """One-scale generators and few steps; a 40x56 input downscaled to 16x32 and brought back."""
+  clean, hazy = _scene(40, 56)
+  paths = {name: os.path.join(workdir, f'{name}.png') for name in ('clean', 'hazy')}
+  image_io.save_image(paths['clean'], clean)
+  image_io.save_image(paths['hazy'], hazy)
+  config = dehaze_config.get_config()
+  config.image = paths['hazy']
+  config.dehaze.gt_clean = paths['clean']
+  config.dehaze.passes = passes
+  config.dehaze.size_multiple = 8
+  config.max_side = 32
+  config.generator.channels_down = (4,)
+  config.generator.channels_up = (4,)
+  config.generator.channels_skip = (2,)
+  config.generator.input_depth = 4
+  config.num_steps = 12
+  config.learning_rate = 1e-2
+  config.progress = False
+  config.loop.strategy = 'step'
+  config.loop.check_every = 1
+  return config
+
+
+def _run_recording_losses(config, workdir):
+  """dehaze.run, also returning each pass's loss at every check (every step here)."""
+  seen = []
+  optimize = engine.optimize
+
+  def recording(*args, **kwargs):
+    seen.append([])
+    return optimize(*args, **kwargs, on_check=lambda _, state: seen[-1].append(float(state.loss)))
+
+  with mock.patch.object(dehaze.engine, 'optimize', recording):
+    metrics = dehaze.run(config, workdir)
+  return metrics, seen
+
+
+class EndToEndTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls._tmp = tempfile.TemporaryDirectory()
+    cls.runs = {}
+    for passes in (1, 2):
+      config = _tiny_config(cls._tmp.name, passes)
+      workdir = os.path.join(cls._tmp.name, f'out{passes}')
+      cls.runs[passes] = (config, workdir, *_run_recording_losses(config, workdir))
+
+  @classmethod
+  def tearDownClass(cls):
+    cls._tmp.cleanup()
+    super().tearDownClass()
+
+  def test_one_pass_writes_everything_at_full_size(self):
+    config, workdir, metrics, seen = self.runs[1]
+    for name in ('dehazed', 'transmission', 'airlight', 'summary'):
+      self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'pass1_dehazed.png')))
+    self.assertEqual(image_io.load_image(os.path.join(workdir, 'dehazed.png')).shape, (40, 56, 3))
+    self.assertEqual(image_io.load_image(os.path.join(workdir, 'transmission.png')).shape, (40, 56, 3))
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      written = json.load(f)
+    self.assertEqual(written['status'], 'ok')
+    self.assertEqual(written['working_shape'], [16, 32])
+    self.assertLen(written['passes'], 1)
+    self.assertEqual(written['passes'][0]['stages']['dehaze']['steps'], config.num_steps)
+    self.assertFalse(written['passes'][0]['airlight_is_map'])
+    self.assertAlmostEqual(written['psnr'], metrics['psnr'], places=5)
+    self.assertBetween(written['ssim'], -1.0, 1.0)
+    self.assertLen(written['airlight'], 3)
+    self.assertLen(seen, 1)
+    self.assertLen(seen[0], config.num_steps)
+    self.assertLess(np.mean(seen[0][-3:]), 0.8 * seen[0][0])
+
+  def test_two_passes_write_every_pass_and_the_first_is_the_one_pass_run(self):
+    config, workdir, metrics, seen = self.runs[2]
+    for name in ('dehazed', 'transmission', 'airlight', 'summary', 'pass1_dehazed', 'pass1_transmission',
+                 'pass1_airlight', 'pass2_dehazed', 'pass2_transmission', 'pass2_airlight'):
+      self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
+    self.assertEqual(image_io.load_image(os.path.join(workdir, 'airlight.png')).shape, (40, 56, 3))
+    first, second = metrics['passes']
+    self.assertEqual(second['airlight_mode'], 'learned')
+    self.assertTrue(second['airlight_is_map'])
+    np.testing.assert_allclose(second['airlight_init'], first['airlight'], rtol=1e-6)
+    one_pass = self.runs[1][2]
+    self.assertEqual(first['psnr'], one_pass['psnr'])
+    self.assertEqual(first['best_recon_psnr'], one_pass['best_recon_psnr'])
+    self.assertEqual(metrics['psnr'], second['psnr'])
+    self.assertLen(seen, 2)
+    for losses in seen:
+      self.assertLess(np.mean(losses[-3:]), 0.8 * losses[0])
+
+  def test_a_failed_second_pass_still_writes_the_first(self):
+    config = _tiny_config(_tempdir(self), 2)
+    workdir = os.path.join(os.path.dirname(config.image), 'out')
+    calls = []
+
+    def failing_second(problem, **kwargs):
+      del kwargs
+      calls.append(problem)
+      if len(calls) == 1:  # A finished first pass (made up, to skip the optimisation).
+        best = {'clean': np.full((1, 16, 32, 3), 0.5, np.float32),
+                'transmission': np.full((1, 16, 32, 1), 0.7, np.float32)}
+        return engine.Result(None, None, best, 20.0, 3, {'stages': {}})
+      err = engine.NumericalError('loss is nan at step 1 of stage dehaze')
+      err.result = engine.Result(None, None, {}, -np.inf, -1, {'stages': {}})
+      raise err
+
+    with mock.patch.object(dehaze.engine, 'optimize', failing_second):
+      with self.assertRaisesRegex(engine.NumericalError, 'nan'):
+        dehaze.run(config, workdir)
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      written = json.load(f)
+    self.assertStartsWith(written['status'], 'stopped in pass 2')
+    self.assertEqual(written['passes_run'], 1)
+    self.assertEqual(written['passes'][0]['best_step'], 3)
+    self.assertSetEqual(set(calls[1].generators), {'clean', 'transmission', 'airlight'})
+    self.assertTrue(os.path.isfile(os.path.join(workdir, 'dehazed.png')))
+
+  def test_ground_truth_of_another_size_is_refused(self):
+    config = _tiny_config(_tempdir(self), 1)
+    image_io.save_image(config.dehaze.gt_clean, np.zeros((8, 8, 3), np.float32))
+    with self.assertRaisesRegex(image_io.InputError, 'expected 56x40'):
+      dehaze.run(config, os.path.join(os.path.dirname(config.image), 'out'))
+
+
+if __name__ == '__main__':
+  absltest.main()
