@@ -77,7 +77,6 @@ def get_config() -> config_dict.ConfigDict:
   config.dehaze.guided_eps = 1e-4  # Guided-filter regulariser.
   config.dehaze.guided_opencv = True  # OpenCV guidedFilter's borders and determinant guard (official); False: He et al.'s.
   config.dehaze.t_min = 0.1  # The refined t is clipped to [t_min, 1] before J is recovered.
-  config.dehaze.size_multiple = 32  # Downscaled working sides are rounded down to a multiple of this (1: off).
 
   # How the engine runs (numerics do not depend on these).
   config.loop = config_dict.ConfigDict()

@@ -7,8 +7,9 @@ setting: J and t generators (5 scales, 8..128 channels, skip 4 at the two
 deepest, kernel 3, 8-channel noise of variance 1/10), dark-channel airlight,
 MSE + 0.005 StdLoss(t), Adam lr 1e-3, 4000 iterations, no early stop, two
 passes (the second with a learned airlight map), guided-filter refinement of t.
-Inputs with a side of 800 px or more are downscaled below 800 px, sides
-multiples of 32; the results come back at full size.
+Inputs with a side of 800 px or more are downscaled below 800 px (the
+official code also rounds the sides to multiples of 32; our generators take any
+size, see models.canvas_shape); the results come back at full size.
 """
 
 from configs import default
@@ -22,8 +23,7 @@ def get_config():
   config.num_steps = 4000
   config.learning_rate = 1e-3
   config.early_stop_psnr = 0.0
-  config.max_side = 799  # Sides of 800 px or more are downscaled (official), ...
-  config.dehaze.size_multiple = 32  # ... to multiples of 32.
+  config.max_side = 799  # Sides of 800 px or more are downscaled (official).
   config.dehaze.passes = 2
   gen = config.generator
   gen.channels_down = (8, 16, 32, 64, 128)

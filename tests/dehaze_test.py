@@ -1,5 +1,6 @@
 """Tests of the dehazing task: dark channel and airlight, recovery, passes, tiny end-to-end runs."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -14,6 +15,7 @@ from configs import dehaze as dehaze_config
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import outputs as outputs_lib
 from ddip_jax.tasks import dehaze
 
 # Per-pixel minimum over RGB of the hand-made image of `_airlight_case`, and its
@@ -105,12 +107,6 @@ class RecoveryTest(absltest.TestCase):
     t, airlight = dehaze.compose_passes([one(1.0, [0.8, 0.7, 0.6]), one(1.0, [0.4] * 3)])
     np.testing.assert_allclose(airlight[0, 0], [0.8, 0.7, 0.6])  # No haze: the first airlight.
 
-  def test_working_shape(self):
-    self.assertEqual(dehaze.working_shape((1000, 600), 799, 32), (768, 448))
-    self.assertEqual(dehaze.working_shape((500, 741), 256, 1), (173, 256))
-    self.assertEqual(dehaze.working_shape((160, 256), 799, 32), (160, 256))
-    self.assertEqual(dehaze.working_shape((160, 256), 0, 32), (160, 256))
-
 
 class ValidateTest(absltest.TestCase):
 
@@ -145,7 +141,7 @@ def _scene(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tiny_config(workdir: str, passes: int):
-  """One-scale generators and few steps; a 40x56 input downscaled to 16x32 and brought back."""
+  """One-scale generators and few steps; a 40x56 input downscaled to 23x32 and brought back."""
   clean, hazy = _scene(40, 56)
   paths = {name: os.path.join(workdir, f'{name}.png') for name in ('clean', 'hazy')}
   image_io.save_image(paths['clean'], clean)
@@ -154,7 +150,6 @@ def _tiny_config(workdir: str, passes: int):
   config.image = paths['hazy']
   config.dehaze.gt_clean = paths['clean']
   config.dehaze.passes = passes
-  config.dehaze.size_multiple = 8
   config.max_side = 32
   config.generator.channels_down = (4,)
   config.generator.channels_up = (4,)
@@ -209,10 +204,10 @@ class EndToEndTest(absltest.TestCase):
     with open(os.path.join(workdir, 'metrics.json')) as f:
       written = json.load(f)
     self.assertEqual(written['status'], 'ok')
-    self.assertEqual(written['working_shape'], [16, 32])
-    self.assertLen(written['passes'], 1)
-    self.assertEqual(written['passes'][0]['stages']['dehaze']['steps'], config.num_steps)
-    self.assertFalse(written['passes'][0]['airlight_is_map'])
+    self.assertEqual(written['working_shape'], [23, 32])
+    self.assertEqual(list(written['passes']), ['pass1'])
+    self.assertEqual(written['passes']['pass1']['stages']['dehaze']['steps'], config.num_steps)
+    self.assertFalse(written['passes']['pass1']['airlight_is_map'])
     self.assertAlmostEqual(written['psnr'], metrics['psnr'], places=5)
     self.assertBetween(written['ssim'], -1.0, 1.0)
     self.assertLen(written['airlight'], 3)
@@ -226,7 +221,7 @@ class EndToEndTest(absltest.TestCase):
                  'pass1_airlight', 'pass2_dehazed', 'pass2_transmission', 'pass2_airlight'):
       self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
     self.assertEqual(image_io.load_image(os.path.join(workdir, 'airlight.png')).shape, (40, 56, 3))
-    first, second = metrics['passes']
+    first, second = metrics['passes']['pass1'], metrics['passes']['pass2']
     self.assertEqual(second['airlight_mode'], 'learned')
     self.assertTrue(second['airlight_is_map'])
     np.testing.assert_allclose(second['airlight_init'], first['airlight'], rtol=1e-6)
@@ -234,9 +229,34 @@ class EndToEndTest(absltest.TestCase):
     self.assertEqual(first['psnr'], one_pass['psnr'])
     self.assertEqual(first['best_recon_psnr'], one_pass['best_recon_psnr'])
     self.assertEqual(metrics['psnr'], second['psnr'])
+    self.assertEmpty([f for f in os.listdir(workdir) if f.startswith('checkpoint')])
     self.assertLen(seen, 2)
     for losses in seen:
       self.assertLess(np.mean(losses[-3:]), 0.8 * losses[0])
+
+  def test_interrupted_in_the_second_pass_resumes_to_the_same_outputs(self):
+    config, reference, want, _ = self.runs[2]
+    workdir = os.path.join(self._tmp.name, 'interrupted')
+    polls = []
+
+    @contextlib.contextmanager
+    def sigterm_at_step_4_of_pass_2():
+      # The engine polls once per step here; pass 1 has num_steps of them.
+      yield lambda: 'SIGTERM' if polls.append(None) or len(polls) >= config.num_steps + 4 else None
+
+    with mock.patch.object(dehaze.outputs_lib, 'stop_on_signals', sigterm_at_step_4_of_pass_2):
+      with self.assertRaises(engine.Interrupted):
+        dehaze.run(config, workdir)
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      self.assertStartsWith(json.load(f)['status'], 'stopped in pass 2')
+    self.assertCountEqual([f for f in os.listdir(workdir) if f.startswith('checkpoint')],
+                          ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
+    got = dehaze.run(config, workdir)
+    self.assertEqual(outputs_lib.without_timings(got), outputs_lib.without_timings(want))
+    for name in ('dehazed', 'transmission', 'airlight'):
+      with open(os.path.join(workdir, f'{name}.png'), 'rb') as a, open(os.path.join(reference, f'{name}.png'),
+                                                                       'rb') as b:
+        self.assertEqual(a.read(), b.read(), name)
 
   def test_a_failed_second_pass_still_writes_the_first(self):
     config = _tiny_config(_tempdir(self), 2)
@@ -244,11 +264,10 @@ class EndToEndTest(absltest.TestCase):
     calls = []
 
     def failing_second(problem, **kwargs):
-      del kwargs
-      calls.append(problem)
+      calls.append((problem, kwargs['checkpoint'].path))
       if len(calls) == 1:  # A finished first pass (made up, to skip the optimisation).
-        best = {'clean': np.full((1, 16, 32, 3), 0.5, np.float32),
-                'transmission': np.full((1, 16, 32, 1), 0.7, np.float32)}
+        best = {'clean': np.full((1, 23, 32, 3), 0.5, np.float32),
+                'transmission': np.full((1, 23, 32, 1), 0.7, np.float32)}
         return engine.Result(None, None, best, 20.0, 3, {'stages': {}})
       err = engine.NumericalError('loss is nan at step 1 of stage dehaze')
       err.result = engine.Result(None, None, {}, -np.inf, -1, {'stages': {}})
@@ -261,8 +280,10 @@ class EndToEndTest(absltest.TestCase):
       written = json.load(f)
     self.assertStartsWith(written['status'], 'stopped in pass 2')
     self.assertEqual(written['passes_run'], 1)
-    self.assertEqual(written['passes'][0]['best_step'], 3)
-    self.assertSetEqual(set(calls[1].generators), {'clean', 'transmission', 'airlight'})
+    self.assertEqual(written['passes']['pass1']['best_step'], 3)
+    self.assertSetEqual(set(calls[1][0].generators), {'clean', 'transmission', 'airlight'})
+    self.assertEqual([os.path.basename(path) for _, path in calls],
+                     ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
     self.assertTrue(os.path.isfile(os.path.join(workdir, 'dehazed.png')))
 
   def test_ground_truth_of_another_size_is_refused(self):

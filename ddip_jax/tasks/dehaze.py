@@ -129,28 +129,6 @@ def refine_transmission(transmission: np.ndarray, guide: np.ndarray, *, radius: 
   return np.clip(transmission, t_min, 1.0).astype(np.float32)
 
 
-def working_shape(shape: tuple[int, int], max_side: int, multiple: int) -> tuple[int, int]:
-  """The optimisation's image size.
-
-  An image whose longer side exceeds `max_side` is scaled down to it and its
-  sides are rounded down to multiples of `multiple` (the official code's
-  multiples of 32); smaller images keep their size.
-
-  Args:
-    shape: (H, W) of the input.
-    max_side: longest working side (<= 0: no limit).
-    multiple: the downscaled sides' multiple (1: any).
-
-  Returns:
-    (H', W').
-  """
-  longest = max(shape)
-  if max_side <= 0 or longest <= max_side:
-    return tuple(shape)
-  scale = max_side / longest
-  return tuple(max(multiple, round(s * scale) // multiple * multiple) for s in shape)
-
-
 def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight0: np.ndarray, key: jax.Array, *,
                   learned_airlight: bool) -> engine.Problem:
   """The dehazing problem of one pass.
@@ -311,11 +289,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(dz[field] >= 0, f'dehaze.{field}', 'must be >= 0', dz[field])
   require(dz.guided_eps > 0, 'dehaze.guided_eps', 'must be positive', dz.guided_eps)
   require(0 < dz.t_min < 1, 'dehaze.t_min', 'must be in (0, 1)', dz.t_min)
-  require(dz.size_multiple >= 1, 'dehaze.size_multiple', 'must be at least 1', dz.size_multiple)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Dehazes `config.image` in `dehaze.passes` passes and writes all outputs to `workdir`.
+
+  Like `outputs.optimize_and_write`, for several optimisations: each pass has
+  its own checkpoint in the workdir (a rerun resumes the pass that was running;
+  finished passes come back from theirs at once), Ctrl-C / SIGTERM stops
+  cleanly, and a run that stops early writes the best result so far (the
+  stopped pass's, else the last finished pass's) before re-raising.
 
   Returns:
     The metrics written to `metrics.json`.
@@ -329,9 +312,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if truth is not None and truth.shape[:2] != shape:
     raise image_io.InputError(f'{dz.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
                               f'expected {shape[1]}x{shape[0]} like {config.image!r}')
-  work = working_shape(shape, config.max_side, dz.size_multiple)
-  if min(work) < 8:
-    raise image_io.InputError(f'{config.image!r}: the working image needs sides >= 8 pixels')
+  working, _ = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
+                                         min_side=2 ** len(config.generator.channels_down))
+  work = working.shape[:2]
   radius = int(round(dz.guided_radius * max(shape)))
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   passes: list[PassResult] = []
@@ -361,37 +344,43 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       for p in passes:
         p.metrics.update(image_scores(p.dehazed, truth))
       panels.append(('ground truth', truth))
-    metrics['passes'] = [p.metrics for p in passes]
+    metrics['passes'] = {f'pass{k}': p.metrics for k, p in enumerate(passes, start=1)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
     outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
+  outputs_lib.check_workdir(workdir, config)
   hazy = full
-  for index in range(dz.passes):
-    working = image_io.resize_image(hazy, work)
-    if index == 0 and dz.airlight == 'given':
-      airlight0, learned, mode = np.asarray(dz.airlight_rgb, np.float32), False, 'given'
-    elif index == 0:
-      airlight0 = np.asarray(estimate_airlight(jnp.asarray(working), patch=dz.dcp_patch,
-                                               top_fraction=dz.dcp_top_fraction))
-      learned, mode = dz.airlight == 'learned', dz.airlight
-    else:  # Tied to the previous pass's airlight.
-      previous = passes[-1].airlight
-      airlight0 = image_io.resize_image(previous, work) if previous.ndim == 3 else previous
-      learned, mode = True, 'learned'
-    problem = build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index),
-                            learned_airlight=learned)
-    facts = {'pass': index + 1, 'airlight_mode': mode,
-             'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
-    try:
-      result = engine.optimize(problem, key=jax.random.fold_in(train_key, index),
-                               options=outputs_lib.loop_options(config))
-    except engine.Stopped as err:
-      if err.result.best:
-        passes.append(finalize_pass(err.result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
-      if passes:
-        finish(f'stopped in pass {index + 1}: {err}')
-      raise
-    passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
-    hazy = passes[-1].dehazed
-  return finish('ok')
+  with outputs_lib.stop_on_signals() as stop:
+    for index in range(dz.passes):
+      if index:
+        working = image_io.resize_image(hazy, work)
+      if index == 0 and dz.airlight == 'given':
+        airlight0, learned, mode = np.asarray(dz.airlight_rgb, np.float32), False, 'given'
+      elif index == 0:
+        airlight0 = np.asarray(estimate_airlight(jnp.asarray(working), patch=dz.dcp_patch,
+                                                 top_fraction=dz.dcp_top_fraction))
+        learned, mode = dz.airlight == 'learned', dz.airlight
+      else:  # Tied to the previous pass's airlight.
+        previous = passes[-1].airlight
+        airlight0 = image_io.resize_image(previous, work) if previous.ndim == 3 else previous
+        learned, mode = True, 'learned'
+      problem = build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index),
+                              learned_airlight=learned)
+      facts = {'pass': index + 1, 'airlight_mode': mode,
+               'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
+      try:
+        result = engine.optimize(
+            problem, key=jax.random.fold_in(train_key, index), options=outputs_lib.loop_options(config),
+            checkpoint=outputs_lib.checkpointing(config, workdir, name=f'pass{index + 1}'), stop=stop)
+      except engine.Stopped as err:
+        if err.result.best:
+          passes.append(finalize_pass(err.result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
+        if passes:
+          finish(f'stopped in pass {index + 1}: {err}')
+        raise
+      passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
+      hazy = passes[-1].dehazed
+  metrics = finish('ok')
+  outputs_lib.remove_checkpoints(workdir)
+  return metrics
