@@ -1,0 +1,206 @@
+r"""PSNR/SSIM of dehazing on synthetic hazy images: Double-DIP (1 and 2 passes) vs the dark channel prior.
+
+  PYTHONPATH=. .venv/bin/python benchmarks/eval_dehaze.py \
+      [--hazes=b0.8_grey,b1.2_blue,b1.6_warm,b2.0_white] [--methods=hazy,dcp,ddip] \
+      [--num_steps=N] [--passes=2] \
+      [--results_dir=results/eval_dehaze] [--table_only]
+
+Images: the motorcycle scene of `scripts/make_dehaze.py` (256x160, exact
+depth from the Middlebury stereo ground truth), hazed as I = t J + (1 - t) A,
+t = exp(-beta d), with the (beta, A) of each entry of `HAZES` (the demo is
+b1.2_blue). The hazy input is rounded to 8 bits as a PNG, like the demo.
+
+Methods, every result scored against the clean image with dm-pix PSNR/SSIM:
+  hazy:  the input itself (what doing nothing scores);
+  dcp:   the dark-channel-prior dehazer of He et al. (CVPR 2009 / TPAMI 2011)
+         built from our filters: A from the brightest 0.1% of the dark channel
+         (`dehaze.estimate_airlight`), t = 1 - 0.95 * dark_channel(I / A) with
+         15x15 patches, refined by the same guided filter as Double-DIP's t
+         (the config's radius fraction, eps and OpenCV mode), clipped below
+         at t0 = 0.1, J = (I - A) / t + A;
+  ddip:  `configs/dehaze.py` (4000 iterations a pass unless --num_steps).
+         A run with --passes=2 gives both rows 'ddip 1 pass' (its first pass,
+         which is exactly the one-pass run: same keys) and 'ddip 2 passes'.
+
+Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
+already there are skipped, so the evaluation can be interrupted and resumed or
+split over processes (different --hazes); the tables are printed from that
+file at the end (`--table_only` prints them without running). Double-DIP runs
+also resume from their own checkpoints in `<results_dir>/<haze>/ddip/`.
+
+Cost: Double-DIP's pass 1 takes ~0.1-0.2 s an iteration on 2 CPU cores, pass 2
+(three generators) about twice that, so one image with the default 2 x 4000
+iterations takes ~20-40 min there, the four images 1.5-3 hours; DCP takes a
+second. Needs scikit-image (the scene): an optional benchmark dependency, not
+in requirements.txt.
+"""
+
+import json
+import os
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+import jax.numpy as jnp
+import numpy as np
+
+from configs import dehaze as dehaze_config
+from ddip_jax import image_io
+from ddip_jax.tasks import dehaze
+from scripts import make_dehaze
+
+# name -> (beta, airlight): thin to thick haze, grey, bluish, warm and white airlights.
+HAZES = {
+    'b0.8_grey': (0.8, (0.8, 0.8, 0.8)),
+    'b1.2_blue': (make_dehaze.DEMO_BETA, make_dehaze.DEMO_AIRLIGHT),
+    'b1.6_warm': (1.6, (0.92, 0.86, 0.74)),
+    'b2.0_white': (2.0, (0.95, 0.95, 0.95)),
+}
+# He et al.'s parameters.
+DCP_PATCH = 15
+DCP_OMEGA = 0.95
+DCP_T0 = 0.1
+DCP_TOP_FRACTION = 1e-3
+
+_HAZES = flags.DEFINE_list('hazes', list(HAZES), f'Haze settings to run (of {", ".join(HAZES)}).')
+_METHODS = flags.DEFINE_list('methods', ['hazy', 'dcp', 'ddip'], 'Methods to run (hazy, dcp, ddip).')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Iterations per Double-DIP pass (default: the config\'s).')
+_PASSES = flags.DEFINE_integer('passes', 2, 'Double-DIP passes; 2 also gives the 1-pass result.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
+_OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_dehaze', 'Where inputs, outputs and runs.jsonl go.')
+_TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
+
+
+def dark_channel_prior(hazy: np.ndarray, *, radius: int, eps: float, opencv_compat: bool
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """He et al.'s dehazer (see the module docstring).
+
+  Args:
+    hazy: (H, W, 3) in [0, 1].
+    radius, eps, opencv_compat: the guided filter that refines t.
+
+  Returns:
+    (J (H, W, 3), t (H, W), A (3,)).
+  """
+  image = jnp.asarray(hazy)
+  airlight = np.asarray(dehaze.estimate_airlight(image, patch=DCP_PATCH, top_fraction=DCP_TOP_FRACTION))
+  raw = 1.0 - DCP_OMEGA * np.asarray(dehaze.dark_channel(image / airlight, patch=DCP_PATCH))
+  t = dehaze.refine_transmission(raw, hazy, radius=radius, eps=eps, t_min=DCP_T0, opencv_compat=opencv_compat)
+  return dehaze.recover(hazy, t, airlight), t, airlight
+
+
+def make_inputs(name: str, folder: str) -> dict[str, str]:
+  """Writes the clean and hazy PNGs of one haze setting; returns their paths."""
+  beta, airlight = HAZES[name]
+  clean, depth = make_dehaze.load_scene()
+  hazy, _ = make_dehaze.add_haze(clean, depth, beta=beta, airlight=airlight)
+  paths = {'clean': os.path.join(folder, 'clean.png'), 'hazy': os.path.join(folder, 'hazy.png')}
+  image_io.save_image(paths['clean'], clean)
+  image_io.save_image(paths['hazy'], hazy)
+  return paths
+
+
+def _config(paths: dict[str, str]):
+  config = dehaze_config.get_config()
+  config.image = paths['hazy']
+  config.dehaze.gt_clean = paths['clean']
+  config.dehaze.passes = _PASSES.value
+  config.seed = _SEED.value
+  config.progress = False
+  if _NUM_STEPS.value:
+    config.num_steps = _NUM_STEPS.value
+  return config
+
+
+def run_one(name: str, method: str) -> list[dict[str, Any]]:
+  """Runs one method on one haze setting; returns its records (ddip: one per pass)."""
+  folder = os.path.join(_OUT_DIR.value, name)
+  paths = make_inputs(name, os.path.join(folder, 'inputs'))
+  hazy, clean = image_io.load_image(paths['hazy']), image_io.load_image(paths['clean'])
+  beta, true_airlight = HAZES[name]
+  base = {'haze': name, 'beta': beta, 'true_airlight': list(true_airlight), 'seed': _SEED.value, 'run': method}
+  start = time.perf_counter()
+  if method == 'hazy':
+    return [{**base, 'method': 'hazy', 'steps': None, 'airlight': None, 'seconds': 0.0,
+             **dehaze.image_scores(hazy, clean)}]
+  config = _config(paths)
+  if method == 'dcp':
+    radius = int(round(config.dehaze.guided_radius * max(hazy.shape[:2])))
+    dehazed, t, airlight = dark_channel_prior(hazy, radius=radius, eps=config.dehaze.guided_eps,
+                                              opencv_compat=config.dehaze.guided_opencv)
+    for file, img in (('dehazed', dehazed), ('transmission', t)):
+      image_io.save_image(os.path.join(folder, 'dcp', f'{file}.png'), img)
+    return [{**base, 'method': 'dcp', 'steps': None, 'airlight': airlight.tolist(),
+             'seconds': time.perf_counter() - start, **dehaze.image_scores(dehazed, clean)}]
+  metrics = dehaze.run(config, os.path.join(folder, 'ddip'))
+  records = []
+  for k, p in enumerate(metrics['passes'].values(), start=1):
+    seconds = sum(q['seconds'] for q in list(metrics['passes'].values())[:k])
+    records.append({**base, 'method': f'ddip {k} pass' + ('es' if k > 1 else ''), 'steps': config.num_steps,
+                    'passes': config.dehaze.passes,
+                    'airlight': p['airlight'], 'seconds': seconds, 'psnr': p['psnr'], 'ssim': p['ssim'],
+                    'best_recon_psnr': p['best_recon_psnr']})
+  return records
+
+
+def _key(haze: str, run: str, steps: int | None, passes: int | None, seed: int) -> tuple[Any, ...]:
+  """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
+  return (haze, run, steps, passes, seed)
+
+
+def _load_runs(path: str) -> list[dict[str, Any]]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def print_tables(runs: list[dict[str, Any]]) -> None:
+  """Per-image rows, then the mean per method."""
+  print('| haze | beta | true A | method | PSNR (dB) | SSIM | estimated A | steps/pass | s |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  for r in runs:
+    a = '-' if r['airlight'] is None else '(' + ', '.join(f'{v:.2f}' for v in r['airlight']) + ')'
+    true_a = '(' + ', '.join(f'{v:.2f}' for v in r['true_airlight']) + ')'
+    print(f"| {r['haze']} | {r['beta']} | {true_a} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {a} | "
+          f"{r['steps'] or '-'} | {r['seconds']:.1f} |")
+  print()
+  print('| method | images | mean PSNR (dB) | mean SSIM | mean s per image |')
+  print('|---|---|---|---|---|')
+  groups: dict[str, list[dict[str, Any]]] = {}
+  for r in runs:
+    groups.setdefault(r['method'] if r['steps'] is None else f"{r['method']} ({r['steps']} steps)", []).append(r)
+  for method, rs in groups.items():
+    print(f"| {method} | {len(rs)} | {np.mean([r['psnr'] for r in rs]):.2f} | "
+          f"{np.mean([r['ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} |")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  for given, valid in ((_HAZES.value, list(HAZES)), (_METHODS.value, ['hazy', 'dcp', 'ddip'])):
+    unknown = set(given) - set(valid)
+    if unknown:
+      raise app.UsageError(f'unknown {sorted(unknown)} (valid: {", ".join(valid)})')
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
+  if not _TABLE_ONLY.value:
+    steps = _NUM_STEPS.value or dehaze_config.get_config().num_steps
+    done = {_key(r['haze'], r['run'], r['steps'], r.get('passes'), r['seed']) for r in _load_runs(runs_path)}
+    for name in _HAZES.value:
+      for method in _METHODS.value:
+        ddip = method == 'ddip'
+        if _key(name, method, steps if ddip else None, _PASSES.value if ddip else None, _SEED.value) in done:
+          continue
+        records = run_one(name, method)
+        with open(runs_path, 'a') as f:
+          for record in records:
+            print(f"{name} {record['method']}: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
+                  f"{record['seconds']:.1f} s", flush=True)
+            f.write(json.dumps(record) + '\n')
+  print_tables(_load_runs(runs_path))
+
+
+if __name__ == '__main__':
+  app.run(main)
