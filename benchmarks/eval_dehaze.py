@@ -35,7 +35,6 @@ second. Needs scikit-image (the scene): an optional benchmark dependency, not
 in requirements.txt.
 """
 
-import json
 import os
 import time
 from typing import Any
@@ -46,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import dehaze as dehaze_config
+from benchmarks import runs_log
 from ddip_jax import image_io
 from ddip_jax.tasks import dehaze
 from scripts import make_dehaze
@@ -149,13 +149,6 @@ def _key(haze: str, run: str, steps: int | None, passes: int | None, seed: int) 
   return (haze, run, steps, passes, seed)
 
 
-def _load_runs(path: str) -> list[dict[str, Any]]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
 def print_tables(runs: list[dict[str, Any]]) -> None:
   """Per-image rows, then the mean per method."""
   print('| haze | beta | true A | method | PSNR (dB) | SSIM | estimated A | steps/pass | s |')
@@ -187,19 +180,19 @@ def main(argv):
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
     steps = _NUM_STEPS.value or dehaze_config.get_config().num_steps
-    done = {_key(r['haze'], r['run'], r['steps'], r.get('passes'), r['seed']) for r in _load_runs(runs_path)}
+    done = {_key(r['haze'], r['run'], r['steps'], r.get('passes'), r['seed'])
+            for r in runs_log.load_runs(runs_path)}
     for name in _HAZES.value:
       for method in _METHODS.value:
         ddip = method == 'ddip'
         if _key(name, method, steps if ddip else None, _PASSES.value if ddip else None, _SEED.value) in done:
           continue
         records = run_one(name, method)
-        with open(runs_path, 'a') as f:
-          for record in records:
-            print(f"{name} {record['method']}: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
-                  f"{record['seconds']:.1f} s", flush=True)
-            f.write(json.dumps(record) + '\n')
-  print_tables(_load_runs(runs_path))
+        for record in records:
+          print(f"{name} {record['method']}: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
+                f"{record['seconds']:.1f} s", flush=True)
+          runs_log.append_run(runs_path, record)
+  print_tables(runs_log.load_runs(runs_path))
 
 
 if __name__ == '__main__':

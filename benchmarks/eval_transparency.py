@@ -32,7 +32,6 @@ Needs scikit-image (layers) and, for 'fastica', scikit-learn: optional
 benchmark dependencies, not in requirements.txt.
 """
 
-import json
 import os
 import time
 from typing import Any
@@ -43,6 +42,7 @@ import numpy as np
 
 from configs import textures as textures_config
 from configs import transparency as transparency_config
+from benchmarks import runs_log
 from ddip_jax import image_io
 from ddip_jax.tasks import transparency
 from scripts import make_transparency as mixtures_lib
@@ -200,13 +200,6 @@ def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
   return record
 
 
-def _load_runs(path: str) -> list[dict[str, Any]]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
 def print_tables(runs: list[dict[str, Any]]) -> None:
   """Per-run rows, then the mean per (regime, method)."""
   print('| regime | pair | method | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |')
@@ -233,7 +226,8 @@ def main(argv):
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
-    done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size']) for r in _load_runs(runs_path)}
+    done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size'])
+            for r in runs_log.load_runs(runs_path)}
     for regime in _REGIMES.value:
       pairs = _ADDITIVE_PAIRS.value if regime == 'additive' else _PAIRS.value
       methods = _METHODS.value or DEFAULT_METHODS[regime]
@@ -248,9 +242,8 @@ def main(argv):
           record = run_one(regime, pair, index, method)
           print(f"{regime} {pair} {method}: mean PSNR {record['mean_psnr']:.2f} dB, "
                 f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s", flush=True)
-          with open(runs_path, 'a') as f:
-            f.write(json.dumps(record) + '\n')
-  print_tables(_load_runs(runs_path))
+          runs_log.append_run(runs_path, record)
+  print_tables(runs_log.load_runs(runs_path))
 
 
 if __name__ == '__main__':
