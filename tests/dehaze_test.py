@@ -8,6 +8,7 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -106,6 +107,25 @@ class RecoveryTest(absltest.TestCase):
     np.testing.assert_allclose(airlight, 0.48 / 0.7, rtol=1e-5)
     t, airlight = dehaze.compose_passes([one(1.0, [0.8, 0.7, 0.6]), one(1.0, [0.4] * 3)])
     np.testing.assert_allclose(airlight[0, 0], [0.8, 0.7, 0.6])  # No haze: the first airlight.
+
+
+class ProblemTest(absltest.TestCase):
+
+  def test_learned_airlight_outputs_and_tie_term(self):
+    config = _tiny_config(_tempdir(self), 1)
+    config.dehaze.airlight_tie_steps = 5
+    _, hazy = _scene(10, 14)
+    airlight0 = np.array([0.8, 0.85, 0.9], np.float32)
+    problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=True)
+    self.assertEqual(problem.inputs['airlight'].shape, (1, 10, 14, config.generator.input_depth))
+    variables = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    loss_fn = jax.jit(problem.stages[0].loss_fn)
+    # Same key, so the same perturbations: the two losses differ by the tie term only.
+    tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))
+    free, _ = loss_fn(*variables, jnp.int32(5), jax.random.key(2))
+    self.assertEqual({n: o.shape for n, o in out.items()},
+                     {'clean': (1, 10, 14, 3), 'transmission': (1, 10, 14, 1), 'airlight': (1, 10, 14, 3)})
+    np.testing.assert_allclose(tied - free, np.mean((np.asarray(out['airlight']) - airlight0)**2), rtol=1e-4)
 
 
 class ValidateTest(absltest.TestCase):
