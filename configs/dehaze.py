@@ -25,13 +25,10 @@ def get_config():
   config.early_stop_psnr = 0.0
   config.max_side = 799  # Sides of 800 px or more are downscaled (official).
   config.dehaze.passes = 2
-  gen = config.generator
+  gen = config.generator  # Kernels 3, bilinear, 'noise' inputs: the defaults.
   gen.channels_down = (8, 16, 32, 64, 128)
   gen.channels_up = (8, 16, 32, 64, 128)
   gen.channels_skip = (0, 0, 0, 4, 4)
-  gen.kernel_down = 3
-  gen.kernel_up = 3
   gen.input_depth = 8
   gen.noise_var = 0.1
-  gen.noise_method = 'noise'
   return config
