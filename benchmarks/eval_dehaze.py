@@ -1,8 +1,8 @@
 r"""PSNR/SSIM of dehazing on synthetic hazy images: Double-DIP (1 and 2 passes) vs the dark channel prior.
 
   PYTHONPATH=. .venv/bin/python benchmarks/eval_dehaze.py \
-      [--hazes=b0.8_grey,b1.2_blue,b1.6_warm,b2.0_white] [--methods=hazy,dcp,ddip] \
-      [--num_steps=N] [--passes=2] \
+      [--hazes=b0.8_grey,b1.2_blue,b1.6_warm,b2.0_white] \
+      [--methods=hazy,dcp,ddip,ddip_faithful] [--num_steps=N] [--passes=K] \
       [--results_dir=results/eval_dehaze] [--table_only]
 
 Images: the motorcycle scene of `scripts/make_dehaze.py` (256x160, exact
@@ -18,15 +18,18 @@ Methods, every result scored against the clean image with dm-pix PSNR/SSIM:
          15x15 patches, refined by the same guided filter as Double-DIP's t
          (the config's radius fraction, eps and OpenCV mode), clipped below
          at t0 = 0.1, J = (I - A) / t + A;
-  ddip:  `configs/dehaze.py` (4000 iterations a pass unless --num_steps).
-         A run with --passes=2 gives both rows 'ddip 1 pass' (its first pass,
-         which is exactly the one-pass run: same keys) and 'ddip 2 passes'.
+  ddip:  `configs/dehaze.py` (ours: one pass, the dark-channel transmission
+         prior on t; 4000 iterations a pass unless --num_steps);
+  ddip_faithful: `configs/dehaze_faithful.py` (official: two passes, no prior).
+         A run of k passes also gives the rows of its first 1..k-1 passes
+         (e.g. 'ddip_faithful 1 pass' and 'ddip_faithful 2 passes'): pass j of
+         a k-pass run is exactly the j-pass run (same keys).
 
 Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
 already there are skipped, so the evaluation can be interrupted and resumed or
 split over processes (different --hazes); the tables are printed from that
 file at the end (`--table_only` prints them without running). Double-DIP runs
-also resume from their own checkpoints in `<results_dir>/<haze>/ddip/`.
+also resume from their own checkpoints in `<results_dir>/<haze>/<method>/`.
 
 Cost: Double-DIP's pass 1 takes ~0.1-0.2 s an iteration on 2 CPU cores, pass 2
 (three generators) about twice that, so one image with the default 2 x 4000
@@ -45,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import dehaze as dehaze_config
+from configs import dehaze_faithful as dehaze_faithful_config
 from benchmarks import runs_log
 from ddip_jax import image_io
 from ddip_jax.tasks import dehaze
@@ -57,6 +61,8 @@ HAZES = {
     'b1.6_warm': (1.6, (0.92, 0.86, 0.74)),
     'b2.0_white': (2.0, (0.95, 0.95, 0.95)),
 }
+# Method -> the config of its Double-DIP runs (None: not Double-DIP).
+METHODS = {'hazy': None, 'dcp': None, 'ddip': dehaze_config, 'ddip_faithful': dehaze_faithful_config}
 # He et al.'s parameters.
 DCP_PATCH = 15
 DCP_OMEGA = 0.95
@@ -64,9 +70,10 @@ DCP_T0 = 0.1
 DCP_TOP_FRACTION = 1e-3
 
 _HAZES = flags.DEFINE_list('hazes', list(HAZES), f'Haze settings to run (of {", ".join(HAZES)}).')
-_METHODS = flags.DEFINE_list('methods', ['hazy', 'dcp', 'ddip'], 'Methods to run (hazy, dcp, ddip).')
+_METHODS = flags.DEFINE_list('methods', list(METHODS), f'Methods to run (of {", ".join(METHODS)}).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Iterations per Double-DIP pass (default: the config\'s).')
-_PASSES = flags.DEFINE_integer('passes', 2, 'Double-DIP passes; 2 also gives the 1-pass result.')
+_PASSES = flags.DEFINE_integer('passes', None, 'Override the configs\' Double-DIP passes; k passes also give the '
+                                'results of the first 1..k-1.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_dehaze', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
@@ -85,7 +92,7 @@ def dark_channel_prior(hazy: np.ndarray, *, radius: int, eps: float, opencv_comp
   """
   image = jnp.asarray(hazy)
   airlight = np.asarray(dehaze.estimate_airlight(image, patch=DCP_PATCH, top_fraction=DCP_TOP_FRACTION))
-  raw = 1.0 - DCP_OMEGA * np.asarray(dehaze.dark_channel(image / airlight, patch=DCP_PATCH))
+  raw = np.asarray(dehaze.dark_channel_transmission(image, jnp.asarray(airlight), patch=DCP_PATCH, omega=DCP_OMEGA))
   t = dehaze.refine_transmission(raw, hazy, radius=radius, eps=eps, t_min=DCP_T0, opencv_compat=opencv_compat)
   return dehaze.recover(hazy, t, airlight), t, airlight
 
@@ -101,11 +108,12 @@ def make_inputs(name: str, folder: str) -> dict[str, str]:
   return paths
 
 
-def _config(paths: dict[str, str]):
-  config = dehaze_config.get_config()
+def _config(method: str, paths: dict[str, str]):
+  config = METHODS[method].get_config()
   config.image = paths['hazy']
   config.dehaze.gt_clean = paths['clean']
-  config.dehaze.passes = _PASSES.value
+  if _PASSES.value:
+    config.dehaze.passes = _PASSES.value
   config.seed = _SEED.value
   config.progress = False
   if _NUM_STEPS.value:
@@ -124,7 +132,7 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
   if method == 'hazy':
     return [{**base, 'method': 'hazy', 'steps': None, 'airlight': None, 'seconds': 0.0,
              **dehaze.image_scores(hazy, clean)}]
-  config = _config(paths)
+  config = _config('ddip', paths)
   if method == 'dcp':
     radius = int(round(config.dehaze.guided_radius * max(hazy.shape[:2])))
     dehazed, t, airlight = dark_channel_prior(hazy, radius=radius, eps=config.dehaze.guided_eps,
@@ -133,11 +141,12 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
       image_io.save_image(os.path.join(folder, 'dcp', f'{file}.png'), img)
     return [{**base, 'method': 'dcp', 'steps': None, 'airlight': airlight.tolist(),
              'seconds': time.perf_counter() - start, **dehaze.image_scores(dehazed, clean)}]
-  metrics = dehaze.run(config, os.path.join(folder, 'ddip'))
+  config = _config(method, paths)
+  metrics = dehaze.run(config, os.path.join(folder, method))
   records = []
   for k, p in enumerate(metrics['passes'].values(), start=1):
     seconds = sum(q['seconds'] for q in list(metrics['passes'].values())[:k])
-    records.append({**base, 'method': f'ddip {k} pass' + ('es' if k > 1 else ''), 'steps': config.num_steps,
+    records.append({**base, 'method': f'{method} {k} pass' + ('es' if k > 1 else ''), 'steps': config.num_steps,
                     'passes': config.dehaze.passes,
                     'airlight': p['airlight'], 'seconds': seconds, 'psnr': p['psnr'], 'ssim': p['ssim'],
                     'best_recon_psnr': p['best_recon_psnr']})
@@ -172,20 +181,20 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  for given, valid in ((_HAZES.value, list(HAZES)), (_METHODS.value, ['hazy', 'dcp', 'ddip'])):
+  for given, valid in ((_HAZES.value, list(HAZES)), (_METHODS.value, list(METHODS))):
     unknown = set(given) - set(valid)
     if unknown:
       raise app.UsageError(f'unknown {sorted(unknown)} (valid: {", ".join(valid)})')
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
-    steps = _NUM_STEPS.value or dehaze_config.get_config().num_steps
     done = {_key(r['haze'], r['run'], r['steps'], r.get('passes'), r['seed'])
             for r in runs_log.load_runs(runs_path)}
     for name in _HAZES.value:
       for method in _METHODS.value:
-        ddip = method == 'ddip'
-        if _key(name, method, steps if ddip else None, _PASSES.value if ddip else None, _SEED.value) in done:
+        ddip = METHODS[method] is not None
+        config = _config(method, {'hazy': '', 'clean': ''}) if ddip else None
+        if _key(name, method, config and config.num_steps, config and config.dehaze.passes, _SEED.value) in done:
           continue
         records = run_one(name, method)
         for record in records:

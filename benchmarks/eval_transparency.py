@@ -202,21 +202,21 @@ def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
   """Per-run rows, then the mean per (regime, method)."""
-  print('| regime | pair | method | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |')
-  print('|---|---|---|---|---|---|---|---|---|---|')
+  print('| regime | pair | method | size | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
   for r in runs:
     err = '-' if r['alpha_error'] is None else f"{r['alpha_error']:.3f}"
-    print(f"| {r['regime']} | {r['pair']} | {r['method']} | {r['psnr'][0]:.2f} / {r['psnr'][1]:.2f} | "
+    print(f"| {r['regime']} | {r['pair']} | {r['method']} | {r['size']} | {r['psnr'][0]:.2f} / {r['psnr'][1]:.2f} | "
           f"{r['ssim'][0]:.3f} / {r['ssim'][1]:.3f} | {r['mean_psnr']:.2f} | {r['mean_ssim']:.3f} | {err} | "
           f"{r['steps'] or '-'} | {r['seconds']:.1f} |")
   print()
-  print('| regime | method | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run |')
-  print('|---|---|---|---|---|---|')
-  groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-  for r in runs:
-    groups.setdefault((r['regime'], r['method']), []).append(r)
-  for (regime, method), rs in groups.items():
-    print(f"| {regime} | {method} | {len(rs)} | {np.mean([r['mean_psnr'] for r in rs]):.2f} | "
+  print('| regime | method | size | steps | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run |')
+  print('|---|---|---|---|---|---|---|---|')
+  groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+  for r in runs:  # Runs at other sizes or schedules are other experiments.
+    groups.setdefault((r['regime'], r['method'], r['size'], r['steps']), []).append(r)
+  for (regime, method, size, steps), rs in groups.items():
+    print(f"| {regime} | {method} | {size} | {steps or '-'} | {len(rs)} | {np.mean([r['mean_psnr'] for r in rs]):.2f} | "
           f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} |")
 
 

@@ -71,6 +71,10 @@ def get_config() -> config_dict.ConfigDict:
   config.dehaze.dcp_top_fraction = 1e-4  # Airlight estimate: max colour over this fraction of brightest dark-channel pixels.
   config.dehaze.sigma = 1 / 30  # Std of the noise added to J's and A's inputs every iteration but the last.
   config.dehaze.transmission_std_weight = 0.005  # Weight of StdLoss(t).
+  config.dehaze.transmission_prior = 'none'  # 'dark_channel': pull t to He et al.'s estimate 1 - omega * dark(I / A) (ours; official: 'none').
+  config.dehaze.transmission_prior_weight = 1.0  # Weight of MSE(t, t_prior).
+  config.dehaze.transmission_prior_until = 1.0  # The prior term applies for the first this fraction of the iterations.
+  config.dehaze.dcp_omega = 0.95  # He et al.'s omega in the dark-channel transmission prior.
   config.dehaze.airlight_std_weight = 0.1  # Weight of StdLoss(A), learned airlight only.
   config.dehaze.airlight_tie_steps = 1000  # Learned airlight: MSE(A, A0) for it < this.
   config.dehaze.guided_radius = 0.0625  # Guided-filter radius of t as a fraction of the longer side (50 px at 800 px); 0: off.

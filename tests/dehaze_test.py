@@ -127,6 +127,34 @@ class ProblemTest(absltest.TestCase):
                      {'clean': (1, 10, 14, 3), 'transmission': (1, 10, 14, 1), 'airlight': (1, 10, 14, 3)})
     np.testing.assert_allclose(tied - free, np.mean((np.asarray(out['airlight']) - airlight0)**2), rtol=1e-4)
 
+  def test_transmission_prior_term_applies_for_its_fraction_of_the_steps(self):
+    config = _tiny_config(_tempdir(self), 1)
+    config.num_steps = 10
+    config.dehaze.transmission_prior_until = 0.5
+    config.dehaze.transmission_prior_weight = 2.0
+    _, hazy = _scene(10, 14)
+    airlight0 = np.array([0.8, 0.85, 0.9], np.float32)
+    t0 = np.asarray(dehaze.dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=3,
+                                                     omega=0.95))
+    problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=False,
+                                   transmission0=t0)
+    variables = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    loss_fn = jax.jit(problem.stages[0].loss_fn)
+    tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))  # 4 < round(0.5 * 10).
+    free, _ = loss_fn(*variables, jnp.int32(5), jax.random.key(2))
+    want = 2.0 * np.mean((np.asarray(out['transmission'])[0, ..., 0] - t0)**2)
+    np.testing.assert_allclose(tied - free, want, rtol=1e-4)
+
+  def test_dark_channel_transmission_formula(self):
+    image = jnp.asarray(_airlight_case())
+    airlight = jnp.asarray([0.9, 0.8, 0.95])
+    want = 1.0 - 0.9 * np.asarray(dehaze.dark_channel(image / airlight, patch=3))
+    np.testing.assert_allclose(dehaze.dark_channel_transmission(image, airlight, patch=3, omega=0.9), want,
+                               rtol=1e-6)
+    # A haze-free black pixel in every window: t = 1.
+    np.testing.assert_allclose(dehaze.dark_channel_transmission(jnp.zeros((5, 5, 3)), airlight, patch=3,
+                                                                omega=0.95), np.ones((5, 5)))
+
 
 class ValidateTest(absltest.TestCase):
 
@@ -135,7 +163,10 @@ class ValidateTest(absltest.TestCase):
                                   ('airlight', 'sky', 'unknown mode'),
                                   ('dcp_patch', 4, 'odd'),
                                   ('t_min', 0.0, r'\(0, 1\)'),
-                                  ('guided_eps', 0.0, 'positive')):
+                                  ('guided_eps', 0.0, 'positive'),
+                                  ('transmission_prior', 'fog', 'unknown prior'),
+                                  ('transmission_prior_until', 1.5, r'\[0, 1\]'),
+                                  ('dcp_omega', 0.0, r'\(0, 1\]')):
       config = dehaze_config.get_config()
       config.dehaze[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):

@@ -48,6 +48,7 @@ from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 
 AIRLIGHT_MODES = ('estimate', 'given', 'learned')
+TRANSMISSION_PRIORS = ('none', 'dark_channel')
 # Reported PSNRs are capped here (identical images would give infinity).
 _PSNR_CAP = 100.0
 # Side of the airlight swatch written when the airlight is one colour.
@@ -93,6 +94,22 @@ def estimate_airlight(image: jax.Array, *, patch: int = 15, top_fraction: float 
   return jnp.max(image.reshape(-1, c)[index], axis=0)
 
 
+def dark_channel_transmission(image: jax.Array, airlight: jax.Array, *, patch: int, omega: float) -> jax.Array:
+  """He et al.'s raw transmission estimate t = 1 - omega * dark_channel(I / A).
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    airlight: (3,) or (H, W, 3), positive.
+    patch: dark-channel window side (odd).
+    omega: fraction of the haze removed (He et al.: 0.95, keeps some haze for depth perception).
+
+  Returns:
+    (H, W) unrefined transmission.
+  """
+  chex.assert_rank(image, 3)
+  return 1.0 - omega * dark_channel(image / airlight, patch=patch)
+
+
 def recover(hazy: np.ndarray, transmission: np.ndarray, airlight: np.ndarray) -> np.ndarray:
   """J = clip((I - (1 - t) A) / t, 0, 1).
 
@@ -130,7 +147,7 @@ def refine_transmission(transmission: np.ndarray, guide: np.ndarray, *, radius: 
 
 
 def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight0: np.ndarray, key: jax.Array, *,
-                  learned_airlight: bool) -> engine.Problem:
+                  learned_airlight: bool, transmission0: np.ndarray | None = None) -> engine.Problem:
   """The dehazing problem of one pass.
 
   Args:
@@ -140,6 +157,10 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
       map it is tied to during the first `dehaze.airlight_tie_steps` iterations.
     key: PRNG key for the noise inputs.
     learned_airlight: add the 'airlight' generator.
+    transmission0: optional (H, W) prior transmission (the dark-channel
+      estimate); t is pulled to it by `dehaze.transmission_prior_weight` *
+      MSE(t, t0) for the first `dehaze.transmission_prior_until` fraction of
+      the iterations.
 
   Returns:
     An `engine.Problem` with one stage, generators 'clean', 'transmission' and,
@@ -163,6 +184,9 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
   img = jnp.asarray(image, jnp.float32)[None]
   a0 = jnp.broadcast_to(jnp.asarray(airlight0, jnp.float32), img.shape)
   num_steps = config.num_steps
+  if transmission0 is not None:
+    t0 = jnp.asarray(transmission0, jnp.float32)[None, :, :, None]
+    prior_steps = round(dz.transmission_prior_until * num_steps)
 
   def loss_fn(params, batch_stats, step, key):
     sigma = jnp.where(step == num_steps - 1, 0.0, dz.sigma)
@@ -173,6 +197,8 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
     t, airlight = out['transmission'], out.get('airlight', a0)
     recon = t * out['clean'] + (1 - t) * airlight
     loss = losses.mse(recon, img) + dz.transmission_std_weight * losses.std_loss(t)
+    if transmission0 is not None:
+      loss = loss + jnp.where(step < prior_steps, dz.transmission_prior_weight * losses.mse(t, t0), 0.0)
     if learned_airlight:
       tie = jnp.where(step < dz.airlight_tie_steps, losses.mse(airlight, a0), 0.0)
       loss = loss + dz.airlight_std_weight * losses.std_loss(airlight) + tie
@@ -285,8 +311,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(dz.dcp_patch >= 1 and dz.dcp_patch % 2 == 1, 'dehaze.dcp_patch', 'must be an odd size >= 1',
           dz.dcp_patch)
   require(0 < dz.dcp_top_fraction <= 1, 'dehaze.dcp_top_fraction', 'must be in (0, 1]', dz.dcp_top_fraction)
-  for field in ('sigma', 'transmission_std_weight', 'airlight_std_weight', 'airlight_tie_steps', 'guided_radius'):
+  for field in ('sigma', 'transmission_std_weight', 'airlight_std_weight', 'airlight_tie_steps', 'guided_radius',
+                'transmission_prior_weight'):
     require(dz[field] >= 0, f'dehaze.{field}', 'must be >= 0', dz[field])
+  require(dz.transmission_prior in TRANSMISSION_PRIORS, 'dehaze.transmission_prior',
+          f'unknown prior (one of {list(TRANSMISSION_PRIORS)})', dz.transmission_prior)
+  require(0 <= dz.transmission_prior_until <= 1, 'dehaze.transmission_prior_until', 'must be in [0, 1]',
+          dz.transmission_prior_until)
+  require(0 < dz.dcp_omega <= 1, 'dehaze.dcp_omega', 'must be in (0, 1]', dz.dcp_omega)
   require(dz.guided_eps > 0, 'dehaze.guided_eps', 'must be positive', dz.guided_eps)
   require(0 < dz.t_min < 1, 'dehaze.t_min', 'must be in (0, 1)', dz.t_min)
 
@@ -365,8 +397,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         previous = passes[-1].airlight
         airlight0 = image_io.resize_image(previous, work) if previous.ndim == 3 else previous
         learned, mode = True, 'learned'
+      transmission0 = None
+      if dz.transmission_prior == 'dark_channel':
+        transmission0 = np.asarray(dark_channel_transmission(
+            jnp.asarray(working), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega))
       problem = build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index),
-                              learned_airlight=learned)
+                              learned_airlight=learned, transmission0=transmission0)
       facts = {'pass': index + 1, 'airlight_mode': mode,
                'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
       try:
