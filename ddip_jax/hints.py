@@ -120,6 +120,26 @@ def border_hints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return np.zeros((h, w), np.float32), bg
 
 
+def background_change(frames: np.ndarray) -> np.ndarray:
+  """How far each pixel of a static-camera clip is from the clip's background.
+
+  The background is the per-pixel median over the frames (right wherever a
+  pixel shows the background in most frames); the change is the CIE Lab
+  distance (Delta E) to it, after a 3x3 blur.
+
+  Args:
+    frames: (F, H, W, 3) float in [0, 1], F >= 2.
+
+  Returns:
+    (F, H, W) float, Delta E.
+  """
+  if frames.ndim != 4 or frames.shape[0] < 2 or frames.shape[-1] != 3:
+    raise ValueError(f'need (F, H, W, 3) frames with F >= 2, got {frames.shape}')
+  lab = np.stack([rgb_to_lab(np.clip(f, 0, 1)) for f in frames])
+  change = np.sqrt(((lab - np.median(lab, axis=0)) ** 2).sum(-1))
+  return np.stack([box_blur(c, 1) for c in change])
+
+
 def motion_hints(
     frames: np.ndarray,
     *,
@@ -130,12 +150,10 @@ def motion_hints(
 ) -> tuple[np.ndarray, np.ndarray]:
   """Hints of a clip from a static camera: what moves is foreground.
 
-  1. The background is estimated as the per-pixel median over the frames: it
-     is right wherever each pixel shows the background in most frames, i.e.
-     when the objects move by more than their own size over the clip.
-  2. Each frame's change is every pixel's CIE Lab distance (Delta E) to that
-     median, after a 3x3 blur.
-  3. Foreground hint: change > `high` (Delta E), regions smaller than
+  1. `background_change`: each pixel's colour distance to the clip's per-pixel
+     median, which is the background when the objects move by more than their
+     own size over the clip.
+  2. Foreground hint: change > `high` (Delta E), regions smaller than
      `min_area` of the frame dropped (noise), eroded by 1% of the longer side
      (the hint must not spill over the object's edge).
      Background hint: outside the region where change > `low`, closed, its holes
@@ -152,13 +170,8 @@ def motion_hints(
   Returns:
     (fg_hint, bg_hint), each (F, H, W) float32 in {0, 1}.
   """
-  if frames.ndim != 4 or frames.shape[0] < 2 or frames.shape[-1] != 3:
-    raise ValueError(f'motion_hints needs (F, H, W, 3) frames with F >= 2, got {frames.shape}')
   h, w = frames.shape[1:3]
-  lab = np.stack([rgb_to_lab(np.clip(f, 0, 1)) for f in frames])
-  background = np.median(lab, axis=0)
-  change = np.sqrt(((lab - background) ** 2).sum(-1))
-  change = np.stack([box_blur(c, 1) for c in change])
+  change = background_change(frames)
   erode = max(1, round(0.01 * max(h, w)))
   dilate = max(1, round(margin * max(h, w)))
   min_pixels = min_area * h * w

@@ -27,7 +27,7 @@ CHECKPOINT = 'checkpoint.msgpack'  # In the workdir; a task running several opti
 # resumed, or its outputs replaced, by a config that differs only in these.
 _NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
 # Metrics that measure wall-clock time (everything else is reproducible).
-_TIMINGS = ('seconds', 'steps_per_second', 'hint_seconds')
+_TIMINGS = ('seconds', 'steps_per_second', 'hint_seconds', 'frames_per_second')
 
 
 def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
@@ -103,9 +103,12 @@ def write_outputs(
     *,
     images: dict[str, np.ndarray],
     metrics: dict[str, Any],
-    summary: list[tuple[str, np.ndarray]],
+    summary: list[tuple[str, np.ndarray]] | np.ndarray,
 ) -> None:
   """Writes `<name>.png` for every image, `summary.png` and `metrics.json`.
+
+  `summary` is a list of (title, image) panels for `image_io.make_summary`, or
+  the finished (H, W, 3) picture. A name may hold a folder ('fg/0003').
 
   Every file is written atomically, so an interrupted run never leaves a
   half-written output; metrics also record the config, seed and environment.
@@ -113,7 +116,8 @@ def write_outputs(
   os.makedirs(workdir, exist_ok=True)
   for name, img in images.items():
     image_io.save_image(os.path.join(workdir, f'{name}.png'), img)
-  image_io.save_image(os.path.join(workdir, 'summary.png'), image_io.make_summary(summary))
+  picture = summary if isinstance(summary, np.ndarray) else image_io.make_summary(summary)
+  image_io.save_image(os.path.join(workdir, 'summary.png'), picture)
   record = {
       **metrics,
       'seed': config.seed,
