@@ -30,6 +30,7 @@ for 'mog2' and scikit-image to make clips (optional benchmark dependencies,
 requirements-bench.txt).
 """
 
+import functools
 import os
 import tempfile
 import time
@@ -157,14 +158,10 @@ def print_table(runs: list[dict[str, Any]]) -> None:
     print(f"| {r['video']} | {r['method']} | {steps} | {r['mean_iou']:.3f} | {r['mean_iou_after_first']:.3f} | "
           f"{r['seconds']:.1f} | {fps:.3g} |")
   print()
-  print('| method | clips | mean IoU | mean IoU, frames 1.. |')
-  print('|---|---|---|---|')
-  groups: dict[str, list[dict[str, Any]]] = {}
-  for r in runs:
-    groups.setdefault(r['method'], []).append(r)
-  for method, rs in groups.items():
-    print(f"| {method} | {len(rs)} | {np.mean([r['mean_iou'] for r in rs]):.3f} | "
-          f"{np.mean([r['mean_iou_after_first'] for r in rs]):.3f} |")
+  print('\n'.join(runs_log.mean_table(runs, group=lambda r: r['method'], title='method', columns=[
+      ('mean IoU', lambda r: r['mean_iou'], '.3f'),
+      ('mean IoU, frames 1..', lambda r: r['mean_iou_after_first'], '.3f'),
+      ('s per clip', lambda r: r['seconds'], '.1f')])))
 
 
 def main(argv):
@@ -177,15 +174,11 @@ def main(argv):
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
-    done = {_key(r) for r in runs_log.load_runs(runs_path)}
-    for name in _VIDEOS.value:
-      for method in _METHODS.value:
-        if _key(_planned(name, method)) in done:
-          continue
-        record = run_one(name, method)
-        print(f"{name} {method}: mean IoU {record['mean_iou']:.3f} "
-              f"(frames 1..: {record['mean_iou_after_first']:.3f}), {record['seconds']:.1f} s", flush=True)
-        runs_log.append_run(runs_path, record)
+    jobs = [(_key(_planned(name, method)), functools.partial(run_one, name, method))
+            for name in _VIDEOS.value for method in _METHODS.value]
+    runs_log.run_missing(runs_path, jobs, _key, lambda r: (
+        f"{r['video']} {r['method']}: mean IoU {r['mean_iou']:.3f} "
+        f"(frames 1..: {r['mean_iou_after_first']:.3f}), {r['seconds']:.1f} s"))
   print_table(runs_log.load_runs(runs_path))
 
 

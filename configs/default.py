@@ -85,7 +85,7 @@ def get_config() -> config_dict.ConfigDict:
   config.video.auto_hints = 'motion'  # Automatic hints: 'motion' (what differs from the clip's median), or 'saliency'/'border' per frame.
   config.video.window_size = 8  # Frames optimised together (one batch); 0: the whole clip at once.
   config.video.window_overlap = 2  # Frames shared by consecutive windows (blended), < window_size.
-  config.video.noise_increment = 0.1  # Frame f's input = frame f-1's + uniform noise of this fraction of generator.noise_var.
+  config.video.noise_increment = 1.0  # Frame f's input = frame f-1's + uniform noise of this fraction of generator.noise_var.
   config.video.static_background = True  # One background input for all frames (static camera); False: coherent noise.
   config.video.temporal_weight = 0.0  # Weight of mean(w |m_f - m_{f-1}|), w ~ 1 where the frames do not change; 0: off.
   config.video.temporal_sigma = 0.05  # Colour change at which that weight is exp(-1/2).

@@ -145,7 +145,7 @@ def motion_hints(
     *,
     high: float = 12.0,
     low: float = 6.0,
-    margin: float = 0.03,
+    margin: float = 0.01,
     min_area: float = 5e-4,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Hints of a clip from a static camera: what moves is foreground.

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -15,6 +16,7 @@ from PIL import Image
 
 from configs import default
 from ddip_jax import config_check
+from ddip_jax import engine
 from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
@@ -291,7 +293,11 @@ class HelpersTest(parameterized.TestCase):
 
 
 class EndToEndTest(absltest.TestCase):
-  """3 frames of 32x32 in two windows of 2 frames, tiny generators, a few steps."""
+  """3 frames of 32x32 in two windows of 2 frames, tiny generators, a few steps.
+
+  Step 1 (segmentation's hint fitting, tested there) is skipped: one
+  compilation per window keeps the test short.
+  """
 
   @classmethod
   def setUpClass(cls):
@@ -307,17 +313,27 @@ class EndToEndTest(absltest.TestCase):
     config.gt_mask = os.path.join(tmp, 'masks')
     config.video.window_size, config.video.window_overlap = 2, 1
     config.video.temporal_weight = 0.1
-    config.segmentation.hint_steps = 3
+    config.segmentation.hint_steps = 0
     config.num_steps = 4
     config.early_stop_psnr = 0.0
     config.learning_rate = 0.01
     config.generator.channels_down = config.generator.channels_up = (4, 8)
     config.generator.channels_skip = (0, 0)
     config.loop.strategy = 'step'
+    config.loop.check_every = 1
     config.progress = False
     config_check.validate(config)
     cls.config, cls.workdir = config, os.path.join(tmp, 'out')
-    cls.metrics = video.run(config, cls.workdir)
+    cls.losses = []  # Per window, the loss at every step.
+    real_optimize = engine.optimize
+
+    def optimize(problem, **kwargs):
+      cls.losses.append([])
+      record = lambda stage, state: cls.losses[-1].append(float(state.loss))
+      return real_optimize(problem, on_check=record, **kwargs)
+
+    with mock.patch.object(engine, 'optimize', optimize):
+      cls.metrics = video.run(config, cls.workdir)
 
   @classmethod
   def tearDownClass(cls):
@@ -355,10 +371,17 @@ class EndToEndTest(absltest.TestCase):
     self.assertGreater(metrics['frames_per_second'], 0)
     self.assertEqual(metrics['hints']['fg_hint']['source'], 'auto:motion')
     for run in metrics['window_runs']:
-      self.assertEqual(run['stages']['step1_hints']['steps'], 3)
+      self.assertEqual(list(run['stages']), ['step2_decompose'])
       self.assertEqual(run['stages']['step2_decompose']['steps'], 4)
       self.assertTrue(np.isfinite(run['best_recon_psnr']))
     self.assertEqual(metrics['config']['video']['window_size'], 2)
+
+  def test_losses_go_down(self):
+    self.assertLen(self.losses, 2)
+    for window in self.losses:
+      self.assertLen(window, 4)
+      self.assertTrue(all(np.isfinite(window)))
+      self.assertLess(window[-1], window[0])
 
 
 if __name__ == '__main__':

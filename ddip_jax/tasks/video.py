@@ -214,10 +214,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Decomposes the clip `config.image` and writes all outputs to `workdir`.
 
-  Like `outputs.optimize_and_write`, for one optimisation per window: each has
-  its own checkpoint in the workdir (a rerun resumes the window that was
-  running; finished windows come back from theirs at once), Ctrl-C / SIGTERM
-  stops cleanly, and a run that stops early writes the frames done so far.
+  One optimisation per window (`outputs.optimize_parts_and_write`: a checkpoint
+  each, a rerun resumes); a run that stops early writes the frames done so far.
 
   Returns:
     The metrics written to `metrics.json`.
@@ -282,22 +280,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  outputs_lib.check_workdir(workdir, config)
-  with outputs_lib.stop_on_signals() as stop:
-    for index, (a, b) in enumerate(spans):
-      inputs = {n: z[a:b] if z.shape[0] == num_frames else z for n, z in noise.items()}
-      problem = build_problem(config, frames[a:b], fg_hint[a:b], bg_hint[a:b], inputs)
-      try:
-        result = engine.optimize(
-            problem, key=jax.random.fold_in(train_key, index), options=outputs_lib.loop_options(config),
-            checkpoint=outputs_lib.checkpointing(config, workdir, name=f'window{index + 1}'), stop=stop)
-      except engine.Stopped as err:
-        if err.result.best:
-          done.append(((a, b), err.result))
-        if done:
-          finish(f'stopped in window {index + 1} of {len(spans)}: {err}')
-        raise
-      done.append(((a, b), result))
-  metrics = finish('ok')
-  outputs_lib.remove_checkpoints(workdir)
-  return metrics
+  def problem(index: int) -> engine.Problem:
+    a, b = spans[index]
+    inputs = {n: z[a:b] if z.shape[0] == num_frames else z for n, z in noise.items()}
+    return build_problem(config, frames[a:b], fg_hint[a:b], bg_hint[a:b], inputs)
+
+  return outputs_lib.optimize_parts_and_write(
+      config, workdir, num_parts=len(spans), part_name='window', key=train_key, problem=problem,
+      keep=lambda index, result: done.append((spans[index], result)), finish=finish)
