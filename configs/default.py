@@ -82,6 +82,20 @@ def get_config() -> config_dict.ConfigDict:
   config.dehaze.guided_opencv = True  # OpenCV guidedFilter's borders and determinant guard (official); False: He et al.'s.
   config.dehaze.t_min = 0.1  # The refined t is clipped to [t_min, 1] before J is recovered.
 
+  # Video foreground/background decomposition (task 'video'); see tasks/video.py. `image` is a folder of
+  # frames or an animated GIF; fg_hint, bg_hint, gt_mask a folder of per-frame masks or one mask for all
+  # frames. The losses, schedule and mask post-processing are the `segmentation` section's.
+  config.video = config_dict.ConfigDict()
+  config.video.auto_hints = 'motion'  # Automatic hints: 'motion' (what differs from the clip's median), or 'saliency'/'border' per frame.
+  config.video.window_size = 8  # Frames optimised together (one batch); 0: the whole clip at once.
+  config.video.window_overlap = 2  # Frames shared by consecutive windows (blended), < window_size.
+  config.video.noise_increment = 1.0  # Frame f's input = frame f-1's + uniform noise of this fraction of generator.noise_var.
+  config.video.static_background = True  # One background input for all frames (static camera); False: coherent noise.
+  config.video.temporal_weight = 0.0  # Weight of mean(w |m_f - m_{f-1}|), w ~ 1 where the frames do not change; 0: off.
+  config.video.temporal_sigma = 0.05  # Colour change at which that weight is exp(-1/2).
+  config.video.gif_duration_ms = 100  # Display time of each frame in the output GIFs.
+  config.video.summary_frames = 4  # Frames (columns) shown in summary.png.
+
   # How the engine runs (numerics do not depend on these).
   config.loop = config_dict.ConfigDict()
   config.loop.strategy = 'auto'  # 'auto', 'step', 'unroll' or 'scan'.

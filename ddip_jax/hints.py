@@ -14,6 +14,8 @@ Automatic method 'saliency' (boundary-prior colour contrast):
      connected region above a high threshold (Otsu's, raised), eroded; the
      background hint is the border band plus pixels of low saliency.
 Method 'border': only the border band as background hint (no fg hint).
+For a video clip, these work frame by frame, and one more method uses the clip:
+'motion' (static camera): what moves is foreground (see `motion_hints`).
 """
 
 from collections.abc import Callable
@@ -118,10 +120,101 @@ def border_hints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return np.zeros((h, w), np.float32), bg
 
 
+def background_change(frames: np.ndarray) -> np.ndarray:
+  """How far each pixel of a static-camera clip is from the clip's background.
+
+  The background is the per-pixel median over the frames (right wherever a
+  pixel shows the background in most frames); the change is the CIE Lab
+  distance (Delta E) to it, after a 3x3 blur.
+
+  Args:
+    frames: (F, H, W, 3) float in [0, 1], F >= 2.
+
+  Returns:
+    (F, H, W) float, Delta E.
+  """
+  if frames.ndim != 4 or frames.shape[0] < 2 or frames.shape[-1] != 3:
+    raise ValueError(f'need (F, H, W, 3) frames with F >= 2, got {frames.shape}')
+  lab = np.stack([rgb_to_lab(np.clip(f, 0, 1)) for f in frames])
+  change = np.sqrt(((lab - np.median(lab, axis=0)) ** 2).sum(-1))
+  return np.stack([box_blur(c, 1) for c in change])
+
+
+def motion_hints(
+    frames: np.ndarray,
+    *,
+    high: float = 12.0,
+    low: float = 6.0,
+    margin: float = 0.01,
+    min_area: float = 5e-4,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Hints of a clip from a static camera: what moves is foreground.
+
+  1. `background_change`: each pixel's colour distance to the clip's per-pixel
+     median, which is the background when the objects move by more than their
+     own size over the clip.
+  2. Foreground hint: change > `high` (Delta E), regions smaller than
+     `min_area` of the frame dropped (noise), eroded by 1% of the longer side
+     (the hint must not spill over the object's edge).
+     Background hint: outside the region where change > `low`, closed, its holes
+     filled (an object's pixels that match the background by chance lie inside
+     it) and dilated by `margin` of the longer side.
+
+  Args:
+    frames: (F, H, W, 3) float in [0, 1], F >= 2.
+    high: change (Delta E) above which a pixel is surely foreground.
+    low: change below which, away from moving regions, a pixel is background.
+    margin: band left unhinted around moving regions, fraction of the longer side.
+    min_area: smallest foreground-hint region kept, fraction of the frame.
+
+  Returns:
+    (fg_hint, bg_hint), each (F, H, W) float32 in {0, 1}.
+  """
+  h, w = frames.shape[1:3]
+  change = background_change(frames)
+  erode = max(1, round(0.01 * max(h, w)))
+  dilate = max(1, round(margin * max(h, w)))
+  min_pixels = min_area * h * w
+  fg_hints, bg_hints = [], []
+  for c in change:
+    labels, n = ndimage.label(c > high)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    kept = np.nonzero(sizes >= min_pixels)[0]
+    fg = np.isin(labels, kept[kept > 0])
+    fg = ndimage.binary_erosion(fg, structure=np.ones((2 * erode + 1, 2 * erode + 1)))
+    moving = ndimage.binary_closing(c > low, structure=np.ones((3, 3)), iterations=dilate)
+    moving = ndimage.binary_dilation(ndimage.binary_fill_holes(moving), iterations=dilate)
+    fg_hints.append(fg)
+    bg_hints.append(~moving & ~fg)
+  return np.stack(fg_hints).astype(np.float32), np.stack(bg_hints).astype(np.float32)
+
+
 METHODS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
     'saliency': saliency_hints,
     'border': border_hints,
 }
+# Methods that need a whole clip, (F, H, W, 3) -> (F, H, W) hints.
+CLIP_METHODS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    'motion': motion_hints,
+}
+
+
+def automatic_hints(image: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+  """The automatic hints of an image (H, W, 3) or a clip (F, H, W, 3).
+
+  A clip takes a `CLIP_METHODS` method or any of `METHODS`, applied frame by frame.
+
+  Returns:
+    (fg_hint, bg_hint), each float32 of the input's shape less its channels.
+  """
+  if method in CLIP_METHODS:
+    if image.ndim != 4:
+      raise ValueError(f'automatic hints {method!r} need a clip (F, H, W, 3), got {image.shape}')
+    return CLIP_METHODS[method](image)
+  if image.ndim == 4:
+    fg, bg = zip(*(METHODS[method](frame) for frame in image))
+    return np.stack(fg), np.stack(bg)
+  return METHODS[method](image)
 
 
 def resolve_hints(
@@ -131,31 +224,37 @@ def resolve_hints(
     bg_path: str | None,
     method: str,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-  """The hints for one image: user files where given, automatic ones otherwise.
+  """The hints for one image or clip: user files where given, automatic ones otherwise.
 
   User hint PNGs are resized to the image (nearest neighbour) and binarised at
   0.5. Pixels marked in both hints are dropped from both (with a warning).
 
   Args:
-    image: (H, W, 3) working image in [0, 1].
-    fg_path: foreground hint PNG or None.
-    bg_path: background hint PNG or None.
-    method: automatic method (a key of METHODS) for hints not given.
+    image: (H, W, 3) working image in [0, 1], or a clip (F, H, W, 3).
+    fg_path: foreground hint PNG or None; for a clip, a folder of one PNG per
+      frame or one PNG for every frame (`image_io.load_masks`).
+    bg_path: background hint, likewise.
+    method: automatic method for hints not given (`automatic_hints`).
 
   Returns:
-    (fg_hint, bg_hint, info): (H, W) float32 maps in {0, 1} and a dict saying
-    where each came from and what fraction of pixels it marks.
+    (fg_hint, bg_hint, info): float32 maps in {0, 1} of the image's shape less
+    its channels, and a dict saying where each came from and what fraction of
+    pixels it marks.
 
   Raises:
     image_io.InputError: a hint file cannot be read, marks no pixel or every
       pixel, or marks only pixels that the other hint marks too.
   """
-  shape = image.shape[:2]
-  auto_fg, auto_bg = METHODS[method](image) if not (fg_path and bg_path) else (None, None)
+  shape = image.shape[-3:-1]
+  auto_fg, auto_bg = automatic_hints(image, method) if not (fg_path and bg_path) else (None, None)
   hints, info = [], {}
   for name, path, auto in (('fg_hint', fg_path, auto_fg), ('bg_hint', bg_path, auto_bg)):
     if path:
-      hint = (image_io.load_mask(path, shape=shape) > 0.5).astype(np.float32)
+      if image.ndim == 4:
+        hint = image_io.load_masks(path, count=image.shape[0], shape=shape)
+      else:
+        hint = image_io.load_mask(path, shape=shape)
+      hint = (hint > 0.5).astype(np.float32)
       if not hint.any():
         raise image_io.InputError(f'{path}: the {name} marks no pixel (white = hinted region)')
       if hint.all():

@@ -12,24 +12,29 @@ the path, so the CLI can print it and exit non-zero instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
 import secrets
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence
 
 __all__ = [
     "InputError",
+    "load_frames",
     "load_image",
     "load_mask",
+    "load_masks",
     "make_summary",
     "resize_image",
+    "save_gif",
     "save_image",
     "to_uint8",
     "write_bytes",
@@ -119,6 +124,31 @@ def _pixels(im: Image.Image, low: Image.Image | None) -> np.ndarray:
   return arr[..., None] if arr.ndim == 2 else arr
 
 
+@contextlib.contextmanager
+def _decoding(path: str) -> Iterator[None]:
+  """Turns whatever decoding `path` raises into a one-line `InputError`.
+
+  Past Image.MAX_IMAGE_PIXELS (~89 Mpx) Pillow only warns; inside this block
+  that is an error too.
+  """
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      yield
+  except InputError:
+    raise
+  except PermissionError as e:
+    raise InputError(f"cannot read {path!r}: permission denied") from e
+  except Image.UnidentifiedImageError as e:
+    raise InputError(f"cannot read {path!r}: not a recognised image file") from e
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    raise InputError(f"cannot read {path!r}: image too large ({e})") from e
+  except Exception as e:  # Decoders raise anything on corrupt data.
+    raise InputError(
+        f"cannot read {path!r}: corrupt or unsupported image ({_one_line(e)})"
+    ) from e
+
+
 def _decode(path: str | os.PathLike[str]) -> np.ndarray:
   """Fully decodes an image file, EXIF orientation applied.
 
@@ -133,34 +163,31 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
   """
   path = os.fspath(path)
   _check_file(path)
-  try:
-    with warnings.catch_warnings():
-      # Past Image.MAX_IMAGE_PIXELS (~89 Mpx) Pillow only warns; refuse instead.
-      warnings.simplefilter("error", Image.DecompressionBombWarning)
-      with Image.open(path) as im:
-        tiles = list(im.tile)
-        im.load()  # Decode now so truncated data fails here, not later.
-        low = _png16_low_bytes(path, im, tiles)
-        try:
-          pixels = _pixels(
-              ImageOps.exif_transpose(im),
-              None if low is None else ImageOps.exif_transpose(low))
-        finally:
-          if low is not None:
-            low.close()
-  except PermissionError as e:
-    raise InputError(f"cannot read {path!r}: permission denied") from e
-  except Image.UnidentifiedImageError as e:
-    raise InputError(f"cannot read {path!r}: not a recognised image file") from e
-  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-    raise InputError(f"cannot read {path!r}: image too large ({e})") from e
-  except Exception as e:  # Decoders raise anything on corrupt data.
-    raise InputError(
-        f"cannot read {path!r}: corrupt or unsupported image ({_one_line(e)})"
-    ) from e
+  with _decoding(path), Image.open(path) as im:
+    tiles = list(im.tile)
+    im.load()  # Decode now so truncated data fails here, not later.
+    low = _png16_low_bytes(path, im, tiles)
+    try:
+      pixels = _pixels(
+          ImageOps.exif_transpose(im),
+          None if low is None else ImageOps.exif_transpose(low))
+    finally:
+      if low is not None:
+        low.close()
   if pixels.shape[0] == 0 or pixels.shape[1] == 0:
     raise InputError(f"cannot read {path!r}: image has no pixels")
   return pixels
+
+
+def _over_white(pixels: np.ndarray) -> np.ndarray:
+  """(H, W, C) pixels from `_pixels` as RGB, any alpha composited over white."""
+  channels = pixels.shape[-1]
+  if channels in (2, 4):
+    alpha = pixels[..., -1:]
+    pixels = pixels[..., :-1] * alpha + (1.0 - alpha)
+  if channels <= 2:
+    pixels = np.repeat(pixels, 3, axis=-1)
+  return np.ascontiguousarray(pixels, np.float32)
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -185,14 +212,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     InputError: the path is missing, a directory, empty, truncated, corrupt, not
       an image, or larger than `PIL.Image.MAX_IMAGE_PIXELS`.
   """
-  pixels = _decode(path)
-  channels = pixels.shape[-1]
-  if channels in (2, 4):  # Composite over white.
-    alpha = pixels[..., -1:]
-    pixels = pixels[..., :-1] * alpha + (1.0 - alpha)
-  if channels <= 2:
-    pixels = np.repeat(pixels, 3, axis=-1)
-  return np.ascontiguousarray(pixels, np.float32)
+  return _over_white(_decode(path))
 
 
 def load_mask(
@@ -437,3 +457,138 @@ def make_summary(
     x += w + _GAP
   canvas[:_TITLE_HEIGHT] = np.asarray(strip, np.float32) / 255.0
   return canvas
+
+
+# Video clips: a folder of frames or an animated GIF.
+
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")  # Frame files of a folder (any case).
+
+
+def _natural_key(name: str) -> list[Any]:
+  """Sort key comparing runs of digits as numbers: frame2 < frame10."""
+  return [int(part) if part.isdigit() else part.lower()
+          for part in re.split(r"(\d+)", name)]
+
+
+def list_frames(folder: str | os.PathLike[str]) -> list[str]:
+  """The PNG/JPEG files of `folder` in natural name order (frame2 before frame10).
+
+  Raises:
+    InputError: `folder` is missing, not a folder or holds no frame file.
+  """
+  folder = os.fspath(folder)
+  if not os.path.isdir(folder):
+    raise InputError(f"cannot read {folder!r}: no such folder")
+  try:
+    names = os.listdir(folder)
+  except OSError as e:
+    raise InputError(f"cannot read {folder!r}: {e.strerror or e}") from e
+  frames = sorted((n for n in names if n.lower().endswith(FRAME_SUFFIXES)
+                   and os.path.isfile(os.path.join(folder, n))), key=_natural_key)
+  if not frames:
+    raise InputError(f"{folder!r} holds no PNG or JPEG frames")
+  return [os.path.join(folder, n) for n in frames]
+
+
+def _gif_frames(path: str) -> list[np.ndarray]:
+  """Every frame of an animated GIF as RGB floats (transparency over white)."""
+  _check_file(path)
+  with _decoding(path), Image.open(path) as im:
+    if im.format != "GIF":
+      raise InputError(f"{path!r} is a {im.format or 'non-GIF'} file, not an animated GIF "
+                       "(give a folder of frames or a GIF)")
+    # Pillow composes each frame over the previous ones (GIF disposal rules).
+    return [_over_white(_pixels(frame.copy(), None))
+            for frame in ImageSequence.Iterator(im)]
+
+
+def load_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
+  """Loads a clip: a folder of PNG/JPEG frames or an animated GIF.
+
+  Frames of a folder are read in natural name order (`list_frames`) with
+  `load_image`'s conversions; a GIF's frames as Pillow composes them.
+
+  Args:
+    path: a folder of frames or an animated GIF file.
+
+  Returns:
+    (frames, names): float32 (F, H, W, 3) in [0, 1] with F >= 2, and a name
+    per frame (its file name, or `frame_<k>` for a GIF).
+
+  Raises:
+    InputError: missing path, empty folder, unreadable frame or GIF, a single
+      frame, or frames of different sizes.
+  """
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    files = list_frames(path)
+    frames = [load_image(f) for f in files]
+    names = [os.path.basename(f) for f in files]
+  else:
+    frames = _gif_frames(path)
+    files = names = [f"frame_{k:04d}" for k in range(len(frames))]
+  if len(frames) < 2:
+    raise InputError(f"{path!r} has {len(frames)} frame; a video needs at least 2 "
+                     "(segment a single image with task 'segmentation')")
+  first = frames[0].shape
+  for file, frame in zip(files, frames):
+    if frame.shape != first:
+      raise InputError(
+          f"frames differ in size: {file!r} is {frame.shape[1]}x{frame.shape[0]}, "
+          f"{files[0]!r} is {first[1]}x{first[0]}; all frames of {path!r} must have one size")
+  return np.stack(frames), names
+
+
+def load_masks(path: str | os.PathLike[str], *, count: int,
+               shape: tuple[int, int]) -> np.ndarray:
+  """Per-frame masks (hints, ground truth) of a clip of `count` frames.
+
+  Args:
+    path: a folder with one mask per frame, in the frames' natural name order
+      (`list_frames`), or one mask file used for every frame.
+    count: the clip's number of frames F.
+    shape: (H, W) of the frames; masks of another size are resized as by
+      `load_mask`.
+
+  Returns:
+    float32 (F, H, W) in [0, 1].
+
+  Raises:
+    InputError: unreadable masks, or a folder whose number of masks is not F.
+  """
+  path = os.fspath(path)
+  if not os.path.isdir(path):
+    return np.repeat(load_mask(path, shape=shape)[None], count, axis=0)
+  files = list_frames(path)
+  if len(files) != count:
+    raise InputError(f"{path!r} holds {len(files)} masks, but the clip has {count} frames")
+  return np.stack([load_mask(f, shape=shape) for f in files])
+
+
+def save_gif(path: str | os.PathLike[str], frames: npt.ArrayLike, *,
+             duration_ms: int = 100) -> None:
+  """Writes frames as a looping animated GIF, atomically.
+
+  Colour frames are quantised to 256 colours each (GIF's limit). Pillow merges
+  identical consecutive frames into one shown for their summed duration, so a
+  still layer (e.g. a static background) gives a one-frame GIF.
+
+  Args:
+    path: the output file.
+    frames: float (F, H, W), (F, H, W, 1) or (F, H, W, 3) in [0, 1].
+    duration_ms: display time of each frame.
+
+  Raises:
+    ValueError: `frames` has another shape or no frame.
+  """
+  arr = np.asarray(frames, np.float32)
+  if arr.ndim == 4 and arr.shape[-1] == 1:
+    arr = arr[..., 0]
+  if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[-1] == 3)) or 0 in arr.shape:
+    raise ValueError(f"frames must be (F, H, W), (F, H, W, 1) or (F, H, W, 3) with no empty "
+                     f"axis, got {np.shape(frames)}")
+  images = [Image.fromarray(to_uint8(frame)) for frame in arr]
+  buf = io.BytesIO()
+  images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
+                 duration=duration_ms, loop=0)
+  write_bytes(path, buf.getvalue())

@@ -204,3 +204,22 @@ def psnr(a: jax.Array, b: jax.Array) -> jax.Array:
   _assert_image_pair(a, b)
   error = jnp.maximum(jnp.mean(jnp.square(a - b)), _MSE_FLOOR)
   return -10.0 * jnp.log10(error)
+
+
+def temporal_consistency(m: jax.Array, weights: jax.Array) -> jax.Array:
+  """Weighted change of a mask between consecutive frames.
+
+  mean(weights * |m[1:] - m[:-1]|): with weights near 1 where the input frames
+  do not change, the mask is held still there (see `tasks/video.py`).
+
+  Args:
+    m: (F, H, W, C) the frames' masks, F >= 2.
+    weights: (F - 1, H, W, 1) or (F - 1, H, W, C) weights in [0, 1].
+
+  Returns:
+    Scalar loss.
+  """
+  chex.assert_rank([m, weights], 4)
+  chex.assert_type([m, weights], float)
+  chex.assert_is_broadcastable(weights.shape, (m.shape[0] - 1,) + m.shape[1:])
+  return jnp.mean(weights * jnp.abs(m[1:] - m[:-1]))

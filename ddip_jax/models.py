@@ -202,6 +202,44 @@ def make_noise(
   raise ValueError(f'unknown noise method {method!r}')
 
 
+def make_video_noise(
+    key: jax.Array,
+    shape: tuple[int, int],
+    depth: int,
+    num_frames: int,
+    *,
+    var: float = 0.01,
+    increment: float = 0.1,
+    method: str = 'noise',
+) -> jax.Array:
+  """Temporally coherent inputs for the frames of a clip.
+
+  Frame 0 is `make_noise`; frame f is frame f-1 plus uniform noise in
+  (-increment * var / 2, increment * var / 2): a random walk, so neighbouring
+  frames get neighbouring inputs and the generator's outputs change smoothly
+  along the clip. (The official leftover helper `get_video_noise` adds
+  increments in (0, var) to a base of range 10 var: a drift; ours is centred.)
+
+  Args:
+    key: PRNG key.
+    shape: (H, W) canvas size.
+    depth: number of channels D.
+    num_frames: F.
+    var: range of the base noise (`make_noise`); the increments scale with it.
+    increment: increment range as a fraction of `var`.
+    method: the base's method, 'noise' or 'meshgrid'.
+
+  Returns:
+    (F, H, W, D) float32.
+  """
+  base_key, walk_key = jax.random.split(key)
+  base = make_noise(base_key, shape, depth, var=var, method=method)
+  half = increment * var / 2
+  steps = jax.random.uniform(walk_key, (num_frames - 1, *shape, depth), jnp.float32, -half, half)
+  walk = jnp.concatenate([jnp.zeros((1, *shape, depth), jnp.float32), jnp.cumsum(steps, axis=0)])
+  return base + walk
+
+
 def perturb(z: jax.Array, key: jax.Array, sigma: jax.Array) -> jax.Array:
   """The per-iteration input perturbation: z + N(0, 1) * sigma."""
   return z + jax.random.normal(key, z.shape, z.dtype) * sigma
@@ -237,3 +275,10 @@ def noise_from_config(gen_config, key: jax.Array, shape: tuple[int, int]) -> jax
   """A generator input from a config's `generator` section: (1, H, W, input_depth)."""
   return make_noise(key, shape, gen_config.input_depth, var=gen_config.noise_var,
                     method=gen_config.noise_method)
+
+
+def video_noise_from_config(gen_config, key: jax.Array, shape: tuple[int, int], *, num_frames: int,
+                            increment: float) -> jax.Array:
+  """`make_video_noise` from a config's `generator` section: (F, H, W, input_depth)."""
+  return make_video_noise(key, shape, gen_config.input_depth, num_frames, var=gen_config.noise_var,
+                          increment=increment, method=gen_config.noise_method)

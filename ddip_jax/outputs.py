@@ -27,7 +27,7 @@ CHECKPOINT = 'checkpoint.msgpack'  # In the workdir; a task running several opti
 # resumed, or its outputs replaced, by a config that differs only in these.
 _NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
 # Metrics that measure wall-clock time (everything else is reproducible).
-_TIMINGS = ('seconds', 'steps_per_second', 'hint_seconds')
+_TIMINGS = ('seconds', 'steps_per_second', 'hint_seconds', 'frames_per_second')
 
 
 def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
@@ -103,9 +103,12 @@ def write_outputs(
     *,
     images: dict[str, np.ndarray],
     metrics: dict[str, Any],
-    summary: list[tuple[str, np.ndarray]],
+    summary: list[tuple[str, np.ndarray]] | np.ndarray,
 ) -> None:
   """Writes `<name>.png` for every image, `summary.png` and `metrics.json`.
+
+  `summary` is a list of (title, image) panels for `image_io.make_summary`, or
+  the finished (H, W, 3) picture. A name may hold a folder ('fg/0003').
 
   Every file is written atomically, so an interrupted run never leaves a
   half-written output; metrics also record the config, seed and environment.
@@ -113,7 +116,8 @@ def write_outputs(
   os.makedirs(workdir, exist_ok=True)
   for name, img in images.items():
     image_io.save_image(os.path.join(workdir, f'{name}.png'), img)
-  image_io.save_image(os.path.join(workdir, 'summary.png'), image_io.make_summary(summary))
+  picture = summary if isinstance(summary, np.ndarray) else image_io.make_summary(summary)
+  image_io.save_image(os.path.join(workdir, 'summary.png'), picture)
   record = {
       **metrics,
       'seed': config.seed,
@@ -295,3 +299,66 @@ def remove_checkpoints(workdir: str) -> None:
   """Removes the workdir's checkpoints, once a finished run's outputs are written."""
   for path in _checkpoints(workdir):
     os.remove(path)
+
+
+def optimize_parts_and_write(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    num_parts: int,
+    part_name: str,
+    key: jax.Array,
+    problem: Callable[[int], engine.Problem],
+    keep: Callable[[int, engine.Result], None],
+    finish: Callable[[str], dict[str, Any]],
+) -> dict[str, Any]:
+  """`optimize_and_write` for a task that runs several optimisations in turn.
+
+  Part i (dehazing passes, video windows) is `problem(i)`, built when part i-1
+  is done, optimised with key fold_in(key, i) and its own checkpoint in the
+  workdir (`<part_name><i + 1>`): a rerun resumes the part that was running and
+  finished parts come back from theirs at once. `keep(i, result)` records each
+  part's result. When a part stops early (NaN/Inf, Ctrl-C / SIGTERM), its best
+  result so far, if any, is kept too, and if anything was kept the outputs are
+  written with status 'stopped in <part_name> <i + 1>: <why>' before the error
+  is re-raised. Once the finished run's outputs are written, the checkpoints
+  are removed.
+
+  Args:
+    config: the full config.
+    workdir: the output folder.
+    num_parts: how many optimisations.
+    part_name: names the parts in checkpoints and statuses, e.g. 'pass'.
+    key: the root key; part i uses fold_in(key, i).
+    problem: problem(i) builds part i's problem.
+    keep: keep(i, result) records part i's result.
+    finish: finish(status) writes every output from the kept results and
+      returns the metrics.
+
+  Returns:
+    `finish`'s metrics for the finished run (status 'ok').
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: after writing what was kept.
+    engine.CheckpointError, image_io.InputError: the workdir holds another run.
+  """
+  check_workdir(workdir, config)
+  kept = False
+  with stop_on_signals() as stop:
+    for index in range(num_parts):
+      try:
+        result = engine.optimize(problem(index), key=jax.random.fold_in(key, index), options=loop_options(config),
+                                 checkpoint=checkpointing(config, workdir, name=f'{part_name}{index + 1}'),
+                                 stop=stop)
+      except engine.Stopped as err:
+        if err.result.best:
+          keep(index, err.result)
+          kept = True
+        if kept:
+          finish(f'stopped in {part_name} {index + 1}: {err}')
+        raise
+      keep(index, result)
+      kept = True
+  metrics = finish('ok')
+  remove_checkpoints(workdir)
+  return metrics

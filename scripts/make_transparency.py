@@ -14,20 +14,19 @@ functions); the PNGs are committed. Sources and licences: data/README.md.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 
 from absl import app
 from absl import flags
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 # Run as a plain script, so make the repository root importable.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
 from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.join(_REPO_ROOT, 'data'), 'Where the PNGs are written.')
 
@@ -48,26 +47,13 @@ DEMO_ALPHAS = (0.3, 0.65)
 TEXTURE_PAIR = ('brick', 'grass')  # (R, T) of configs/textures.py.
 
 
-def skimage_data_dir() -> str:
-  """The folder of the images bundled with scikit-image (no download)."""
-  import skimage  # pylint: disable=g-import-not-at-top
-
-  return os.path.join(os.path.dirname(skimage.__file__), 'data')
-
-
 def load_layer(name: str, size: int = SIZE) -> np.ndarray:
   """One of `SOURCES`, cropped, resized (LANCZOS in float) and tinted.
 
   Returns:
     float32 (size, size, 3) in [0, 1].
   """
-  filename, box, tint = SOURCES[name]
-  with Image.open(os.path.join(skimage_data_dir(), filename)) as im:
-    pixels = np.asarray(im.convert('RGB').crop(box), np.float32) / 255.0
-  layer = image_io.resize_image(pixels, (size, size))
-  if tint is not None:
-    layer = layer.mean(axis=-1, keepdims=True) * np.asarray(tint, np.float32)
-  return np.clip(layer, 0.0, 1.0).astype(np.float32)
+  return sources.load_photo(*SOURCES[name], (size, size))
 
 
 def uniform_mixtures(r: np.ndarray, t: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
@@ -117,11 +103,6 @@ def realistic_mixtures(r: np.ndarray, t: np.ndarray, rng: np.random.Generator, *
   return mixtures, (blurred.astype(np.float32), t)
 
 
-def _sha256(path: str) -> str:
-  with open(path, 'rb') as f:
-    return hashlib.sha256(f.read()).hexdigest()
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -140,7 +121,7 @@ def main(argv: list[str]) -> None:
   for name, array in files.items():
     path = os.path.join(_OUT_DIR.value, name)
     image_io.save_image(path, array)
-    print(f'{name:26s} sha256 {_sha256(path)}')
+    print(f'{name:26s} sha256 {sources.sha256(path)}')
 
 
 if __name__ == '__main__':

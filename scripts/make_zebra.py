@@ -19,9 +19,7 @@ deterministic for a given Pillow / libjpeg build; see data/README.md.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -34,6 +32,7 @@ from PIL import Image
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
 from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _STAMPS_ROOT = flags.DEFINE_string(
     "stamps_root", "/usr/share/tuxpaint/stamps",
@@ -65,49 +64,6 @@ _ZEBRA_LEFT = 24  # x of the cut-out's left edge.
 _FEET_Y = 182  # y of the lowest opaque pixel (the hooves), on the grass.
 
 
-def _sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
-
-
-def _fetch(package: str, pkg_root: str, rel: str, workdir: str) -> str:
-  """Downloads and unpacks `package` into `workdir`; returns the file `rel`."""
-  print(f"{rel} not found; fetching {package} with apt-get download ...")
-  try:
-    subprocess.run(["apt-get", "download", package], cwd=workdir, check=True)
-    debs = [f for f in os.listdir(workdir)
-            if f.startswith(package + "_") and f.endswith(".deb")]
-    if len(debs) != 1:
-      raise RuntimeError(f"expected one {package}_*.deb, found {debs}")
-    deb = os.path.join(workdir, debs[0])
-    version = subprocess.run(["dpkg-deb", "-f", deb, "Version"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-    print(f"  {package} version {version}")
-    subprocess.run(["dpkg-deb", "-x", deb, os.path.join(workdir, "root")],
-                   check=True)
-  except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
-    raise app.UsageError(
-        f"could not fetch {package} ({e}). Install it, or download it with "
-        f"`apt-get download {package}`, unpack it with `dpkg-deb -x FILE.deb "
-        f"DIR` and pass the directory {pkg_root!r} inside DIR as the flag.")
-  path = os.path.join(workdir, "root", pkg_root, rel)
-  if not os.path.isfile(path):
-    raise app.UsageError(f"{package} does not contain {pkg_root}/{rel}")
-  return path
-
-
-def _source(spec: tuple[str, str, str], root: str, workdir: str) -> str:
-  package, pkg_root, rel = spec
-  path = os.path.join(root, rel)
-  if not os.path.isfile(path):
-    path = _fetch(package, pkg_root, rel, workdir)
-  digest = _sha256(path)
-  if digest != _KNOWN_SHA256[rel]:
-    print(f"warning: {path} differs from the file data/ was made from "
-          f"(sha256 {digest}); the result will differ.")
-  return path
-
-
 def compose(zebra: Image.Image, meadow: Image.Image
             ) -> tuple[np.ndarray, np.ndarray]:
   """Places the zebra on the meadow's grass.
@@ -122,15 +78,8 @@ def compose(zebra: Image.Image, meadow: Image.Image
   """
   bg = np.asarray(meadow.convert("RGB").crop(_CROP).resize(_SIZE, Image.Resampling.LANCZOS),
                   np.float32) / 255.0
-  rgba = np.asarray(zebra.convert("RGBA"), np.float32) / 255.0
-  alpha = rgba[..., 3:]
-  # Resample premultiplied colour, so the colour of fully transparent pixels
-  # (arbitrary in the stamp) cannot bleed into the edge as a fringe.
-  premultiplied = np.concatenate([rgba[..., :3] * alpha, alpha], axis=-1)
   height = round(_ZEBRA_WIDTH * zebra.height / zebra.width)
-  small = image_io.resize_image(premultiplied, (height, _ZEBRA_WIDTH))
-  alpha = np.clip(small[..., 3:], 0.0, 1.0)
-  colour = np.clip(small[..., :3], 0.0, alpha)
+  colour, alpha = sources.scaled_cutout(zebra, _ZEBRA_WIDTH)
 
   rows = np.nonzero(alpha[..., 0].max(axis=1) >= 0.5)[0]
   top = _FEET_Y - rows.max()
@@ -146,14 +95,14 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   with tempfile.TemporaryDirectory() as workdir:
-    zebra_path = _source(_ZEBRA, _STAMPS_ROOT.value, workdir)
-    meadow_path = _source(_MEADOW, _OPENCV_DOC_ROOT.value, workdir)
+    zebra_path = sources.package_file(_ZEBRA, _STAMPS_ROOT.value, workdir, _KNOWN_SHA256[_ZEBRA[2]])
+    meadow_path = sources.package_file(_MEADOW, _OPENCV_DOC_ROOT.value, workdir, _KNOWN_SHA256[_MEADOW[2]])
     with Image.open(zebra_path) as zebra, Image.open(meadow_path) as meadow:
       image, mask = compose(zebra, meadow)
   for name, array in (("zebra.png", image), ("zebra_mask.png", mask)):
     path = os.path.join(_OUT_DIR.value, name)
     image_io.save_image(path, array)
-    print(f"wrote {path}  sha256 {_sha256(path)}")
+    print(f"wrote {path}  sha256 {sources.sha256(path)}")
 
 
 if __name__ == "__main__":

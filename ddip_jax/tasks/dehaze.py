@@ -326,11 +326,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Dehazes `config.image` in `dehaze.passes` passes and writes all outputs to `workdir`.
 
-  Like `outputs.optimize_and_write`, for several optimisations: each pass has
-  its own checkpoint in the workdir (a rerun resumes the pass that was running;
-  finished passes come back from theirs at once), Ctrl-C / SIGTERM stops
-  cleanly, and a run that stops early writes the best result so far (the
-  stopped pass's, else the last finished pass's) before re-raising.
+  One optimisation per pass (`outputs.optimize_parts_and_write`: a checkpoint
+  each, a rerun resumes); a run that stops early writes the best result so far
+  (the stopped pass's, else the last finished pass's) before re-raising.
 
   Returns:
     The metrics written to `metrics.json`.
@@ -344,9 +342,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if truth is not None and truth.shape[:2] != shape:
     raise image_io.InputError(f'{dz.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
                               f'expected {shape[1]}x{shape[0]} like {config.image!r}')
-  working, _ = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
-                                         min_side=2 ** len(config.generator.channels_down))
-  work = working.shape[:2]
+  first, _ = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
+                                       min_side=2 ** len(config.generator.channels_down))
+  work = first.shape[:2]
   radius = int(round(dz.guided_radius * max(shape)))
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   passes: list[PassResult] = []
@@ -381,42 +379,33 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  outputs_lib.check_workdir(workdir, config)
-  hazy = full
-  with outputs_lib.stop_on_signals() as stop:
-    for index in range(dz.passes):
-      if index:
-        working = image_io.resize_image(hazy, work)
-      if index == 0 and dz.airlight == 'given':
-        airlight0, learned, mode = np.asarray(dz.airlight_rgb, np.float32), False, 'given'
-      elif index == 0:
-        airlight0 = np.asarray(estimate_airlight(jnp.asarray(working), patch=dz.dcp_patch,
-                                                 top_fraction=dz.dcp_top_fraction))
-        learned, mode = dz.airlight == 'learned', dz.airlight
-      else:  # Tied to the previous pass's airlight.
-        previous = passes[-1].airlight
-        airlight0 = image_io.resize_image(previous, work) if previous.ndim == 3 else previous
-        learned, mode = True, 'learned'
-      transmission0 = None
-      if dz.transmission_prior == 'dark_channel':
-        transmission0 = np.asarray(dark_channel_transmission(
-            jnp.asarray(working), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega))
-      problem = build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index),
-                              learned_airlight=learned, transmission0=transmission0)
-      facts = {'pass': index + 1, 'airlight_mode': mode,
-               'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
-      try:
-        result = engine.optimize(
-            problem, key=jax.random.fold_in(train_key, index), options=outputs_lib.loop_options(config),
-            checkpoint=outputs_lib.checkpointing(config, workdir, name=f'pass{index + 1}'), stop=stop)
-      except engine.Stopped as err:
-        if err.result.best:
-          passes.append(finalize_pass(err.result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
-        if passes:
-          finish(f'stopped in pass {index + 1}: {err}')
-        raise
-      passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
-      hazy = passes[-1].dehazed
-  metrics = finish('ok')
-  outputs_lib.remove_checkpoints(workdir)
-  return metrics
+  def problem(index: int) -> engine.Problem:
+    hazy = passes[-1].dehazed if passes else full
+    working = image_io.resize_image(hazy, work) if index else first
+    if index == 0 and dz.airlight == 'given':
+      airlight0, learned, mode = np.asarray(dz.airlight_rgb, np.float32), False, 'given'
+    elif index == 0:
+      airlight0 = np.asarray(estimate_airlight(jnp.asarray(working), patch=dz.dcp_patch,
+                                               top_fraction=dz.dcp_top_fraction))
+      learned, mode = dz.airlight == 'learned', dz.airlight
+    else:  # Tied to the previous pass's airlight.
+      previous = passes[-1].airlight
+      airlight0 = image_io.resize_image(previous, work) if previous.ndim == 3 else previous
+      learned, mode = True, 'learned'
+    facts = {'pass': index + 1, 'airlight_mode': mode,
+             'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
+    pending[index] = (hazy, airlight0, facts)
+    transmission0 = None
+    if dz.transmission_prior == 'dark_channel':
+      transmission0 = np.asarray(dark_channel_transmission(
+          jnp.asarray(working), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega))
+    return build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index), learned_airlight=learned,
+                         transmission0=transmission0)
+
+  def keep(index: int, result: engine.Result) -> None:
+    hazy, airlight0, facts = pending.pop(index)
+    passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
+
+  pending: dict[int, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = {}
+  return outputs_lib.optimize_parts_and_write(config, workdir, num_parts=dz.passes, part_name='pass',
+                                              key=train_key, problem=problem, keep=keep, finish=finish)

@@ -11,11 +11,11 @@ The best step-2 result by reconstruction PSNR is kept; its mask is refined with
 a guided filter and thresholded.
 """
 
-import math
+from collections.abc import Callable
 import time
 from typing import Any
 
-from absl import logging
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -30,6 +30,93 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
+
+
+def perturbed_layers(
+    generators: dict[str, nn.Module],
+    inputs: dict[str, jax.Array],
+    *,
+    sigma_step: float,
+    height: int,
+    width: int,
+) -> Callable[..., tuple[engine.Outputs, Any]]:
+  """The layers as a function of the parameters, each input perturbed every step.
+
+  Args:
+    generators: name -> generator.
+    inputs: name -> its noise input, (N, canvas H, canvas W, D).
+    sigma_step: perturbation schedule (`models.perturbation_sigma`).
+    height, width: the image size the outputs are centre-cropped to.
+
+  Returns:
+    layers(params, batch_stats, step, key, num_steps) -> (outputs, batch_stats),
+    outputs keyed like `inputs`, each (N, height, width, C).
+  """
+
+  def layers(params, batch_stats, step, key, num_steps):
+    sigma = models.perturbation_sigma(step, num_steps, sigma_step)
+    keys = jax.random.split(key, len(inputs))
+    noisy = {n: models.perturb(z, k, sigma) for (n, z), k in zip(inputs.items(), keys)}
+    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    return {n: models.center_crop(o, height, width) for n, o in out.items()}, stats
+
+  return layers
+
+
+def decomposition_stages(
+    config: ml_collections.ConfigDict,
+    *,
+    image: jax.Array,
+    fg_hint: jax.Array,
+    bg_hint: jax.Array,
+    layers: Callable[..., tuple[engine.Outputs, Any]],
+    extra_loss: Callable[[engine.Outputs], jax.Array] | None = None,
+) -> list[engine.Stage]:
+  """Segmentation's two stages (module docstring) for layers 'fg', 'bg', 'mask'.
+
+  Args:
+    config: full config (`segmentation`, `num_steps`, `learning_rate`,
+      `early_stop_psnr` are read).
+    image: (N, H, W, 3) the images to decompose (N > 1: the frames of a clip).
+    fg_hint: (N, H, W, 1) foreground hints in [0, 1].
+    bg_hint: (N, H, W, 1) background hints.
+    layers: as returned by `perturbed_layers`; fg, bg (N, H, W, 3), mask (N, H, W, 1).
+    extra_loss: a term of the outputs added to step 2's loss (e.g. temporal).
+
+  Returns:
+    The non-empty stages among step 1 and step 2.
+  """
+  seg = config.segmentation
+  mask_target = ((fg_hint - bg_hint) + 1.0) / 2.0
+
+  def hint_terms(out):
+    return losses.extended_l1(out['fg'], image, fg_hint) + losses.extended_l1(out['bg'], image, bg_hint)
+
+  def step1_loss(params, batch_stats, step, key):
+    out, stats = layers(params, batch_stats, step, key, seg.hint_steps)
+    loss = hint_terms(out) + losses.l1(out['mask'], mask_target)
+    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
+    return loss, (stats, out, losses.psnr(recon, image))
+
+  def step2_loss(params, batch_stats, step, key):
+    out, stats = layers(params, batch_stats, step, key, config.num_steps)
+    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
+    gray_weight = seg.gray_weight * (jnp.minimum(step, 1000) // 100)
+    loss = (
+        jnp.where(step <= seg.hint_phase, hint_terms(out), 0.0)
+        + seg.recon_weight * losses.l1(recon, image)
+        + gray_weight * losses.gray_loss(out['mask']))
+    if extra_loss is not None:
+      loss += extra_loss(out)
+    return loss, (stats, out, losses.psnr(recon, image))
+
+  early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
+  stages = [
+      engine.Stage('step1_hints', seg.hint_steps, step1_loss, config.learning_rate, track_best=False),
+      engine.Stage('step2_decompose', config.num_steps, step2_loss, config.learning_rate,
+                   early_stop_psnr=early_stop),
+  ]
+  return [s for s in stages if s.num_steps > 0]
 
 
 def build_problem(
@@ -51,7 +138,6 @@ def build_problem(
   Returns:
     An `engine.Problem` with generators 'fg', 'bg', 'mask' and two stages.
   """
-  seg = config.segmentation
   height, width = image.shape[:2]
   layer_gen = models.generator_from_config(config.generator, out_channels=3)
   mask_gen = models.generator_from_config(config.generator, out_channels=1)
@@ -60,46 +146,12 @@ def build_problem(
   noise_mask = models.noise_from_config(config.generator, jax.random.fold_in(key, 1), canvas)
   generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
   inputs = {'fg': noise_layers, 'bg': noise_layers, 'mask': noise_mask}
-
-  img = jnp.asarray(image)[None]
-  fg_h = jnp.asarray(fg_hint, jnp.float32)[None, ..., None]
-  bg_h = jnp.asarray(bg_hint, jnp.float32)[None, ..., None]
-  mask_target = ((fg_h - bg_h) + 1.0) / 2.0
-
-  def layers(params, batch_stats, step, key, num_steps):
-    sigma = models.perturbation_sigma(step, num_steps, seg.sigma_step)
-    keys = jax.random.split(key, len(inputs))
-    noisy = {n: models.perturb(z, k, sigma) for (n, z), k in zip(inputs.items(), keys)}
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
-    out = {n: models.center_crop(o, height, width) for n, o in out.items()}
-    return out, stats
-
-  def hint_terms(out):
-    return losses.extended_l1(out['fg'], img, fg_h) + losses.extended_l1(out['bg'], img, bg_h)
-
-  def step1_loss(params, batch_stats, step, key):
-    out, stats = layers(params, batch_stats, step, key, seg.hint_steps)
-    loss = hint_terms(out) + losses.l1(out['mask'], mask_target)
-    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
-    return loss, (stats, out, losses.psnr(recon, img))
-
-  def step2_loss(params, batch_stats, step, key):
-    out, stats = layers(params, batch_stats, step, key, config.num_steps)
-    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
-    gray_weight = seg.gray_weight * (jnp.minimum(step, 1000) // 100)
-    loss = (
-        jnp.where(step <= seg.hint_phase, hint_terms(out), 0.0)
-        + seg.recon_weight * losses.l1(recon, img)
-        + gray_weight * losses.gray_loss(out['mask']))
-    return loss, (stats, out, losses.psnr(recon, img))
-
-  early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
-  stages = [
-      engine.Stage('step1_hints', seg.hint_steps, step1_loss, config.learning_rate, track_best=False),
-      engine.Stage('step2_decompose', config.num_steps, step2_loss, config.learning_rate,
-                   early_stop_psnr=early_stop),
-  ]
-  return engine.Problem(generators=generators, inputs=inputs, stages=[s for s in stages if s.num_steps > 0])
+  layers = perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
+                            height=height, width=width)
+  stages = decomposition_stages(
+      config, image=jnp.asarray(image)[None], fg_hint=jnp.asarray(fg_hint, jnp.float32)[None, ..., None],
+      bg_hint=jnp.asarray(bg_hint, jnp.float32)[None, ..., None], layers=layers)
+  return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
 def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, eps: float) -> np.ndarray:
@@ -151,6 +203,54 @@ def iou(pred: np.ndarray, target: np.ndarray) -> float:
   return float(np.logical_and(pred, target).sum() / union) if union else 1.0
 
 
+def full_size_layers(
+    full: np.ndarray,
+    best: dict[str, np.ndarray],
+    fg_hint: np.ndarray,
+    seg: ml_collections.ConfigDict,
+) -> dict[str, np.ndarray]:
+  """One image's outputs at full size, from its working-resolution layers.
+
+  The layers are resized to the image, the mask refined with the guided filter
+  (guide: the image), thresholded, and its regions not touching the fg hint
+  dropped (`seg.keep_hinted_components`).
+
+  Args:
+    full: (H, W, 3) the full-size input.
+    best: 'fg', 'bg' (h, w, 3) and 'mask' (h, w, 1) at working resolution.
+    fg_hint: (h, w) the foreground hint used.
+    seg: the `segmentation` config section.
+
+  Returns:
+    (H, W[, 3]) images: 'fg', 'bg', 'mask' (refined), 'mask_raw', 'mask_whole'
+    (thresholded), 'mask_binary' (after keep_hinted_components), 'recomposed',
+    'cutout', 'fg_hint'.
+  """
+  shape = full.shape[:2]
+  fg = image_io.resize_image(best['fg'], shape)
+  bg = image_io.resize_image(best['bg'], shape)
+  mask_raw = image_io.resize_image(best['mask'][..., 0], shape)
+  mask = refine_mask(mask_raw, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
+  whole = (mask > seg.threshold).astype(np.float32)
+  fg_hint = image_io.resize_image(fg_hint, shape)
+  binary = keep_hinted_components(whole, fg_hint) if seg.keep_hinted_components else whole
+  return {
+      'fg': fg, 'bg': bg, 'mask': mask, 'mask_raw': mask_raw, 'mask_whole': whole, 'mask_binary': binary,
+      'recomposed': mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg,
+      'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None]),
+      'fg_hint': fg_hint,
+  }
+
+
+def mask_scores(layers: dict[str, np.ndarray], gt: np.ndarray) -> dict[str, float]:
+  """IoUs of `full_size_layers`' masks against a ground-truth mask (H, W)."""
+  return {
+      'iou': iou(layers['mask_binary'], gt),
+      'iou_whole_mask': iou(layers['mask_whole'], gt),  # Before keep_hinted_components.
+      'iou_raw_mask': iou(layers['mask_raw'], gt),  # The generator's mask, unrefined.
+  }
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `segmentation` section (see `config_check.validate`)."""
   seg = config.segmentation
@@ -185,15 +285,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   def finish(result: engine.Result, status: str) -> dict[str, Any]:
     best = {n: np.asarray(v)[0] for n, v in result.best.items()}
-    fg = image_io.resize_image(best['fg'], full.shape[:2])
-    bg = image_io.resize_image(best['bg'], full.shape[:2])
-    mask_raw = image_io.resize_image(best['mask'][..., 0], full.shape[:2])
-    mask = refine_mask(mask_raw, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
-    whole = (mask > seg.threshold).astype(np.float32)
-    fg_hint_full = image_io.resize_image(fg_hint, full.shape[:2])
-    binary = keep_hinted_components(whole, fg_hint_full) if seg.keep_hinted_components else whole
-    recomposed = mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg
-    cutout = full * binary[..., None] + 0.5 * (1 - binary[..., None])
+    images = full_size_layers(full, best, fg_hint, seg)
     metrics = {
         'status': status,
         'image_shape': list(full.shape[:2]),
@@ -202,21 +294,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         'hint_seconds': round(hint_seconds, 3),
         'best_recon_psnr': result.best_psnr,
         'best_step': result.best_step,
-        'recomposed_psnr': float(losses.psnr(jnp.asarray(recomposed)[None], jnp.asarray(full)[None])),
-        'foreground_fraction': float(binary.mean()),
+        'recomposed_psnr': float(losses.psnr(jnp.asarray(images['recomposed'])[None], jnp.asarray(full)[None])),
+        'foreground_fraction': float(images['mask_binary'].mean()),
         **result.metrics,
     }
     if gt is not None:
-      metrics['iou'] = iou(binary, gt)
-      metrics['iou_whole_mask'] = iou(whole, gt)  # Before keep_hinted_components.
-      metrics['iou_raw_mask'] = iou(mask_raw, gt)  # The generator's mask, unrefined.
-    images = {
-        'fg': fg, 'bg': bg, 'mask': mask, 'mask_raw': mask_raw, 'mask_binary': binary,
-        'recomposed': recomposed, 'cutout': cutout,
-        'fg_hint': fg_hint_full,
-        'bg_hint': image_io.resize_image(bg_hint, full.shape[:2]),
-    }
-    panels = [('input', full), ('fg', fg), ('bg', bg), ('mask', mask), ('cut-out', cutout)]
+      metrics.update(mask_scores(images, gt))
+    del images['mask_whole']
+    images['bg_hint'] = image_io.resize_image(bg_hint, full.shape[:2])
+    panels = [('input', full), ('fg', images['fg']), ('bg', images['bg']), ('mask', images['mask']),
+              ('cut-out', images['cutout'])]
     outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 

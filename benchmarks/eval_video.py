@@ -1,0 +1,186 @@
+r"""Mean IoU of video foreground masks on the demo clips: Double-DIP vs background subtraction.
+
+  PYTHONPATH=. python benchmarks/eval_video.py [--videos=horse,duck] [--methods=...]
+      [--hint_steps=N --num_steps=N] [--results_dir=results/eval_video] [--table_only]
+
+Clips: `scripts/make_video.py`'s CLIPS (12 frames of 128x96, exact masks);
+those shipped in data/video/ are read from there, the others are made into
+<results_dir>/clips/ (the stamp is fetched as the script does; --stamps_root).
+
+Methods:
+  ddip:          configs/video.py (one shared background generator, coherent
+                 noise, automatic 'motion' hints), the windows of its config;
+  ddip_temporal: the same with the temporal term on (video.temporal_weight);
+  ddip_window:   the same as ddip with two windows of 8 frames (overlap 4)
+                 instead of the whole clip at once;
+  mog2:          OpenCV's MOG2 background subtraction
+                 (cv2.createBackgroundSubtractorMOG2, default parameters,
+                 shadows off), fed the frames once in order, as a live camera
+                 would; its first frame has no background model yet;
+  median:        the clip's per-pixel median as background, foreground where a
+                 pixel's Lab distance to it exceeds the motion hints' `high`
+                 threshold (12 Delta E): what our automatic hints start from.
+The table gives the mean IoU over all frames and over frames 1..F-1 (without
+the first, which MOG2 cannot know), and the time per clip.
+
+Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
+already there are skipped, so the evaluation can be interrupted and resumed;
+`--table_only` prints the table from that file. Needs opencv-python-headless
+for 'mog2' and scikit-image to make clips (optional benchmark dependencies,
+requirements-bench.txt).
+"""
+
+import functools
+import os
+import tempfile
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from benchmarks import runs_log
+from configs import video as video_config
+from ddip_jax import hints
+from ddip_jax import image_io
+from ddip_jax.tasks import segmentation
+from ddip_jax.tasks import video
+from scripts import make_video
+
+_VIDEOS = flags.DEFINE_list('videos', ['horse', 'duck'], 'Clips (keys of scripts/make_video.CLIPS).')
+_METHODS = flags.DEFINE_list('methods', ['mog2', 'median', 'ddip', 'ddip_temporal'],
+                             'Methods: ddip, ddip_temporal, ddip_window, mog2, median.')
+_HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Override step 1 iterations (default: configs/video.py).')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override step 2 iterations (default: configs/video.py).')
+_TEMPORAL_WEIGHT = flags.DEFINE_float('temporal_weight', 1.0, 'video.temporal_weight of ddip_temporal.')
+_OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_video', 'Where clips, outputs and runs.jsonl go.')
+_TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the table from runs.jsonl.')
+
+_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'video')
+_DDIP = ('ddip', 'ddip_temporal', 'ddip_window')
+METHODS = _DDIP + ('mog2', 'median')
+
+
+def clip_folder(name: str) -> str:
+  """The clip's folder (with frames/ and masks/), made if it is not shipped."""
+  shipped = os.path.join(_DATA_DIR, name)
+  if os.path.isdir(os.path.join(shipped, 'frames')):
+    return shipped
+  folder = os.path.join(_OUT_DIR.value, 'clips', name)
+  if not os.path.isdir(os.path.join(folder, 'masks')):
+    with tempfile.TemporaryDirectory() as workdir:
+      frames, masks = make_video.make_clip(name, flags.FLAGS.stamps_root, workdir)
+    make_video.write_clip(folder, frames, masks)
+  return folder
+
+
+def mog2_masks(frames: np.ndarray) -> np.ndarray:
+  """OpenCV MOG2 (default parameters, no shadows), frames fed once in order.
+
+  Args:
+    frames: (F, H, W, 3) RGB in [0, 1].
+
+  Returns:
+    (F, H, W) float32 in {0, 1}.
+  """
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  subtractor = cv2.createBackgroundSubtractorMOG2(detectShadows=False)
+  bgr = (np.round(frames[..., ::-1] * 255)).astype(np.uint8)
+  return np.stack([subtractor.apply(np.ascontiguousarray(f)) > 127 for f in bgr]).astype(np.float32)
+
+
+def median_masks(frames: np.ndarray) -> np.ndarray:
+  """Foreground where a pixel differs from the clip's median by more than the motion hints' `high`."""
+  return (hints.background_change(frames) > 12.0).astype(np.float32)
+
+
+def _config(method: str, folder: str):
+  config = video_config.get_config()
+  config.image = os.path.join(folder, 'frames')
+  config.gt_mask = os.path.join(folder, 'masks')
+  config.progress = False
+  if _HINT_STEPS.value is not None:
+    config.segmentation.hint_steps = _HINT_STEPS.value
+  if _NUM_STEPS.value is not None:
+    config.num_steps = _NUM_STEPS.value
+  if method == 'ddip_temporal':
+    config.video.temporal_weight = _TEMPORAL_WEIGHT.value
+  if method == 'ddip_window':
+    config.video.window_size, config.video.window_overlap = 8, 4
+  return config
+
+
+def _key(record: dict[str, Any]) -> tuple[Any, ...]:
+  """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
+  return (record['video'], record['method'], record.get('hint_steps'), record.get('num_steps'),
+          record.get('temporal_weight'), record.get('window_size'))
+
+
+def _planned(name: str, method: str) -> dict[str, Any]:
+  if method not in _DDIP:
+    return {'video': name, 'method': method}
+  config = _config(method, '')
+  return {'video': name, 'method': method, 'hint_steps': config.segmentation.hint_steps,
+          'num_steps': config.num_steps, 'temporal_weight': config.video.temporal_weight,
+          'window_size': config.video.window_size}
+
+
+def run_one(name: str, method: str) -> dict[str, Any]:
+  """Runs one method on one clip; returns its record."""
+  folder = clip_folder(name)
+  record = _planned(name, method)
+  start = time.perf_counter()
+  if method in _DDIP:
+    config = _config(method, folder)
+    metrics = video.run(config, os.path.join(_OUT_DIR.value, name, method))
+    ious = metrics['iou_per_frame']
+    record.update(frames_per_second=metrics['frames_per_second'], recomposed_psnr=metrics['recomposed_psnr'])
+  else:
+    frames, _ = image_io.load_frames(os.path.join(folder, 'frames'))
+    gt = image_io.load_masks(os.path.join(folder, 'masks'), count=len(frames), shape=frames.shape[1:3])
+    masks = mog2_masks(frames) if method == 'mog2' else median_masks(frames)
+    ious = [segmentation.iou(m, g) for m, g in zip(masks, gt)]
+    for k, m in enumerate(masks):
+      image_io.save_image(os.path.join(_OUT_DIR.value, name, method, f'{k:04d}.png'), m)
+  record.update(seconds=time.perf_counter() - start, iou_per_frame=ious, mean_iou=float(np.mean(ious)),
+                mean_iou_after_first=float(np.mean(ious[1:])))
+  return record
+
+
+def print_table(runs: list[dict[str, Any]]) -> None:
+  print('| clip | method | steps (step 1 + step 2) | mean IoU | mean IoU, frames 1.. | s per clip | frames/s |')
+  print('|---|---|---|---|---|---|---|')
+  for r in runs:
+    steps = f"{r['hint_steps']} + {r['num_steps']}" if r['method'] in _DDIP else '-'
+    fps = len(r['iou_per_frame']) / max(r['seconds'], 1e-9)
+    print(f"| {r['video']} | {r['method']} | {steps} | {r['mean_iou']:.3f} | {r['mean_iou_after_first']:.3f} | "
+          f"{r['seconds']:.1f} | {fps:.3g} |")
+  print()
+  print('\n'.join(runs_log.mean_table(runs, group=lambda r: r['method'], title='method', columns=[
+      ('mean IoU', lambda r: r['mean_iou'], '.3f'),
+      ('mean IoU, frames 1..', lambda r: r['mean_iou_after_first'], '.3f'),
+      ('s per clip', lambda r: r['seconds'], '.1f')])))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  unknown = (set(_METHODS.value) - set(METHODS)) | (set(_VIDEOS.value) - set(make_video.CLIPS))
+  if unknown:
+    raise app.UsageError(f'unknown methods or clips {sorted(unknown)} (methods: {", ".join(METHODS)}; '
+                         f'clips: {", ".join(make_video.CLIPS)})')
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
+  if not _TABLE_ONLY.value:
+    jobs = [(_key(_planned(name, method)), functools.partial(run_one, name, method))
+            for name in _VIDEOS.value for method in _METHODS.value]
+    runs_log.run_missing(runs_path, jobs, _key, lambda r: (
+        f"{r['video']} {r['method']}: mean IoU {r['mean_iou']:.3f} "
+        f"(frames 1..: {r['mean_iou_after_first']:.3f}), {r['seconds']:.1f} s"))
+  print_table(runs_log.load_runs(runs_path))
+
+
+if __name__ == '__main__':
+  app.run(main)

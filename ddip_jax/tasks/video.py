@@ -1,0 +1,290 @@
+"""Video foreground/background decomposition: I_f = m_f * fg_f + (1 - m_f) * bg_f.
+
+The input (`config.image`) is a folder of frames or an animated GIF. Frames are
+processed in overlapping windows (`video.window_size`, `video.window_overlap`),
+so memory stays bounded for long clips; each window is one optimisation whose
+frames go through the generators as one batch (shared parameters):
+  fg, mask: one generator each, fed temporally coherent noise (frame f's input
+            is frame f-1's plus a small increment, `models.make_video_noise`),
+            so neighbouring frames get neighbouring inputs;
+  bg:       one generator with one input for every frame (a static camera sees
+            one background; `video.static_background`), or coherent noise too.
+The losses are segmentation's (`tasks/segmentation.py`: step 1 fits the hints,
+step 2 adds the reconstruction and the GrayLoss ramp; its `segmentation`
+config section sets them) over all frames of the window, plus optionally
+  temporal_weight * mean(w_f * |m_f - m_{f-1}|),  w_f = exp(-d_f^2 / (2 sigma^2)),
+d_f the largest colour change of a pixel between frames f-1 and f: where the
+input does not change, neither should the mask. Hints are the user's (a folder
+of per-frame masks, or one mask for all frames) or automatic: 'motion' (the
+clip's median is the background, what differs from it moves) or any
+single-image method frame by frame (`ddip_jax/hints.py`).
+
+The windows' soft layers are blended linearly over their overlaps; then each
+frame's mask is refined and thresholded as in segmentation.
+"""
+
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import hints as hints_lib
+from ddip_jax import image_io
+from ddip_jax import losses
+from ddip_jax import models
+from ddip_jax import outputs as outputs_lib
+from ddip_jax.tasks import segmentation
+
+# Per-frame outputs: a folder of PNGs and a GIF each (fg_hint, bg_hint: PNGs only).
+FRAME_LAYERS = ('fg', 'bg', 'mask', 'mask_binary', 'cutout')
+_SUMMARY_ROWS = (('input', None), ('fg', 'fg'), ('bg', 'bg'), ('mask', 'mask'), ('cut-out', 'cutout'))
+
+
+def windows(num_frames: int, size: int, overlap: int) -> list[tuple[int, int]]:
+  """The (start, end) frame ranges of the optimisation windows.
+
+  Windows of `size` frames start every `size - overlap` frames; the last one
+  ends at the last frame (so it may overlap its neighbour by more), and every
+  window has the same size.
+
+  Args:
+    num_frames: F.
+    size: frames per window; 0 or >= F: one window for the whole clip.
+    overlap: frames shared by consecutive windows, 0 <= overlap < size.
+
+  Returns:
+    Increasing (start, end) pairs covering range(F).
+  """
+  if size <= 0 or size >= num_frames:
+    return [(0, num_frames)]
+  starts = list(range(0, num_frames - size, size - overlap)) + [num_frames - size]
+  return [(s, s + size) for s in starts]
+
+
+def blend_windows(spans: list[tuple[int, int]], layers: list[dict[str, np.ndarray]]) -> dict[int, dict[str, np.ndarray]]:
+  """Each frame's layers, blended linearly where windows overlap.
+
+  A window weighs a frame by its distance to the window's nearer end (frames
+  at a window's edge were fitted with fewer neighbours).
+
+  Args:
+    spans: the windows' (start, end).
+    layers: per window, name -> (end - start, H, W, C) array.
+
+  Returns:
+    frame index -> name -> (H, W, C), for every frame of some window.
+  """
+  sums: dict[int, dict[str, np.ndarray]] = {}
+  totals: dict[int, float] = {}
+  for (start, end), window in zip(spans, layers):
+    for f in range(start, end):
+      weight = float(min(f - start + 1, end - f))
+      frame = sums.setdefault(f, {})
+      for name, value in window.items():
+        frame[name] = frame.get(name, 0.0) + weight * np.asarray(value[f - start], np.float32)
+      totals[f] = totals.get(f, 0.0) + weight
+  return {f: {n: v / totals[f] for n, v in frame.items()} for f, frame in sorted(sums.items())}
+
+
+def still_weights(frames: jax.Array, sigma: float) -> jax.Array:
+  """Weights of the temporal term: near 1 where a pixel keeps its colour between frames.
+
+  Args:
+    frames: (F, H, W, 3) in [0, 1].
+    sigma: colour change (largest over channels) at which the weight is exp(-1/2).
+
+  Returns:
+    (F - 1, H, W, 1) exp(-d^2 / (2 sigma^2)), d = max_c |I_f - I_{f-1}|.
+  """
+  change = jnp.max(jnp.abs(frames[1:] - frames[:-1]), axis=-1, keepdims=True)
+  return jnp.exp(-jnp.square(change) / (2 * sigma**2))
+
+
+def clip_noise(config: ml_collections.ConfigDict, key: jax.Array, num_frames: int,
+               shape: tuple[int, int]) -> dict[str, jax.Array]:
+  """The generators' inputs for a whole clip (windows take slices of them).
+
+  Returns:
+    'fg', 'mask': (F, canvas H, canvas W, D) coherent noise; 'bg': the same
+    shape, or (1, ...) with `video.static_background`.
+  """
+  gen, vid = config.generator, config.video
+  canvas = models.canvas_shape(*shape, len(gen.channels_down))
+
+  def coherent(k):
+    return models.video_noise_from_config(gen, jax.random.fold_in(key, k), canvas, num_frames=num_frames,
+                                          increment=vid.noise_increment)
+
+  bg = models.noise_from_config(gen, jax.random.fold_in(key, 2), canvas) if vid.static_background else coherent(2)
+  return {'fg': coherent(0), 'bg': bg, 'mask': coherent(1)}
+
+
+def build_problem(
+    config: ml_collections.ConfigDict,
+    frames: np.ndarray,
+    fg_hint: np.ndarray,
+    bg_hint: np.ndarray,
+    inputs: dict[str, jax.Array],
+) -> engine.Problem:
+  """The decomposition problem of one window of frames.
+
+  Args:
+    config: full config (`generator`, `segmentation`, `video` are read).
+    frames: (F, H, W, 3) float in [0, 1], the window's working-resolution frames.
+    fg_hint: (F, H, W) in [0, 1], 1 where a pixel is surely foreground.
+    bg_hint: (F, H, W) in [0, 1], 1 where it is surely background.
+    inputs: 'fg', 'mask' (F, canvas H, canvas W, D) and 'bg' (1 or F, ...) noise.
+
+  Returns:
+    An `engine.Problem` with generators 'fg', 'bg', 'mask' (outputs (F, H, W, C)).
+  """
+  vid = config.video
+  num_frames, height, width = frames.shape[:3]
+  layer_gen = models.generator_from_config(config.generator, out_channels=3)
+  mask_gen = models.generator_from_config(config.generator, out_channels=1)
+  generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
+  layers = segmentation.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
+                                         height=height, width=width)
+
+  def frame_layers(params, batch_stats, step, key, num_steps):
+    out, stats = layers(params, batch_stats, step, key, num_steps)
+    # A static background is drawn once and shared by every frame.
+    return {**out, 'bg': jnp.broadcast_to(out['bg'], (num_frames, height, width, 3))}, stats
+
+  img = jnp.asarray(frames)
+  extra_loss = None
+  if vid.temporal_weight > 0:
+    weights = still_weights(img, vid.temporal_sigma)
+
+    def extra_loss(out):
+      return vid.temporal_weight * losses.temporal_consistency(out['mask'], weights)
+
+  stages = segmentation.decomposition_stages(
+      config, image=img, fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
+      bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss)
+  return engine.Problem(generators=generators, inputs=inputs, stages=stages)
+
+
+def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], count: int) -> np.ndarray:
+  """`summary.png`: rows input, fg, bg, mask, cut-out; columns `count` frames spread over the clip.
+
+  Args:
+    full: (F, H, W, 3) the input frames.
+    frames: frame index -> `segmentation.full_size_layers` output, for the frames done.
+    count: columns (at most the frames done).
+
+  Returns:
+    (rows, columns, 3) float32 in [0, 1].
+  """
+  done = sorted(frames)
+  picks = [done[round(i)] for i in np.linspace(0, len(done) - 1, min(count, len(done)))]
+  height = min(full.shape[1], 160)
+  rows = []
+  for title, name in _SUMMARY_ROWS:
+    panels = [(f'{title} {f}', full[f] if name is None else frames[f][name]) for f in picks]
+    rows.append(image_io.make_summary(panels, height=height))
+  gap = np.ones((4, rows[0].shape[1], 3), np.float32)
+  return np.concatenate([part for row in rows for part in (row, gap)][:-1])
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the `video` section and the `segmentation` fields it uses."""
+  segmentation.validate(config)
+  vid = config.video
+  require = config_check.require
+  methods = sorted({**hints_lib.METHODS, **hints_lib.CLIP_METHODS})
+  require(vid.auto_hints in methods, 'video.auto_hints', f'unknown method (one of {methods})', vid.auto_hints)
+  require(vid.window_size == 0 or vid.window_size >= 2, 'video.window_size',
+          'must be 0 (whole clip) or at least 2 frames', vid.window_size)
+  require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
+          'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
+  for field in ('noise_increment', 'temporal_weight'):
+    require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
+  require(vid.temporal_sigma > 0, 'video.temporal_sigma', 'must be positive', vid.temporal_sigma)
+  require(vid.gif_duration_ms >= 1, 'video.gif_duration_ms', 'must be at least 1', vid.gif_duration_ms)
+  require(vid.summary_frames >= 1, 'video.summary_frames', 'must be at least 1', vid.summary_frames)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Decomposes the clip `config.image` and writes all outputs to `workdir`.
+
+  One optimisation per window (`outputs.optimize_parts_and_write`: a checkpoint
+  each, a rerun resumes); a run that stops early writes the frames done so far.
+
+  Returns:
+    The metrics written to `metrics.json`.
+  """
+  vid = config.video
+  start = time.perf_counter()
+  full, names = image_io.load_frames(config.image)
+  num_frames, shape = len(full), full.shape[1:3]
+  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
+  gt = image_io.load_masks(config.gt_mask, count=num_frames, shape=shape) if config.gt_mask else None
+  first, _ = outputs_lib.working_image(full[0], config.max_side, path=repr(config.image),
+                                       min_side=2 ** len(config.generator.channels_down))
+  work = first.shape[:2]
+  frames = np.stack([image_io.resize_image(f, work) for f in full])
+  t0 = time.perf_counter()
+  fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
+      frames, fg_path=config.fg_hint, bg_path=config.bg_hint, method=vid.auto_hints)
+  hint_seconds = time.perf_counter() - t0
+  noise_key, train_key = jax.random.split(jax.random.key(config.seed))
+  noise = clip_noise(config, noise_key, num_frames, work)
+  spans = windows(num_frames, vid.window_size, vid.window_overlap)
+  done: list[tuple[tuple[int, int], engine.Result]] = []
+
+  def finish(status: str) -> dict[str, Any]:
+    blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
+    per_frame = {f: segmentation.full_size_layers(full[f], layers, fg_hint[f], config.segmentation)
+                 for f, layers in blended.items()}
+    order = sorted(per_frame)
+    images = {}
+    for name in FRAME_LAYERS + ('fg_hint',):
+      images.update({f'{name}/{f:04d}': per_frame[f][name] for f in order})
+    images.update({f'bg_hint/{f:04d}': image_io.resize_image(bg_hint[f], shape) for f in order})
+    for name in FRAME_LAYERS:
+      image_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack([per_frame[f][name] for f in order]),
+                        duration_ms=vid.gif_duration_ms)
+    recomposed_psnr = [float(losses.psnr(jnp.asarray(per_frame[f]['recomposed'])[None], jnp.asarray(full[f])[None]))
+                       for f in order]
+    seconds = time.perf_counter() - start
+    metrics: dict[str, Any] = {
+        'status': status,
+        'num_frames': num_frames,
+        'frames_done': len(order),
+        'frame_names': names,
+        'frame_shape': list(shape),
+        'working_shape': list(work),
+        'windows': [list(span) for span, _ in done],
+        'windows_planned': len(spans),
+        'hints': hint_info,
+        'hint_seconds': round(hint_seconds, 3),
+        'recomposed_psnr': float(np.mean(recomposed_psnr)),
+        'foreground_fraction': float(np.mean([per_frame[f]['mask_binary'].mean() for f in order])),
+    }
+    if gt is not None:
+      scores = [segmentation.mask_scores(per_frame[f], gt[f]) for f in order]
+      metrics.update({k: float(np.mean([s[k] for s in scores])) for k in scores[0]})  # Means over frames.
+      metrics['iou_per_frame'] = [s['iou'] for s in scores]
+    metrics['window_runs'] = [{'frames': list(span), 'best_recon_psnr': r.best_psnr, 'best_step': r.best_step,
+                               **r.metrics} for span, r in done]
+    metrics['seconds'] = round(seconds, 3)
+    metrics['frames_per_second'] = round(len(order) / seconds, 4)
+    panels = summary_strip(full, per_frame, vid.summary_frames)
+    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    return metrics
+
+  def problem(index: int) -> engine.Problem:
+    a, b = spans[index]
+    inputs = {n: z[a:b] if z.shape[0] == num_frames else z for n, z in noise.items()}
+    return build_problem(config, frames[a:b], fg_hint[a:b], bg_hint[a:b], inputs)
+
+  return outputs_lib.optimize_parts_and_write(
+      config, workdir, num_parts=len(spans), part_name='window', key=train_key, problem=problem,
+      keep=lambda index, result: done.append((spans[index], result)), finish=finish)

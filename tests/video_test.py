@@ -1,0 +1,388 @@
+"""Tests of video decomposition: coherent noise, clip I/O, windows, hints and a tiny end-to-end run."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from configs import default
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import hints
+from ddip_jax import image_io
+from ddip_jax import losses
+from ddip_jax import models
+from ddip_jax.tasks import video
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_F, _H, _W = 3, 32, 32
+
+
+def _tempdir(test: absltest.TestCase) -> str:
+  tmp = tempfile.TemporaryDirectory()
+  test.addCleanup(tmp.cleanup)
+  return tmp.name
+
+
+def _clip(num_frames: int = _F, height: int = _H, width: int = _W, side: int = 10, seed: int = 0):
+  """A textured still background with a red square moving right: (frames, masks)."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:height, 0:width]
+  background = np.empty((height, width, 3), np.float32)
+  background[...] = [0.3, 0.55, 0.35]
+  background += 0.08 * np.sin(xx * 0.7 + yy * 0.3)[..., None] + rng.normal(0, 0.01, (height, width, 1))
+  frames, masks = [], []
+  for f in range(num_frames):
+    left = 2 + f * (width - side - 4) // max(num_frames - 1, 1)
+    mask = np.zeros((height, width), np.float32)
+    mask[(height - side) // 2:(height + side) // 2, left:left + side] = 1
+    frames.append(np.where(mask[..., None] > 0, [0.9, 0.15, 0.1], background))
+    masks.append(mask)
+  return np.clip(np.stack(frames), 0, 1).astype(np.float32), np.stack(masks)
+
+
+def _write_frames(folder: str, frames: np.ndarray, names=None) -> list[str]:
+  names = names or [f'frame_{k}.png' for k in range(len(frames))]
+  paths = [os.path.join(folder, n) for n in names]
+  for path, frame in zip(paths, frames):
+    image_io.save_image(path, frame)
+  return paths
+
+
+class VideoNoiseTest(parameterized.TestCase):
+
+  @parameterized.parameters(((8, 8), 2, 5), ((16, 24), 3, 2), ((24, 8), 1, 7))
+  def test_shapes(self, shape, depth, num_frames):
+    noise = models.make_video_noise(jax.random.key(0), shape, depth, num_frames)
+    self.assertEqual(noise.shape, (num_frames, *shape, depth))
+    self.assertEqual(noise.dtype, jnp.float32)
+
+  def test_random_walk_statistics(self):
+    var, increment, frames = 0.01, 0.2, 9
+    noise = np.asarray(models.make_video_noise(jax.random.key(1), (64, 64), 4, frames, var=var,
+                                               increment=increment), np.float64)
+    # Frame 0 is the usual uniform noise in (-var/2, var/2).
+    self.assertLess(np.abs(noise[0]).max(), var / 2)
+    self.assertAlmostEqual(noise[0].std(), var / np.sqrt(12), delta=0.05 * var)
+    # Consecutive frames differ by centred uniform increments of range increment * var.
+    steps = np.diff(noise, axis=0)
+    half = increment * var / 2
+    self.assertLessEqual(np.abs(steps).max(), half * (1 + 1e-5))
+    self.assertAlmostEqual(steps.mean(), 0.0, delta=0.02 * half)
+    self.assertAlmostEqual(steps.std(), 2 * half / np.sqrt(12), delta=0.02 * half)
+    # A random walk: the spread from frame 0 grows like sqrt(lag), so neighbours are closest.
+    spread = [np.std(noise[f] - noise[0]) for f in range(1, frames)]
+    np.testing.assert_allclose(np.square(spread) / np.square(spread[0]), np.arange(1, frames), rtol=0.08)
+    # Independent steps: increments of different frames are uncorrelated.
+    self.assertLess(abs(np.corrcoef(steps[0].ravel(), steps[1].ravel())[0, 1]), 0.03)
+
+  def test_deterministic_and_zero_increment_is_still(self):
+    a = models.make_video_noise(jax.random.key(2), (8, 8), 2, 4)
+    b = models.make_video_noise(jax.random.key(2), (8, 8), 2, 4)
+    np.testing.assert_array_equal(a, b)
+    still = models.make_video_noise(jax.random.key(2), (8, 8), 2, 4, increment=0.0)
+    for f in range(1, 4):
+      np.testing.assert_array_equal(still[f], still[0])
+
+  def test_clip_noise_static_background(self):
+    config = default.get_config()
+    noise = video.clip_noise(config, jax.random.key(0), 5, (20, 30))  # Canvas 24x32 for 3 scales.
+    self.assertEqual({n: z.shape for n, z in noise.items()},
+                     {'fg': (5, 24, 32, 2), 'mask': (5, 24, 32, 2), 'bg': (1, 24, 32, 2)})
+    config.video.static_background = False
+    self.assertEqual(video.clip_noise(config, jax.random.key(0), 5, (20, 30))['bg'].shape, (5, 24, 32, 2))
+
+
+class ClipIoTest(parameterized.TestCase):
+
+  def test_folder_in_natural_order_ignoring_other_files(self):
+    tmp = _tempdir(self)
+    frames = np.stack([np.full((6, 8, 3), v, np.float32) for v in (0.1, 0.3, 0.5, 0.7)])
+    _write_frames(tmp, frames, ['f10.png', 'f2.PNG', 'f1.jpg', 'f3.jpeg'])
+    with open(os.path.join(tmp, 'notes.txt'), 'w') as f:
+      f.write('not a frame')
+    os.mkdir(os.path.join(tmp, 'sub.png'))  # A folder named like a frame is not one.
+    loaded, names = image_io.load_frames(tmp)
+    self.assertEqual(names, ['f1.jpg', 'f2.PNG', 'f3.jpeg', 'f10.png'])
+    self.assertEqual(loaded.shape, (4, 6, 8, 3))
+    np.testing.assert_allclose(loaded[:, 0, 0, 0], [0.5, 0.3, 0.7, 0.1], atol=0.02)  # JPEG: near.
+
+  def test_gif_round_trip(self):
+    tmp = _tempdir(self)
+    # Few distinct colours, so the GIF palette keeps them exactly.
+    frames, _ = _clip(num_frames=4)
+    frames = np.round(frames * 4) / 4
+    path = os.path.join(tmp, 'clip.gif')
+    image_io.save_gif(path, frames, duration_ms=70)
+    with Image.open(path) as im:
+      self.assertEqual(im.n_frames, 4)
+      self.assertEqual(im.info['duration'], 70)
+      self.assertEqual(im.info['loop'], 0)
+    loaded, names = image_io.load_frames(path)
+    self.assertEqual(names, ['frame_0000', 'frame_0001', 'frame_0002', 'frame_0003'])
+    np.testing.assert_allclose(loaded, frames, atol=1 / 255)
+
+  @parameterized.parameters((4, 5, 6), (4, 5, 6, 1))
+  def test_gif_of_masks(self, *shape):
+    tmp = _tempdir(self)
+    masks = np.zeros(shape, np.float32)
+    for f in range(4):
+      masks[f, f] = 1.0
+    path = os.path.join(tmp, 'masks.gif')
+    image_io.save_gif(path, masks)
+    loaded, _ = image_io.load_frames(path)
+    np.testing.assert_array_equal(loaded[..., 0], masks.reshape(4, 5, 6))
+
+  @parameterized.parameters((5, 6), (0, 5, 6, 3), (2, 5, 6, 2))
+  def test_save_gif_bad_shape(self, *shape):
+    with self.assertRaisesRegex(ValueError, 'frames must be'):
+      image_io.save_gif(os.path.join(_tempdir(self), 'x.gif'), np.zeros(shape, np.float32))
+
+  def test_masks_folder_or_one_file(self):
+    tmp = _tempdir(self)
+    os.mkdir(os.path.join(tmp, 'masks'))
+    masks = np.zeros((3, 8, 8), np.float32)
+    masks[np.arange(3), np.arange(3), np.arange(3)] = 1
+    _write_frames(os.path.join(tmp, 'masks'), masks[..., None].repeat(3, -1),
+                  ['m9.png', 'm10.png', 'm11.png'])
+    np.testing.assert_array_equal(image_io.load_masks(os.path.join(tmp, 'masks'), count=3, shape=(8, 8)), masks)
+    # One file serves every frame, resized like load_mask.
+    image_io.save_image(os.path.join(tmp, 'one.png'), np.ones((4, 4), np.float32))
+    np.testing.assert_array_equal(image_io.load_masks(os.path.join(tmp, 'one.png'), count=3, shape=(8, 8)),
+                                  np.ones((3, 8, 8)))
+    with self.assertRaisesRegex(image_io.InputError, 'holds 3 masks, but the clip has 4 frames'):
+      image_io.load_masks(os.path.join(tmp, 'masks'), count=4, shape=(8, 8))
+
+  def _bad_inputs(self, tmp: str) -> dict[str, tuple[str, str]]:
+    """name -> (path, expected message) of clips that must be refused."""
+    cases = {}
+    empty = os.path.join(tmp, 'empty')
+    os.mkdir(empty)
+    cases['empty_folder'] = (empty, 'holds no PNG or JPEG frames')
+    texts = os.path.join(tmp, 'texts')
+    os.mkdir(texts)
+    with open(os.path.join(texts, 'a.txt'), 'w') as f:
+      f.write('x')
+    cases['no_frames'] = (texts, 'holds no PNG or JPEG frames')
+    cases['missing'] = (os.path.join(tmp, 'nothing_here'), 'no such file')
+    one = os.path.join(tmp, 'one')
+    _write_frames(one, np.zeros((1, 8, 8, 3), np.float32))
+    cases['one_frame'] = (one, 'has 1 frame; a video needs at least 2')
+    sizes = os.path.join(tmp, 'sizes')
+    _write_frames(sizes, np.zeros((2, 8, 8, 3), np.float32))
+    image_io.save_image(os.path.join(sizes, 'frame_2.png'), np.zeros((8, 9, 3), np.float32))
+    cases['sizes'] = (sizes, r"frames differ in size: .*frame_2.png' is 9x8, .*frame_0.png' is 8x8")
+    broken = os.path.join(tmp, 'broken')
+    _write_frames(broken, np.zeros((2, 8, 8, 3), np.float32))
+    with open(os.path.join(broken, 'frame_1.png'), 'w') as f:
+      f.write('not an image')
+    cases['corrupt_frame'] = (broken, "frame_1.png': not a recognised image file")
+    png = os.path.join(tmp, 'still.png')
+    image_io.save_image(png, np.zeros((8, 8, 3), np.float32))
+    cases['png_file'] = (png, 'is a PNG file, not an animated GIF')
+    gif = os.path.join(tmp, 'clip.gif')
+    image_io.save_gif(gif, np.stack([np.zeros((8, 8)), np.ones((8, 8))]))
+    with open(gif, 'rb') as f:
+      data = f.read()
+    truncated = os.path.join(tmp, 'truncated.gif')
+    with open(truncated, 'wb') as f:
+      f.write(data[:len(data) // 2])
+    cases['truncated_gif'] = (truncated, 'cannot read .*truncated.gif')
+    one_gif = os.path.join(tmp, 'one.gif')
+    image_io.save_gif(one_gif, np.zeros((1, 8, 8)))
+    cases['one_frame_gif'] = (one_gif, 'has 1 frame')
+    return cases
+
+  def test_bad_inputs_are_one_line_errors(self):
+    for name, (path, message) in self._bad_inputs(_tempdir(self)).items():
+      with self.subTest(name):
+        with self.assertRaisesRegex(image_io.InputError, message) as ctx:
+          image_io.load_frames(path)
+        self.assertNotIn('\n', str(ctx.exception))
+
+  def test_cli_bad_input_one_line_error(self):
+    tmp = _tempdir(self)
+    os.mkdir(os.path.join(tmp, 'empty'))
+    workdir = os.path.join(tmp, 'out')
+    proc = subprocess.run(
+        [sys.executable, 'main.py', '--config=configs/video.py', f'--config.image={tmp}/empty',
+         f'--workdir={workdir}'],
+        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=120)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    self.assertEqual(errors, [f"error: '{tmp}/empty' holds no PNG or JPEG frames"], proc.stderr)
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertFalse(os.path.exists(workdir))
+
+
+class HelpersTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      (12, 8, 2, [(0, 8), (4, 12)]),
+      (20, 8, 2, [(0, 8), (6, 14), (12, 20)]),
+      (14, 8, 2, [(0, 8), (6, 14)]),
+      (5, 8, 2, [(0, 5)]),
+      (8, 8, 2, [(0, 8)]),
+      (9, 0, 0, [(0, 9)]),
+      (5, 2, 0, [(0, 2), (2, 4), (3, 5)]),
+  )
+  def test_windows(self, num_frames, size, overlap, expected):
+    self.assertEqual(video.windows(num_frames, size, overlap), expected)
+
+  def test_blend_windows(self):
+    a = {'mask': np.zeros((4, 1, 1, 1))}
+    b = {'mask': np.ones((4, 1, 1, 1))}
+    blended = video.blend_windows([(0, 4), (2, 6)], [a, b])
+    self.assertEqual(sorted(blended), list(range(6)))
+    # Frame 2 is window a's 3rd (weight 2) and b's 1st (weight 1); frame 3: a's last (1), b's 2nd (2).
+    values = [float(blended[f]['mask'].squeeze()) for f in range(6)]
+    np.testing.assert_allclose(values, [0, 0, 1 / 3, 2 / 3, 1, 1])
+
+  def test_temporal_term(self):
+    frames = np.zeros((3, 2, 2, 3), np.float32)
+    frames[1, 0, 0] = 0.5  # Pixel (0, 0) changes between frames 0-1 and 1-2.
+    weights = video.still_weights(jnp.asarray(frames), 0.05)
+    self.assertEqual(weights.shape, (2, 2, 2, 1))
+    np.testing.assert_allclose(weights[:, 0, 0, 0], np.exp(-0.25 / 0.005), rtol=1e-5)
+    np.testing.assert_allclose(weights[:, 1, 1, 0], 1.0)
+    mask = np.zeros((3, 2, 2, 1), np.float32)
+    mask[1] = 1.0  # The mask flips everywhere in frame 1.
+    # Only where the frames did not change does that cost: 3 of 4 pixels, 2 frame pairs.
+    expected = (2 * 3 * 1.0 + 2 * float(weights[0, 0, 0, 0])) / 8
+    self.assertAlmostEqual(float(losses.temporal_consistency(jnp.asarray(mask), weights)), expected, places=6)
+
+  def test_motion_hints(self):
+    frames, masks = _clip(num_frames=6, height=40, width=48)
+    fg, bg = hints.motion_hints(frames)
+    self.assertEqual(fg.shape, masks.shape)
+    self.assertTrue(fg.any(axis=(1, 2)).all())  # Every frame has a foreground hint ...
+    self.assertFalse((fg * (1 - masks)).any())  # ... inside the moving square only,
+    self.assertFalse((bg * masks).any())  # and the background hint never touches it.
+    self.assertGreater(bg.sum() / (1 - masks).sum(), 0.6)
+    fg2, bg2, info = hints.resolve_hints(frames, fg_path=None, bg_path=None, method='motion')
+    np.testing.assert_array_equal(fg2, fg)
+    np.testing.assert_array_equal(bg2, bg)
+    self.assertEqual(info['fg_hint']['source'], 'auto:motion')
+    # A single-image method works frame by frame.
+    fg3, _, _ = hints.resolve_hints(frames, fg_path=None, bg_path=None, method='border')
+    self.assertEqual(fg3.shape, masks.shape)
+
+  @parameterized.parameters(
+      ('window_size', 1, 'video.window_size'),
+      ('window_overlap', 8, 'video.window_overlap'),
+      ('auto_hints', 'magic', 'video.auto_hints'),
+      ('temporal_sigma', 0.0, 'video.temporal_sigma'),
+      ('noise_increment', -0.1, 'video.noise_increment'),
+  )
+  def test_validate(self, field, value, message):
+    config = default.get_config()
+    config.task, config.image = 'video', 'clip/'
+    config_check.validate(config)
+    config.video[field] = value
+    with self.assertRaisesRegex(config_check.ConfigError, message):
+      config_check.validate(config)
+
+
+class EndToEndTest(absltest.TestCase):
+  """3 frames of 32x32 in two windows of 2 frames, tiny generators, a few steps.
+
+  Step 1 (segmentation's hint fitting, tested there) is skipped: one
+  compilation per window keeps the test short.
+  """
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls._tmp = tempfile.TemporaryDirectory()
+    tmp = cls._tmp.name
+    frames, masks = _clip()
+    _write_frames(os.path.join(tmp, 'frames'), frames)
+    _write_frames(os.path.join(tmp, 'masks'), masks[..., None].repeat(3, -1))
+    config = default.get_config()
+    config.task = 'video'
+    config.image = os.path.join(tmp, 'frames')
+    config.gt_mask = os.path.join(tmp, 'masks')
+    config.video.window_size, config.video.window_overlap = 2, 1
+    config.video.temporal_weight = 0.1
+    config.segmentation.hint_steps = 0
+    config.num_steps = 4
+    config.early_stop_psnr = 0.0
+    config.learning_rate = 0.01
+    config.generator.channels_down = config.generator.channels_up = (4, 8)
+    config.generator.channels_skip = (0, 0)
+    config.loop.strategy = 'step'
+    config.loop.check_every = 1
+    config.progress = False
+    config_check.validate(config)
+    cls.config, cls.workdir = config, os.path.join(tmp, 'out')
+    cls.losses = []  # Per window, the loss at every step.
+    real_optimize = engine.optimize
+
+    def optimize(problem, **kwargs):
+      cls.losses.append([])
+      record = lambda stage, state: cls.losses[-1].append(float(state.loss))
+      return real_optimize(problem, on_check=record, **kwargs)
+
+    with mock.patch.object(engine, 'optimize', optimize):
+      cls.metrics = video.run(config, cls.workdir)
+
+  @classmethod
+  def tearDownClass(cls):
+    cls._tmp.cleanup()
+    super().tearDownClass()
+
+  def test_writes_every_output(self):
+    names = [f'{k:04d}.png' for k in range(_F)]
+    for layer in video.FRAME_LAYERS + ('fg_hint', 'bg_hint'):
+      self.assertEqual(sorted(os.listdir(os.path.join(self.workdir, layer))), names, msg=layer)
+      for name in names:
+        img = image_io.load_image(os.path.join(self.workdir, layer, name))
+        self.assertEqual(img.shape, (_H, _W, 3), msg=layer)
+    for layer in video.FRAME_LAYERS:
+      with Image.open(os.path.join(self.workdir, f'{layer}.gif')) as im:
+        # Identical consecutive frames (a still background) are merged by the GIF writer.
+        self.assertBetween(im.n_frames, 1 if layer == 'bg' else 2, _F, msg=layer)
+    binary = image_io.load_mask(os.path.join(self.workdir, 'mask_binary', '0001.png'), shape=(_H, _W))
+    self.assertTrue(np.isin(binary, (0.0, 1.0)).all())
+    summary = image_io.load_image(os.path.join(self.workdir, 'summary.png'))
+    self.assertGreater(summary.shape[0], 5 * _H)  # Five rows: input, fg, bg, mask, cut-out.
+    self.assertNotIn('checkpoint_window1.msgpack', os.listdir(self.workdir))
+
+  def test_metrics(self):
+    with open(os.path.join(self.workdir, 'metrics.json')) as f:
+      metrics = json.load(f)
+    self.assertEqual(metrics['status'], 'ok')
+    self.assertEqual(metrics['num_frames'], _F)
+    self.assertEqual(metrics['frames_done'], _F)
+    self.assertEqual(metrics['windows'], [[0, 2], [1, 3]])
+    self.assertLen(metrics['iou_per_frame'], _F)
+    self.assertAlmostEqual(metrics['iou'], np.mean(metrics['iou_per_frame']))
+    for key in ('iou', 'iou_whole_mask', 'iou_raw_mask'):
+      self.assertBetween(metrics[key], 0.0, 1.0)
+    self.assertGreater(metrics['frames_per_second'], 0)
+    self.assertEqual(metrics['hints']['fg_hint']['source'], 'auto:motion')
+    for run in metrics['window_runs']:
+      self.assertEqual(list(run['stages']), ['step2_decompose'])
+      self.assertEqual(run['stages']['step2_decompose']['steps'], 4)
+      self.assertTrue(np.isfinite(run['best_recon_psnr']))
+    self.assertEqual(metrics['config']['video']['window_size'], 2)
+
+  def test_losses_go_down(self):
+    self.assertLen(self.losses, 2)
+    for window in self.losses:
+      self.assertLen(window, 4)
+      self.assertTrue(all(np.isfinite(window)))
+      self.assertLess(window[-1], window[0])
+
+
+if __name__ == '__main__':
+  absltest.main()
