@@ -96,6 +96,28 @@ def get_config() -> config_dict.ConfigDict:
   config.video.gif_duration_ms = 100  # Display time of each frame in the output GIFs.
   config.video.summary_frames = 4  # Frames (columns) shown in summary.png.
 
+  # Watermark removal (task 'watermark'): I = M W + (1 - M) C, runs' medians; see tasks/watermark.py.
+  config.watermark = config_dict.ConfigDict()
+  config.watermark.mode = 'hint'  # 'hint': `image` + a box around the watermark; 'many': `image` + `watermark.images` share one watermark.
+  config.watermark.hint = config_dict.placeholder(str)  # Mode 'hint': PNG, white inside a rough box around the watermark.
+  config.watermark.images = config_dict.placeholder(tuple)  # Mode 'many': the other images with the same watermark (resized to `image`'s size).
+  config.watermark.gt_clean = config_dict.placeholder(str)  # Ground truth of `image` without the watermark, for PSNR/SSIM only (optional).
+  config.watermark.gt_images = config_dict.placeholder(tuple)  # Mode 'many': ground truths of `watermark.images`, same order (with gt_clean).
+  config.watermark.eval_box = config_dict.placeholder(str)  # PNG whose white region's bounding box is where 'in box' metrics are taken (default: the hint).
+  config.watermark.runs = 3  # Independent runs (own noise and init); the layers are their per-pixel medians.
+  config.watermark.batch_runs = 'auto'  # 'sequential', 'batched' (jax.vmap over the runs' parameters) or 'auto': sequential on CPU, batched elsewhere.
+  config.watermark.hint_steps = 4000  # Mode 'hint' step 1 (C only, fit outside the box); `num_steps` is step 2 (or mode 'many''s one stage).
+  config.watermark.hint_sigma_every = 300  # Step 1 input perturbation: sigma_step * (it // this).
+  config.watermark.sigma_every = 700  # Main stage input perturbation: sigma_step * (it // this) (official: 700 'hint', 400 'many').
+  config.watermark.sigma_step = 0.001  # Perturbation increment (C's input; W's too in step 2 of 'hint').
+  config.watermark.recon_weight = 0.5  # Mode 'hint' step 2: weight of L1(h M W + (1 - M) C, I).
+  config.watermark.augment = True  # Every 4th iteration trains on a flip / half turn of noise and image (official); square canvas.
+  config.watermark.mask_channels = (8, 16, 32, 64)  # Channels (down = up) of each scale of M's generator (official 'hint'; 'many': 8..128).
+  config.watermark.mask_skip = (0, 0, 0, 4)  # Skip channels of each scale of M's generator.
+  config.watermark.mask_kernel = 3  # Kernel size of M's generator.
+  config.watermark.watermark_kernel = 5  # Kernel size of W's generator, otherwise `generator` (official: 5 'hint', 3 'many').
+  config.watermark.keep_threshold = 0.1  # Pixels whose recovered watermark (h M; 'many': W M) is below this keep the input.
+
   # How the engine runs (numerics do not depend on these).
   config.loop = config_dict.ConfigDict()
   config.loop.strategy = 'auto'  # 'auto', 'step', 'unroll' or 'scan'.

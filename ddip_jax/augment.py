@@ -76,19 +76,23 @@ def inverse(x: jax.Array, index: jax.Array | int) -> jax.Array:
   return jax.lax.switch(index, _INVERSE_BRANCHES, x)
 
 
-def official_schedule(step: jax.Array, num_steps: int) -> jax.Array:
+def official_schedule(step: jax.Array, num_steps: int, *, period: int = 2) -> jax.Array:
   """The official augmentation index of an iteration.
 
-  Odd iterations and the last one use the identity; even iteration `it` uses
-  (it // 2) % 8, so every transform recurs every 16 iterations.
+  Iterations that are not multiples of `period`, and the last one, use the
+  identity; iteration `it` otherwise uses (it // 2) % 8. With the default
+  period 2 (texture separation) every transform recurs every 16 iterations;
+  with period 4 (watermark removal) only the even indices 0, 2, 4, 6 occur
+  (identity, half turn, flip along H, flip along W), every 16 iterations.
 
   Args:
     step: int32 scalar iteration (traced is fine).
     num_steps: the stage's number of iterations.
+    period: augment only iterations that are multiples of this (>= 1).
 
   Returns:
     int32 scalar in [0, 8).
   """
   step = jnp.asarray(step, jnp.int32)
-  index = jnp.where(step % 2 == 1, 0, (step // 2) % NUM_TRANSFORMS)
+  index = jnp.where(step % period != 0, 0, (step // 2) % NUM_TRANSFORMS)
   return jnp.where(step == num_steps - 1, 0, index).astype(jnp.int32)

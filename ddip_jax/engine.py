@@ -19,6 +19,7 @@ the same chunk boundary, a resumed run ends bit-identical to an uninterrupted on
 
 from collections.abc import Callable, Mapping, Sequence
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -163,7 +164,12 @@ class TrainState(NamedTuple):
 
 @dataclasses.dataclass
 class Result:
-  """What `optimize` returns: final variables, best outputs and run facts."""
+  """What `optimize` returns: final variables, best outputs and run facts.
+
+  Attributes:
+    last: the outputs of the last stage's final step when that stage does not
+      track a best result (a task whose result is the last iterate); else empty.
+  """
 
   params: PyTree
   batch_stats: PyTree
@@ -171,6 +177,7 @@ class Result:
   best_psnr: float
   best_step: int
   metrics: dict[str, Any]
+  last: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def apply_generators(
@@ -200,7 +207,7 @@ def init_generators(
   params, batch_stats = {}, {}
   for i, name in enumerate(sorted(generators)):
     variables = generators[name].init(jax.random.fold_in(key, i), inputs[name])
-    params[name] = variables['params']
+    params[name] = variables.get('params', {})  # A module may hold only state.
     batch_stats[name] = variables.get('batch_stats', {})
   return params, batch_stats
 
@@ -265,6 +272,19 @@ def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_pertur
     )
 
   return step_fn
+
+
+@functools.lru_cache(maxsize=8)
+def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int):
+  """`make_chunk` of a stage's step, memoised on the (hashable, frozen) Stage itself.
+
+  Runs of one Problem's stages that differ only in their variables (e.g. the
+  independent restarts of a task, with their noise held as state) then share
+  one traced and compiled chunk instead of compiling it again. Other problems
+  build new Stage objects and never hit the cache, which holds a few entries.
+  """
+  step_fn = _make_step(stage, optax.adam(stage.learning_rate), num_perturbations)
+  return make_chunk(step_fn, strategy, num_steps)
 
 
 def make_chunk(step_fn, strategy: str, num_steps: int):
@@ -529,24 +549,21 @@ def optimize(
     if index < first:
       continue
     stage_key = jax.random.fold_in(key, index + 1)
-    state, step_fn = initial_state(problem, stage, params=params, batch_stats=batch_stats,
-                                   num_perturbations=options.num_perturbations)
+    state, _ = initial_state(problem, stage, params=params, batch_stats=batch_stats,
+                             num_perturbations=options.num_perturbations)
     done, complete, seconds_before = 0, False, 0.0
     if saved is not None and index == first:
       state = _restore_like(state, saved['state'], checkpoint.path)
       done, complete, seconds_before = int(saved['done']), bool(saved['complete']), float(saved['stage_seconds'])
       logging.info('resuming from %s: stage %r, step %d', checkpoint.path, stage.name, done)
     finished_before = complete  # Its metrics and best are in `record` already.
-    chunk_fns = {}
     progress = _Progress(stage, options.progress and not complete, initial=done)
     stage_start = time.perf_counter()
     reason, stopped_early = None, False
     try:
       while not complete:
         n = min(per_call, stage.num_steps - done)
-        if n not in chunk_fns:
-          chunk_fns[n] = make_chunk(step_fn, strategy, n)
-        state = chunk_fns[n](state, stage_key)
+        state = _stage_chunk(stage, options.num_perturbations, strategy, n)(state, stage_key)
         prev, done = done, done + n
         progress.update(n, state)
         reason = stop() if stop is not None else None
@@ -583,4 +600,6 @@ def optimize(
     params, batch_stats = state.params, state.batch_stats
   record.metrics['seconds'] = round(record.seconds + time.perf_counter() - start, 3)
   logging.info('optimisation finished in %.1f s', record.metrics['seconds'])
-  return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics)
+  # A stage that does not track a best result keeps its latest outputs in `best`.
+  last = jax.device_get(state.best) if problem.stages and not problem.stages[-1].track_best else {}
+  return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics, last)

@@ -1,0 +1,180 @@
+r"""PSNR/SSIM of watermark removal with a hint box: Double-DIP vs OpenCV inpainting of the same box.
+
+  PYTHONPATH=. python benchmarks/eval_watermark.py [--cases=chelsea_white50,...] \
+      [--methods=input,telea,ddip] [--hint_steps=N] [--num_steps=N] [--runs=N] \
+      [--results_dir=results/eval_watermark] [--table_only]
+
+Cases (`CASES`): a scikit-image photo (`scripts/make_transparency.py`'s crops,
+--size px square) under the demo's text-and-ring watermark
+(`scripts/make_watermark.py`) in a colour and opacity; the hint is the demo's
+box around it. The watermarked image is rounded to 8 bits as a PNG, like the
+demo (chelsea_white50 is the demo image itself at the default size).
+
+Methods, every result scored against the clean photo with dm-pix PSNR/SSIM,
+overall and inside the box (`watermark.scores`):
+  input: the watermarked image itself (what doing nothing scores);
+  telea: `cv2.inpaint(..., cv2.INPAINT_TELEA)` of the whole box (radius 3),
+         which discards what shows through the watermark;
+  ns:    the same with `cv2.INPAINT_NS` (Navier-Stokes), not run by default;
+  ddip:  configs/watermark.py (mode 'hint'), with --hint_steps / --num_steps /
+         --runs overriding its schedule (official: 4000 + 7000 iterations, 3 runs).
+
+Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
+already there (same case, method, schedule and size) are skipped, so the
+evaluation can be interrupted and resumed or split over processes; Double-DIP
+runs also resume inside a case from their finished runs and checkpoints in
+`<results_dir>/<case>/ddip_<schedule>/`. The tables are printed from runs.jsonl
+(`--table_only` prints them without running). Needs scikit-image (the photos)
+and opencv-python-headless (the baselines): optional benchmark dependencies
+(requirements-bench.txt).
+"""
+
+import os
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from benchmarks import runs_log
+from configs import watermark as watermark_config
+from ddip_jax import image_io
+from ddip_jax.tasks import watermark
+from scripts import make_transparency
+from scripts import make_watermark
+
+# name -> (photo, watermark colour, opacity).
+CASES = {
+    'chelsea_white50': ('chelsea', (1.0, 1.0, 1.0), 0.5),
+    'coffee_black40': ('coffee', (0.0, 0.0, 0.0), 0.4),
+    'astronaut_white60': ('astronaut', (1.0, 1.0, 1.0), 0.6),
+    'rocket_yellow50': ('rocket', (1.0, 0.85, 0.2), 0.5),
+}
+METHODS = ('input', 'telea', 'ns', 'ddip')
+INPAINT_RADIUS = 3
+
+_CASES = flags.DEFINE_list('cases', list(CASES), f'Cases to run (of {", ".join(CASES)}).')
+_METHODS = flags.DEFINE_list('methods', ['input', 'telea', 'ddip'], f'Methods to run (of {", ".join(METHODS)}).')
+_HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Double-DIP step-1 iterations (default: the config\'s).')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Double-DIP step-2 iterations (default: the config\'s).')
+_RUNS = flags.DEFINE_integer('runs', None, 'Double-DIP runs whose median is taken (default: the config\'s).')
+_SIZE = flags.DEFINE_integer('size', make_watermark.SIZE, 'Side of the images in pixels.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
+_OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_watermark', 'Where inputs, outputs and runs.jsonl go.')
+_TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
+
+
+def make_case(name: str, folder: str) -> dict[str, str]:
+  """Writes a case's watermarked image, clean photo and hint box; returns their paths."""
+  photo, colour, opacity = CASES[name]
+  coverage = make_watermark.watermark_coverage(_SIZE.value)
+  clean = make_transparency.load_layer(photo, _SIZE.value)
+  images = {'image': make_watermark.apply_watermark(clean, coverage, colour, opacity), 'clean': clean,
+            'box': make_watermark.hint_box(coverage)}
+  paths = {}
+  for key, img in images.items():
+    paths[key] = os.path.join(folder, f'{key}.png')
+    image_io.save_image(paths[key], img)
+  return paths
+
+
+def inpaint(image: np.ndarray, box: np.ndarray, method: str) -> np.ndarray:
+  """OpenCV inpainting of the box (Telea or Navier-Stokes), float in, float out."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  flag = cv2.INPAINT_TELEA if method == 'telea' else cv2.INPAINT_NS
+  out = cv2.inpaint(image_io.to_uint8(image), (box > 0.5).astype(np.uint8) * 255, INPAINT_RADIUS, flag)
+  return out.astype(np.float32) / 255.0
+
+
+def schedule() -> dict[str, int]:
+  """The Double-DIP schedule run: the config's, with the flags' overrides."""
+  config = watermark_config.get_config()
+  return {'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
+          'num_steps': _NUM_STEPS.value or config.num_steps, 'runs': _RUNS.value or config.watermark.runs}
+
+
+def _key(case: str, method: str, steps: dict[str, int] | None, size: int) -> tuple[Any, ...]:
+  """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
+  return (case, method, tuple(sorted(steps.items())) if steps else None, size)
+
+
+def run_one(case: str, method: str) -> dict[str, Any]:
+  """Runs one method on one case; returns its record."""
+  folder = os.path.join(_OUT_DIR.value, case)
+  paths = make_case(case, os.path.join(folder, 'inputs'))
+  image, truth = image_io.load_image(paths['image']), image_io.load_image(paths['clean'])
+  box_mask = image_io.load_mask(paths['box'], shape=truth.shape[:2])
+  box = watermark.bounding_box(box_mask)
+  record: dict[str, Any] = {'case': case, 'method': method, 'size': _SIZE.value, 'steps': None}
+  start = time.perf_counter()
+  if method == 'input':
+    result = image
+  elif method in ('telea', 'ns'):
+    result = inpaint(image, box_mask, method)
+  else:
+    steps = schedule()
+    config = watermark_config.get_config()
+    config.image, config.watermark.hint, config.watermark.gt_clean = paths['image'], paths['box'], paths['clean']
+    config.watermark.hint_steps, config.num_steps, config.watermark.runs = (
+        steps['hint_steps'], steps['num_steps'], steps['runs'])
+    config.seed = _SEED.value
+    config.progress = False
+    workdir = os.path.join(folder, f"ddip_{steps['hint_steps']}_{steps['num_steps']}_x{steps['runs']}")
+    watermark.run(config, workdir)
+    result = image_io.load_image(os.path.join(workdir, 'clean.png'))
+    record['steps'] = steps
+  record['seconds'] = time.perf_counter() - start
+  if method in ('telea', 'ns', 'ddip'):
+    image_io.save_image(os.path.join(folder, f'{method}.png'), result)
+  record.update(watermark.scores(result, truth, box))
+  return record
+
+
+def print_tables(runs: list[dict[str, Any]]) -> None:
+  """Per-run rows, then the mean per method (and schedule)."""
+  def schedule_name(r):
+    s = r['steps']
+    return '-' if s is None else f"{s['hint_steps']}+{s['num_steps']} x{s['runs']}"
+
+  print('| case | method | schedule | PSNR in box (dB) | PSNR overall | SSIM in box | SSIM overall | s |')
+  print('|---|---|---|---|---|---|---|---|')
+  for r in runs:
+    print(f"| {r['case']} | {r['method']} | {schedule_name(r)} | {r['psnr_box']:.2f} | {r['psnr']:.2f} | "
+          f"{r['ssim_box']:.3f} | {r['ssim']:.3f} | {r['seconds']:.1f} |")
+  print()
+  print('| method | schedule | cases | mean PSNR in box | mean PSNR overall | mean SSIM in box | mean SSIM | mean s |')
+  print('|---|---|---|---|---|---|---|---|')
+  groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+  for r in runs:
+    groups.setdefault((r['method'], schedule_name(r)), []).append(r)
+  for (method, sched), rs in groups.items():
+    means = {k: np.mean([r[k] for r in rs]) for k in ('psnr_box', 'psnr', 'ssim_box', 'ssim', 'seconds')}
+    print(f"| {method} | {sched} | {len(rs)} | {means['psnr_box']:.2f} | {means['psnr']:.2f} | "
+          f"{means['ssim_box']:.3f} | {means['ssim']:.3f} | {means['seconds']:.1f} |")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  unknown = sorted(set(_CASES.value) - set(CASES)) + sorted(set(_METHODS.value) - set(METHODS))
+  if unknown:
+    raise app.UsageError(f'unknown cases or methods: {unknown}')
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
+  if not _TABLE_ONLY.value:
+    done = {_key(r['case'], r['method'], r['steps'], r['size']) for r in runs_log.load_runs(runs_path)}
+    for case in _CASES.value:
+      for method in _METHODS.value:
+        if _key(case, method, schedule() if method == 'ddip' else None, _SIZE.value) in done:
+          continue
+        record = run_one(case, method)
+        print(f"{case} {method}: PSNR in box {record['psnr_box']:.2f} dB, overall {record['psnr']:.2f} dB, "
+              f"{record['seconds']:.1f} s", flush=True)
+        runs_log.append_run(runs_path, record)
+  print_tables(runs_log.load_runs(runs_path))
+
+
+if __name__ == '__main__':
+  app.run(main)

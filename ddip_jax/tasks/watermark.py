@@ -1,0 +1,601 @@
+"""Watermark removal: I = M * W + (1 - M) * C, a clean image C under a watermark W of opacity M.
+
+Two modes, chosen by `watermark.mode`:
+
+'hint' (one image I and a rough hint h: 1 inside a box around the watermark).
+  Generators 'clean' (C) and 'watermark' (W), 3 channels, and 'mask' (M), 1
+  channel, each with its own noise. Two stages:
+    step 1 (`hint_steps`, C only): ExtL1(C, I, 1 - h)
+    step 2 (`num_steps`, fresh Adam, all): ExtL1(C, I, 1 - h) + w * L1(h M W + (1 - M) C, I)
+  Step 1 is a DIP inpainting of the box; step 2 lets what shows through the
+  semi-transparent watermark correct it.
+
+'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
+  One clean generator C_k per image ('clean1', ...), a shared mask M and a
+  shared watermark W; one stage (`num_steps`):
+    sum_k L1(W M + C_k (1 - M), I_k)
+
+In both, the noise of C (and, in step 2 of 'hint', of W) is perturbed by
+sigma = sigma_step * (it // every) (0 at the last iteration), and every fourth
+iteration trains on a flip or half turn of noise and image
+(`augment.official_schedule(period=4)`). As in the official code, a run's
+layers are its networks' outputs at the last iteration (identity transform,
+no perturbation), not a best-PSNR iterate.
+
+The whole optimisation runs `watermark.runs` times with independent noise and
+initialisation, and the layers are the per-pixel medians over the runs. The
+runs are independent, so they can run one after another or together with their
+parameters batched by `jax.vmap` (`watermark.batch_runs`; `auto`: sequential on
+CPU, where vmap over parameters lowers convolutions to slow grouped ones,
+batched on accelerators; see benchmarks/watermark_batching.py). Each finished
+run's layers are written to `run<k>.npz` in the workdir at once and reused by a
+rerun of the same config; the run in progress has its own checkpoint.
+
+Outputs ('hint'): clean.png = (1 - h) I + h median(C); clean_soft.png, which
+keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
+watermark.png = h median(W M); mask.png = median(M); hint.png.
+('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold, the
+input elsewhere; clean<k>_raw.png; watermark.png (median(W M), 0 below the
+threshold); mask.png. With ground truth, PSNR/SSIM of the result and of the
+input itself, overall and inside the box (the bounding box of the hint, or of
+`eval_box`).
+"""
+
+import dataclasses
+import io
+import json
+import os
+import time
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ddip_jax import augment
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax import losses
+from ddip_jax import models
+from ddip_jax import outputs as outputs_lib
+from ddip_jax.tasks import dehaze
+
+MODES = ('hint', 'many')
+BATCH_RUNS = ('auto', 'sequential', 'batched')
+# Augment only every fourth iteration (the official watermark schedule).
+AUGMENT_PERIOD = 4
+# Images of mode 'many' are resized to the first one's size; aspect ratios
+# further apart than this (relative) are refused instead of distorted.
+ASPECT_TOLERANCE = 0.1
+# Name of the `InputHolder` among the problem's generators.
+NOISE = 'noise'
+# dm-pix SSIM's Gaussian window; a box with a shorter side gets no SSIM.
+_SSIM_WINDOW = 11
+
+
+def staircase_sigma(step: jax.Array, num_steps: int, *, sigma_step: float, every: int) -> jax.Array:
+  """The watermark tasks' perturbation: sigma_step * (it // every), 0 at the last iteration."""
+  sigma = sigma_step * (jnp.asarray(step) // every)
+  return jnp.where(step == num_steps - 1, 0.0, sigma).astype(jnp.float32)
+
+
+def clean_names(num_images: int) -> tuple[str, ...]:
+  """Names of the clean generators: ('clean',) for one image, else 'clean1', 'clean2', ..."""
+  return ('clean',) if num_images == 1 else tuple(f'clean{k}' for k in range(1, num_images + 1))
+
+
+def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[str, models.SkipGenerator]:
+  """C (one per image), W and M from the `generator` and `watermark` sections."""
+  wm = config.watermark
+  clean = models.generator_from_config(config.generator, out_channels=3)
+  generators = {name: clean for name in clean_names(num_images)}
+  generators['watermark'] = models.generator_from_config(
+      config.generator, out_channels=3, kernel_down=wm.watermark_kernel, kernel_up=wm.watermark_kernel)
+  mask_channels = tuple(wm.mask_channels)
+  generators['mask'] = models.generator_from_config(
+      config.generator, out_channels=1, channels_down=mask_channels, channels_up=mask_channels,
+      channels_skip=tuple(wm.mask_skip), kernel_down=wm.mask_kernel, kernel_up=wm.mask_kernel)
+  return generators
+
+
+def batched_generator(generator: models.SkipGenerator, runs: int) -> nn.Module:
+  """`runs` independent copies of a generator, mapped over a leading run axis.
+
+  Parameters and BatchNorm statistics get a leading axis of size `runs` (each
+  copy initialised with its own key), so (runs, N, H, W, D) noise gives
+  (runs, N, H, W, C) outputs with every run's BatchNorm on its own batch.
+  """
+  fields = {f.name: getattr(generator, f.name) for f in dataclasses.fields(generator)
+            if f.name not in ('parent', 'name')}
+  cls = nn.vmap(type(generator), variable_axes={'params': 0, 'batch_stats': 0}, split_rngs={'params': True},
+                in_axes=0, out_axes=0, axis_size=runs)
+  return cls(**fields)
+
+
+class InputHolder(nn.Module):
+  """Holds the generators' noise inputs as state instead of constants of the compiled step.
+
+  Its one variable, in the engine's non-trainable collection ('batch_stats';
+  nothing ever updates it), is the dict of noise inputs it is initialised with,
+  and the losses read the noise from there. Runs that differ only in their
+  noise then share one compiled step (`engine` memoises it per Stage), which
+  saves a compile of every stage for every run after the first.
+  """
+
+  @nn.compact
+  def __call__(self, noise: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    return self.variable('batch_stats', 'inputs', lambda: noise).value
+
+
+def run_noise(config: ml_collections.ConfigDict, canvas: tuple[int, int], names: tuple[str, ...],
+              run_keys: list[jax.Array]) -> dict[str, jax.Array]:
+  """Every generator's noise for the given runs: (1, S, S, D), or (R, 1, S, S, D) for R > 1 runs.
+
+  Generator `names[i]` of the run with key k gets the noise of fold_in(k, i).
+  """
+  noise = {}
+  for i, name in enumerate(names):
+    per_run = [models.noise_from_config(config.generator, jax.random.fold_in(k, i), canvas) for k in run_keys]
+    noise[name] = jnp.stack(per_run) if len(per_run) > 1 else per_run[0]
+  return noise
+
+
+def _problem_inputs(noise: dict[str, jax.Array]) -> dict[str, Any]:
+  # The generators' entries only give `engine.init_generators` their shapes.
+  return {**noise, NOISE: noise}
+
+
+def reseed(problem: engine.Problem, config: ml_collections.ConfigDict, run_keys: list[jax.Array]) -> engine.Problem:
+  """`problem` (its very stages, hence its compiled steps) with the noise of other runs.
+
+  Args:
+    problem: from `build_problem`, with as many runs as `run_keys` has keys.
+    config: the config it was built from.
+    run_keys: one noise key per run.
+  """
+  old = problem.inputs[NOISE]
+  some = next(iter(old.values()))
+  if (some.ndim == 5) != (len(run_keys) > 1) or (some.ndim == 5 and some.shape[0] != len(run_keys)):
+    raise ValueError(f'the problem has noise of shape {some.shape}, not for {len(run_keys)} runs')
+  canvas = tuple(some.shape[-3:-1])
+  return dataclasses.replace(problem, inputs=_problem_inputs(run_noise(config, canvas, tuple(old), run_keys)))
+
+
+def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: np.ndarray | None,
+                  run_keys: list[jax.Array]) -> engine.Problem:
+  """The watermark problem of one run, or of several runs batched.
+
+  Args:
+    config: full config (`generator` and `watermark` sections are read).
+    images: (K, H, W, 3) float in [0, 1], the working-resolution inputs; K = 1
+      with a hint (mode 'hint'), K >= 2 without (mode 'many').
+    hint: (H, W) in {0, 1}, 1 inside the box around the watermark; None for 'many'.
+    run_keys: one noise key per run. One key: a plain problem. R > 1 keys: the
+      R runs batched, every generator's parameters and noise with a leading
+      run axis (`batched_generator`); the loss is the sum of the runs' losses,
+      so each run's gradient (and Adam update) is the one it has alone. Run r's
+      noise is the one a plain problem with run_keys[r] has.
+
+  Returns:
+    An `engine.Problem` whose generators are the layers' ('clean' or 'clean1',
+    ..., 'watermark', 'mask') and NOISE, the `InputHolder` of their noise
+    (`reseed` swaps in other runs' noise). 'hint': stages 'step1_clean' (C only; omitted when
+    `watermark.hint_steps` is 0) and 'step2_watermark'; 'many': stage
+    'decompose'. The last stage's outputs are every generator's layer, (1, H,
+    W, C) in (0, 1), with a leading run axis when batched; no stage tracks a
+    best result (a run's result is its last stage's final outputs, `run_layers`).
+  """
+  wm = config.watermark
+  chex.assert_rank(images, 4)
+  num_images, height, width, _ = images.shape
+  if (hint is None) == (num_images == 1):
+    raise ValueError(f'a hint goes with exactly one image, got {num_images} images and hint={hint is not None}')
+  runs = len(run_keys)
+  batched = runs > 1
+  generators = make_generators(config, num_images)
+  canvas = models.canvas_shape(height, width, max(g.num_scales for g in generators.values()))
+  if wm.augment:  # lax.switch over all 8 transforms needs a square canvas.
+    canvas = (max(canvas),) * 2
+  inputs = _problem_inputs(run_noise(config, canvas, tuple(sorted(generators)), run_keys))
+  if batched:
+    generators = {name: batched_generator(g, runs) for name, g in generators.items()}
+  generators[NOISE] = InputHolder()
+  lift = jax.vmap if batched else (lambda fn: fn)  # Maps a one-run function over the run axis.
+  img = jnp.asarray(images, jnp.float32)[:, None]  # (K, 1, H, W, 3)
+  cleans = clean_names(num_images)
+
+  def generate(params, batch_stats, step, key, *, names, perturbed, num_steps, every):
+    """The named generators' layers in the image frame, and the new batch stats."""
+    index = augment.official_schedule(step, num_steps, period=AUGMENT_PERIOD) if wm.augment else None
+    sigma = staircase_sigma(step, num_steps, sigma_step=wm.sigma_step, every=every)
+    noise, noisy = batch_stats[NOISE]['inputs'], {}
+    for name, k in zip(names, jax.random.split(key, len(names))):
+      z = noise[name] if index is None else lift(lambda x: augment.transform(x, index))(noise[name])
+      noisy[name] = models.perturb(z, k, sigma) if name in perturbed else z
+    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+
+    def upright(o):
+      return models.center_crop(o if index is None else augment.inverse(o, index), height, width)
+
+    return {name: lift(upright)(o) for name, o in out.items()}, stats
+
+  def summed(terms):
+    """terms(one run's layers) -> (loss, psnr), as the sum of losses / mean PSNR over the runs."""
+    if not batched:
+      return terms
+    def over_runs(out):
+      loss, psnr = jax.vmap(terms)(out)
+      return jnp.sum(loss), jnp.mean(psnr)
+    return over_runs
+
+  def stage(name, num_steps, terms, *, names, perturbed, every, trainable=None):
+    def loss_fn(params, batch_stats, step, key):
+      out, stats = generate(params, batch_stats, step, key, names=names, perturbed=perturbed,
+                            num_steps=num_steps, every=every)
+      loss, psnr = summed(terms)(out)
+      return loss, (stats, out, psnr)
+    return engine.Stage(name, num_steps, loss_fn, config.learning_rate, trainable=trainable, track_best=False)
+
+  if hint is not None:
+    image = img[0]
+    h = jnp.asarray(hint, jnp.float32)[None, ..., None]
+
+    def step1_terms(out):
+      c = out['clean']
+      return losses.extended_l1(c, image, 1 - h), losses.psnr((1 - h) * c + h * image, image)
+
+    def step2_terms(out):
+      c, w, m = out['clean'], out['watermark'], out['mask']
+      recon = h * m * w + (1 - m) * c
+      loss = losses.extended_l1(c, image, 1 - h) + wm.recon_weight * losses.l1(recon, image)
+      return loss, losses.psnr(recon, image)
+
+    stages = [
+        stage('step1_clean', wm.hint_steps, step1_terms, names=('clean',), perturbed=('clean',),
+              every=wm.hint_sigma_every, trainable=('clean',)),
+        stage('step2_watermark', config.num_steps, step2_terms, names=('clean', 'watermark', 'mask'),
+              perturbed=('clean', 'watermark'), every=wm.sigma_every),
+    ]
+    stages = [s for s in stages if s.num_steps > 0]
+  else:
+
+    def many_terms(out):
+      w, m = out['watermark'], out['mask']
+      recons = [w * m + out[c] * (1 - m) for c in cleans]
+      loss = sum(losses.l1(r, i) for r, i in zip(recons, img))
+      return loss, losses.psnr(jnp.concatenate(recons), img[:, 0])
+
+    stages = [stage('decompose', config.num_steps, many_terms, names=(*cleans, 'watermark', 'mask'),
+                    perturbed=cleans, every=wm.sigma_every)]
+  return engine.Problem(generators=generators, inputs=inputs, stages=stages)
+
+
+def run_layers(outputs: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+  """Each run's layers from the outputs of a last iteration.
+
+  Args:
+    outputs: the last stage's outputs at its final step (`engine.Result.last`:
+      unaugmented, unperturbed, the official code's result), (1, H, W, C)
+      per layer, or (R, 1, H, W, C) for R batched runs.
+
+  Returns:
+    One dict per run mapping generator names to (H, W, C) float32 layers.
+  """
+  some = np.asarray(next(iter(outputs.values())))
+  if some.ndim == 4:  # One run.
+    return [{name: np.asarray(o, np.float32)[0] for name, o in outputs.items()}]
+  return [{name: np.asarray(o, np.float32)[r, 0] for name, o in outputs.items()} for r in range(some.shape[0])]
+
+
+def median_layers(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """Per-pixel medians over runs of every layer and of the visible watermark W * M.
+
+  Args:
+    runs: one dict per run with (H, W, C) layers, among them 'watermark' (C = 3)
+      and 'mask' (C = 1).
+
+  Returns:
+    The same keys, each the median over runs, plus 'masked_watermark', the
+    median of W * M (not the product of the medians), (H, W, 3).
+  """
+  if not runs:
+    raise ValueError('median_layers needs at least one run')
+  medians = {name: np.median(np.stack([r[name] for r in runs]), axis=0).astype(np.float32) for name in runs[0]}
+  medians['masked_watermark'] = np.median(
+      np.stack([r['watermark'] * r['mask'] for r in runs]), axis=0).astype(np.float32)
+  return medians
+
+
+def bounding_box(region: np.ndarray) -> tuple[slice, slice]:
+  """The smallest rectangle holding every pixel of `region` > 0.5, as (rows, cols) slices."""
+  rows = np.flatnonzero(np.any(region > 0.5, axis=1))
+  cols = np.flatnonzero(np.any(region > 0.5, axis=0))
+  if not rows.size:
+    raise ValueError('the region is empty')
+  return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def scores(estimate: np.ndarray, truth: np.ndarray, box: tuple[slice, slice] | None) -> dict[str, Any]:
+  """dm-pix PSNR / SSIM against the truth, overall and inside `box`.
+
+  Returns:
+    {'psnr', 'ssim'} and, with a box, {'psnr_box', 'ssim_box'} (SSIM None when
+    a side of the box is shorter than the 11-pixel SSIM window).
+  """
+  result = dehaze.image_scores(estimate, truth)
+  if box is not None:
+    inside = dehaze.image_scores(estimate[box], truth[box])
+    small = min(truth[box].shape[:2]) < _SSIM_WINDOW
+    result.update(psnr_box=inside['psnr'], ssim_box=None if small else inside['ssim'])
+  return result
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the `watermark` section (see `config_check.validate`)."""
+  wm = config.watermark
+  require = config_check.require
+  require(wm.mode in MODES, 'watermark.mode', f'unknown mode (one of {list(MODES)})', wm.mode)
+  if wm.mode == 'hint':
+    require(bool(wm.hint), 'watermark.hint', "mode 'hint' needs a hint PNG, white inside a box around the watermark",
+            wm.hint)
+  else:
+    require(bool(wm.images), 'watermark.images',
+            "mode 'many' needs the other images that share the watermark (a tuple of paths)", wm.images)
+    if wm.gt_images:
+      require(len(wm.gt_images) == len(wm.images), 'watermark.gt_images',
+              f'needs one ground truth per entry of watermark.images ({len(wm.images)})', wm.gt_images)
+  require(wm.runs >= 1, 'watermark.runs', 'must be at least 1', wm.runs)
+  require(wm.batch_runs in BATCH_RUNS, 'watermark.batch_runs', f'one of {list(BATCH_RUNS)}', wm.batch_runs)
+  require(wm.hint_steps >= 0, 'watermark.hint_steps', 'must be >= 0', wm.hint_steps)
+  for field in ('hint_sigma_every', 'sigma_every'):
+    require(wm[field] >= 1, f'watermark.{field}', 'must be at least 1', wm[field])
+  for field in ('sigma_step', 'recon_weight'):
+    require(wm[field] >= 0, f'watermark.{field}', 'must be >= 0', wm[field])
+  require(0 <= wm.keep_threshold <= 1, 'watermark.keep_threshold', 'must be in [0, 1]', wm.keep_threshold)
+  channels, skip = tuple(wm.mask_channels), tuple(wm.mask_skip)
+  require(len(channels) > 0 and all(int(c) > 0 for c in channels), 'watermark.mask_channels',
+          'must list at least one scale, channels > 0', channels)
+  require(len(skip) == len(channels) and all(int(c) >= 0 for c in skip), 'watermark.mask_skip',
+          'needs one entry >= 0 per scale of watermark.mask_channels', skip)
+  for field in ('mask_kernel', 'watermark_kernel'):
+    require(wm[field] >= 1 and wm[field] % 2 == 1, f'watermark.{field}', 'must be an odd size >= 1', wm[field])
+
+
+@dataclasses.dataclass
+class Inputs:
+  """Everything a run reads from disk, checked before any optimisation.
+
+  Attributes:
+    paths: the images' paths.
+    full: (K, H, W, 3) the images at full size (mode 'many': all at the first one's).
+    working: (K, h, w, 3) the same at the working resolution.
+    hint, hint_working: (H, W) and (h, w) binary hint (mode 'hint'), else None.
+    truths: (K, H, W, 3) clean ground truths, or None.
+    box: (rows, cols) slices of the 'in box' metrics at full size, or None.
+  """
+
+  paths: list[str]
+  full: np.ndarray
+  working: np.ndarray
+  hint: np.ndarray | None
+  hint_working: np.ndarray | None
+  truths: np.ndarray | None
+  box: tuple[slice, slice] | None
+
+
+def _load_like(paths: list[str], shape: tuple[int, int], first: str) -> list[np.ndarray]:
+  """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it."""
+  images = []
+  for path in paths:
+    img = image_io.load_image(path)
+    if img.shape[:2] != shape:
+      aspect, want = img.shape[1] / img.shape[0], shape[1] / shape[0]
+      if abs(aspect / want - 1) > ASPECT_TOLERANCE:
+        raise image_io.InputError(
+            f'{path!r} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first!r}\'s '
+            f'{shape[1]}x{shape[0]} ({want:.3g}): images sharing a watermark need the same framing')
+      img = image_io.resize_image(img, shape)
+    images.append(img)
+  return images
+
+
+def _load_region(path: str, shape: tuple[int, int], what: str) -> np.ndarray:
+  """A binary (H, W) mask (> 0.5) that must mark some pixels but not all."""
+  region = (image_io.load_mask(path, shape=shape) > 0.5).astype(np.float32)
+  if not region.any():
+    raise image_io.InputError(f'{what} {path!r} marks no pixel (none above 0.5): paint the box around the '
+                              'watermark white on black')
+  if region.all():
+    raise image_io.InputError(f'{what} {path!r} covers the whole image: the clean layer is learnt from the '
+                              'pixels outside the box, so leave some black')
+  return region
+
+
+def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
+  """Reads and checks the images, hint, ground truths and metric box of a config."""
+  wm = config.watermark
+  first = image_io.load_image(config.image)
+  shape = first.shape[:2]
+  paths = [config.image] + (list(wm.images) if wm.mode == 'many' else [])
+  full = np.stack([first] + _load_like(paths[1:], shape, config.image))
+  min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
+  working = np.stack([outputs_lib.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
+                      for img, path in zip(full, paths)])
+  hint = hint_working = None
+  if wm.mode == 'hint':
+    hint = _load_region(wm.hint, shape, 'hint')
+    hint_working = (image_io.load_mask(wm.hint, shape=working.shape[1:3]) > 0.5).astype(np.float32)
+    if not hint_working.any() or hint_working.all():
+      raise image_io.InputError(f'hint {wm.hint!r} at the working size {working.shape[2]}x{working.shape[1]} '
+                                'marks no pixel or all of them: draw a larger box, or set max_side=0')
+  gt_paths = [wm.gt_clean] + (list(wm.gt_images or []) if wm.mode == 'many' else [])
+  truths = None
+  if wm.gt_clean:
+    if wm.mode == 'many' and not wm.gt_images:
+      raise image_io.InputError('watermark.gt_clean is set but not watermark.gt_images: give every image\'s '
+                                'ground truth or none')
+    truths = np.stack(_load_like(gt_paths, shape, config.image))
+  elif wm.mode == 'many' and wm.gt_images:
+    raise image_io.InputError('watermark.gt_images is set but not watermark.gt_clean (the first image\'s)')
+  box = None
+  if wm.eval_box:
+    box = bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
+  elif hint is not None:
+    box = bounding_box(hint)
+  return Inputs(paths, full, working, hint, hint_working, truths, box)
+
+
+def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float) -> dict[str, np.ndarray]:
+  """The output images at full size from the runs' medians (see the module docstring)."""
+  shape = inputs.full.shape[1:3]
+  up = {name: image_io.resize_image(layer, shape) for name, layer in medians.items()}
+  up = {name: layer if layer.ndim == 3 else layer[..., None] for name, layer in up.items()}
+  if inputs.hint is not None:
+    h, image, clean = inputs.hint[..., None], inputs.full[0], up['clean']
+    return {
+        'clean': (1 - h) * image + h * clean,
+        'clean_soft': np.where(h * up['mask'] < threshold, image, clean),
+        'clean_raw': clean,
+        'watermark': h * up['masked_watermark'],
+        'mask': up['mask'],
+        'hint': inputs.hint,
+    }
+  keep = up['masked_watermark'] < threshold  # Per channel, as the official code.
+  images = {'watermark': np.where(keep, 0.0, up['masked_watermark']), 'mask': up['mask']}
+  for k, (name, image) in enumerate(zip(clean_names(len(inputs.full)), inputs.full), start=1):
+    images[f'clean{k}'] = np.where(keep, image, up[name])
+    images[f'clean{k}_raw'] = up[name]
+  return images
+
+
+def _save_run(path: str, layers: dict[str, np.ndarray], metrics: dict[str, Any], tag: str) -> None:
+  buffer = io.BytesIO()
+  np.savez(buffer, **layers, _metrics=np.asarray(json.dumps(metrics)), _tag=np.asarray(tag))
+  image_io.write_bytes(path, buffer.getvalue())
+
+
+def _load_run(path: str, tag: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """A finished run's layers and metrics, written by `_save_run` for the same config."""
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      arrays = {name: data[name] for name in data.files}
+  except Exception as err:  # np.load raises many kinds of errors on bad data.
+    raise image_io.InputError(f'{path!r} is unreadable ({type(err).__name__}); delete it to redo that run') from err
+  if str(arrays.pop('_tag', '')) != tag:
+    raise image_io.InputError(f'{path!r} holds a run of another config; give another --workdir, or empty that one')
+  metrics = json.loads(str(arrays.pop('_metrics')))
+  return arrays, metrics
+
+
+def resolve_batching(batch_runs: str) -> str:
+  """'sequential' or 'batched': 'auto' is sequential on CPU (benchmarks/watermark_batching.py)."""
+  if batch_runs != 'auto':
+    return batch_runs
+  return 'sequential' if jax.default_backend() == 'cpu' else 'batched'
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Removes the watermark with `watermark.runs` runs and writes all outputs to `workdir`.
+
+  Like `outputs.optimize_and_write`, for several optimisations: a finished run's
+  layers go to `run<k>.npz` at once (its checkpoint is then removed) and a
+  rerun of the same config reuses them; the run in progress checkpoints to
+  `checkpoint_run<k>.msgpack` (batched: `checkpoint_runs.msgpack`) and resumes.
+  Ctrl-C / SIGTERM stop cleanly; a run that stops early writes the median of
+  the finished runs (or, with none, the stopped run's current layers) before
+  re-raising.
+
+  Returns:
+    The metrics written to `metrics.json`.
+  """
+  wm = config.watermark
+  start = time.perf_counter()
+  inputs = load_inputs(config)
+  outputs_lib.check_workdir(workdir, config)
+  tag = json.dumps(outputs_lib.run_config(config), sort_keys=True)
+  noise_key, train_key = jax.random.split(jax.random.key(config.seed))
+  batching = resolve_batching(wm.batch_runs)
+  finished: dict[int, dict[str, np.ndarray]] = {}
+  run_metrics: dict[int, dict[str, Any]] = {}
+  for k in range(wm.runs):
+    path = os.path.join(workdir, f'run{k + 1}.npz')
+    if os.path.exists(path):
+      finished[k], run_metrics[k] = _load_run(path, tag)
+  pending = [k for k in range(wm.runs) if k not in finished]
+
+  def finish(status: str, partial: list[dict[str, np.ndarray]] = ()) -> dict[str, Any]:
+    layers = [finished[k] for k in sorted(finished)] or list(partial)
+    images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold)
+    metrics: dict[str, Any] = {
+        'status': status,
+        'mode': wm.mode,
+        'image_shape': list(inputs.full.shape[1:3]),
+        'working_shape': list(inputs.working.shape[1:3]),
+        'batch_runs': batching,
+        'runs_finished': len(finished),
+    }
+    if inputs.hint is not None:
+      results = {'clean': images['clean']}
+      panels = [('input', inputs.full[0]), ('hint', inputs.hint), ('clean', images['clean']),
+                ('watermark', images['watermark']), ('mask', images['mask'])]
+    else:
+      results = {f'clean{k}': images[f'clean{k}'] for k in range(1, len(inputs.full) + 1)}
+      panels = [(f'input {k}', img) for k, img in enumerate(inputs.full, start=1)]
+      panels += [(f'clean {k}', img) for k, img in enumerate(results.values(), start=1)]
+      panels += [('watermark', images['watermark']), ('mask', images['mask'])]
+    if inputs.box is not None:
+      metrics['box'] = [inputs.box[0].start, inputs.box[1].start, inputs.box[0].stop, inputs.box[1].stop]
+    if inputs.truths is not None:
+      per_image = []
+      for result, image, truth in zip(results.values(), inputs.full, inputs.truths):
+        per_image.append({'result': scores(result, truth, inputs.box),
+                          'input': scores(image, truth, inputs.box)})
+      if inputs.hint is not None:
+        per_image[0]['clean_soft'] = scores(images['clean_soft'], inputs.truths[0], inputs.box)
+      for key in per_image[0]['result']:
+        values = [s['result'][key] for s in per_image]
+        metrics[key] = None if None in values else float(np.mean(values))
+        values = [s['input'][key] for s in per_image]
+        metrics[f'input_{key}'] = None if None in values else float(np.mean(values))
+      metrics['ground_truth'] = per_image
+      panels += [('ground truth', inputs.truths[0])]
+    metrics['runs'] = {f'run{k + 1}': run_metrics[k] for k in sorted(run_metrics)}
+    metrics['seconds'] = round(time.perf_counter() - start, 3)
+    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    return metrics
+
+  groups = [pending] if batching == 'batched' and len(pending) > 1 else [[k] for k in pending]
+  problem = None
+  with outputs_lib.stop_on_signals() as stop:
+    for group in groups:
+      keys = [jax.random.fold_in(noise_key, k) for k in group]
+      if problem is None:
+        problem = build_problem(config, inputs.working, inputs.hint_working, keys)
+      else:  # Same stages: the steps compiled for the first run serve this one too.
+        problem = reseed(problem, config, keys)
+      name = f'run{group[0] + 1}' if len(group) == 1 else 'runs'
+      try:
+        result = engine.optimize(problem, key=jax.random.fold_in(train_key, group[0]),
+                                 options=outputs_lib.loop_options(config),
+                                 checkpoint=outputs_lib.checkpointing(config, workdir, name=name), stop=stop)
+      except engine.Stopped as err:
+        # With no finished run, the stopped one's latest layers, if it got to the last stage.
+        complete = set(err.result.best) == set(problem.generators) - {NOISE}
+        partial = [] if finished or not complete else run_layers(err.result.best)
+        partial = [p for p in partial if all(np.isfinite(x).all() for x in p.values())]
+        if finished or partial:
+          finish(f'stopped in run {group[0] + 1}: {err}', partial)
+        raise
+      for k, layers in zip(group, run_layers(result.last)):
+        finished[k], run_metrics[k] = layers, result.metrics
+        _save_run(os.path.join(workdir, f'run{k + 1}.npz'), layers, result.metrics, tag)
+      checkpoint = outputs_lib.checkpoint_path(workdir, name)
+      if os.path.exists(checkpoint):
+        os.remove(checkpoint)
+  metrics = finish('ok')
+  outputs_lib.remove_checkpoints(workdir)
+  return metrics

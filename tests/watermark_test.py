@@ -1,0 +1,357 @@
+"""Tests of the watermark task: schedules, medians, composition, hints and inputs, batched runs, tiny runs.
+
+The augmentations' round trips (transform then inverse is the identity for all
+8) and the period-4 schedule are tested in tests/augment_test.py.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import watermark as watermark_config
+from configs import watermark_many as watermark_many_config
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax import outputs
+from ddip_jax.tasks import watermark
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SIZE = 32
+
+
+def _tempdir(test: absltest.TestCase) -> str:
+  """A fresh directory removed after `test` (works under pytest and absltest)."""
+  tmp = tempfile.TemporaryDirectory()
+  test.addCleanup(tmp.cleanup)
+  return tmp.name
+
+
+def _photo(seed: int, size: int = _SIZE) -> np.ndarray:
+  """A smooth colour image with a few edges, different per seed."""
+  yy, xx = np.mgrid[:size, :size].astype(np.float32) / size
+  rng = np.random.default_rng(seed)
+  a, b, c = rng.uniform(0.5, 3.0, size=3)
+  img = np.stack([0.5 + 0.3 * np.sin(a * 6 * xx + b), 0.4 + 0.3 * np.cos(b * 5 * yy),
+                  0.3 + 0.4 * ((xx + c * yy) % 0.5 > 0.25)], axis=-1)
+  return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _watermark(size: int = _SIZE) -> tuple[np.ndarray, np.ndarray]:
+  """(coverage (H, W), box (H, W)): a bar and a ring in the middle, and the box around them."""
+  yy, xx = np.mgrid[:size, :size].astype(np.float32)
+  c = size / 2
+  ring = np.abs(np.hypot(yy - c, xx - c) - size / 6) < 1.2
+  bar = (np.abs(yy - c) < 1.5) & (np.abs(xx - c) < size / 4)
+  coverage = (ring | bar).astype(np.float32)
+  box = np.zeros_like(coverage)
+  box[size // 4 - 2:3 * size // 4 + 2, size // 4 - 2:3 * size // 4 + 2] = 1
+  return coverage, box
+
+
+def _tiny(config, workdir):
+  """One-scale generators, 2 runs and few steps, so a run compiles and finishes in seconds."""
+  config.generator.channels_down = (4,)
+  config.generator.channels_up = (4,)
+  config.generator.channels_skip = (2,)
+  config.generator.kernel_down = 3
+  config.generator.kernel_up = 3
+  config.watermark.mask_channels = (4,)
+  config.watermark.mask_skip = (2,)
+  config.watermark.watermark_kernel = 3
+  config.watermark.hint_steps = 4
+  config.watermark.hint_sigma_every = 2
+  config.watermark.sigma_every = 2
+  config.watermark.runs = 2
+  config.num_steps = 6
+  config.learning_rate = 1e-2
+  config.progress = False
+  config.loop.strategy = 'step'
+  config.loop.check_every = 1
+  return config, workdir
+
+
+def _write(folder, images):
+  paths = {}
+  for name, img in images.items():
+    paths[name] = os.path.join(folder, f'{name}.png')
+    image_io.save_image(paths[name], img)
+  return paths
+
+
+def _hint_config(folder):
+  coverage, box = _watermark()
+  clean = _photo(0)
+  a = 0.5 * coverage[..., None]
+  paths = _write(folder, {'image': (1 - a) * clean + a, 'clean': clean, 'box': box})
+  config = watermark_config.get_config()
+  config.image = paths['image']
+  config.watermark.hint = paths['box']
+  config.watermark.gt_clean = paths['clean']
+  return _tiny(config, os.path.join(folder, 'out'))
+
+
+def _many_config(folder, num_images=3):
+  coverage, box = _watermark()
+  a = 0.5 * coverage[..., None]
+  images = {}
+  for k in range(num_images):
+    images[f'image{k}'] = (1 - a) * _photo(k) + a * np.array([1.0, 0.9, 0.2], np.float32)
+    images[f'clean{k}'] = _photo(k)
+  paths = _write(folder, {**images, 'box': box})
+  config = watermark_many_config.get_config()
+  config.image = paths['image0']
+  config.watermark.images = tuple(paths[f'image{k}'] for k in range(1, num_images))
+  config.watermark.gt_clean = paths['clean0']
+  config.watermark.gt_images = tuple(paths[f'clean{k}'] for k in range(1, num_images))
+  config.watermark.eval_box = paths['box']
+  return _tiny(config, os.path.join(folder, 'out'))
+
+
+class ScheduleTest(absltest.TestCase):
+
+  def test_staircase_sigma(self):
+    steps = jnp.arange(10)
+    got = np.asarray(watermark.staircase_sigma(steps, 10, sigma_step=0.001, every=3))
+    want = [0.001 * (it // 3) for it in range(9)] + [0.0]  # The last iteration is unperturbed.
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+class MedianTest(absltest.TestCase):
+
+  def test_per_pixel_medians_and_median_of_the_product(self):
+    shape = (2, 3)
+    runs = []
+    for clean, wmk, mask in ((0.1, 1.0, 0.2), (0.5, 0.2, 0.9), (0.3, 0.6, 0.5)):
+      runs.append({'clean': np.full((*shape, 3), clean, np.float32),
+                   'watermark': np.full((*shape, 3), wmk, np.float32),
+                   'mask': np.full((*shape, 1), mask, np.float32)})
+    runs[0]['clean'][0, 0] = 0.9  # Pixel-wise: the median there is 0.5, elsewhere 0.3.
+    got = watermark.median_layers(runs)
+    self.assertEqual(set(got), {'clean', 'watermark', 'mask', 'masked_watermark'})
+    np.testing.assert_allclose(got['clean'][0, 0], 0.5)
+    np.testing.assert_allclose(got['clean'][1, 2], 0.3)
+    np.testing.assert_allclose(got['watermark'], 0.6)
+    np.testing.assert_allclose(got['mask'], 0.5)
+    # W * M per run: 0.2, 0.18, 0.3 -> median 0.2; the product of the medians would be 0.3.
+    np.testing.assert_allclose(got['masked_watermark'], 0.2, rtol=1e-6)
+    self.assertEqual(got['mask'].shape, (*shape, 1))
+
+  def test_needs_a_run(self):
+    with self.assertRaises(ValueError):
+      watermark.median_layers([])
+
+
+class ComposeTest(absltest.TestCase):
+
+  def _inputs(self, hint, images):
+    return watermark.Inputs(paths=['x'] * len(images), full=images, working=images, hint=hint,
+                            hint_working=hint, truths=None, box=None)
+
+  def test_hint_mode(self):
+    image = _photo(1)[None]
+    _, box = _watermark()
+    medians = {'clean': np.full((_SIZE, _SIZE, 3), 0.25, np.float32),
+               'watermark': np.ones((_SIZE, _SIZE, 3), np.float32),
+               'mask': np.zeros((_SIZE, _SIZE, 1), np.float32)}
+    medians['mask'][: _SIZE // 2] = 0.8
+    medians['masked_watermark'] = medians['watermark'] * medians['mask']
+    out = watermark.compose(self._inputs(box, image), medians, threshold=0.1)
+    inside = box[..., None] > 0.5
+    np.testing.assert_array_equal(np.where(inside, 0, out['clean']), np.where(inside, 0, image[0]))
+    np.testing.assert_allclose(out['clean'][inside[..., 0]], 0.25)
+    # clean_soft replaces only where h * M >= 0.1: inside the box, upper half.
+    soft_changed = np.any(out['clean_soft'] != image[0], axis=-1)
+    want = (box > 0.5) & (np.arange(_SIZE)[:, None] < _SIZE // 2)
+    np.testing.assert_array_equal(soft_changed, want)
+    np.testing.assert_allclose(out['watermark'], box[..., None] * medians['masked_watermark'])
+
+  def test_many_mode_keeps_pixels_without_watermark(self):
+    images = np.stack([_photo(2), _photo(3)])
+    medians = {'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32), 'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
+               'watermark': np.ones((_SIZE, _SIZE, 3), np.float32), 'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
+               'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32)}
+    medians['masked_watermark'][4:8, :, 0] = 0.5  # Only the red channel, only rows 4-7.
+    out = watermark.compose(self._inputs(None, images), medians, threshold=0.1)
+    for k, fill in ((1, 0.0), (2, 1.0)):
+      changed = out[f'clean{k}'] != images[k - 1]
+      self.assertTrue(np.all(out[f'clean{k}'][4:8, :, 0] == fill))
+      self.assertFalse(changed[:4].any() or changed[8:].any() or changed[..., 1:].any())
+      np.testing.assert_array_equal(out[f'clean{k}_raw'], medians[f'clean{k}'])
+    np.testing.assert_array_equal(out['watermark'], medians['masked_watermark'])
+
+
+class ScoresTest(absltest.TestCase):
+
+  def test_bounding_box(self):
+    region = np.zeros((10, 12), np.float32)
+    region[2, 3] = region[6, 9] = 1
+    self.assertEqual(watermark.bounding_box(region), (slice(2, 7), slice(3, 10)))
+    with self.assertRaises(ValueError):
+      watermark.bounding_box(np.zeros((4, 4)))
+
+  def test_psnr_in_box_matches_numpy(self):
+    truth = _photo(4)
+    estimate = truth.copy()
+    estimate[8:20, 4:28] += 0.1
+    box = (slice(8, 20), slice(4, 28))
+    got = watermark.scores(estimate, truth, box)
+    self.assertAlmostEqual(got['psnr_box'], 20.0, places=3)  # MSE 0.01 inside the box.
+    self.assertAlmostEqual(got['psnr'], 10 * np.log10(1 / (0.01 * 12 * 24 / _SIZE**2)), places=3)
+    self.assertIsNotNone(got['ssim_box'])
+    self.assertIsNone(watermark.scores(estimate, truth, (slice(8, 18), slice(4, 28)))['ssim_box'])
+
+
+class InputsTest(parameterized.TestCase):
+
+  def test_hint_loaded_binarised_and_resized(self):
+    folder = _tempdir(self)
+    config, _ = _hint_config(folder)
+    _, box = _watermark()
+    big = np.kron(box, np.ones((2, 2), np.float32)) * 0.7  # Another size, values 0 / 0.7.
+    config.watermark.hint = _write(folder, {'big': big})['big']
+    inputs = watermark.load_inputs(config)
+    np.testing.assert_array_equal(inputs.hint, box)
+    self.assertEqual(inputs.box, watermark.bounding_box(box))
+
+  @parameterized.named_parameters(
+      ('missing', lambda folder: os.path.join(folder, 'nope.png'), 'no such file'),
+      ('empty', lambda folder: _write(folder, {'e': np.zeros((_SIZE, _SIZE))})['e'], 'marks no pixel'),
+      ('everything', lambda folder: _write(folder, {'f': np.ones((_SIZE, _SIZE))})['f'], 'whole image'),
+  )
+  def test_bad_hint(self, make_path, message):
+    folder = _tempdir(self)
+    config, _ = _hint_config(folder)
+    config.watermark.hint = make_path(folder)
+    with self.assertRaisesRegex(image_io.InputError, message):
+      watermark.load_inputs(config)
+
+  def test_hint_required_by_config_check(self):
+    config, _ = _hint_config(_tempdir(self))
+    config.watermark.hint = None
+    with self.assertRaisesRegex(config_check.ConfigError, 'watermark.hint'):
+      config_check.validate(config)
+
+  def test_many_config_checks(self):
+    config, _ = _many_config(_tempdir(self))
+    config_check.validate(config)
+    config.watermark.gt_images = config.watermark.gt_images[:1]
+    with self.assertRaisesRegex(config_check.ConfigError, 'watermark.gt_images'):
+      config_check.validate(config)
+    config.watermark.images = None
+    with self.assertRaisesRegex(config_check.ConfigError, 'watermark.images'):
+      config_check.validate(config)
+
+  def test_many_resizes_close_aspect_and_refuses_far_one(self):
+    folder = _tempdir(self)
+    config, _ = _many_config(folder, num_images=2)
+    close = _write(folder, {'close': image_io.resize_image(_photo(5), (33, 34))})['close']
+    config.watermark.images = (close,)
+    config.watermark.gt_images = (close,)
+    inputs = watermark.load_inputs(config)
+    self.assertEqual(inputs.full.shape, (2, _SIZE, _SIZE, 3))
+    far = _write(folder, {'far': image_io.resize_image(_photo(5), (_SIZE, 2 * _SIZE))})['far']
+    config.watermark.images = (far,)
+    with self.assertRaisesRegex(image_io.InputError, 'aspect ratio'):
+      watermark.load_inputs(config)
+
+
+class BatchedTest(absltest.TestCase):
+
+  def test_batched_loss_is_the_sum_of_the_runs_and_reseed_swaps_noise(self):
+    config, _ = _hint_config(_tempdir(self))
+    inputs = watermark.load_inputs(config)
+    keys = [jax.random.key(3), jax.random.key(4)]
+    batched = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+    single = watermark.build_problem(config, inputs.working, inputs.hint_working, keys[:1])
+    second = watermark.reseed(single, config, keys[1:])
+    self.assertIs(second.stages[-1], single.stages[-1])  # The same stages: compiled once.
+    params, stats = engine.init_generators(batched.generators, batched.inputs, jax.random.key(0))
+    stage = batched.stages[-1]
+    last = jnp.int32(stage.num_steps - 1)  # Unperturbed, unaugmented: deterministic.
+    total, (_, out, _) = stage.loss_fn(params, stats, last, jax.random.key(1))
+    self.assertEqual(out['clean'].shape, (2, 1, _SIZE, _SIZE, 3))
+    singles = []
+    for r, problem in enumerate((single, second)):
+      p = jax.tree.map(lambda x, r=r: x[r], {n: v for n, v in params.items() if n != watermark.NOISE})
+      s = jax.tree.map(lambda x, r=r: x[r], {n: v for n, v in stats.items() if n != watermark.NOISE})
+      p[watermark.NOISE] = {}
+      s[watermark.NOISE] = {'inputs': problem.inputs[watermark.NOISE]}
+      loss, (_, run_out, _) = problem.stages[-1].loss_fn(p, s, last, jax.random.key(1))
+      np.testing.assert_allclose(run_out["mask"], out["mask"][r], atol=1e-4)  # Grouped vs plain convs.
+      singles.append(float(loss))
+    self.assertNotAlmostEqual(singles[0], singles[1], places=4)  # Different noise and weights.
+    np.testing.assert_allclose(float(total), sum(singles), rtol=1e-5)
+
+
+class EndToEndTest(absltest.TestCase):
+
+  def test_hint_mode_writes_everything_reuses_finished_runs_refuses_others(self):
+    config, workdir = _hint_config(_tempdir(self))
+    metrics = watermark.run(config, workdir)
+    for name in ('clean', 'clean_soft', 'clean_raw', 'watermark', 'mask', 'hint', 'summary'):
+      self.assertTrue(os.path.exists(os.path.join(workdir, f'{name}.png')), name)
+    self.assertEqual(metrics['status'], 'ok')
+    self.assertEqual(metrics['runs_finished'], 2)
+    self.assertEqual(set(metrics['runs']), {'run1', 'run2'})
+    self.assertEqual(metrics['runs']['run1']['stages']['step2_watermark']['steps'], 6)
+    for key in ('psnr', 'ssim', 'psnr_box', 'ssim_box', 'input_psnr', 'input_psnr_box'):
+      self.assertTrue(np.isfinite(metrics[key]), key)
+    self.assertFalse([f for f in os.listdir(workdir) if f.startswith('checkpoint')])
+    clean = image_io.load_image(os.path.join(workdir, 'clean.png'))
+    full = image_io.load_image(config.image)
+    outside = image_io.load_mask(config.watermark.hint, shape=(_SIZE, _SIZE)) < 0.5
+    np.testing.assert_array_equal(clean[outside], full[outside])
+    # Lose the outputs: a rerun reuses the finished runs' layers (no optimisation) and
+    # writes the same files.
+    with open(os.path.join(workdir, 'clean.png'), 'rb') as f:
+      before = f.read()
+    for name in ('clean.png', 'metrics.json'):
+      os.remove(os.path.join(workdir, name))
+    with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimised again')):
+      again = watermark.run(config, workdir)
+    with open(os.path.join(workdir, 'clean.png'), 'rb') as f:
+      self.assertEqual(f.read(), before)
+    self.assertEqual(again['runs'], metrics['runs'])  # Loaded, timings and all.
+    self.assertEqual(outputs.without_timings(again)['psnr_box'], metrics['psnr_box'])
+    # A run file of another config (here: another seed) is refused, not mixed in.
+    os.remove(os.path.join(workdir, 'metrics.json'))
+    config.seed = 1
+    with self.assertRaisesRegex(image_io.InputError, 'another config'):
+      watermark.run(config, workdir)
+
+  def test_many_mode_writes_everything(self):
+    config, workdir = _many_config(_tempdir(self))
+    metrics = watermark.run(config, workdir)
+    for name in ('clean1', 'clean2', 'clean3', 'clean1_raw', 'watermark', 'mask', 'summary'):
+      self.assertTrue(os.path.exists(os.path.join(workdir, f'{name}.png')), name)
+    self.assertLen(metrics['ground_truth'], 3)
+    self.assertTrue(np.isfinite(metrics['psnr_box']))
+    self.assertEqual(metrics['runs']['run2']['stages']['decompose']['steps'], 6)
+
+  def test_cli_bad_hint_is_one_line_error(self):
+    folder = _tempdir(self)
+    config, _ = _hint_config(folder)
+    empty = _write(folder, {'empty': np.zeros((_SIZE, _SIZE))})['empty']
+    result = subprocess.run(
+        [sys.executable, 'main.py', '--config=configs/watermark.py', f'--config.image={config.image}',
+         f'--config.watermark.hint={empty}', f'--workdir={os.path.join(folder, "cli")}'],
+        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=120,
+        check=False)
+    self.assertEqual(result.returncode, 2, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    self.assertLen(errors, 1)
+    self.assertIn('marks no pixel', errors[0])
+    self.assertNotIn('Traceback', result.stderr)
+
+
+if __name__ == '__main__':
+  absltest.main()
