@@ -292,44 +292,44 @@ class HelpersTest(parameterized.TestCase):
       config_check.validate(config)
 
 
-class EndToEndTest(absltest.TestCase):
-  """3 frames of 32x32 in two windows of 2 frames, tiny generators, a few steps.
+def _tiny_config(tmp: str):
+  """A video config for `_clip()` written under `tmp`: tiny generators, 4 steps of step 2 only."""
+  frames, masks = _clip()
+  _write_frames(os.path.join(tmp, 'frames'), frames)
+  _write_frames(os.path.join(tmp, 'masks'), masks[..., None].repeat(3, -1))
+  config = default.get_config()
+  config.task = 'video'
+  config.image = os.path.join(tmp, 'frames')
+  config.gt_mask = os.path.join(tmp, 'masks')
+  config.video.window_size = 0
+  config.video.temporal_weight = 0.1
+  config.segmentation.hint_steps = 0  # Step 1 is segmentation's, tested there: one compilation.
+  config.num_steps = 4
+  config.early_stop_psnr = 0.0
+  config.learning_rate = 0.01
+  config.generator.channels_down = config.generator.channels_up = (4, 8)
+  config.generator.channels_skip = (0, 0)
+  config.loop.strategy = 'step'
+  config.loop.check_every = 1
+  config.progress = False
+  config_check.validate(config)
+  return config
 
-  Step 1 (segmentation's hint fitting, tested there) is skipped: one
-  compilation per window keeps the test short.
-  """
+
+class EndToEndTest(absltest.TestCase):
+  """3 frames of 32x32 as one batch, tiny generators, 4 steps."""
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     cls._tmp = tempfile.TemporaryDirectory()
-    tmp = cls._tmp.name
-    frames, masks = _clip()
-    _write_frames(os.path.join(tmp, 'frames'), frames)
-    _write_frames(os.path.join(tmp, 'masks'), masks[..., None].repeat(3, -1))
-    config = default.get_config()
-    config.task = 'video'
-    config.image = os.path.join(tmp, 'frames')
-    config.gt_mask = os.path.join(tmp, 'masks')
-    config.video.window_size, config.video.window_overlap = 2, 1
-    config.video.temporal_weight = 0.1
-    config.segmentation.hint_steps = 0
-    config.num_steps = 4
-    config.early_stop_psnr = 0.0
-    config.learning_rate = 0.01
-    config.generator.channels_down = config.generator.channels_up = (4, 8)
-    config.generator.channels_skip = (0, 0)
-    config.loop.strategy = 'step'
-    config.loop.check_every = 1
-    config.progress = False
-    config_check.validate(config)
-    cls.config, cls.workdir = config, os.path.join(tmp, 'out')
-    cls.losses = []  # Per window, the loss at every step.
+    config = _tiny_config(cls._tmp.name)
+    cls.workdir = os.path.join(cls._tmp.name, 'out')
+    cls.losses = []
     real_optimize = engine.optimize
 
     def optimize(problem, **kwargs):
-      cls.losses.append([])
-      record = lambda stage, state: cls.losses[-1].append(float(state.loss))
+      record = lambda stage, state: cls.losses.append(float(state.loss))
       return real_optimize(problem, on_check=record, **kwargs)
 
     with mock.patch.object(engine, 'optimize', optimize):
@@ -363,25 +363,69 @@ class EndToEndTest(absltest.TestCase):
     self.assertEqual(metrics['status'], 'ok')
     self.assertEqual(metrics['num_frames'], _F)
     self.assertEqual(metrics['frames_done'], _F)
-    self.assertEqual(metrics['windows'], [[0, 2], [1, 3]])
+    self.assertEqual(metrics['windows'], [[0, 3]])
     self.assertLen(metrics['iou_per_frame'], _F)
     self.assertAlmostEqual(metrics['iou'], np.mean(metrics['iou_per_frame']))
     for key in ('iou', 'iou_whole_mask', 'iou_raw_mask'):
       self.assertBetween(metrics[key], 0.0, 1.0)
     self.assertGreater(metrics['frames_per_second'], 0)
     self.assertEqual(metrics['hints']['fg_hint']['source'], 'auto:motion')
-    for run in metrics['window_runs']:
-      self.assertEqual(list(run['stages']), ['step2_decompose'])
-      self.assertEqual(run['stages']['step2_decompose']['steps'], 4)
-      self.assertTrue(np.isfinite(run['best_recon_psnr']))
-    self.assertEqual(metrics['config']['video']['window_size'], 2)
+    run, = metrics['window_runs']
+    self.assertEqual(list(run['stages']), ['step2_decompose'])
+    self.assertEqual(run['stages']['step2_decompose']['steps'], 4)
+    self.assertTrue(np.isfinite(run['best_recon_psnr']))
 
   def test_losses_go_down(self):
-    self.assertLen(self.losses, 2)
-    for window in self.losses:
-      self.assertLen(window, 4)
-      self.assertTrue(all(np.isfinite(window)))
-      self.assertLess(window[-1], window[0])
+    self.assertLen(self.losses, 4)
+    self.assertTrue(all(np.isfinite(self.losses)))
+    self.assertLess(self.losses[-1], self.losses[0])
+
+
+class WindowsTest(absltest.TestCase):
+  """Windows with the optimisation replaced by made-up results (no compilation)."""
+
+  def test_windows_are_blended_and_a_stop_keeps_the_frames_done(self):
+    tmp = _tempdir(self)
+    config = _tiny_config(tmp)
+    config.video.window_size, config.video.window_overlap = 2, 1
+    workdir = os.path.join(tmp, 'out')
+    calls, failing = [], []
+
+    def optimize(problem, **kwargs):
+      calls.append((problem, os.path.basename(kwargs['checkpoint'].path)))
+      if len(calls) in failing:
+        err = engine.NumericalError('loss is nan at step 1 of stage step2_decompose')
+        err.result = engine.Result(None, None, {}, -np.inf, -1, {'stages': {}})
+        raise err
+      frames = problem.inputs['fg'].shape[0]
+      value = 0.2 if len(calls) == 1 else 0.8  # Window 1's layers are 0.2, window 2's 0.8.
+      best = {'fg': np.full((frames, _H, _W, 3), value, np.float32),
+              'bg': np.full((frames, _H, _W, 3), value, np.float32),
+              'mask': np.full((frames, _H, _W, 1), value, np.float32)}
+      return engine.Result(None, None, best, 20.0, 3, {'stages': {}})
+
+    with mock.patch.object(engine, 'optimize', optimize):
+      metrics = video.run(config, workdir)
+    self.assertEqual([name for _, name in calls], ['checkpoint_window1.msgpack', 'checkpoint_window2.msgpack'])
+    self.assertEqual([p.inputs['mask'].shape[0] for p, _ in calls], [2, 2])
+    self.assertEqual(metrics['windows'], [[0, 2], [1, 3]])
+    # Frame 1 is window 1's last (weight 1) and window 2's first (weight 1): the mean.
+    fg = [image_io.load_image(os.path.join(workdir, 'fg', f'{k:04d}.png'))[0, 0, 0] for k in range(_F)]
+    np.testing.assert_allclose(fg, [0.2, 0.5, 0.8], atol=1 / 255)
+
+    # Window 2 fails: the frames of window 1 are written, and the error goes on.
+    workdir = os.path.join(tmp, 'failed')
+    calls.clear()
+    failing.append(2)
+    with mock.patch.object(engine, 'optimize', optimize):
+      with self.assertRaisesRegex(engine.NumericalError, 'nan'):
+        video.run(config, workdir)
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      written = json.load(f)
+    self.assertStartsWith(written['status'], 'stopped in window 2: loss is nan')
+    self.assertEqual(written['frames_done'], 2)
+    self.assertLen(written['iou_per_frame'], 2)
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'mask'))), ['0000.png', '0001.png'])
 
 
 if __name__ == '__main__':

@@ -11,7 +11,10 @@ frames go through the generators as one batch (shared parameters):
             one background; `video.static_background`), or coherent noise too.
 The losses are segmentation's (`tasks/segmentation.py`: step 1 fits the hints,
 step 2 adds the reconstruction and the GrayLoss ramp; its `segmentation`
-config section sets them) over all frames of the window, plus optionally
+config section sets them) over all frames of the window; step 2 also keeps the
+mask on the hints (`video.mask_hint_weight`: the automatic hints are reliable,
+and without it the mask drifts onto background that fg and bg both draw), plus
+optionally
   temporal_weight * mean(w_f * |m_f - m_{f-1}|),  w_f = exp(-d_f^2 / (2 sigma^2)),
 d_f the largest colour change of a pixel between frames f-1 and f: where the
 input does not change, neither should the mask. Hints are the user's (a folder
@@ -167,7 +170,8 @@ def build_problem(
 
   stages = segmentation.decomposition_stages(
       config, image=img, fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
-      bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss)
+      bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss,
+      mask_hint_weight=vid.mask_hint_weight)
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
@@ -204,7 +208,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           'must be 0 (whole clip) or at least 2 frames', vid.window_size)
   require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
           'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
-  for field in ('noise_increment', 'temporal_weight'):
+  for field in ('noise_increment', 'temporal_weight', 'mask_hint_weight'):
     require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
   require(vid.temporal_sigma > 0, 'video.temporal_sigma', 'must be positive', vid.temporal_sigma)
   require(vid.gif_duration_ms >= 1, 'video.gif_duration_ms', 'must be at least 1', vid.gif_duration_ms)
