@@ -1,6 +1,11 @@
 r"""Runs a Double-DIP task from a config file.
 
   python main.py --config=configs/zebra.py [--config.num_steps=500] [--workdir=DIR]
+  python main.py --config=configs/zebra.py --config.inputs='photos/*.jpg' --workdir=DIR  # Many images.
+
+Several processes (hosts) share a batch of images with --coordinator_address,
+--num_processes and --process_id (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+JAX_PROCESS_ID; or a cluster manager `jax.distributed` detects, with --distributed).
 """
 
 import os
@@ -13,15 +18,23 @@ from absl import logging
 import ml_collections
 from ml_collections import config_flags
 
+from ddip_jax import batch
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import outputs
+from ddip_jax import restarts
 from ddip_jax import tasks
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/zebra.py', 'Task config file.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder (default: results/<config name>).')
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   'host:port of process 0, for a batch shared by several processes.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes sharing the batch.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index, 0 .. num_processes - 1.')
+_DISTRIBUTED = flags.DEFINE_bool('distributed', False,
+                                 'Initialise jax.distributed even without the flags above (cluster managers).')
 
 
 def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -46,9 +59,13 @@ def main(argv):
   created = not os.path.exists(workdir)
   try:
     config_check.validate(config)
+    batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                 force=_DISTRIBUTED.value)
     _prepare_workdir(workdir, config)
     logging.info('task %s, writing to %s', config.task, workdir)
-    metrics = tasks.TASKS[config.task].run(config, workdir)
+    if config.inputs:
+      return 0 if all(row.ok for row in batch.run(config, workdir)) else 1
+    metrics = restarts.run(tasks.TASKS[config.task], config, workdir)
   except engine.Interrupted as err:
     if config.loop.checkpoint_every > 0:
       print(f'{err}: the best result so far and a checkpoint are in {workdir}/; '

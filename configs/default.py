@@ -15,6 +15,8 @@ def get_config() -> config_dict.ConfigDict:
   config.bg_hint = config_dict.placeholder(str)  # PNG, white = surely background; automatic if unset.
   config.gt_mask = config_dict.placeholder(str)  # Ground-truth foreground mask PNG (for IoU only).
   config.seed = 0  # Root PRNG seed: same config + seed -> same outputs.
+  config.restarts = 1  # Runs with seeds seed .. seed + restarts - 1; keeps the best by the task's selection metric.
+  config.inputs = config_dict.placeholder(str)  # Many images: comma-separated paths or globs; replaces `image`.
   config.max_side = 512  # Larger inputs are downscaled to this side; results come back at full size.
 
   config.num_steps = 4000  # Iterations of the main stage (segmentation: step 2).

@@ -21,7 +21,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   from ddip_jax import tasks  # pylint: disable=g-import-not-at-top
 
   require(config.task in tasks.TASKS, 'task', f'unknown task (one of {sorted(tasks.TASKS)})', config.task)
-  require(bool(config.get('image')), 'image', 'an input image path is required', config.get('image'))
+  require(bool(config.get('image')) or bool(config.get('inputs')), 'image',
+          'an input image path is required (or config.inputs for many images)', config.get('image'))
+  require(config.restarts >= 1, 'restarts', 'must be at least 1', config.restarts)
   require(config.num_steps >= 1, 'num_steps', 'must be at least 1', config.num_steps)
   require(config.learning_rate > 0, 'learning_rate', 'must be positive', config.learning_rate)
   require(config.max_side >= 0, 'max_side', 'must be >= 0 (0: no limit)', config.max_side)

@@ -140,6 +140,22 @@ def run_config(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, 
   return data
 
 
+def finished_metrics(workdir: str, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+  """The metrics of a finished run (status 'ok') of `config` in `workdir`, or None.
+
+  Lets a caller that runs many optimisations (restarts, many images) skip the
+  ones already done when the same command runs again.
+  """
+  try:
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      metrics = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if not isinstance(metrics, dict) or metrics.get('status') != 'ok' or not isinstance(metrics.get('config'), dict):
+    return None
+  return metrics if run_config(metrics['config']) == run_config(config) else None
+
+
 def _flatten(data: Any, prefix: str = '') -> dict[str, Any]:
   if not isinstance(data, dict):
     return {prefix: data}
@@ -212,6 +228,11 @@ def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str 
                               tag=json.dumps(run_config(config), sort_keys=True))
 
 
+# The stop request of the main thread's active `stop_on_signals`, shared with
+# worker threads (e.g. one per device), where Python cannot install handlers.
+_main_thread_stop: list[Callable[[], str | None]] = []
+
+
 @contextlib.contextmanager
 def stop_on_signals(
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
@@ -222,11 +243,13 @@ def stop_on_signals(
   name ('SIGINT', 'SIGTERM') once one has arrived and None before. The first
   signal restores the previous handlers, so a second one acts at once (Ctrl-C:
   KeyboardInterrupt); the handlers are restored on exit too. Outside the main
-  thread, where Python cannot install handlers, nothing is installed.
+  thread, where Python cannot install handlers, nothing is installed: the
+  callable is that of the main thread's active `stop_on_signals` if there is
+  one (so runs in worker threads stop too), else it never asks to stop.
   """
   received = []
   if threading.current_thread() is not threading.main_thread():
-    yield lambda: None
+    yield _main_thread_stop[-1] if _main_thread_stop else (lambda: None)
     return
   previous = {s: signal.getsignal(s) for s in signals}
 
@@ -241,11 +264,16 @@ def stop_on_signals(
     logging.warning('%s: stopping after the current steps, writing a checkpoint and the best result so far '
                     '(again to quit at once)', received[0])
 
+  def stop():
+    return received[0] if received else None
+
   for s in signals:
     signal.signal(s, on_signal)
+  _main_thread_stop.append(stop)
   try:
-    yield lambda: received[0] if received else None
+    yield stop
   finally:
+    _main_thread_stop.remove(stop)
     restore()
 
 

@@ -43,6 +43,7 @@ class ValidateTest(parameterized.TestCase):
       ('loop.check_every', 0),
       ('loop.checkpoint_every', -1),
       ('loop.strategy', 'fast'),
+      ('restarts', 0),
   )
   def test_nonsense_is_refused_naming_the_field(self, field, value):
     config = _config()
@@ -55,6 +56,11 @@ class ValidateTest(parameterized.TestCase):
   def test_missing_image_is_refused(self):
     with self.assertRaisesRegex(config_check.ConfigError, 'config.image = None: an input image path'):
       config_check.validate(default.get_config())
+
+  def test_inputs_replace_the_image(self):
+    config = default.get_config()
+    config.inputs = 'photos/*.png'
+    config_check.validate(config)
 
   def test_checkpoints_can_be_turned_off(self):
     config = _config()

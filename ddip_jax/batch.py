@@ -1,0 +1,261 @@
+"""Many images: one run per image, spread over local devices and over processes.
+
+`--config.inputs` lists the images (comma-separated paths or glob patterns).
+Each image runs as its own task run (`restarts.run`, so with `config.restarts`
+seeds) with `config.image` set to it, in `<workdir>/<image name>/`; at the end
+`<workdir>/results.csv` has one row per image: its status and the scalar
+metrics of its run. An image that fails (unreadable, too small, NaN/Inf, ...)
+is reported on one line and skipped; the others go on.
+
+Devices: images are independent, so each local device runs its own images
+(one thread per device, each taking the next image from a shared queue, its
+computations placed with `jax.default_device`). Processes (hosts): with
+`jax.distributed` initialised, process p of P takes inputs[p::P]; each sends its
+rows to process 0 through the distributed runtime's key-value store, and
+process 0 writes the complete results.csv.
+
+An image whose folder already holds a finished run of the same config is not
+run again, so rerunning an interrupted batch resumes it.
+"""
+
+from collections.abc import Sequence
+import csv
+import dataclasses
+import glob
+import io
+import json
+import math
+import os
+import queue
+import sys
+import threading
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ddip_jax import config_check
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax import outputs
+from ddip_jax import restarts
+from ddip_jax import tasks
+
+RESULTS = 'results.csv'
+_FIXED_COLUMNS = ('image', 'output', 'status', 'process', 'device', 'seconds')
+_KV_TIMEOUT_MS = 7 * 24 * 3600 * 1000  # Process 0 waits this long for another process's rows.
+# Errors that concern one image: reported, and the batch goes on.
+IMAGE_ERRORS = (image_io.InputError, config_check.ConfigError, engine.NumericalError, engine.CheckpointError)
+
+
+def input_paths(spec: str) -> list[str]:
+  """The images of `--config.inputs`: comma-separated paths or glob patterns, in order.
+
+  A glob's matches are sorted; a path listed twice runs once. A plain path is
+  kept even if it does not exist (that image then fails with its own message).
+
+  Raises:
+    image_io.InputError: a pattern matches nothing, or the list is empty.
+  """
+  paths = []
+  for item in (s.strip() for s in spec.split(',')):
+    if not item:
+      continue
+    if glob.has_magic(item):
+      matches = sorted(p for p in glob.glob(item) if not os.path.isdir(p))
+      if not matches:
+        raise image_io.InputError(f'config.inputs: no file matches {item!r}')
+      paths += matches
+    else:
+      paths.append(item)
+  paths = list(dict.fromkeys(paths))
+  if not paths:
+    raise image_io.InputError(f'config.inputs = {spec!r} lists no image')
+  return paths
+
+
+def output_names(paths: Sequence[str]) -> list[str]:
+  """One folder name per image: its file name without extension, numbered when two coincide."""
+  stems = [os.path.splitext(os.path.basename(p))[0] or 'image' for p in paths]
+  counts = {s: stems.count(s) for s in stems}
+  return [f'{s}_{i}' if counts[s] > 1 else s for i, s in enumerate(stems)]
+
+
+def image_config(config: ml_collections.ConfigDict, path: str) -> ml_collections.ConfigDict:
+  """The config of one image's run: `image` set to it, no `inputs`."""
+  single = ml_collections.ConfigDict(config.to_dict())
+  single.image = path
+  single.inputs = None
+  return single
+
+
+@dataclasses.dataclass
+class Row:
+  """One image's line of results.csv."""
+
+  image: str
+  output: str
+  status: str = 'not run'
+  process: int = 0
+  device: str = ''
+  seconds: float = 0.0
+  metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def ok(self) -> bool:
+    return self.status == 'ok'
+
+  def to_dict(self) -> dict[str, Any]:
+    return {**{k: getattr(self, k) for k in _FIXED_COLUMNS}, **self.metrics}
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+  """The top-level numbers of a run's metrics (the columns of results.csv)."""
+  return {k: v for k, v in metrics.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k not in _FIXED_COLUMNS}
+
+
+def run_image(config: ml_collections.ConfigDict, path: str, workdir: str, row: Row) -> Row:
+  """Runs one image into `workdir`, filling `row`; errors of the image are recorded, not raised."""
+  single = image_config(config, path)
+  row.device = str(next(iter(jnp.zeros(()).devices())))  # Where this thread's computations go.
+  start = time.perf_counter()
+  try:
+    metrics = outputs.finished_metrics(workdir, single)
+    if metrics is not None:
+      logging.info('%s: already done in %s', path, workdir)
+    else:
+      metrics = restarts.run(tasks.TASKS[single.task], single, workdir)
+    row.status, row.metrics = 'ok', _scalars(metrics)
+  except IMAGE_ERRORS as err:
+    row.status = f'error: {err}'
+    print(f'error: {path}: {err}', file=sys.stderr, flush=True)
+    if os.path.isdir(workdir) and not os.listdir(workdir):
+      os.rmdir(workdir)  # No empty folder for an image that never started.
+  row.seconds = round(time.perf_counter() - start, 3)
+  return row
+
+
+def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir: str,
+                    devices: Sequence[jax.Device]) -> None:
+  """Runs every row's image, each device taking the next one from a shared queue."""
+  if len(devices) <= 1 or len(rows) <= 1:
+    for row in rows:
+      run_image(config, row.image, os.path.join(workdir, row.output), row)
+    return
+  todo = queue.Queue()
+  for row in rows:
+    todo.put(row)
+  errors = []
+
+  def work(device):
+    with jax.default_device(device):
+      while not errors:
+        try:
+          row = todo.get_nowait()
+        except queue.Empty:
+          return
+        try:
+          run_image(config, row.image, os.path.join(workdir, row.output), row)
+        except BaseException as err:  # pylint: disable=broad-except  # Re-raised by the main thread.
+          errors.append(err)
+
+  # Daemon threads: a second Ctrl-C quits at once instead of waiting for them.
+  threads = [threading.Thread(target=work, args=(d,), daemon=True, name=f'ddip-{d}') for d in devices]
+  with outputs.stop_on_signals():  # Shared with the threads' runs: Ctrl-C stops them all cleanly.
+    for t in threads:
+      t.start()
+    for t in threads:
+      while t.is_alive():
+        t.join(timeout=0.5)
+  if errors:
+    raise errors[0]
+
+
+def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
+  columns = list(_FIXED_COLUMNS)
+  for row in rows:
+    columns += [k for k in row if k not in columns]
+  out = io.StringIO()
+  writer = csv.DictWriter(out, columns, restval='', lineterminator='\n')
+  writer.writeheader()
+  writer.writerows(rows)
+  return out.getvalue()
+
+
+def _gather_rows(rows: list[Row], process_index: int, process_count: int) -> list[dict[str, Any]] | None:
+  """All processes' rows on process 0 (None elsewhere), through the distributed key-value store."""
+  mine = [r.to_dict() for r in rows]
+  if process_count == 1:
+    return mine
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top  # The runtime's key-value store.
+
+  client = distributed.global_state.client
+  if process_index != 0:
+    client.key_value_set(f'ddip_jax/batch_rows/{process_index}', json.dumps(mine))
+    return None
+  gathered = {0: mine}
+  for p in range(1, process_count):
+    gathered[p] = json.loads(client.blocking_key_value_get(f'ddip_jax/batch_rows/{p}', _KV_TIMEOUT_MS))
+  return [row for p in range(process_count) for row in gathered[p]]
+
+
+def initialize_distributed(coordinator_address: str | None, num_processes: int | None, process_id: int | None,
+                           *, force: bool = False) -> None:
+  """Starts `jax.distributed` when a multi-process run is asked for.
+
+  Each argument falls back to an environment variable (JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES, JAX_PROCESS_ID); with none of them set nothing happens,
+  unless `force`, where `jax.distributed.initialize` detects a cluster manager
+  (SLURM, Open MPI, ...).
+  """
+  coordinator_address = coordinator_address or os.environ.get('JAX_COORDINATOR_ADDRESS') or None
+  if num_processes is None and os.environ.get('JAX_NUM_PROCESSES'):
+    num_processes = int(os.environ['JAX_NUM_PROCESSES'])
+  if process_id is None and os.environ.get('JAX_PROCESS_ID'):
+    process_id = int(os.environ['JAX_PROCESS_ID'])
+  if not force and coordinator_address is None and num_processes is None and process_id is None:
+    return
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  except (ValueError, TypeError) as err:
+    raise config_check.ConfigError(f'cannot start the multi-process run: {err}') from err
+  logging.info('process %d of %d', jax.process_index(), jax.process_count())
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> list[Row]:
+  """Runs every image of `config.inputs` (this process's share) and writes results.csv.
+
+  Args:
+    config: the full config; `inputs` set.
+    workdir: the batch folder: one subfolder per image, and results.csv.
+
+  Returns:
+    This process's rows, in input order.
+
+  Raises:
+    image_io.InputError: `inputs` names no image.
+    engine.Interrupted: a run was stopped (Ctrl-C, SIGTERM); finished images
+      are kept, the interrupted ones resume when the command runs again.
+  """
+  paths = input_paths(config.inputs)
+  names = output_names(paths)
+  process_index, process_count = jax.process_index(), jax.process_count()
+  rows = [Row(image=p, output=n, process=process_index)
+          for p, n in list(zip(paths, names))[process_index::process_count]]
+  devices = jax.local_devices()
+  logging.info('process %d of %d: %d of %d images on %d device(s)', process_index, process_count, len(rows),
+               len(paths), len(devices))
+  _run_on_devices(config, rows, workdir, devices)
+  gathered = _gather_rows(rows, process_index, process_count)
+  if gathered is not None:
+    order = {p: i for i, p in enumerate(paths)}
+    gathered.sort(key=lambda r: order[r['image']])
+    image_io.write_bytes(os.path.join(workdir, RESULTS), _csv_text(gathered).encode())
+    failed = [r for r in gathered if r['status'] != 'ok']
+    print(f'done: {len(gathered) - len(failed)} of {len(gathered)} images, results in '
+          f'{os.path.join(workdir, RESULTS)}' + (f'; {len(failed)} failed' if failed else ''), flush=True)
+  return rows

@@ -1,0 +1,113 @@
+"""Restarts: run a task with several seeds and keep the best result.
+
+Double-DIP's decompositions vary with the random initialisation. With
+`config.restarts = R` (> 1), the task runs R times, with seeds `seed`,
+`seed + 1`, ..., `seed + R - 1`, each in `<workdir>/restart_<r>/`; the run whose
+metrics score best by the task's selection metric (the reconstruction PSNR of
+its kept result, `best_recon_psnr`, unless the task module names another in
+`SELECTION_METRIC`; higher is better) is copied to the workdir, whose
+metrics.json also lists every restart's seed, status and score.
+
+Restarts run one after the other: on XLA:CPU a `vmap` over R sets of
+parameters turns every convolution into a grouped one and was slower per
+restart than running them in turn (README, Speed). This works for every task,
+whatever its stages or passes, because it wraps the task's `run`.
+
+A restart that finished (its metrics.json says 'ok' for the same config) is
+not run again, so an interrupted run resumes: finished restarts are kept, the
+interrupted one resumes from its checkpoint. A restart stopped by NaN/Inf is
+recorded as failed and the others go on; if all fail, the last error is raised.
+"""
+
+import math
+import os
+from types import ModuleType
+from typing import Any
+
+from absl import logging
+import ml_collections
+
+from ddip_jax import engine
+from ddip_jax import image_io
+from ddip_jax import outputs
+
+DEFAULT_SELECTION_METRIC = 'best_recon_psnr'
+METRICS = 'metrics.json'
+
+
+def selection_metric(task: ModuleType) -> str:
+  """The metrics key that ranks a task's runs (higher is better)."""
+  return getattr(task, 'SELECTION_METRIC', DEFAULT_SELECTION_METRIC)
+
+
+def restart_config(config: ml_collections.ConfigDict, index: int) -> ml_collections.ConfigDict:
+  """The config of restart `index`: seed + index, one restart."""
+  restart = ml_collections.ConfigDict(config.to_dict())
+  restart.seed = config.seed + index
+  restart.restarts = 1
+  return restart
+
+
+def _score(metrics: dict[str, Any] | None, metric: str) -> float:
+  value = (metrics or {}).get(metric)
+  return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else -math.inf
+
+
+def pick_best(scores: list[float]) -> int:
+  """Index of the highest score; the first one on ties (so the lowest seed)."""
+  return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs `task.run` with `config.restarts` seeds and keeps the best (see module docstring).
+
+  Args:
+    task: a module of `ddip_jax.tasks` (with `run(config, workdir) -> metrics`).
+    config: the full config.
+    workdir: the output folder.
+
+  Returns:
+    The best restart's metrics, with `restarts` (one entry per restart:
+    index, seed, status, score), `restart_chosen`, `selection_metric`, and the
+    config and seed of the whole run.
+
+  Raises:
+    engine.Interrupted: a restart was stopped (finished ones are kept).
+    engine.NumericalError: every restart stopped on NaN/Inf.
+    Whatever `task.run` raises for bad input.
+  """
+  if config.restarts <= 1:
+    return task.run(config, workdir)
+  metric = selection_metric(task)
+  records, results, error = [], [], None
+  for index in range(config.restarts):
+    sub_config = restart_config(config, index)
+    sub_workdir = os.path.join(workdir, f'restart_{index}')
+    metrics = outputs.finished_metrics(sub_workdir, sub_config)
+    if metrics is None:
+      logging.info('restart %d of %d (seed %d) in %s', index + 1, config.restarts, sub_config.seed, sub_workdir)
+      try:
+        metrics = task.run(sub_config, sub_workdir)
+      except engine.NumericalError as err:
+        logging.warning('restart %d (seed %d) failed: %s', index, sub_config.seed, err)
+        error, metrics = err, None
+    results.append(metrics)
+    score = _score(metrics, metric)
+    records.append({'restart': index, 'seed': sub_config.seed,
+                    'status': metrics['status'] if metrics else f'failed: {error}',
+                    metric: score if math.isfinite(score) else None})
+  if all(m is None for m in results):
+    raise error
+  best = pick_best([_score(m, metric) for m in results])
+  best_workdir = os.path.join(workdir, f'restart_{best}')
+  for name in sorted(os.listdir(best_workdir)):
+    source = os.path.join(best_workdir, name)
+    if os.path.isfile(source) and name != METRICS:
+      with open(source, 'rb') as f:
+        image_io.write_bytes(os.path.join(workdir, name), f.read())
+  metrics = {**results[best], 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
+             'seed': config.seed, 'chosen_seed': config.seed + best, 'config': config.to_dict()}
+  image_io.write_json(os.path.join(workdir, METRICS), metrics)
+  logging.info('restart %d (seed %d) has the best %s: %.4g', best, config.seed + best, metric,
+               _score(results[best], metric))
+  return metrics
