@@ -130,3 +130,18 @@ def get_config() -> config_dict.ConfigDict:
   config.loop.checkpoint_every = 500  # Steps between checkpoints in the workdir (0: none); a rerun resumes.
   config.progress = True  # Show a progress bar.
   return config
+
+
+def five_scale_generator(generator: config_dict.ConfigDict, *, kernel: int, input_depth: int,
+                         noise_var: float) -> None:
+  """Sets `generator` to the official 5-scale net (8..128 channels, skip 4 at the two deepest scales).
+
+  Transparency, watermark and dehazing all use it; they differ in kernel size and noise input.
+  """
+  generator.channels_down = (8, 16, 32, 64, 128)
+  generator.channels_up = (8, 16, 32, 64, 128)
+  generator.channels_skip = (0, 0, 0, 4, 4)
+  generator.kernel_down = kernel
+  generator.kernel_up = kernel
+  generator.input_depth = input_depth
+  generator.noise_var = noise_var

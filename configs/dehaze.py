@@ -32,10 +32,5 @@ def get_config():
   config.dehaze.transmission_prior = 'dark_channel'
   config.dehaze.transmission_prior_weight = 1.0
   config.dehaze.transmission_prior_until = 1.0
-  gen = config.generator  # Kernels 3, bilinear, 'noise' inputs: the defaults.
-  gen.channels_down = (8, 16, 32, 64, 128)
-  gen.channels_up = (8, 16, 32, 64, 128)
-  gen.channels_skip = (0, 0, 0, 4, 4)
-  gen.input_depth = 8
-  gen.noise_var = 0.1
+  default.five_scale_generator(config.generator, kernel=3, input_depth=8, noise_var=0.1)
   return config

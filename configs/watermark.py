@@ -29,12 +29,5 @@ def get_config():
   config.num_steps = 7000
   config.learning_rate = 1e-3
   config.early_stop_psnr = 0.0  # Unused: a run's result is its last iteration.
-  gen = config.generator
-  gen.channels_down = (8, 16, 32, 64, 128)
-  gen.channels_up = (8, 16, 32, 64, 128)
-  gen.channels_skip = (0, 0, 0, 4, 4)
-  gen.kernel_down = 5
-  gen.kernel_up = 5
-  gen.input_depth = 2
-  gen.noise_var = 0.01
+  default.five_scale_generator(config.generator, kernel=5, input_depth=2, noise_var=0.01)
   return config
