@@ -16,7 +16,7 @@ threads; much less sensitive to other processes than wall time) and each
 worker's peak RSS (the whole process: framework, compilation and buffers).
 
 PyTorch's OpenMP threads degrade badly when the cores are shared with other
-processes (on a loaded 2-core machine, 2 threads measured 5-10x slower than
+processes (on a loaded 2-core machine, 2 threads measured 5-100x slower than
 1), so a second PyTorch worker runs with 1 thread (`--torch_threads`) and the
 ratio is taken against the faster of the two: the comparison never rests on a
 PyTorch configuration that load has crippled.

@@ -221,7 +221,7 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
     return
   try:
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
-  except (ValueError, TypeError) as err:
+  except (ValueError, TypeError, RuntimeError) as err:  # Bad or missing settings, coordinator unreachable.
     raise config_check.ConfigError(f'cannot start the multi-process run: {err}') from err
   logging.info('process %d of %d', jax.process_index(), jax.process_count())
 
