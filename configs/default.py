@@ -94,8 +94,9 @@ def get_config() -> config_dict.ConfigDict:
   config.video.noise_increment = 1.0  # Frame f's input = frame f-1's + uniform noise of this fraction of generator.noise_var.
   config.video.static_background = True  # One background input for all frames (static camera); False: coherent noise.
   config.video.mask_hint_weight = 1.0  # Step 2 keeps ExtL1(mask, hint target) on hinted pixels with this weight; 0: mask free (official).
-  config.video.temporal_weight = 0.0  # Weight of mean(w |m_f - m_{f-1}|), w ~ 1 where the frames do not change; 0: off.
-  config.video.temporal_sigma = 0.05  # Colour change at which that weight is exp(-1/2).
+  config.video.background_weight = 0.5  # Step 2: weight of mean(b m), b ~ 1 where the background layer draws the frame; 0: off.
+  config.video.temporal_weight = 0.0  # Step 2: weight of mean(w |m_f - m_{f-1}|), w ~ 1 where the frames do not change; 0: off.
+  config.video.colour_sigma = 0.05  # Colour difference at which b and w are exp(-1/2).
   config.video.gif_duration_ms = 100  # Display time of each frame in the output GIFs.
   config.video.summary_frames = 4  # Frames (columns) shown in summary.png.
 

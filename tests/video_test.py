@@ -280,7 +280,8 @@ class HelpersTest(parameterized.TestCase):
       ('window_size', 1, 'video.window_size'),
       ('window_overlap', 8, 'video.window_overlap'),
       ('auto_hints', 'magic', 'video.auto_hints'),
-      ('temporal_sigma', 0.0, 'video.temporal_sigma'),
+      ('colour_sigma', 0.0, 'video.colour_sigma'),
+      ('background_weight', -1.0, 'video.background_weight'),
       ('noise_increment', -0.1, 'video.noise_increment'),
   )
   def test_validate(self, field, value, message):

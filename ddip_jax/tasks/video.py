@@ -17,7 +17,12 @@ and without it the mask drifts onto background that fg and bg both draw), plus
 optionally
   temporal_weight * mean(w_f * |m_f - m_{f-1}|),  w_f = exp(-d_f^2 / (2 sigma^2)),
 d_f the largest colour change of a pixel between frames f-1 and f: where the
-input does not change, neither should the mask. Hints are the user's (a folder
+input does not change, neither should the mask. Where fg and bg can both draw
+a pixel, the reconstruction does not care about the mask there; so step 2 can add
+  background_weight * mean(b_f * m_f),  b_f = exp(-e_f^2 / (2 sigma^2)),
+e_f the colour difference between frame f and the (shared) background layer
+(held constant in the gradient): what the background already draws is
+background. Hints are the user's (a folder
 of per-frame masks, or one mask for all frames) or automatic: 'motion' (the
 clip's median is the background, what differs from it moves) or any
 single-image method frame by frame (`ddip_jax/hints.py`).
@@ -30,6 +35,7 @@ import os
 import time
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -95,18 +101,28 @@ def blend_windows(spans: list[tuple[int, int]], layers: list[dict[str, np.ndarra
   return {f: {n: v / totals[f] for n, v in frame.items()} for f, frame in sorted(sums.items())}
 
 
+def colour_match(a: jax.Array, b: jax.Array, sigma: float) -> jax.Array:
+  """How alike two images are, pixel by pixel: exp(-d^2 / (2 sigma^2)), d = max_c |a - b|.
+
+  Args:
+    a, b: (N, H, W, 3) images in [0, 1].
+    sigma: colour difference (largest over channels) at which the match is exp(-1/2).
+
+  Returns:
+    (N, H, W, 1) in (0, 1].
+  """
+  chex.assert_equal_shape([a, b])
+  difference = jnp.max(jnp.abs(a - b), axis=-1, keepdims=True)
+  return jnp.exp(-jnp.square(difference) / (2 * sigma**2))
+
+
 def still_weights(frames: jax.Array, sigma: float) -> jax.Array:
   """Weights of the temporal term: near 1 where a pixel keeps its colour between frames.
 
-  Args:
-    frames: (F, H, W, 3) in [0, 1].
-    sigma: colour change (largest over channels) at which the weight is exp(-1/2).
-
   Returns:
-    (F - 1, H, W, 1) exp(-d^2 / (2 sigma^2)), d = max_c |I_f - I_{f-1}|.
+    (F - 1, H, W, 1) `colour_match` of consecutive frames (F, H, W, 3).
   """
-  change = jnp.max(jnp.abs(frames[1:] - frames[:-1]), axis=-1, keepdims=True)
-  return jnp.exp(-jnp.square(change) / (2 * sigma**2))
+  return colour_match(frames[1:], frames[:-1], sigma)
 
 
 def clip_noise(config: ml_collections.ConfigDict, key: jax.Array, num_frames: int,
@@ -161,12 +177,17 @@ def build_problem(
     return {**out, 'bg': jnp.broadcast_to(out['bg'], (num_frames, height, width, 3))}, stats
 
   img = jnp.asarray(frames)
-  extra_loss = None
-  if vid.temporal_weight > 0:
-    weights = still_weights(img, vid.temporal_sigma)
+  still = still_weights(img, vid.colour_sigma)
 
-    def extra_loss(out):
-      return vid.temporal_weight * losses.temporal_consistency(out['mask'], weights)
+  def extra_loss(out):
+    loss = 0.0
+    if vid.background_weight > 0:
+      # Where the shared background already draws the frame, the pixel is background.
+      drawn = colour_match(img, jax.lax.stop_gradient(out['bg']), vid.colour_sigma)
+      loss += vid.background_weight * jnp.mean(drawn * out['mask'])
+    if vid.temporal_weight > 0:
+      loss += vid.temporal_weight * losses.temporal_consistency(out['mask'], still)
+    return loss
 
   stages = segmentation.decomposition_stages(
       config, image=img, fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
@@ -208,9 +229,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
           'must be 0 (whole clip) or at least 2 frames', vid.window_size)
   require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
           'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
-  for field in ('noise_increment', 'temporal_weight', 'mask_hint_weight'):
+  for field in ('noise_increment', 'temporal_weight', 'mask_hint_weight', 'background_weight'):
     require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
-  require(vid.temporal_sigma > 0, 'video.temporal_sigma', 'must be positive', vid.temporal_sigma)
+  require(vid.colour_sigma > 0, 'video.colour_sigma', 'must be positive', vid.colour_sigma)
   require(vid.gif_duration_ms >= 1, 'video.gif_duration_ms', 'must be at least 1', vid.gif_duration_ms)
   require(vid.summary_frames >= 1, 'video.summary_frames', 'must be at least 1', vid.summary_frames)
 
