@@ -5,8 +5,9 @@ processed in overlapping windows (`video.window_size`, `video.window_overlap`),
 so memory stays bounded for long clips; each window is one optimisation whose
 frames go through the generators as one batch (shared parameters):
   fg, mask: one generator each, fed temporally coherent noise (frame f's input
-            is frame f-1's plus a small increment, `models.make_video_noise`),
-            so neighbouring frames get neighbouring inputs;
+            is frame f-1's, scaled by `video.noise_correlation`, plus a small
+            increment, `models.make_video_noise`), so neighbouring frames get
+            neighbouring inputs;
   bg:       one generator with one input for every frame (a static camera sees
             one background; `video.static_background`), or coherent noise too.
 The losses are segmentation's (`tasks/segmentation.py`: step 1 fits the hints,
@@ -138,7 +139,7 @@ def clip_noise(config: ml_collections.ConfigDict, key: jax.Array, num_frames: in
 
   def coherent(k):
     return models.video_noise_from_config(gen, jax.random.fold_in(key, k), canvas, num_frames=num_frames,
-                                          increment=vid.noise_increment)
+                                          correlation=vid.noise_correlation)
 
   bg = models.noise_from_config(gen, jax.random.fold_in(key, 2), canvas) if vid.static_background else coherent(2)
   return {'fg': coherent(0), 'bg': bg, 'mask': coherent(1)}
@@ -229,7 +230,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
           'must be 0 (whole clip) or at least 2 frames', vid.window_size)
   require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
           'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
-  for field in ('noise_increment', 'temporal_weight', 'mask_hint_weight', 'background_weight'):
+  require(0 <= vid.noise_correlation <= 1, 'video.noise_correlation', 'must be in [0, 1]', vid.noise_correlation)
+  for field in ('temporal_weight', 'mask_hint_weight', 'background_weight'):
     require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
   require(vid.colour_sigma > 0, 'video.colour_sigma', 'must be positive', vid.colour_sigma)
   require(vid.gif_duration_ms >= 1, 'video.gif_duration_ms', 'must be at least 1', vid.gif_duration_ms)
