@@ -115,8 +115,8 @@ def _config(method: str, folder: str):
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
   """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
   return (record['video'], record['method'], record.get('hint_steps'), record.get('num_steps'),
-          record.get('temporal_weight'), record.get('window_size'), record.get('mask_hint_weight'),
-          record.get('background_weight'))
+          record.get('temporal_weight'), record.get('window_size'), record.get('background_weight'),
+          record.get('noise_correlation'))
 
 
 def _planned(name: str, method: str) -> dict[str, Any]:
@@ -125,8 +125,8 @@ def _planned(name: str, method: str) -> dict[str, Any]:
   config = _config(method, '')
   return {'video': name, 'method': method, 'hint_steps': config.segmentation.hint_steps,
           'num_steps': config.num_steps, 'temporal_weight': config.video.temporal_weight,
-          'window_size': config.video.window_size, 'mask_hint_weight': config.video.mask_hint_weight,
-          'background_weight': config.video.background_weight}
+          'window_size': config.video.window_size, 'background_weight': config.video.background_weight,
+          'noise_correlation': config.video.noise_correlation}
 
 
 def run_one(name: str, method: str) -> dict[str, Any]:

@@ -91,9 +91,8 @@ def get_config() -> config_dict.ConfigDict:
   config.video.auto_hints = 'motion'  # Automatic hints: 'motion' (what differs from the clip's median), or 'saliency'/'border' per frame.
   config.video.window_size = 8  # Frames optimised together (one batch); 0: the whole clip at once.
   config.video.window_overlap = 2  # Frames shared by consecutive windows (blended), < window_size.
-  config.video.noise_increment = 1.0  # Frame f's input = frame f-1's + uniform noise of this fraction of generator.noise_var.
+  config.video.noise_correlation = 0.8  # Frame f's input = this * frame f-1's + sqrt(1 - this^2) * fresh noise (same statistics every frame).
   config.video.static_background = True  # One background input for all frames (static camera); False: coherent noise.
-  config.video.mask_hint_weight = 1.0  # Step 2 keeps ExtL1(mask, hint target) on hinted pixels with this weight; 0: mask free (official).
   config.video.background_weight = 0.5  # Step 2: weight of mean(b m), b ~ 1 where the background layer draws the frame; 0: off.
   config.video.temporal_weight = 0.0  # Step 2: weight of mean(w |m_f - m_{f-1}|), w ~ 1 where the frames do not change; 0: off.
   config.video.colour_sigma = 0.05  # Colour difference at which b and w are exp(-1/2).

@@ -66,32 +66,34 @@ class VideoNoiseTest(parameterized.TestCase):
     self.assertEqual(noise.shape, (num_frames, *shape, depth))
     self.assertEqual(noise.dtype, jnp.float32)
 
-  def test_random_walk_statistics(self):
-    var, increment, frames = 0.01, 0.2, 9
+  @parameterized.parameters(0.5, 0.8, 0.95)
+  def test_stationary_walk_statistics(self, correlation):
+    var, frames = 0.01, 6
     noise = np.asarray(models.make_video_noise(jax.random.key(1), (64, 64), 4, frames, var=var,
-                                               increment=increment), np.float64)
-    # Frame 0 is the usual uniform noise in (-var/2, var/2).
+                                               correlation=correlation), np.float64)
+    # Frame 0 is the usual uniform noise in (-var/2, var/2) ...
     self.assertLess(np.abs(noise[0]).max(), var / 2)
-    self.assertAlmostEqual(noise[0].std(), var / np.sqrt(12), delta=0.05 * var)
-    # Consecutive frames differ by centred uniform increments of range increment * var.
-    steps = np.diff(noise, axis=0)
-    half = increment * var / 2
-    self.assertLessEqual(np.abs(steps).max(), half * (1 + 1e-5))
-    self.assertAlmostEqual(steps.mean(), 0.0, delta=0.02 * half)
-    self.assertAlmostEqual(steps.std(), 2 * half / np.sqrt(12), delta=0.02 * half)
-    # A random walk: the spread from frame 0 grows like sqrt(lag), so neighbours are closest.
-    spread = [np.std(noise[f] - noise[0]) for f in range(1, frames)]
-    np.testing.assert_allclose(np.square(spread) / np.square(spread[0]), np.arange(1, frames), rtol=0.08)
-    # Independent steps: increments of different frames are uncorrelated.
-    self.assertLess(abs(np.corrcoef(steps[0].ravel(), steps[1].ravel())[0, 1]), 0.03)
+    # ... and every frame has its statistics: centred, standard deviation var / sqrt(12).
+    np.testing.assert_allclose(noise.mean(axis=(1, 2, 3)), 0.0, atol=0.02 * var)
+    np.testing.assert_allclose(noise.std(axis=(1, 2, 3)), var / np.sqrt(12), rtol=0.03)
+    # Frames k apart are correlated by correlation^k (neighbours most).
+    flat = noise.reshape(frames, -1)
+    for lag in (1, 2, 3):
+      for f in range(frames - lag):
+        self.assertAlmostEqual(np.corrcoef(flat[f], flat[f + lag])[0, 1], correlation**lag, delta=0.03)
+    # The increments are fresh noise: independent of the previous frame.
+    increments = flat[1:] - correlation * flat[:-1]
+    self.assertLess(abs(np.corrcoef(increments[1], flat[1])[0, 1]), 0.03)
 
-  def test_deterministic_and_zero_increment_is_still(self):
+  def test_deterministic_and_the_extremes(self):
     a = models.make_video_noise(jax.random.key(2), (8, 8), 2, 4)
     b = models.make_video_noise(jax.random.key(2), (8, 8), 2, 4)
     np.testing.assert_array_equal(a, b)
-    still = models.make_video_noise(jax.random.key(2), (8, 8), 2, 4, increment=0.0)
+    still = models.make_video_noise(jax.random.key(2), (8, 8), 2, 4, correlation=1.0)
     for f in range(1, 4):
       np.testing.assert_array_equal(still[f], still[0])
+    independent = np.asarray(models.make_video_noise(jax.random.key(3), (32, 32), 4, 3, correlation=0.0))
+    self.assertLess(abs(np.corrcoef(independent[0].ravel(), independent[1].ravel())[0, 1]), 0.05)
 
   def test_clip_noise_static_background(self):
     config = default.get_config()
@@ -282,7 +284,7 @@ class HelpersTest(parameterized.TestCase):
       ('auto_hints', 'magic', 'video.auto_hints'),
       ('colour_sigma', 0.0, 'video.colour_sigma'),
       ('background_weight', -1.0, 'video.background_weight'),
-      ('noise_increment', -0.1, 'video.noise_increment'),
+      ('noise_correlation', 1.5, 'video.noise_correlation'),
   )
   def test_validate(self, field, value, message):
     config = default.get_config()

@@ -71,7 +71,6 @@ def decomposition_stages(
     bg_hint: jax.Array,
     layers: Callable[..., tuple[engine.Outputs, Any]],
     extra_loss: Callable[[engine.Outputs], jax.Array] | None = None,
-    mask_hint_weight: float = 0.0,
 ) -> list[engine.Stage]:
   """Segmentation's two stages (module docstring) for layers 'fg', 'bg', 'mask'.
 
@@ -83,26 +82,15 @@ def decomposition_stages(
     bg_hint: (N, H, W, 1) background hints.
     layers: as returned by `perturbed_layers`; fg, bg (N, H, W, 3), mask (N, H, W, 1).
     extra_loss: a term of the outputs added to step 2's loss (e.g. temporal).
-    mask_hint_weight: weight of ExtL1(m, step 1's mask target, hinted pixels)
-      among step 2's hint terms. The official step 2 leaves the mask free (0);
-      then, where fg and bg both reproduce the image, nothing keeps the mask
-      off a surely-background region.
 
   Returns:
     The non-empty stages among step 1 and step 2.
   """
   seg = config.segmentation
   mask_target = ((fg_hint - bg_hint) + 1.0) / 2.0
-  hinted = jnp.maximum(fg_hint, bg_hint)
 
   def hint_terms(out):
     return losses.extended_l1(out['fg'], image, fg_hint) + losses.extended_l1(out['bg'], image, bg_hint)
-
-  def step2_hint_terms(out):
-    terms = hint_terms(out)
-    if mask_hint_weight:
-      terms += mask_hint_weight * losses.extended_l1(out['mask'], mask_target, hinted)
-    return terms
 
   def step1_loss(params, batch_stats, step, key):
     out, stats = layers(params, batch_stats, step, key, seg.hint_steps)
@@ -115,7 +103,7 @@ def decomposition_stages(
     recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
     gray_weight = seg.gray_weight * (jnp.minimum(step, 1000) // 100)
     loss = (
-        jnp.where(step <= seg.hint_phase, step2_hint_terms(out), 0.0)
+        jnp.where(step <= seg.hint_phase, hint_terms(out), 0.0)
         + seg.recon_weight * losses.l1(recon, image)
         + gray_weight * losses.gray_loss(out['mask']))
     if extra_loss is not None:

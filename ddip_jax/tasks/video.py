@@ -5,27 +5,26 @@ processed in overlapping windows (`video.window_size`, `video.window_overlap`),
 so memory stays bounded for long clips; each window is one optimisation whose
 frames go through the generators as one batch (shared parameters):
   fg, mask: one generator each, fed temporally coherent noise (frame f's input
-            is frame f-1's plus a small increment, `models.make_video_noise`),
-            so neighbouring frames get neighbouring inputs;
+            is frame f-1's, scaled by `video.noise_correlation`, plus a small
+            increment, `models.make_video_noise`), so neighbouring frames get
+            neighbouring inputs;
   bg:       one generator with one input for every frame (a static camera sees
             one background; `video.static_background`), or coherent noise too.
+Hints are the user's (a folder of per-frame masks, or one mask for all frames)
+or automatic: 'motion' (the clip's median is the background, what differs from
+it moves) or a single-image method frame by frame (`ddip_jax/hints.py`).
+
 The losses are segmentation's (`tasks/segmentation.py`: step 1 fits the hints,
-step 2 adds the reconstruction and the GrayLoss ramp; its `segmentation`
-config section sets them) over all frames of the window; step 2 also keeps the
-mask on the hints (`video.mask_hint_weight`: the automatic hints are reliable,
-and without it the mask drifts onto background that fg and bg both draw), plus
-optionally
+step 2 adds the reconstruction and the GrayLoss ramp; the `segmentation`
+config section sets them) over all frames of the window. Step 2 adds
+  background_weight * mean(b_f * m_f),  b_f = exp(-e_f^2 / (2 sigma^2)),
+e_f the largest colour difference between frame f and the shared background
+layer (held constant in the gradient): where fg and bg could both draw a pixel
+the reconstruction does not care about the mask, but what the background
+already draws is background. And, optionally,
   temporal_weight * mean(w_f * |m_f - m_{f-1}|),  w_f = exp(-d_f^2 / (2 sigma^2)),
 d_f the largest colour change of a pixel between frames f-1 and f: where the
-input does not change, neither should the mask. Where fg and bg can both draw
-a pixel, the reconstruction does not care about the mask there; so step 2 can add
-  background_weight * mean(b_f * m_f),  b_f = exp(-e_f^2 / (2 sigma^2)),
-e_f the colour difference between frame f and the (shared) background layer
-(held constant in the gradient): what the background already draws is
-background. Hints are the user's (a folder
-of per-frame masks, or one mask for all frames) or automatic: 'motion' (the
-clip's median is the background, what differs from it moves) or any
-single-image method frame by frame (`ddip_jax/hints.py`).
+input does not change, neither should the mask.
 
 The windows' soft layers are blended linearly over their overlaps; then each
 frame's mask is refined and thresholded as in segmentation.
@@ -138,7 +137,7 @@ def clip_noise(config: ml_collections.ConfigDict, key: jax.Array, num_frames: in
 
   def coherent(k):
     return models.video_noise_from_config(gen, jax.random.fold_in(key, k), canvas, num_frames=num_frames,
-                                          increment=vid.noise_increment)
+                                          correlation=vid.noise_correlation)
 
   bg = models.noise_from_config(gen, jax.random.fold_in(key, 2), canvas) if vid.static_background else coherent(2)
   return {'fg': coherent(0), 'bg': bg, 'mask': coherent(1)}
@@ -191,8 +190,7 @@ def build_problem(
 
   stages = segmentation.decomposition_stages(
       config, image=img, fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
-      bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss,
-      mask_hint_weight=vid.mask_hint_weight)
+      bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss)
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
@@ -229,7 +227,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
           'must be 0 (whole clip) or at least 2 frames', vid.window_size)
   require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
           'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
-  for field in ('noise_increment', 'temporal_weight', 'mask_hint_weight', 'background_weight'):
+  require(0 <= vid.noise_correlation <= 1, 'video.noise_correlation', 'must be in [0, 1]', vid.noise_correlation)
+  for field in ('temporal_weight', 'background_weight'):
     require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
   require(vid.colour_sigma > 0, 'video.colour_sigma', 'must be positive', vid.colour_sigma)
   require(vid.gif_duration_ms >= 1, 'video.gif_duration_ms', 'must be at least 1', vid.gif_duration_ms)
