@@ -17,7 +17,8 @@ overall and inside the box (`watermark.scores`):
          which discards what shows through the watermark;
   ns:    the same with `cv2.INPAINT_NS` (Navier-Stokes), not run by default;
   ddip:  configs/watermark.py (mode 'hint'), with --hint_steps / --num_steps /
-         --runs overriding its schedule (official: 4000 + 7000 iterations, 3 runs).
+         --runs overriding its schedule (official: 4000 + 7000 iterations, 3 runs)
+         and --mask_weight its `watermark.mask_weight` (official: 0).
 
 Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
 already there (same case, method, schedule and size) are skipped, so the
@@ -59,6 +60,7 @@ _METHODS = flags.DEFINE_list('methods', ['input', 'telea', 'ddip'], f'Methods to
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Double-DIP step-1 iterations (default: the config\'s).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Double-DIP step-2 iterations (default: the config\'s).')
 _RUNS = flags.DEFINE_integer('runs', None, 'Double-DIP runs whose median is taken (default: the config\'s).')
+_MASK_WEIGHT = flags.DEFINE_float('mask_weight', None, 'Double-DIP watermark.mask_weight (default: the config\'s).')
 _SIZE = flags.DEFINE_integer('size', make_watermark.SIZE, 'Side of the images in pixels.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_watermark', 'Where inputs, outputs and runs.jsonl go.')
@@ -88,11 +90,12 @@ def inpaint(image: np.ndarray, box: np.ndarray, method: str) -> np.ndarray:
   return out.astype(np.float32) / 255.0
 
 
-def schedule() -> dict[str, int]:
-  """The Double-DIP schedule run: the config's, with the flags' overrides."""
+def schedule() -> dict[str, Any]:
+  """The Double-DIP schedule and mask weight run: the config's, with the flags' overrides."""
   config = watermark_config.get_config()
   return {'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
-          'num_steps': _NUM_STEPS.value or config.num_steps, 'runs': _RUNS.value or config.watermark.runs}
+          'num_steps': _NUM_STEPS.value or config.num_steps, 'runs': _RUNS.value or config.watermark.runs,
+          'mask_weight': _MASK_WEIGHT.value if _MASK_WEIGHT.value is not None else config.watermark.mask_weight}
 
 
 def _key(case: str, method: str, steps: dict[str, int] | None, size: int) -> tuple[Any, ...]:
@@ -119,9 +122,10 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     config.image, config.watermark.hint, config.watermark.gt_clean = paths['image'], paths['box'], paths['clean']
     config.watermark.hint_steps, config.num_steps, config.watermark.runs = (
         steps['hint_steps'], steps['num_steps'], steps['runs'])
+    config.watermark.mask_weight = steps['mask_weight']
     config.seed = _SEED.value
     config.progress = False
-    workdir = os.path.join(folder, f"ddip_{steps['hint_steps']}_{steps['num_steps']}_x{steps['runs']}")
+    workdir = os.path.join(folder, f'ddip_{_schedule_name(steps)}'.replace(' ', '_').replace('+', '_'))
     watermark.run(config, workdir)
     result = image_io.load_image(os.path.join(workdir, 'clean.png'))
     record['steps'] = steps
@@ -132,11 +136,16 @@ def run_one(case: str, method: str) -> dict[str, Any]:
   return record
 
 
+def _schedule_name(steps: dict[str, Any] | None) -> str:
+  if steps is None:
+    return '-'
+  return f"{steps['hint_steps']}+{steps['num_steps']} x{steps['runs']} mw{steps.get('mask_weight', 0.0):g}"
+
+
 def print_tables(runs: list[dict[str, Any]]) -> None:
   """Per-run rows, then the mean per method (and schedule)."""
   def schedule_name(r):
-    s = r['steps']
-    return '-' if s is None else f"{s['hint_steps']}+{s['num_steps']} x{s['runs']}"
+    return _schedule_name(r['steps'])
 
   print('| case | method | schedule | PSNR in box (dB) | PSNR overall | SSIM in box | SSIM overall | s |')
   print('|---|---|---|---|---|---|---|---|')

@@ -114,6 +114,7 @@ def get_config() -> config_dict.ConfigDict:
   config.watermark.sigma_every = 700  # Main stage input perturbation: sigma_step * (it // this) (official: 700 'hint', 400 'many').
   config.watermark.sigma_step = 0.001  # Perturbation increment (C's input; W's too in step 2 of 'hint').
   config.watermark.recon_weight = 0.5  # Mode 'hint' step 2: weight of L1(h M W + (1 - M) C, I).
+  config.watermark.mask_weight = 0.0  # Mode 'hint' step 2: weight of ExtL1(M, 0, h), M's mean in the box (ours; official: 0).
   config.watermark.augment = True  # Every 4th iteration trains on a flip / half turn of noise and image (official); square canvas.
   config.watermark.mask_channels = (8, 16, 32, 64)  # Channels (down = up) of each scale of M's generator (official 'hint'; 'many': 8..128).
   config.watermark.mask_skip = (0, 0, 0, 4)  # Skip channels of each scale of M's generator.

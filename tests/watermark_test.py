@@ -7,7 +7,6 @@ The augmentations' round trips (transform then inverse is the identity for all
 import os
 import subprocess
 import sys
-import tempfile
 from unittest import mock
 
 from absl.testing import absltest
@@ -23,16 +22,12 @@ from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import outputs
 from ddip_jax.tasks import watermark
+# The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
+from tests.transparency_test import _tempdir  # pylint: disable=g-bad-import-order
+from tests.transparency_test import _write
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SIZE = 32
-
-
-def _tempdir(test: absltest.TestCase) -> str:
-  """A fresh directory removed after `test` (works under pytest and absltest)."""
-  tmp = tempfile.TemporaryDirectory()
-  test.addCleanup(tmp.cleanup)
-  return tmp.name
 
 
 def _photo(seed: int, size: int = _SIZE) -> np.ndarray:
@@ -77,14 +72,6 @@ def _tiny(config, workdir):
   config.loop.strategy = 'step'
   config.loop.check_every = 1
   return config, workdir
-
-
-def _write(folder, images):
-  paths = {}
-  for name, img in images.items():
-    paths[name] = os.path.join(folder, f'{name}.png')
-    image_io.save_image(paths[name], img)
-  return paths
 
 
 def _hint_config(folder):
@@ -290,6 +277,25 @@ class BatchedTest(absltest.TestCase):
       singles.append(float(loss))
     self.assertNotAlmostEqual(singles[0], singles[1], places=4)  # Different noise and weights.
     np.testing.assert_allclose(float(total), sum(singles), rtol=1e-5)
+
+
+class MaskWeightTest(absltest.TestCase):
+
+  def test_adds_the_mask_mean_in_the_box(self):
+    config, _ = _hint_config(_tempdir(self))
+    inputs = watermark.load_inputs(config)
+    keys = [jax.random.key(5)]
+    plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+    config.watermark.mask_weight = 0.5
+    weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+    params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
+    last = jnp.int32(config.num_steps - 1)
+    base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
+    more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
+    h = inputs.hint_working[None, ..., None]
+    want = 0.5 * np.sum(h * np.asarray(out['mask'])) / np.sum(h)
+    self.assertGreater(want, 0.01)
+    self.assertAlmostEqual(float(more - base), want, places=5)
 
 
 class EndToEndTest(absltest.TestCase):

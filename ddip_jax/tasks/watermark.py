@@ -8,7 +8,10 @@ Two modes, chosen by `watermark.mode`:
     step 1 (`hint_steps`, C only): ExtL1(C, I, 1 - h)
     step 2 (`num_steps`, fresh Adam, all): ExtL1(C, I, 1 - h) + w * L1(h M W + (1 - M) C, I)
   Step 1 is a DIP inpainting of the box; step 2 lets what shows through the
-  semi-transparent watermark correct it.
+  semi-transparent watermark correct it. Nothing in these losses stops step 2
+  from explaining the whole box as watermark (M = 1, W = I, C free there),
+  which is what short schedules do; `watermark.mask_weight` > 0 (ours,
+  official 0) adds mask_weight * ExtL1(M, 0, h), M's mean inside the box.
 
 'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
   One clean generator C_k per image ('clean1', ...), a shared mask M and a
@@ -189,7 +192,8 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
     W, C) in (0, 1), with a leading run axis when batched; no stage tracks a
     best result (a run's result is its last stage's final outputs, `run_layers`).
   """
-  wm = config.watermark
+  # A frozen copy: the losses read it when traced, which must not see later edits of `config`.
+  wm = ml_collections.FrozenConfigDict(config.watermark)
   chex.assert_rank(images, 4)
   num_images, height, width, _ = images.shape
   if (hint is None) == (num_images == 1):
@@ -252,6 +256,8 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
       c, w, m = out['clean'], out['watermark'], out['mask']
       recon = h * m * w + (1 - m) * c
       loss = losses.extended_l1(c, image, 1 - h) + wm.recon_weight * losses.l1(recon, image)
+      if wm.mask_weight:  # Ours: pull M towards 0 inside the box, mean over the box.
+        loss = loss + wm.mask_weight * losses.extended_l1(m, jnp.zeros_like(m), h)
       return loss, losses.psnr(recon, image)
 
     stages = [
@@ -353,7 +359,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(wm.hint_steps >= 0, 'watermark.hint_steps', 'must be >= 0', wm.hint_steps)
   for field in ('hint_sigma_every', 'sigma_every'):
     require(wm[field] >= 1, f'watermark.{field}', 'must be at least 1', wm[field])
-  for field in ('sigma_step', 'recon_weight'):
+  for field in ('sigma_step', 'recon_weight', 'mask_weight'):
     require(wm[field] >= 0, f'watermark.{field}', 'must be >= 0', wm[field])
   require(0 <= wm.keep_threshold <= 1, 'watermark.keep_threshold', 'must be in [0, 1]', wm.keep_threshold)
   channels, skip = tuple(wm.mask_channels), tuple(wm.mask_skip)
