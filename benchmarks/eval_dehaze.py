@@ -3,7 +3,7 @@ r"""PSNR/SSIM of dehazing on synthetic hazy images: Double-DIP (1 and 2 passes) 
   PYTHONPATH=. .venv/bin/python benchmarks/eval_dehaze.py \
       [--hazes=b0.8_grey,b1.2_blue,b1.6_warm,b2.0_white] \
       [--methods=hazy,dcp,ddip,ddip_faithful] [--num_steps=N] [--passes=K] \
-      [--results_dir=results/eval_dehaze] [--table_only]
+      [--set=dehaze.transmission_prior_until=0.5,...] [--results_dir=results/eval_dehaze] [--table_only]
 
 Images: the motorcycle scene of `scripts/make_dehaze.py` (256x160, exact
 depth from the Middlebury stereo ground truth), hazed as I = t J + (1 - t) A,
@@ -38,6 +38,7 @@ second. Needs scikit-image (the scene): an optional benchmark dependency, not
 in requirements.txt.
 """
 
+import ast
 import os
 import time
 from typing import Any
@@ -75,6 +76,8 @@ _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Iterations per Double-DIP 
 _PASSES = flags.DEFINE_integer('passes', None, 'Override the configs\' Double-DIP passes; k passes also give the '
                                 'results of the first 1..k-1.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
+_SET = flags.DEFINE_list('set', [], 'Config overrides of the Double-DIP methods, e.g. '
+                         'dehaze.transmission_prior_until=0.5; they name the runs (method[overrides]).')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_dehaze', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
 
@@ -118,7 +121,19 @@ def _config(method: str, paths: dict[str, str]):
   config.progress = False
   if _NUM_STEPS.value:
     config.num_steps = _NUM_STEPS.value
+  for override in _SET.value:
+    key, value = override.split('=', 1)
+    try:
+      value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      pass  # A string, e.g. dehaze.transmission_prior=none.
+    config.update_from_flattened_dict({key: value})
   return config
+
+
+def _run_name(method: str) -> str:
+  """A Double-DIP method's name in runs.jsonl: with its overrides, if any."""
+  return f"{method}[{','.join(_SET.value)}]" if _SET.value and METHODS[method] else method
 
 
 def run_one(name: str, method: str) -> list[dict[str, Any]]:
@@ -127,7 +142,8 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
   paths = make_inputs(name, os.path.join(folder, 'inputs'))
   hazy, clean = image_io.load_image(paths['hazy']), image_io.load_image(paths['clean'])
   beta, true_airlight = HAZES[name]
-  base = {'haze': name, 'beta': beta, 'true_airlight': list(true_airlight), 'seed': _SEED.value, 'run': method}
+  base = {'haze': name, 'beta': beta, 'true_airlight': list(true_airlight), 'seed': _SEED.value,
+          'run': _run_name(method)}
   start = time.perf_counter()
   if method == 'hazy':
     return [{**base, 'method': 'hazy', 'steps': None, 'airlight': None, 'seconds': 0.0,
@@ -146,7 +162,7 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
   records = []
   for k, p in enumerate(metrics['passes'].values(), start=1):
     seconds = sum(q['seconds'] for q in list(metrics['passes'].values())[:k])
-    records.append({**base, 'method': f'{method} {k} pass' + ('es' if k > 1 else ''), 'steps': config.num_steps,
+    records.append({**base, 'method': f'{_run_name(method)} {k} pass' + ('es' if k > 1 else ''), 'steps': config.num_steps,
                     'passes': config.dehaze.passes,
                     'airlight': p['airlight'], 'seconds': seconds, 'psnr': p['psnr'], 'ssim': p['ssim'],
                     'best_recon_psnr': p['best_recon_psnr']})
@@ -194,7 +210,7 @@ def main(argv):
       for method in _METHODS.value:
         ddip = METHODS[method] is not None
         config = _config(method, {'hazy': '', 'clean': ''}) if ddip else None
-        if _key(name, method, config and config.num_steps, config and config.dehaze.passes, _SEED.value) in done:
+        if _key(name, _run_name(method), config and config.num_steps, config and config.dehaze.passes, _SEED.value) in done:
           continue
         records = run_one(name, method)
         for record in records:
