@@ -40,6 +40,7 @@ in requirements.txt.
 
 import ast
 import os
+import re
 import time
 from typing import Any
 
@@ -158,7 +159,7 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
     return [{**base, 'method': 'dcp', 'steps': None, 'airlight': airlight.tolist(),
              'seconds': time.perf_counter() - start, **dehaze.image_scores(dehazed, clean)}]
   config = _config(method, paths)
-  metrics = dehaze.run(config, os.path.join(folder, method))
+  metrics = dehaze.run(config, os.path.join(folder, re.sub(r'[^\w.=-]+', '_', _run_name(method))))
   records = []
   for k, p in enumerate(metrics['passes'].values(), start=1):
     seconds = sum(q['seconds'] for q in list(metrics['passes'].values())[:k])
