@@ -19,8 +19,9 @@ Methods, every result scored against the clean image with dm-pix PSNR/SSIM:
          (the config's radius fraction, eps and OpenCV mode), clipped below
          at t0 = 0.1, J = (I - A) / t + A;
   ddip:  `configs/dehaze.py` (ours: one pass, the dark-channel transmission
-         prior on t; 4000 iterations a pass unless --num_steps);
-  ddip_faithful: `configs/dehaze_faithful.py` (official: two passes, no prior).
+         prior on t for the first 75% of 1000 iterations);
+  ddip_faithful: `configs/dehaze_faithful.py` (official: two passes, no prior,
+         4000 iterations a pass). --num_steps overrides both.
          A run of k passes also gives the rows of its first 1..k-1 passes
          (e.g. 'ddip_faithful 1 pass' and 'ddip_faithful 2 passes'): pass j of
          a k-pass run is exactly the j-pass run (same keys).
@@ -32,8 +33,8 @@ file at the end (`--table_only` prints them without running). Double-DIP runs
 also resume from their own checkpoints in `<results_dir>/<haze>/<method>/`.
 
 Cost: Double-DIP's pass 1 takes ~0.1-0.2 s an iteration on 2 CPU cores, pass 2
-(three generators) about twice that, so one image with the default 2 x 4000
-iterations takes ~20-40 min there, the four images 1.5-3 hours; DCP takes a
+(three generators) about twice that, so one image takes ~3-5 min with ours
+(1000 iterations) and ~20-40 min with the official 2 x 4000; DCP takes a
 second. Needs scikit-image (the scene): an optional benchmark dependency, not
 in requirements.txt.
 """

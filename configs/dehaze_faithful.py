@@ -1,8 +1,8 @@
 """Dehazing of the motorcycle demo exactly as the official code does it.
 
 `configs/dehaze.py` with the official choices it changes: two passes (the
-second with a learned airlight map tied to the first's) and no dark-channel
-prior on the transmission. Measured in README.md ("Dehazing").
+second with a learned airlight map tied to the first's), no dark-channel
+prior on the transmission, 4000 iterations a pass. Measured in README.md ("Dehazing").
 """
 
 from configs import dehaze
@@ -12,4 +12,6 @@ def get_config():
   config = dehaze.get_config()
   config.dehaze.passes = 2
   config.dehaze.transmission_prior = 'none'
+  config.dehaze.transmission_prior_until = 1.0
+  config.num_steps = 4000
   return config
