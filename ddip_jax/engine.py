@@ -3,8 +3,9 @@
 A task describes its problem as data: generators (flax modules), their fixed
 noise inputs and a list of stages, each with a pure loss function of all the
 generators' parameters. The engine owns the rest: initialisation, one Adam
-optimiser over all trainable generators (fresh for each stage), the jitted step,
-per-step keys (`fold_in(key, step)`, so results do not depend on how the loop is
+optimiser over all trainable generators (fresh for each stage), the jitted step
+(with the data its loss closes over as arguments, so that another restart or
+another image of the same size reuses the compiled executable), per-step keys (`fold_in(key, step)`, so results do not depend on how the loop is
 chunked), `vmap` over noise perturbations, on-device best-result tracking,
 early stopping, NaN/Inf detection, progress reporting, checkpoints and resuming,
 and stopping cleanly on request (Ctrl-C, SIGTERM).
@@ -17,13 +18,16 @@ are `fold_in(key, step)` and a resumed stage runs the same compiled chunks from
 the same chunk boundary, a resumed run ends bit-identical to an uninterrupted one.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+import collections
+from collections.abc import Callable, Iterator, Mapping, Sequence
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
 import sys
+import threading
 import time
 from typing import Any, NamedTuple
 
@@ -274,21 +278,81 @@ def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_pertur
   return step_fn
 
 
-@functools.lru_cache(maxsize=8)
-def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int):
-  """`make_chunk` of a stage's step, memoised on the (hashable, frozen) Stage itself.
+def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int,
+                 state: TrainState, key: jax.Array) -> Callable[[TrainState, jax.Array], TrainState]:
+  """The compiled chunk of a stage's steps, as `chunk(state, key) -> state`.
 
-  Runs of one Problem's stages that differ only in their variables (e.g. the
-  independent restarts of a task, with their noise held as state) then share
-  one traced and compiled chunk instead of compiling it again. Other problems
-  build new Stage objects and never hit the cache, which holds a few entries.
+  A task's loss functions close over its data (image, hints, noise inputs...).
+  Left in the traced step, those would be constants of the compiled program,
+  and every restart or image would compile it anew (seconds to a minute on a
+  CPU). So the chunk is traced to a jaxpr, whose constants are exactly that
+  data, and the jaxpr is compiled as a function of its constants, memoised on
+  the jaxpr's text and the arguments' structure: a run whose step computes the
+  same thing on other data of the same shapes (another restart, another image
+  of the same size) reuses the compiled executable. The numbers are those of
+  compiling the same program anew, so results do not depend on what ran before.
   """
   step_fn = _make_step(stage, optax.adam(stage.learning_rate), num_perturbations)
-  return make_chunk(step_fn, strategy, num_steps)
+  closed, out_shape = jax.make_jaxpr(_chunk_fn(step_fn, strategy, num_steps), return_shape=True)(state, key)
+  in_tree, out_tree = jax.tree.structure((state, key)), jax.tree.structure(out_shape)
+  cache_key = (str(closed.jaxpr), in_tree, out_tree, tuple(map(jax.typeof, closed.consts)))
+  with _COMPILED_LOCK:
+    compiled = _COMPILED.pop(cache_key, None)
+    if compiled is None:
+      jaxpr = closed.jaxpr
+
+      def chunk(consts, state, key):  # pylint: disable=redefined-outer-name  # STEP_FUNCTION_NAME.
+        flat = jax.core.eval_jaxpr(jaxpr, consts, *jax.tree.leaves((state, key)))
+        return jax.tree.unflatten(out_tree, flat)
+
+      compiled = jax.jit(chunk, donate_argnums=1)
+    _COMPILED[cache_key] = compiled  # Most recently used last.
+    while len(_COMPILED) > _COMPILED_SIZE:
+      _COMPILED.pop(next(iter(_COMPILED)))
+  return functools.partial(compiled, closed.consts)
 
 
-def make_chunk(step_fn, strategy: str, num_steps: int):
-  """A jitted function running `num_steps` steps; the state buffer is donated."""
+# The compiled chunks of `_stage_chunk`, least recently used first.
+_COMPILED: dict[tuple[Any, ...], Callable[..., TrainState]] = {}
+_COMPILED_LOCK = threading.Lock()  # Runs on several devices use it from several threads.
+_COMPILED_SIZE = 8
+
+
+# The name of the engine's jitted function of its steps, in compilation logs and events.
+STEP_FUNCTION_NAME = 'jit(chunk)'
+
+
+class Compilations:
+  """XLA compilations by function name, with their seconds (see `count_compilations`)."""
+
+  def __init__(self):
+    self.count: collections.Counter[str] = collections.Counter()
+    self.seconds: collections.Counter[str] = collections.Counter()
+
+  @property
+  def steps(self) -> int:
+    """How many compilations of the engine's steps."""
+    return self.count[STEP_FUNCTION_NAME]
+
+  def on_event(self, event: str, duration: float, **kwargs) -> None:
+    if event == '/jax/core/compile/backend_compile_duration':
+      self.count[kwargs.get('fun_name', '?')] += 1
+      self.seconds[kwargs.get('fun_name', '?')] += duration
+
+
+@contextlib.contextmanager
+def count_compilations() -> Iterator[Compilations]:
+  """Counts the XLA compilations made in the block (all threads), from `jax.monitoring` events."""
+  compilations = Compilations()
+  jax.monitoring.register_event_duration_secs_listener(compilations.on_event)
+  try:
+    yield compilations
+  finally:
+    jax.monitoring.unregister_event_duration_listener(compilations.on_event)
+
+
+def _chunk_fn(step_fn, strategy: str, num_steps: int):
+  """A function running `num_steps` steps of `step_fn` (a `lax.scan` for 'scan')."""
   if strategy == 'scan' and num_steps > 1:
 
     def chunk(state, key):
@@ -301,7 +365,12 @@ def make_chunk(step_fn, strategy: str, num_steps: int):
         state = step_fn(state, key)
       return state
 
-  return jax.jit(chunk, donate_argnums=0)
+  return chunk
+
+
+def make_chunk(step_fn, strategy: str, num_steps: int):
+  """A jitted function running `num_steps` steps; the state buffer is donated."""
+  return jax.jit(_chunk_fn(step_fn, strategy, num_steps), donate_argnums=0)
 
 
 def initial_state(
@@ -559,11 +628,13 @@ def optimize(
     finished_before = complete  # Its metrics and best are in `record` already.
     progress = _Progress(stage, options.progress and not complete, initial=done)
     stage_start = time.perf_counter()
-    reason, stopped_early = None, False
+    reason, stopped_early, chunks = None, False, {}
     try:
       while not complete:
         n = min(per_call, stage.num_steps - done)
-        state = _stage_chunk(stage, options.num_perturbations, strategy, n)(state, stage_key)
+        if n not in chunks:
+          chunks[n] = _stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key)
+        state = chunks[n](state, stage_key)
         prev, done = done, done + n
         progress.update(n, state)
         reason = stop() if stop is not None else None

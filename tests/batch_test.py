@@ -167,6 +167,14 @@ class BatchTest(absltest.TestCase):
       batch.run(_config(','.join(paths[:2])), self.workdir)
     self.assertLen(_runs(self.workdir), 2)
 
+  def test_a_second_image_of_the_same_size_reuses_the_compiled_step(self):
+    paths = _make_images(self.images, 2)
+    engine._COMPILED.clear()  # pylint: disable=protected-access
+    with mock.patch.dict(tasks.TASKS, toy=_ToyTask), engine.count_compilations() as counted:
+      rows = batch.run(_config(','.join(paths)), self.workdir)
+    self.assertEqual([r.status for r in rows], ['ok', 'ok'])
+    self.assertEqual(counted.steps, 1)  # The first image's; the second image's data are its arguments.
+
   def test_two_processes_with_two_devices_each_process_every_image_once(self):
     # Process p of 2 takes images p, p + 2, ...; each spreads its share over its 2 devices.
     paths = _make_images(self.images, 4)

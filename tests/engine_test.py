@@ -40,11 +40,13 @@ class _Toy:
   `traces` counts how often the loss function is traced (by jit, eval_shape or scan).
   """
 
-  def __init__(self, *, nan_from_step: int | None = None, nan_grad_from_step: int | None = None):
+  def __init__(self, *, nan_from_step: int | None = None, nan_grad_from_step: int | None = None,
+               data_seed: int = 0):
     self.traces = 0
     self.generators = {'a': _generator()}
-    self.inputs = {'a': models.make_noise(jax.random.key(0), (_SIZE, _SIZE), 2, var=0.1)}
-    self.target = jnp.asarray(_target())
+    # `data_seed` > 0: other data of the same shapes (noise, and the target shifted).
+    self.inputs = {'a': models.make_noise(jax.random.key(data_seed), (_SIZE, _SIZE), 2, var=0.1)}
+    self.target = jnp.asarray(np.roll(_target(), data_seed, axis=2))
     self.nan_from_step = nan_from_step
     self.nan_grad_from_step = nan_grad_from_step
 
@@ -148,6 +150,27 @@ class EngineTest(parameterized.TestCase):
     engine.optimize(toy.problem(num_steps=12), key=jax.random.key(0),
                     options=_options(strategy='unroll', steps_per_call=3, check_every=3))
     self.assertEqual(toy.traces, 1 + 3)
+
+  def test_other_data_of_the_same_shapes_reuses_the_compiled_step(self):
+    engine._COMPILED.clear()  # pylint: disable=protected-access
+    options = _options(strategy='unroll', steps_per_call=2)
+    with engine.count_compilations() as first:
+      engine.optimize(_Toy(data_seed=1).problem(num_steps=5), key=jax.random.key(1), options=options)
+    with engine.count_compilations() as second:
+      reused = engine.optimize(_Toy(data_seed=2).problem(num_steps=5), key=jax.random.key(2), options=options)
+    self.assertEqual(first.steps, 2)  # A 2-step chunk and the 1-step tail.
+    self.assertEqual(second.steps, 0)
+    # The same numbers as the executable compiled for this data alone.
+    engine._COMPILED.clear()  # pylint: disable=protected-access
+    with engine.count_compilations() as alone:
+      fresh = engine.optimize(_Toy(data_seed=2).problem(num_steps=5), key=jax.random.key(2), options=options)
+    self.assertEqual(alone.steps, 2)
+    chex.assert_trees_all_equal(_host(reused.params), _host(fresh.params))
+    chex.assert_trees_all_equal(reused.best, fresh.best)
+    # Another computation (another loss) is compiled anew, not confused with it.
+    with engine.count_compilations() as other:
+      engine.optimize(_Toy(nan_from_step=9).problem(num_steps=5), key=jax.random.key(2), options=options)
+    self.assertEqual(other.steps, 2)
 
   @parameterized.named_parameters(
       ('unroll2', 'unroll', 2),

@@ -9,8 +9,10 @@ import numpy as np
 
 from configs import default
 from ddip_jax import engine
+from ddip_jax import image_io
 from ddip_jax import outputs
 from ddip_jax import restarts
+from ddip_jax.tasks import segmentation
 
 
 class _SeedTask:
@@ -104,6 +106,37 @@ class RestartsTest(absltest.TestCase):
     self.assertNotIn('restarts', metrics)
     self.assertFalse(os.path.exists(os.path.join(self.workdir, 'restart_0')))
     self.assertTrue(os.path.exists(os.path.join(self.workdir, 'layer.png')))
+
+  def test_a_second_restart_reuses_the_compiled_steps(self):
+    """Restart 2 of the real segmentation task compiles nothing: its data are arguments of the step."""
+    yy, xx = np.mgrid[0:8, 0:8] / 7
+    config = _config(2)
+    config.image = os.path.join(self.workdir, 'image.png')
+    image_io.save_image(config.image, np.stack([xx, yy, (xx - 0.5)**2 + (yy - 0.5)**2 < 0.1], -1))
+    config.num_steps = config.segmentation.hint_steps = 2
+    config.generator.channels_down = config.generator.channels_up = (4,)  # The smallest compilation.
+    config.generator.channels_skip = (0,)
+    config.loop.strategy = 'step'
+    config.loop.checkpoint_every = 0
+    config.progress = False
+    compilations = []
+
+    class CountedSegmentation:
+      SELECTION_METRIC = restarts.selection_metric(segmentation)
+
+      @staticmethod
+      def run(sub_config, workdir):
+        with engine.count_compilations() as counted:
+          metrics = segmentation.run(sub_config, workdir)
+        compilations.append(counted)
+        return metrics
+
+    engine._COMPILED.clear()  # pylint: disable=protected-access
+    metrics = restarts.run(CountedSegmentation, config, self.workdir)
+    self.assertEqual([r['status'] for r in metrics['restarts']], ['ok', 'ok'])
+    self.assertEqual(compilations[0].steps, 2)  # One per stage.
+    self.assertEqual(compilations[1].steps, 0)
+    self.assertEqual(sum(compilations[1].count.values()), 0, msg=compilations[1].count)
 
 
 if __name__ == '__main__':
