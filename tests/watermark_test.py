@@ -307,7 +307,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     variables = module.init(jax.random.key(0), z)
     self.assertEqual(jax.tree.map(jnp.shape, variables['params']), {'colour': (3,)})
     np.testing.assert_allclose(module.apply(variables, z), 0.5)  # Grey at init.
-    out = module.apply({'params': {'colour': jnp.array([0.0, 2.0, -2.0])}}, z)
+    out = module.apply({'params': {'colour': jnp.array([0.0, 0.1, -0.1])}}, z)
     self.assertEqual(out.shape, (1, 5, 7, 3))
     np.testing.assert_allclose(out[0, 4, 6], jax.nn.sigmoid(jnp.array([0.0, 2.0, -2.0])), rtol=1e-6)
 

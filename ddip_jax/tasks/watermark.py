@@ -12,6 +12,11 @@ Two modes, chosen by `watermark.mode`:
   from explaining the whole box as watermark (M = 1, W = I, C free there),
   which is what short schedules do; `watermark.mask_weight` > 0 (ours,
   official 0) adds mask_weight * ExtL1(M, 0, h), M's mean inside the box.
+  Further options of ours (official off): `watermark_model='colour'` makes W
+  one learned RGB colour (`ConstantColour`), so M = 1, W = I is no solution;
+  `exclusion_weight` adds exclusion_loss(C, h M W); `clean_from='deblend'`
+  takes the clean image inside the box as (I - h M W) / (1 - h M) (`deblend`),
+  which keeps what shows through a semi-transparent watermark, instead of C.
 
 'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
   One clean generator C_k per image ('clean1', ...), a shared mask M and a
@@ -34,7 +39,9 @@ batched on accelerators; see benchmarks/watermark_batching.py). Each finished
 run's layers are written to `run<k>.npz` in the workdir at once and reused by a
 rerun of the same config; the run in progress has its own checkpoint.
 
-Outputs ('hint'): clean.png = (1 - h) I + h median(C); clean_soft.png, which
+Outputs ('hint'): clean.png = (1 - h) I + h median(C) (or the de-blended
+image, `clean_from`); clean_deblend.png, the input de-blended with median(M)
+and median(W) inside the box; clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M); hint.png.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold, the
@@ -101,17 +108,22 @@ class ConstantColour(nn.Module):
 
   A watermark of one colour (`watermark.watermark_model='colour'`): W cannot
   copy the image, so "the whole box is watermark" (M = 1, W = I) is no solution.
+
+  The colour is sigmoid(gain * p) for the parameters p: Adam moves p by about
+  the learning rate per step, and at 1e-3 the logit of a white or black
+  watermark (about +-5) would take thousands of steps without the gain.
   """
 
   out_channels: int = 3
+  gain: float = 20.0
   num_scales: int = 0  # No downsampling: any canvas will do.
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     """(N, H, W, D) noise (only its shape is used) -> (N, H, W, out_channels) of one colour."""
     chex.assert_rank(z, 4)
-    logit = self.param('colour', nn.initializers.zeros, (self.out_channels,))
-    return jnp.broadcast_to(jax.nn.sigmoid(logit), (*z.shape[:-1], self.out_channels))
+    p = self.param('colour', nn.initializers.zeros, (self.out_channels,))
+    return jnp.broadcast_to(jax.nn.sigmoid(self.gain * p), (*z.shape[:-1], self.out_channels))
 
 
 def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[str, nn.Module]:
