@@ -280,23 +280,28 @@ class BatchedTest(absltest.TestCase):
     np.testing.assert_allclose(float(total), sum(singles), rtol=1e-5)
 
 
+def _step2_loss_increase(test, field, weight):
+  """(step-2 loss with watermark.<field> = weight minus without, the layers, the hint (1, H, W, 1))."""
+  config, _ = _hint_config(_tempdir(test))
+  inputs = watermark.load_inputs(config)
+  keys = [jax.random.key(5)]
+  plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+  config.watermark[field] = weight
+  weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+  params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
+  last = jnp.int32(config.num_steps - 1)
+  base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
+  more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
+  return float(more - base), out, inputs.hint_working[None, ..., None]
+
+
 class MaskWeightTest(absltest.TestCase):
 
   def test_adds_the_mask_mean_in_the_box(self):
-    config, _ = _hint_config(_tempdir(self))
-    inputs = watermark.load_inputs(config)
-    keys = [jax.random.key(5)]
-    plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-    config.watermark.mask_weight = 0.5
-    weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-    params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
-    last = jnp.int32(config.num_steps - 1)
-    base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
-    more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
-    h = inputs.hint_working[None, ..., None]
+    increase, out, h = _step2_loss_increase(self, 'mask_weight', 0.5)
     want = 0.5 * np.sum(h * np.asarray(out['mask'])) / np.sum(h)
     self.assertGreater(want, 0.01)
-    self.assertAlmostEqual(float(more - base), want, places=5)
+    self.assertAlmostEqual(increase, want, places=5)
 
 
 class ColourAndDeblendTest(absltest.TestCase):
@@ -351,20 +356,10 @@ class ColourAndDeblendTest(absltest.TestCase):
       np.testing.assert_allclose(out['clean'][inside], want[inside], atol=1e-5)
 
   def test_exclusion_weight_adds_the_exclusion_loss(self):
-    config, _ = _hint_config(_tempdir(self))
-    inputs = watermark.load_inputs(config)
-    keys = [jax.random.key(5)]
-    plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-    config.watermark.exclusion_weight = 2.0
-    weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-    params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
-    last = jnp.int32(config.num_steps - 1)
-    base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
-    more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
-    h = inputs.hint_working[None, ..., None]
+    increase, out, h = _step2_loss_increase(self, 'exclusion_weight', 2.0)
     want = 2.0 * float(losses.exclusion_loss(out['clean'], h * out['mask'] * out['watermark']))
     self.assertGreater(want, 1e-3)
-    self.assertAlmostEqual(float(more - base), want, places=5)
+    self.assertAlmostEqual(increase, want, places=5)
 
   def test_config_checks(self):
     config, _ = _hint_config(_tempdir(self))
