@@ -354,6 +354,7 @@ class ColourAndDeblendTest(absltest.TestCase):
       np.testing.assert_array_equal(out['clean_deblend'][~inside], image[~inside])
       want = clean if clean_from == 'deblend' else np.zeros_like(clean)
       np.testing.assert_allclose(out['clean'][inside], want[inside], atol=1e-5)
+      np.testing.assert_array_equal(out['clean_raw'], medians['clean'])  # C itself, whatever clean_from.
 
   def test_exclusion_weight_adds_the_exclusion_loss(self):
     increase, out, h = _step2_loss_increase(self, 'exclusion_weight', 2.0)
