@@ -104,7 +104,7 @@ def clean_names(num_images: int) -> tuple[str, ...]:
 
 
 class ConstantColour(nn.Module):
-  """One learned RGB colour, sigmoid(logit) (0.5 grey at init), as a layer the size of its input.
+  """One learned RGB colour (0.5 grey at init) as a layer the size of its input.
 
   A watermark of one colour (`watermark.watermark_model='colour'`): W cannot
   copy the image, so "the whole box is watermark" (M = 1, W = I) is no solution.
