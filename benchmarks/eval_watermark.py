@@ -18,7 +18,9 @@ overall and inside the box (`watermark.scores`):
   ns:    the same with `cv2.INPAINT_NS` (Navier-Stokes), not run by default;
   ddip:  configs/watermark.py (mode 'hint'), with --hint_steps / --num_steps /
          --runs overriding its schedule (official: 4000 + 7000 iterations, 3 runs)
-         and --mask_weight its `watermark.mask_weight` (official: 0).
+         and --mask_weight its `watermark.mask_weight` (official: 0); the
+         de-blending variants (README) by --watermark_model, --exclusion_weight
+         and --clean_from (official: generator, 0, generator).
 
 Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
 already there (same case, method, schedule and size) are skipped, so the
@@ -61,6 +63,12 @@ _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Double-DIP step-1 iterat
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Double-DIP step-2 iterations (default: the config\'s).')
 _RUNS = flags.DEFINE_integer('runs', None, 'Double-DIP runs whose median is taken (default: the config\'s).')
 _MASK_WEIGHT = flags.DEFINE_float('mask_weight', None, 'Double-DIP watermark.mask_weight (default: the config\'s).')
+_WATERMARK_MODEL = flags.DEFINE_enum('watermark_model', None, list(watermark.WATERMARK_MODELS),
+                                     'Double-DIP watermark.watermark_model (default: the config\'s).')
+_EXCLUSION_WEIGHT = flags.DEFINE_float('exclusion_weight', None,
+                                       'Double-DIP watermark.exclusion_weight (default: the config\'s).')
+_CLEAN_FROM = flags.DEFINE_enum('clean_from', None, list(watermark.CLEAN_FROM),
+                                'Double-DIP watermark.clean_from (default: the config\'s).')
 _SIZE = flags.DEFINE_integer('size', make_watermark.SIZE, 'Side of the images in pixels.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_watermark', 'Where inputs, outputs and runs.jsonl go.')
@@ -93,7 +101,10 @@ def inpaint(image: np.ndarray, box: np.ndarray, method: str) -> np.ndarray:
 def schedule() -> dict[str, Any]:
   """The Double-DIP schedule and mask weight run: the config's, with the flags' overrides."""
   config = watermark_config.get_config()
-  return {'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
+  variant = {name: flag.value if flag.value is not None else config.watermark[name]
+             for name, flag in (('watermark_model', _WATERMARK_MODEL), ('exclusion_weight', _EXCLUSION_WEIGHT),
+                                ('clean_from', _CLEAN_FROM))}
+  return {**variant, 'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
           'num_steps': _NUM_STEPS.value or config.num_steps, 'runs': _RUNS.value or config.watermark.runs,
           'mask_weight': _MASK_WEIGHT.value if _MASK_WEIGHT.value is not None else config.watermark.mask_weight}
 
@@ -122,7 +133,8 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     config.image, config.watermark.hint, config.watermark.gt_clean = paths['image'], paths['box'], paths['clean']
     config.watermark.hint_steps, config.num_steps, config.watermark.runs = (
         steps['hint_steps'], steps['num_steps'], steps['runs'])
-    config.watermark.mask_weight = steps['mask_weight']
+    for name in ('mask_weight', 'watermark_model', 'exclusion_weight', 'clean_from'):
+      config.watermark[name] = steps[name]
     config.seed = _SEED.value
     config.progress = False
     workdir = os.path.join(folder, f'ddip_{_schedule_name(steps)}'.replace(' ', '_').replace('+', '_'))
@@ -139,7 +151,14 @@ def run_one(case: str, method: str) -> dict[str, Any]:
 def _schedule_name(steps: dict[str, Any] | None) -> str:
   if steps is None:
     return '-'
-  return f"{steps['hint_steps']}+{steps['num_steps']} x{steps['runs']} mw{steps.get('mask_weight', 0.0):g}"
+  name = f"{steps['hint_steps']}+{steps['num_steps']} x{steps['runs']} mw{steps.get('mask_weight', 0.0):g}"
+  if steps.get('watermark_model', 'generator') != 'generator':
+    name += f" W{steps['watermark_model']}"
+  if steps.get('exclusion_weight', 0.0):
+    name += f" ex{steps['exclusion_weight']:g}"
+  if steps.get('clean_from', 'generator') != 'generator':
+    name += f" {steps['clean_from']}"
+  return name
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from configs import watermark_many as watermark_many_config
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import losses
 from ddip_jax import outputs
 from ddip_jax.tasks import watermark
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
@@ -279,23 +280,100 @@ class BatchedTest(absltest.TestCase):
     np.testing.assert_allclose(float(total), sum(singles), rtol=1e-5)
 
 
+def _step2_loss_increase(test, field, weight):
+  """(step-2 loss with watermark.<field> = weight minus without, the layers, the hint (1, H, W, 1))."""
+  config, _ = _hint_config(_tempdir(test))
+  inputs = watermark.load_inputs(config)
+  keys = [jax.random.key(5)]
+  plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+  config.watermark[field] = weight
+  weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+  params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
+  last = jnp.int32(config.num_steps - 1)
+  base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
+  more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
+  return float(more - base), out, inputs.hint_working[None, ..., None]
+
+
 class MaskWeightTest(absltest.TestCase):
 
   def test_adds_the_mask_mean_in_the_box(self):
-    config, _ = _hint_config(_tempdir(self))
-    inputs = watermark.load_inputs(config)
-    keys = [jax.random.key(5)]
-    plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-    config.watermark.mask_weight = 0.5
-    weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-    params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
-    last = jnp.int32(config.num_steps - 1)
-    base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
-    more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
-    h = inputs.hint_working[None, ..., None]
+    increase, out, h = _step2_loss_increase(self, 'mask_weight', 0.5)
     want = 0.5 * np.sum(h * np.asarray(out['mask'])) / np.sum(h)
     self.assertGreater(want, 0.01)
-    self.assertAlmostEqual(float(more - base), want, places=5)
+    self.assertAlmostEqual(increase, want, places=5)
+
+
+class ColourAndDeblendTest(absltest.TestCase):
+
+  def test_constant_colour_is_one_learned_colour(self):
+    module = watermark.ConstantColour()
+    z = jnp.zeros((1, 5, 7, 2))
+    variables = module.init(jax.random.key(0), z)
+    self.assertEqual(jax.tree.map(jnp.shape, variables['params']), {'colour': (3,)})
+    np.testing.assert_allclose(module.apply(variables, z), 0.5)  # Grey at init.
+    out = module.apply({'params': {'colour': jnp.array([0.0, 0.1, -0.1])}}, z)
+    self.assertEqual(out.shape, (1, 5, 7, 3))
+    np.testing.assert_allclose(out[0, 4, 6], jax.nn.sigmoid(jnp.array([0.0, 2.0, -2.0])), rtol=1e-6)
+
+  def test_colour_model_has_no_watermark_generator(self):
+    config, _ = _hint_config(_tempdir(self))
+    config.watermark.watermark_model = 'colour'
+    inputs = watermark.load_inputs(config)
+    problem = watermark.build_problem(config, inputs.working, inputs.hint_working, [jax.random.key(0)])
+    params, stats = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    self.assertEqual(jax.tree.map(jnp.shape, params['watermark']), {'colour': (3,)})
+    _, (_, out, _) = problem.stages[-1].loss_fn(params, stats, jnp.int32(0), jax.random.key(2))
+    np.testing.assert_allclose(out['watermark'], 0.5)
+
+  def test_deblend_inverts_the_blend(self):
+    clean = _photo(6)
+    coverage, _ = _watermark()
+    colour = np.array([1.0, 0.85, 0.2], np.float32)
+    a = 0.6 * coverage[..., None]
+    image = (1 - a) * clean + a * colour
+    got = watermark.deblend(image, a, np.broadcast_to(colour, clean.shape), max_opacity=0.9)
+    np.testing.assert_allclose(got, clean, atol=1e-5)
+    # M is clipped at max_opacity: M = 1 would divide by zero.
+    got = watermark.deblend(image, np.ones_like(a), np.broadcast_to(colour, clean.shape), max_opacity=0.5)
+    np.testing.assert_allclose(got, np.clip(2 * image - colour, 0, 1), atol=1e-5)
+
+  def test_compose_deblends_inside_the_box_only(self):
+    clean = _photo(7)
+    coverage, box = _watermark()
+    a = 0.5 * coverage[..., None]
+    image = (1 - a) * clean + a
+    inputs = watermark.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
+                              truths=None, box=None)
+    medians = {'clean': np.zeros_like(clean), 'watermark': np.ones_like(clean), 'mask': a,
+               'masked_watermark': a * np.ones_like(clean)}
+    for clean_from in ('generator', 'deblend'):
+      out = watermark.compose(inputs, medians, threshold=0.1, clean_from=clean_from)
+      inside = box > 0.5
+      np.testing.assert_allclose(out['clean_deblend'][inside], clean[inside], atol=1e-5)
+      np.testing.assert_array_equal(out['clean_deblend'][~inside], image[~inside])
+      want = clean if clean_from == 'deblend' else np.zeros_like(clean)
+      np.testing.assert_allclose(out['clean'][inside], want[inside], atol=1e-5)
+      np.testing.assert_array_equal(out['clean_raw'], medians['clean'])  # C itself, whatever clean_from.
+
+  def test_exclusion_weight_adds_the_exclusion_loss(self):
+    increase, out, h = _step2_loss_increase(self, 'exclusion_weight', 2.0)
+    want = 2.0 * float(losses.exclusion_loss(out['clean'], h * out['mask'] * out['watermark']))
+    self.assertGreater(want, 1e-3)
+    self.assertAlmostEqual(increase, want, places=5)
+
+  def test_config_checks(self):
+    config, _ = _hint_config(_tempdir(self))
+    for field, value in (('watermark_model', 'text'), ('clean_from', 'inpaint'), ('max_opacity', 1.0),
+                         ('exclusion_weight', -1.0)):
+      bad = config.copy_and_resolve_references()
+      bad.watermark[field] = value
+      with self.assertRaisesRegex(config_check.ConfigError, f'watermark.{field}'):
+        config_check.validate(bad)
+    many, _ = _many_config(_tempdir(self))
+    many.watermark.clean_from = 'deblend'
+    with self.assertRaisesRegex(config_check.ConfigError, 'watermark.clean_from'):
+      config_check.validate(many)
 
 
 class EndToEndTest(absltest.TestCase):

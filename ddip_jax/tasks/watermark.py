@@ -12,6 +12,11 @@ Two modes, chosen by `watermark.mode`:
   from explaining the whole box as watermark (M = 1, W = I, C free there),
   which is what short schedules do; `watermark.mask_weight` > 0 (ours,
   official 0) adds mask_weight * ExtL1(M, 0, h), M's mean inside the box.
+  Further options of ours (official off): `watermark_model='colour'` makes W
+  one learned RGB colour (`ConstantColour`), so M = 1, W = I is no solution;
+  `exclusion_weight` adds exclusion_loss(C, h M W); `clean_from='deblend'`
+  takes the clean image inside the box as (I - h M W) / (1 - h M) (`deblend`),
+  which keeps what shows through a semi-transparent watermark, instead of C.
 
 'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
   One clean generator C_k per image ('clean1', ...), a shared mask M and a
@@ -34,7 +39,9 @@ batched on accelerators; see benchmarks/watermark_batching.py). Each finished
 run's layers are written to `run<k>.npz` in the workdir at once and reused by a
 rerun of the same config; the run in progress has its own checkpoint.
 
-Outputs ('hint'): clean.png = (1 - h) I + h median(C); clean_soft.png, which
+Outputs ('hint'): clean.png = (1 - h) I + h median(C) (or the de-blended
+image, `clean_from`); clean_deblend.png, the input de-blended with median(M)
+and median(W) inside the box; clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M); hint.png.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold, the
@@ -69,6 +76,11 @@ from ddip_jax.tasks import dehaze
 
 MODES = ('hint', 'many')
 BATCH_RUNS = ('auto', 'sequential', 'batched')
+# What W is: the official DIP generator, or one learned RGB colour (ours).
+WATERMARK_MODELS = ('generator', 'colour')
+# Where the clean image inside the box comes from: C's generator (official), or
+# de-blending the input with the recovered M and W (ours).
+CLEAN_FROM = ('generator', 'deblend')
 # Augment only every fourth iteration (the official watermark schedule).
 AUGMENT_PERIOD = 4
 # Images of mode 'many' are resized to the first one's size; aspect ratios
@@ -91,13 +103,39 @@ def clean_names(num_images: int) -> tuple[str, ...]:
   return ('clean',) if num_images == 1 else tuple(f'clean{k}' for k in range(1, num_images + 1))
 
 
-def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[str, models.SkipGenerator]:
+class ConstantColour(nn.Module):
+  """One learned RGB colour (0.5 grey at init) as a layer the size of its input.
+
+  A watermark of one colour (`watermark.watermark_model='colour'`): W cannot
+  copy the image, so "the whole box is watermark" (M = 1, W = I) is no solution.
+
+  The colour is sigmoid(gain * p) for the parameters p: Adam moves p by about
+  the learning rate per step, and at 1e-3 the logit of a white or black
+  watermark (about +-5) would take thousands of steps without the gain.
+  """
+
+  out_channels: int = 3
+  gain: float = 20.0
+  num_scales: int = 0  # No downsampling: any canvas will do.
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """(N, H, W, D) noise (only its shape is used) -> (N, H, W, out_channels) of one colour."""
+    chex.assert_rank(z, 4)
+    p = self.param('colour', nn.initializers.zeros, (self.out_channels,))
+    return jnp.broadcast_to(jax.nn.sigmoid(self.gain * p), (*z.shape[:-1], self.out_channels))
+
+
+def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[str, nn.Module]:
   """C (one per image), W and M from the `generator` and `watermark` sections."""
   wm = config.watermark
   clean = models.generator_from_config(config.generator, out_channels=3)
   generators = {name: clean for name in clean_names(num_images)}
-  generators['watermark'] = models.generator_from_config(
-      config.generator, out_channels=3, kernel_down=wm.watermark_kernel, kernel_up=wm.watermark_kernel)
+  if wm.watermark_model == 'colour':
+    generators['watermark'] = ConstantColour()
+  else:
+    generators['watermark'] = models.generator_from_config(
+        config.generator, out_channels=3, kernel_down=wm.watermark_kernel, kernel_up=wm.watermark_kernel)
   mask_channels = tuple(wm.mask_channels)
   generators['mask'] = models.generator_from_config(
       config.generator, out_channels=1, channels_down=mask_channels, channels_up=mask_channels,
@@ -258,6 +296,8 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
       loss = losses.extended_l1(c, image, 1 - h) + wm.recon_weight * losses.l1(recon, image)
       if wm.mask_weight:  # Ours: pull M towards 0 inside the box, mean over the box.
         loss = loss + wm.mask_weight * losses.extended_l1(m, jnp.zeros_like(m), h)
+      if wm.exclusion_weight:  # Ours: C's edges apart from the visible watermark's.
+        loss = loss + wm.exclusion_weight * losses.exclusion_loss(c, h * m * w)
       return loss, losses.psnr(recon, image)
 
     stages = [
@@ -362,6 +402,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ('sigma_step', 'recon_weight', 'mask_weight'):
     require(wm[field] >= 0, f'watermark.{field}', 'must be >= 0', wm[field])
   require(0 <= wm.keep_threshold <= 1, 'watermark.keep_threshold', 'must be in [0, 1]', wm.keep_threshold)
+  require(wm.watermark_model in WATERMARK_MODELS, 'watermark.watermark_model', f'one of {list(WATERMARK_MODELS)}',
+          wm.watermark_model)
+  require(wm.clean_from in CLEAN_FROM, 'watermark.clean_from', f'one of {list(CLEAN_FROM)}', wm.clean_from)
+  require(wm.clean_from == 'generator' or wm.mode == 'hint', 'watermark.clean_from',
+          "'deblend' is for mode 'hint'", wm.clean_from)
+  require(wm.exclusion_weight >= 0, 'watermark.exclusion_weight', 'must be >= 0', wm.exclusion_weight)
+  require(0 <= wm.max_opacity < 1, 'watermark.max_opacity', 'must be in [0, 1)', wm.max_opacity)
   channels, skip = tuple(wm.mask_channels), tuple(wm.mask_skip)
   require(len(channels) > 0 and all(int(c) > 0 for c in channels), 'watermark.mask_channels',
           'must list at least one scale, channels > 0', channels)
@@ -455,17 +502,44 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
   return Inputs(paths, full, working, hint, hint_working, truths, box)
 
 
-def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float) -> dict[str, np.ndarray]:
-  """The output images at full size from the runs' medians (see the module docstring)."""
+def deblend(image: np.ndarray, mask: np.ndarray, watermark_layer: np.ndarray, *, max_opacity: float) -> np.ndarray:
+  """Inverts I = M W + (1 - M) C for C: (I - M W) / (1 - M), M clipped to `max_opacity`, C to [0, 1].
+
+  Args:
+    image: (H, W, 3) the watermarked image I.
+    mask: (H, W, 1) the opacity M (0 where there is no watermark: C = I there).
+    watermark_layer: (H, W, 3) the watermark's colour W.
+    max_opacity: upper bound of M, < 1 (noise and 8-bit rounding grow as 1 / (1 - M)).
+
+  Returns:
+    (H, W, 3) float32 clean image in [0, 1].
+  """
+  chex.assert_rank([image, mask, watermark_layer], 3)
+  chex.assert_equal_shape_prefix([image, mask, watermark_layer], 2)
+  m = np.clip(mask, 0.0, max_opacity)
+  return np.clip((image - m * watermark_layer) / (1 - m), 0.0, 1.0).astype(np.float32)
+
+
+def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float, clean_from: str = 'generator',
+            max_opacity: float = 0.9) -> dict[str, np.ndarray]:
+  """The output images at full size from the runs' medians (see the module docstring).
+
+  `clean_from` ('hint' mode): whether `clean` inside the box is the median of
+  C ('generator') or the input de-blended with the medians of M and W
+  ('deblend', `deblend` with `max_opacity`); `clean_deblend` is always the latter.
+  """
   shape = inputs.full.shape[1:3]
   up = {name: image_io.resize_image(layer, shape) for name, layer in medians.items()}
   up = {name: layer if layer.ndim == 3 else layer[..., None] for name, layer in up.items()}
   if inputs.hint is not None:
-    h, image, clean = inputs.hint[..., None], inputs.full[0], up['clean']
+    h, image = inputs.hint[..., None], inputs.full[0]
+    deblended = deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
+    clean = deblended if clean_from == 'deblend' else up['clean']
     return {
         'clean': (1 - h) * image + h * clean,
+        'clean_deblend': (1 - h) * image + h * deblended,
         'clean_soft': np.where(h * up['mask'] < threshold, image, clean),
-        'clean_raw': clean,
+        'clean_raw': up['clean'],
         'watermark': h * up['masked_watermark'],
         'mask': up['mask'],
         'hint': inputs.hint,
@@ -535,7 +609,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   def finish(status: str, partial: list[dict[str, np.ndarray]] = ()) -> dict[str, Any]:
     layers = [finished[k] for k in sorted(finished)] or list(partial)
-    images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold)
+    images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold, clean_from=wm.clean_from,
+                     max_opacity=wm.max_opacity)
     metrics: dict[str, Any] = {
         'status': status,
         'mode': wm.mode,
@@ -562,6 +637,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                           'input': scores(image, truth, inputs.box)})
       if inputs.hint is not None:
         per_image[0]['clean_soft'] = scores(images['clean_soft'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_deblend'] = scores(images['clean_deblend'], inputs.truths[0], inputs.box)
       for key in per_image[0]['result']:
         values = [s['result'][key] for s in per_image]
         metrics[key] = None if None in values else float(np.mean(values))
