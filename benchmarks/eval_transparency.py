@@ -14,7 +14,11 @@ bundled photos by `scripts/make_transparency.py`'s functions):
              training with and without the flip/rotation augmentations.
 
 Methods: 'generator', 'scalar', 'map' are Double-DIP with that
-`transparency.alpha` (configs/transparency.py otherwise); 'fastica' is
+`transparency.alpha` (configs/transparency.py otherwise). '<alpha>_unmix' and
+'<alpha>_refine' ('generator' or 'scalar') are the same optimisation
+finalised with `transparency.unmix` = 'learned' / 'refined': the layers of the
+mixtures unmixed exactly with the learned (or refined) alphas where that lowers
+the loss (no ground truth); one run gives all three rows. 'fastica' is
 scikit-learn's FastICA fitted to the two mixtures' finite differences (edges
 of natural images are far closer to independent than their pixel values;
 'fastica_pixels' fits the pixel values), its mixing matrix rescaled so that
@@ -57,19 +61,24 @@ _REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'], 'uniform, real
 _METHODS = flags.DEFINE_list(
     'methods', None, 'Methods to run (default: per regime, uniform: generator,scalar,fastica,fastica_pixels; '
     'realistic: generator,map,fastica,fastica_pixels; additive: augment,no_augment).')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override the configs\' iterations (default: theirs).')
+_NUM_STEPS = flags.DEFINE_integer(
+    'num_steps', None, 'Override the configs\' iterations (default: theirs); the alpha prior keeps its share.')
 _SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Side of the layers in pixels (a multiple of 32).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the mixtures (alphas, alpha maps) and of the runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_transparency', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
 
 DEFAULT_METHODS = {
-    'uniform': ('generator', 'scalar', 'fastica', 'fastica_pixels'),
-    'realistic': ('generator', 'map', 'fastica', 'fastica_pixels'),
+    'uniform': ('generator', 'generator_unmix', 'generator_refine', 'scalar', 'scalar_unmix', 'scalar_refine',
+                'fastica', 'fastica_pixels'),
+    'realistic': ('generator', 'generator_unmix', 'generator_refine', 'map', 'fastica', 'fastica_pixels'),
     'additive': ('augment', 'no_augment'),
 }
+# Finalised variants: method -> (the Double-DIP run it comes from, the `transparency.unmix` mode).
+FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scalar')
+             for suffix, mode in (('unmix', 'learned'), ('refine', 'refined'))}
 
-_TWO_MIXTURE_METHODS = ('generator', 'scalar', 'map', 'fastica', 'fastica_pixels')
+_TWO_MIXTURE_METHODS = ('generator', 'scalar', 'map', 'fastica', 'fastica_pixels', *FINALISED)
 VALID_METHODS = {'uniform': _TWO_MIXTURE_METHODS, 'realistic': _TWO_MIXTURE_METHODS,
                  'additive': ('augment', 'no_augment')}
 
@@ -142,12 +151,16 @@ def _config(regime: str, method: str, paths: dict[str, str]):
     config = transparency_config.get_config()
     config.transparency.alpha = method
     config.transparency.image2 = paths['mix2']
+    if method != 'map':  # All finalisations are scored; the 'refined' one is written.
+      config.transparency.unmix = 'refined'
   config.image = paths['mix1']
   config.transparency.gt_layer1 = paths['gt1']
   config.transparency.gt_layer2 = paths['gt2']
   config.seed = _SEED.value
   config.progress = False
-  if _NUM_STEPS.value:
+  if _NUM_STEPS.value:  # The official schedule compressed: the alpha prior keeps its share of the run.
+    share = config.transparency.alpha_prior_steps / config.num_steps
+    config.transparency.alpha_prior_steps = round(share * _NUM_STEPS.value)
     config.num_steps = _NUM_STEPS.value
   return config
 
@@ -172,8 +185,8 @@ def _steps(regime: str, method: str) -> int | None:
   return _NUM_STEPS.value or default
 
 
-def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
-  """Runs one method on one pair of one regime; returns its record."""
+def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, Any]]:
+  """Runs one method on one pair of one regime; returns its record (and its finalised variants')."""
   folder = os.path.join(_OUT_DIR.value, regime, pair.replace(':', '_'))
   inputs = make_inputs(regime, pair, index, _SIZE.value, _SEED.value)
   paths = _save_inputs(os.path.join(folder, 'inputs'), inputs)
@@ -184,19 +197,35 @@ def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
     on = 'pixels' if method == 'fastica_pixels' else 'gradients'
     layers = fastica_layers(inputs['mixtures'], _SEED.value, on=on)
     scores = transparency.layer_metrics(layers, inputs['truths'])
-    record.update(seconds=time.perf_counter() - start, steps=None, alphas=None)
+    record.update(seconds=time.perf_counter() - start, steps=None)
     for k, layer in enumerate(layers, start=1):
       image_io.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
   else:
     config = _config(regime, method, paths)
     metrics = transparency.run(config, os.path.join(folder, method))
-    scores = metrics['ground_truth']
-    estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
-    record.update(seconds=time.perf_counter() - start, steps=config.num_steps, alphas=estimated or None,
+    record.update(seconds=time.perf_counter() - start, steps=config.num_steps,
                   best_recon_psnr=metrics['best_recon_psnr'])
-  record.update(psnr=scores['psnr'], ssim=scores['ssim'], mean_psnr=scores['mean_psnr'],
+    if 'finalise' in metrics:
+      report = metrics['finalise']
+      records = [_scored(dict(record), report['generators']['ground_truth'], report['generators']['alphas'],
+                         inputs['alphas'])]
+      for name, (base, mode) in FINALISED.items():
+        if base == method:
+          chosen = report[transparency.choose_finalisation(report, mode)]
+          records.append(_scored(dict(record, method=name), chosen['ground_truth'], chosen['alphas'],
+                                 inputs['alphas']))
+      return records
+    estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
+    return [_scored(record, metrics['ground_truth'], estimated or None, inputs['alphas'])]
+  return [_scored(record, scores, None, inputs['alphas'])]
+
+
+def _scored(record: dict[str, Any], scores: dict[str, Any], alphas: list[float] | None,
+            true_alphas: tuple[float, float] | None) -> dict[str, Any]:
+  """`record` with the layer scores and the estimated alphas added."""
+  record.update(alphas=alphas, psnr=scores['psnr'], ssim=scores['ssim'], mean_psnr=scores['mean_psnr'],
                 mean_ssim=scores['mean_ssim'], swapped=scores['swapped'],
-                alpha_error=_alpha_error(record['alphas'] or [None], inputs['alphas'], scores['swapped']))
+                alpha_error=_alpha_error(alphas or [None], true_alphas, scores['swapped']))
   return record
 
 
@@ -239,10 +268,11 @@ def main(argv):
         for method in methods:
           if _key(regime, pair, method, _steps(regime, method), _SIZE.value) in done:
             continue
-          record = run_one(regime, pair, index, method)
-          print(f"{regime} {pair} {method}: mean PSNR {record['mean_psnr']:.2f} dB, "
-                f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s", flush=True)
-          runs_log.append_run(runs_path, record)
+          for record in run_one(regime, pair, index, FINALISED.get(method, (method,))[0]):
+            print(f"{regime} {pair} {record['method']}: mean PSNR {record['mean_psnr']:.2f} dB, "
+                  f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s", flush=True)
+            runs_log.append_run(runs_path, record)
+            done.add(_key(regime, pair, record['method'], record['steps'], record['size']))
   print_tables(runs_log.load_runs(runs_path))
 
 
