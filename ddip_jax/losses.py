@@ -176,8 +176,10 @@ def exclusion_loss(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.Array:
         'nhwj,nhwi->ij', sq_a, sq_b, precision=jax.lax.Precision.HIGHEST) / count
     return jnp.sum(_safe_fourth_root(means))
 
+  terms = [pair_terms(ga, gb) for ga, gb in _pyramid_gradients(a, b, levels)]
+  sum_x, sum_y = sum(terms[0::2]), sum(terms[1::2])
   pairs = levels * a.shape[-1] ** 2
-  return sum(pair_terms(ga, gb) for ga, gb in _pyramid_gradients(a, b, levels)) / pairs / 2.0
+  return (sum_x / pairs + sum_y / pairs) / 2.0
 
 
 def _check_levels(a: jax.Array, levels: int, name: str) -> None:
@@ -188,7 +190,7 @@ def _check_levels(a: jax.Array, levels: int, name: str) -> None:
 
 
 def _pyramid_gradients(a: jax.Array, b: jax.Array, levels: int) -> list[tuple[jax.Array, jax.Array]]:
-  """Finite differences along H, then W, of `a` and `b` at `levels` 2x2-average-pooled scales."""
+  """[(along H of a, of b), (along W of a, of b)] finite differences, finest of `levels` scales first."""
   grads = []
   for level in range(levels):
     if level:
