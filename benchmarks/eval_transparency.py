@@ -16,9 +16,10 @@ bundled photos by `scripts/make_transparency.py`'s functions):
 Methods: 'generator', 'scalar', 'map' are Double-DIP with that
 `transparency.alpha` (configs/transparency.py otherwise). '<alpha>_unmix' and
 '<alpha>_refine' ('generator' or 'scalar') are the same optimisation
-finalised with `transparency.unmix` = 'learned' / 'refined': the layers of the
-mixtures unmixed exactly with the learned (or refined) alphas where that lowers
-the loss (no ground truth); one run gives all three rows. 'fastica' is
+finalised with `transparency.unmix` = 'learned' / 'refined' and
+`unmix_select='always'`: the mixtures unmixed exactly with the learned (or
+refined) alphas (no ground truth); each record says whether the loss guard
+(`unmix_select='loss'`) would have kept them. One run gives all three rows. 'fastica' is
 scikit-learn's FastICA fitted to the two mixtures' finite differences (edges
 of natural images are far closer to independent than their pixel values;
 'fastica_pixels' fits the pixel values), its mixing matrix rescaled so that
@@ -36,6 +37,7 @@ Needs scikit-image (layers) and, for 'fastica', scikit-learn: optional
 benchmark dependencies, not in requirements.txt.
 """
 
+import json
 import os
 import time
 from typing import Any
@@ -67,6 +69,8 @@ _SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Side of the layers in p
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the mixtures (alphas, alpha maps) and of the runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_transparency', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
+_RESCORE = flags.DEFINE_bool('rescore', False, 'First rebuild the finalised rows of the --size runs from their '
+                             'metrics.json (e.g. after a change of the finalisations\' scoring).')
 
 DEFAULT_METHODS = {
     'uniform': ('generator', 'generator_unmix', 'generator_refine', 'scalar', 'scalar_unmix', 'scalar_refine',
@@ -206,18 +210,45 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
     record.update(seconds=time.perf_counter() - start, steps=config.num_steps,
                   best_recon_psnr=metrics['best_recon_psnr'])
     if 'finalise' in metrics:
-      report = metrics['finalise']
-      records = [_scored(dict(record), report['generators']['ground_truth'], report['generators']['alphas'],
-                         inputs['alphas'])]
-      for name, (base, mode) in FINALISED.items():
-        if base == method:
-          chosen = report[transparency.choose_finalisation(report, mode)]
-          records.append(_scored(dict(record, method=name), chosen['ground_truth'], chosen['alphas'],
-                                 inputs['alphas']))
-      return records
+      return finalised_records(record, metrics['finalise'], inputs['alphas'])
     estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
     return [_scored(record, metrics['ground_truth'], estimated or None, inputs['alphas'])]
   return [_scored(record, scores, None, inputs['alphas'])]
+
+
+def finalised_records(record: dict[str, Any], report: dict[str, Any],
+                      true_alphas: tuple[float, float] | None) -> list[dict[str, Any]]:
+  """The records of a Double-DIP run scored with all finalisations (`finalise_by_unmixing`'s report).
+
+  The generators' layers are `record`'s method; '<method>_unmix' / '_refine'
+  always use the unmixed layers, and say whether the loss would have kept them
+  ('kept_by_loss', what `transparency.unmix_select='loss'` does).
+  """
+  base = report['generators']
+  records = [_scored(dict(record), base['ground_truth'], base['alphas'], true_alphas)]
+  for name, (alpha, mode) in FINALISED.items():
+    if alpha == record['method'] and mode in report:
+      kept = transparency.choose_finalisation(report, mode, 'loss') == mode
+      records.append(_scored(dict(record, method=name, kept_by_loss=kept), report[mode]['ground_truth'],
+                             report[mode]['alphas'], true_alphas))
+  return records
+
+
+def _rescore(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Finalised records rebuilt from the finished Double-DIP runs' metrics.json (no optimisation)."""
+  records = []
+  for r in runs:
+    path = os.path.join(_OUT_DIR.value, r['regime'], r['pair'].replace(':', '_'), r['method'], 'metrics.json')
+    if r['method'] in ('generator', 'scalar') and r['size'] == _SIZE.value and os.path.exists(path):
+      with open(path) as f:
+        metrics = json.load(f)
+      if 'finalise' in metrics and metrics['working_shape'] == [r['size']] * 2:
+        records += finalised_records({k: v for k, v in r.items() if k in _RUN_FIELDS}, metrics['finalise'],
+                                     r['true_alphas'])[1:]
+  return records
+
+
+_RUN_FIELDS = ('regime', 'pair', 'method', 'size', 'seed', 'true_alphas', 'seconds', 'steps', 'best_recon_psnr')
 
 
 def _scored(record: dict[str, Any], scores: dict[str, Any], alphas: list[float] | None,
@@ -230,7 +261,9 @@ def _scored(record: dict[str, Any], scores: dict[str, Any], alphas: list[float] 
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
-  """Per-run rows, then the mean per (regime, method)."""
+  """Per-run rows, then the mean per (regime, method); a later record of the same run replaces an earlier one."""
+  latest = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size']): r for r in runs}
+  runs = list(latest.values())
   print('| regime | pair | method | size | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |')
   print('|---|---|---|---|---|---|---|---|---|---|---|')
   for r in runs:
@@ -239,14 +272,17 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
           f"{r['ssim'][0]:.3f} / {r['ssim'][1]:.3f} | {r['mean_psnr']:.2f} | {r['mean_ssim']:.3f} | {err} | "
           f"{r['steps'] or '-'} | {r['seconds']:.1f} |")
   print()
-  print('| regime | method | size | steps | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run |')
-  print('|---|---|---|---|---|---|---|---|')
+  print('| regime | method | size | steps | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run | '
+        'loss guard keeps it |')
+  print('|---|---|---|---|---|---|---|---|---|')
   groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
   for r in runs:  # Runs at other sizes or schedules are other experiments.
     groups.setdefault((r['regime'], r['method'], r['size'], r['steps']), []).append(r)
   for (regime, method, size, steps), rs in groups.items():
+    kept = [r['kept_by_loss'] for r in rs if 'kept_by_loss' in r]
     print(f"| {regime} | {method} | {size} | {steps or '-'} | {len(rs)} | {np.mean([r['mean_psnr'] for r in rs]):.2f} | "
-          f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} |")
+          f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} | "
+          f"{f'{sum(kept)} of {len(kept)}' if kept else '-'} |")
 
 
 def main(argv):
@@ -254,6 +290,9 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
+  if _RESCORE.value:
+    for record in _rescore(runs_log.load_runs(runs_path)):
+      runs_log.append_run(runs_path, record)
   if not _TABLE_ONLY.value:
     done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size'])
             for r in runs_log.load_runs(runs_path)}

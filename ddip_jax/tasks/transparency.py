@@ -17,8 +17,9 @@ Two variants, chosen by `transparency.mixture`:
   layers by solving the two mixtures exactly for R and T with the learned
   alphas ('learned'), or with alphas refined near them by minimising the
   edge overlap (`losses.gradient_correlation`) of the unmixed layers
-  ('refined'); the unmixed layers replace the generators' only if they lower
-  the loss above (without the prior). No ground truth is used.
+  ('refined'); the unmixed layers replace the generators' if they lower the
+  loss above (without the prior), or always (`unmix_select`). No ground
+  truth is used.
 
 'additive' (the paper's texture separation): one image I = R + T, e.g. two
   textures averaged, so 2R and 2T estimate the layers:
@@ -51,6 +52,7 @@ from ddip_jax import outputs as outputs_lib
 MIXTURES = ('two_mixtures', 'additive')
 ALPHA_MODES = ('generator', 'scalar', 'map')
 UNMIX_MODES = ('none', 'learned', 'refined')
+UNMIX_SELECT = ('loss', 'always')
 LAYERS = ('reflection', 'transmission')
 ALPHAS = ('alpha1', 'alpha2')
 # The additive demo mixes two layers as their average, so 2R and 2T are the
@@ -300,6 +302,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if tr.unmix != 'none':
     require(tr.mixture == 'two_mixtures' and tr.alpha != 'map', 'transparency.unmix',
             'unmixing needs two mixtures and scalar alphas (alpha generator or scalar)', tr.unmix)
+  require(tr.unmix_select in UNMIX_SELECT, 'transparency.unmix_select', f'one of {list(UNMIX_SELECT)}',
+          tr.unmix_select)
   require(0 < tr.refine_radius <= 0.9, 'transparency.refine_radius', 'must be in (0, 0.9]', tr.refine_radius)
   require(0 < tr.unmix_min_gap < 0.9, 'transparency.unmix_min_gap', 'must be in (0, 0.9)', tr.unmix_min_gap)
 
@@ -315,7 +319,8 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
   with `refine_alphas` started there, searched on the working images); unmixed
   layers are clipped to [0, 1]. Each is scored at full size by
   `reconstruction_exclusion` (the training loss without the alpha prior); the
-  configured candidate replaces the generators' only if it scores lower.
+  configured candidate replaces the generators' if it scores lower or, with
+  `unmix_select='always'`, whenever it was tried.
   Unmixings with |a_1 - a_2| < `unmix_min_gap` are not tried.
 
   Args:
@@ -350,14 +355,19 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
     report[name] = {'alphas': [float(a) for a in pair], 'objective': float(objective)}
     if truths is not None:
       report[name]['ground_truth'] = layer_metrics((r, t), tuple(truths))
-  chosen = choose_finalisation(report, tr.unmix)
+  chosen = choose_finalisation(report, tr.unmix, tr.unmix_select)
   pair, chosen_layers = candidates[chosen]
   return chosen_layers, [np.reshape(float(a), (1, 1, 1)) for a in pair], report, chosen
 
 
-def choose_finalisation(report: dict[str, dict[str, Any]], mode: str) -> str:
-  """'generators', or candidate `mode` of `finalise_by_unmixing`'s report if its objective is lower."""
-  if mode in report and report[mode]['objective'] < report['generators']['objective']:
+def choose_finalisation(report: dict[str, dict[str, Any]], mode: str, select: str) -> str:
+  """Candidate `mode` of `finalise_by_unmixing`'s report, or 'generators'.
+
+  `select` 'loss': `mode` only if its objective is lower; 'always': whenever
+  it was tried (the scalar-alpha model taken as exact: the unmixing then
+  reproduces both mixtures, which the generators' layers do not).
+  """
+  if mode in report and (select == 'always' or report[mode]['objective'] < report['generators']['objective']):
     return mode
   return 'generators'
 
