@@ -221,16 +221,18 @@ def finalised_records(record: dict[str, Any], report: dict[str, Any],
   """The records of a Double-DIP run scored with all finalisations (`finalise_by_unmixing`'s report).
 
   The generators' layers are `record`'s method; '<method>_unmix' / '_refine'
-  always use the unmixed layers, and say whether the loss would have kept them
-  ('kept_by_loss', what `transparency.unmix_select='loss'` does).
+  use the unmixed layers whenever they were tried (`unmix_select='always'`;
+  the generators' where the alphas were too close), and say whether the loss
+  would have kept them ('kept_by_loss', what `unmix_select='loss'` does).
   """
   base = report['generators']
   records = [_scored(dict(record), base['ground_truth'], base['alphas'], true_alphas)]
   for name, (alpha, mode) in FINALISED.items():
-    if alpha == record['method'] and mode in report:
+    if alpha == record['method']:
+      chosen = report[transparency.choose_finalisation(report, mode, 'always')]
       kept = transparency.choose_finalisation(report, mode, 'loss') == mode
-      records.append(_scored(dict(record, method=name, kept_by_loss=kept), report[mode]['ground_truth'],
-                             report[mode]['alphas'], true_alphas))
+      records.append(_scored(dict(record, method=name, kept_by_loss=kept), chosen['ground_truth'],
+                             chosen['alphas'], true_alphas))
   return records
 
 
