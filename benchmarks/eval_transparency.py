@@ -287,6 +287,12 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
           f"{f'{sum(kept)} of {len(kept)}' if kept else '-'} |")
 
 
+def _pair_index(pair: str, regime: str, pairs: list[str]) -> int:
+  """The pair's place in the default --pairs (its mixtures' seed), so that a subset run makes the same mixtures."""
+  defaults = (_ADDITIVE_PAIRS if regime == 'additive' else _PAIRS).default
+  return defaults.index(pair) if pair in defaults else len(defaults) + pairs.index(pair)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -305,7 +311,8 @@ def main(argv):
       if unknown:
         raise app.UsageError(f'methods {sorted(unknown)} do not apply to regime {regime!r} '
                              f'(valid: {", ".join(VALID_METHODS[regime])})')
-      for index, pair in enumerate(pairs):
+      for pair in pairs:
+        index = _pair_index(pair, regime, pairs)
         for method in methods:
           if _key(regime, pair, method, _steps(regime, method), _SIZE.value) in done:
             continue
