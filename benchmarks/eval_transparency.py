@@ -14,7 +14,12 @@ bundled photos by `scripts/make_transparency.py`'s functions):
              training with and without the flip/rotation augmentations.
 
 Methods: 'generator', 'scalar', 'map' are Double-DIP with that
-`transparency.alpha` (configs/transparency.py otherwise); 'fastica' is
+`transparency.alpha` (configs/transparency.py otherwise). '<alpha>_unmix' and
+'<alpha>_refine' ('generator' or 'scalar') are the same optimisation
+finalised with `transparency.unmix` = 'learned' / 'refined' and
+`unmix_select='always'`: the mixtures unmixed exactly with the learned (or
+refined) alphas (no ground truth); each record says whether the loss guard
+(`unmix_select='loss'`) would have kept them. One run gives all three rows. 'fastica' is
 scikit-learn's FastICA fitted to the two mixtures' finite differences (edges
 of natural images are far closer to independent than their pixel values;
 'fastica_pixels' fits the pixel values), its mixing matrix rescaled so that
@@ -32,6 +37,7 @@ Needs scikit-image (layers) and, for 'fastica', scikit-learn: optional
 benchmark dependencies, not in requirements.txt.
 """
 
+import json
 import os
 import time
 from typing import Any
@@ -57,19 +63,26 @@ _REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'], 'uniform, real
 _METHODS = flags.DEFINE_list(
     'methods', None, 'Methods to run (default: per regime, uniform: generator,scalar,fastica,fastica_pixels; '
     'realistic: generator,map,fastica,fastica_pixels; additive: augment,no_augment).')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override the configs\' iterations (default: theirs).')
+_NUM_STEPS = flags.DEFINE_integer(
+    'num_steps', None, 'Override the configs\' iterations (default: theirs); the alpha prior keeps its share.')
 _SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Side of the layers in pixels (a multiple of 32).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the mixtures (alphas, alpha maps) and of the runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_transparency', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
+_RESCORE = flags.DEFINE_bool('rescore', False, 'First rebuild the finalised rows of the --size runs from their '
+                             'metrics.json (e.g. after a change of the finalisations\' scoring).')
 
 DEFAULT_METHODS = {
-    'uniform': ('generator', 'scalar', 'fastica', 'fastica_pixels'),
-    'realistic': ('generator', 'map', 'fastica', 'fastica_pixels'),
+    'uniform': ('generator', 'generator_unmix', 'generator_refine', 'scalar', 'scalar_unmix', 'scalar_refine',
+                'fastica', 'fastica_pixels'),
+    'realistic': ('generator', 'generator_unmix', 'generator_refine', 'map', 'fastica', 'fastica_pixels'),
     'additive': ('augment', 'no_augment'),
 }
+# Finalised variants: method -> (the Double-DIP run it comes from, the `transparency.unmix` mode).
+FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scalar')
+             for suffix, mode in (('unmix', 'learned'), ('refine', 'refined'))}
 
-_TWO_MIXTURE_METHODS = ('generator', 'scalar', 'map', 'fastica', 'fastica_pixels')
+_TWO_MIXTURE_METHODS = ('generator', 'scalar', 'map', 'fastica', 'fastica_pixels', *FINALISED)
 VALID_METHODS = {'uniform': _TWO_MIXTURE_METHODS, 'realistic': _TWO_MIXTURE_METHODS,
                  'additive': ('augment', 'no_augment')}
 
@@ -142,12 +155,16 @@ def _config(regime: str, method: str, paths: dict[str, str]):
     config = transparency_config.get_config()
     config.transparency.alpha = method
     config.transparency.image2 = paths['mix2']
+    if method != 'map':  # All finalisations are scored; the 'refined' one is written.
+      config.transparency.unmix = 'refined'
   config.image = paths['mix1']
   config.transparency.gt_layer1 = paths['gt1']
   config.transparency.gt_layer2 = paths['gt2']
   config.seed = _SEED.value
   config.progress = False
-  if _NUM_STEPS.value:
+  if _NUM_STEPS.value:  # The official schedule compressed: the alpha prior keeps its share of the run.
+    share = config.transparency.alpha_prior_steps / config.num_steps
+    config.transparency.alpha_prior_steps = round(share * _NUM_STEPS.value)
     config.num_steps = _NUM_STEPS.value
   return config
 
@@ -172,8 +189,8 @@ def _steps(regime: str, method: str) -> int | None:
   return _NUM_STEPS.value or default
 
 
-def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
-  """Runs one method on one pair of one regime; returns its record."""
+def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, Any]]:
+  """Runs one method on one pair of one regime; returns its record (and its finalised variants')."""
   folder = os.path.join(_OUT_DIR.value, regime, pair.replace(':', '_'))
   inputs = make_inputs(regime, pair, index, _SIZE.value, _SEED.value)
   paths = _save_inputs(os.path.join(folder, 'inputs'), inputs)
@@ -184,24 +201,71 @@ def run_one(regime: str, pair: str, index: int, method: str) -> dict[str, Any]:
     on = 'pixels' if method == 'fastica_pixels' else 'gradients'
     layers = fastica_layers(inputs['mixtures'], _SEED.value, on=on)
     scores = transparency.layer_metrics(layers, inputs['truths'])
-    record.update(seconds=time.perf_counter() - start, steps=None, alphas=None)
+    record.update(seconds=time.perf_counter() - start, steps=None)
     for k, layer in enumerate(layers, start=1):
       image_io.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
   else:
     config = _config(regime, method, paths)
     metrics = transparency.run(config, os.path.join(folder, method))
-    scores = metrics['ground_truth']
-    estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
-    record.update(seconds=time.perf_counter() - start, steps=config.num_steps, alphas=estimated or None,
+    record.update(seconds=time.perf_counter() - start, steps=config.num_steps,
                   best_recon_psnr=metrics['best_recon_psnr'])
-  record.update(psnr=scores['psnr'], ssim=scores['ssim'], mean_psnr=scores['mean_psnr'],
+    if 'finalise' in metrics:
+      return finalised_records(record, metrics['finalise'], inputs['alphas'])
+    estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
+    return [_scored(record, metrics['ground_truth'], estimated or None, inputs['alphas'])]
+  return [_scored(record, scores, None, inputs['alphas'])]
+
+
+def finalised_records(record: dict[str, Any], report: dict[str, Any],
+                      true_alphas: tuple[float, float] | None) -> list[dict[str, Any]]:
+  """The records of a Double-DIP run scored with all finalisations (`finalise_by_unmixing`'s report).
+
+  The generators' layers are `record`'s method; '<method>_unmix' / '_refine'
+  use the unmixed layers whenever they were tried (`unmix_select='always'`;
+  the generators' where the alphas were too close), and say whether the loss
+  would have kept them ('kept_by_loss', what `unmix_select='loss'` does).
+  """
+  base = report['generators']
+  records = [_scored(dict(record), base['ground_truth'], base['alphas'], true_alphas)]
+  for name, (alpha, mode) in FINALISED.items():
+    if alpha == record['method']:
+      chosen = report[transparency.choose_finalisation(report, mode, 'always')]
+      kept = transparency.choose_finalisation(report, mode, 'loss') == mode
+      records.append(_scored(dict(record, method=name, kept_by_loss=kept), chosen['ground_truth'],
+                             chosen['alphas'], true_alphas))
+  return records
+
+
+def _rescore(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  """Finalised records rebuilt from the finished Double-DIP runs' metrics.json (no optimisation)."""
+  records = []
+  for r in runs:
+    path = os.path.join(_OUT_DIR.value, r['regime'], r['pair'].replace(':', '_'), r['method'], 'metrics.json')
+    if r['method'] in ('generator', 'scalar') and r['size'] == _SIZE.value and os.path.exists(path):
+      with open(path) as f:
+        metrics = json.load(f)
+      if 'finalise' in metrics and metrics['working_shape'] == [r['size']] * 2:
+        records += finalised_records({k: v for k, v in r.items() if k in _RUN_FIELDS}, metrics['finalise'],
+                                     r['true_alphas'])[1:]
+  return records
+
+
+_RUN_FIELDS = ('regime', 'pair', 'method', 'size', 'seed', 'true_alphas', 'seconds', 'steps', 'best_recon_psnr')
+
+
+def _scored(record: dict[str, Any], scores: dict[str, Any], alphas: list[float] | None,
+            true_alphas: tuple[float, float] | None) -> dict[str, Any]:
+  """`record` with the layer scores and the estimated alphas added."""
+  record.update(alphas=alphas, psnr=scores['psnr'], ssim=scores['ssim'], mean_psnr=scores['mean_psnr'],
                 mean_ssim=scores['mean_ssim'], swapped=scores['swapped'],
-                alpha_error=_alpha_error(record['alphas'] or [None], inputs['alphas'], scores['swapped']))
+                alpha_error=_alpha_error(alphas or [None], true_alphas, scores['swapped']))
   return record
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
-  """Per-run rows, then the mean per (regime, method)."""
+  """Per-run rows, then the mean per (regime, method); a later record of the same run replaces an earlier one."""
+  latest = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size']): r for r in runs}
+  runs = list(latest.values())
   print('| regime | pair | method | size | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |')
   print('|---|---|---|---|---|---|---|---|---|---|---|')
   for r in runs:
@@ -210,14 +274,23 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
           f"{r['ssim'][0]:.3f} / {r['ssim'][1]:.3f} | {r['mean_psnr']:.2f} | {r['mean_ssim']:.3f} | {err} | "
           f"{r['steps'] or '-'} | {r['seconds']:.1f} |")
   print()
-  print('| regime | method | size | steps | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run |')
-  print('|---|---|---|---|---|---|---|---|')
+  print('| regime | method | size | steps | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run | '
+        'loss guard keeps it |')
+  print('|---|---|---|---|---|---|---|---|---|')
   groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
   for r in runs:  # Runs at other sizes or schedules are other experiments.
     groups.setdefault((r['regime'], r['method'], r['size'], r['steps']), []).append(r)
   for (regime, method, size, steps), rs in groups.items():
+    kept = [r['kept_by_loss'] for r in rs if 'kept_by_loss' in r]
     print(f"| {regime} | {method} | {size} | {steps or '-'} | {len(rs)} | {np.mean([r['mean_psnr'] for r in rs]):.2f} | "
-          f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} |")
+          f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} | "
+          f"{f'{sum(kept)} of {len(kept)}' if kept else '-'} |")
+
+
+def _pair_index(pair: str, regime: str, pairs: list[str]) -> int:
+  """The pair's place in the default --pairs (its mixtures' seed), so that a subset run makes the same mixtures."""
+  defaults = (_ADDITIVE_PAIRS if regime == 'additive' else _PAIRS).default
+  return defaults.index(pair) if pair in defaults else len(defaults) + pairs.index(pair)
 
 
 def main(argv):
@@ -225,6 +298,9 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
+  if _RESCORE.value:
+    for record in _rescore(runs_log.load_runs(runs_path)):
+      runs_log.append_run(runs_path, record)
   if not _TABLE_ONLY.value:
     done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size'])
             for r in runs_log.load_runs(runs_path)}
@@ -235,14 +311,16 @@ def main(argv):
       if unknown:
         raise app.UsageError(f'methods {sorted(unknown)} do not apply to regime {regime!r} '
                              f'(valid: {", ".join(VALID_METHODS[regime])})')
-      for index, pair in enumerate(pairs):
+      for pair in pairs:
+        index = _pair_index(pair, regime, pairs)
         for method in methods:
           if _key(regime, pair, method, _steps(regime, method), _SIZE.value) in done:
             continue
-          record = run_one(regime, pair, index, method)
-          print(f"{regime} {pair} {method}: mean PSNR {record['mean_psnr']:.2f} dB, "
-                f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s", flush=True)
-          runs_log.append_run(runs_path, record)
+          for record in run_one(regime, pair, index, FINALISED.get(method, (method,))[0]):
+            print(f"{regime} {pair} {record['method']}: mean PSNR {record['mean_psnr']:.2f} dB, "
+                  f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s", flush=True)
+            runs_log.append_run(runs_path, record)
+            done.add(_key(regime, pair, record['method'], record['steps'], record['size']))
   print_tables(runs_log.load_runs(runs_path))
 
 

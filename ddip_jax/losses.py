@@ -165,11 +165,7 @@ def exclusion_loss(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.Array:
     Scalar loss, in [0, 1].
   """
   _assert_image_pair(a, b)
-  coarsest = 2**(levels - 1)
-  if levels < 1 or a.shape[1] // coarsest < 2 or a.shape[2] // coarsest < 2:
-    raise ValueError(
-        f'exclusion_loss with levels={levels} needs H, W >= {2 * coarsest}, '
-        f'got shape {a.shape}.')
+  _check_levels(a, levels, 'exclusion_loss')
 
   def pair_terms(grad_a: jax.Array, grad_b: jax.Array) -> jax.Array:
     sq_a = jnp.square(2.0 * jax.nn.sigmoid(grad_a) - 1.0)
@@ -180,14 +176,62 @@ def exclusion_loss(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.Array:
         'nhwj,nhwi->ij', sq_a, sq_b, precision=jax.lax.Precision.HIGHEST) / count
     return jnp.sum(_safe_fourth_root(means))
 
-  sum_x = sum_y = 0.0
+  terms = [pair_terms(ga, gb) for ga, gb in _pyramid_gradients(a, b, levels)]
+  sum_x, sum_y = sum(terms[0::2]), sum(terms[1::2])
+  pairs = levels * a.shape[-1] ** 2
+  return (sum_x / pairs + sum_y / pairs) / 2.0
+
+
+def _check_levels(a: jax.Array, levels: int, name: str) -> None:
+  """Raises unless the coarsest of `levels` 2x2-pooled scales still has a gradient."""
+  coarsest = 2**(levels - 1)
+  if levels < 1 or a.shape[1] // coarsest < 2 or a.shape[2] // coarsest < 2:
+    raise ValueError(f'{name} with levels={levels} needs H, W >= {2 * coarsest}, got shape {a.shape}.')
+
+
+def _pyramid_gradients(a: jax.Array, b: jax.Array, levels: int) -> list[tuple[jax.Array, jax.Array]]:
+  """[(along H of a, of b), (along W of a, of b)] finite differences, finest of `levels` scales first."""
+  grads = []
   for level in range(levels):
     if level:
       a, b = _avg_pool_2x2(a), _avg_pool_2x2(b)
-    sum_x += pair_terms(a[:, 1:] - a[:, :-1], b[:, 1:] - b[:, :-1])
-    sum_y += pair_terms(a[:, :, 1:] - a[:, :, :-1], b[:, :, 1:] - b[:, :, :-1])
-  pairs = levels * a.shape[-1] ** 2
-  return (sum_x / pairs + sum_y / pairs) / 2.0
+    grads.append((a[:, 1:] - a[:, :-1], b[:, 1:] - b[:, :-1]))
+    grads.append((a[:, :, 1:] - a[:, :, :-1], b[:, :, 1:] - b[:, :, :-1]))
+  return grads
+
+
+def gradient_correlation(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.Array:
+  """A scale-invariant exclusion measure: how much the edges of two layers coincide.
+
+  At each of `levels` scales (as in `exclusion_loss`) and for both directions,
+  the normalised correlation sum(|g_a[..., j]| |g_b[..., i]|) /
+  sqrt(sum(g_a[..., j]^2) sum(g_b[..., i]^2)) of the gradient magnitudes is
+  averaged over the C x C channel pairs; the result is the mean over scales and
+  directions. Unlike `exclusion_loss` it does not change when a layer is scaled,
+  so it can compare layer estimates of different contrast (e.g. the unmixings
+  of two mixtures with different alphas, `tasks/transparency.py`).
+
+  Args:
+    a: (N, H, W, C) first layer.
+    b: (N, H, W, C) second layer.
+    levels: number of scales, as in `exclusion_loss`.
+
+  Returns:
+    Scalar in [0, 1]: 0 when no edge of `a` meets an edge of `b`.
+  """
+  _assert_image_pair(a, b)
+  _check_levels(a, levels, 'gradient_correlation')
+
+  def correlation(grad_a: jax.Array, grad_b: jax.Array) -> jax.Array:
+    abs_a, abs_b = jnp.abs(grad_a), jnp.abs(grad_b)
+    hi = jax.lax.Precision.HIGHEST
+    cross = jnp.einsum('nhwj,nhwi->ji', abs_a, abs_b, precision=hi)
+    norms = jnp.sqrt(jnp.sum(jnp.square(abs_a), axis=(0, 1, 2))[:, None] *
+                     jnp.sum(jnp.square(abs_b), axis=(0, 1, 2))[None, :])
+    return jnp.mean(cross / jnp.maximum(norms, _DENOMINATOR_FLOOR))
+
+  grads = _pyramid_gradients(a, b, levels)
+  return sum(correlation(ga, gb) for ga, gb in grads) / len(grads)
 
 
 def psnr(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -140,6 +140,78 @@ class ExclusionTest(absltest.TestCase):
     self.assertGreater(float(losses.exclusion_loss(r, r)), 1.5 * float(losses.exclusion_loss(r, t)))
 
 
+class GradientCorrelationTest(absltest.TestCase):
+
+  def test_scale_invariant_zero_for_a_constant_and_larger_for_shared_edges(self):
+    r, t = (jnp.asarray(x)[None] for x in _layers())
+    value = float(losses.gradient_correlation(r, t))
+    self.assertBetween(value, 0.0, 1.0)
+    self.assertAlmostEqual(float(losses.gradient_correlation(3.0 * r, 0.5 * t)), value, places=5)
+    self.assertAlmostEqual(float(losses.gradient_correlation(t, r)), value, places=5)
+    self.assertEqual(float(losses.gradient_correlation(r, jnp.full_like(t, 0.4))), 0.0)
+    self.assertGreater(float(losses.gradient_correlation(r, 0.7 * r + 0.3 * t)), value + 0.05)
+
+
+def _rectangles(seed, size=_SIZE):
+  """A layer with sparse edges, like a photo's: random flat rectangles on grey."""
+  rng = np.random.default_rng(seed)
+  img = np.full((size, size, 3), 0.5, np.float32)
+  for _ in range(6):
+    (y, x), (h, w) = rng.integers(0, size - 8, 2), rng.integers(4, 14, 2)
+    img[y:y + h, x:x + w] = rng.uniform(0.1, 0.9, 3)
+  return img
+
+
+class UnmixTest(absltest.TestCase):
+
+  def _mixtures(self, alphas):
+    r, t = _rectangles(0), _rectangles(1)
+    return np.stack([a * r + (1 - a) * t for a in alphas]), (r, t)
+
+  def test_unmix_with_the_true_alphas_gives_the_layers(self):
+    mixtures, (r, t) = self._mixtures((0.3, 0.7))
+    got_r, got_t = transparency.unmix(jnp.asarray(mixtures), jnp.asarray([0.3, 0.7]))
+    np.testing.assert_allclose(got_r, r, atol=1e-5)
+    np.testing.assert_allclose(got_t, t, atol=1e-5)
+
+  def test_refine_finds_the_alphas_from_a_wrong_start(self):
+    mixtures, _ = self._mixtures((0.3, 0.7))
+    for start in ((0.4, 0.6), (0.2, 0.8)):
+      got = transparency.refine_alphas(jnp.asarray(mixtures), jnp.asarray(start), radius=0.15, min_gap=0.05)
+      np.testing.assert_allclose(got, [0.3, 0.7], atol=0.01, err_msg=str(start))
+    # Started with a_1 > a_2, the search stays on that side: R and T swap roles.
+    got = transparency.refine_alphas(jnp.asarray(mixtures[::-1]), jnp.asarray((0.6, 0.4)), radius=0.15,
+                                     min_gap=0.05)
+    np.testing.assert_allclose(got, [0.7, 0.3], atol=0.01)
+
+  def test_finalise_keeps_the_unmixing_only_when_it_lowers_the_loss(self):
+    mixtures, (r, t) = self._mixtures((0.3, 0.7))
+    config = transparency_config.get_config()
+    blurry = tuple(np.full_like(x, x.mean()) for x in (r, t))  # Poor generator layers.
+    start = [np.full((1, 1, 1), a, np.float32) for a in (0.38, 0.62)]
+    for mode, want in (('learned', 'learned'), ('refined', 'refined')):
+      config.transparency.unmix = mode
+      layers, alphas, report, chosen = transparency.finalise_by_unmixing(
+          config, mixtures, mixtures, blurry, start, [r, t])
+      self.assertEqual(chosen, want)
+      self.assertLess(report[want]['objective'], report['generators']['objective'])
+      self.assertEqual(set(report), {'generators', 'learned'} | ({'refined'} if mode == 'refined' else set()))
+    self.assertGreater(report['refined']['ground_truth']['mean_psnr'], 35.0)
+    np.testing.assert_allclose([a.item() for a in alphas], [0.3, 0.7], atol=0.01)
+    np.testing.assert_allclose(layers[0], r, atol=0.03)
+    # 'always' takes a tried candidate even where the loss prefers the generators' layers.
+    report = {'generators': {'objective': 0.1}, 'learned': {'objective': 0.2}}
+    self.assertEqual(transparency.choose_finalisation(report, 'learned', 'loss'), 'generators')
+    self.assertEqual(transparency.choose_finalisation(report, 'learned', 'always'), 'learned')
+    self.assertEqual(transparency.choose_finalisation(report, 'refined', 'always'), 'generators')
+    # The true layers already: no unmixing beats them; alphas too close are not tried.
+    config.transparency.unmix = 'learned'
+    close = [np.full((1, 1, 1), a, np.float32) for a in (0.49, 0.51)]
+    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, mixtures, (r, t), close, None)
+    self.assertEqual((chosen, set(report)), ('generators', {'generators'}))
+    self.assertNotIn('ground_truth', report['generators'])
+
+
 class LayerMetricsTest(absltest.TestCase):
 
   def test_matches_numpy_over_both_orderings(self):
@@ -181,11 +253,23 @@ class ValidateTest(absltest.TestCase):
                                   ('gt_layer2', None, 'both'),
                                   ('alpha', 'pixel', 'unknown alpha'),
                                   ('mixture', 'three', 'unknown mixture'),
-                                  ('exclusion_weight', -1.0, '>= 0')):
+                                  ('exclusion_weight', -1.0, '>= 0'),
+                                  ('unmix', 'exact', 'unknown unmixing'),
+                                  ('unmix_select', 'best', 'unmix_select'),
+                                  ('refine_radius', 0.0, 'refine_radius'),
+                                  ('unmix_min_gap', 0.95, 'unmix_min_gap')):
       config = transparency_config.get_config()
       config.transparency[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
         config_check.validate(config)
+
+  def test_unmix_needs_scalar_alphas(self):
+    config = transparency_config.get_config()
+    config.transparency.unmix = 'refined'
+    config_check.validate(config)
+    config.transparency.alpha = 'map'
+    with self.assertRaisesRegex(config_check.ConfigError, 'scalar alphas'):
+      config_check.validate(config)
 
   def test_default_configs_are_valid(self):
     config_check.validate(transparency_config.get_config())

@@ -12,7 +12,14 @@ Two variants, chosen by `transparency.mixture`:
   `transparency.alpha`: 'generator' the alpha DIP's output at the centre pixel
   (official); 'scalar' the sigmoid of one learnable number; 'map' the alpha
   DIP's whole output, a spatially varying alpha (real reflections).
-  The best result by reconstruction PSNR of I_1 is kept.
+  The best result by reconstruction PSNR of I_1 is kept. With scalar alphas the
+  model is linear and invertible, so `transparency.unmix` can finalise the
+  layers by solving the two mixtures exactly for R and T with the learned
+  alphas ('learned'), or with alphas refined near them by minimising the
+  edge overlap (`losses.gradient_correlation`) of the unmixed layers
+  ('refined'); the unmixed layers replace the generators' if they lower the
+  loss above (without the prior), or always (`unmix_select`). No ground
+  truth is used.
 
 'additive' (the paper's texture separation): one image I = R + T, e.g. two
   textures averaged, so 2R and 2T estimate the layers:
@@ -26,6 +33,7 @@ schedule, `sigma_step`) and train on the 8 flips/rotations of noise and image
 
 from typing import Any
 
+import chex
 import dm_pix as pix
 import flax.linen as nn
 import jax
@@ -43,6 +51,8 @@ from ddip_jax import outputs as outputs_lib
 
 MIXTURES = ('two_mixtures', 'additive')
 ALPHA_MODES = ('generator', 'scalar', 'map')
+UNMIX_MODES = ('none', 'learned', 'refined')
+UNMIX_SELECT = ('loss', 'always')
 LAYERS = ('reflection', 'transmission')
 ALPHAS = ('alpha1', 'alpha2')
 # The additive demo mixes two layers as their average, so 2R and 2T are the
@@ -72,6 +82,86 @@ class AlphaScalar(nn.Module):
     del z
     logit = self.param('logit', nn.initializers.zeros, ())
     return jnp.reshape(alpha_from_unit(jax.nn.sigmoid(logit)), (1, 1, 1, 1))
+
+
+def unmix(mixtures: jax.Array, alphas: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """R and T solved exactly from I_k = a_k R + (1 - a_k) T, k = 1, 2 (a_1 != a_2).
+
+  Args:
+    mixtures: (2, H, W, C) the two mixtures.
+    alphas: (2,) the mixing weights a_1, a_2 of R.
+
+  Returns:
+    (R, T), each (H, W, C), not clipped.
+  """
+  chex.assert_rank(mixtures, 4)
+  chex.assert_shape(alphas, (2,))
+  (i1, i2), (a1, a2) = mixtures, alphas
+  return ((1 - a2) * i1 - (1 - a1) * i2) / (a1 - a2), (a1 * i2 - a2 * i1) / (a1 - a2)
+
+
+def refine_alphas(mixtures: jax.Array, alphas: jax.Array, *, radius: float, min_gap: float,
+                  grid: int = 21, rounds: int = 3) -> jax.Array:
+  """Alphas near `alphas` whose exact unmixing gives layers with the least shared edges.
+
+  A coarse-to-fine grid search of `losses.gradient_correlation(R, T)` over
+  (a_1, a_2), (R, T) = `unmix(mixtures, (a_1, a_2))` (not clipped: clipping
+  would hide the other layer's edges where they overshoot): round 1
+  covers +-`radius` around `alphas` with `grid` x `grid` points, each later
+  round +-2 grid steps around the best so far. Alphas stay in [0.05, 0.95]
+  (the official range) and at least `min_gap` apart, on the side of a_1 - a_2
+  they start on (so R stays the layer weighted by a_k).
+
+  Args:
+    mixtures: (2, H, W, C) the two mixtures, H, W >= 8.
+    alphas: (2,) start, e.g. the generators' estimate.
+    radius: half-width of the first round's search box.
+    min_gap: smallest |a_1 - a_2| tried (the unmixing divides by it).
+    grid: points per axis and round.
+    rounds: number of rounds.
+
+  Returns:
+    (2,) the refined alphas.
+  """
+  chex.assert_rank(mixtures, 4)
+  chex.assert_shape(alphas, (2,))
+  sign = jnp.where(alphas[0] >= alphas[1], 1.0, -1.0)
+  low, high = alpha_from_unit(0.0), alpha_from_unit(1.0)
+
+  def score(pair):
+    r, t = unmix(mixtures, pair)
+    value = losses.gradient_correlation(r[None], t[None])
+    feasible = sign * (pair[0] - pair[1]) >= min_gap
+    return jnp.where(feasible, value, jnp.inf)
+
+  best, half = jnp.asarray(alphas, jnp.float32), radius
+  offsets = jnp.linspace(-1.0, 1.0, grid)
+  for _ in range(rounds):
+    a1, a2 = jnp.meshgrid(best[0] + half * offsets, best[1] + half * offsets, indexing='ij')
+    pairs = jnp.clip(jnp.stack([a1.ravel(), a2.ravel()], axis=1), low, high)
+    scores = jax.lax.map(score, pairs)
+    best = jnp.where(jnp.isfinite(jnp.min(scores)), pairs[jnp.argmin(scores)], best)
+    half = 4 * half / (grid - 1)
+  return best
+
+
+def reconstruction_exclusion(r: jax.Array, t: jax.Array, alphas: list[jax.Array], images: jax.Array,
+                             exclusion_weight: float) -> tuple[jax.Array, list[jax.Array]]:
+  """The two-mixture loss without the alpha prior, and the recompositions.
+
+  Args:
+    r, t: (N, H, W, 3) the layers.
+    alphas: two weights of R, each broadcastable to r: (N, 1, 1, 1) or (N, H, W, 1).
+    images: (2, N, H, W, 3) the mixtures.
+    exclusion_weight: weight of `losses.exclusion_loss(r, t)`.
+
+  Returns:
+    (sum_k MSE(a_k R + (1 - a_k) T, I_k) + exclusion_weight * Exclusion(R, T),
+    [the two recompositions]).
+  """
+  recons = [a * r + (1 - a) * t for a in alphas]
+  loss = sum(losses.mse(recon, img) for recon, img in zip(recons, images))
+  return loss + exclusion_weight * losses.exclusion_loss(r, t), recons
 
 
 def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: jax.Array) -> engine.Problem:
@@ -139,13 +229,10 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
 
   def two_mixtures_loss(params, batch_stats, step, key):
     out, stats = generate(params, batch_stats, step, key)
-    r, t = out['reflection'], out['transmission']
-    recons = [out[a] * r + (1 - out[a]) * t for a in ALPHAS]
+    loss, recons = reconstruction_exclusion(out['reflection'], out['transmission'], [out[a] for a in ALPHAS],
+                                            images, tr.exclusion_weight)
     prior = sum(losses.mse(out[a], jnp.full_like(out[a], 0.5)) for a in ALPHAS)
-    loss = (
-        sum(losses.mse(recon, img) for recon, img in zip(recons, images))
-        + tr.exclusion_weight * losses.exclusion_loss(r, t)
-        + jnp.where(step < tr.alpha_prior_steps, tr.alpha_prior_weight * prior, 0.0))
+    loss += jnp.where(step < tr.alpha_prior_steps, tr.alpha_prior_weight * prior, 0.0)
     return loss, (stats, out, losses.psnr(recons[0], images[0]))
 
   def additive_loss(params, batch_stats, step, key):
@@ -211,6 +298,81 @@ def validate(config: ml_collections.ConfigDict) -> None:
           'give both ground-truth layers or neither', (tr.gt_layer1, tr.gt_layer2))
   for field in ('exclusion_weight', 'alpha_prior_weight', 'alpha_prior_steps', 'sigma_step'):
     require(tr[field] >= 0, f'transparency.{field}', 'must be >= 0', tr[field])
+  require(tr.unmix in UNMIX_MODES, 'transparency.unmix', f'unknown unmixing (one of {list(UNMIX_MODES)})', tr.unmix)
+  if tr.unmix != 'none':
+    require(tr.mixture == 'two_mixtures' and tr.alpha != 'map', 'transparency.unmix',
+            'unmixing needs two mixtures and scalar alphas (alpha generator or scalar)', tr.unmix)
+  require(tr.unmix_select in UNMIX_SELECT, 'transparency.unmix_select', f'one of {list(UNMIX_SELECT)}',
+          tr.unmix_select)
+  require(0 < tr.refine_radius <= 0.9, 'transparency.refine_radius', 'must be in (0, 0.9]', tr.refine_radius)
+  require(0 < tr.unmix_min_gap < 0.9, 'transparency.unmix_min_gap', 'must be in (0, 0.9)', tr.unmix_min_gap)
+
+
+def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray, full: np.ndarray,
+                         layers: tuple[np.ndarray, np.ndarray], alphas: list[np.ndarray],
+                         truths: list[np.ndarray] | None
+                         ) -> tuple[tuple[np.ndarray, np.ndarray], list[np.ndarray], dict[str, Any], str]:
+  """The generators' layers, or the exact unmixing of the mixtures if it lowers the loss.
+
+  Candidates: 'generators' (the optimised layers), 'learned' (`unmix` with the
+  learned alphas) and, with `transparency.unmix='refined'`, 'refined' (`unmix`
+  with `refine_alphas` started there, searched on the working images); unmixed
+  layers are clipped to [0, 1]. Each is scored at full size by
+  `reconstruction_exclusion` (the training loss without the alpha prior); the
+  configured candidate replaces the generators' if it scores lower or, with
+  `unmix_select='always'`, whenever it was tried.
+  Unmixings with |a_1 - a_2| < `unmix_min_gap` are not tried.
+
+  Args:
+    config: full config (`transparency` section).
+    working: (2, h, w, 3) the working-resolution mixtures.
+    full: (2, H, W, 3) the mixtures at full size.
+    layers: (R, T) of the generators, (H, W, 3) each.
+    alphas: the learned a_1, a_2, (1, 1, 1) each.
+    truths: the true layers, for the report only (never for the choice), or None.
+
+  Returns:
+    ((R, T), [a_1, a_2], {candidate: {'alphas', 'objective'[, 'ground_truth':
+    `layer_metrics`]}}, the chosen candidate's name).
+  """
+  chex.assert_rank(full, 4)
+  tr = config.transparency
+  learned = jnp.asarray([float(a.item()) for a in alphas], jnp.float32)
+  tried = {'learned': learned}
+  if tr.unmix == 'refined':
+    tried['refined'] = _refine_jit(jnp.asarray(working), learned, radius=tr.refine_radius, min_gap=tr.unmix_min_gap)
+  candidates = {'generators': (learned, layers)}
+  for name, pair in tried.items():
+    if abs(float(pair[0] - pair[1])) >= tr.unmix_min_gap:
+      unmixed = unmix(jnp.asarray(full), pair)
+      candidates[name] = (pair, tuple(np.clip(np.asarray(x), 0.0, 1.0) for x in unmixed))
+  report = {}
+  images = jnp.asarray(full)[:, None]
+  for name, (pair, (r, t)) in candidates.items():
+    objective, _ = reconstruction_exclusion(jnp.asarray(r)[None], jnp.asarray(t)[None],
+                                            [jnp.reshape(a, (1, 1, 1, 1)) for a in pair], images,
+                                            tr.exclusion_weight)
+    report[name] = {'alphas': [float(a) for a in pair], 'objective': float(objective)}
+    if truths is not None:
+      report[name]['ground_truth'] = layer_metrics((r, t), tuple(truths))
+  chosen = choose_finalisation(report, tr.unmix, tr.unmix_select)
+  pair, chosen_layers = candidates[chosen]
+  return chosen_layers, [np.reshape(float(a), (1, 1, 1)) for a in pair], report, chosen
+
+
+def choose_finalisation(report: dict[str, dict[str, Any]], mode: str, select: str) -> str:
+  """Candidate `mode` of `finalise_by_unmixing`'s report, or 'generators'.
+
+  `select` 'loss': `mode` only if its objective is lower; 'always': whenever
+  it was tried (the scalar-alpha model taken as exact: the unmixing then
+  reproduces both mixtures, which the generators' layers do not).
+  """
+  if mode in report and (select == 'always' or report[mode]['objective'] < report['generators']['objective']):
+    return mode
+  return 'generators'
+
+
+_refine_jit = jax.jit(refine_alphas, static_argnames=('radius', 'min_gap', 'grid', 'rounds'))
 
 
 def _load_same_size(paths: list[str], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -260,6 +422,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         metrics.update({f'{n}_mean': float(a.mean()) for n, a in zip(ALPHAS, alphas)})
       else:
         alphas = [np.reshape(a, (1, 1, 1)) for a in alphas]
+        if tr.unmix != 'none':
+          (r, t), alphas, metrics['finalise'], metrics['layers_from'] = finalise_by_unmixing(
+              config, working, np.stack(full), (r, t), alphas, truths)
         metrics.update({n: float(a.item()) for n, a in zip(ALPHAS, alphas)})
       recons = [a * r + (1 - a) * t for a in alphas]
       for k, (recon, img) in enumerate(zip(recons, full), start=1):
