@@ -475,7 +475,6 @@ def _restore_like(template: PyTree, saved: Any, path: str) -> PyTree:
 
 
 @jax.jit
-@jax.jit
 def _finite_by_generator(params: PyTree) -> dict[str, jax.Array]:
   """For each generator, whether all its parameters are finite.
 
