@@ -16,6 +16,9 @@ overall and inside the box (`watermark.scores`):
   telea: `cv2.inpaint(..., cv2.INPAINT_TELEA)` of the whole box (radius 3),
          which discards what shows through the watermark;
   ns:    the same with `cv2.INPAINT_NS` (Navier-Stokes), not run by default;
+  telea_strokes: Telea inpainting of only the strokes `hints.stroke_hint` finds
+         in the box (--stroke_polarity, 'auto' for 'none'; --stroke_width), the
+         hint of `watermark.stroke_polarity` with OpenCV in place of Double-DIP;
   ddip:  configs/watermark.py (mode 'hint'), with --hint_steps / --num_steps /
          --runs overriding its schedule (official: 4000 + 7000 iterations, 3 runs)
          and --mask_weight its `watermark.mask_weight` (official: 0); the
@@ -42,6 +45,7 @@ import numpy as np
 
 from benchmarks import runs_log
 from configs import watermark as watermark_config
+from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax.tasks import watermark
 from scripts import make_transparency
@@ -54,7 +58,7 @@ CASES = {
     'astronaut_white60': ('astronaut', (1.0, 1.0, 1.0), 0.6),
     'rocket_yellow50': ('rocket', (1.0, 0.85, 0.2), 0.5),
 }
-METHODS = ('input', 'telea', 'ns', 'ddip')
+METHODS = ('input', 'telea', 'ns', 'telea_strokes', 'ddip')
 INPAINT_RADIUS = 3
 
 _CASES = flags.DEFINE_list('cases', list(CASES), f'Cases to run (of {", ".join(CASES)}).')
@@ -69,6 +73,9 @@ _EXCLUSION_WEIGHT = flags.DEFINE_float('exclusion_weight', None,
                                        'Double-DIP watermark.exclusion_weight (default: the config\'s).')
 _CLEAN_FROM = flags.DEFINE_enum('clean_from', None, list(watermark.CLEAN_FROM),
                                 'Double-DIP watermark.clean_from (default: the config\'s).')
+_STROKE_POLARITY = flags.DEFINE_enum('stroke_polarity', None, list(hints.STROKE_POLARITIES),
+                                      'Double-DIP watermark.stroke_polarity (default: the config\'s).')
+_STROKE_WIDTH = flags.DEFINE_integer('stroke_width', None, 'watermark.stroke_width (default: the config\'s).')
 _SIZE = flags.DEFINE_integer('size', make_watermark.SIZE, 'Side of the images in pixels.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_watermark', 'Where inputs, outputs and runs.jsonl go.')
@@ -104,9 +111,29 @@ def schedule() -> dict[str, Any]:
   variant = {name: flag.value if flag.value is not None else config.watermark[name]
              for name, flag in (('watermark_model', _WATERMARK_MODEL), ('exclusion_weight', _EXCLUSION_WEIGHT),
                                 ('clean_from', _CLEAN_FROM))}
+  strokes = stroke_settings()
+  if strokes['stroke_polarity'] != 'none':  # Only then in the record, so that earlier records keep matching.
+    variant.update(strokes)
   return {**variant, 'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
           'num_steps': _NUM_STEPS.value or config.num_steps, 'runs': _RUNS.value or config.watermark.runs,
           'mask_weight': _MASK_WEIGHT.value if _MASK_WEIGHT.value is not None else config.watermark.mask_weight}
+
+
+def stroke_settings() -> dict[str, Any]:
+  """`watermark.stroke_polarity` and `stroke_width`: the config's, with the flags' overrides."""
+  config = watermark_config.get_config()
+  return {'stroke_polarity': _STROKE_POLARITY.value or config.watermark.stroke_polarity,
+          'stroke_width': _STROKE_WIDTH.value or config.watermark.stroke_width}
+
+
+def _method_steps(method: str) -> dict[str, Any] | None:
+  """The settings a method's record carries (None for the baselines without any)."""
+  if method == 'ddip':
+    return schedule()
+  if method == 'telea_strokes':
+    strokes = stroke_settings()
+    return {**strokes, 'stroke_polarity': strokes['stroke_polarity'].replace('none', 'auto')}
+  return None
 
 
 def _key(case: str, method: str, steps: dict[str, int] | None, size: int) -> tuple[Any, ...]:
@@ -127,14 +154,21 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     result = image
   elif method in ('telea', 'ns'):
     result = inpaint(image, box_mask, method)
+  elif method == 'telea_strokes':
+    steps = _method_steps(method)
+    strokes, _ = hints.stroke_hint(image, box_mask, polarity=steps['stroke_polarity'], width=steps['stroke_width'])
+    result = inpaint(image, strokes, 'telea')
+    record['steps'] = steps
   else:
-    steps = schedule()
+    steps = _method_steps(method)
     config = watermark_config.get_config()
     config.image, config.watermark.hint, config.watermark.gt_clean = paths['image'], paths['box'], paths['clean']
     config.watermark.hint_steps, config.num_steps, config.watermark.runs = (
         steps['hint_steps'], steps['num_steps'], steps['runs'])
-    for name in ('mask_weight', 'watermark_model', 'exclusion_weight', 'clean_from'):
-      config.watermark[name] = steps[name]
+    for name in ('mask_weight', 'watermark_model', 'exclusion_weight', 'clean_from', 'stroke_polarity',
+                 'stroke_width'):
+      if name in steps:
+        config.watermark[name] = steps[name]
     config.seed = _SEED.value
     config.progress = False
     workdir = os.path.join(folder, f'ddip_{_schedule_name(steps)}'.replace(' ', '_').replace('+', '_'))
@@ -142,7 +176,7 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     result = image_io.load_image(os.path.join(workdir, 'clean.png'))
     record['steps'] = steps
   record['seconds'] = time.perf_counter() - start
-  if method in ('telea', 'ns', 'ddip'):
+  if method != 'input':
     image_io.save_image(os.path.join(folder, f'{method}.png'), result)
   record.update(watermark.scores(result, truth, box))
   return record
@@ -151,6 +185,9 @@ def run_one(case: str, method: str) -> dict[str, Any]:
 def _schedule_name(steps: dict[str, Any] | None) -> str:
   if steps is None:
     return '-'
+  strokes = f" strokes {steps['stroke_polarity']} {steps['stroke_width']}" if 'stroke_polarity' in steps else ''
+  if 'hint_steps' not in steps:  # telea_strokes.
+    return strokes.strip() or '-'
   name = f"{steps['hint_steps']}+{steps['num_steps']} x{steps['runs']} mw{steps.get('mask_weight', 0.0):g}"
   if steps.get('watermark_model', 'generator') != 'generator':
     name += f" W{steps['watermark_model']}"
@@ -158,7 +195,7 @@ def _schedule_name(steps: dict[str, Any] | None) -> str:
     name += f" ex{steps['exclusion_weight']:g}"
   if steps.get('clean_from', 'generator') != 'generator':
     name += f" {steps['clean_from']}"
-  return name
+  return name + strokes
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
@@ -195,7 +232,7 @@ def main(argv):
     done = {_key(r['case'], r['method'], r['steps'], r['size']) for r in runs_log.load_runs(runs_path)}
     for case in _CASES.value:
       for method in _METHODS.value:
-        if _key(case, method, schedule() if method == 'ddip' else None, _SIZE.value) in done:
+        if _key(case, method, _method_steps(method), _SIZE.value) in done:
           continue
         record = run_one(case, method)
         print(f"{case} {method}: PSNR in box {record['psnr_box']:.2f} dB, overall {record['psnr']:.2f} dB, "

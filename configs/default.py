@@ -129,6 +129,8 @@ def get_config() -> config_dict.ConfigDict:
   config.watermark.exclusion_weight = 0.0  # Mode 'hint' step 2: weight of exclusion_loss(C, h M W), edges of C apart from the watermark's (ours; official: 0).
   config.watermark.clean_from = 'generator'  # Mode 'hint': clean inside the box from C ('generator', official) or (I - M W) / (1 - M) ('deblend'; ours).
   config.watermark.max_opacity = 0.9  # 'deblend': M is clipped to this (< 1) before dividing by 1 - M.
+  config.watermark.stroke_polarity = 'none'  # Mode 'hint': 'none' (official: the box is the hint) or the strokes found in it, 'light' / 'dark' / 'auto' (ours).
+  config.watermark.stroke_width = 5  # Mode 'hint', stroke_polarity != 'none': disk diameter (px, odd) of the top-hat, wider than the strokes.
 
   # How the engine runs (numerics do not depend on these).
   config.loop = config_dict.ConfigDict()

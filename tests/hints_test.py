@@ -194,3 +194,41 @@ class UserHintsTest(parameterized.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+class StrokeHintTest(parameterized.TestCase):
+  """`stroke_hint`: the thin strokes of a watermark inside its rough box."""
+
+  def _watermarked(self, colour: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    image, _ = _synthetic(48, 48, seed=3)
+    strokes = np.zeros((48, 48), bool)
+    strokes[20:22, 12:36] = True  # A 2-pixel bar ...
+    strokes[14:30, 23:25] = True  # ... and its cross.
+    box = np.zeros((48, 48), np.float32)
+    box[10:34, 8:40] = 1
+    blended = image.copy()
+    blended[strokes] = 0.5 * image[strokes] + 0.5 * colour
+    return blended, strokes, box
+
+  @parameterized.parameters(('light', 1.0), ('dark', 0.0), ('auto', 1.0), ('auto', 0.0))
+  def test_finds_the_strokes_inside_the_box(self, polarity, colour):
+    image, strokes, box = self._watermarked(colour)
+    found, used = hints.stroke_hint(image, box, polarity=polarity, width=5)
+    self.assertEqual(used, 'light' if colour else 'dark')
+    self.assertEqual(found.dtype, np.float32)
+    self.assertFalse(found[box == 0].any())  # Never outside the box.
+    hit = found > 0
+    self.assertGreater((hit & strokes).sum() / strokes.sum(), 0.9)  # Recall.
+    self.assertGreater((hit & strokes).sum() / hit.sum(), 0.5)  # Precision (the whole box's: 0.09).
+
+  def test_wrong_polarity_misses_the_strokes(self):
+    image, strokes, box = self._watermarked(1.0)
+    found, _ = hints.stroke_hint(image, box, polarity='dark', width=5)
+    self.assertLess(((found > 0) & strokes).sum() / strokes.sum(), 0.2)
+
+  @parameterized.parameters(({'polarity': 'none', 'width': 5}, 'polarity'), ({'polarity': 'light', 'width': 4}, 'odd'),
+                            ({'polarity': 'light', 'width': 1}, 'odd'))
+  def test_bad_arguments(self, kwargs, message):
+    image, _, box = self._watermarked(1.0)
+    with self.assertRaisesRegex(ValueError, message):
+      hints.stroke_hint(image, box, **kwargs)

@@ -356,6 +356,52 @@ class ColourAndDeblendTest(absltest.TestCase):
       np.testing.assert_allclose(out['clean'][inside], want[inside], atol=1e-5)
       np.testing.assert_array_equal(out['clean_raw'], medians['clean'])  # C itself, whatever clean_from.
 
+  def test_fit_blend_recovers_opacity_and_colour_and_deblend_fitted_the_photo(self):
+    clean = _photo(8)
+    coverage, box = _watermark()
+    colour = np.array([1.0, 0.85, 0.2], np.float32)
+    a = 0.45 * coverage[..., None]
+    image = (1 - a) * clean + a * colour
+    opacity, fitted = watermark.fit_blend(image, clean, coverage, max_opacity=0.9)
+    self.assertAlmostEqual(opacity, 0.45, places=4)
+    np.testing.assert_allclose(fitted, colour, atol=1e-4)
+    # In the whole box too: pixels between the strokes have I = C and fit anything.
+    got = watermark.deblend_fitted(image, clean, box, opacity=opacity, colour=fitted, max_opacity=0.9)
+    np.testing.assert_allclose(got, clean, atol=1e-4)
+    # A poor guess of C still keeps the pixels outside the region as they are.
+    got = watermark.deblend_fitted(image, np.zeros_like(clean), box, opacity=opacity, colour=fitted, max_opacity=0.9)
+    np.testing.assert_array_equal(got[box == 0], image[box == 0])
+
+  def test_compose_fit_deblends_against_the_clean_generator(self):
+    clean = _photo(9)
+    coverage, box = _watermark()
+    a = 0.5 * coverage[..., None]
+    image = (1 - a) * clean + a
+    inputs = watermark.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
+                              truths=None, box=None)
+    medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
+               'masked_watermark': np.zeros_like(clean)}
+    out = watermark.compose(inputs, medians, threshold=0.1, clean_from='fit')
+    np.testing.assert_allclose(out['clean'], clean, atol=1e-4)
+    np.testing.assert_allclose(out['clean_fit'], clean, atol=1e-4)
+
+  def test_stroke_hint_replaces_the_box_but_not_the_metrics_box(self):
+    folder = _tempdir(self)
+    config, _ = _hint_config(folder)
+    coverage, box = _watermark()
+    config.watermark.stroke_polarity = 'auto'
+    config.watermark.stroke_width = 5
+    inputs = watermark.load_inputs(config)
+    self.assertEqual(inputs.box, watermark.bounding_box(box))
+    found = inputs.hint > 0
+    self.assertLess(found.sum(), 0.5 * box.sum())
+    self.assertGreater((found & (coverage > 0)).sum() / (coverage > 0).sum(), 0.5)
+    np.testing.assert_array_equal(inputs.hint_working, inputs.hint)  # Same size here.
+    config.watermark.stroke_polarity = 'dark'  # A white watermark has no dark strokes ... or a few.
+    config.image = _write(folder, {'flat': np.full((_SIZE, _SIZE, 3), 0.5, np.float32)})['flat']
+    with self.assertRaisesRegex(image_io.InputError, 'no dark strokes'):
+      watermark.load_inputs(config)
+
   def test_exclusion_weight_adds_the_exclusion_loss(self):
     increase, out, h = _step2_loss_increase(self, 'exclusion_weight', 2.0)
     want = 2.0 * float(losses.exclusion_loss(out['clean'], h * out['mask'] * out['watermark']))
@@ -365,7 +411,7 @@ class ColourAndDeblendTest(absltest.TestCase):
   def test_config_checks(self):
     config, _ = _hint_config(_tempdir(self))
     for field, value in (('watermark_model', 'text'), ('clean_from', 'inpaint'), ('max_opacity', 1.0),
-                         ('exclusion_weight', -1.0)):
+                         ('exclusion_weight', -1.0), ('stroke_polarity', 'white'), ('stroke_width', 4)):
       bad = config.copy_and_resolve_references()
       bad.watermark[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, f'watermark.{field}'):

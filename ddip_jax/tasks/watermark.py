@@ -17,6 +17,10 @@ Two modes, chosen by `watermark.mode`:
   `exclusion_weight` adds exclusion_loss(C, h M W); `clean_from='deblend'`
   takes the clean image inside the box as (I - h M W) / (1 - h M) (`deblend`),
   which keeps what shows through a semi-transparent watermark, instead of C.
+  `stroke_polarity` != 'none' (ours) replaces the box by the watermark's
+  strokes found in it (`hints.stroke_hint`, a top-hat of the image cut at
+  Otsu's threshold): C then inpaints only the strokes, from the box's
+  untouched pixels between them, and everything else keeps the input.
 
 'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
   One clean generator C_k per image ('clean1', ...), a shared mask M and a
@@ -41,7 +45,9 @@ rerun of the same config; the run in progress has its own checkpoint.
 
 Outputs ('hint'): clean.png = (1 - h) I + h median(C) (or the de-blended
 image, `clean_from`); clean_deblend.png, the input de-blended with median(M)
-and median(W) inside the box; clean_soft.png, which
+and median(W) inside the box; clean_fit.png, the input de-blended per pixel
+towards one opacity and colour fitted against median(C) (`fit_blend`,
+`deblend_fitted`; both in metrics.json); clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M); hint.png.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold, the
@@ -68,6 +74,7 @@ import numpy as np
 from ddip_jax import augment
 from ddip_jax import config_check
 from ddip_jax import engine
+from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
@@ -80,7 +87,7 @@ BATCH_RUNS = ('auto', 'sequential', 'batched')
 WATERMARK_MODELS = ('generator', 'colour')
 # Where the clean image inside the box comes from: C's generator (official), or
 # de-blending the input with the recovered M and W (ours).
-CLEAN_FROM = ('generator', 'deblend')
+CLEAN_FROM = ('generator', 'deblend', 'fit')
 # Augment only every fourth iteration (the official watermark schedule).
 AUGMENT_PERIOD = 4
 # Images of mode 'many' are resized to the first one's size; aspect ratios
@@ -409,6 +416,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
           "'deblend' is for mode 'hint'", wm.clean_from)
   require(wm.exclusion_weight >= 0, 'watermark.exclusion_weight', 'must be >= 0', wm.exclusion_weight)
   require(0 <= wm.max_opacity < 1, 'watermark.max_opacity', 'must be in [0, 1)', wm.max_opacity)
+  require(wm.stroke_polarity in hints.STROKE_POLARITIES, 'watermark.stroke_polarity',
+          f'one of {list(hints.STROKE_POLARITIES)}', wm.stroke_polarity)
+  require(wm.stroke_width >= 3 and wm.stroke_width % 2 == 1, 'watermark.stroke_width', 'must be an odd size >= 3',
+          wm.stroke_width)
   channels, skip = tuple(wm.mask_channels), tuple(wm.mask_skip)
   require(len(channels) > 0 and all(int(c) > 0 for c in channels), 'watermark.mask_channels',
           'must list at least one scale, channels > 0', channels)
@@ -429,6 +440,7 @@ class Inputs:
     hint, hint_working: (H, W) and (h, w) binary hint (mode 'hint'), else None.
     truths: (K, H, W, 3) clean ground truths, or None.
     box: (rows, cols) slices of the 'in box' metrics at full size, or None.
+    polarity: the strokes' polarity when the hint is the strokes found in the box, else None.
   """
 
   paths: list[str]
@@ -438,6 +450,7 @@ class Inputs:
   hint_working: np.ndarray | None
   truths: np.ndarray | None
   box: tuple[slice, slice] | None
+  polarity: str | None = None
 
 
 def _load_like(paths: list[str], shape: tuple[int, int], first: str) -> list[np.ndarray]:
@@ -478,13 +491,20 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
   min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
   working = np.stack([outputs_lib.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
                       for img, path in zip(full, paths)])
-  hint = hint_working = None
+  hint = hint_working = box_hint = polarity = None
   if wm.mode == 'hint':
-    hint = _load_region(wm.hint, shape, 'hint')
+    hint = box_hint = _load_region(wm.hint, shape, 'hint')
     hint_working = (image_io.load_mask(wm.hint, shape=working.shape[1:3]) > 0.5).astype(np.float32)
     if not hint_working.any() or hint_working.all():
       raise image_io.InputError(f'hint {wm.hint!r} at the working size {working.shape[2]}x{working.shape[1]} '
                                 'marks no pixel or all of them: draw a larger box, or set max_side=0')
+    if wm.stroke_polarity != 'none':
+      hint, polarity = hints.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
+      width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
+      hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=polarity, width=width)
+      if not hint_working.any():
+        raise image_io.InputError(f'no {polarity} strokes found in the hint box of {wm.hint!r}: try '
+                                  'watermark.stroke_polarity=none (the whole box) or the other polarity')
   gt_paths = [wm.gt_clean] + (list(wm.gt_images or []) if wm.mode == 'many' else [])
   truths = None
   if wm.gt_clean:
@@ -497,9 +517,9 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
   box = None
   if wm.eval_box:
     box = bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
-  elif hint is not None:
-    box = bounding_box(hint)
-  return Inputs(paths, full, working, hint, hint_working, truths, box)
+  elif box_hint is not None:
+    box = bounding_box(box_hint)
+  return Inputs(paths, full, working, hint, hint_working, truths, box, polarity)
 
 
 def deblend(image: np.ndarray, mask: np.ndarray, watermark_layer: np.ndarray, *, max_opacity: float) -> np.ndarray:
@@ -520,13 +540,79 @@ def deblend(image: np.ndarray, mask: np.ndarray, watermark_layer: np.ndarray, *,
   return np.clip((image - m * watermark_layer) / (1 - m), 0.0, 1.0).astype(np.float32)
 
 
+def _pixel_opacity(image: np.ndarray, clean: np.ndarray, colour: np.ndarray) -> np.ndarray:
+  """Each pixel's opacity towards `colour`: the projection of I - C on w - C, (H, W)."""
+  towards = colour - clean
+  return np.sum((image - clean) * towards, axis=-1) / np.maximum(np.sum(towards**2, axis=-1), 1e-3)
+
+
+def fit_blend(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, max_opacity: float,
+              refits: int = 2) -> tuple[float, np.ndarray]:
+  """One opacity a and colour w with I = (1 - a) C + a w on a region, by least squares.
+
+  I - C = -a C + a w is linear in (a, a w): 4 unknowns over the region's
+  pixels and channels. Where C is a good guess of the clean image under the
+  watermark's strokes, this finds the watermark's blend without its shape.
+  Pixels of the region that the watermark does not cover (I = C) would pull
+  a towards 0, so the fit is redone `refits` times on the pixels whose own
+  opacity (`deblend_fitted`) is at least half the fitted one.
+
+  Args:
+    image: (H, W, 3) watermarked image I.
+    clean: (H, W, 3) estimate C of the clean image (e.g. an inpainting).
+    region: (H, W) in {0, 1}, the pixels to fit on (the strokes).
+    max_opacity: a is clipped to [0.05, max_opacity].
+    refits: trimmed refits after the first fit.
+
+  Returns:
+    (a, w): the opacity and the (3,) colour (not clipped to [0, 1]: a and w
+    trade off where the strokes are thin).
+  """
+  chex.assert_rank([image, clean, region], [3, 3, 2])
+  chex.assert_equal_shape([image, clean])
+  inside = region > 0.5
+  opacity, colour = 0.0, np.zeros(3, np.float32)
+  for _ in range(refits + 1):
+    if inside.sum() < 4:
+      break
+    c, r = clean[inside].astype(np.float64), (image - clean)[inside].astype(np.float64)  # (N, 3) each.
+    design = np.zeros((c.size, 4))
+    design[:, 0] = -c.ravel()
+    design[:, 1:] = np.tile(np.eye(3), (len(c), 1))
+    (a, *aw), *_ = np.linalg.lstsq(design, r.ravel(), rcond=None)
+    opacity = float(np.clip(a, 0.05, max_opacity))
+    colour = np.asarray(aw, np.float32) / opacity
+    inside = (region > 0.5) & (_pixel_opacity(image, clean, colour) >= opacity / 2)
+  return opacity, colour
+
+
+def deblend_fitted(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, opacity: float,
+                   colour: np.ndarray, max_opacity: float) -> np.ndarray:
+  """De-blends each pixel of a region by its own opacity towards a fitted colour.
+
+  A pixel's opacity is the projection of I - C on w - C, clipped to
+  [0, opacity] (0 outside the region): a pixel C already explains stays as it
+  is, a stroke's is de-blended exactly, so the photo's own texture under the
+  watermark survives, unlike in an inpainting.
+
+  Returns:
+    (H, W, 3) float32 clean image in [0, 1].
+  """
+  chex.assert_rank([image, clean, region, colour], [3, 3, 2, 1])
+  alpha = np.clip(_pixel_opacity(image, clean, colour), 0.0, opacity) * (region > 0.5)
+  return deblend(image, alpha[..., None], np.broadcast_to(colour, image.shape), max_opacity=max_opacity)
+
+
 def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float, clean_from: str = 'generator',
-            max_opacity: float = 0.9) -> dict[str, np.ndarray]:
+            max_opacity: float = 0.9, info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
   """The output images at full size from the runs' medians (see the module docstring).
 
   `clean_from` ('hint' mode): whether `clean` inside the box is the median of
-  C ('generator') or the input de-blended with the medians of M and W
-  ('deblend', `deblend` with `max_opacity`); `clean_deblend` is always the latter.
+  C ('generator'), the input de-blended with the medians of M and W
+  ('deblend', `deblend` with `max_opacity`; always in `clean_deblend`) or the
+  input de-blended per pixel towards one colour and opacity fitted against
+  median(C) on the hint ('fit', `fit_blend` and `deblend_fitted`; always in
+  `clean_fit`). The fitted opacity and colour go to `info` if given.
   """
   shape = inputs.full.shape[1:3]
   up = {name: image_io.resize_image(layer, shape) for name, layer in medians.items()}
@@ -534,10 +620,15 @@ def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float,
   if inputs.hint is not None:
     h, image = inputs.hint[..., None], inputs.full[0]
     deblended = deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
-    clean = deblended if clean_from == 'deblend' else up['clean']
+    opacity, colour = fit_blend(image, up['clean'], inputs.hint, max_opacity=max_opacity)
+    fitted = deblend_fitted(image, up['clean'], inputs.hint, opacity=opacity, colour=colour, max_opacity=max_opacity)
+    if info is not None:
+      info.update(fit_opacity=round(opacity, 4), fit_colour=[round(float(c), 4) for c in colour])
+    clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted}[clean_from]
     return {
         'clean': (1 - h) * image + h * clean,
         'clean_deblend': (1 - h) * image + h * deblended,
+        'clean_fit': fitted,
         'clean_soft': np.where(h * up['mask'] < threshold, image, clean),
         'clean_raw': up['clean'],
         'watermark': h * up['masked_watermark'],
@@ -609,8 +700,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   def finish(status: str, partial: list[dict[str, np.ndarray]] = ()) -> dict[str, Any]:
     layers = [finished[k] for k in sorted(finished)] or list(partial)
-    images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold, clean_from=wm.clean_from,
-                     max_opacity=wm.max_opacity)
     metrics: dict[str, Any] = {
         'status': status,
         'mode': wm.mode,
@@ -619,6 +708,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         'batch_runs': batching,
         'runs_finished': len(finished),
     }
+    if inputs.polarity:
+      metrics['stroke_polarity'] = inputs.polarity
+    images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold, clean_from=wm.clean_from,
+                     max_opacity=wm.max_opacity, info=metrics)
     if inputs.hint is not None:
       results = {'clean': images['clean']}
       panels = [('input', inputs.full[0]), ('hint', inputs.hint), ('clean', images['clean']),
@@ -638,6 +731,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       if inputs.hint is not None:
         per_image[0]['clean_soft'] = scores(images['clean_soft'], inputs.truths[0], inputs.box)
         per_image[0]['clean_deblend'] = scores(images['clean_deblend'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_fit'] = scores(images['clean_fit'], inputs.truths[0], inputs.box)
       for key in per_image[0]['result']:
         values = [s['result'][key] for s in per_image]
         metrics[key] = None if None in values else float(np.mean(values))
