@@ -39,7 +39,6 @@ second. Needs scikit-image (the scene): an optional benchmark dependency, not
 in requirements.txt.
 """
 
-import ast
 import os
 import re
 import time
@@ -123,13 +122,7 @@ def _config(method: str, paths: dict[str, str]):
   config.progress = False
   if _NUM_STEPS.value:
     config.num_steps = _NUM_STEPS.value
-  for override in _SET.value:
-    key, value = override.split('=', 1)
-    try:
-      value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      pass  # A string, e.g. dehaze.transmission_prior=none.
-    config.update_from_flattened_dict({key: value})
+  runs_log.apply_overrides(config, _SET.value)
   return config
 
 

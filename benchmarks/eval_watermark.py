@@ -2,6 +2,7 @@ r"""PSNR/SSIM of watermark removal with a hint box: Double-DIP vs OpenCV inpaint
 
   PYTHONPATH=. python benchmarks/eval_watermark.py [--cases=chelsea_white50,...] \
       [--methods=input,telea,ddip] [--hint_steps=N] [--num_steps=N] [--runs=N] \
+      [--stroke_polarity=auto] [--many_sets=white50,...] \
       [--results_dir=results/eval_watermark] [--table_only]
 
 Cases (`CASES`): a scikit-image photo (`scripts/make_transparency.py`'s crops,
@@ -25,6 +26,11 @@ overall and inside the box (`watermark.scores`):
          de-blending variants (README) by --watermark_model, --exclusion_weight
          and --clean_from (official: generator, 0, generator).
 
+Mode 'many' (--many_sets=white50,...; `MANY_SETS`): three photos under the
+same watermark, run together by configs/watermark_many.py (--num_steps,
+--runs override its schedule); each image's result is scored inside the box
+next to that image's input and Telea inpainting (case many_<set>/<photo>).
+
 Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
 already there (same case, method, schedule and size) are skipped, so the
 evaluation can be interrupted and resumed or split over processes; Double-DIP
@@ -45,6 +51,7 @@ import numpy as np
 
 from benchmarks import runs_log
 from configs import watermark as watermark_config
+from configs import watermark_many as watermark_many_config
 from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax.tasks import watermark
@@ -57,6 +64,13 @@ CASES = {
     'coffee_black40': ('coffee', (0.0, 0.0, 0.0), 0.4),
     'astronaut_white60': ('astronaut', (1.0, 1.0, 1.0), 0.6),
     'rocket_yellow50': ('rocket', (1.0, 0.85, 0.2), 0.5),
+}
+# Mode 'many': name -> (photos sharing the watermark, colour, opacity); white50 is configs/watermark_many.py's demo.
+MANY_SETS = {
+    'white50': (('chelsea', 'coffee', 'astronaut'), (1.0, 1.0, 1.0), 0.5),
+    'black40': (('coffee', 'rocket', 'chelsea'), (0.0, 0.0, 0.0), 0.4),
+    'yellow50': (('rocket', 'astronaut', 'coffee'), (1.0, 0.85, 0.2), 0.5),
+    'white60': (('astronaut', 'chelsea', 'rocket'), (1.0, 1.0, 1.0), 0.6),
 }
 METHODS = ('input', 'telea', 'ns', 'telea_strokes', 'ddip')
 INPAINT_RADIUS = 3
@@ -76,6 +90,10 @@ _CLEAN_FROM = flags.DEFINE_enum('clean_from', None, list(watermark.CLEAN_FROM),
 _STROKE_POLARITY = flags.DEFINE_enum('stroke_polarity', None, list(hints.STROKE_POLARITIES),
                                       'Double-DIP watermark.stroke_polarity (default: the config\'s).')
 _STROKE_WIDTH = flags.DEFINE_integer('stroke_width', None, 'watermark.stroke_width (default: the config\'s).')
+_MANY_SETS = flags.DEFINE_list('many_sets', [], f'Mode \'many\' sets to run (of {", ".join(MANY_SETS)}): '
+                                'input, telea and configs/watermark_many.py (--num_steps, --runs) per image.')
+_SET = flags.DEFINE_list('set', [], 'Further config overrides of the Double-DIP runs, e.g. '
+                         'watermark.step2_trains_clean=False; they name the runs.')
 _SIZE = flags.DEFINE_integer('size', make_watermark.SIZE, 'Side of the images in pixels.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_watermark', 'Where inputs, outputs and runs.jsonl go.')
@@ -84,7 +102,10 @@ _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from
 
 def make_case(name: str, folder: str) -> dict[str, str]:
   """Writes a case's watermarked image, clean photo and hint box; returns their paths."""
-  photo, colour, opacity = CASES[name]
+  return _write_case(*CASES[name], folder)
+
+
+def _write_case(photo: str, colour: tuple[float, float, float], opacity: float, folder: str) -> dict[str, str]:
   coverage = make_watermark.watermark_coverage(_SIZE.value)
   clean = make_transparency.load_layer(photo, _SIZE.value)
   images = {'image': make_watermark.apply_watermark(clean, coverage, colour, opacity), 'clean': clean,
@@ -114,6 +135,8 @@ def schedule() -> dict[str, Any]:
   strokes = stroke_settings()
   if strokes['stroke_polarity'] != 'none':  # Only then in the record, so that earlier records keep matching.
     variant.update(strokes)
+  if _SET.value:
+    variant['set'] = ','.join(_SET.value)
   return {**variant, 'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
           'num_steps': _NUM_STEPS.value or config.num_steps, 'runs': _RUNS.value or config.watermark.runs,
           'mask_weight': _MASK_WEIGHT.value if _MASK_WEIGHT.value is not None else config.watermark.mask_weight}
@@ -169,9 +192,10 @@ def run_one(case: str, method: str) -> dict[str, Any]:
                  'stroke_width'):
       if name in steps:
         config.watermark[name] = steps[name]
+    runs_log.apply_overrides(config, steps['set'].split(',') if steps.get('set') else [])
     config.seed = _SEED.value
     config.progress = False
-    workdir = os.path.join(folder, f'ddip_{_schedule_name(steps)}'.replace(' ', '_').replace('+', '_'))
+    workdir = os.path.join(folder, 'ddip_' + ''.join(c if c.isalnum() or c in '._-' else '_' for c in _schedule_name(steps)))
     watermark.run(config, workdir)
     result = image_io.load_image(os.path.join(workdir, 'clean.png'))
     record['steps'] = steps
@@ -182,10 +206,44 @@ def run_one(case: str, method: str) -> dict[str, Any]:
   return record
 
 
+def run_many(name: str) -> list[dict[str, Any]]:
+  """Mode 'many' on one of `MANY_SETS`: input, Telea and Double-DIP records for each of its images."""
+  photos, colour, opacity = MANY_SETS[name]
+  folder = os.path.join(_OUT_DIR.value, f'many_{name}')
+  cases = [_write_case(photo, colour, opacity, os.path.join(folder, photo)) for photo in photos]
+  config = watermark_many_config.get_config()
+  config.image, config.watermark.gt_clean = cases[0]['image'], cases[0]['clean']
+  config.watermark.images = tuple(c['image'] for c in cases[1:])
+  config.watermark.gt_images = tuple(c['clean'] for c in cases[1:])
+  config.watermark.eval_box = cases[0]['box']
+  config.num_steps = _NUM_STEPS.value or config.num_steps
+  config.watermark.runs = _RUNS.value or config.watermark.runs
+  config.seed, config.progress = _SEED.value, False
+  steps = {'num_steps': config.num_steps, 'runs': config.watermark.runs}
+  start = time.perf_counter()
+  workdir = os.path.join(folder, f"ddip_{steps['num_steps']}_x{steps['runs']}")
+  watermark.run(config, workdir)
+  seconds = time.perf_counter() - start
+  records = []
+  for k, (photo, case) in enumerate(zip(photos, cases), start=1):
+    image, truth = image_io.load_image(case['image']), image_io.load_image(case['clean'])
+    box_mask = image_io.load_mask(case['box'], shape=truth.shape[:2])
+    results = {'input': (image, None), 'telea': (inpaint(image, box_mask, 'telea'), None),
+               'ddip_many': (image_io.load_image(os.path.join(workdir, f'clean{k}.png')), steps)}
+    for method, (result, method_steps) in results.items():
+      record = {'case': f'many_{name}/{photo}', 'method': method, 'size': _SIZE.value, 'steps': method_steps,
+                'seconds': seconds if method == 'ddip_many' else 0.0}
+      record.update(watermark.scores(result, truth, watermark.bounding_box(box_mask)))
+      records.append(record)
+  return records
+
+
 def _schedule_name(steps: dict[str, Any] | None) -> str:
   if steps is None:
     return '-'
   strokes = f" strokes {steps['stroke_polarity']} {steps['stroke_width']}" if 'stroke_polarity' in steps else ''
+  if 'hint_steps' not in steps and 'num_steps' in steps:  # ddip_many.
+    return f"{steps['num_steps']} x{steps['runs']}"
   if 'hint_steps' not in steps:  # telea_strokes.
     return strokes.strip() or '-'
   name = f"{steps['hint_steps']}+{steps['num_steps']} x{steps['runs']} mw{steps.get('mask_weight', 0.0):g}"
@@ -195,7 +253,7 @@ def _schedule_name(steps: dict[str, Any] | None) -> str:
     name += f" ex{steps['exclusion_weight']:g}"
   if steps.get('clean_from', 'generator') != 'generator':
     name += f" {steps['clean_from']}"
-  return name + strokes
+  return name + strokes + (f" [{steps['set']}]" if steps.get('set') else '')
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
@@ -223,7 +281,8 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  unknown = sorted(set(_CASES.value) - set(CASES)) + sorted(set(_METHODS.value) - set(METHODS))
+  unknown = (sorted(set(_CASES.value) - set(CASES)) + sorted(set(_METHODS.value) - set(METHODS))
+             + sorted(set(_MANY_SETS.value) - set(MANY_SETS)))
   if unknown:
     raise app.UsageError(f'unknown cases or methods: {unknown}')
   os.makedirs(_OUT_DIR.value, exist_ok=True)
@@ -237,6 +296,14 @@ def main(argv):
         record = run_one(case, method)
         print(f"{case} {method}: PSNR in box {record['psnr_box']:.2f} dB, overall {record['psnr']:.2f} dB, "
               f"{record['seconds']:.1f} s", flush=True)
+        runs_log.append_run(runs_path, record)
+    for name in _MANY_SETS.value:
+      steps = {'num_steps': _NUM_STEPS.value or watermark_many_config.get_config().num_steps,
+               'runs': _RUNS.value or watermark_many_config.get_config().watermark.runs}
+      if any(_key(f'many_{name}/{p}', 'ddip_many', steps, _SIZE.value) in done for p in MANY_SETS[name][0]):
+        continue
+      for record in run_many(name):
+        print(f"{record['case']} {record['method']}: PSNR in box {record['psnr_box']:.2f} dB", flush=True)
         runs_log.append_run(runs_path, record)
   print_tables(runs_log.load_runs(runs_path))
 

@@ -5,6 +5,7 @@ the file, so a long evaluation can be interrupted, resumed or split over
 processes; its tables are printed from the file.
 """
 
+import ast
 from collections.abc import Callable, Hashable, Iterable, Sequence
 import json
 import os
@@ -25,6 +26,17 @@ def append_run(path: str, record: dict[str, Any]) -> None:
   """Appends one record as a line of JSON."""
   with open(path, 'a') as f:
     f.write(json.dumps(record) + '\n')
+
+
+def apply_overrides(config: Any, overrides: Sequence[str]) -> None:
+  """Applies `--set`-style overrides ('section.field=value', value a Python literal or a string) to a config."""
+  for override in overrides:
+    key, value = override.split('=', 1)
+    try:
+      value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      pass  # A string, e.g. dehaze.transmission_prior=none.
+    config.update_from_flattened_dict({key: value})
 
 
 def run_missing(

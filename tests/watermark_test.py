@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import watermark as watermark_config
+from configs import watermark as watermark_recommended_config
+from configs import watermark_faithful as watermark_config
 from configs import watermark_many as watermark_many_config
 from ddip_jax import config_check
 from ddip_jax import engine
@@ -176,6 +177,21 @@ class ComposeTest(absltest.TestCase):
       np.testing.assert_array_equal(out[f'clean{k}_raw'], medians[f'clean{k}'])
     np.testing.assert_array_equal(out['watermark'], medians['masked_watermark'])
 
+  def test_many_mode_keep_from_effect_removes_a_black_watermark(self):
+    images = np.stack([_photo(2), _photo(3)])
+    medians = {'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32), 'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
+               'watermark': np.zeros((_SIZE, _SIZE, 3), np.float32), 'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
+               'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32)}
+    medians['mask'][4:8] = 0.4  # A black watermark: W M = 0 everywhere, but it darkens C_k by 0.4 C_k there.
+    medians['clean1'][...] = 0.5  # |M (W - C_1)| = 0.2 in rows 4-7.
+    official = watermark.compose(self._inputs(None, images), medians, threshold=0.1)
+    np.testing.assert_array_equal(official['clean1'], images[0])  # Nothing removed.
+    out = watermark.compose(self._inputs(None, images), medians, threshold=0.1, keep_from='effect')
+    for k, fill in ((1, 0.5), (2, 1.0)):
+      self.assertTrue(np.all(out[f'clean{k}'][4:8] == fill))
+      np.testing.assert_array_equal(out[f'clean{k}'][:4], images[k - 1][:4])
+      np.testing.assert_array_equal(out[f'clean{k}'][8:], images[k - 1][8:])
+
 
 class ScoresTest(absltest.TestCase):
 
@@ -304,6 +320,20 @@ class MaskWeightTest(absltest.TestCase):
     self.assertAlmostEqual(increase, want, places=5)
 
 
+class Step2TrainsCleanTest(absltest.TestCase):
+
+  def test_step2_trains_all_or_only_mask_and_watermark(self):
+    config, _ = _hint_config(_tempdir(self))
+    inputs = watermark.load_inputs(config)
+    keys = [jax.random.key(5)]
+    official = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+    self.assertIsNone(official.stages[-1].trainable)  # All generators (engine_test checks what that means).
+    config.watermark.step2_trains_clean = False
+    frozen = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+    self.assertEqual(frozen.stages[-1].trainable, ('watermark', 'mask'))
+    self.assertEqual(frozen.stages[0].trainable, ('clean',))
+
+
 class ColourAndDeblendTest(absltest.TestCase):
 
   def test_constant_colour_is_one_learned_colour(self):
@@ -411,7 +441,8 @@ class ColourAndDeblendTest(absltest.TestCase):
   def test_config_checks(self):
     config, _ = _hint_config(_tempdir(self))
     for field, value in (('watermark_model', 'text'), ('clean_from', 'inpaint'), ('max_opacity', 1.0),
-                         ('exclusion_weight', -1.0), ('stroke_polarity', 'white'), ('stroke_width', 4)):
+                         ('exclusion_weight', -1.0), ('stroke_polarity', 'white'), ('stroke_width', 4),
+                         ('keep_from', 'colour')):
       bad = config.copy_and_resolve_references()
       bad.watermark[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, f'watermark.{field}'):
@@ -457,6 +488,25 @@ class EndToEndTest(absltest.TestCase):
     config.seed = 1
     with self.assertRaisesRegex(image_io.InputError, 'another config'):
       watermark.run(config, workdir)
+
+  def test_recommended_config_uses_the_strokes_and_keeps_the_rest_of_the_box(self):
+    config, workdir = _hint_config(_tempdir(self))
+    recommended = watermark_recommended_config.get_config()
+    for field in ('stroke_polarity', 'step2_trains_clean', 'clean_from'):
+      config.watermark[field] = recommended.watermark[field]
+    metrics = watermark.run(config, workdir)
+    self.assertEqual(metrics['stroke_polarity'], 'light')  # The test's watermark is white.
+    self.assertBetween(metrics['fit_opacity'], 0.05, 0.9)
+    self.assertTrue(os.path.exists(os.path.join(workdir, 'clean_fit.png')))
+    hint = image_io.load_mask(os.path.join(workdir, 'hint.png'), shape=(_SIZE, _SIZE)) > 0.5
+    box = image_io.load_mask(config.watermark.hint, shape=(_SIZE, _SIZE)) > 0.5
+    self.assertLess(hint.sum(), box.sum() / 2)
+    self.assertFalse((hint & ~box).any())
+    clean = image_io.load_image(os.path.join(workdir, 'clean.png'))
+    full = image_io.load_image(config.image)
+    np.testing.assert_array_equal(clean[~hint], full[~hint])  # Only the strokes change.
+    self.assertEqual(metrics['box'], [watermark.bounding_box(box)[0].start, watermark.bounding_box(box)[1].start,
+                                      watermark.bounding_box(box)[0].stop, watermark.bounding_box(box)[1].stop])
 
   def test_many_mode_writes_everything(self):
     config, workdir = _many_config(_tempdir(self))

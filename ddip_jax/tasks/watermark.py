@@ -21,6 +21,8 @@ Two modes, chosen by `watermark.mode`:
   strokes found in it (`hints.stroke_hint`, a top-hat of the image cut at
   Otsu's threshold): C then inpaints only the strokes, from the box's
   untouched pixels between them, and everything else keeps the input.
+  `step2_trains_clean=False` (ours) keeps C as step 1 left it, so that step 2
+  only learns M and W on top of that inpainting.
 
 'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
   One clean generator C_k per image ('clean1', ...), a shared mask M and a
@@ -50,8 +52,10 @@ towards one opacity and colour fitted against median(C) (`fit_blend`,
 `deblend_fitted`; both in metrics.json); clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M); hint.png.
-('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold, the
-input elsewhere; clean<k>_raw.png; watermark.png (median(W M), 0 below the
+('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
+(`keep_from='watermark'`, official; 'effect': where the watermark changes C_k
+by at least keep_threshold, max_c |M (W - C_k)|, which also finds a dark
+watermark), the input elsewhere; clean<k>_raw.png; watermark.png (median(W M), 0 below the
 threshold); mask.png. With ground truth, PSNR/SSIM of the result and of the
 input itself, overall and inside the box (the bounding box of the hint, or of
 `eval_box`).
@@ -88,6 +92,7 @@ WATERMARK_MODELS = ('generator', 'colour')
 # Where the clean image inside the box comes from: C's generator (official), or
 # de-blending the input with the recovered M and W (ours).
 CLEAN_FROM = ('generator', 'deblend', 'fit')
+KEEP_FROM = ('watermark', 'effect')
 # Augment only every fourth iteration (the official watermark schedule).
 AUGMENT_PERIOD = 4
 # Images of mode 'many' are resized to the first one's size; aspect ratios
@@ -311,7 +316,8 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
         stage('step1_clean', wm.hint_steps, step1_terms, names=('clean',), perturbed=('clean',),
               every=wm.hint_sigma_every, trainable=('clean',)),
         stage('step2_watermark', config.num_steps, step2_terms, names=('clean', 'watermark', 'mask'),
-              perturbed=('clean', 'watermark'), every=wm.sigma_every),
+              perturbed=('clean', 'watermark'), every=wm.sigma_every,
+              trainable=None if wm.step2_trains_clean else ('watermark', 'mask')),
     ]
     stages = [s for s in stages if s.num_steps > 0]
   else:
@@ -409,6 +415,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ('sigma_step', 'recon_weight', 'mask_weight'):
     require(wm[field] >= 0, f'watermark.{field}', 'must be >= 0', wm[field])
   require(0 <= wm.keep_threshold <= 1, 'watermark.keep_threshold', 'must be in [0, 1]', wm.keep_threshold)
+  require(wm.keep_from in KEEP_FROM, 'watermark.keep_from', f'one of {list(KEEP_FROM)}', wm.keep_from)
   require(wm.watermark_model in WATERMARK_MODELS, 'watermark.watermark_model', f'one of {list(WATERMARK_MODELS)}',
           wm.watermark_model)
   require(wm.clean_from in CLEAN_FROM, 'watermark.clean_from', f'one of {list(CLEAN_FROM)}', wm.clean_from)
@@ -604,7 +611,8 @@ def deblend_fitted(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, 
 
 
 def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float, clean_from: str = 'generator',
-            max_opacity: float = 0.9, info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+            keep_from: str = 'watermark', max_opacity: float = 0.9,
+            info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
   """The output images at full size from the runs' medians (see the module docstring).
 
   `clean_from` ('hint' mode): whether `clean` inside the box is the median of
@@ -638,6 +646,9 @@ def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float,
   keep = up['masked_watermark'] < threshold  # Per channel, as the official code.
   images = {'watermark': np.where(keep, 0.0, up['masked_watermark']), 'mask': up['mask']}
   for k, (name, image) in enumerate(zip(clean_names(len(inputs.full)), inputs.full), start=1):
+    if keep_from == 'effect':  # Ours: how much the watermark changes C_k (W M < 0.1 everywhere if W is black).
+      effect = np.max(np.abs(up['mask'] * (up['watermark'] - up[name])), axis=-1, keepdims=True)
+      keep = np.broadcast_to(effect < threshold, image.shape)
     images[f'clean{k}'] = np.where(keep, image, up[name])
     images[f'clean{k}_raw'] = up[name]
   return images
@@ -711,6 +722,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if inputs.polarity:
       metrics['stroke_polarity'] = inputs.polarity
     images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold, clean_from=wm.clean_from,
+                     keep_from=wm.keep_from,
                      max_opacity=wm.max_opacity, info=metrics)
     if inputs.hint is not None:
       results = {'clean': images['clean']}
