@@ -20,8 +20,10 @@ overall and inside the box (`watermark.scores`):
   telea_strokes: Telea inpainting of only the strokes `hints.stroke_hint` finds
          in the box (--stroke_polarity, 'auto' for 'none'; --stroke_width), the
          hint of `watermark.stroke_polarity` with OpenCV in place of Double-DIP;
-  ddip:  configs/watermark.py (mode 'hint'), with --hint_steps / --num_steps /
-         --runs overriding its schedule (official: 4000 + 7000 iterations, 3 runs)
+  ddip:  configs/watermark.py (mode 'hint', ours; configs/watermark_faithful.py is
+         --stroke_polarity=none --clean_from=generator --hint_steps=4000
+         --num_steps=7000 --set=watermark.step2_trains_clean=True), with
+         --hint_steps / --num_steps / --runs overriding its schedule
          and --mask_weight its `watermark.mask_weight` (official: 0); the
          de-blending variants (README) by --watermark_model, --exclusion_weight
          and --clean_from (official: generator, 0, generator).
@@ -267,14 +269,15 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
     print(f"| {r['case']} | {r['method']} | {schedule_name(r)} | {r['psnr_box']:.2f} | {r['psnr']:.2f} | "
           f"{r['ssim_box']:.3f} | {r['ssim']:.3f} | {r['seconds']:.1f} |")
   print()
-  print('| method | schedule | cases | mean PSNR in box | mean PSNR overall | mean SSIM in box | mean SSIM | mean s |')
-  print('|---|---|---|---|---|---|---|---|')
-  groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-  for r in runs:
-    groups.setdefault((r['method'], schedule_name(r)), []).append(r)
-  for (method, sched), rs in groups.items():
+  print('| set | method | schedule | cases | mean PSNR in box | mean PSNR overall | mean SSIM in box | mean SSIM | mean s |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+  for r in runs:  # Mode 'many' cases are many_<set>/<photo>; the others form one set, 'hint'.
+    groups.setdefault((r['case'].split('/')[0] if '/' in r['case'] else 'hint', r['method'], schedule_name(r)),
+                      []).append(r)
+  for (group, method, sched), rs in sorted(groups.items(), key=lambda item: item[0][0]):
     means = {k: np.mean([r[k] for r in rs]) for k in ('psnr_box', 'psnr', 'ssim_box', 'ssim', 'seconds')}
-    print(f"| {method} | {sched} | {len(rs)} | {means['psnr_box']:.2f} | {means['psnr']:.2f} | "
+    print(f"| {group} | {method} | {sched} | {len(rs)} | {means['psnr_box']:.2f} | {means['psnr']:.2f} | "
           f"{means['ssim_box']:.3f} | {means['ssim']:.3f} | {means['seconds']:.1f} |")
 
 
