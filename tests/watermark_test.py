@@ -334,6 +334,20 @@ class Step2TrainsCleanTest(absltest.TestCase):
     self.assertEqual(frozen.stages[0].trainable, ('clean',))
 
 
+_YELLOW = np.array([1.0, 0.85, 0.2], np.float32)
+
+
+def _watermark_case(seed: int, opacity: float = 0.5, colour=1.0):
+  """(clean, opacity a (H, W, 1), box, image under the watermark, its hint-mode Inputs)."""
+  clean = _photo(seed)
+  coverage, box = _watermark()
+  a = opacity * coverage[..., None]
+  image = (1 - a) * clean + a * colour
+  inputs = watermark.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
+                            truths=None, box=None)
+  return clean, a, box, image, inputs
+
+
 class ColourAndDeblendTest(absltest.TestCase):
 
   def test_constant_colour_is_one_learned_colour(self):
@@ -357,11 +371,8 @@ class ColourAndDeblendTest(absltest.TestCase):
     np.testing.assert_allclose(out['watermark'], 0.5)
 
   def test_deblend_inverts_the_blend(self):
-    clean = _photo(6)
-    coverage, _ = _watermark()
-    colour = np.array([1.0, 0.85, 0.2], np.float32)
-    a = 0.6 * coverage[..., None]
-    image = (1 - a) * clean + a * colour
+    colour = _YELLOW
+    clean, a, _, image, _ = _watermark_case(6, 0.6, colour)
     got = watermark.deblend(image, a, np.broadcast_to(colour, clean.shape), max_opacity=0.9)
     np.testing.assert_allclose(got, clean, atol=1e-5)
     # M is clipped at max_opacity: M = 1 would divide by zero.
@@ -369,12 +380,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     np.testing.assert_allclose(got, np.clip(2 * image - colour, 0, 1), atol=1e-5)
 
   def test_compose_deblends_inside_the_box_only(self):
-    clean = _photo(7)
-    coverage, box = _watermark()
-    a = 0.5 * coverage[..., None]
-    image = (1 - a) * clean + a
-    inputs = watermark.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
-                              truths=None, box=None)
+    clean, a, box, image, inputs = _watermark_case(7)
     medians = {'clean': np.zeros_like(clean), 'watermark': np.ones_like(clean), 'mask': a,
                'masked_watermark': a * np.ones_like(clean)}
     for clean_from in ('generator', 'deblend'):
@@ -387,12 +393,9 @@ class ColourAndDeblendTest(absltest.TestCase):
       np.testing.assert_array_equal(out['clean_raw'], medians['clean'])  # C itself, whatever clean_from.
 
   def test_fit_blend_recovers_opacity_and_colour_and_deblend_fitted_the_photo(self):
-    clean = _photo(8)
-    coverage, box = _watermark()
-    colour = np.array([1.0, 0.85, 0.2], np.float32)
-    a = 0.45 * coverage[..., None]
-    image = (1 - a) * clean + a * colour
-    opacity, fitted = watermark.fit_blend(image, clean, coverage, max_opacity=0.9)
+    colour = _YELLOW
+    clean, a, box, image, _ = _watermark_case(8, 0.45, colour)
+    opacity, fitted = watermark.fit_blend(image, clean, a[..., 0] > 0, max_opacity=0.9)
     self.assertAlmostEqual(opacity, 0.45, places=4)
     np.testing.assert_allclose(fitted, colour, atol=1e-4)
     # In the whole box too: pixels between the strokes have I = C and fit anything.
@@ -403,12 +406,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     np.testing.assert_array_equal(got[box == 0], image[box == 0])
 
   def test_compose_fit_deblends_against_the_clean_generator(self):
-    clean = _photo(9)
-    coverage, box = _watermark()
-    a = 0.5 * coverage[..., None]
-    image = (1 - a) * clean + a
-    inputs = watermark.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
-                              truths=None, box=None)
+    clean, a, _, _, inputs = _watermark_case(9)
     medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
                'masked_watermark': np.zeros_like(clean)}
     out = watermark.compose(inputs, medians, threshold=0.1, clean_from='fit')
