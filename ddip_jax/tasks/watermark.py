@@ -420,7 +420,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           wm.watermark_model)
   require(wm.clean_from in CLEAN_FROM, 'watermark.clean_from', f'one of {list(CLEAN_FROM)}', wm.clean_from)
   require(wm.clean_from == 'generator' or wm.mode == 'hint', 'watermark.clean_from',
-          "'deblend' is for mode 'hint'", wm.clean_from)
+          "'deblend' and 'fit' are for mode 'hint'", wm.clean_from)
   require(wm.exclusion_weight >= 0, 'watermark.exclusion_weight', 'must be >= 0', wm.exclusion_weight)
   require(0 <= wm.max_opacity < 1, 'watermark.max_opacity', 'must be in [0, 1)', wm.max_opacity)
   require(wm.stroke_polarity in hints.STROKE_POLARITIES, 'watermark.stroke_polarity',
