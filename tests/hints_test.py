@@ -214,11 +214,11 @@ class StrokeHintTest(parameterized.TestCase):
   def test_finds_the_strokes_inside_the_box(self, polarity, colour):
     image, strokes, box = self._watermarked(colour)
     found, used = hints.stroke_hint(image, box, polarity=polarity, width=5)
-    self.assertEqual(used, 'light' if colour else 'dark')
+    self.assertTrue(used.startswith('light (' if colour else 'dark ('), used)
     self.assertEqual(found.dtype, np.float32)
     self.assertFalse(found[box == 0].any())  # Never outside the box.
     hit = found > 0
-    self.assertGreater((hit & strokes).sum() / strokes.sum(), 0.9)  # Recall.
+    self.assertGreater((hit & strokes).sum() / strokes.sum(), 0.8)  # Recall.
     self.assertGreater((hit & strokes).sum() / hit.sum(), 0.5)  # Precision (the whole box's: 0.09).
 
   def test_wrong_polarity_misses_the_strokes(self):

@@ -18,8 +18,8 @@ Two modes, chosen by `watermark.mode`:
   takes the clean image inside the box as (I - h M W) / (1 - h M) (`deblend`),
   which keeps what shows through a semi-transparent watermark, instead of C.
   `stroke_polarity` != 'none' (ours) replaces the box by the watermark's
-  strokes found in it (`hints.stroke_hint`, a top-hat of the image cut at
-  Otsu's threshold): C then inpaints only the strokes, from the box's
+  strokes found in it (`hints.stroke_hint`, a top-hat of one colour channel
+  cut at Otsu's threshold): C then inpaints only the strokes, from the box's
   untouched pixels between them, and everything else keeps the input.
   `step2_trains_clean=False` (ours) keeps C as step 1 left it, so that step 2
   only learns M and W on top of that inpainting.
@@ -447,7 +447,7 @@ class Inputs:
     hint, hint_working: (H, W) and (h, w) binary hint (mode 'hint'), else None.
     truths: (K, H, W, 3) clean ground truths, or None.
     box: (rows, cols) slices of the 'in box' metrics at full size, or None.
-    polarity: the strokes' polarity when the hint is the strokes found in the box, else None.
+    polarity: the strokes' polarity and channel when the hint is the strokes found in the box, else None.
   """
 
   paths: list[str]
@@ -508,10 +508,10 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
     if wm.stroke_polarity != 'none':
       hint, polarity = hints.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
       width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
-      hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=polarity, width=width)
+      hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity, width=width)
       if not hint_working.any():
-        raise image_io.InputError(f'no {polarity} strokes found in the hint box of {wm.hint!r}: try '
-                                  'watermark.stroke_polarity=none (the whole box) or the other polarity')
+        raise image_io.InputError(f'no {wm.stroke_polarity} strokes found in the hint box of {wm.hint!r}: try '
+                                  'watermark.stroke_polarity=none (the whole box) or another polarity')
   gt_paths = [wm.gt_clean] + (list(wm.gt_images or []) if wm.mode == 'many' else [])
   truths = None
   if wm.gt_clean:
