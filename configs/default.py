@@ -125,7 +125,8 @@ def get_config() -> config_dict.ConfigDict:
   config.watermark.mask_kernel = 3  # Kernel size of M's generator.
   config.watermark.watermark_kernel = 5  # Kernel size of W's generator, otherwise `generator` (official: 5 'hint', 3 'many').
   config.watermark.keep_threshold = 0.1  # Pixels whose recovered watermark (h M; 'many': W M) is below this keep the input.
-  config.watermark.keep_from = 'watermark'  # Mode 'many': keep the input where W M ('watermark', official, per channel) or max_c |M (W - C_k)| ('effect'; ours) < keep_threshold.
+  config.watermark.keep_from = 'watermark'  # Mode 'many': keep the input where W M < keep_threshold ('watermark', official, per channel), max_c |M (W - C_k)| < effect_threshold ('effect'; ours) or both ('both'; ours).
+  config.watermark.effect_threshold = 0.2  # Mode 'many', keep_from 'effect' or 'both': see keep_from.
   config.watermark.watermark_model = 'generator'  # W: 'generator' (a DIP generator, official) or 'colour' (one learned RGB colour; ours).
   config.watermark.exclusion_weight = 0.0  # Mode 'hint' step 2: weight of exclusion_loss(C, h M W), edges of C apart from the watermark's (ours; official: 0).
   config.watermark.clean_from = 'generator'  # Mode 'hint': clean inside the box from C ('generator', official) or (I - M W) / (1 - M) ('deblend'; ours).

@@ -7,9 +7,9 @@ metrics only). Official settings: one clean generator per image (5 scales,
 8..128 channels, kernel 5), shared M and W (5 scales, 8..128, kernel 3), 4000
 iterations, Adam lr 1e-3, perturbation 0.001 * (it // 400) on the clean
 generators' inputs, 3 runs and their medians. One change of ours: the input
-is kept where the watermark changes the clean image by less than 0.2,
-max_c |M (W - C_k)| (official: where W M < 0.1), so that a dark watermark is
-removed too (README, "Watermark removal").
+is kept only where W M < 0.1 (official) and the watermark also changes the
+clean image by less than 0.2, max_c |M (W - C_k)|, so that a dark watermark
+is removed too (README, "Watermark removal").
 """
 
 from configs import watermark_faithful
@@ -27,6 +27,5 @@ def get_config():
   config.watermark.mask_channels = (8, 16, 32, 64, 128)
   config.watermark.mask_skip = (0, 0, 0, 4, 4)
   config.num_steps = 4000
-  config.watermark.keep_from = 'effect'  # Ours (official: 'watermark', which keeps everything under a dark watermark).
-  config.watermark.keep_threshold = 0.2
+  config.watermark.keep_from = 'both'  # Ours (official: 'watermark', which keeps everything under a dark watermark).
   return config

@@ -186,11 +186,17 @@ class ComposeTest(absltest.TestCase):
     medians['clean1'][...] = 0.5  # |M (W - C_1)| = 0.2 in rows 4-7.
     official = watermark.compose(self._inputs(None, images), medians, threshold=0.1)
     np.testing.assert_array_equal(official['clean1'], images[0])  # Nothing removed.
-    out = watermark.compose(self._inputs(None, images), medians, threshold=0.1, keep_from='effect')
-    for k, fill in ((1, 0.5), (2, 1.0)):
-      self.assertTrue(np.all(out[f'clean{k}'][4:8] == fill))
-      np.testing.assert_array_equal(out[f'clean{k}'][:4], images[k - 1][:4])
-      np.testing.assert_array_equal(out[f'clean{k}'][8:], images[k - 1][8:])
+    for keep_from in ('effect', 'both'):
+      out = watermark.compose(self._inputs(None, images), medians, threshold=0.1, keep_from=keep_from,
+                              effect_threshold=0.15)
+      for k, fill in ((1, 0.5), (2, 1.0)):
+        self.assertTrue(np.all(out[f'clean{k}'][4:8] == fill))
+        np.testing.assert_array_equal(out[f'clean{k}'][:4], images[k - 1][:4])
+        np.testing.assert_array_equal(out[f'clean{k}'][8:], images[k - 1][8:])
+    out = watermark.compose(self._inputs(None, images), medians, threshold=0.1, keep_from='effect',
+                            effect_threshold=0.25)  # Above |M (W - C_1)| = 0.2: C_1 is kept, C_2 not (0.4).
+    np.testing.assert_array_equal(out['clean1'], images[0])
+    self.assertTrue(np.all(out['clean2'][4:8] == 1.0))
 
 
 class ScoresTest(absltest.TestCase):
@@ -440,7 +446,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     config, _ = _hint_config(_tempdir(self))
     for field, value in (('watermark_model', 'text'), ('clean_from', 'inpaint'), ('max_opacity', 1.0),
                          ('exclusion_weight', -1.0), ('stroke_polarity', 'white'), ('stroke_width', 4),
-                         ('keep_from', 'colour')):
+                         ('keep_from', 'colour'), ('effect_threshold', 2.0)):
       bad = config.copy_and_resolve_references()
       bad.watermark[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, f'watermark.{field}'):

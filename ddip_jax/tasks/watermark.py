@@ -54,8 +54,8 @@ keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M); hint.png.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
 (`keep_from='watermark'`, official; 'effect': where the watermark changes C_k
-by at least keep_threshold, max_c |M (W - C_k)|, which also finds a dark
-watermark), the input elsewhere; clean<k>_raw.png; watermark.png (median(W M), 0 below the
+by at least effect_threshold, max_c |M (W - C_k)|, which also finds a dark
+watermark; 'both': where either says so), the input elsewhere; clean<k>_raw.png; watermark.png (median(W M), 0 below the
 threshold); mask.png. With ground truth, PSNR/SSIM of the result and of the
 input itself, overall and inside the box (the bounding box of the hint, or of
 `eval_box`).
@@ -92,7 +92,7 @@ WATERMARK_MODELS = ('generator', 'colour')
 # Where the clean image inside the box comes from: C's generator (official), or
 # de-blending the input with the recovered M and W (ours).
 CLEAN_FROM = ('generator', 'deblend', 'fit')
-KEEP_FROM = ('watermark', 'effect')
+KEEP_FROM = ('watermark', 'effect', 'both')
 # Augment only every fourth iteration (the official watermark schedule).
 AUGMENT_PERIOD = 4
 # Images of mode 'many' are resized to the first one's size; aspect ratios
@@ -416,6 +416,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(wm[field] >= 0, f'watermark.{field}', 'must be >= 0', wm[field])
   require(0 <= wm.keep_threshold <= 1, 'watermark.keep_threshold', 'must be in [0, 1]', wm.keep_threshold)
   require(wm.keep_from in KEEP_FROM, 'watermark.keep_from', f'one of {list(KEEP_FROM)}', wm.keep_from)
+  require(0 <= wm.effect_threshold <= 1, 'watermark.effect_threshold', 'must be in [0, 1]', wm.effect_threshold)
   require(wm.watermark_model in WATERMARK_MODELS, 'watermark.watermark_model', f'one of {list(WATERMARK_MODELS)}',
           wm.watermark_model)
   require(wm.clean_from in CLEAN_FROM, 'watermark.clean_from', f'one of {list(CLEAN_FROM)}', wm.clean_from)
@@ -611,7 +612,7 @@ def deblend_fitted(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, 
 
 
 def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float, clean_from: str = 'generator',
-            keep_from: str = 'watermark', max_opacity: float = 0.9,
+            keep_from: str = 'watermark', effect_threshold: float = 0.2, max_opacity: float = 0.9,
             info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
   """The output images at full size from the runs' medians (see the module docstring).
 
@@ -643,12 +644,13 @@ def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float,
         'mask': up['mask'],
         'hint': inputs.hint,
     }
-  keep = up['masked_watermark'] < threshold  # Per channel, as the official code.
-  images = {'watermark': np.where(keep, 0.0, up['masked_watermark']), 'mask': up['mask']}
+  faint = up['masked_watermark'] < threshold  # Per channel, as the official code.
+  images = {'watermark': np.where(faint, 0.0, up['masked_watermark']), 'mask': up['mask']}
   for k, (name, image) in enumerate(zip(clean_names(len(inputs.full)), inputs.full), start=1):
-    if keep_from == 'effect':  # Ours: how much the watermark changes C_k (W M < 0.1 everywhere if W is black).
-      effect = np.max(np.abs(up['mask'] * (up['watermark'] - up[name])), axis=-1, keepdims=True)
-      keep = np.broadcast_to(effect < threshold, image.shape)
+    # Ours: how much the watermark changes C_k (W M < threshold everywhere if W is black).
+    effect = np.max(np.abs(up['mask'] * (up['watermark'] - up[name])), axis=-1, keepdims=True)
+    keep = {'watermark': faint, 'effect': np.broadcast_to(effect < effect_threshold, image.shape),
+            'both': faint & (effect < effect_threshold)}[keep_from]
     images[f'clean{k}'] = np.where(keep, image, up[name])
     images[f'clean{k}_raw'] = up[name]
   return images
@@ -722,7 +724,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if inputs.polarity:
       metrics['stroke_polarity'] = inputs.polarity
     images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold, clean_from=wm.clean_from,
-                     keep_from=wm.keep_from,
+                     keep_from=wm.keep_from, effect_threshold=wm.effect_threshold,
                      max_opacity=wm.max_opacity, info=metrics)
     if inputs.hint is not None:
       results = {'clean': images['clean']}
