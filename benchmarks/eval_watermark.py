@@ -197,7 +197,8 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     runs_log.apply_overrides(config, steps['set'].split(',') if steps.get('set') else [])
     config.seed = _SEED.value
     config.progress = False
-    workdir = os.path.join(folder, 'ddip_' + ''.join(c if c.isalnum() or c in '._-' else '_' for c in _schedule_name(steps)))
+    name = ''.join(c if c.isalnum() or c in '._-' else '_' for c in _schedule_name(steps))
+    workdir = os.path.join(folder, f'ddip_{name}')
     watermark.run(config, workdir)
     result = image_io.load_image(os.path.join(workdir, 'clean.png'))
     record['steps'] = steps
@@ -269,7 +270,8 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
     print(f"| {r['case']} | {r['method']} | {schedule_name(r)} | {r['psnr_box']:.2f} | {r['psnr']:.2f} | "
           f"{r['ssim_box']:.3f} | {r['ssim']:.3f} | {r['seconds']:.1f} |")
   print()
-  print('| set | method | schedule | cases | mean PSNR in box | mean PSNR overall | mean SSIM in box | mean SSIM | mean s |')
+  print('| set | method | schedule | cases | mean PSNR in box | mean PSNR overall | mean SSIM in box | mean SSIM '
+        '| mean s |')
   print('|---|---|---|---|---|---|---|---|---|')
   groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
   for r in runs:  # Mode 'many' cases are many_<set>/<photo>; the others form one set, 'hint'.

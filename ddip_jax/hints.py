@@ -283,7 +283,8 @@ def resolve_hints(
 
 
 STROKE_POLARITIES = ('none', 'light', 'dark', 'auto')
-COLOUR_CHANNEL_MARGIN = 1.5  # `stroke_hint` uses a colour channel over the grey level when its contrast is this much larger.
+# `stroke_hint` takes a colour channel over the grey level only when its contrast is this many times larger.
+COLOUR_CHANNEL_MARGIN = 1.5
 
 
 def _tophat(channel: np.ndarray, width: int, polarity: str) -> np.ndarray:

@@ -55,8 +55,9 @@ watermark.png = h median(W M); mask.png = median(M); hint.png.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
 (`keep_from='watermark'`, official; 'effect': where the watermark changes C_k
 by at least effect_threshold, max_c |M (W - C_k)|, which also finds a dark
-watermark; 'both': where either says so), the input elsewhere; clean<k>_raw.png; watermark.png (median(W M), 0 below the
-threshold); mask.png. With ground truth, PSNR/SSIM of the result and of the
+watermark; 'both': where either says so), the input elsewhere;
+clean<k>_raw.png; watermark.png (median(W M), 0 below the threshold);
+mask.png. With ground truth, PSNR/SSIM of the result and of the
 input itself, overall and inside the box (the bounding box of the hint, or of
 `eval_box`).
 """
