@@ -1,4 +1,4 @@
-"""Foreground/background hints for segmentation: the user's, or automatic ones.
+"""Hints: foreground/background for segmentation (the user's, or automatic ones), watermark strokes.
 
 Hints are (H, W) maps in [0, 1]: `fg_hint` is 1 where a pixel surely belongs to
 the foreground, `bg_hint` where it surely belongs to the background; pixels in
@@ -16,6 +16,9 @@ Automatic method 'saliency' (boundary-prior colour contrast):
 Method 'border': only the border band as background hint (no fg hint).
 For a video clip, these work frame by frame, and one more method uses the clip:
 'motion' (static camera): what moves is foreground (see `motion_hints`).
+
+Watermark removal uses `stroke_hint`: the thin strokes of a watermark inside
+the user's rough box (a top-hat cut at Otsu's threshold).
 """
 
 from collections.abc import Callable
