@@ -57,6 +57,10 @@ _SIZE = flags.DEFINE_integer('size', 64, 'Internal: the worker\'s image side.')
 _TORCH_THREADS = flags.DEFINE_list('torch_threads', None,
                                    'PyTorch thread counts to time (default: all cores, and 1).')
 _THREADS = flags.DEFINE_integer('threads', 0, 'Internal: the torch worker\'s threads (0: all cores).')
+_CPU_CONVOLUTIONS = flags.DEFINE_enum('cpu_convolutions', 'eigen', ['eigen', 'xla_default'],
+                                      'Internal: the jax worker\'s config.loop.cpu_convolutions.')
+_XLA_DEFAULT_TOO = flags.DEFINE_bool('xla_default_too', False,
+                                     'Also time our step with loop.cpu_convolutions=xla_default (XLA:CPU).')
 
 TORCH_MIN_SIDE = {'segmentation': 16, 'transparency': 96}
 
@@ -75,7 +79,7 @@ def cpu_seconds() -> float:
   return usage.ru_utime + usage.ru_stime
 
 
-def jax_stepper(task: str, size: int):
+def jax_stepper(task: str, size: int, cpu_convolutions: str = 'eigen'):
   """(run(n) -> None running n engine steps, steps per compiled call)."""
   import jax  # pylint: disable=g-import-not-at-top
   from configs import transparency as transparency_config  # pylint: disable=g-import-not-at-top
@@ -97,11 +101,12 @@ def jax_stepper(task: str, size: int):
     config = transparency_config.get_config()
     problem = transparency.build_problem(config, rng.random((2, size, size, 3), np.float32), jax.random.key(0))
   stage = problem.stages[-1]  # The main stage.
+  config.loop.cpu_convolutions = cpu_convolutions
   options = outputs.loop_options(config)
   strategy, per_call = engine.resolve_strategy(options)
   state, step_fn = engine.initial_state(problem, stage, key=jax.random.key(1),
                                         num_perturbations=options.num_perturbations)
-  chunk = engine.make_chunk(step_fn, strategy, per_call)
+  chunk = engine.make_chunk(step_fn, strategy, per_call, engine.compiler_options(options))
   key = jax.random.key(2)
   holder = [state]
 
@@ -132,7 +137,7 @@ def torch_stepper(task: str, size: int):
 def worker(kind: str, task: str, size: int) -> None:
   """Answers 'run N' with the wall and CPU seconds N steps took, 'quit' with the peak RSS in MB."""
   start = time.perf_counter()
-  run, per_call = (jax_stepper if kind == 'jax' else torch_stepper)(task, size)
+  run, per_call = jax_stepper(task, size, _CPU_CONVOLUTIONS.value) if kind == 'jax' else torch_stepper(task, size)
   run(per_call)
   run(per_call)  # Warm-up: compilation and the first steps.
   print(f'ready {time.perf_counter() - start:.2f} {per_call}', flush=True)
@@ -150,11 +155,12 @@ def worker(kind: str, task: str, size: int) -> None:
 class Worker:
   """A worker subprocess (see `worker`)."""
 
-  def __init__(self, kind: str, task: str, size: int, num_threads: int = 0, env: dict[str, str] | None = None):
+  def __init__(self, kind: str, task: str, size: int, num_threads: int = 0, env: dict[str, str] | None = None,
+               cpu_convolutions: str = 'eigen'):
     self.kind = kind
     self.proc = subprocess.Popen(
         [sys.executable, __file__, f'--worker={kind}', f'--task={task}', f'--size={size}',
-         f'--threads={num_threads}'],
+         f'--threads={num_threads}', f'--cpu_convolutions={cpu_convolutions}'],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
   def ready(self) -> tuple[float, int]:
@@ -184,6 +190,8 @@ def torch_thread_counts() -> list[int]:
 def measure(task: str, size: int) -> dict[str, float]:
   """One row: per worker ('jax', 'torch<threads>') median ms/step, CPU ms/step, setup s, peak RSS MB."""
   workers = {'jax': Worker('jax', task, size)}
+  if _XLA_DEFAULT_TOO.value:
+    workers['jax_xla_default'] = Worker('jax', task, size, cpu_convolutions='xla_default')
   if size >= TORCH_MIN_SIDE[task]:
     workers.update({f'torch{n}': Worker('torch', task, size, num_threads=n) for n in torch_thread_counts()})
   kinds = list(workers)
@@ -247,8 +255,10 @@ def main(argv):
   print('| generators | size | ours ms/step | ' + ' | '.join(f'PyTorch ms/step, {n} thread{"s" * (n > 1)}'
                                                      for n in counts)
         + ' | faster PyTorch / ours | CPU ms/step: ours, PyTorch (ratio) | peak RSS MB: ours, PyTorch '
-        '| ours warm-up s |')
-  print('|---' * (7 + len(counts)) + '|')
+        '| ours warm-up s |' + ' ours, XLA default convolutions |' * _XLA_DEFAULT_TOO.value)
+  if _XLA_DEFAULT_TOO.value:
+    print('(last column: ours with loop.cpu_convolutions=xla_default, ms/step and its time / the default\'s)')
+  print('|---' * (7 + len(counts) + _XLA_DEFAULT_TOO.value) + '|')
   for task in _TASKS.value:
     for size in map(int, _SIZES.value):
       if size > 256 and task not in _LARGE.value:
@@ -263,6 +273,8 @@ def main(argv):
         ratio, cpu, rss = '-', f'{row["jax_cpu_ms"]:.0f}, n/a', f'{row["jax_rss_mb"]:.0f}, n/a'
       cells = [task, f'{size}x{size}', f'{row["jax_ms"]:.1f}', *torch_cells, ratio, cpu, rss,
                f'{row["jax_setup_s"]:.0f}']
+      if _XLA_DEFAULT_TOO.value:
+        cells.append(f'{row["jax_xla_default_ms"]:.1f} ({row["jax_xla_default_ms"] / row["jax_ms"]:.2f}x)')
       print('| ' + ' | '.join(cells) + ' |', flush=True)
   if _ZEBRA.value:
     seconds, rss = zebra_run()

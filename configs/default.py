@@ -135,13 +135,14 @@ def get_config() -> config_dict.ConfigDict:
   config.watermark.step2_trains_clean = True  # Mode 'hint': step 2 trains C too (official) or only M and W (False; ours).
   config.watermark.stroke_width = 5  # Mode 'hint', stroke_polarity != 'none': disk diameter (px, odd) of the top-hat, wider than the strokes.
 
-  # How the engine runs (numerics do not depend on these).
+  # How the engine runs (numerics do not depend on these, but for float rounding with cpu_convolutions).
   config.loop = config_dict.ConfigDict()
   config.loop.strategy = 'auto'  # 'auto', 'step', 'unroll' or 'scan'.
   config.loop.steps_per_call = 2  # Steps per compiled call for 'unroll' / 'scan'.
   config.loop.check_every = 10  # Steps between early-stop / NaN checks.
   config.loop.num_perturbations = 1  # Noise perturbations per step, batched with jax.vmap.
   config.loop.checkpoint_every = 500  # Steps between checkpoints in the workdir (0: none); a rerun resumes.
+  config.loop.cpu_convolutions = 'eigen'  # XLA:CPU convolution kernels: 'eigen' (faster here) or 'xla_default' (YNNPACK).
   config.progress = True  # Show a progress bar.
   return config
 

@@ -51,6 +51,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "must be 'auto', 'step', 'unroll' or 'scan'", loop.strategy)
   for field in ('steps_per_call', 'check_every', 'num_perturbations'):
     require(loop[field] >= 1, f'loop.{field}', 'must be at least 1', loop[field])
+  require(loop.cpu_convolutions in ('eigen', 'xla_default'), 'loop.cpu_convolutions',
+          "must be 'eigen' or 'xla_default'", loop.cpu_convolutions)
   require(loop.checkpoint_every >= 0, 'loop.checkpoint_every', 'must be >= 0 (0: no checkpoints)',
           loop.checkpoint_every)
   task_validate = getattr(tasks.TASKS[config.task], 'validate', None)

@@ -127,6 +127,10 @@ class LoopOptions:
     num_perturbations: noise perturbations per step, batched with `jax.vmap`
       (the loss is their mean).
     progress: show a progress bar.
+    cpu_convolutions: on XLA:CPU, who runs the step's convolutions: 'eigen'
+      (XLA's own Eigen kernels; faster for these networks, see
+      `compiler_options`) or 'xla_default' (XLA's choice: YNNPACK in jax 0.10).
+      The two round differently; other backends ignore it.
   """
 
   strategy: str = 'auto'
@@ -134,6 +138,7 @@ class LoopOptions:
   check_every: int = 10
   num_perturbations: int = 1
   progress: bool = True
+  cpu_convolutions: str = 'eigen'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,6 +236,35 @@ def resolve_strategy(options: LoopOptions) -> tuple[str, int]:
   return 'scan', 10
 
 
+# XLA:CPU hands these kinds of operations to the YNNPACK library; its default
+# (jax 0.10) also hands it every convolution. Without them the DIP convolutions
+# run in XLA's Eigen kernels: 6-18% less time per step for our generators at
+# 64-512 px (`benchmarks/step_time.py --xla_default_too`).
+# Reductions stay in YNNPACK: XLA's own are slower still.
+_YNN_FUSION_OPTION = 'xla_cpu_experimental_ynn_fusion_type'
+_YNN_WITHOUT_CONVOLUTIONS = 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'
+
+
+@functools.cache
+def _accepts_compiler_options(options: tuple[tuple[str, str], ...]) -> bool:
+  """Whether this jaxlib's compiler knows `options` (older ones lack the YNNPACK option)."""
+  try:
+    jax.jit(lambda x: x + 1, compiler_options=dict(options)).lower(np.float32(0)).compile()
+  except Exception:  # pylint: disable=broad-exception-caught  # Any refusal means: do not use them.
+    return False
+  return True
+
+
+def compiler_options(options: LoopOptions) -> dict[str, str]:
+  """XLA compiler options for the compiled steps on the default backend (see `cpu_convolutions`)."""
+  if options.cpu_convolutions == 'xla_default' or jax.default_backend() != 'cpu':
+    return {}
+  if options.cpu_convolutions != 'eigen':
+    raise ValueError(f'unknown cpu_convolutions {options.cpu_convolutions!r}')
+  wanted = ((_YNN_FUSION_OPTION, _YNN_WITHOUT_CONVOLUTIONS),)
+  return dict(wanted) if _accepts_compiler_options(wanted) else {}
+
+
 def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_perturbations: int):
   """Builds the pure single-step function for a stage."""
 
@@ -279,7 +313,8 @@ def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_pertur
 
 
 def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int,
-                 state: TrainState, key: jax.Array) -> Callable[[TrainState, jax.Array], TrainState]:
+                 state: TrainState, key: jax.Array,
+                 options: dict[str, str]) -> Callable[[TrainState, jax.Array], TrainState]:
   """The compiled chunk of a stage's steps, as `chunk(state, key) -> state`.
 
   A task's loss functions close over its data (image, hints, noise inputs...).
@@ -291,11 +326,13 @@ def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps:
   same thing on other data of the same shapes (another restart, another image
   of the same size) reuses the compiled executable. The numbers are those of
   compiling the same program anew, so results do not depend on what ran before.
+  `options` are XLA compiler options (`compiler_options`).
   """
   step_fn = _make_step(stage, optax.adam(stage.learning_rate), num_perturbations)
   closed, out_shape = jax.make_jaxpr(_chunk_fn(step_fn, strategy, num_steps), return_shape=True)(state, key)
   in_tree, out_tree = jax.tree.structure((state, key)), jax.tree.structure(out_shape)
-  cache_key = (str(closed.jaxpr), in_tree, out_tree, tuple(map(jax.typeof, closed.consts)))
+  cache_key = (str(closed.jaxpr), in_tree, out_tree, tuple(map(jax.typeof, closed.consts)),
+               tuple(sorted(options.items())))
   with _COMPILED_LOCK:
     compiled = _COMPILED.pop(cache_key, None)
     if compiled is None:
@@ -305,7 +342,7 @@ def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps:
         flat = jax.core.eval_jaxpr(jaxpr, consts, *jax.tree.leaves((state, key)))
         return jax.tree.unflatten(out_tree, flat)
 
-      compiled = jax.jit(chunk, donate_argnums=1)
+      compiled = jax.jit(chunk, donate_argnums=1, compiler_options=options)
     _COMPILED[cache_key] = compiled  # Most recently used last.
     while len(_COMPILED) > _COMPILED_SIZE:
       _COMPILED.pop(next(iter(_COMPILED)))
@@ -368,9 +405,12 @@ def _chunk_fn(step_fn, strategy: str, num_steps: int):
   return chunk
 
 
-def make_chunk(step_fn, strategy: str, num_steps: int):
-  """A jitted function running `num_steps` steps; the state buffer is donated."""
-  return jax.jit(_chunk_fn(step_fn, strategy, num_steps), donate_argnums=0)
+def make_chunk(step_fn, strategy: str, num_steps: int, options: dict[str, str] | None = None):
+  """A jitted function running `num_steps` steps; the state buffer is donated.
+
+  `options`: XLA compiler options (`compiler_options`).
+  """
+  return jax.jit(_chunk_fn(step_fn, strategy, num_steps), donate_argnums=0, compiler_options=options)
 
 
 def initial_state(
@@ -584,6 +624,7 @@ def optimize(
     CheckpointError: the checkpoint file is unreadable or of another run.
   """
   strategy, per_call = resolve_strategy(options)
+  xla_options = compiler_options(options)
   key_data = np.asarray(jax.random.key_data(key))
   stage_list = [[s.name, s.num_steps] for s in problem.stages]
   params, batch_stats = init_generators(problem.generators, problem.inputs, jax.random.fold_in(key, 0))
@@ -632,7 +673,7 @@ def optimize(
       while not complete:
         n = min(per_call, stage.num_steps - done)
         if n not in chunks:
-          chunks[n] = _stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key)
+          chunks[n] = _stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key, xla_options)
         state = chunks[n](state, stage_key)
         prev, done = done, done + n
         progress.update(n, state)

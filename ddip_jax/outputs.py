@@ -70,6 +70,7 @@ def loop_options(config: ml_collections.ConfigDict) -> engine.LoopOptions:
       check_every=config.loop.check_every,
       num_perturbations=config.loop.num_perturbations,
       progress=config.progress,
+      cpu_convolutions=config.loop.cpu_convolutions,
   )
 
 

@@ -125,6 +125,23 @@ class EngineTest(parameterized.TestCase):
     expected = ('unroll', 2) if jax.default_backend() == 'cpu' else ('scan', 10)
     self.assertEqual(engine.resolve_strategy(engine.LoopOptions(steps_per_call=7)), expected)
 
+  def test_compiler_options(self):
+    self.assertEqual(engine.compiler_options(engine.LoopOptions(cpu_convolutions='xla_default')), {})
+    eigen = engine.compiler_options(engine.LoopOptions())
+    if jax.default_backend() == 'cpu' and jax.__version_info__ >= (0, 10):
+      # YNNPACK keeps dots and reductions, not convolutions.
+      self.assertEqual(eigen, {'xla_cpu_experimental_ynn_fusion_type':
+                               'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'})
+    with self.assertRaisesRegex(ValueError, 'cpu_convolutions'):
+      engine.compiler_options(engine.LoopOptions(cpu_convolutions='mkl'))
+
+  def test_cpu_convolutions_change_only_rounding(self):
+    toy = _Toy()
+    runs = [engine.optimize(toy.problem(), key=jax.random.key(42), options=_options(cpu_convolutions=c))
+            for c in ('eigen', 'xla_default')]
+    np.testing.assert_allclose(_render(toy, runs[0]), _render(toy, runs[1]), atol=1e-3)
+    np.testing.assert_allclose(runs[0].best_psnr, runs[1].best_psnr, atol=0.05)
+
   def test_loss_goes_down(self):
     _, recorder, result = _reference()
     self.assertEqual(recorder.step, list(range(1, _STEPS + 1)))
