@@ -267,3 +267,30 @@ def temporal_consistency(m: jax.Array, weights: jax.Array) -> jax.Array:
   chex.assert_type([m, weights], float)
   chex.assert_is_broadcastable(weights.shape, (m.shape[0] - 1,) + m.shape[1:])
   return jnp.mean(weights * jnp.abs(m[1:] - m[:-1]))
+
+
+def expand_channels(x: jax.Array, channels: int) -> jax.Array:
+  """A one-channel (N, H, W, 1) map repeated to (N, H, W, channels).
+
+  The values are those of broadcasting, but built by concatenation, so the
+  gradient sums the channels with element-wise additions. Broadcasting's
+  gradient is a reduction over a last axis of 3, which XLA:CPU runs about 20x
+  slower (3.3 against 0.15 ms for a 256x256 blend and its gradient).
+  """
+  chex.assert_rank(x, 4)
+  chex.assert_axis_dimension(x, 3, 1)
+  return jnp.concatenate([x] * channels, axis=-1) if channels > 1 else x
+
+
+def blend(weight: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
+  """weight * a + (1 - weight) * b, the composition of every layered model.
+
+  Args:
+    weight: (N, H, W, 1) per-pixel weights of `a` (a mask, a transmission) or
+      any shape broadcastable to `a` (e.g. (N, 1, 1, 1) scalars).
+    a: (N, H, W, C).
+    b: broadcastable to `a`.
+  """
+  if weight.ndim == 4 and weight.shape[-1] == 1 and weight.shape[1:3] == a.shape[1:3]:
+    weight = expand_channels(weight, a.shape[-1])  # Per-pixel: see `expand_channels`.
+  return weight * a + (1 - weight) * b

@@ -61,7 +61,7 @@ class ReflectConv(nn.Module):
     k = self.kernel_size
     pad = (k - 1) // 2
     if pad:
-      x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+      x = filters.reflect_pad(x, pad)
     fan_in = k * k * x.shape[-1]
     kernel = self.param('kernel', _torch_uniform(fan_in), (k, k, x.shape[-1], self.features))
     bias = self.param('bias', _torch_uniform(fan_in), (self.features,))

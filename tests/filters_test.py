@@ -215,6 +215,24 @@ class MinFilterTest(chex.TestCase, parameterized.TestCase):
     np.testing.assert_array_equal(out, expected)
 
 
+class ReflectPadTest(chex.TestCase, parameterized.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters(
+      ((2, 5, 7, 3), 1), ((1, 8, 6, 2), 2), ((1, 3, 3, 1), 2),
+      ((1, 2, 2, 3), 2), ((1, 2, 3, 1), 1),  # pad >= a side: several reflections.
+  )
+  def test_values_and_gradient_match_jnp_pad(self, shape, pad):
+    rng = np.random.default_rng(0)
+    x = rng.random(shape, dtype=np.float32)
+    reference = functools.partial(jnp.pad, pad_width=((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+    out, vjp = jax.vjp(self.variant(functools.partial(filters.reflect_pad, pad=pad)), x)
+    expected, expected_vjp = jax.vjp(reference, x)
+    np.testing.assert_array_equal(out, expected)
+    g = rng.random(out.shape, dtype=np.float32)
+    np.testing.assert_allclose(vjp(g)[0], expected_vjp(g)[0], rtol=1e-6, atol=1e-6)
+
+
 class UpsampleTest(chex.TestCase, parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
@@ -234,6 +252,15 @@ class UpsampleTest(chex.TestCase, parameterized.TestCase):
     out = self.variant(filters.upsample_bilinear_x2)(x)
     expected = jax.image.resize(x, out.shape, 'bilinear')
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters((1, 1, 1, 2), (1, 2, 3, 1), (2, 5, 4, 3), (1, 8, 8, 2))
+  def test_gradient_matches_autodiff_of_the_stencil(self, *shape):
+    x = _random(shape, seed=5)
+    g = _random((shape[0], 2 * shape[1], 2 * shape[2], shape[3]), seed=6)
+    stencil = lambda x: filters._upsample_axis_x2(filters._upsample_axis_x2(x, 1), 2)  # pylint: disable=protected-access
+    ours = jax.vjp(self.variant(filters.upsample_bilinear_x2), x)[1](g)[0]
+    np.testing.assert_allclose(ours, jax.vjp(stencil, x)[1](g)[0], rtol=1e-5, atol=1e-6)
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_hand_computed_values(self):

@@ -143,6 +143,29 @@ class PixelLossesTest(chex.TestCase, parameterized.TestCase):
     np.testing.assert_allclose(grad, np.full(m.shape, expected), rtol=1e-5, atol=1e-9)
 
 
+class BlendTest(chex.TestCase, parameterized.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters((2, 5, 7, 1), (1, 5, 7, 1), (2, 1, 1, 1))
+  def test_blend_and_its_gradient_match_broadcasting(self, *weight_shape):
+    a, b = _images((2, 5, 7, 3))
+    w = np.random.default_rng(2).random(weight_shape, dtype=np.float32)
+    np.testing.assert_allclose(self.variant(losses.blend)(w, a, b), w * a + (1 - w) * b, rtol=1e-6)
+
+    def loss(blend_fn, w):
+      return jnp.sum(jnp.sin(blend_fn(w, a, b)))
+
+    ours = self.variant(jax.grad(functools.partial(loss, losses.blend)))(w)
+    broadcast = jax.grad(functools.partial(loss, lambda w, a, b: w * a + (1 - w) * b))(w)
+    chex.assert_shape(ours, weight_shape)
+    np.testing.assert_allclose(ours, broadcast, rtol=1e-5, atol=1e-6)
+
+  def test_expand_channels(self):
+    x = np.arange(6, dtype=np.float32).reshape(1, 2, 3, 1)
+    np.testing.assert_array_equal(losses.expand_channels(x, 3), np.broadcast_to(x, (1, 2, 3, 3)))
+    np.testing.assert_array_equal(losses.expand_channels(x, 1), x)
+
+
 class StdLossTest(chex.TestCase, parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)

@@ -195,7 +195,7 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
     out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
     out = {n: models.center_crop(o, height, width) for n, o in out.items()}
     t, airlight = out['transmission'], out.get('airlight', a0)
-    recon = t * out['clean'] + (1 - t) * airlight
+    recon = losses.blend(t, out['clean'], airlight)
     loss = losses.mse(recon, img) + dz.transmission_std_weight * losses.std_loss(t)
     if transmission0 is not None:
       loss = loss + jnp.where(step < prior_steps, dz.transmission_prior_weight * losses.mse(t, t0), 0.0)

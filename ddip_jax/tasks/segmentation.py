@@ -95,12 +95,12 @@ def decomposition_stages(
   def step1_loss(params, batch_stats, step, key):
     out, stats = layers(params, batch_stats, step, key, seg.hint_steps)
     loss = hint_terms(out) + losses.l1(out['mask'], mask_target)
-    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
+    recon = losses.blend(out['mask'], out['fg'], out['bg'])
     return loss, (stats, out, losses.psnr(recon, image))
 
   def step2_loss(params, batch_stats, step, key):
     out, stats = layers(params, batch_stats, step, key, config.num_steps)
-    recon = out['mask'] * out['fg'] + (1 - out['mask']) * out['bg']
+    recon = losses.blend(out['mask'], out['fg'], out['bg'])
     gray_weight = seg.gray_weight * (jnp.minimum(step, 1000) // 100)
     loss = (
         jnp.where(step <= seg.hint_phase, hint_terms(out), 0.0)

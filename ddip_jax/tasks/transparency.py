@@ -159,7 +159,7 @@ def reconstruction_exclusion(r: jax.Array, t: jax.Array, alphas: list[jax.Array]
     (sum_k MSE(a_k R + (1 - a_k) T, I_k) + exclusion_weight * Exclusion(R, T),
     [the two recompositions]).
   """
-  recons = [a * r + (1 - a) * t for a in alphas]
+  recons = [losses.blend(a, r, t) for a in alphas]
   loss = sum(losses.mse(recon, img) for recon, img in zip(recons, images))
   return loss + exclusion_weight * losses.exclusion_loss(r, t), recons
 

@@ -304,11 +304,12 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
       return losses.extended_l1(c, image, 1 - h), losses.psnr((1 - h) * c + h * image, image)
 
     def step2_terms(out):
-      c, w, m = out['clean'], out['watermark'], out['mask']
+      c, w = out['clean'], out['watermark']
+      m = losses.expand_channels(out['mask'], 3)  # Faster gradients than broadcasting.
       recon = h * m * w + (1 - m) * c
       loss = losses.extended_l1(c, image, 1 - h) + wm.recon_weight * losses.l1(recon, image)
       if wm.mask_weight:  # Ours: pull M towards 0 inside the box, mean over the box.
-        loss = loss + wm.mask_weight * losses.extended_l1(m, jnp.zeros_like(m), h)
+        loss = loss + wm.mask_weight * losses.extended_l1(out['mask'], jnp.zeros_like(out['mask']), h)
       if wm.exclusion_weight:  # Ours: C's edges apart from the visible watermark's.
         loss = loss + wm.exclusion_weight * losses.exclusion_loss(c, h * m * w)
       return loss, losses.psnr(recon, image)
@@ -324,7 +325,7 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
   else:
 
     def many_terms(out):
-      w, m = out['watermark'], out['mask']
+      w, m = out['watermark'], losses.expand_channels(out['mask'], 3)
       recons = [w * m + out[c] * (1 - m) for c in cleans]
       loss = sum(losses.l1(r, i) for r, i in zip(recons, img))
       return loss, losses.psnr(jnp.concatenate(recons), img[:, 0])
