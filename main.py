@@ -15,6 +15,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 import ml_collections
 from ml_collections import config_flags
 
@@ -35,6 +36,18 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processe
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index, 0 .. num_processes - 1.')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False,
                                  'Initialise jax.distributed even without the flags above (cluster managers).')
+_COMPILATION_CACHE = flags.DEFINE_string(
+    'compilation_cache', os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
+                                      'ddip_jax', 'xla'),
+    'Folder of JAX\'s persistent compilation cache: a rerun of the same config and image size skips '
+    'the compilation of its steps. Empty: no cache.')
+
+
+def _enable_compilation_cache(path: str) -> None:
+  """Keeps compiled programs (those taking over a second to compile) in `path` across runs."""
+  if path:
+    jax.config.update('jax_compilation_cache_dir', path)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 
 def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -59,6 +72,7 @@ def main(argv):
   created = not os.path.exists(workdir)
   try:
     config_check.validate(config)
+    _enable_compilation_cache(_COMPILATION_CACHE.value)
     batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                  force=_DISTRIBUTED.value)
     _prepare_workdir(workdir, config)

@@ -82,6 +82,19 @@ class MainTest(parameterized.TestCase):
       cls.reference = workdir, _cli(*self._run_args(workdir), timeout=600)
     return cls.reference
 
+  def test_rerun_reuses_the_compilation_cache(self):
+    workdir, proc = self._reference()
+    self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
+    cache = os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'ddip_jax', 'xla')
+    self.assertNotEmpty(os.listdir(cache))  # main.py's default --compilation_cache.
+    rerun = os.path.join(self.dir, 'rerun')
+    again = _cli(*self._run_args(rerun), '--verbosity=1', timeout=600)
+    self.assertEqual(again.returncode, 0, msg=again.stderr[-3000:])
+    self.assertIn("Persistent compilation cache hit for 'jit_chunk'", again.stderr)
+    for name in ('mask.png', 'fg.png', 'bg.png'):
+      with open(os.path.join(workdir, name), 'rb') as a, open(os.path.join(rerun, name), 'rb') as b:
+        self.assertEqual(a.read(), b.read(), msg=name)
+
   def test_run_with_overrides(self):
     workdir, proc = self._reference()
     self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
