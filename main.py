@@ -44,7 +44,7 @@ _COMPILATION_CACHE = flags.DEFINE_string(
 
 
 def _enable_compilation_cache(path: str) -> None:
-  """Keeps compiled programs (those taking over a second to compile) in `path` across runs."""
+  """Keeps every compiled program (the steps, and the small eager ones too) in `path` across runs."""
   if path:
     jax.config.update('jax_compilation_cache_dir', path)
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)

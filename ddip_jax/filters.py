@@ -224,6 +224,10 @@ def min_filter(x: jax.Array, radius: int) -> jax.Array:
   return x
 
 
+def _jnp_reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
   """Reflection padding of the spatial dims of an NHWC tensor (`jnp.pad` mode 'reflect').
@@ -238,7 +242,7 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
     pad: pixels added on each side (from H, W = pad + 1 up, `jnp.pad` reflects
       several times; so does its gradient).
   """
-  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='reflect')
+  return _jnp_reflect_pad(x, pad)
 
 
 def _reflect_pad_fwd(x: jax.Array, pad: int):
@@ -249,7 +253,7 @@ def _reflect_pad_bwd(pad: int, _, g: jax.Array):
   g = jnp.asarray(g)
   h, w = g.shape[1] - 2 * pad, g.shape[2] - 2 * pad
   if pad >= min(h, w):  # Multiple reflections: autodiff's gradient of jnp.pad (linear, so at 0).
-    _, vjp = jax.vjp(lambda x: reflect_pad.fun(x, pad), jnp.zeros((g.shape[0], h, w, g.shape[3]), g.dtype))
+    _, vjp = jax.vjp(functools.partial(_jnp_reflect_pad, pad=pad), jnp.zeros((g.shape[0], h, w, g.shape[3]), g.dtype))
     return vjp(g)
   # Padded column j < pad copies column pad - j, padded column w + pad + j copies w - 2 - j.
   gw = g[:, :, pad:pad + w]

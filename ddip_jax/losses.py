@@ -287,10 +287,10 @@ def blend(weight: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
 
   Args:
     weight: (N, H, W, 1) per-pixel weights of `a` (a mask, a transmission) or
-      any shape broadcastable to `a` (e.g. (N, 1, 1, 1) scalars).
-    a: (N, H, W, C).
-    b: broadcastable to `a`.
+      any shape broadcastable with `a` and `b` (e.g. (N, 1, 1, 1) scalars).
+    a, b: NHWC, broadcastable to one another (e.g. a (1, 1, 1, 3) colour).
   """
-  if weight.ndim == 4 and weight.shape[-1] == 1 and weight.shape[1:3] == a.shape[1:3]:
-    weight = expand_channels(weight, a.shape[-1])  # Per-pixel: see `expand_channels`.
+  if weight.ndim == 4 and weight.shape[-1] == 1 and weight.shape[1] * weight.shape[2] > 1:
+    # Per-pixel weights: see `expand_channels` (scalars broadcast faster as they are).
+    weight = expand_channels(weight, jnp.broadcast_shapes(a.shape, b.shape)[-1])
   return weight * a + (1 - weight) * b

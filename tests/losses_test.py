@@ -160,6 +160,14 @@ class BlendTest(chex.TestCase, parameterized.TestCase):
     chex.assert_shape(ours, weight_shape)
     np.testing.assert_allclose(ours, broadcast, rtol=1e-5, atol=1e-6)
 
+  def test_blend_with_a_colour_layer(self):
+    _, b = _images((1, 5, 7, 3))
+    colour = np.array([0.9, 0.8, 0.1], np.float32).reshape(1, 1, 1, 3)
+    w = np.random.default_rng(3).random((1, 5, 7, 1), dtype=np.float32)
+    np.testing.assert_allclose(losses.blend(w, colour, b), w * colour + (1 - w) * b, rtol=1e-6)
+    grad = jax.grad(lambda w: jnp.sum(losses.blend(w, colour, b)))(w)
+    np.testing.assert_allclose(grad, np.sum(colour - b, axis=-1, keepdims=True), rtol=1e-5, atol=1e-6)
+
   def test_expand_channels(self):
     x = np.arange(6, dtype=np.float32).reshape(1, 2, 3, 1)
     np.testing.assert_array_equal(losses.expand_channels(x, 3), np.broadcast_to(x, (1, 2, 3, 3)))

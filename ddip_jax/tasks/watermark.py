@@ -325,8 +325,7 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
   else:
 
     def many_terms(out):
-      w, m = out['watermark'], losses.expand_channels(out['mask'], 3)
-      recons = [w * m + out[c] * (1 - m) for c in cleans]
+      recons = [losses.blend(out['mask'], out['watermark'], out[c]) for c in cleans]
       loss = sum(losses.l1(r, i) for r, i in zip(recons, img))
       return loss, losses.psnr(jnp.concatenate(recons), img[:, 0])
 
