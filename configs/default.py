@@ -48,6 +48,8 @@ def get_config() -> config_dict.ConfigDict:
   config.segmentation.guided_radius = 0.1  # Guided-filter radius as a fraction of the longer side (0: off).
   config.segmentation.guided_eps = 1e-4  # Guided-filter regulariser.
   config.segmentation.threshold = 0.5  # Threshold of the refined mask.
+  config.segmentation.grow_hints = 'consensus'  # Grow sparse hints before decomposing: 'consensus', 'grabcut' or 'none' (official); see ddip_jax/grow.py.
+  config.segmentation.grow_margin = 0.02  # Unhinted band on each side of the grown boundary, fraction of the longer side.
   config.segmentation.keep_hinted_components = True  # Drop mask regions not touching the fg hint (False: official).
 
   # Transparent layers (task 'transparency'): layers R (layer1) and T (layer2); see tasks/transparency.py.

@@ -15,4 +15,5 @@ def get_config():
   config.segmentation.hint_steps = defaults.segmentation.hint_steps
   config.num_steps = defaults.num_steps
   config.segmentation.keep_hinted_components = False
+  config.segmentation.grow_hints = 'none'
   return config

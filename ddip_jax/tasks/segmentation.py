@@ -25,6 +25,7 @@ from scipy import ndimage
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import filters
+from ddip_jax import grow
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax import losses
@@ -251,6 +252,9 @@ def mask_scores(layers: dict[str, np.ndarray], gt: np.ndarray) -> dict[str, floa
   }
 
 
+GROW_METHODS = ('none', 'grabcut', 'consensus')
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `segmentation` section (see `config_check.validate`)."""
   seg = config.segmentation
@@ -259,6 +263,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(0 < seg.threshold < 1, 'segmentation.threshold', 'must be in (0, 1)', seg.threshold)
   require(seg.guided_radius >= 0, 'segmentation.guided_radius', 'must be >= 0', seg.guided_radius)
   require(seg.guided_eps > 0, 'segmentation.guided_eps', 'must be positive', seg.guided_eps)
+  require(seg.grow_hints in GROW_METHODS, 'segmentation.grow_hints', f'one of {GROW_METHODS}', seg.grow_hints)
+  require(0 <= seg.grow_margin < 0.5, 'segmentation.grow_margin', 'must be in [0, 0.5)', seg.grow_margin)
   require(seg.auto_hints in hints_lib.METHODS, 'segmentation.auto_hints',
           f'unknown method (one of {sorted(hints_lib.METHODS)})', seg.auto_hints)
 
@@ -279,6 +285,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   t0 = time.perf_counter()
   fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
       image, fg_path=config.fg_hint, bg_path=config.bg_hint, method=seg.auto_hints)
+  if seg.grow_hints != 'none':
+    fg_hint, bg_hint, _ = grow.dense_hints(image, fg_hint, bg_hint, margin=seg.grow_margin, method=seg.grow_hints)
+    hint_info['grown'] = {'method': seg.grow_hints, 'fg_fraction': float(fg_hint.mean()),
+                          'bg_fraction': float(bg_hint.mean())}
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   problem = build_problem(config, image, fg_hint, bg_hint, noise_key)

@@ -1,0 +1,167 @@
+"""Growing sparse segmentation hints (a stroke, a box, a saliency seed) into dense ones.
+
+Double-DIP decides well which layer a pixel belongs to near the hints, but a
+thin stroke or a small seed leaves most of the object unhinted, and there the
+background generator is free to draw the object (issue: a correct 2% hint ended
+at IoU 0.10). So before the decomposition the hints are grown:
+
+  1. Geodesic split: each unhinted pixel goes to the hint it is closer to along
+     the image, where a path costs its length plus the CIE Lab colour change it
+     crosses (so a region of one colour joins the hint inside it, and an edge
+     stops the growth).
+  2. GrabCut (OpenCV's `cv2.grabCut`: colour GMMs and a graph cut) started from
+     that split as "probable" labels, with the hints as fixed labels.
+  3. The grown mask, eroded by a margin, becomes the new fg hint and its
+     complement, eroded likewise, the new bg hint ('grabcut'); or, more
+     cautiously ('consensus'), GrabCut is also run from all-background and
+     all-foreground starts and only what the starts agree on is hinted. The
+     user's own hints are always kept. The band of `margin` around the grown boundary stays unhinted:
+     that is where Double-DIP decides.
+
+OpenCV's GrabCut is used rather than our own graph cut: it is the reference
+implementation of the method (GMM fitting + max-flow), fast, and a well-kept
+wheel (`opencv-python-headless`). Its k-means start uses OpenCV's global RNG,
+which is seeded before each call, so results are deterministic.
+"""
+
+import chex
+import cv2
+import numpy as np
+from scipy import ndimage
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from ddip_jax import hints as hints_lib
+
+# (dy, dx) of the 8-neighbourhood's four forward directions.
+_STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def geodesic_distance(lab: np.ndarray, seeds: np.ndarray, *, length_cost: float = 1.0) -> np.ndarray:
+  """Shortest-path distance of every pixel to the seed pixels.
+
+  A step between 8-neighbours costs (its Lab colour change + `length_cost`) times
+  its length (1 or sqrt 2).
+
+  Args:
+    lab: (H, W, 3) image in CIE Lab.
+    seeds: (H, W) bool, at least one True.
+    length_cost: cost per pixel of path length, in Lab units.
+
+  Returns:
+    (H, W) float64 distances, 0 on the seeds (inf where unreachable: never on a grid).
+  """
+  h, w = seeds.shape
+  index = np.arange(h * w).reshape(h, w)
+  flat = lab.reshape(-1, 3)
+  src, dst, cost = [], [], []
+  for dy, dx in _STEPS:
+    if dx >= 0:
+      a, b = index[:h - dy, :w - dx].ravel(), index[dy:, dx:].ravel()
+    else:
+      a, b = index[:h - dy, -dx:].ravel(), index[dy:, :w + dx].ravel()
+    step = np.hypot(dy, dx)
+    src.append(a)
+    dst.append(b)
+    cost.append((np.sqrt(((flat[a] - flat[b]) ** 2).sum(-1)) + length_cost) * step)
+  source = h * w  # A virtual node joined to every seed at no cost.
+  seed_index = index[seeds]
+  rows = np.concatenate(src + [np.full(seed_index.size, source)])
+  cols = np.concatenate(dst + [seed_index])
+  vals = np.concatenate(cost + [np.full(seed_index.size, 1e-9)])
+  graph = sparse.coo_matrix((vals, (rows, cols)), shape=(h * w + 1, h * w + 1)).tocsr()
+  return csgraph.dijkstra(graph, directed=False, indices=source)[:h * w].reshape(h, w)
+
+
+def grabcut(image: np.ndarray, labels: np.ndarray, *, iterations: int = 5) -> np.ndarray:
+  """OpenCV's GrabCut from a label map.
+
+  Args:
+    image: (H, W, 3) RGB in [0, 1].
+    labels: (H, W) uint8 in {cv2.GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD}; both a
+      background and a foreground label must occur.
+    iterations: GrabCut iterations.
+
+  Returns:
+    (H, W) bool foreground.
+  """
+  cv2.setRNGSeed(0)
+  bgr = np.ascontiguousarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)[..., ::-1])
+  out = np.ascontiguousarray(labels, np.uint8).copy()
+  cv2.grabCut(bgr, out, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
+  return (out == cv2.GC_FGD) | (out == cv2.GC_PR_FGD)
+
+
+def grow_masks(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray) -> dict[str, np.ndarray]:
+  """The foreground grown from the hints by GrabCut from three starts (module docstring).
+
+  Args:
+    image: (H, W, 3) RGB in [0, 1].
+    fg_hint, bg_hint: (H, W) in [0, 1]; each must mark at least one pixel.
+
+  Returns:
+    (H, W) bool masks, each True on every fg-hint pixel and False on every
+    bg-hint pixel: 'geodesic' (unhinted pixels start on the geodesically
+    closer side), 'background' (they start as probable background: grows
+    little) and 'foreground' (they start as probable foreground: grows much).
+  """
+  chex.assert_rank([image, fg_hint, bg_hint], [3, 2, 2])
+  fg, bg = fg_hint > 0.5, bg_hint > 0.5
+  lab = hints_lib.box_blur(hints_lib.rgb_to_lab(np.clip(image, 0, 1)), 1)
+  closer_to_fg = geodesic_distance(lab, fg) < geodesic_distance(lab, bg)
+  starts = {
+      'geodesic': np.where(closer_to_fg, cv2.GC_PR_FGD, cv2.GC_PR_BGD),
+      'background': np.full(fg.shape, cv2.GC_PR_BGD),
+      'foreground': np.full(fg.shape, cv2.GC_PR_FGD),
+  }
+  grown = {}
+  for name, labels in starts.items():
+    labels = labels.astype(np.uint8)
+    labels[bg] = cv2.GC_BGD
+    labels[fg] = cv2.GC_FGD
+    grown[name] = (grabcut(image, labels) | fg) & ~bg
+  return grown
+
+
+def dense_hints(
+    image: np.ndarray,
+    fg_hint: np.ndarray,
+    bg_hint: np.ndarray,
+    *,
+    margin: float,
+    method: str = 'consensus',
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Dense hints from sparse ones (module docstring, step 3).
+
+  Args:
+    image: (H, W, 3) RGB in [0, 1].
+    fg_hint, bg_hint: (H, W) in [0, 1]. With no fg or no bg pixel there is
+      nothing to grow from and the hints are returned as they are.
+    margin: width of the unhinted band on each side of the grown boundary, as a
+      fraction of the longer side (at least 1 px).
+    method: 'grabcut': fg where the geodesic start's GrabCut says so, bg
+      elsewhere; 'consensus': fg only where both the geodesic and the
+      background start say fg, bg only where neither the geodesic nor the
+      foreground start does (pixels the starts disagree on stay unhinted).
+
+  Returns:
+    (fg_hint, bg_hint, grown): float32 (H, W) in {0, 1}, and the grown mask.
+  """
+  fg, bg = fg_hint > 0.5, bg_hint > 0.5
+  if not fg.any() or not bg.any():
+    return fg.astype(np.float32), bg.astype(np.float32), fg.copy()
+  masks = grow_masks(image, fg_hint, bg_hint)
+  grown = masks['geodesic']
+  if method == 'grabcut':
+    sure_fg, sure_bg = grown, ~grown
+  elif method == 'consensus':
+    sure_fg, sure_bg = grown & masks['background'], ~(grown | masks['foreground'])
+  else:
+    raise ValueError(f'unknown method {method!r}')
+  r = max(1, round(margin * max(fg.shape)))
+  disk = np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= r
+  new_fg = ndimage.binary_erosion(sure_fg, structure=disk, border_value=1) | fg
+  new_bg = ndimage.binary_erosion(sure_bg, structure=disk, border_value=1) | bg
+  new_fg &= ~bg
+  new_bg &= ~fg
+  return new_fg.astype(np.float32), new_bg.astype(np.float32), grown

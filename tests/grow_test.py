@@ -1,0 +1,94 @@
+"""Tests of ddip_jax.grow: geodesic distances, GrabCut growth and dense hints."""
+
+from absl.testing import absltest
+import numpy as np
+
+from ddip_jax import grow
+from ddip_jax import hints as hints_lib
+
+
+def _two_regions(h: int = 40, w: int = 56):
+  """A textured green background with a red ellipse, its mask, a 1-px stroke and a border band."""
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[0:h, 0:w]
+  image = np.empty((h, w, 3), np.float32)
+  image[...] = [0.3, 0.55, 0.25]
+  image += 0.04 * np.sin(xx * 0.9 + yy * 0.5)[..., None] + rng.normal(0, 0.02, (h, w, 1))
+  blob = ((yy - h / 2) / (h / 4)) ** 2 + ((xx - w / 2) / (w / 4)) ** 2 <= 1
+  image[blob] = [0.85, 0.2, 0.15] + rng.normal(0, 0.03, (blob.sum(), 3))
+  stroke = np.zeros((h, w), bool)
+  stroke[h // 2 - 1:h // 2 + 2, w // 2 - 8:w // 2 + 9] = True
+  band = np.zeros((h, w), bool)
+  band[:2], band[-2:], band[:, :2], band[:, -2:] = True, True, True, True
+  return np.clip(image, 0, 1), blob, stroke, band
+
+
+class GeodesicTest(absltest.TestCase):
+
+  def test_flat_image_is_chessboard_like_path_length(self):
+    lab = np.zeros((5, 7, 3))
+    seeds = np.zeros((5, 7), bool)
+    seeds[0, 0] = True
+    d = grow.geodesic_distance(lab, seeds, length_cost=1.0)
+    self.assertAlmostEqual(d[0, 0], 0.0, places=6)
+    self.assertAlmostEqual(d[0, 6], 6.0, places=6)
+    self.assertAlmostEqual(d[4, 4], 4 * np.sqrt(2), places=6)  # Diagonal steps.
+    self.assertAlmostEqual(d[4, 6], 4 * np.sqrt(2) + 2, places=6)
+
+  def test_edge_costs_its_colour_change(self):
+    lab = np.zeros((3, 6, 3))
+    lab[:, 3:, 0] = 50.0  # A vertical edge of 50 Lab units.
+    seeds = np.zeros((3, 6), bool)
+    seeds[:, 0] = True
+    d = grow.geodesic_distance(lab, seeds, length_cost=1.0)
+    self.assertAlmostEqual(d[1, 2], 2.0, places=6)
+    self.assertAlmostEqual(d[1, 3], 53.0, places=6)  # Crossing the edge once.
+    self.assertAlmostEqual(d[1, 5], 55.0, places=6)
+
+
+class GrowTest(absltest.TestCase):
+
+  def test_a_stroke_grows_to_the_object(self):
+    image, blob, stroke, band = _two_regions()
+    masks = grow.grow_masks(image, stroke.astype(np.float32), band.astype(np.float32))
+    self.assertEqual(set(masks), {'geodesic', 'background', 'foreground'})
+    for name, mask in masks.items():
+      iou = (mask & blob).sum() / (mask | blob).sum()
+      self.assertGreater(iou, 0.9, name)
+      self.assertTrue(mask[stroke].all() and not mask[band].any(), name)
+
+  def test_dense_hints_are_correct_and_leave_a_band(self):
+    image, blob, stroke, band = _two_regions()
+    for method in ('grabcut', 'consensus'):
+      fg, bg, grown = grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32),
+                                       margin=0.04, method=method)
+      self.assertEqual(fg.dtype, np.float32)
+      self.assertFalse((fg * bg).any())
+      self.assertGreater(fg.sum(), 5 * stroke.sum(), method)  # It grew.
+      self.assertTrue(blob[fg > 0].all(), method)  # Only object pixels are fg ...
+      self.assertFalse(blob[bg > 0].any(), method)  # ... and only background pixels bg.
+      self.assertTrue(((fg + bg) == 0)[blob ^ np.roll(blob, 1, axis=1)].all(), method)  # Boundary unhinted.
+      self.assertTrue(grown[stroke].all())
+
+  def test_deterministic(self):
+    image, _, stroke, band = _two_regions()
+    a = grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32), margin=0.02)
+    b = grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32), margin=0.02)
+    for x, y in zip(a, b):
+      np.testing.assert_array_equal(x, y)
+
+  def test_nothing_to_grow_from_returns_hints(self):
+    image, _, stroke, _ = _two_regions()
+    empty = np.zeros(stroke.shape, np.float32)
+    fg, bg, _ = grow.dense_hints(image, stroke.astype(np.float32), empty, margin=0.02)
+    np.testing.assert_array_equal(fg, stroke)
+    self.assertFalse(bg.any())
+
+  def test_unknown_method(self):
+    image, _, stroke, band = _two_regions()
+    with self.assertRaises(ValueError):
+      grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32), margin=0.02, method='nope')
+
+
+if __name__ == '__main__':
+  absltest.main()
