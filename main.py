@@ -8,6 +8,7 @@ Several processes (hosts) share a batch of images with --coordinator_address,
 JAX_PROCESS_ID; or a cluster manager `jax.distributed` detects, with --distributed).
 """
 
+import functools
 import os
 import signal
 import sys
@@ -16,20 +17,27 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import ml_collections
 from ml_collections import config_flags
 
 from ddip_jax import batch
+from ddip_jax import cli
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
-from ddip_jax import outputs
 from ddip_jax import restarts
+from ddip_jax import runner
 from ddip_jax import tasks
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/zebra.py', 'Task config file.', lock_config=True)
+_DEFAULT_CONFIG = 'configs/zebra.py'
+# No default here: it would be loaded, with the command line's overrides, before
+# any mistake in them can be reported; `cli.parse` supplies _DEFAULT_CONFIG.
+_CONFIG = config_flags.DEFINE_config_file('config', None, f'Task config file (default: {_DEFAULT_CONFIG}).',
+                                          lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder (default: results/<config name>).')
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False,
+                               'Run again even if the workdir holds a finished run of this config (or one made '
+                               'from other input files); its results are replaced only once the new run finishes.')
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None,
                                    'host:port of process 0, for a batch shared by several processes.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes sharing the batch.')
@@ -50,24 +58,10 @@ def _enable_compilation_cache(path: str) -> None:
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 
-def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Creates the workdir and checks it is writable and holds no other config's run, before any work."""
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, '.write_test')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
-  except OSError as err:
-    raise image_io.InputError(f'cannot write to --workdir {workdir!r}: {err.strerror or err}') from err
-  outputs.check_workdir(workdir, config)
-
-
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv  # Only the program name: `cli.parse` refuses extra arguments.
   config = _CONFIG.value
-  config_name = os.path.splitext(os.path.basename(flags.FLAGS['config'].config_filename))[0]
+  config_name = os.path.splitext(os.path.basename(flags.FLAGS['config'].config_filename.split(':')[0]))[0]
   workdir = _WORKDIR.value or os.path.join('results', config_name)
   created = not os.path.exists(workdir)
   try:
@@ -75,22 +69,24 @@ def main(argv):
     _enable_compilation_cache(_COMPILATION_CACHE.value)
     batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                  force=_DISTRIBUTED.value)
-    _prepare_workdir(workdir, config)
     logging.info('task %s, writing to %s', config.task, workdir)
     if config.inputs:
-      return 0 if all(row.ok for row in batch.run(config, workdir)) else 1
-    metrics = restarts.run(tasks.TASKS[config.task], config, workdir)
+      return 1 if any(row.failed for row in batch.run(config, workdir, overwrite=_OVERWRITE.value)) else 0
+    metrics, already_done = runner.run(functools.partial(restarts.run, tasks.TASKS[config.task]), config, workdir,
+                                       overwrite=_OVERWRITE.value)
   except engine.Interrupted as err:
+    where = getattr(err, 'workdir', workdir)
     if config.loop.checkpoint_every > 0:
-      print(f'{err}: the best result so far and a checkpoint are in {workdir}/; '
+      print(f'{err}: the best result so far and a checkpoint are in {where}/; '
             'run the same command again to resume', file=sys.stderr)
     else:
-      print(f'{err}: the best result so far is in {workdir}/ (checkpoints are off)', file=sys.stderr)
+      print(f'{err}: the best result so far is in {where}/ (checkpoints are off)', file=sys.stderr)
     return 128 + getattr(signal, err.reason, signal.SIGINT)
   except KeyboardInterrupt:  # Before or after the optimisation, or a second Ctrl-C.
     print('interrupted', file=sys.stderr)
     return 128 + signal.SIGINT
-  except (image_io.InputError, config_check.ConfigError, engine.NumericalError, engine.CheckpointError) as err:
+  except (image_io.InputError, image_io.OutputError, config_check.ConfigError, engine.NumericalError,
+          engine.CheckpointError) as err:
     if created and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:
@@ -98,10 +94,12 @@ def main(argv):
     print(f'error: {err}', file=sys.stderr)
     return 2
   summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != 'status'}
-  print(f'done: outputs in {workdir}/  ' + '  '.join(
-      f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in summary.items()))
+  print(('already done (same config and input files; --overwrite to run it again)' if already_done else 'done')
+        + f': outputs in {workdir}/  ' + '  '.join(
+            f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in summary.items()))
   return 0
 
 
 if __name__ == '__main__':
-  app.run(lambda argv: sys.exit(main(argv)))
+  app.run(lambda argv: sys.exit(main(argv)), flags_parser=functools.partial(cli.parse_or_exit,
+                                                                             default_config=_DEFAULT_CONFIG))

@@ -1,6 +1,7 @@
 """Many images: one run per image, spread over local devices and over processes.
 
-`--config.inputs` lists the images (comma-separated paths or glob patterns).
+`--config.inputs` lists the images (comma-separated paths or glob patterns, or
+'@file' with one path a line; see `input_paths`).
 Each image runs as its own task run (`restarts.run`, so with `config.restarts`
 seeds) with `config.image` set to it, in `<workdir>/<image name>/`; at the end
 `<workdir>/results.csv` has one row per image: its status and the scalar
@@ -14,13 +15,19 @@ computations placed with `jax.default_device`). Processes (hosts): with
 rows to process 0 through the distributed runtime's key-value store, and
 process 0 writes the complete results.csv.
 
-An image whose folder already holds a finished run of the same config is not
-run again, so rerunning an interrupted batch resumes it.
+Each image runs through `runner.run`: its folder is owned (locked) by one run
+at a time, so several processes can share a batch; an image whose folder
+already holds a finished run of the same config and inputs is not run again,
+so rerunning an interrupted batch resumes it. results.csv is written also when
+the batch is interrupted or fails, for the images finished so far.
 """
 
+import collections
 from collections.abc import Sequence
+import contextlib
 import csv
 import dataclasses
+import functools
 import glob
 import io
 import json
@@ -42,6 +49,7 @@ from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import outputs
 from ddip_jax import restarts
+from ddip_jax import runner
 from ddip_jax import tasks
 
 RESULTS = 'results.csv'
@@ -49,32 +57,55 @@ _FIXED_COLUMNS = ('image', 'output', 'status', 'process', 'device', 'seconds')
 _KV_TIMEOUT_MS = 7 * 24 * 3600 * 1000  # Process 0 waits this long for another process's rows.
 # Errors that concern one image: reported, and the batch goes on.
 IMAGE_ERRORS = (image_io.InputError, config_check.ConfigError, engine.NumericalError, engine.CheckpointError)
+_STATUS_WORDS = {'error': 'failed', 'busy': 'running in another process'}
 
 
 def input_paths(spec: str) -> list[str]:
-  """The images of `--config.inputs`: comma-separated paths or glob patterns, in order.
+  """The images of `--config.inputs`, in order.
 
-  A glob's matches are sorted; a path listed twice runs once. A plain path is
-  kept even if it does not exist (that image then fails with its own message).
+  `spec` is comma-separated paths or glob patterns; a path of an existing file
+  is taken literally (commas and glob characters included: 'shot[1].png',
+  'a,b.png'). '@list.txt' reads one path per line from that file instead
+  (each taken literally; blank lines and lines starting with '#' skipped;
+  names need not be UTF-8). A glob's matches are sorted; a path listed twice
+  runs once. A plain path is kept even if it does not exist (that image then
+  fails with its own message).
 
   Raises:
-    image_io.InputError: a pattern matches nothing, or the list is empty.
+    image_io.InputError: a pattern matches nothing, the list file cannot be
+      read, or no image is listed.
   """
-  paths = []
-  for item in (s.strip() for s in spec.split(',')):
-    if not item:
-      continue
-    if glob.has_magic(item):
-      matches = sorted(p for p in glob.glob(item) if not os.path.isdir(p))
-      if not matches:
-        raise image_io.InputError(f'config.inputs: no file matches {item!r}')
-      paths += matches
-    else:
-      paths.append(item)
+  if spec.startswith('@'):
+    paths = _list_file(spec[1:])
+  else:
+    paths = []
+    pieces = spec.split(',')
+    while pieces:
+      # The longest run of pieces that joined by commas names an existing file, else one piece.
+      size = next((n for n in range(len(pieces), 1, -1) if os.path.isfile(','.join(pieces[:n]).strip())), 1)
+      item, pieces = ','.join(pieces[:size]).strip(), pieces[size:]
+      if item and not os.path.isfile(item) and glob.has_magic(item):
+        matches = sorted(p for p in glob.glob(item) if not os.path.isdir(p))
+        if not matches:
+          raise image_io.InputError(f'config.inputs: no file matches {item!r}')
+        paths += matches
+      elif item:
+        paths.append(item)
   paths = list(dict.fromkeys(paths))
   if not paths:
     raise image_io.InputError(f'config.inputs = {spec!r} lists no image')
   return paths
+
+
+def _list_file(path: str) -> list[str]:
+  """The paths listed in a file, one a line (decoded like file names, so any bytes are kept)."""
+  try:
+    with open(path, 'rb') as f:
+      lines = f.read().splitlines()
+  except OSError as err:
+    raise image_io.InputError(f'config.inputs: cannot read the list {path!r}: {err.strerror or err}') from err
+  names = (os.fsdecode(line.strip()) for line in lines)
+  return [n for n in names if n and not n.startswith('#')]
 
 
 def output_names(paths: Sequence[str]) -> list[str]:
@@ -108,6 +139,10 @@ class Row:
   def ok(self) -> bool:
     return self.status == 'ok'
 
+  @property
+  def failed(self) -> bool:
+    return self.status.startswith('error')
+
   def to_dict(self) -> dict[str, Any]:
     return {**{k: getattr(self, k) for k in _FIXED_COLUMNS}, **self.metrics}
 
@@ -118,33 +153,44 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
           if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k not in _FIXED_COLUMNS}
 
 
-def run_image(config: ml_collections.ConfigDict, path: str, workdir: str, row: Row) -> Row:
-  """Runs one image into `workdir`, filling `row`; errors of the image are recorded, not raised."""
+def run_image(config: ml_collections.ConfigDict, path: str, workdir: str, row: Row, *,
+              overwrite: bool = False) -> Row:
+  """Runs one image into `workdir` (its own folder, locked while it runs), filling `row`.
+
+  Errors of the image are recorded, not raised; an image whose folder another
+  process owns is left to it (status 'busy: ...').
+  """
   single = image_config(config, path)
   row.device = str(next(iter(jnp.zeros(()).devices())))  # Where this thread's computations go.
   start = time.perf_counter()
   try:
-    metrics = outputs.finished_metrics(workdir, single)
-    if metrics is not None:
+    metrics, done = runner.run(functools.partial(restarts.run, tasks.TASKS[single.task]), single, workdir,
+                               overwrite=overwrite)
+    if done:
       logging.info('%s: already done in %s', path, workdir)
-    else:
-      metrics = restarts.run(tasks.TASKS[single.task], single, workdir)
     row.status, row.metrics = 'ok', _scalars(metrics)
+  except runner.WorkdirBusy as err:
+    row.status = f'busy: {err}'
+    logging.info('%s: left to the run that owns its folder: %s', path, err)
   except IMAGE_ERRORS as err:
     row.status = f'error: {err}'
     print(f'error: {path}: {err}', file=sys.stderr, flush=True)
     if os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # No empty folder for an image that never started.
-  row.seconds = round(time.perf_counter() - start, 3)
+  except engine.Stopped as err:  # Interrupted (NumericalError is an image error above).
+    row.status = f'stopped: {err}'
+    raise
+  finally:
+    row.seconds = round(time.perf_counter() - start, 3)
   return row
 
 
 def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir: str,
-                    devices: Sequence[jax.Device]) -> None:
+                    devices: Sequence[jax.Device], overwrite: bool) -> None:
   """Runs every row's image, each device taking the next one from a shared queue."""
   if len(devices) <= 1 or len(rows) <= 1:
     for row in rows:
-      run_image(config, row.image, os.path.join(workdir, row.output), row)
+      run_image(config, row.image, os.path.join(workdir, row.output), row, overwrite=overwrite)
     return
   todo = queue.Queue()
   for row in rows:
@@ -159,7 +205,7 @@ def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir:
         except queue.Empty:
           return
         try:
-          run_image(config, row.image, os.path.join(workdir, row.output), row)
+          run_image(config, row.image, os.path.join(workdir, row.output), row, overwrite=overwrite)
         except BaseException as err:  # pylint: disable=broad-except  # Re-raised by the main thread.
           errors.append(err)
 
@@ -172,6 +218,9 @@ def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir:
       while t.is_alive():
         t.join(timeout=0.5)
   if errors:
+    stopped = [e for e in errors if isinstance(e, engine.Stopped)]
+    if len(stopped) > 1:  # Several images were in progress: name every folder to resume.
+      stopped[0].workdir = ', '.join(f'{e.workdir}/' for e in stopped).rstrip('/')
     raise errors[0]
 
 
@@ -226,12 +275,39 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
   logging.info('process %d of %d', jax.process_index(), jax.process_count())
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> list[Row]:
+def _results(config: ml_collections.ConfigDict, workdir: str, paths: Sequence[str], names: Sequence[str],
+             known: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+  """One row per image, in input order: the rows run here (or gathered), and for the others (not run
+  here, or left to another process) what their folders hold now."""
+  by_image = {r['image']: r for r in known}
+  rows = []
+  for path, name in zip(paths, names):
+    row = by_image.get(path)
+    if row is None or row['status'].startswith('busy'):
+      metrics = runner.finished_metrics(os.path.join(workdir, name), image_config(config, path))
+      if metrics is not None:
+        row = Row(image=path, output=name, status='ok', metrics=_scalars(metrics)).to_dict()
+    rows.append(row or Row(image=path, output=name).to_dict())
+  return rows
+
+
+def _write_results(workdir: str, rows: Sequence[dict[str, Any]]) -> None:
+  # Names are written as text whatever their bytes: undecodable ones (os.fsdecode's surrogates) as \xNN.
+  image_io.write_bytes(os.path.join(workdir, RESULTS), _csv_text(rows).encode('utf-8', 'backslashreplace'))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = False) -> list[Row]:
   """Runs every image of `config.inputs` (this process's share) and writes results.csv.
+
+  Several processes may run the same batch into the same workdir: each image's
+  folder is owned by one run at a time (`runner.run`), so a process leaves an
+  image another one is running to it and takes the next; results.csv lists
+  what every folder holds when it is written.
 
   Args:
     config: the full config; `inputs` set.
     workdir: the batch folder: one subfolder per image, and results.csv.
+    overwrite: redo images already done (`runner.run`).
 
   Returns:
     This process's rows, in input order.
@@ -239,7 +315,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[Row]:
   Raises:
     image_io.InputError: `inputs` names no image.
     engine.Interrupted: a run was stopped (Ctrl-C, SIGTERM); finished images
-      are kept, the interrupted ones resume when the command runs again.
+      are kept and written to results.csv, the interrupted ones resume when
+      the command runs again (`err.workdir` names their folders).
   """
   paths = input_paths(config.inputs)
   names = output_names(paths)
@@ -249,13 +326,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[Row]:
   devices = jax.local_devices()
   logging.info('process %d of %d: %d of %d images on %d device(s)', process_index, process_count, len(rows),
                len(paths), len(devices))
-  _run_on_devices(config, rows, workdir, devices)
+  try:
+    _run_on_devices(config, rows, workdir, devices, overwrite)
+  except BaseException:
+    if process_index == 0:  # Stopped or failed: results.csv still lists what is finished.
+      with contextlib.suppress(Exception):
+        _write_results(workdir, _results(config, workdir, paths, names, [r.to_dict() for r in rows]))
+    raise
   gathered = _gather_rows(rows, process_index, process_count)
   if gathered is not None:
-    order = {p: i for i, p in enumerate(paths)}
-    gathered.sort(key=lambda r: order[r['image']])
-    image_io.write_bytes(os.path.join(workdir, RESULTS), _csv_text(gathered).encode())
-    failed = [r for r in gathered if r['status'] != 'ok']
-    print(f'done: {len(gathered) - len(failed)} of {len(gathered)} images, results in '
-          f'{os.path.join(workdir, RESULTS)}' + (f'; {len(failed)} failed' if failed else ''), flush=True)
+    results = _results(config, workdir, paths, names, gathered)
+    _write_results(workdir, results)
+    counts = collections.Counter(r['status'].split(':')[0] for r in results)
+    others = ''.join(f'; {n} {_STATUS_WORDS.get(status, status)}' for status, n in sorted(counts.items())
+                     if status != 'ok')
+    print(f'done: {counts["ok"]} of {len(results)} images, results in {os.path.join(workdir, RESULTS)}{others}',
+          flush=True)
   return rows

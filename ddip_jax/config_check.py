@@ -1,6 +1,28 @@
-"""Rejects nonsense configs before any work starts, naming the field."""
+"""Rejects nonsense configs before any work starts, naming the field.
+
+Also the registry of the fields that name files: the inputs a run reads (their
+content is hashed into checkpoints and metrics), and the ground truths that
+describe a config file's own (demo) inputs.
+"""
+
+from collections.abc import Iterator
+import math
+import re
+from typing import Any
 
 import ml_collections
+
+# Fields naming files a run reads (one file, a folder of frames, or a tuple of files).
+INPUT_FILE_FIELDS = ('image', 'fg_hint', 'bg_hint', 'gt_mask', 'transparency.image2', 'transparency.gt_layer1',
+                     'transparency.gt_layer2', 'dehaze.gt_clean', 'watermark.hint', 'watermark.images',
+                     'watermark.gt_clean', 'watermark.gt_images', 'watermark.eval_box')
+# The images a config decomposes; its ground truths (below) describe these.
+INPUT_FIELDS = ('image', 'inputs', 'transparency.image2', 'watermark.images')
+# Evaluation only (IoU, PSNR, the metrics' box): they belong to the config file's own inputs.
+GROUND_TRUTH_FIELDS = ('gt_mask', 'transparency.gt_layer1', 'transparency.gt_layer2', 'dehaze.gt_clean',
+                       'watermark.gt_clean', 'watermark.gt_images', 'watermark.eval_box')
+# Numeric fields that make no sense below 0, by the end of their name (weights, step counts, noise, radii).
+_NON_NEGATIVE = re.compile(r'(_weight|_steps|_phase|_radius|sigma|sigma_step)$')
 
 
 class ConfigError(ValueError):
@@ -10,6 +32,50 @@ class ConfigError(ValueError):
 def require(ok: bool, field: str, message: str, value) -> None:
   if not ok:
     raise ConfigError(f'config.{field} = {value!r}: {message}')
+
+
+def get_field(config: ml_collections.ConfigDict, field: str) -> Any:
+  """The value of a dotted field ('watermark.images'), None where a section or field is missing."""
+  node = config
+  for name in field.split('.'):
+    node = node.get(name) if hasattr(node, 'get') else None
+  return node
+
+
+def input_files(config: ml_collections.ConfigDict) -> list[str]:
+  """Every path the `INPUT_FILE_FIELDS` of `config` name, in field order (unset fields left out)."""
+  paths = []
+  for field in INPUT_FILE_FIELDS:
+    value = get_field(config, field)
+    paths += [str(v) for v in value if v] if isinstance(value, (tuple, list)) else [value] if value else []
+  return paths
+
+
+def numbers(config: ml_collections.ConfigDict, prefix: str = '') -> Iterator[tuple[str, Any]]:
+  """(dotted field, value) of every int and float of `config`, tuple entries included (bools are not numbers)."""
+  for name, value in config.items():
+    field = f'{prefix}{name}'
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from numbers(value, f'{field}.')
+    for item in value if isinstance(value, (tuple, list)) else [value]:
+      if isinstance(item, (int, float)) and not isinstance(item, bool):
+        yield field, item
+
+
+def require_ints(values, field: str, minimum: int) -> None:
+  """Every entry of `values` is an int >= `minimum`."""
+  values = tuple(values)
+  require(all(isinstance(v, int) and not isinstance(v, bool) for v in values), field,
+          'must be whole numbers, e.g. --config.' + field + "='(8, 16)'", values)
+  require(all(v >= minimum for v in values), field, f'entries must be >= {minimum}', values)
+
+
+def _check_numbers(config: ml_collections.ConfigDict) -> None:
+  """Every number is finite; weights, step counts, noise levels and radii are >= 0."""
+  for field, value in numbers(config):
+    whole = get_field(config, field)
+    require(math.isfinite(value), field, 'must be a finite number', whole)
+    require(value >= 0 or not _NON_NEGATIVE.search(field), field, 'must be >= 0', whole)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -23,6 +89,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(config.task in tasks.TASKS, 'task', f'unknown task (one of {sorted(tasks.TASKS)})', config.task)
   require(bool(config.get('image')) or bool(config.get('inputs')), 'image',
           'an input image path is required (or config.inputs for many images)', config.get('image'))
+  _check_numbers(config)
   require(config.restarts >= 1, 'restarts', 'must be at least 1', config.restarts)
   require(config.num_steps >= 1, 'num_steps', 'must be at least 1', config.num_steps)
   require(config.learning_rate > 0, 'learning_rate', 'must be positive', config.learning_rate)
@@ -31,24 +98,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ('channels_down', 'channels_up', 'channels_skip'):
     value = tuple(gen[field])
     require(len(value) > 0, f'generator.{field}', 'must list at least one scale', value)
-    require(all(int(c) >= 0 for c in value), f'generator.{field}', 'channels must be >= 0', value)
+    require_ints(value, f'generator.{field}', 0 if field == 'channels_skip' else 1)
     require(len(value) == len(gen.channels_down), f'generator.{field}',
-             'needs one entry per scale, like generator.channels_down', value)
-  require(all(int(c) > 0 for c in gen.channels_down), 'generator.channels_down', 'channels must be > 0',
-           tuple(gen.channels_down))
-  require(all(int(c) > 0 for c in gen.channels_up), 'generator.channels_up', 'channels must be > 0',
-           tuple(gen.channels_up))
+            'needs one entry per scale, like generator.channels_down', value)
   for field in ('kernel_down', 'kernel_up'):
     require(gen[field] >= 1 and gen[field] % 2 == 1, f'generator.{field}', 'must be an odd size >= 1', gen[field])
   require(gen.upsample_mode in ('bilinear', 'nearest'), 'generator.upsample_mode',
-           "must be 'bilinear' or 'nearest'", gen.upsample_mode)
+          "must be 'bilinear' or 'nearest'", gen.upsample_mode)
   require(gen.dtype in ('float32', 'bfloat16'), 'generator.dtype', "must be 'float32' or 'bfloat16'", gen.dtype)
   require(gen.input_depth >= 1, 'generator.input_depth', 'must be at least 1', gen.input_depth)
+  require(gen.noise_var > 0, 'generator.noise_var', 'must be positive (the noise is uniform in +-var/2)',
+          gen.noise_var)
+  require(gen.negative_slope >= 0, 'generator.negative_slope', 'must be >= 0', gen.negative_slope)
   require(gen.noise_method in ('noise', 'meshgrid'), 'generator.noise_method',
-           "must be 'noise' or 'meshgrid'", gen.noise_method)
+          "must be 'noise' or 'meshgrid'", gen.noise_method)
   loop = config.loop
   require(loop.strategy in ('auto', 'step', 'unroll', 'scan'), 'loop.strategy',
-           "must be 'auto', 'step', 'unroll' or 'scan'", loop.strategy)
+          "must be 'auto', 'step', 'unroll' or 'scan'", loop.strategy)
   for field in ('steps_per_call', 'check_every', 'num_perturbations'):
     require(loop[field] >= 1, f'loop.{field}', 'must be at least 1', loop[field])
   require(loop.cpu_convolutions in ('eigen', 'xla_default'), 'loop.cpu_convolutions',

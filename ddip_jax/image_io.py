@@ -5,19 +5,24 @@ images and masks come in as float32 arrays in [0, 1]; results, metrics and the
 side-by-side `summary.png` go out atomically, so a crashed or concurrent run never
 leaves a half-written file where a finished one is expected.
 
-Any problem with a user-supplied file (missing, a directory, empty, truncated,
-not an image, absurdly large) raises `InputError` with a one-line message naming
-the path, so the CLI can print it and exit non-zero instead of a traceback.
+Any problem with a user-supplied file (missing, a directory, a FIFO, a broken
+link, empty, truncated, not an image, absurdly large) raises `InputError` with a
+one-line message naming the path, and any failure to write (disk full, no
+permission) `OutputError`, so the CLI can print it and exit non-zero instead of
+a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import io
 import json
 import os
 import re
 import secrets
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,6 +33,10 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence
 
 __all__ = [
     "InputError",
+    "OutputError",
+    "encode_png",
+    "file_digests",
+    "json_bytes",
     "load_frames",
     "load_image",
     "load_mask",
@@ -38,6 +47,7 @@ __all__ = [
     "save_image",
     "to_uint8",
     "write_bytes",
+    "write_files",
     "write_json",
 ]
 
@@ -60,12 +70,29 @@ def _one_line(exc: BaseException) -> str:
   return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+# What a path that is not a regular file is, for messages.
+_FILE_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "is a socket"), (stat.S_ISCHR, "is a character device"),
+               (stat.S_ISBLK, "is a block device"))
+
+
 def _check_file(path: str) -> None:
-  if not os.path.exists(path):
-    raise InputError(f"cannot read {path!r}: no such file")
-  if os.path.isdir(path):
-    raise InputError(f"cannot read {path!r}: is a directory, not an image file")
-  if os.path.getsize(path) == 0:
+  """Refuses, saying what it is, a path that is not a non-empty regular file."""
+  try:
+    info = os.stat(path)
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      raise InputError(f"cannot read {path!r}: symbolic link loop") from e
+    if isinstance(e, FileNotFoundError) and os.path.islink(path):
+      raise InputError(f"cannot read {path!r}: broken symbolic link "
+                       f"(to {os.readlink(path)!r}, which does not exist)") from e
+    if isinstance(e, FileNotFoundError):
+      raise InputError(f"cannot read {path!r}: no such file") from e
+    raise InputError(f"cannot read {path!r}: {e.strerror or e}") from e
+  for is_kind, kind in _FILE_KINDS:
+    if is_kind(info.st_mode):
+      raise InputError(f"cannot read {path!r}: {kind}, not an image file")
+  if info.st_size == 0:
     raise InputError(f"cannot read {path!r}: file is empty (0 bytes)")
 
 
@@ -319,40 +346,73 @@ def to_uint8(img: npt.ArrayLike) -> np.ndarray:
   return np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-  """Writes `data` atomically: to a temporary file beside `path`, then renamed over.
+class OutputError(Exception):
+  """A result cannot be written (disk full, no permission, ...); the message is one printable line."""
 
-  Parent directories are created. A reader sees the old file or the new one,
-  never a part; the temporary file is removed if anything fails.
+
+def write_files(files: dict[str, bytes]) -> None:
+  """Writes several files atomically, as a set: all to temporary files, then all renamed over.
+
+  Parent directories are created. A reader sees each file old or new, never a
+  part; if anything fails before the renames, no file is replaced (earlier
+  results stay whole) and no temporary file is left.
+
+  Args:
+    files: path -> the bytes to write there.
+
+  Raises:
+    OutputError: naming the file that could not be written and why.
   """
-  path = os.path.abspath(os.fspath(path))
-  parent, name = os.path.split(path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = os.path.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-  # os.open with 0o666 lets the umask decide the final permissions, unlike
-  # tempfile's 0o600.
-  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+  staged = []  # (temporary file, final path), in order.
   try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
+    for path, data in files.items():
+      target = os.path.abspath(os.fspath(path))
+      parent, name = os.path.split(target)
+      try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        # os.open with 0o666 lets the umask decide the final permissions, unlike
+        # tempfile's 0o600.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        staged.append((tmp, target))
+        with os.fdopen(fd, "wb") as f:
+          f.write(data)
+          f.flush()
+          os.fsync(f.fileno())
+      except OSError as e:
+        raise OutputError(f"cannot write {os.fspath(path)!r}: {e.strerror or e}") from e
+    for tmp, target in staged:
+      try:
+        os.replace(tmp, target)
+      except OSError as e:
+        raise OutputError(f"cannot write {target!r}: {e.strerror or e}") from e
   except BaseException:
-    try:
-      os.unlink(tmp)
-    except FileNotFoundError:
-      pass
+    for tmp, _ in staged:
+      try:
+        os.unlink(tmp)
+      except FileNotFoundError:
+        pass
     raise
 
 
-def save_image(path: str | os.PathLike[str], img: npt.ArrayLike) -> None:
-  """Writes an image as PNG (whatever the suffix) atomically.
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+  """Writes one file atomically (`write_files`); raises `OutputError`."""
+  write_files({path: data})
 
-  Parent directories are created. Values are rounded to 8 bits by `to_uint8`.
+
+def _expand_folders(paths: Sequence[str]) -> Iterator[str]:
+  """`paths`, each readable folder replaced by its frame files."""
+  for path in paths:
+    try:
+      yield from _frame_files(path) if os.path.isdir(path) else [path]
+    except OSError:
+      continue
+
+
+def encode_png(img: npt.ArrayLike) -> bytes:
+  """An image as PNG bytes, values rounded to 8 bits by `to_uint8`.
 
   Args:
-    path: the output file.
     img: float (H, W), (H, W, 1) or (H, W, 3) in [0, 1]; outside is clipped.
 
   Raises:
@@ -362,7 +422,37 @@ def save_image(path: str | os.PathLike[str], img: npt.ArrayLike) -> None:
   pixels = to_uint8(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
   buf = io.BytesIO()
   Image.fromarray(pixels).save(buf, format="PNG")
-  write_bytes(path, buf.getvalue())
+  return buf.getvalue()
+
+
+def save_image(path: str | os.PathLike[str], img: npt.ArrayLike) -> None:
+  """Writes an image as PNG (whatever the suffix) atomically (`encode_png`, `write_bytes`)."""
+  write_bytes(path, encode_png(img))
+
+
+def file_digests(paths: Sequence[str]) -> dict[str, str]:
+  """SHA-256 (hex) of the content of every input file among `paths`.
+
+  A folder stands for its frame files (`FRAME_SUFFIXES`, as `list_frames`
+  takes them). Paths that are missing or not regular files are left out: the
+  task that reads them reports them.
+
+  Returns:
+    file path -> hex digest, in the order of `paths`.
+  """
+  digests = {}
+  for path in _expand_folders(paths):
+    try:
+      if not stat.S_ISREG(os.stat(path).st_mode):
+        continue
+      digest = hashlib.sha256()
+      with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):  # pylint: disable=cell-var-from-loop
+          digest.update(chunk)
+    except OSError:
+      continue
+    digests[path] = digest.hexdigest()
+  return digests
 
 
 def _jsonable(obj: Any) -> Any:
@@ -394,8 +484,12 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
   Raises:
     TypeError: something in `obj` has no JSON form.
   """
-  text = json.dumps(_jsonable(obj), indent=2) + "\n"
-  write_bytes(path, text.encode("utf-8"))
+  write_bytes(path, json_bytes(obj))
+
+
+def json_bytes(obj: Any) -> bytes:
+  """`obj` as indented JSON text (see `write_json`), UTF-8."""
+  return (json.dumps(_jsonable(obj), indent=2) + "\n").encode("utf-8")
 
 
 def _fit_title(draw: ImageDraw.ImageDraw, title: str, font: Any,
@@ -480,14 +574,19 @@ def list_frames(folder: str | os.PathLike[str]) -> list[str]:
   if not os.path.isdir(folder):
     raise InputError(f"cannot read {folder!r}: no such folder")
   try:
-    names = os.listdir(folder)
+    frames = _frame_files(folder)
   except OSError as e:
     raise InputError(f"cannot read {folder!r}: {e.strerror or e}") from e
-  frames = sorted((n for n in names if n.lower().endswith(FRAME_SUFFIXES)
-                   and os.path.isfile(os.path.join(folder, n))), key=_natural_key)
   if not frames:
     raise InputError(f"{folder!r} holds no PNG or JPEG frames")
-  return [os.path.join(folder, n) for n in frames]
+  return frames
+
+
+def _frame_files(folder: str) -> list[str]:
+  """The PNG/JPEG files of `folder`, in natural name order (raises OSError)."""
+  names = [n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES)
+           and os.path.isfile(os.path.join(folder, n))]
+  return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 
 def _gif_frames(path: str) -> list[np.ndarray]:

@@ -5,9 +5,7 @@ picture and metrics."""
 
 from collections.abc import Callable, Iterator
 import contextlib
-import glob
 import importlib.metadata
-import json
 import os
 import platform
 import signal
@@ -21,11 +19,8 @@ import numpy as np
 
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import runner
 
-CHECKPOINT = 'checkpoint.msgpack'  # In the workdir; a task running several optimisations names each.
-# Config fields that cannot change a run's results: a run in a workdir can be
-# resumed, or its outputs replaced, by a config that differs only in these.
-_NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
 # Metrics that measure wall-clock time (everything else is reproducible).
 _TIMINGS = ('seconds', 'steps_per_second', 'hint_seconds', 'frames_per_second')
 
@@ -111,110 +106,26 @@ def write_outputs(
   `summary` is a list of (title, image) panels for `image_io.make_summary`, or
   the finished (H, W, 3) picture. A name may hold a folder ('fg/0003').
 
-  Every file is written atomically, so an interrupted run never leaves a
-  half-written output; metrics also record the config, seed and environment.
+  The files are written as a set (`image_io.write_files`): an interrupted run
+  or a full disk never leaves a half-written output, nor a mix of new and old
+  ones. Metrics also record the config, seed, the SHA-256 of every input file
+  (`input_sha256`) and the environment.
+
+  Raises:
+    image_io.OutputError: a file cannot be written (the earlier ones are intact).
   """
-  os.makedirs(workdir, exist_ok=True)
-  for name, img in images.items():
-    image_io.save_image(os.path.join(workdir, f'{name}.png'), img)
+  files = {os.path.join(workdir, f'{name}.png'): image_io.encode_png(img) for name, img in images.items()}
   picture = summary if isinstance(summary, np.ndarray) else image_io.make_summary(summary)
-  image_io.save_image(os.path.join(workdir, 'summary.png'), picture)
+  files[os.path.join(workdir, 'summary.png')] = image_io.encode_png(picture)
   record = {
       **metrics,
       'seed': config.seed,
       'config': config.to_dict(),
+      'input_sha256': runner.input_digests(config),
       'environment': environment(),
   }
-  image_io.write_json(os.path.join(workdir, 'metrics.json'), record)
-
-
-def run_config(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any]:
-  """The config as JSON data, without the fields that cannot change results."""
-  data = json.loads(json.dumps(config.to_dict() if hasattr(config, 'to_dict') else config))
-  for field in _NOT_RESULT_FIELDS:
-    *parents, leaf = field.split('.')
-    node = data
-    for name in parents:
-      node = node.get(name, {}) if isinstance(node, dict) else {}
-    if isinstance(node, dict):
-      node.pop(leaf, None)
-  return data
-
-
-def finished_metrics(workdir: str, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
-  """The metrics of a finished run (status 'ok') of `config` in `workdir`, or None.
-
-  Lets a caller that runs many optimisations (restarts, many images) skip the
-  ones already done when the same command runs again.
-  """
-  try:
-    with open(os.path.join(workdir, 'metrics.json')) as f:
-      metrics = json.load(f)
-  except (OSError, ValueError):
-    return None
-  if not isinstance(metrics, dict) or metrics.get('status') != 'ok' or not isinstance(metrics.get('config'), dict):
-    return None
-  return metrics if run_config(metrics['config']) == run_config(config) else None
-
-
-def _flatten(data: Any, prefix: str = '') -> dict[str, Any]:
-  if not isinstance(data, dict):
-    return {prefix: data}
-  flat = {}
-  for name, value in data.items():
-    flat.update(_flatten(value, f'{prefix}{name}.' if isinstance(value, dict) else f'{prefix}{name}'))
-  return flat
-
-
-def check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Refuses a workdir that holds a run of another config, so that runs never mix.
-
-  A workdir holds a run when it has a checkpoint (or, without one, a
-  metrics.json); that run's config must equal `config` except for fields that
-  cannot change results (`progress`, `loop.checkpoint_every`).
-
-  Raises:
-    image_io.InputError: naming the first differing fields.
-    engine.CheckpointError: the checkpoint cannot be read.
-  """
-  checkpoints = _checkpoints(workdir)
-  metrics = os.path.join(workdir, 'metrics.json')
-  if checkpoints:
-    source, tag = checkpoints[0], engine.load_checkpoint(checkpoints[0]).get('tag')
-    try:
-      stored = json.loads(tag)
-    except (TypeError, ValueError):
-      stored = None
-  elif os.path.exists(metrics):
-    source = metrics
-    try:
-      with open(metrics) as f:
-        stored = run_config(json.load(f)['config'])
-    except (OSError, KeyError, TypeError, ValueError):
-      stored = None
-  else:
-    return
-  current = run_config(config)
-  if stored == current:
-    return
-  if stored is None:
-    what = f'{source} records no config'
-  else:
-    old, new = _flatten(stored), _flatten(current)
-    fields = sorted(k for k in old.keys() | new.keys() if old.get(k, '<unset>') != new.get(k, '<unset>'))
-    what = '; '.join(f'{k}: {old.get(k, "<unset>")!r} there, {new.get(k, "<unset>")!r} now' for k in fields[:3])
-    what += f' and {len(fields) - 3} more' if len(fields) > 3 else ''
-  raise image_io.InputError(f'--workdir {workdir!r} holds a run of another config ({what}); '
-                            'give another --workdir, or empty that one')
-
-
-def _checkpoints(workdir: str) -> list[str]:
-  return sorted(glob.glob(os.path.join(glob.escape(workdir), CHECKPOINT.replace('.', '*.', 1))))
-
-
-def checkpoint_path(workdir: str, name: str = '') -> str:
-  """`workdir`/checkpoint.msgpack, or checkpoint_<name>.msgpack for a named optimisation."""
-  return os.path.join(workdir, CHECKPOINT.replace('.', f'_{name}.', 1) if name else CHECKPOINT)
+  files[os.path.join(workdir, 'metrics.json')] = image_io.json_bytes(record)
+  image_io.write_files(files)
 
 
 def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str = '') -> engine.Checkpointing | None:
@@ -225,8 +136,8 @@ def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str 
   """
   if config.loop.checkpoint_every <= 0:
     return None
-  return engine.Checkpointing(checkpoint_path(workdir, name), every=config.loop.checkpoint_every,
-                              tag=json.dumps(run_config(config), sort_keys=True))
+  return engine.Checkpointing(runner.checkpoint_path(workdir, name), every=config.loop.checkpoint_every,
+                              tag=runner.run_tag(config))
 
 
 # The stop request of the main thread's active `stop_on_signals`, shared with
@@ -310,7 +221,7 @@ def optimize_and_write(
     engine.NumericalError, engine.Interrupted: after writing the best result so far.
     engine.CheckpointError, image_io.InputError: the workdir holds another run.
   """
-  check_workdir(workdir, config)
+  runner.check_workdir(workdir, config)
   with stop_on_signals() as stop:
     try:
       result = engine.optimize(problem, key=key, options=loop_options(config),
@@ -320,14 +231,8 @@ def optimize_and_write(
         finish(err.result, f'stopped: {err}')
       raise
   metrics = finish(result, 'ok')
-  remove_checkpoints(workdir)
+  runner.remove_checkpoints(workdir)
   return metrics
-
-
-def remove_checkpoints(workdir: str) -> None:
-  """Removes the workdir's checkpoints, once a finished run's outputs are written."""
-  for path in _checkpoints(workdir):
-    os.remove(path)
 
 
 def optimize_parts_and_write(
@@ -371,7 +276,7 @@ def optimize_parts_and_write(
     engine.NumericalError, engine.Interrupted: after writing what was kept.
     engine.CheckpointError, image_io.InputError: the workdir holds another run.
   """
-  check_workdir(workdir, config)
+  runner.check_workdir(workdir, config)
   kept = False
   with stop_on_signals() as stop:
     for index in range(num_parts):
@@ -389,5 +294,5 @@ def optimize_parts_and_write(
       keep(index, result)
       kept = True
   metrics = finish('ok')
-  remove_checkpoints(workdir)
+  runner.remove_checkpoints(workdir)
   return metrics

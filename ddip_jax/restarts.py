@@ -29,10 +29,9 @@ import ml_collections
 
 from ddip_jax import engine
 from ddip_jax import image_io
-from ddip_jax import outputs
+from ddip_jax import runner
 
 DEFAULT_SELECTION_METRIC = 'best_recon_psnr'
-METRICS = 'metrics.json'
 
 
 def selection_metric(task: ModuleType) -> str:
@@ -83,7 +82,7 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
   for index in range(config.restarts):
     sub_config = restart_config(config, index)
     sub_workdir = os.path.join(workdir, f'restart_{index}')
-    metrics = outputs.finished_metrics(sub_workdir, sub_config)
+    metrics = runner.finished_metrics(sub_workdir, sub_config)
     if metrics is None:
       logging.info('restart %d of %d (seed %d) in %s', index + 1, config.restarts, sub_config.seed, sub_workdir)
       try:
@@ -100,14 +99,16 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
     raise error
   best = pick_best([_score(m, metric) for m in results])
   best_workdir = os.path.join(workdir, f'restart_{best}')
+  files = {}
   for name in sorted(os.listdir(best_workdir)):
     source = os.path.join(best_workdir, name)
-    if os.path.isfile(source) and name != METRICS:
+    if os.path.isfile(source) and name != runner.METRICS and not name.startswith('.'):
       with open(source, 'rb') as f:
-        image_io.write_bytes(os.path.join(workdir, name), f.read())
+        files[os.path.join(workdir, name)] = f.read()
   metrics = {**results[best], 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
              'seed': config.seed, 'chosen_seed': config.seed + best, 'config': config.to_dict()}
-  image_io.write_json(os.path.join(workdir, METRICS), metrics)
+  files[os.path.join(workdir, runner.METRICS)] = image_io.json_bytes(metrics)
+  image_io.write_files(files)  # As a set: a failed write replaces nothing.
   logging.info('restart %d (seed %d) has the best %s: %.4g', best, config.seed + best, metric,
                _score(results[best], metric))
   return metrics

@@ -20,6 +20,7 @@ import numpy as np
 
 from ddip_jax import image_io
 from ddip_jax import outputs
+from ddip_jax import runner
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -162,7 +163,7 @@ class MainTest(parameterized.TestCase):
     reference, ref_proc = self._reference()
     self.assertEqual(ref_proc.returncode, 0, msg=ref_proc.stderr[-3000:])
     workdir = os.path.join(self.dir, 'sigterm')
-    checkpoint = os.path.join(workdir, outputs.CHECKPOINT)
+    checkpoint = os.path.join(workdir, runner.CHECKPOINT)
     with open(os.path.join(self.dir, 'sigterm.log'), 'w+') as log:
       proc = subprocess.Popen([sys.executable, 'main.py', *self._run_args(workdir)], cwd=_REPO,
                               env=dict(os.environ, PYTHONPATH=_REPO), stdout=log, stderr=log, text=True)

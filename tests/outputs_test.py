@@ -1,10 +1,12 @@
-"""Tests of ddip_jax.outputs: working resolution, workdir policy, signals, the shared run-and-write."""
+"""Tests of ddip_jax.outputs: working resolution, signals, the shared run-and-write, writing as a set."""
 
+import errno
 import json
 import os
 import signal
 import tempfile
 import threading
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -18,6 +20,7 @@ from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import outputs
+from ddip_jax import runner
 
 
 def _tempdir(test: absltest.TestCase) -> str:
@@ -63,52 +66,6 @@ def _config(**overrides):
       parent = parent[name]
     parent[leaf] = value
   return config
-
-
-class WorkdirTest(absltest.TestCase):
-
-  def setUp(self):
-    super().setUp()
-    self.dir = _tempdir(self)
-
-  def write_metrics(self, config):
-    image_io.write_json(os.path.join(self.dir, 'metrics.json'), {'status': 'ok', 'config': config.to_dict()})
-
-  def test_run_config_leaves_out_what_cannot_change_results(self):
-    self.assertEqual(outputs.run_config(_config(progress=False, **{'loop.checkpoint_every': 7})),
-                     outputs.run_config(_config()))
-    self.assertNotEqual(outputs.run_config(_config(seed=1)), outputs.run_config(_config()))
-
-  def test_empty_or_missing_workdir_is_fine(self):
-    outputs.check_workdir(self.dir, _config())
-    outputs.check_workdir(os.path.join(self.dir, 'new'), _config())
-
-  def test_same_config_is_fine(self):
-    self.write_metrics(_config())
-    outputs.check_workdir(self.dir, _config(progress=False))
-
-  def test_another_config_is_refused_naming_the_fields(self):
-    self.write_metrics(_config())
-    with self.assertRaises(image_io.InputError) as ctx:
-      outputs.check_workdir(self.dir, _config(num_steps=500, seed=3))
-    message = str(ctx.exception)
-    self.assertIn('holds a run of another config', message)
-    self.assertIn('num_steps: 4000 there, 500 now; seed: 0 there, 3 now', message)
-    self.assertNotIn('\n', message)
-
-  def test_metrics_without_config_is_refused(self):
-    with open(os.path.join(self.dir, 'metrics.json'), 'w') as f:
-      f.write('{"status": "ok"')  # Cut short.
-    with self.assertRaisesRegex(image_io.InputError, 'records no config'):
-      outputs.check_workdir(self.dir, _config())
-
-  def test_checkpoint_decides_over_metrics(self):
-    self.write_metrics(_config(seed=9))
-    path = os.path.join(self.dir, outputs.CHECKPOINT)
-    with open(path, 'wb') as f:
-      f.write(b'garbage')
-    with self.assertRaisesRegex(engine.CheckpointError, 'corrupt'):
-      outputs.check_workdir(self.dir, _config())
 
 
 class StopOnSignalsTest(absltest.TestCase):
@@ -186,7 +143,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
     real_finish = self.finish
 
     def finish(result, status):  # The checkpoint is still there while the outputs are written.
-      saved.append(engine.load_checkpoint(os.path.join(self.workdir, outputs.CHECKPOINT)))
+      saved.append(engine.load_checkpoint(os.path.join(self.workdir, runner.CHECKPOINT)))
       return real_finish(result, status)
 
     self.finish = finish
@@ -194,14 +151,14 @@ class OptimizeAndWriteTest(absltest.TestCase):
     self.assertEqual(metrics['status'], 'ok')
     self.assertLen(self.finished, 1)
     self.assertEqual((saved[0]['done'], saved[0]['complete']), (6, True))
-    self.assertEqual(json.loads(saved[0]['tag']), outputs.run_config(self.config))
+    self.assertEqual(json.loads(saved[0]['tag']), {'config': runner.run_config(self.config), 'input_sha256': {}})
     self.assertCountEqual(os.listdir(self.workdir), ['image.png', 'summary.png', 'metrics.json'])
 
   def test_no_checkpoint_when_disabled(self):
     self.config.loop.checkpoint_every = 0
     with self.assertRaises(engine.NumericalError):
       self.run_problem(_problem(nan_from_step=3))
-    self.assertNotIn(outputs.CHECKPOINT, os.listdir(self.workdir))
+    self.assertNotIn(runner.CHECKPOINT, os.listdir(self.workdir))
 
   def test_numerical_error_writes_the_best_result_then_raises(self):
     with self.assertRaisesRegex(engine.NumericalError, 'loss is nan at step 4'):
@@ -212,17 +169,17 @@ class OptimizeAndWriteTest(absltest.TestCase):
     self.assertTrue(os.path.isfile(os.path.join(self.workdir, 'image.png')))
     with open(os.path.join(self.workdir, 'metrics.json')) as f:
       self.assertEqual(json.load(f)['status'], status)
-    self.assertIn(outputs.CHECKPOINT, os.listdir(self.workdir))  # Kept: the run did not finish.
+    self.assertIn(runner.CHECKPOINT, os.listdir(self.workdir))  # Kept: the run did not finish.
 
   def test_several_optimisations_have_named_checkpoints(self):
     for name in ('pass1', 'pass2'):
       engine.optimize(_problem(), key=jax.random.key(0), options=outputs.loop_options(self.config),
                       checkpoint=outputs.checkpointing(self.config, self.workdir, name=name))
     self.assertCountEqual(os.listdir(self.workdir), ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
-    outputs.check_workdir(self.workdir, self.config)
+    runner.check_workdir(self.workdir, self.config)
     self.config.num_steps = 7
     with self.assertRaisesRegex(image_io.InputError, 'num_steps: 4000 there, 7 now'):
-      outputs.check_workdir(self.workdir, self.config)
+      runner.check_workdir(self.workdir, self.config)
     self.config.loop.checkpoint_every = 0
     self.assertIsNone(outputs.checkpointing(self.config, self.workdir, name='pass1'))
 
@@ -232,6 +189,43 @@ class OptimizeAndWriteTest(absltest.TestCase):
     with self.assertRaisesRegex(image_io.InputError, 'seed: 0 there, 1 now'):
       self.run_problem(_problem())
     self.assertLen(self.finished, 1)
+
+  def test_resuming_on_a_changed_input_file_is_refused_naming_it(self):
+    image = os.path.join(os.path.dirname(self.workdir), 'in.png')
+    image_io.save_image(image, np.zeros((8, 8, 3), np.float32))
+    self.config.image = image
+    with self.assertRaises(engine.NumericalError):  # Stopped at step 4, with a checkpoint of step 2.
+      self.run_problem(_problem(nan_from_step=3))
+    tag = json.loads(engine.load_checkpoint(os.path.join(self.workdir, runner.CHECKPOINT))['tag'])
+    self.assertEqual(tag['input_sha256'], runner.input_digests(self.config))
+    self.assertLen(tag['input_sha256'][image], 64)
+    image_io.save_image(image, np.ones((8, 8, 3), np.float32))  # Another picture of the same size.
+    with self.assertRaisesRegex(image_io.InputError, f"holds a run of other input files \\('{image}' changed"):
+      self.run_problem(_problem())
+    self.assertLen(self.finished, 1)
+    image_io.save_image(image, np.zeros((8, 8, 3), np.float32))  # The same bytes again: resumes.
+    metrics = self.run_problem(_problem())
+    self.assertEqual(metrics['status'], 'ok')
+    with open(os.path.join(self.workdir, 'metrics.json')) as f:
+      self.assertEqual(json.load(f)['input_sha256'], tag['input_sha256'])
+
+  def test_outputs_are_written_as_a_set_or_not_at_all(self):
+    self.run_problem(_problem())
+    before = {name: open(os.path.join(self.workdir, name), 'rb').read() for name in os.listdir(self.workdir)}
+    real_fsync, calls = os.fsync, []
+
+    def full_disk(fd):
+      calls.append(fd)
+      if len(calls) == 2:  # The second file of the set.
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+      real_fsync(fd)
+
+    with mock.patch('os.fsync', full_disk), self.assertRaises(image_io.OutputError) as ctx:
+      outputs.write_outputs(self.workdir, self.config, images={'image': np.ones((4, 5, 3))},
+                            metrics={'status': 'ok'}, summary=np.ones((4, 5, 3)))
+    self.assertEqual(str(ctx.exception), f"cannot write '{self.workdir}/summary.png': No space left on device")
+    after = {name: open(os.path.join(self.workdir, name), 'rb').read() for name in os.listdir(self.workdir)}
+    self.assertEqual(after, before)  # Not even image.png, written first, was replaced; no temporary file left.
 
 
 if __name__ == '__main__':

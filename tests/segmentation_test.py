@@ -19,6 +19,7 @@ from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
+from ddip_jax import runner
 from ddip_jax.tasks import segmentation
 
 _H, _W = 24, 32
@@ -170,7 +171,7 @@ class EndToEndTest(absltest.TestCase):
     self.assertStartsWith(stopped['status'], 'stopped: interrupted (SIGINT) at step 7')
     self.assertEqual(stopped['stages']['step2_decompose']['steps'], 7)
     self.assertTrue(os.path.isfile(os.path.join(workdir, 'fg.png')))
-    self.assertEqual(engine.load_checkpoint(os.path.join(workdir, outputs_lib.CHECKPOINT))['done'], 7)
+    self.assertEqual(engine.load_checkpoint(os.path.join(workdir, runner.CHECKPOINT))['done'], 7)
     # The same call again resumes and ends exactly as the uninterrupted run.
     resumed = segmentation.run(self.config, workdir)
     self.assertEqual(outputs_lib.without_timings(resumed), outputs_lib.without_timings(self.returned))

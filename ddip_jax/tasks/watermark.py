@@ -84,6 +84,7 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
+from ddip_jax import runner
 from ddip_jax.tasks import dehaze
 
 MODES = ('hint', 'many')
@@ -430,10 +431,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(wm.stroke_width >= 3 and wm.stroke_width % 2 == 1, 'watermark.stroke_width', 'must be an odd size >= 3',
           wm.stroke_width)
   channels, skip = tuple(wm.mask_channels), tuple(wm.mask_skip)
-  require(len(channels) > 0 and all(int(c) > 0 for c in channels), 'watermark.mask_channels',
-          'must list at least one scale, channels > 0', channels)
-  require(len(skip) == len(channels) and all(int(c) >= 0 for c in skip), 'watermark.mask_skip',
-          'needs one entry >= 0 per scale of watermark.mask_channels', skip)
+  require(len(channels) > 0, 'watermark.mask_channels', 'must list at least one scale', channels)
+  config_check.require_ints(channels, 'watermark.mask_channels', 1)
+  config_check.require_ints(skip, 'watermark.mask_skip', 0)
+  require(len(skip) == len(channels), 'watermark.mask_skip', 'needs one entry per scale of watermark.mask_channels',
+          skip)
   for field in ('mask_kernel', 'watermark_kernel'):
     require(wm[field] >= 1 and wm[field] % 2 == 1, f'watermark.{field}', 'must be an odd size >= 1', wm[field])
 
@@ -671,7 +673,8 @@ def _load_run(path: str, tag: str) -> tuple[dict[str, np.ndarray], dict[str, Any
   except Exception as err:  # np.load raises many kinds of errors on bad data.
     raise image_io.InputError(f'{path!r} is unreadable ({type(err).__name__}); delete it to redo that run') from err
   if str(arrays.pop('_tag', '')) != tag:
-    raise image_io.InputError(f'{path!r} holds a run of another config; give another --workdir, or empty that one')
+    raise image_io.InputError(f'{path!r} holds a run of another config or other input files; give another '
+                              '--workdir, or empty that one')
   metrics = json.loads(str(arrays.pop('_metrics')))
   return arrays, metrics
 
@@ -700,8 +703,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   wm = config.watermark
   start = time.perf_counter()
   inputs = load_inputs(config)
-  outputs_lib.check_workdir(workdir, config)
-  tag = json.dumps(outputs_lib.run_config(config), sort_keys=True)
+  runner.check_workdir(workdir, config)
+  tag = runner.run_tag(config)
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   batching = resolve_batching(wm.batch_runs)
   finished: dict[int, dict[str, np.ndarray]] = {}
@@ -784,9 +787,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       for k, layers in zip(group, run_layers(result.last)):
         finished[k], run_metrics[k] = layers, result.metrics
         _save_run(os.path.join(workdir, f'run{k + 1}.npz'), layers, result.metrics, tag)
-      checkpoint = outputs_lib.checkpoint_path(workdir, name)
+      checkpoint = runner.checkpoint_path(workdir, name)
       if os.path.exists(checkpoint):
         os.remove(checkpoint)
   metrics = finish('ok')
-  outputs_lib.remove_checkpoints(workdir)
+  runner.remove_checkpoints(workdir)
   return metrics
