@@ -292,8 +292,10 @@ def _results(config: ml_collections.ConfigDict, workdir: str, paths: Sequence[st
 
 
 def _write_results(workdir: str, rows: Sequence[dict[str, Any]]) -> None:
-  # Names are written as text whatever their bytes: undecodable ones (os.fsdecode's surrogates) as \xNN.
-  image_io.write_bytes(os.path.join(workdir, RESULTS), _csv_text(rows).encode('utf-8', 'backslashreplace'))
+  # UTF-8 text whatever the names' bytes: a byte of a name that is not UTF-8 (which os.fsdecode keeps
+  # as a surrogate) is written as \xNN.
+  text = _csv_text(rows).encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+  image_io.write_bytes(os.path.join(workdir, RESULTS), text.encode('utf-8'))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = False) -> list[Row]:

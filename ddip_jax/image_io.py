@@ -346,7 +346,7 @@ def to_uint8(img: npt.ArrayLike) -> np.ndarray:
   return np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
 
 
-class OutputError(Exception):
+class OutputError(OSError):
   """A result cannot be written (disk full, no permission, ...); the message is one printable line."""
 
 

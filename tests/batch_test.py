@@ -29,6 +29,7 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
 from ddip_jax import outputs
+from ddip_jax import runner
 from ddip_jax import tasks
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +63,7 @@ class _ToyTask:
       return metrics
 
     metrics = outputs.optimize_and_write(problem, config, workdir, key=jax.random.key(config.seed), finish=finish)
-    with open(os.path.join(os.path.dirname(workdir), _RUNS_LOG), 'a') as f:
+    with open(os.path.join(os.path.dirname(workdir), _RUNS_LOG), 'a', errors='surrogateescape') as f:
       f.write(f'{config.image} {jax.process_index()}\n')
     return metrics
 
@@ -97,7 +98,7 @@ def _read_results(workdir: str) -> list[dict[str, str]]:
 
 
 def _runs(workdir: str) -> list[tuple[str, int]]:
-  with open(os.path.join(workdir, _RUNS_LOG)) as f:
+  with open(os.path.join(workdir, _RUNS_LOG), errors='surrogateescape') as f:
     return [(line.split()[0], int(line.split()[1])) for line in f]
 
 
@@ -166,6 +167,60 @@ class BatchTest(absltest.TestCase):
     with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
       batch.run(_config(','.join(paths[:2])), self.workdir)
     self.assertLen(_runs(self.workdir), 2)
+
+  def test_odd_file_names_are_taken_literally_and_written_safely(self):
+    paths = _make_images(self.images, 3)
+    odd = [os.path.join(self.images, 'shot[1].png'), os.path.join(self.images, 'a,b.png'),
+           os.fsdecode(os.path.join(os.fsencode(self.images), b'caf\xe9.png'))]  # Latin-1 bytes: not UTF-8.
+    for source, target in zip(paths, odd):
+      os.rename(source, target)
+    self.assertEqual(batch.input_paths(f'{odd[0]},{odd[1]}'), odd[:2])  # Not a glob, not split at the comma.
+    listing = os.path.join(self.dir, 'list.txt')
+    with open(listing, 'wb') as f:
+      f.write(b'# my images\n' + b'\n'.join(os.fsencode(p) for p in odd) + b'\n\n')
+    self.assertEqual(batch.input_paths(f'@{listing}'), odd)
+    with self.assertRaisesRegex(image_io.InputError, 'cannot read the list'):
+      batch.input_paths('@missing.txt')
+    with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
+      rows = batch.run(_config(f'@{listing}'), self.workdir)
+    self.assertEqual([r.status for r in rows], ['ok'] * 3)
+    with open(os.path.join(self.workdir, batch.RESULTS), encoding='utf-8') as f:  # Valid UTF-8 throughout.
+      results = list(csv.DictReader(f))
+    self.assertEqual([r['image'] for r in results], [odd[0], odd[1], f'{self.images}/caf\\xe9.png'])
+    self.assertEqual([r['output'] for r in results], ['shot[1]', 'a,b', 'caf\\xe9'])
+    self.assertTrue(os.path.isfile(os.path.join(self.workdir, 'shot[1]', 'layer.png')))
+
+  def test_an_image_another_process_runs_is_left_to_it(self):
+    paths = _make_images(self.images, 2)
+    with runner.owned(os.path.join(self.workdir, 'img0')):  # As if another process were running img0.
+      with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
+        rows = batch.run(_config(','.join(paths)), self.workdir)
+      self.assertStartsWith(rows[0].status, f'busy: --workdir {os.path.join(self.workdir, "img0")!r} is in use '
+                                            f'by another run (pid {os.getpid()})')
+      self.assertEqual([r.failed for r in rows], [False, False])
+      self.assertEqual([r['status'][:4] for r in _read_results(self.workdir)], ['busy', 'ok'])
+    with mock.patch.dict(tasks.TASKS, toy=_ToyTask):  # The next run does img0 only; results.csv is complete.
+      rows = batch.run(_config(','.join(paths)), self.workdir)
+    self.assertEqual([r['status'] for r in _read_results(self.workdir)], ['ok', 'ok'])
+    self.assertEqual([image for image, _ in _runs(self.workdir)], [paths[1], paths[0]])
+
+  def test_an_interrupted_batch_writes_what_finished_and_names_the_folder(self):
+    paths = _make_images(self.images, 3)
+
+    class Interrupting(_ToyTask):
+      @staticmethod
+      def run(config, workdir):
+        if config.image == paths[1]:
+          raise engine.Interrupted('interrupted (SIGINT) at step 2', 'SIGINT')
+        return _ToyTask.run(config, workdir)
+
+    with mock.patch.dict(tasks.TASKS, toy=Interrupting), self.assertRaises(engine.Interrupted) as ctx:
+      batch.run(_config(','.join(paths)), self.workdir)
+    self.assertEqual(ctx.exception.workdir, os.path.join(self.workdir, 'img1'))
+    results = _read_results(self.workdir)
+    self.assertEqual([r['status'] for r in results],
+                     ['ok', 'stopped: interrupted (SIGINT) at step 2', 'not run'])
+    self.assertGreater(float(results[0]['best_recon_psnr']), 0)
 
   def test_a_second_image_of_the_same_size_reuses_the_compiled_step(self):
     paths = _make_images(self.images, 2)

@@ -1,5 +1,7 @@
 """Tests for ddip_jax.image_io."""
 
+import errno
+import hashlib
 import json
 import os
 import pathlib
@@ -217,6 +219,24 @@ class LoadImageTest(parameterized.TestCase):
   def test_directory(self):
     with self.assertRaisesRegex(InputError, "directory"):
       image_io.load_image(self.dir)
+
+  def test_fifo_says_what_it_is(self):
+    path = self.path("pipe.png")
+    os.mkfifo(path)
+    with self.assertRaisesRegex(InputError, "is a FIFO \\(named pipe\\), not an image file"):
+      image_io.load_image(path)  # Refused without opening it (which would block).
+
+  def test_symlink_loop_says_what_it_is(self):
+    path = self.path("loop.png")
+    os.symlink(path, path)
+    with self.assertRaisesRegex(InputError, f"cannot read '{path}': symbolic link loop"):
+      image_io.load_image(path)
+
+  def test_broken_symlink_names_its_target(self):
+    path = self.path("link.png")
+    os.symlink(self.path("moved.png"), path)
+    with self.assertRaisesRegex(InputError, "broken symbolic link \\(to '.*moved.png', which does not exist\\)"):
+      image_io.load_mask(path, shape=(4, 4))
 
   def test_zero_bytes(self):
     path = self.path("empty.png")
@@ -467,6 +487,32 @@ class WriteTest(parameterized.TestCase):
     with open(path, "rb") as f:
       self.assertEqual(f.read(), before)
     self.assertEqual(os.listdir(self.dir), ["out.png"])
+
+  def test_full_disk_is_one_line_naming_the_file(self):
+    path = os.path.join(self.dir, "out.png")
+    image_io.save_image(path, np.zeros((3, 3)))
+    with open(path, "rb") as f:
+      before = f.read()
+    no_space = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with mock.patch.object(os, "fsync", side_effect=no_space), self.assertRaises(image_io.OutputError) as cm:
+      image_io.save_image(path, np.ones((3, 3)))
+    self.assertEqual(str(cm.exception), f"cannot write '{path}': No space left on device")
+    with mock.patch.object(os, "makedirs", side_effect=PermissionError(errno.EACCES, "Permission denied")):
+      with self.assertRaisesRegex(image_io.OutputError, "cannot write .*: Permission denied"):
+        image_io.write_json(os.path.join(self.dir, "sub", "m.json"), {})
+    with open(path, "rb") as f:
+      self.assertEqual(f.read(), before)
+    self.assertEqual(os.listdir(self.dir), ["out.png"])
+
+  def test_file_digests(self):
+    path = os.path.join(self.dir, "a.png")
+    image_io.save_image(path, np.zeros((3, 3)))
+    os.mkfifo(os.path.join(self.dir, "pipe.png"))
+    with open(path, "rb") as f:
+      want = hashlib.sha256(f.read()).hexdigest()
+    self.assertEqual(image_io.file_digests([path, os.path.join(self.dir, "missing.png"),
+                                            os.path.join(self.dir, "pipe.png")]), {path: want})
+    self.assertEqual(image_io.file_digests([self.dir]), {path: want})  # A folder: its frame files.
 
   def test_write_json_numpy(self):
     path = os.path.join(self.dir, "sub", "metrics.json")

@@ -132,6 +132,9 @@ class MainTest(parameterized.TestCase):
       ('negative_checkpoint_every', ['--config.loop.checkpoint_every=-1'], ['config.loop.checkpoint_every = -1']),
       ('tiny_image', ['--config.image={tiny}'], ['{tiny}', 'is 6x4: too small', 'at least 8 pixels']),
       ('text_file_as_image', ['--config.image={text}'], ['{text}', 'not a recognised image']),
+      ('unknown_field', ['--config.num_step=3'], ['--config.num_step: no such config field; did you mean '
+                                                  '--config.num_steps?']),
+      ('infinite_learning_rate', ['--config.learning_rate=inf'], ['config.learning_rate = inf: must be a finite']),
   )
   def test_bad_input_is_one_error_line(self, overrides, expected):
     workdir = os.path.join(self.dir, f'bad_{self._testMethodName}')
@@ -208,6 +211,54 @@ class MainTest(parameterized.TestCase):
     self.assertIn('holds a run of another config (seed: 0 there, 3 now)', errors[0])
     with open(os.path.join(reference, 'metrics.json')) as f:
       self.assertEqual(f.read(), before)
+
+  def test_rerun_of_a_finished_run_is_already_done_and_touches_nothing(self):
+    reference, ref_proc = self._reference()
+    self.assertEqual(ref_proc.returncode, 0, msg=ref_proc.stderr[-3000:])
+    before = {name: os.stat(os.path.join(reference, name)).st_mtime_ns for name in os.listdir(reference)}
+    proc = _cli(*self._run_args(reference), '--config.progress=true', timeout=120)  # Progress cannot change results.
+    self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
+    self.assertStartsWith(proc.stdout, f'already done (same config and input files; --overwrite to run it again): '
+                                       f'outputs in {reference}/  ')
+    self.assertNotIn('Compiling', proc.stderr)
+    self.assertEqual({name: os.stat(os.path.join(reference, name)).st_mtime_ns for name in os.listdir(reference)},
+                     before)
+
+  def test_a_workdir_in_use_is_refused_naming_its_owner(self):
+    workdir = os.path.join(self.dir, 'owned')
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, time\nfrom ddip_jax import runner\n'
+         'with runner.owned(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(600)', workdir],
+        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), stdout=subprocess.PIPE, text=True)
+    self.addCleanup(holder.kill)
+    self.assertEqual(holder.stdout.readline(), 'locked\n')
+    proc = _cli(*self._base_args(workdir), timeout=120)
+    self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
+    self.assertEqual(_error_lines(proc.stderr), [f"error: --workdir '{workdir}' is in use by another run "
+                                                 f"(pid {holder.pid}); wait for it to finish, or give another "
+                                                 '--workdir'])
+    self.assertNotIn('Traceback', proc.stderr)
+
+  def test_a_full_disk_is_one_error_line_and_leaves_nothing(self):
+    # os.fsync fails with ENOSPC for the first checkpoint (written when step 1 ends).
+    workdir = os.path.join(self.dir, 'full_disk')
+    inject = ('import errno, os, runpy, sys\n'
+              'real_fsync = os.fsync\n'
+              'def fsync(fd):\n'
+              '  if "checkpoint" in os.readlink(f"/proc/self/fd/{fd}"):\n'
+              '    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n'
+              '  real_fsync(fd)\n'
+              'os.fsync = fsync\n'
+              'sys.argv = ["main.py", *sys.argv[1:]]\n'
+              'runpy.run_path("main.py", run_name="__main__")\n')
+    proc = subprocess.run([sys.executable, '-c', inject, *self._run_args(workdir)], cwd=_REPO,
+                          env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=600,
+                          check=False)
+    self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertEqual(_error_lines(proc.stderr),
+                     [f"error: cannot write '{workdir}/checkpoint.msgpack': No space left on device"])
+    self.assertFalse(os.path.exists(workdir))  # Nothing was written, no temporary file: no folder left.
 
 
 if __name__ == '__main__':
