@@ -269,6 +269,7 @@ def resolve_hints(
       info[name] = {'source': f'auto:{method}'}
     hints.append(hint)
   fg, bg = hints
+  check_automatic_hints(fg, bg, info)
   overlap = (fg > 0) & (bg > 0)
   if overlap.any():
     logging.warning('%d pixels are marked in both hints; they are left unhinted', int(overlap.sum()))
@@ -283,6 +284,28 @@ def resolve_hints(
   info['bg_hint']['fraction'] = float(bg.mean())
   info['overlap_pixels'] = int(overlap.sum())
   return fg.astype(np.float32), bg.astype(np.float32), info
+
+# Automatic methods that give no foreground hint by design.
+BACKGROUND_ONLY_METHODS = ('border',)
+
+
+def check_automatic_hints(fg: np.ndarray, bg: np.ndarray, info: dict) -> None:
+  """Refuses automatic hints that mark no pixel (or every pixel), as a user's hint files are refused.
+
+  Args:
+    fg, bg: the hints as resolved, before clearing their overlap (a user's
+      hint may cover the automatic one: the user's choice).
+    info: where each came from (`resolve_hints`).
+  """
+  for name, hint in (('fg_hint', fg), ('bg_hint', bg)):
+    method = info[name]['source'].removeprefix('auto:')
+    if method == info[name]['source'] or (name == 'fg_hint' and method in BACKGROUND_ONLY_METHODS):
+      continue  # A user's file (checked when read), or empty by design.
+    if not hint.any() or hint.all():
+      raise image_io.InputError(
+          f'the automatic hints ({method}) mark {"every" if hint.any() else "no"} pixel as '
+          f'{"foreground" if name == "fg_hint" else "background"}: nothing stands out of the image; '
+          'give hint files (--config.fg_hint, --config.bg_hint)')
 
 
 STROKE_POLARITIES = ('none', 'light', 'dark', 'auto')

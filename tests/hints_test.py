@@ -196,6 +196,24 @@ if __name__ == '__main__':
   absltest.main()
 
 
+class EmptyAutomaticHintsTest(parameterized.TestCase):
+  """Automatic hints that mark nothing are refused like a user's empty hint file."""
+
+  @parameterized.parameters(((32, 48, 3), 'saliency', 'no pixel as foreground'),
+                            ((4, 32, 48, 3), 'motion', 'no pixel as foreground'),
+                            ((4, 32, 48, 3), 'saliency', 'no pixel as foreground'))
+  def test_a_blank_image_is_refused(self, shape, method, message):
+    with self.assertRaisesRegex(image_io.InputError, f'^the automatic hints \\({method}\\) mark {message}: '
+                                'nothing stands out of the image; give hint files'):
+      hints.resolve_hints(np.full(shape, 0.5, np.float32), fg_path=None, bg_path=None, method=method)
+
+  def test_border_hints_have_no_foreground_by_design(self):
+    fg, bg, _ = hints.resolve_hints(np.full((32, 48, 3), 0.5, np.float32), fg_path=None, bg_path=None,
+                                    method='border')
+    self.assertFalse(fg.any())
+    self.assertTrue(bg.any())
+
+
 class StrokeHintTest(parameterized.TestCase):
   """`stroke_hint`: the thin strokes of a watermark inside its rough box."""
 
