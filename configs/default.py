@@ -44,11 +44,11 @@ def get_config() -> config_dict.ConfigDict:
   config.segmentation.recon_weight = 0.5  # Weight of L1(m*fg + (1-m)*bg, I) in step 2.
   config.segmentation.gray_weight = 0.001  # GrayLoss weight per 100 its, ramped up to it=1000.
   config.segmentation.sigma_step = 0.001  # Perturbation: sigma_step * (it // 100) for it < 1000, then sigma_step.
-  config.segmentation.auto_hints = 'saliency'  # Automatic hints when none are given: see ddip_jax/hints.py.
+  config.segmentation.auto_hints = 'object'  # Automatic hints when none are given: 'object', 'saliency' (official-like), 'border'; see ddip_jax/hints.py.
   config.segmentation.guided_radius = 0.1  # Guided-filter radius as a fraction of the longer side (0: off).
   config.segmentation.guided_eps = 1e-4  # Guided-filter regulariser.
   config.segmentation.threshold = 0.5  # Threshold of the refined mask.
-  config.segmentation.grow_hints = 'consensus'  # Grow sparse hints before decomposing: 'consensus', 'grabcut' or 'none' (official); see ddip_jax/grow.py.
+  config.segmentation.grow_hints = 'auto'  # Grow sparse hints before decomposing (ddip_jax/grow.py): 'select', 'grabcut', 'consensus', 'auto' ('select' for a user's fg hint, else 'grabcut') or 'none' (official).
   config.segmentation.grow_margin = 0.02  # Unhinted band on each side of the grown boundary, fraction of the longer side.
   config.segmentation.keep_hinted_components = True  # Drop mask regions not touching the fg hint (False: official).
 

@@ -16,4 +16,5 @@ def get_config():
   config.num_steps = defaults.num_steps
   config.segmentation.keep_hinted_components = False
   config.segmentation.grow_hints = 'none'
+  config.segmentation.auto_hints = 'saliency'
   return config

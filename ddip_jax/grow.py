@@ -11,8 +11,12 @@ at IoU 0.10). So before the decomposition the hints are grown:
      stops the growth).
   2. GrabCut (OpenCV's `cv2.grabCut`: colour GMMs and a graph cut) started from
      that split as "probable" labels, with the hints as fixed labels.
-  3. The grown mask, eroded by a margin, becomes the new fg hint and its
-     complement, eroded likewise, the new bg hint ('grabcut'); or, more
+  3. GrabCut is also run from an all-"probable background" start: it grows only
+     what the fg hint's colours explain, so it does not swallow a second object
+     the bg hint does not cover, but it collapses when the fg hint is too small
+     to model the object's colours; it is kept unless it did ('select').
+  4. The grown mask, eroded by a margin, becomes the new fg hint and its
+     complement, eroded likewise, the new bg hint; or, more
      cautiously ('consensus'), GrabCut is also run from all-background and
      all-foreground starts and only what the starts agree on is hinted. The
      user's own hints are always kept. The band of `margin` around the grown boundary stays unhinted:
@@ -33,6 +37,8 @@ from scipy.sparse import csgraph
 
 from ddip_jax import hints as hints_lib
 
+# 'select': the background start counts as collapsed below this fraction of the geodesic start's area.
+COLLAPSED = 0.3
 # (dy, dx) of the 8-neighbourhood's four forward directions.
 _STEPS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
@@ -129,7 +135,7 @@ def dense_hints(
     bg_hint: np.ndarray,
     *,
     margin: float,
-    method: str = 'consensus',
+    method: str = 'select',
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Dense hints from sparse ones (module docstring, step 3).
 
@@ -139,8 +145,10 @@ def dense_hints(
       nothing to grow from and the hints are returned as they are.
     margin: width of the unhinted band on each side of the grown boundary, as a
       fraction of the longer side (at least 1 px).
-    method: 'grabcut': fg where the geodesic start's GrabCut says so, bg
-      elsewhere; 'consensus': fg only where both the geodesic and the
+    method: 'select': the background start's mask, unless it collapsed to
+      under `COLLAPSED` of the geodesic start's area (then the geodesic
+      start's): fg where it says so, bg elsewhere. 'grabcut': the geodesic
+      start's mask likewise. 'consensus': fg only where both the geodesic and the
       background start say fg, bg only where neither the geodesic nor the
       foreground start does (pixels the starts disagree on stay unhinted).
 
@@ -152,7 +160,11 @@ def dense_hints(
     return fg.astype(np.float32), bg.astype(np.float32), fg.copy()
   masks = grow_masks(image, fg_hint, bg_hint)
   grown = masks['geodesic']
-  if method == 'grabcut':
+  if method == 'select':
+    if masks['background'].sum() >= COLLAPSED * grown.sum():
+      grown = masks['background']
+    sure_fg, sure_bg = grown, ~grown
+  elif method == 'grabcut':
     sure_fg, sure_bg = grown, ~grown
   elif method == 'consensus':
     sure_fg, sure_bg = grown & masks['background'], ~(grown | masks['foreground'])

@@ -13,7 +13,12 @@ Automatic method 'saliency' (boundary-prior colour contrast):
   3. the map is normalised and smoothed; the foreground hint is the most salient
      connected region above a high threshold (Otsu's, raised), eroded; the
      background hint is the border band plus pixels of low saliency.
+Method 'object' (default): the same fg hint, and only the border band as bg
+hint, for hints that `ddip_jax/grow.py` grows before the decomposition.
 Method 'border': only the border band as background hint (no fg hint).
+When only a bg hint is given (e.g. the outside of a box), 'saliency' and
+'object' measure saliency against the colours of the hinted background instead
+of the border's, and take the fg hint outside it.
 For a video clip, these work frame by frame, and one more method uses the clip:
 'motion' (static camera): what moves is foreground (see `motion_hints`).
 
@@ -60,7 +65,8 @@ def _otsu(values: np.ndarray) -> float:
   return float(edges[1:][np.argmax(between)])
 
 
-def saliency_map(image: np.ndarray, *, work_side: int = 128, border: float = 0.05, k: int = 8) -> np.ndarray:
+def saliency_map(image: np.ndarray, *, work_side: int = 128, border: float = 0.05, k: int = 8,
+                 background: np.ndarray | None = None) -> np.ndarray:
   """Boundary-prior colour-contrast saliency (see the module docstring).
 
   Args:
@@ -68,6 +74,8 @@ def saliency_map(image: np.ndarray, *, work_side: int = 128, border: float = 0.0
     work_side: longer side of the working copy.
     border: border band width as a fraction of the shorter side.
     k: border samples averaged for the robust nearest-colour distance.
+    background: (H, W) pixels known to be background (e.g. outside a user's
+      box), sampled instead of the border band; None: the border band.
 
   Returns:
     (H, W) saliency in [0, 1].
@@ -80,6 +88,10 @@ def saliency_map(image: np.ndarray, *, work_side: int = 128, border: float = 0.0
   b = max(2, round(border * min(sh, sw)))
   ring = np.ones((sh, sw), bool)
   ring[b:-b, b:-b] = False
+  if background is not None and (background > 0.5).any():
+    ring = image_io.resize_image(np.asarray(background, np.float32), (sh, sw)) > 0.5
+    if not ring.any():  # A thin user hint can vanish when downscaled.
+      ring = image_io.resize_image(np.asarray(background, np.float32), (sh, sw)) > 0
   samples = lab[ring]
   samples = samples[:: max(1, len(samples) // 512)]
   pixels = lab.reshape(-1, 3)
@@ -92,14 +104,28 @@ def saliency_map(image: np.ndarray, *, work_side: int = 128, border: float = 0.0
   return image_io.resize_image(sal, (h, w)).clip(0, 1)
 
 
-def saliency_hints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def saliency_hints(image: np.ndarray, background: np.ndarray | None = None, *,
+                   low_saliency_bg: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """Automatic hints from `saliency_map` (see the module docstring).
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    background: (H, W) pixels known to be background (a user's bg hint):
+      saliency is measured against their colours, and the foreground hint is
+      taken outside them. None: the border band is the known background.
+    low_saliency_bg: also mark pixels of low saliency as background (for a
+      decomposition that uses the hints as they are); False: only the known
+      background (for hints that `grow.dense_hints` grows: low saliency also
+      covers the dull parts of many objects).
 
   Returns:
     (fg_hint, bg_hint), each (H, W) float32 in {0, 1}.
   """
   h, w = image.shape[:2]
-  sal = saliency_map(image)
+  known_bg = None if background is None else np.asarray(background) > 0.5
+  sal = saliency_map(image, background=known_bg)
+  if known_bg is not None:
+    sal = np.where(known_bg, 0.0, sal)
   high = min(0.9, max(0.5, _otsu(sal) + 0.15))
   fg = sal > high
   labels, n = ndimage.label(fg)
@@ -109,8 +135,11 @@ def saliency_hints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   r = max(1, round(0.01 * max(h, w)))
   fg = ndimage.binary_erosion(fg, structure=np.ones((2 * r + 1, 2 * r + 1)))
   band = max(2, round(0.02 * min(h, w)))
-  bg = sal < min(0.25, _otsu(sal) * 0.5)
-  bg[:band], bg[-band:], bg[:, :band], bg[:, -band:] = True, True, True, True
+  bg = sal < min(0.25, _otsu(sal) * 0.5) if low_saliency_bg else np.zeros((h, w), bool)
+  if known_bg is None:
+    bg[:band], bg[-band:], bg[:, :band], bg[:, -band:] = True, True, True, True
+  else:
+    bg |= known_bg
   bg &= ~fg
   return fg.astype(np.float32), bg.astype(np.float32)
 
@@ -193,7 +222,16 @@ def motion_hints(
   return np.stack(fg_hints).astype(np.float32), np.stack(bg_hints).astype(np.float32)
 
 
+def object_hints(image: np.ndarray, background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """The most salient region as fg hint, only the border band (or `background`) as bg hint.
+
+  For hints that are grown before the decomposition (`grow.dense_hints`).
+  """
+  return saliency_hints(image, background, low_saliency_bg=False)
+
+
 METHODS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    'object': object_hints,
     'saliency': saliency_hints,
     'border': border_hints,
 }
@@ -250,9 +288,8 @@ def resolve_hints(
       pixel, or marks only pixels that the other hint marks too.
   """
   shape = image.shape[-3:-1]
-  auto_fg, auto_bg = automatic_hints(image, method) if not (fg_path and bg_path) else (None, None)
-  hints, info = [], {}
-  for name, path, auto in (('fg_hint', fg_path, auto_fg), ('bg_hint', bg_path, auto_bg)):
+  user, info = {}, {}
+  for name, path in (('fg_hint', fg_path), ('bg_hint', bg_path)):
     if path:
       if image.ndim == 4:
         hint = image_io.load_masks(path, count=image.shape[0], shape=shape)
@@ -263,12 +300,20 @@ def resolve_hints(
         raise image_io.InputError(f'{path}: the {name} marks no pixel (white = hinted region)')
       if hint.all():
         raise image_io.InputError(f'{path}: the {name} marks every pixel; it must leave the other layer some room')
+      user[name] = hint
       info[name] = {'source': path}
+  if len(user) < 2:
+    if 'bg_hint' in user and method in ('saliency', 'object') and image.ndim == 3:
+      # Only a background (say, the outside of a box): look for the object against it.
+      auto = dict(zip(('fg_hint', 'bg_hint'), METHODS[method](image, user['bg_hint'])))
+      method = f'{method} (against the bg_hint)'
     else:
-      hint = auto
-      info[name] = {'source': f'auto:{method}'}
-    hints.append(hint)
-  fg, bg = hints
+      auto = dict(zip(('fg_hint', 'bg_hint'), automatic_hints(image, method)))
+    for name in ('fg_hint', 'bg_hint'):
+      if name not in user:
+        user[name] = auto[name]
+        info[name] = {'source': f'auto:{method}'}
+  fg, bg = user['fg_hint'], user['bg_hint']
   check_automatic_hints(fg, bg, info)
   overlap = (fg > 0) & (bg > 0)
   if overlap.any():
@@ -284,6 +329,7 @@ def resolve_hints(
   info['bg_hint']['fraction'] = float(bg.mean())
   info['overlap_pixels'] = int(overlap.sum())
   return fg.astype(np.float32), bg.astype(np.float32), info
+
 
 # Automatic methods that give no foreground hint by design.
 BACKGROUND_ONLY_METHODS = ('border',)

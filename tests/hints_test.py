@@ -128,6 +128,31 @@ class UserHintsTest(parameterized.TestCase):
     np.testing.assert_array_equal(bg, _border(48, 64, 2))
     self.assertEqual(info['bg_hint']['source'], 'auto:border')
 
+  def test_only_a_box_finds_the_object_inside_it(self):
+    # A blue patch outside the box, away from the border: the most salient region
+    # against the border's colours, but not against those outside the box.
+    image = self.image.copy()
+    image[3:45, 51:62] = [0.1, 0.2, 0.95]
+    self.assertFalse(self.blob[3:45, 51:62].any())
+    fg_border, _, _ = hints.resolve_hints(image, fg_path=None, bg_path=None, method='object')
+    self.assertFalse(self.blob[fg_border > 0].all())  # Without the box: on the patch.
+    box = np.zeros((48, 64))
+    box[8:40, 14:50] = 1
+    outside = self._save('outside.png', 1 - box)
+    for method in ('object', 'saliency'):
+      fg, bg, info = hints.resolve_hints(image, fg_path=None, bg_path=outside, method=method)
+      np.testing.assert_array_equal(bg[box == 0], 1.0)  # The user's hint is kept ...
+      self.assertTrue(fg.any(), method)
+      self.assertFalse((fg * (1 - box)).any(), method)  # ... the fg hint is inside the box ...
+      self.assertTrue(self.blob[fg > 0].all(), method)  # ... on the object.
+      self.assertEqual(info['fg_hint']['source'], f'auto:{method} (against the bg_hint)')
+
+  def test_object_hints_mark_only_the_border_as_background(self):
+    fg, bg, _ = hints.resolve_hints(self.image, fg_path=None, bg_path=None, method='object')
+    band = max(2, round(0.02 * 48))
+    np.testing.assert_array_equal(bg > 0, _border(48, 64, band) & (fg == 0))
+    self.assertTrue(fg.any() and self.blob[fg > 0].all())
+
   def test_partial_overlap_is_dropped_from_both(self):
     fg_user = np.zeros((48, 64))
     fg_user[10:30, 10:30] = 1

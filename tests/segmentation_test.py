@@ -142,7 +142,9 @@ class EndToEndTest(absltest.TestCase):
     self.assertEqual(metrics['stages']['step2_decompose']['steps'], 10)
     self.assertFalse(metrics['stages']['step2_decompose']['stopped_early'])
     self.assertBetween(metrics['best_step'], 0, 9)
-    self.assertEqual(metrics['hints']['fg_hint']['source'], 'auto:saliency')
+    self.assertEqual(metrics['hints']['fg_hint']['source'], 'auto:object')
+    self.assertEqual(metrics['hints']['grown']['method'], 'grabcut')  # grow_hints 'auto' for automatic hints.
+    self.assertBetween(metrics['hints']['grown']['fg_fraction'], 0.01, 0.99)
     self.assertIn('environment', metrics)
 
   def test_losses_go_down(self):

@@ -252,7 +252,7 @@ def mask_scores(layers: dict[str, np.ndarray], gt: np.ndarray) -> dict[str, floa
   }
 
 
-GROW_METHODS = ('none', 'grabcut', 'consensus')
+GROW_METHODS = ('none', 'auto', 'select', 'grabcut', 'consensus')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -286,8 +286,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
       image, fg_path=config.fg_hint, bg_path=config.bg_hint, method=seg.auto_hints)
   if seg.grow_hints != 'none':
-    fg_hint, bg_hint, _ = grow.dense_hints(image, fg_hint, bg_hint, margin=seg.grow_margin, method=seg.grow_hints)
-    hint_info['grown'] = {'method': seg.grow_hints, 'fg_fraction': float(fg_hint.mean()),
+    method = seg.grow_hints
+    if method == 'auto':  # A user's fg stroke tells the object's colours; a saliency seed may not.
+      method = 'select' if config.fg_hint else 'grabcut'
+    fg_hint, bg_hint, _ = grow.dense_hints(image, fg_hint, bg_hint, margin=seg.grow_margin, method=method)
+    hint_info['grown'] = {'method': method, 'fg_fraction': float(fg_hint.mean()),
                           'bg_fraction': float(bg_hint.mean())}
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
