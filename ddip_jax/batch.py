@@ -322,6 +322,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = Fa
   """
   paths = input_paths(config.inputs)
   names = output_names(paths)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as err:
+    raise image_io.InputError(f'cannot use --workdir {workdir!r}: {err.strerror or err}') from err
   process_index, process_count = jax.process_index(), jax.process_count()
   rows = [Row(image=p, output=n, process=process_index)
           for p, n in list(zip(paths, names))[process_index::process_count]]

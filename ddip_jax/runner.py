@@ -137,6 +137,8 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict, *, inputs: bo
     if record is None and not os.path.exists(source):
       return
   record = record if isinstance(record, dict) else {}
+  if 'config' not in record and 'task' in record:  # An older version's checkpoint tag: the config alone.
+    record = {'config': record}
   stored = run_config(record['config']) if isinstance(record.get('config'), dict) else None
   if stored != run_config(config):
     what = f'{source} records no config' if stored is None else _differences(

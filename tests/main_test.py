@@ -21,6 +21,7 @@ import numpy as np
 from ddip_jax import image_io
 from ddip_jax import outputs
 from ddip_jax import runner
+from tests import runner_test  # pylint: disable=g-bad-import-order
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -226,12 +227,7 @@ class MainTest(parameterized.TestCase):
 
   def test_a_workdir_in_use_is_refused_naming_its_owner(self):
     workdir = os.path.join(self.dir, 'owned')
-    holder = subprocess.Popen(
-        [sys.executable, '-c', 'import sys, time\nfrom ddip_jax import runner\n'
-         'with runner.owned(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(600)', workdir],
-        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), stdout=subprocess.PIPE, text=True)
-    self.addCleanup(holder.kill)
-    self.assertEqual(holder.stdout.readline(), 'locked\n')
+    holder = runner_test.hold_lock(self, workdir)
     proc = _cli(*self._base_args(workdir), timeout=120)
     self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
     self.assertEqual(_error_lines(proc.stderr), [f"error: --workdir '{workdir}' is in use by another run "

@@ -5,35 +5,17 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
 
-from configs import default
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import runner
+from tests.outputs_test import _config  # pylint: disable=g-bad-import-order
+from tests.outputs_test import _tempdir
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tempdir(test: absltest.TestCase) -> str:
-  tmp = tempfile.TemporaryDirectory()
-  test.addCleanup(tmp.cleanup)
-  return tmp.name
-
-
-def _config(**overrides):
-  config = default.get_config()
-  config.image = 'in.png'
-  for field, value in overrides.items():
-    parent = config
-    *parents, leaf = field.split('.')
-    for name in parents:
-      parent = parent[name]
-    parent[leaf] = value
-  return config
 
 
 def _files(folder: str) -> dict[str, bytes]:
@@ -111,6 +93,18 @@ class WorkdirTest(absltest.TestCase):
     self.assertIsNone(runner.finished_metrics(self.dir, config))
 
 
+def hold_lock(test: absltest.TestCase, workdir: str) -> subprocess.Popen:
+  """Another process that owns `workdir` (`runner.owned`) until the test ends or kills it."""
+  holder = subprocess.Popen(
+      [sys.executable, '-c', 'import sys, time\nfrom ddip_jax import runner\n'
+       'with runner.owned(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(600)', workdir],
+      cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), stdout=subprocess.PIPE, text=True)
+  test.addCleanup(holder.wait)
+  test.addCleanup(holder.kill)
+  test.assertEqual(holder.stdout.readline(), 'locked\n')
+  return holder
+
+
 class LockTest(absltest.TestCase):
 
   def test_a_second_owner_is_refused_naming_the_first(self):
@@ -129,12 +123,7 @@ class LockTest(absltest.TestCase):
 
   def test_the_lock_dies_with_its_process(self):
     workdir = os.path.join(_tempdir(self), 'out')
-    holder = subprocess.Popen(
-        [sys.executable, '-c', 'import sys, time\nfrom ddip_jax import runner\n'
-         'with runner.owned(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(600)', workdir],
-        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), stdout=subprocess.PIPE, text=True)
-    self.addCleanup(holder.kill)
-    self.assertEqual(holder.stdout.readline(), 'locked\n')
+    holder = hold_lock(self, workdir)
     with self.assertRaisesRegex(runner.WorkdirBusy, f'in use by another run \\(pid {holder.pid}\\)'):
       with runner.owned(workdir):
         pass

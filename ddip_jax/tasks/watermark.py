@@ -464,8 +464,9 @@ class Inputs:
   polarity: str | None = None
 
 
-def _load_like(paths: list[str], shape: tuple[int, int], first: str) -> list[np.ndarray]:
-  """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it."""
+def _load_like(paths: list[str], shape: tuple[int, int], first: str,
+               why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
+  """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it (refused saying `why`)."""
   images = []
   for path in paths:
     img = image_io.load_image(path)
@@ -474,7 +475,7 @@ def _load_like(paths: list[str], shape: tuple[int, int], first: str) -> list[np.
       if abs(aspect / want - 1) > ASPECT_TOLERANCE:
         raise image_io.InputError(
             f'{path!r} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first!r}\'s '
-            f'{shape[1]}x{shape[0]} ({want:.3g}): images sharing a watermark need the same framing')
+            f'{shape[1]}x{shape[0]} ({want:.3g}): {why}')
       img = image_io.resize_image(img, shape)
     images.append(img)
   return images
@@ -522,7 +523,8 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
     if wm.mode == 'many' and not wm.gt_images:
       raise image_io.InputError('watermark.gt_clean is set but not watermark.gt_images: give every image\'s '
                                 'ground truth or none')
-    truths = np.stack(_load_like(gt_paths, shape, config.image))
+    truths = np.stack(_load_like(gt_paths, shape, config.image, 'a ground truth (watermark.gt_clean, gt_images) '
+                                 'shows the same picture without the watermark'))
   elif wm.mode == 'many' and wm.gt_images:
     raise image_io.InputError('watermark.gt_images is set but not watermark.gt_clean (the first image\'s)')
   box = None
