@@ -3,6 +3,10 @@ r"""Runs a Double-DIP task from a config file.
   python main.py --config=configs/zebra.py [--config.num_steps=500] [--workdir=DIR]
   python main.py --config=configs/zebra.py --config.inputs='photos/*.jpg' --workdir=DIR  # Many images.
 
+The same command again resumes an interrupted run, or says 'already done' for a
+finished one (--overwrite redoes it, replacing the results once it finishes).
+One run owns a workdir at a time; every mistake is one `error:` line, exit 2.
+
 Several processes (hosts) share a batch of images with --coordinator_address,
 --num_processes and --process_id (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID; or a cluster manager `jax.distributed` detects, with --distributed).

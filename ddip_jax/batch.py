@@ -136,10 +136,6 @@ class Row:
   metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
-  def ok(self) -> bool:
-    return self.status == 'ok'
-
-  @property
   def failed(self) -> bool:
     return self.status.startswith('error')
 
