@@ -189,7 +189,8 @@ def parse(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS, *, defau
   path = flag_values[CONFIG_FLAG].config_filename
   config = flag_values[CONFIG_FLAG].value
   if not isinstance(config, ml_collections.ConfigDict):  # ml_collections defers a missing file's error.
-    load_config_file(path)
+    load_config_file(path)  # Says why, if it fails again.
+    raise UsageError(f'--{CONFIG_FLAG}={path}: cannot load it')
   unset_empty_optionals(config)
   overridden = set(config_flags.get_override_values(flag_values[CONFIG_FLAG]))
   if overridden & set(config_check.INPUT_FIELDS):
