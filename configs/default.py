@@ -50,6 +50,7 @@ def get_config() -> config_dict.ConfigDict:
   config.segmentation.threshold = 0.5  # Threshold of the refined mask.
   config.segmentation.grow_hints = 'auto'  # Grow sparse hints before decomposing (ddip_jax/grow.py): 'select', 'grabcut', 'consensus', 'auto' ('select' for a user's fg hint, else 'grabcut') or 'none' (official).
   config.segmentation.grow_margin = 0.02  # Unhinted band on each side of the grown boundary, fraction of the longer side.
+  config.segmentation.respect_hints = True  # Hinted pixels keep their hint's side in the final mask (False: official).
   config.segmentation.keep_hinted_components = True  # Drop mask regions not touching the fg hint (False: official).
 
   # Transparent layers (task 'transparency'): layers R (layer1) and T (layer2); see tasks/transparency.py.

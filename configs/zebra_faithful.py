@@ -17,4 +17,5 @@ def get_config():
   config.segmentation.keep_hinted_components = False
   config.segmentation.grow_hints = 'none'
   config.segmentation.auto_hints = 'saliency'
+  config.segmentation.respect_hints = False
   return config

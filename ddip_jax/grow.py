@@ -136,6 +136,7 @@ def dense_hints(
     *,
     margin: float,
     method: str = 'select',
+    bg_allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Dense hints from sparse ones (module docstring, step 3).
 
@@ -151,6 +152,10 @@ def dense_hints(
       start's mask likewise. 'consensus': fg only where both the geodesic and the
       background start say fg, bg only where neither the geodesic nor the
       foreground start does (pixels the starts disagree on stay unhinted).
+    bg_allowed: (H, W) where the grown bg hint may be (None: anywhere). For
+      automatic seeds, whose GrabCut can miss parts of the object (a zebra's
+      white belly against clouds), e.g. the pixels of low saliency: the bg hint
+      is then what both say is background.
 
   Returns:
     (fg_hint, bg_hint, grown): float32 (H, W) in {0, 1}, and the grown mask.
@@ -173,7 +178,10 @@ def dense_hints(
   r = max(1, round(margin * max(fg.shape)))
   disk = np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= r
   new_fg = ndimage.binary_erosion(sure_fg, structure=disk, border_value=1) | fg
-  new_bg = ndimage.binary_erosion(sure_bg, structure=disk, border_value=1) | bg
+  new_bg = ndimage.binary_erosion(sure_bg, structure=disk, border_value=1)
+  if bg_allowed is not None:
+    new_bg &= np.asarray(bg_allowed) > 0.5
+  new_bg |= bg
   new_fg &= ~bg
   new_bg &= ~fg
   return new_fg.astype(np.float32), new_bg.astype(np.float32), grown

@@ -70,6 +70,16 @@ class GrowTest(absltest.TestCase):
       self.assertTrue(((fg + bg) == 0)[blob ^ np.roll(blob, 1, axis=1)].all(), method)  # Boundary unhinted.
       self.assertTrue(grown[stroke].all())
 
+  def test_bg_allowed_limits_the_grown_background(self):
+    image, blob, stroke, band = _two_regions()
+    allowed = np.zeros(blob.shape, np.float32)
+    allowed[:, :20] = 1.0
+    _, bg, _ = grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32), margin=0.04,
+                                bg_allowed=allowed)
+    np.testing.assert_array_equal(bg > 0, (allowed > 0) & ~blob & (bg > 0) | band)
+    self.assertTrue((bg[:, :20] > 0).sum() > 0.5 * (~blob[:, :20]).sum())  # Grown where allowed.
+    self.assertFalse((bg[2:-2, 20:-2] > 0).any())  # Only the user's band elsewhere.
+
   def test_deterministic(self):
     image, _, stroke, band = _two_regions()
     a = grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32), margin=0.02)

@@ -301,8 +301,33 @@ class HelpersTest(parameterized.TestCase):
     np.testing.assert_array_equal(
         segmentation.keep_hinted_components(binary, np.zeros_like(binary)), binary)
 
+  def test_enforced_hints_keep_thin_parts_and_drop_clutter(self):
+    h, w = 32, 48
+    full = np.full((h, w, 3), 0.5, np.float32)
+    mask = np.zeros((h, w, 1), np.float32)
+    mask[8:24, 8:24] = 1.0  # The body ...
+    mask[2:6, 36:44] = 1.0  # ... and clutter the mask took in.
+    leg = np.zeros((h, w), np.float32)
+    leg[16, 24:40] = 1.0  # A 1-px leg: the guided filter erases it.
+    fg_hint = np.maximum(leg, np.pad(np.ones((8, 8), np.float32), ((12, 12), (12, 28))))
+    bg_hint = np.zeros((h, w), np.float32)
+    bg_hint[:7, 30:] = 1.0
+    best = {'fg': np.zeros((h, w, 3), np.float32), 'bg': np.zeros((h, w, 3), np.float32), 'mask': mask}
+    seg = default.get_config().segmentation
+    plain = segmentation.full_size_layers(full, best, fg_hint, seg)
+    self.assertFalse(plain['mask_binary'][16, 30:40].any())  # The leg is lost ...
+    kept = segmentation.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
+    self.assertTrue(kept['mask_binary'][16, 24:40].all())  # ... unless the hints are enforced,
+    self.assertFalse(kept['mask_binary'][:7, 30:].any())  # which also drops the clutter,
+    np.testing.assert_array_equal(kept['mask_binary'][12:20, 12:20], 1.0)  # and keeps the hinted body.
+    seg.respect_hints = False
+    off = segmentation.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
+    np.testing.assert_array_equal(off['mask_binary'], plain['mask_binary'])
+
   @parameterized.parameters(
       ('threshold', 1.5, 'segmentation.threshold'),
+      ('grow_hints', 'magic', 'segmentation.grow_hints'),
+      ('grow_margin', 0.6, 'segmentation.grow_margin'),
       ('hint_steps', -1, 'segmentation.hint_steps'),
       ('guided_eps', 0.0, 'segmentation.guided_eps'),
       ('auto_hints', 'magic', 'segmentation.auto_hints'),

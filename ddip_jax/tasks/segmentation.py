@@ -209,18 +209,23 @@ def full_size_layers(
     best: dict[str, np.ndarray],
     fg_hint: np.ndarray,
     seg: ml_collections.ConfigDict,
+    enforced: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> dict[str, np.ndarray]:
   """One image's outputs at full size, from its working-resolution layers.
 
   The layers are resized to the image, the mask refined with the guided filter
   (guide: the image), thresholded, and its regions not touching the fg hint
-  dropped (`seg.keep_hinted_components`).
+  dropped (`seg.keep_hinted_components`); with `seg.respect_hints`, the pixels
+  of the `enforced` hints then keep their hint's side (the guided filter and
+  Double-DIP's mask otherwise lose thin parts and take in clutter).
 
   Args:
     full: (H, W, 3) the full-size input.
     best: 'fg', 'bg' (h, w, 3) and 'mask' (h, w, 1) at working resolution.
     fg_hint: (h, w) the foreground hint used.
     seg: the `segmentation` config section.
+    enforced: (fg, bg) hints (h, w) the final binary mask must respect (bg may
+      be None); None: none (`seg.respect_hints` is ignored).
 
   Returns:
     (H, W[, 3]) images: 'fg', 'bg', 'mask' (refined), 'mask_raw', 'mask_whole'
@@ -235,6 +240,12 @@ def full_size_layers(
   whole = (mask > seg.threshold).astype(np.float32)
   fg_hint = image_io.resize_image(fg_hint, shape)
   binary = keep_hinted_components(whole, fg_hint) if seg.keep_hinted_components else whole
+  if seg.respect_hints and enforced is not None:
+    sure_fg, sure_bg = enforced
+    binary = np.maximum(binary, image_io.resize_image(sure_fg, shape) > 0.5)
+    if sure_bg is not None:
+      binary = binary * (image_io.resize_image(sure_bg, shape) <= 0.5)
+    binary = binary.astype(np.float32)
   return {
       'fg': fg, 'bg': bg, 'mask': mask, 'mask_raw': mask_raw, 'mask_whole': whole, 'mask_binary': binary,
       'recomposed': mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg,
@@ -285,20 +296,30 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   t0 = time.perf_counter()
   fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
       image, fg_path=config.fg_hint, bg_path=config.bg_hint, method=seg.auto_hints)
+  # The hints the final mask must respect (`seg.respect_hints`): those grown from a user's
+  # fg stroke, else only the user's own bg hint (e.g. outside a box), else none.
+  enforced = (fg_hint, bg_hint) if config.fg_hint else (np.zeros_like(fg_hint), bg_hint if config.bg_hint else None)
   if seg.grow_hints != 'none':
     method = seg.grow_hints
     if method == 'auto':  # A user's fg stroke tells the object's colours; a saliency seed may not.
       method = 'select' if config.fg_hint else 'grabcut'
-    fg_hint, bg_hint, _ = grow.dense_hints(image, fg_hint, bg_hint, margin=seg.grow_margin, method=method)
+    allowed = None
+    if not config.fg_hint and seg.auto_hints in ('object', 'saliency'):  # Automatic seeds: see grow.dense_hints.
+      user_bg = bg_hint if config.bg_hint else None
+      allowed = np.maximum(hints_lib.saliency_hints(image, user_bg)[1], bg_hint)
+    fg_hint, bg_hint, _ = grow.dense_hints(image, fg_hint, bg_hint, margin=seg.grow_margin, method=method,
+                                           bg_allowed=allowed)
     hint_info['grown'] = {'method': method, 'fg_fraction': float(fg_hint.mean()),
                           'bg_fraction': float(bg_hint.mean())}
+    if config.fg_hint:
+      enforced = (fg_hint, bg_hint)
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   problem = build_problem(config, image, fg_hint, bg_hint, noise_key)
 
   def finish(result: engine.Result, status: str) -> dict[str, Any]:
     best = {n: np.asarray(v)[0] for n, v in result.best.items()}
-    images = full_size_layers(full, best, fg_hint, seg)
+    images = full_size_layers(full, best, fg_hint, seg, enforced)
     metrics = {
         'status': status,
         'image_shape': list(full.shape[:2]),
