@@ -119,6 +119,7 @@ class RestartsTest(absltest.TestCase):
     config.loop.strategy = 'step'
     config.loop.checkpoint_every = 0
     config.progress = False
+    config.segmentation.auto_hints = 'border'  # Hints that find no object in 8x8 pixels would be refused.
     compilations = []
 
     class CountedSegmentation:
