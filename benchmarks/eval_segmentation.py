@@ -34,6 +34,7 @@ from ml_collections import config_flags
 from PIL import Image
 from PIL import ImageDraw
 
+from configs import zebra_faithful
 from ddip_jax import config_check
 from ddip_jax import grow
 from ddip_jax import image_io
@@ -94,11 +95,10 @@ def _dip_config(base, case_dir: str, method: str, seed: int):
     config.bg_hint = os.path.join(case_dir, 'stroke_bg.png')
   elif method == 'box':
     config.bg_hint = os.path.join(case_dir, 'box_bg.png')
-  elif method == 'faithful':
-    config.segmentation.hint_steps = 2000
-    config.num_steps = 4000
-    config.segmentation.grow_hints = 'none'
-    config.segmentation.keep_hinted_components = False
+  elif method == 'faithful':  # configs/zebra_faithful.py's settings.
+    faithful = zebra_faithful.get_config()
+    config.segmentation = faithful.segmentation
+    config.num_steps = faithful.num_steps
   return config
 
 
@@ -153,25 +153,28 @@ def main(argv):
   columns = []
   for method in methods:
     columns += list(GRABCUT) if method == 'grabcut' else [method]
-  for case in cases:
-    case_dir = os.path.join(data, case)
-    gt = _load(case_dir, 'mask')
-    for method in methods:
-      if method == 'grabcut':
-        if (case, 'gc_rect', 0) in done:
-          continue
-        t0 = time.perf_counter()
-        masks = grabcut_masks(case_dir)
-        seconds = (time.perf_counter() - t0) / len(masks)
-        new = [{'case': case, 'method': n, 'seed': 0, 'iou': segmentation.iou(m, gt), 'seconds': seconds}
-               for n, m in masks.items()]
-        os.makedirs(os.path.join(workdir, 'grabcut', case), exist_ok=True)
-        for n, m in masks.items():
-          image_io.save_image(os.path.join(workdir, 'grabcut', case, f'{n}.png'), m.astype(np.float32))
-      else:
+  # Seed-major, so that an interrupted evaluation has whole seeds.
+  seeds = sorted(set(map(int, _SEEDS.value)) | set(map(int, _FAITHFUL_SEEDS.value)))
+  for seed in seeds:
+    for case in cases:
+      case_dir = os.path.join(data, case)
+      gt = _load(case_dir, 'mask')
+      for method in methods:
         new = []
-        for seed in map(int, _FAITHFUL_SEEDS.value if method == 'faithful' else _SEEDS.value):
-          if (case, method, seed) in done:
+        if method == 'grabcut':
+          if seed != seeds[0] or (case, 'gc_rect', 0) in done:
+            continue
+          t0 = time.perf_counter()
+          masks = grabcut_masks(case_dir)
+          seconds = (time.perf_counter() - t0) / len(masks)
+          new = [{'case': case, 'method': n, 'seed': 0, 'iou': segmentation.iou(m, gt), 'seconds': seconds}
+                 for n, m in masks.items()]
+          os.makedirs(os.path.join(workdir, 'grabcut', case), exist_ok=True)
+          for n, m in masks.items():
+            image_io.save_image(os.path.join(workdir, 'grabcut', case, f'{n}.png'), m.astype(np.float32))
+        else:
+          method_seeds = _FAITHFUL_SEEDS.value if method == 'faithful' else _SEEDS.value
+          if seed not in map(int, method_seeds) or (case, method, seed) in done:
             continue
           config = _dip_config(base, case_dir, method, seed)
           config_check.validate(config)
@@ -180,9 +183,9 @@ def main(argv):
           new.append({'case': case, 'method': method, 'seed': seed, 'iou': m['iou'],
                       'iou_raw': m['iou_raw_mask'], 'seconds': time.perf_counter() - t0})
           print(f'{case:20s} {method:9s} seed {seed}: IoU {m["iou"]:.3f}', flush=True)
-      with open(rows_path, 'a') as f:
-        for row in new:
-          f.write(json.dumps(row) + '\n')
+        with open(rows_path, 'a') as f:
+          for row in new:
+            f.write(json.dumps(row) + '\n')
   rows = _read_rows(rows_path)
   table = collections.defaultdict(list)
   seconds = collections.defaultdict(list)

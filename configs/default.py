@@ -1,4 +1,4 @@
-"""Default configuration: every field, with the official Double-DIP defaults.
+"""Default configuration: every field, with the official Double-DIP defaults unless a comment says otherwise.
 
 Task configs (`configs/zebra.py`, ...) import this file and override fields.
 Any field can be overridden from the command line, e.g. `--config.num_steps=500`.
@@ -19,7 +19,7 @@ def get_config() -> config_dict.ConfigDict:
   config.inputs = config_dict.placeholder(str)  # Many images: comma-separated paths or globs; replaces `image`.
   config.max_side = 512  # Larger inputs are downscaled to this side; results come back at full size.
 
-  config.num_steps = 4000  # Iterations of the main stage (segmentation: step 2).
+  config.num_steps = 600  # Iterations of the main stage (segmentation: step 2; official 4000, see configs/zebra_faithful.py).
   config.learning_rate = 1e-3  # Adam learning rate.
   config.early_stop_psnr = 30.0  # Stop the main stage once reconstruction PSNR exceeds this (dB); <= 0 disables.
 
@@ -39,7 +39,9 @@ def get_config() -> config_dict.ConfigDict:
 
   # Foreground/background segmentation: I = m * fg + (1 - m) * bg.
   config.segmentation = config_dict.ConfigDict()
-  config.segmentation.hint_steps = 2000  # Step 1: fit fg/bg/mask to the hints.
+  config.segmentation.hint_steps = 1000  # Step 1: fit fg/bg/mask to the hints (official 2000).
+  config.segmentation.user_hint_steps = 200  # Step 1 when the user gave a hint file: the grown hints are dense, it fits fast.
+  config.segmentation.user_num_steps = 200  # Step 2 likewise (instead of `num_steps`); 0 for either: as without user hints.
   config.segmentation.hint_phase = 1000  # Step 2 keeps the hint terms for it <= this.
   config.segmentation.recon_weight = 0.5  # Weight of L1(m*fg + (1-m)*bg, I) in step 2.
   config.segmentation.gray_weight = 0.001  # GrayLoss weight per 100 its, ramped up to it=1000.

@@ -276,8 +276,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(seg.guided_eps > 0, 'segmentation.guided_eps', 'must be positive', seg.guided_eps)
   require(seg.grow_hints in GROW_METHODS, 'segmentation.grow_hints', f'one of {GROW_METHODS}', seg.grow_hints)
   require(0 <= seg.grow_margin < 0.5, 'segmentation.grow_margin', 'must be in [0, 0.5)', seg.grow_margin)
+  require(seg.user_hint_steps >= 0, 'segmentation.user_hint_steps', 'must be >= 0', seg.user_hint_steps)
+  require(seg.user_num_steps >= 0, 'segmentation.user_num_steps', 'must be >= 0', seg.user_num_steps)
   require(seg.auto_hints in hints_lib.METHODS, 'segmentation.auto_hints',
           f'unknown method (one of {sorted(hints_lib.METHODS)})', seg.auto_hints)
+
+
+def with_schedule(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config with the schedule that applies: `user_*_steps` when a hint file is given.
+
+  A user's hints are grown into dense hints that the layers fit within a few
+  hundred iterations; the longer default schedule only lets them drift.
+  """
+  seg = config.segmentation
+  if not (config.fg_hint or config.bg_hint) or seg.user_hint_steps <= 0 or seg.user_num_steps <= 0:
+    return config
+  config = config.copy_and_resolve_references()
+  config.segmentation.hint_steps = seg.user_hint_steps
+  config.num_steps = seg.user_num_steps
+  return config
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -315,7 +332,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       enforced = (fg_hint, bg_hint)
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
-  problem = build_problem(config, image, fg_hint, bg_hint, noise_key)
+  problem = build_problem(with_schedule(config), image, fg_hint, bg_hint, noise_key)
 
   def finish(result: engine.Result, status: str) -> dict[str, Any]:
     best = {n: np.asarray(v)[0] for n, v in result.best.items()}
