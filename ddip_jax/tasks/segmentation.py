@@ -283,17 +283,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def with_schedule(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The config with the schedule that applies: `user_*_steps` when a hint file is given.
+  """The config with the schedule that applies: at most `user_*_steps` when a hint file is given.
 
   A user's hints are grown into dense hints that the layers fit within a few
-  hundred iterations; the longer default schedule only lets them drift.
+  hundred iterations; the longer default schedule only lets them drift. A
+  shorter `hint_steps` / `num_steps` still applies.
   """
   seg = config.segmentation
   if not (config.fg_hint or config.bg_hint) or seg.user_hint_steps <= 0 or seg.user_num_steps <= 0:
     return config
   config = config.copy_and_resolve_references()
-  config.segmentation.hint_steps = seg.user_hint_steps
-  config.num_steps = seg.user_num_steps
+  config.segmentation.hint_steps = min(seg.hint_steps, seg.user_hint_steps)
+  config.num_steps = min(config.num_steps, seg.user_num_steps)
   return config
 
 
