@@ -268,8 +268,9 @@ def resolve_hints(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
   """The hints for one image or clip: user files where given, automatic ones otherwise.
 
-  User hint PNGs are resized to the image (nearest neighbour) and binarised at
-  0.5. Pixels marked in both hints are dropped from both (with a warning).
+  User hint PNGs are binarised at 0.5 and resized to the image (nearest
+  neighbour when enlarged; when shrunk, a pixel is hinted if any pixel of its
+  block is, so that thin strokes survive). Pixels marked in both hints are dropped from both (with a warning).
 
   Args:
     image: (H, W, 3) working image in [0, 1], or a clip (F, H, W, 3).
@@ -294,7 +295,7 @@ def resolve_hints(
       if image.ndim == 4:
         hint = image_io.load_masks(path, count=image.shape[0], shape=shape)
       else:
-        hint = image_io.load_mask(path, shape=shape)
+        hint = image_io.load_mask(path, shape=shape, keep_thin=True)
       hint = (hint > 0.5).astype(np.float32)
       if not hint.any():
         raise image_io.InputError(f'{path}: the {name} marks no pixel (white = hinted region)')

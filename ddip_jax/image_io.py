@@ -243,7 +243,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def load_mask(
-    path: str | os.PathLike[str], *, shape: tuple[int, int]
+    path: str | os.PathLike[str], *, shape: tuple[int, int], keep_thin: bool = False
 ) -> np.ndarray:
   """Loads a hint or ground-truth mask as floats, resized to `shape`.
 
@@ -256,6 +256,9 @@ def load_mask(
   Args:
     path: the mask file (any format Pillow reads).
     shape: (H, W) of the output, normally the image's.
+    keep_thin: binarise at 0.5 and, where the mask is shrunk, mark every
+      output pixel whose block holds a marked pixel (a user's thin stroke on a
+      large photo survives; nearest neighbour keeps one pixel in k).
 
   Returns:
     float32 (H, W) in [0, 1].
@@ -273,10 +276,15 @@ def load_mask(
     mask = pixels[..., :3] @ _LUMA
   else:
     mask = pixels[..., 0]
+  if keep_thin:
+    mask = (mask > 0.5).astype(np.float32)
   if mask.shape != shape:
+    shrink = keep_thin and (mask.shape[0] > shape[0] or mask.shape[1] > shape[1])
     resized = Image.fromarray(np.ascontiguousarray(mask, np.float32)).resize(
-        (shape[1], shape[0]), Image.Resampling.NEAREST)
+        (shape[1], shape[0]), Image.Resampling.BOX if shrink else Image.Resampling.NEAREST)
     mask = np.asarray(resized)
+    if shrink:  # BOX is the block's mean: any marked pixel makes it positive.
+      mask = (mask > 1e-6).astype(np.float32)
   return np.clip(mask, 0.0, 1.0).astype(np.float32)
 
 

@@ -119,6 +119,20 @@ class UserHintsTest(parameterized.TestCase):
     self.assertEqual(info['bg_hint']['source'], bg_path)
     self.assertAlmostEqual(info['fg_hint']['fraction'], 48 / (24 * 32))
 
+  def test_a_thin_stroke_survives_shrinking(self):
+    big_fg = np.zeros((480, 640))
+    rows = np.arange(100, 380)
+    big_fg[rows, rows + 103] = 1.0  # A 1-px diagonal stroke, 10x the image's size, off nearest's samples.
+    big_bg = np.zeros((480, 640))
+    big_bg[:, 630:] = 1.0
+    fg_path, bg_path = self._save('fg.png', big_fg), self._save('bg.png', big_bg)
+    fg, bg, _ = hints.resolve_hints(self.image, fg_path=fg_path, bg_path=bg_path, method='border')
+    expected = np.zeros((48, 64), bool)
+    expected[rows // 10, (rows + 103) // 10] = True  # Every 10x10 block the stroke crosses ...
+    self.assertTrue((fg[expected] == 1).all())  # ... is hinted (nearest neighbour kept 1 pixel in 10),
+    self.assertLessEqual(fg.sum(), 3 * expected.sum())  # and not much more.
+    np.testing.assert_array_equal(bg[:, 63], 1.0)
+
   def test_one_user_hint_and_one_automatic(self):
     fg_user = np.zeros((48, 64))
     fg_user[20:28, 24:40] = 1
