@@ -50,7 +50,7 @@ def get_config() -> config_dict.ConfigDict:
   config.segmentation.guided_radius = 0.1  # Guided-filter radius as a fraction of the longer side (0: off).
   config.segmentation.guided_eps = 1e-4  # Guided-filter regulariser.
   config.segmentation.threshold = 0.5  # Threshold of the refined mask.
-  config.segmentation.grow_hints = 'auto'  # Grow sparse hints before decomposing (ddip_jax/grow.py): 'select', 'grabcut', 'consensus', 'auto' ('select' for a user's fg hint, else 'grabcut') or 'none' (official).
+  config.segmentation.grow_hints = 'auto'  # Grow sparse hints before decomposing (ddip_jax/grow.py): 'select', 'grabcut', 'auto' ('select' for a user's fg hint, else 'grabcut') or 'none' (official).
   config.segmentation.grow_margin = 0.02  # Unhinted band on each side of the grown boundary, fraction of the longer side.
   config.segmentation.respect_hints = True  # Hinted pixels keep their hint's side in the final mask (False: official).
   config.segmentation.keep_hinted_components = True  # Drop mask regions not touching the fg hint (False: official).

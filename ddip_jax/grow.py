@@ -16,10 +16,8 @@ at IoU 0.10). So before the decomposition the hints are grown:
      the bg hint does not cover, but it collapses when the fg hint is too small
      to model the object's colours; it is kept unless it did ('select').
   4. The grown mask, eroded by a margin, becomes the new fg hint and its
-     complement, eroded likewise, the new bg hint; or, more
-     cautiously ('consensus'), GrabCut is also run from all-background and
-     all-foreground starts and only what the starts agree on is hinted. The
-     user's own hints are always kept. The band of `margin` around the grown boundary stays unhinted:
+     complement, eroded likewise, the new bg hint. The user's own hints are
+     always kept. The band of `margin` around the grown boundary stays unhinted:
      that is where Double-DIP decides.
 
 OpenCV's GrabCut is used rather than our own graph cut: it is the reference
@@ -99,7 +97,7 @@ def grabcut(image: np.ndarray, labels: np.ndarray, *, iterations: int = 5) -> np
 
 
 def grow_masks(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray) -> dict[str, np.ndarray]:
-  """The foreground grown from the hints by GrabCut from three starts (module docstring).
+  """The foreground grown from the hints by GrabCut from two starts (module docstring).
 
   Args:
     image: (H, W, 3) RGB in [0, 1].
@@ -108,8 +106,8 @@ def grow_masks(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray) -> d
   Returns:
     (H, W) bool masks, each True on every fg-hint pixel and False on every
     bg-hint pixel: 'geodesic' (unhinted pixels start on the geodesically
-    closer side), 'background' (they start as probable background: grows
-    little) and 'foreground' (they start as probable foreground: grows much).
+    closer side) and 'background' (they start as probable background: grows
+    little).
   """
   chex.assert_rank([image, fg_hint, bg_hint], [3, 2, 2])
   fg, bg = fg_hint > 0.5, bg_hint > 0.5
@@ -118,7 +116,6 @@ def grow_masks(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray) -> d
   starts = {
       'geodesic': np.where(closer_to_fg, cv2.GC_PR_FGD, cv2.GC_PR_BGD),
       'background': np.full(fg.shape, cv2.GC_PR_BGD),
-      'foreground': np.full(fg.shape, cv2.GC_PR_FGD),
   }
   grown = {}
   for name, labels in starts.items():
@@ -149,9 +146,8 @@ def dense_hints(
     method: 'select': the background start's mask, unless it collapsed to
       under `COLLAPSED` of the geodesic start's area (then the geodesic
       start's): fg where it says so, bg elsewhere. 'grabcut': the geodesic
-      start's mask likewise. 'consensus': fg only where both the geodesic and the
-      background start say fg, bg only where neither the geodesic nor the
-      foreground start does (pixels the starts disagree on stay unhinted).
+      start's mask likewise (docs/segmentation.md has the measurements, and a
+      'consensus' variant that was dropped).
     bg_allowed: (H, W) where the grown bg hint may be (None: anywhere). For
       automatic seeds, whose GrabCut can miss parts of the object (a zebra's
       white belly against clouds), e.g. the pixels of low saliency: the bg hint
@@ -171,8 +167,6 @@ def dense_hints(
     sure_fg, sure_bg = grown, ~grown
   elif method == 'grabcut':
     sure_fg, sure_bg = grown, ~grown
-  elif method == 'consensus':
-    sure_fg, sure_bg = grown & masks['background'], ~(grown | masks['foreground'])
   else:
     raise ValueError(f'unknown method {method!r}')
   r = max(1, round(margin * max(fg.shape)))

@@ -263,7 +263,7 @@ def mask_scores(layers: dict[str, np.ndarray], gt: np.ndarray) -> dict[str, floa
   }
 
 
-GROW_METHODS = ('none', 'auto', 'select', 'grabcut', 'consensus')
+GROW_METHODS = ('none', 'auto', 'select', 'grabcut')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
