@@ -196,6 +196,11 @@ def guided_filter(
   return q.reshape(src.shape)
 
 
+# For one-off calls outside a traced loss (mask refinement, transmission): compiled
+# whole, it compiles faster than its dozen ops run eagerly, each compiled on its own.
+guided_filter_jit = jax.jit(guided_filter, static_argnames=('radius', 'eps', 'opencv_compat'))
+
+
 def min_filter(x: jax.Array, radius: int) -> jax.Array:
   """Minimum over the (2r+1) x (2r+1) window around every pixel, per channel.
 

@@ -53,8 +53,6 @@ TRANSMISSION_PRIORS = ('none', 'dark_channel')
 _PSNR_CAP = 100.0
 # Side of the airlight swatch written when the airlight is one colour.
 _SWATCH = 64
-# Compiled whole: run once per pass, it compiles faster than its ops run eagerly.
-_guided_filter = jax.jit(filters.guided_filter, static_argnames=('radius', 'eps', 'opencv_compat'))
 
 
 def dark_channel(image: jax.Array, *, patch: int) -> jax.Array:
@@ -141,7 +139,7 @@ def refine_transmission(transmission: np.ndarray, guide: np.ndarray, *, radius: 
     (H, W) float32 in [t_min, 1].
   """
   if radius > 0:
-    transmission = np.asarray(_guided_filter(
+    transmission = np.asarray(filters.guided_filter_jit(
         jnp.asarray(guide), jnp.asarray(transmission), radius=radius, eps=eps, opencv_compat=opencv_compat))
   return np.clip(transmission, t_min, 1.0).astype(np.float32)
 

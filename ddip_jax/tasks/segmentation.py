@@ -12,6 +12,7 @@ a guided filter and thresholded.
 """
 
 from collections.abc import Callable
+import math
 import time
 from typing import Any
 
@@ -93,27 +94,38 @@ def decomposition_stages(
   def hint_terms(out):
     return losses.extended_l1(out['fg'], image, fg_hint) + losses.extended_l1(out['bg'], image, bg_hint)
 
-  def step1_loss(params, batch_stats, step, key):
-    out, stats = layers(params, batch_stats, step, key, seg.hint_steps)
-    loss = hint_terms(out) + losses.l1(out['mask'], mask_target)
-    recon = losses.blend(out['mask'], out['fg'], out['bg'])
-    return loss, (stats, out, losses.psnr(recon, image))
+  # Both steps are one loss whose terms are weighted by a vector held as data:
+  # the two traced programs are then the same program on other data, and the
+  # engine compiles it once for both stages (about half the start-up; issue 17).
+  # Arrays of shape (1,) and more stay constants of the program; a Python number
+  # (or a scalar array) would be written into it as a literal.
+  def stage_loss(num_steps: int, *, hint_until: float, mask_fit: float, recon: float, gray: float, extra: float):
+    weights = jnp.asarray([hint_until, mask_fit, recon, gray, extra], jnp.float32)
+    total = jnp.asarray([num_steps], jnp.int32)
 
-  def step2_loss(params, batch_stats, step, key):
-    out, stats = layers(params, batch_stats, step, key, config.num_steps)
-    recon = losses.blend(out['mask'], out['fg'], out['bg'])
-    gray_weight = seg.gray_weight * (jnp.minimum(step, 1000) // 100)
-    loss = (
-        jnp.where(step <= seg.hint_phase, hint_terms(out), 0.0)
-        + seg.recon_weight * losses.l1(recon, image)
-        + gray_weight * losses.gray_loss(out['mask']))
-    if extra_loss is not None:
-      loss += extra_loss(out)
-    return loss, (stats, out, losses.psnr(recon, image))
+    def loss_fn(params, batch_stats, step, key):
+      out, stats = layers(params, batch_stats, step, key, total[0])
+      recon_image = losses.blend(out['mask'], out['fg'], out['bg'])
+      loss = (
+          jnp.where(step.astype(jnp.float32) <= weights[0], hint_terms(out), 0.0)
+          + weights[1] * losses.l1(out['mask'], mask_target)
+          + weights[2] * losses.l1(recon_image, image)
+          + weights[3] * (jnp.minimum(step, 1000) // 100) * losses.gray_loss(out['mask']))
+      if extra_loss is not None:
+        loss += weights[4] * extra_loss(out)
+      return loss, (stats, out, losses.psnr(recon_image, image))
 
+    return loss_fn
+
+  # Step 1 fits the hints (hint terms always on, the mask to the hint target);
+  # step 2 recomposes the image, keeping the hint terms for it <= hint_phase.
+  step1_loss = stage_loss(seg.hint_steps, hint_until=math.inf, mask_fit=1.0, recon=0.0, gray=0.0, extra=0.0)
+  step2_loss = stage_loss(config.num_steps, hint_until=seg.hint_phase, mask_fit=0.0, recon=seg.recon_weight,
+                          gray=seg.gray_weight, extra=1.0)
   early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
+  # Step 1 tracks its best result too: the step functions are then the same program.
   stages = [
-      engine.Stage('step1_hints', seg.hint_steps, step1_loss, config.learning_rate, track_best=False),
+      engine.Stage('step1_hints', seg.hint_steps, step1_loss, config.learning_rate),
       engine.Stage('step2_decompose', config.num_steps, step2_loss, config.learning_rate,
                    early_stop_psnr=early_stop),
   ]
@@ -170,7 +182,7 @@ def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, 
   radius = int(round(radius_fraction * max(mask.shape)))
   if radius <= 0:
     return mask
-  out = filters.guided_filter(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius, eps=eps)
+  out = filters.guided_filter_jit(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius, eps=eps)
   return np.clip(np.asarray(out)[..., 0], 0.0, 1.0)
 
 
