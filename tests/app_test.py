@@ -1,0 +1,179 @@
+"""The web app (`ddip_jax.app`): its helpers, and the page driven in headless Chromium as a person would.
+
+The browser test starts `python -m ddip_jax.app` on a free port, uploads the
+zebra, paints a foreground stroke on the zebra and a background stroke on the
+grass with the mouse, runs a tiny configuration, and checks the files the run
+wrote: the hint PNGs hold the strokes where they were painted (against the
+zebra's ground-truth mask), the mask keeps the foreground stroke's pixels, the
+zip and the transparent cut-out are there. A text file uploaded instead of a
+photo shows the command line's one-line error. It is skipped where Gradio,
+Selenium or Chromium is missing (requirements-app.txt; apt-get install
+chromium chromium-driver).
+"""
+
+import os
+import shlex
+import tempfile
+import time
+import unittest
+import zipfile
+
+from absl.testing import absltest
+import numpy as np
+from PIL import Image
+
+import app_browser
+from ddip_jax import app
+from ddip_jax import cli
+from ddip_jax import image_io
+
+_ZEBRA = os.path.join(app_browser.REPO, 'data', 'zebra.png')
+_ZEBRA_MASK = os.path.join(app_browser.REPO, 'data', 'zebra_mask.png')
+# A tiny run: a one-scale generator, a few steps, 64 px (the page's Settings and its extra arguments).
+_TINY_SETTINGS = {'num_steps': 4, 'segmentation.hint_steps': 4, 'max_side': 64}
+_TINY_EXTRA = ('--config.generator.channels_down=(4,) --config.generator.channels_up=(4,) '
+               '--config.generator.channels_skip=(0,) --config.loop.strategy=step')
+# Strokes as (x, y) fractions of the zebra photo: along its body, and along the grass at the bottom.
+_FG_STROKE = [(0.36, 0.53), (0.45, 0.52), (0.55, 0.53)]
+_BG_STROKE = [(0.08, 0.95), (0.5, 0.96), (0.92, 0.95)]
+
+
+class HelpersTest(absltest.TestCase):
+
+  def test_strokes_to_hints_by_colour_and_alpha(self):
+    layer = np.zeros((4, 6, 4), np.uint8)
+    layer[0, :2] = (255, 0, 0, 255)  # Red: foreground.
+    layer[1, :2] = (10, 20, 240, 200)  # Blueish: background.
+    layer[2, :2] = (255, 0, 0, 20)  # The brush's faint edge: nothing.
+    fg, bg = app.strokes_to_hints([layer], (4, 6))
+    np.testing.assert_array_equal(np.argwhere(fg), [[0, 0], [0, 1]])
+    np.testing.assert_array_equal(np.argwhere(bg), [[1, 0], [1, 1]])
+
+  def test_strokes_on_a_smaller_canvas_are_resized_to_the_photo(self):
+    layer = np.zeros((2, 3, 4), np.uint8)
+    layer[1, 2] = (255, 0, 0, 255)
+    fg, bg = app.strokes_to_hints([layer], (4, 6))
+    self.assertTrue(fg[2:, 4:].all())
+    self.assertEqual(fg.sum(), 4)
+    self.assertFalse(bg.any())
+
+  def test_hints_to_layer_round_trips(self):
+    fg = np.zeros((5, 7)); fg[1:3, 2:4] = 1
+    bg = np.zeros((5, 7)); bg[4] = 1
+    back = app.strokes_to_hints([app.hints_to_layer(fg, bg)], (5, 7))
+    np.testing.assert_array_equal(back[0], fg > 0)
+    np.testing.assert_array_equal(back[1], bg > 0)
+
+  def test_args_parse_as_main_py_parses_them(self):
+    args = app.segmentation_args(photo=None, fg_hint=None, bg_hint=None, settings={'num_steps': 7, 'seed': None},
+                                 extra='--config.max_side=64')
+    self.assertEqual(args, ['--config=configs/zebra.py', '--config.num_steps=7', '--config.max_side=64'])
+    cwd = os.getcwd()
+    os.chdir(app.REPO)
+    try:
+      config = app.parse_config(args)
+      self.assertEqual((config.num_steps, config.max_side, config.gt_mask), (7, 64, 'data/zebra_mask.png'))
+      with self.assertRaisesRegex(cli.UsageError, r'^--config.num_step: no such config field; did you mean'):
+        app.parse_config(['--config=configs/zebra.py', '--config.num_step=3'])
+      with self.assertRaisesRegex(ValueError, r'num_steps = 0: must be at least 1'):
+        app.parse_config(['--config=configs/zebra.py', '--config.num_steps=0'])
+    finally:
+      os.chdir(cwd)
+    command = app.command_line(args, os.path.join(app.REPO, 'results', 'x'))
+    self.assertEqual(shlex.split(command)[:2], ['python', 'main.py'])
+    self.assertTrue(command.endswith('--workdir=results/x'))
+
+  def test_rgba_cutout(self):
+    cut = app.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    self.assertEqual(cut.dtype, np.uint8)
+    np.testing.assert_array_equal(cut[..., 3], [[255, 0], [0, 255]])
+
+
+_MISSING = app_browser.missing()
+
+
+@unittest.skipIf(_MISSING, f'browser test: {_MISSING}')
+class BrowserTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.runs_dir = tempfile.mkdtemp(prefix='ddip_app_test_')
+    cls.timings = {}
+    start = time.monotonic()
+    cls.server = app_browser.serving(cls.runs_dir)
+    cls.url = cls.server.__enter__()
+    cls.browser = app_browser.browser()
+    cls.driver = cls.browser.__enter__()
+    cls.timings['start'] = time.monotonic() - start
+
+  @classmethod
+  def tearDownClass(cls):
+    cls.browser.__exit__(None, None, None)
+    cls.server.__exit__(None, None, None)
+    print(f'browser test timings (s): {cls.timings}')
+    super().tearDownClass()
+
+  def test_a_text_file_gets_the_command_lines_message(self):
+    page = app_browser.Page(self.driver, self.url)
+    path = os.path.join(self.runs_dir, 'notes.txt')
+    with open(path, 'w') as f:
+      f.write('not a photo\n')
+    page.upload(path)
+    status = page.wait_status('error:', 30)
+    with self.assertRaises(image_io.InputError) as cli_error:
+      image_io.load_image(path)
+    # The same words as main.py's `error:` line; the path is Gradio's copy of the upload.
+    self.assertRegex(status, r"^error: cannot read '.*notes\.txt': not a recognised image file$")
+    self.assertTrue(str(cli_error.exception).endswith(status.split(': ', 2)[-1]))
+
+  def test_strokes_run_and_outputs(self):
+    start = time.monotonic()
+    page = app_browser.Page(self.driver, self.url)
+    page.upload(_ZEBRA)
+    page.wait_status('photo zebra.png', 30)
+    page.wait_for(lambda: page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_editor canvas'), 10, 'the canvas')
+    time.sleep(1)  # The photo is drawn on the canvas.
+    box = page.displayed_photo()
+    page.stroke(_FG_STROKE, colour=0, box=box)
+    page.stroke(_BG_STROKE, colour=1, box=box)
+    page.set_settings(_TINY_SETTINGS, _TINY_EXTRA)
+    self.timings['draw'] = time.monotonic() - start
+    page.run()
+    status = page.wait_status('done', 150)
+    self.timings['run'] = time.monotonic() - start - self.timings['draw']
+    self.assertStartsWith(status, 'done: outputs in ')
+    page.wait_for(lambda: page.text('seg_command'), 10, 'the command')
+    command = shlex.split(page.text('seg_command'))
+    workdir = os.path.join(app.REPO, next(a for a in command if a.startswith('--workdir=')).split('=', 1)[1])
+    folder = os.path.dirname(workdir)
+
+    # The strokes became hint PNGs at the photo's size, where they were painted.
+    truth = image_io.load_mask(_ZEBRA_MASK, shape=(192, 256)) > 0.5
+    fg_hint = image_io.load_mask(os.path.join(folder, 'input', 'fg_hint.png'), shape=(192, 256)) > 0.5
+    bg_hint = image_io.load_mask(os.path.join(folder, 'input', 'bg_hint.png'), shape=(192, 256)) > 0.5
+    self.assertGreater(fg_hint.sum(), 100)
+    self.assertGreater(bg_hint.sum(), 100)
+    self.assertGreater(truth[fg_hint].mean(), 0.9)
+    self.assertLess(truth[bg_hint].mean(), 0.05)
+    self.assertIn(f'--config.fg_hint={app.relative(os.path.join(folder, "input", "fg_hint.png"))}', command)
+
+    # The run's outputs: the mask keeps the fg stroke's pixels as foreground, the bg stroke's as background.
+    mask = image_io.load_mask(os.path.join(workdir, 'mask_binary.png'), shape=(192, 256)) > 0.5
+    self.assertTrue(mask[fg_hint].all())
+    self.assertFalse(mask[bg_hint].any())
+    cutout = Image.open(os.path.join(folder, 'cutout.png'))
+    self.assertEqual((cutout.mode, cutout.size), ('RGBA', (256, 192)))
+    with zipfile.ZipFile(os.path.join(folder, 'outputs.zip')) as archive:
+      names = set(archive.namelist())
+    base = os.path.basename(folder)
+    for name in ('output/mask.png', 'output/fg.png', 'output/bg.png', 'output/metrics.json', 'cutout.png',
+                 'command.txt', 'input/fg_hint.png'):
+      self.assertIn(f'{base}/{name}', names)
+    # The page shows the layers.
+    for elem_id in ('seg_fg', 'seg_bg', 'seg_mask', 'seg_cutout'):
+      page.wait_for(lambda e=elem_id: page.driver.find_elements(page.by.CSS_SELECTOR, f'#{e} img'), 10, elem_id)
+
+
+if __name__ == '__main__':
+  absltest.main()
