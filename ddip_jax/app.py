@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import json
 import os
 import shlex
 import shutil
@@ -247,9 +248,12 @@ class Run:
     try:
       with engine.observe(self._observe):
         self.metrics, _ = runner.run(functools.partial(restarts.run, task), self.config, self.workdir)
-    except engine.Interrupted:
+    except engine.Interrupted as err:
       self.stopped = True
-      self.metrics = runner.finished_metrics(self.workdir, self.config) or {}
+      # The best result so far is written, with its metrics ('stopped: ...'), unless none was made yet.
+      with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(getattr(err, 'workdir', self.workdir), runner.METRICS)) as f:
+          self.metrics = json.load(f)
     except USER_ERRORS as err:
       self.error = str(err)
     except Exception as err:  # pylint: disable=broad-except  # The page says what; the log has the traceback.
@@ -276,14 +280,12 @@ def new_run_folder(runs_dir: str, kind: str) -> str:
   return folder
 
 
-def write_segmentation_inputs(folder: str, *, photo: str | None, background: np.ndarray | None,
-                              layers: list[np.ndarray]) -> dict[str, str | None]:
+def write_segmentation_inputs(folder: str, *, photo: str | None, layers: list[np.ndarray]) -> dict[str, str | None]:
   """Writes a segmentation run's inputs into `folder`/input: the photo (a copy) and the strokes as hint PNGs.
 
   Args:
     folder: the run folder.
-    photo: the photo file chosen (None: `background`, or the demo when that is None too).
-    background: (H, W, 3|4) uint8, the editor's photo when it came from no file of ours.
+    photo: the photo file chosen (None: the demo's, which its config names).
     layers: the editor's stroke layers.
 
   Returns:
@@ -295,10 +297,6 @@ def write_segmentation_inputs(folder: str, *, photo: str | None, background: np.
     paths['photo'] = os.path.join(inputs, 'photo' + os.path.splitext(photo)[1].lower())
     shutil.copyfile(photo, paths['photo'])
     shape = image_io.load_image(paths['photo']).shape[:2]
-  elif background is not None:
-    paths['photo'] = os.path.join(inputs, 'photo.png')
-    Image.fromarray(np.asarray(background, np.uint8)).convert('RGB').save(paths['photo'])
-    shape = background.shape[:2]
   else:
     shape = image_io.load_image(os.path.join(REPO, demo_image())).shape[:2]
   fg, bg = strokes_to_hints(layers, shape)
@@ -434,14 +432,13 @@ class SegmentationPage:
     def fail(message):
       return (f'error: {message}', _progress_html(None, ''), skip, skip, skip, skip, skip, skip)
 
-    if background is None:
+    if source is None or background is None:
       yield fail('upload a photo or pick the zebra first')
       return
     folder = new_run_folder(self.runs_dir, 'segmentation')
     workdir = os.path.join(folder, 'output')
     try:
       paths = write_segmentation_inputs(folder, photo=None if source == DEMO else source,
-                                        background=None if source == DEMO else background,
                                         layers=list(editor.get('layers') or []))
       args = segmentation_args(photo=paths['photo'], fg_hint=paths['fg_hint'], bg_hint=paths['bg_hint'],
                                settings=dict(zip((f for f, _ in SETTINGS), settings)), extra=extra)
@@ -455,8 +452,10 @@ class SegmentationPage:
       yield fail(err)
       return
     run = self._runs[session] = Run(config, workdir).start()
+    # The last run's results go, the command of this one shows.
+    yield ('running', _progress_html(None, Snapshot().describe()), None, None, None, None, None, command)
     try:
-      shown = 0.0
+      shown = time.monotonic()
       while not run.wait(0.25):
         if time.monotonic() - shown >= _PREVIEW_SECONDS:
           shown = time.monotonic()
@@ -497,16 +496,18 @@ def build(runs_dir: str):
                 'Upload a photo (or pick the zebra), paint a stroke or two **inside the object in red** and '
                 'on the **background in blue** (or press *Automatic hints* and correct them), then **Run**. '
                 'Without strokes the hints are automatic.')
-    source = gr.State(None)  # The photo's file, DEMO, or None for a photo dropped on the editor.
+    # The photo's file or DEMO. Photos come only through the file box (read as main.py reads them, with
+    # its messages) or the demo button: the editor's own upload would leave the file unknown.
+    source = gr.State(None)
     with gr.Tab('Segmentation'):
       with gr.Row():
         with gr.Column(scale=3):
           with gr.Row():
-            upload = gr.File(label='Photo (any image file)', elem_id='seg_upload', type='filepath')
+            upload = gr.File(label='Photo (any image file)', elem_id='seg_upload', type='filepath', height=120)
             demo_button = gr.Button('Zebra demo', elem_id='seg_demo', scale=0)
           editor = gr.ImageEditor(
               label='Paint hints: red = foreground, blue = background', elem_id='seg_editor', type='numpy',
-              image_mode='RGBA', format='png', sources=('upload', 'clipboard'), layers=False, transforms=(),
+              image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
               brush=_brush((480, 640)),
               canvas_size=(640, 480))
           with gr.Row():
@@ -535,7 +536,6 @@ def build(runs_dir: str):
                                interactive=False)
     upload.upload(page.load_photo, inputs=upload, outputs=[editor, source, status])
     demo_button.click(page.load_demo, outputs=[editor, source, status])
-    editor.upload(lambda: None, outputs=source)  # A photo dropped on the editor: no file of ours.
     auto_button.click(page.auto_hints, inputs=[editor, source], outputs=[editor, status])
 
     def run(values: dict, request: gr.Request):

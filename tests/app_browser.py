@@ -16,6 +16,12 @@ from collections.abc import Iterator
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 CHROMEDRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'
+ZEBRA = os.path.join(REPO, 'data', 'zebra.png')
+# Strokes on the zebra, as (x, y) fractions of the photo: along its body (foreground), and a loop
+# along the photo's border (background), as the README advises.
+FG_STROKE = [(0.36, 0.53), (0.45, 0.52), (0.55, 0.53)]
+BG_STROKE = [(0.03, 0.03), (0.97, 0.03), (0.975, 0.5), (0.97, 0.975), (0.5, 0.975), (0.03, 0.975), (0.025, 0.5),
+             (0.03, 0.06)]
 
 
 def missing() -> str | None:

@@ -1,8 +1,8 @@
 """The web app (`ddip_jax.app`): its helpers, and the page driven in headless Chromium as a person would.
 
 The browser test starts `python -m ddip_jax.app` on a free port, uploads the
-zebra, paints a foreground stroke on the zebra and a background stroke on the
-grass with the mouse, runs a tiny configuration, and checks the files the run
+zebra, paints a foreground stroke on the zebra and a background stroke along
+its border with the mouse, runs a tiny configuration, and checks the files the run
 wrote: the hint PNGs hold the strokes where they were painted (against the
 zebra's ground-truth mask), the mask keeps the foreground stroke's pixels, the
 zip and the transparent cut-out are there. A text file uploaded instead of a
@@ -11,6 +11,7 @@ Selenium or Chromium is missing (requirements-app.txt; apt-get install
 chromium chromium-driver).
 """
 
+import json
 import os
 import shlex
 import tempfile
@@ -27,15 +28,11 @@ from ddip_jax import app
 from ddip_jax import cli
 from ddip_jax import image_io
 
-_ZEBRA = os.path.join(app_browser.REPO, 'data', 'zebra.png')
 _ZEBRA_MASK = os.path.join(app_browser.REPO, 'data', 'zebra_mask.png')
 # A tiny run: a one-scale generator, a few steps, 64 px (the page's Settings and its extra arguments).
 _TINY_SETTINGS = {'num_steps': 4, 'segmentation.hint_steps': 4, 'max_side': 64}
 _TINY_EXTRA = ('--config.generator.channels_down=(4,) --config.generator.channels_up=(4,) '
                '--config.generator.channels_skip=(0,) --config.loop.strategy=step')
-# Strokes as (x, y) fractions of the zebra photo: along its body, and along the grass at the bottom.
-_FG_STROKE = [(0.36, 0.53), (0.45, 0.52), (0.55, 0.53)]
-_BG_STROKE = [(0.08, 0.95), (0.5, 0.96), (0.92, 0.95)]
 
 
 class HelpersTest(absltest.TestCase):
@@ -127,16 +124,43 @@ class BrowserTest(absltest.TestCase):
     self.assertRegex(status, r"^error: cannot read '.*notes\.txt': not a recognised image file$")
     self.assertTrue(str(cli_error.exception).endswith(status.split(': ', 2)[-1]))
 
+  def test_demo_automatic_hints_and_stop(self):
+    start = time.monotonic()
+    page = app_browser.Page(self.driver, self.url)
+    page.find('#seg_demo').click()
+    page.wait_status('zebra demo', 30)
+    page.find('#seg_auto').click()
+    page.wait_status('automatic hints drawn', 60)
+    # Far more steps than the test waits for: it stops the run.
+    page.set_settings({'num_steps': 100000, 'segmentation.hint_steps': 100000, 'max_side': 64}, _TINY_EXTRA)
+    page.run()
+    page.wait_for(lambda: 'step ' in page.find('#seg_progress').text, 120, 'progress')
+    page.wait_for(lambda: page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_mask img'), 30, 'a preview')
+    page.find('#seg_stop').click()
+    status = page.wait_status('stopped', 60)
+    self.timings['stop'] = time.monotonic() - start
+    self.assertStartsWith(status, 'stopped: the best result so far: outputs in ')
+    command = shlex.split(page.text('seg_command'))
+    self.assertIn('--config=configs/zebra.py', command)  # The demo's own config: its ground truth scores it.
+    workdir = os.path.join(app.REPO, next(a for a in command if a.startswith('--workdir=')).split('=', 1)[1])
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      metrics = json.load(f)
+    self.assertStartsWith(metrics['status'], 'stopped: interrupted (stop button)')
+    self.assertIn('iou', metrics)
+    # The automatic hints, drawn as strokes, were run as the user's hint files.
+    self.assertEqual(metrics['hints']['fg_hint']['source'], app.relative(
+        os.path.join(os.path.dirname(workdir), 'input', 'fg_hint.png')))
+
   def test_strokes_run_and_outputs(self):
     start = time.monotonic()
     page = app_browser.Page(self.driver, self.url)
-    page.upload(_ZEBRA)
+    page.upload(app_browser.ZEBRA)
     page.wait_status('photo zebra.png', 30)
     page.wait_for(lambda: page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_editor canvas'), 10, 'the canvas')
     time.sleep(1)  # The photo is drawn on the canvas.
     box = page.displayed_photo()
-    page.stroke(_FG_STROKE, colour=0, box=box)
-    page.stroke(_BG_STROKE, colour=1, box=box)
+    page.stroke(app_browser.FG_STROKE, colour=0, box=box)
+    page.stroke(app_browser.BG_STROKE, colour=1, box=box)
     page.set_settings(_TINY_SETTINGS, _TINY_EXTRA)
     self.timings['draw'] = time.monotonic() - start
     page.run()
