@@ -80,6 +80,21 @@ class HelpersTest(absltest.TestCase):
     self.assertEqual(shlex.split(command)[:2], ['python', 'main.py'])
     self.assertTrue(command.endswith('--workdir=results/x'))
 
+  def test_a_run_of_a_tiny_photo_ends_with_the_command_lines_message(self):
+    folder = tempfile.mkdtemp(prefix='ddip_app_tiny_')
+    photo = os.path.join(folder, 'tiny.png')
+    Image.fromarray(np.zeros((6, 9, 3), np.uint8)).save(photo)
+    cwd = os.getcwd()
+    os.chdir(app.REPO)
+    try:
+      config = app.parse_config(app.segmentation_args(photo=photo, fg_hint=None, bg_hint=None, settings={}))
+      run = app.Run(config, os.path.join(folder, 'output')).start()
+      self.assertTrue(run.wait(120))
+    finally:
+      os.chdir(cwd)
+    self.assertRegex(run.error, r"^'.*tiny\.png' is 9x6: too small, the generators need sides of at least 8 pixels$")
+    self.assertIsNone(run.metrics)
+
   def test_rgba_cutout(self):
     cut = app.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
     self.assertEqual(cut.dtype, np.uint8)
@@ -123,6 +138,9 @@ class BrowserTest(absltest.TestCase):
     # The same words as main.py's `error:` line; the path is Gradio's copy of the upload.
     self.assertRegex(status, r"^error: cannot read '.*notes\.txt': not a recognised image file$")
     self.assertTrue(str(cli_error.exception).endswith(status.split(': ', 2)[-1]))
+    page.run()  # With no photo.
+    expected = 'error: upload a photo or pick the zebra first'
+    page.wait_for(lambda: page.status() == expected, 30, expected)
 
   def test_demo_automatic_hints_and_stop(self):
     start = time.monotonic()
