@@ -14,6 +14,7 @@ from other browser tabs wait in Gradio's queue.
 """
 
 import argparse
+from collections.abc import Iterator
 import contextlib
 import dataclasses
 import functools
@@ -61,6 +62,8 @@ SETTINGS = (('num_steps', 'Steps (step 2)'), ('segmentation.hint_steps', 'Hint s
 USER_ERRORS = (image_io.InputError, image_io.OutputError, config_check.ConfigError, cli.UsageError,
                engine.NumericalError, engine.CheckpointError)
 _PREVIEW_SECONDS = 2.0  # Previews are fetched from the device at most this often.
+# Metrics named in the status line of a finished run (those a run has).
+_SHOWN_METRICS = ('best_recon_psnr', 'iou', 'foreground_fraction', 'recomposed_psnr', 'mean_psnr', 'mean_iou')
 
 
 def strokes_to_hints(layers: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -125,14 +128,16 @@ def segmentation_args(*, photo: str | None, fg_hint: str | None, bg_hint: str | 
   for field, path in (('image', photo), ('fg_hint', fg_hint), ('bg_hint', bg_hint)):
     if path:
       args.append(f'--config.{field}={relative(path)}')
-  for field, value in settings.items():
-    if value is not None and value != '':
-      args.append(f'--config.{field}={int(value)}')
+  return args + _setting_args(settings, extra)
+
+
+def _setting_args(settings: dict[str, Any], extra: str) -> list[str]:
+  """`--config.<field>=<value>` for the page's settings (None: the config's), then the extra arguments."""
+  args = [f'--config.{field}={int(value)}' for field, value in settings.items() if value is not None and value != '']
   try:
-    args += shlex.split(extra or '')
+    return args + shlex.split(extra or '')
   except ValueError as err:
     raise cli.UsageError(f'extra arguments {extra!r}: {err}') from err
-  return args
 
 
 def command_line(args: list[str], workdir: str) -> str:
@@ -307,6 +312,14 @@ def write_segmentation_inputs(folder: str, *, photo: str | None, layers: list[np
   return paths
 
 
+def _save_run_record(folder: str, command: str, config: ml_collections.ConfigDict) -> None:
+  """`command.txt` and `config.json` in the run folder: how to make the same run again."""
+  with open(os.path.join(folder, 'command.txt'), 'w') as f:
+    f.write(command + '\n')
+  with open(os.path.join(folder, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
+
+
 def demo_image() -> str:
   """The zebra demo's image path (its config's)."""
   return cli.load_config_file(os.path.join(REPO, DEMO_CONFIG)).image
@@ -372,12 +385,50 @@ def _progress_html(snapshot: Snapshot | None, text: str) -> str:
           f'<progress value="{fraction:.3f}" max="1" style="width:100%"></progress>')
 
 
-class SegmentationPage:
-  """The segmentation tab's event handlers, with the runs of the page's browser sessions."""
+class _Tab:
+  """What every tab does: start a run for a browser session, follow it, stop it."""
 
-  def __init__(self, runs_dir: str):
+  def __init__(self, runs_dir: str, runs: dict[str, 'Run']):
     self.runs_dir = runs_dir
-    self._runs: dict[str, Run] = {}  # Browser session -> its run in progress.
+    self._runs = runs  # Browser session -> its run in progress (shared by the tabs: Stop stops it).
+
+  def stop(self, session: str | None):
+    run = self._runs.get(session)
+    if run is None:
+      return 'nothing is running'
+    run.stop()
+    return 'stopping after the current steps; the best result so far is kept'
+
+  def follow(self, config: ml_collections.ConfigDict, workdir: str, session: str | None,
+             previews: tuple[str, ...]) -> Iterator[tuple[str, str, list[np.ndarray | None]]]:
+    """Runs `config` into `workdir`; yields (status, progress, previews) every few seconds until it ends.
+
+    Returns the ended `Run` (as the generator's value).
+    """
+    run = self._runs[session] = Run(config, workdir).start()
+    try:
+      shown = time.monotonic()
+      while not run.wait(0.25):
+        if time.monotonic() - shown >= _PREVIEW_SECONDS:
+          shown = time.monotonic()
+          snap = run.snapshot
+          yield ('running' + (' (stopping)' if run.stopping else ''), _progress_html(snap, snap.describe()),
+                 [_preview(snap.previews.get(n)) for n in previews])
+    finally:
+      self._runs.pop(session, None)
+    return run
+
+
+def _ended(run: 'Run', workdir: str) -> str:
+  """The status line of an ended run that made a result."""
+  metrics = run.metrics or {}
+  scores = '  '.join(f'{k}={v:.4g}' for k, v in metrics.items()
+                     if k in _SHOWN_METRICS and isinstance(v, (int, float)))
+  return f'{"stopped: the best result so far" if run.stopped else "done"}: outputs in {relative(workdir)}/  ' + scores
+
+
+class SegmentationPage(_Tab):
+  """The segmentation tab's event handlers."""
 
   def load_photo(self, file: str | None):
     """The photo chosen in the file box, read as the command line reads it, into the editor."""
@@ -411,13 +462,6 @@ class SegmentationPage:
     editor = {'background': background, 'layers': [hints_to_layer(fg, bg)], 'composite': None}
     return editor, 'automatic hints drawn (red: foreground, blue: background): correct them, then Run'
 
-  def stop(self, session: str | None):
-    run = self._runs.get(session)
-    if run is None:
-      return 'nothing is running'
-    run.stop()
-    return 'stopping after the current steps; the best result so far is kept'
-
   def run(self, editor: dict | None, source: str | None, settings: list[Any], extra: str, session: str | None):
     """Runs the segmentation; yields (status, progress, fg, bg, mask, cut-out, zip, command) as it goes.
 
@@ -443,29 +487,21 @@ class SegmentationPage:
       args = segmentation_args(photo=paths['photo'], fg_hint=paths['fg_hint'], bg_hint=paths['bg_hint'],
                                settings=dict(zip((f for f, _ in SETTINGS), settings)), extra=extra)
       command = command_line(args, workdir)
-      with open(os.path.join(folder, 'command.txt'), 'w') as f:
-        f.write(command + '\n')
       config = parse_config(args)
-      with open(os.path.join(folder, 'config.json'), 'w') as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
     except USER_ERRORS as err:
       yield fail(err)
       return
-    run = self._runs[session] = Run(config, workdir).start()
+    _save_run_record(folder, command, config)
     # The last run's results go, the command of this one shows.
     yield ('running', _progress_html(None, Snapshot().describe()), None, None, None, None, None, command)
-    try:
-      shown = time.monotonic()
-      while not run.wait(0.25):
-        if time.monotonic() - shown >= _PREVIEW_SECONDS:
-          shown = time.monotonic()
-          snap = run.snapshot
-          previews = [_preview(snap.previews.get(n)) for n in ('fg', 'bg', 'mask')]
-          yield ('running' + (' (stopping)' if run.stopping else ''),
-                 _progress_html(snap, snap.describe()), *(p if p is not None else skip for p in previews),
-                 skip, skip, command)
-    finally:
-      self._runs.pop(session, None)
+    following = self.follow(config, workdir, session, ('fg', 'bg', 'mask'))
+    while True:
+      try:
+        status, progress, previews = next(following)
+      except StopIteration as end:
+        run = end.value
+        break
+      yield (status, progress, *(p if p is not None else skip for p in previews), skip, skip, command)
     if run.error:
       yield fail(run.error)
       return
@@ -476,30 +512,172 @@ class SegmentationPage:
       yield ('stopped before any result', _progress_html(None, ''), skip, skip, skip, skip, skip, command)
       return
     archive = zip_folder(folder, os.path.join(folder, 'outputs.zip'))
-    metrics = run.metrics or {}
-    scores = '  '.join(f'{k}={metrics[k]:.4g}' for k in ('best_recon_psnr', 'iou', 'foreground_fraction')
-                       if isinstance(metrics.get(k), (int, float)))
-    status = (f'{"stopped: the best result so far" if run.stopped else "done"}: outputs in {relative(workdir)}/  '
-              + scores)
-    yield (status, _progress_html(run.snapshot, run.snapshot.describe()),
+    yield (_ended(run, workdir), _progress_html(run.snapshot, run.snapshot.describe()),
            *(images.get(n, skip) for n in ('fg', 'bg', 'mask', 'cutout')), archive, command)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskTab:
+  """A tab for a task whose inputs are files only: upload them (or none: the config's demo), Run.
+
+  Attributes:
+    title: the tab's title.
+    config: its config file; its defaults fill the settings, its own inputs make the demo.
+    inputs: (config field, label) of each file a user gives.
+    layers: (output file, label) of each result shown.
+    previews: the generator outputs shown while it runs (their first frame).
+    note: one line of Markdown above the inputs.
+  """
+
+  title: str
+  config: str
+  inputs: tuple[tuple[str, str], ...]
+  layers: tuple[tuple[str, str], ...]
+  previews: tuple[str, ...]
+  note: str
+
+
+TASK_TABS = (
+    TaskTab('Dehazing', 'configs/dehaze.py', (('image', 'Hazy photo'),),
+            (('dehazed.png', 'dehazed'), ('transmission.png', 'transmission'), ('airlight.png', 'airlight')),
+            ('clean', 'transmission'), 'One hazy photo: the haze-free image, the transmission map and the airlight.'),
+    TaskTab('Transparency', 'configs/transparency.py',
+            (('image', 'First mixture'), ('transparency.image2', 'Second mixture')),
+            (('layer1.png', 'layer 1'), ('layer2.png', 'layer 2')), ('layer1', 'layer2'),
+            'Two photos of the same two transparent layers mixed in other proportions (e.g. a reflection).'),
+    TaskTab('Video', 'configs/video.py', (('image', 'Clip (animated GIF)'),),
+            (('fg.gif', 'foreground'), ('bg.gif', 'background'), ('mask.gif', 'mask')), ('fg', 'bg', 'mask'),
+            'A short clip from a still camera as an animated GIF: moving foreground and background, as GIFs.'),
+)
+
+
+def task_args(tab: TaskTab, files: dict[str, str], *, settings: dict[str, Any], extra: str = '') -> list[str]:
+  """The `main.py` arguments (less --workdir) of a run of `tab` on `files` (config field -> path; none: the demo).
+
+  Raises:
+    cli.UsageError: some of the tab's files are given, not all; or `extra` does not split.
+  """
+  missing = [label for field, label in tab.inputs if not files.get(field)]
+  if files and missing:
+    raise cli.UsageError(f'give the {" and the ".join(missing).lower()} too (or no file, for the demo)')
+  args = [f'--config={tab.config}'] + [f'--config.{field}={relative(files[field])}' for field, _ in tab.inputs
+                                       if files.get(field)]
+  return args + _setting_args(settings, extra)
+
+
+class TaskPage(_Tab):
+  """A `TaskTab`'s event handler."""
+
+  def __init__(self, tab: TaskTab, runs_dir: str, runs: dict[str, 'Run']):
+    super().__init__(runs_dir, runs)
+    self.tab = tab
+
+  def run(self, uploads: list[str | None], settings: list[Any], extra: str, session: str | None):
+    """Runs the task; yields (status, progress, *previews, *layers, zip, command) as it goes."""
+    import gradio as gr  # pylint: disable=g-import-not-at-top
+
+    tab, skip = self.tab, gr.skip()
+    quiet = [skip] * (len(tab.previews) + len(tab.layers) + 2)
+    folder = new_run_folder(self.runs_dir, tab.config.rsplit('/', 1)[-1].removesuffix('.py'))
+    workdir = os.path.join(folder, 'output')
+    try:
+      files = {}
+      for (field, _), upload in zip(tab.inputs, uploads):
+        if upload:  # A copy in the run folder: the run is reproducible from it.
+          files[field] = os.path.join(folder, 'input', field.replace('.', '_') + os.path.splitext(upload)[1].lower())
+          shutil.copyfile(upload, files[field])
+      args = task_args(tab, files, settings=dict(zip((f for f, _ in SETTINGS), settings)), extra=extra)
+      command = command_line(args, workdir)
+      config = parse_config(args)
+    except USER_ERRORS as err:
+      yield (f'error: {err}', _progress_html(None, ''), *quiet)
+      return
+    _save_run_record(folder, command, config)
+    yield ('running', _progress_html(None, Snapshot().describe()), *[None] * (len(quiet) - 1), command)
+    following = self.follow(config, workdir, session, tab.previews)
+    while True:
+      try:
+        status, progress, previews = next(following)
+      except StopIteration as end:
+        run = end.value
+        break
+      yield (status, progress, *(p if p is not None else skip for p in previews), *quiet[len(previews):-1], command)
+    if run.error:
+      yield (f'error: {run.error}', _progress_html(None, ''), *quiet)
+      return
+    layers = [os.path.join(workdir, name) for name, _ in tab.layers]
+    yield (_ended(run, workdir), _progress_html(run.snapshot, run.snapshot.describe()), *[skip] * len(tab.previews),
+           *(path if os.path.exists(path) else None for path in layers),
+           zip_folder(folder, os.path.join(folder, 'outputs.zip')), command)
+
+
+def _task_tab(tab: TaskTab, page: TaskPage, defaults: ml_collections.ConfigDict) -> None:
+  """The widgets and events of a `TaskTab` (inside a `gr.Tab`)."""
+  import gradio as gr  # pylint: disable=g-import-not-at-top
+
+  key = tab.title.lower()
+  gr.Markdown(tab.note + ' Give no file to run the demo.')
+  with gr.Row():
+    with gr.Column(scale=3):
+      uploads = [gr.File(label=label, elem_id=f'{key}_{field.replace(".", "_")}', type='filepath', height=120)
+                 for field, label in tab.inputs]
+      with gr.Row():
+        run_button = gr.Button('Run', variant='primary', elem_id=f'{key}_run')
+        stop_button = gr.Button('Stop', variant='stop', elem_id=f'{key}_stop')
+      settings, extra = _settings(defaults, key)
+    with gr.Column(scale=2):
+      status = gr.Textbox(label='Status', elem_id=f'{key}_status', interactive=False)
+      progress = gr.HTML(_progress_html(None, ''))
+      with gr.Row():
+        previews = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png')
+                    for name in tab.previews]
+      with gr.Row():
+        layers = [gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath')
+                  for name, label in tab.layers]
+      download = gr.File(label='All outputs (zip)', elem_id=f'{key}_zip', interactive=False)
+      command = gr.Textbox(label='The same run from the command line', interactive=False)
+
+  def run(values: dict, request: gr.Request):
+    yield from page.run([values[u] for u in uploads], [values[c] for c in settings], values[extra],
+                        request.session_hash)
+
+  def stop(request: gr.Request):
+    return page.stop(request.session_hash)
+
+  run_button.click(run, inputs={*uploads, *settings, extra},
+                   outputs=[status, progress, *previews, *layers, download, command],
+                   concurrency_limit=1, concurrency_id='run', show_progress='minimal')
+  stop_button.click(stop, outputs=status, queue=False)
+
+
+def _settings(defaults: ml_collections.ConfigDict, key: str):
+  """The Settings accordion: a number box per SETTINGS field (the config's value) and the extra overrides."""
+  import gradio as gr  # pylint: disable=g-import-not-at-top
+
+  with gr.Accordion('Settings', open=False):
+    settings = [gr.Number(value=config_check.get_field(defaults, field), label=label, precision=0,
+                          elem_id=f'{key}_{field.replace(".", "_")}') for field, label in SETTINGS]
+    extra = gr.Textbox(label='More config overrides (as on the command line)', elem_id=f'{key}_extra',
+                       placeholder='--config.learning_rate=0.002')
+  return settings, extra
 
 
 def build(runs_dir: str):
   """The Gradio page (a `gr.Blocks`)."""
   import gradio as gr  # pylint: disable=g-import-not-at-top
 
-  page = SegmentationPage(runs_dir)
+  runs = {}
+  page = SegmentationPage(runs_dir, runs)
   defaults = cli.load_config_file(os.path.join(REPO, PHOTO_CONFIG))
   with gr.Blocks(title='Double-DIP', analytics_enabled=False) as demo:
-    gr.Markdown('# Double-DIP: cut an object out of your photo\n'
-                'Upload a photo (or pick the zebra), paint a stroke or two **inside the object in red** and '
-                'on the **background in blue** (or press *Automatic hints* and correct them), then **Run**. '
-                'Without strokes the hints are automatic.')
+    gr.Markdown('# Double-DIP: decompose your own photo')
     # The photo's file or DEMO. Photos come only through the file box (read as main.py reads them, with
     # its messages) or the demo button: the editor's own upload would leave the file unknown.
     source = gr.State(None)
     with gr.Tab('Segmentation'):
+      gr.Markdown('Upload a photo (or pick the zebra), paint a stroke or two **inside the object in red** and '
+                  'on the **background in blue** (or press *Automatic hints* and correct them), then **Run**. '
+                  'Without strokes the hints are automatic.')
       with gr.Row():
         with gr.Column(scale=3):
           with gr.Row():
@@ -514,13 +692,9 @@ def build(runs_dir: str):
             auto_button = gr.Button('Automatic hints', elem_id='seg_auto')
             run_button = gr.Button('Run', variant='primary', elem_id='seg_run')
             stop_button = gr.Button('Stop', variant='stop', elem_id='seg_stop')
-          with gr.Accordion('Settings', open=False):
-            settings = [gr.Number(value=config_check.get_field(defaults, field), label=label, precision=0,
-                                  elem_id=f'seg_{field.replace(".", "_")}') for field, label in SETTINGS]
-            gr.Markdown('With painted hints the run is at most 200 + 200 steps '
-                        '(`segmentation.user_hint_steps`, `user_num_steps`).')
-            extra = gr.Textbox(label='More config overrides (as on the command line)', elem_id='seg_extra',
-                               placeholder='--config.segmentation.grow_hints=none')
+          settings, extra = _settings(defaults, 'seg')
+          gr.Markdown('With painted hints a run is at most 200 + 200 steps (`segmentation.user_hint_steps`, '
+                      '`user_num_steps`).')
         with gr.Column(scale=2):
           status = gr.Textbox(label='Status', elem_id='seg_status', interactive=False)
           progress = gr.HTML(_progress_html(None, ''), elem_id='seg_progress')
@@ -549,6 +723,9 @@ def build(runs_dir: str):
                      outputs=[status, progress, fg, bg, mask, cutout, download, command],
                      concurrency_limit=1, concurrency_id='run', show_progress='minimal')
     stop_button.click(stop, outputs=status, queue=False)
+    for tab in TASK_TABS:
+      with gr.Tab(tab.title):
+        _task_tab(tab, TaskPage(tab, runs_dir, runs), cli.load_config_file(os.path.join(REPO, tab.config)))
   return demo
 
 

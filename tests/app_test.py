@@ -95,6 +95,25 @@ class HelpersTest(absltest.TestCase):
     self.assertRegex(run.error, r"^'.*tiny\.png' is 9x6: too small, the generators need sides of at least 8 pixels$")
     self.assertIsNone(run.metrics)
 
+  def test_task_tabs_args_give_all_their_files_or_none(self):
+    transparency = next(tab for tab in app.TASK_TABS if tab.title == 'Transparency')
+    self.assertEqual(app.task_args(transparency, {}, settings={'seed': 2}), ['--config=configs/transparency.py',
+                                                                            '--config.seed=2'])
+    self.assertEqual(app.task_args(transparency, {'image': '/x/a.png', 'transparency.image2': '/x/b.png'},
+                                   settings={}),
+                     ['--config=configs/transparency.py', '--config.image=/x/a.png',
+                      '--config.transparency.image2=/x/b.png'])
+    with self.assertRaisesRegex(cli.UsageError, r'^give the second mixture too \(or no file, for the demo\)$'):
+      app.task_args(transparency, {'image': '/x/a.png'}, settings={})
+    for tab in app.TASK_TABS:  # Every tab's demo parses.
+      cwd = os.getcwd()
+      os.chdir(app.REPO)
+      try:
+        self.assertEqual(app.parse_config(app.task_args(tab, {}, settings={})).task,
+                         os.path.basename(tab.config)[:-3])
+      finally:
+        os.chdir(cwd)
+
   def test_rgba_cutout(self):
     cut = app.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
     self.assertEqual(cut.dtype, np.uint8)
