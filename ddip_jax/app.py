@@ -14,7 +14,7 @@ from other browser tabs wait in Gradio's queue.
 """
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import contextlib
 import dataclasses
 import functools
@@ -418,6 +418,44 @@ class _Tab:
       self._runs.pop(session, None)
     return run
 
+  def run_and_show(self, folder: str, make_args: Callable[[], list[str]], session: str | None, *,
+                   previews: tuple[str, ...], layers: list[str]):
+    """Runs the `main.py` arguments `make_args()` (which writes the inputs to `folder`) into `folder`/output.
+
+    Yields (status, progress, *previews, *layers, zip, command) for the page as it goes: the previews
+    while it runs, then the output files named `layers` and the zip of the run folder.
+    """
+    import gradio as gr  # pylint: disable=g-import-not-at-top
+
+    skip = gr.skip()
+    quiet = [skip] * (len(previews) + len(layers) + 2)
+    workdir = os.path.join(folder, 'output')
+    try:
+      args = make_args()
+      command = command_line(args, workdir)
+      config = parse_config(args)
+    except USER_ERRORS as err:
+      yield (f'error: {err}', _progress_html(None, ''), *quiet)
+      return
+    _save_run_record(folder, command, config)
+    # The last run's results go, the command of this one shows.
+    yield ('running', _progress_html(None, Snapshot().describe()), *[None] * (len(quiet) - 1), command)
+    following = self.follow(config, workdir, session, previews)
+    while True:
+      try:
+        status, progress, shown = next(following)
+      except StopIteration as end:
+        run = end.value
+        break
+      yield (status, progress, *(p if p is not None else skip for p in shown), *quiet[len(shown):-1], command)
+    if run.error:
+      yield (f'error: {run.error}', _progress_html(None, ''), *quiet)
+      return
+    paths = [os.path.join(workdir, name) for name in layers]
+    yield (_ended(run, workdir), _progress_html(run.snapshot, run.snapshot.describe()), *[skip] * len(previews),
+           *(path if os.path.exists(path) else None for path in paths),
+           zip_folder(folder, os.path.join(folder, 'outputs.zip')), command)
+
 
 def _ended(run: 'Run', workdir: str) -> str:
   """The status line of an ended run that made a result."""
@@ -574,41 +612,19 @@ class TaskPage(_Tab):
 
   def run(self, uploads: list[str | None], settings: list[Any], extra: str, session: str | None):
     """Runs the task; yields (status, progress, *previews, *layers, zip, command) as it goes."""
-    import gradio as gr  # pylint: disable=g-import-not-at-top
-
-    tab, skip = self.tab, gr.skip()
-    quiet = [skip] * (len(tab.previews) + len(tab.layers) + 2)
+    tab = self.tab
     folder = new_run_folder(self.runs_dir, tab.config.rsplit('/', 1)[-1].removesuffix('.py'))
-    workdir = os.path.join(folder, 'output')
-    try:
+
+    def make_args():
       files = {}
       for (field, _), upload in zip(tab.inputs, uploads):
         if upload:  # A copy in the run folder: the run is reproducible from it.
           files[field] = os.path.join(folder, 'input', field.replace('.', '_') + os.path.splitext(upload)[1].lower())
           shutil.copyfile(upload, files[field])
-      args = task_args(tab, files, settings=dict(zip((f for f, _ in SETTINGS), settings)), extra=extra)
-      command = command_line(args, workdir)
-      config = parse_config(args)
-    except USER_ERRORS as err:
-      yield (f'error: {err}', _progress_html(None, ''), *quiet)
-      return
-    _save_run_record(folder, command, config)
-    yield ('running', _progress_html(None, Snapshot().describe()), *[None] * (len(quiet) - 1), command)
-    following = self.follow(config, workdir, session, tab.previews)
-    while True:
-      try:
-        status, progress, previews = next(following)
-      except StopIteration as end:
-        run = end.value
-        break
-      yield (status, progress, *(p if p is not None else skip for p in previews), *quiet[len(previews):-1], command)
-    if run.error:
-      yield (f'error: {run.error}', _progress_html(None, ''), *quiet)
-      return
-    layers = [os.path.join(workdir, name) for name, _ in tab.layers]
-    yield (_ended(run, workdir), _progress_html(run.snapshot, run.snapshot.describe()), *[skip] * len(tab.previews),
-           *(path if os.path.exists(path) else None for path in layers),
-           zip_folder(folder, os.path.join(folder, 'outputs.zip')), command)
+      return task_args(tab, files, settings=dict(zip((f for f, _ in SETTINGS), settings)), extra=extra)
+
+    yield from self.run_and_show(folder, make_args, session, previews=tab.previews,
+                                 layers=[name for name, _ in tab.layers])
 
 
 def _task_tab(tab: TaskTab, page: TaskPage, defaults: ml_collections.ConfigDict) -> None:
