@@ -50,6 +50,7 @@ from ddip_jax import tasks
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CONFIG = 'configs/zebra.py'  # The zebra demo: its own image, and its ground truth for the IoU.
 PHOTO_CONFIG = 'configs/default.py'  # A user's photo, as the README's "Segmentation of your own image".
+WATERMARK_CONFIG = 'configs/watermark.py'  # Its demo, and a user's photo with the box they paint.
 DEMO = 'demo'  # The page's photo is the zebra demo's.
 FG_COLOUR = (255, 0, 0)  # Brush colours: red strokes mark the foreground ...
 BG_COLOUR = (0, 0, 255)  # ... blue ones the background.
@@ -296,20 +297,37 @@ def write_segmentation_inputs(folder: str, *, photo: str | None, layers: list[np
   Returns:
     'photo', 'fg_hint', 'bg_hint': the paths written (None: not given).
   """
-  inputs = os.path.join(folder, 'input')
-  paths = {'photo': None, 'fg_hint': None, 'bg_hint': None}
-  if photo:
-    paths['photo'] = os.path.join(inputs, 'photo' + os.path.splitext(photo)[1].lower())
-    shutil.copyfile(photo, paths['photo'])
-    shape = image_io.load_image(paths['photo']).shape[:2]
-  else:
-    shape = image_io.load_image(os.path.join(REPO, demo_image())).shape[:2]
+  paths = {'fg_hint': None, 'bg_hint': None}
+  paths['photo'], shape = copy_photo(folder, photo, DEMO_CONFIG)
   fg, bg = strokes_to_hints(layers, shape)
   for name, hint in (('fg_hint', fg), ('bg_hint', bg)):
     if hint.any():
-      paths[name] = os.path.join(inputs, f'{name}.png')
+      paths[name] = os.path.join(folder, 'input', f'{name}.png')
       image_io.save_image(paths[name], hint.astype(np.float32))
   return paths
+
+
+def copy_photo(folder: str, photo: str | None, demo_config: str) -> tuple[str | None, tuple[int, int]]:
+  """Copies `photo` into `folder`/input (the run folder holds what it ran on); returns its path and (H, W).
+
+  None: the demo's photo, which `demo_config` names (not copied: that config's ground truth stays its own).
+  """
+  if not photo:
+    return None, image_io.load_image(os.path.join(REPO, demo_image(demo_config))).shape[:2]
+  path = os.path.join(folder, 'input', 'photo' + os.path.splitext(photo)[1].lower())
+  shutil.copyfile(photo, path)
+  return path, image_io.load_image(path).shape[:2]
+
+
+def strokes_to_box(layers: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray | None:
+  """The bounding box of every painted pixel as a hint (H, W): 1 inside; None when nothing is painted."""
+  fg, bg = strokes_to_hints(layers, shape)
+  rows, cols = np.nonzero(fg | bg)
+  if not rows.size:
+    return None
+  box = np.zeros(shape, np.float32)
+  box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = 1.0
+  return box
 
 
 def _save_run_record(folder: str, command: str, config: ml_collections.ConfigDict) -> None:
@@ -320,9 +338,9 @@ def _save_run_record(folder: str, command: str, config: ml_collections.ConfigDic
     f.write(config.to_json_best_effort(indent=2, sort_keys=True) + '\n')
 
 
-def demo_image() -> str:
-  """The zebra demo's image path (its config's)."""
-  return cli.load_config_file(os.path.join(REPO, DEMO_CONFIG)).image
+def demo_image(config_file: str = DEMO_CONFIG) -> str:
+  """The demo's image path: its config file's."""
+  return cli.load_config_file(os.path.join(REPO, config_file)).image
 
 
 def automatic_hints(photo: np.ndarray, config_file: str) -> tuple[np.ndarray, np.ndarray]:
@@ -363,20 +381,20 @@ def _preview(image: np.ndarray | None) -> np.ndarray | None:
   return image_io.to_uint8(image[..., 0] if image.shape[-1] == 1 else image)
 
 
-def _brush(shape: tuple[int, int]):
-  """The editor's two-colour brush, its size a fortieth of the photo's shorter side (Gradio's default is 25 px)."""
+def _brush(shape: tuple[int, int], colours: tuple[tuple[int, int, int], ...]):
+  """The editor's brush in `colours`, its size a fortieth of the photo's shorter side (Gradio's default is 25 px)."""
   import gradio as gr  # pylint: disable=g-import-not-at-top
 
-  colours = [f'rgb{FG_COLOUR}', f'rgb{BG_COLOUR}']
-  return gr.Brush(colors=colours, default_color=colours[0], color_mode='fixed', default_size=max(2, min(shape) // 40))
+  names = [f'rgb{colour}' for colour in colours]
+  return gr.Brush(colors=names, default_color=names[0], color_mode='fixed', default_size=max(2, min(shape) // 40))
 
 
-def _editor(photo: np.ndarray):
+def _editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...]):
   """The editor showing `photo` (H, W, 3) in [0, 1], with no strokes and a brush sized for it."""
   import gradio as gr  # pylint: disable=g-import-not-at-top
 
   return gr.ImageEditor(value={'background': image_io.to_uint8(photo), 'layers': [], 'composite': None},
-                        brush=_brush(photo.shape[:2]))
+                        brush=_brush(photo.shape[:2], colours))
 
 
 def _progress_html(snapshot: Snapshot | None, text: str) -> str:
@@ -465,8 +483,18 @@ def _ended(run: 'Run', workdir: str) -> str:
   return f'{"stopped: the best result so far" if run.stopped else "done"}: outputs in {relative(workdir)}/  ' + scores
 
 
-class SegmentationPage(_Tab):
-  """The segmentation tab's event handlers."""
+class _PhotoTab(_Tab):
+  """A tab whose photo is painted on in an editor: the photo comes from the file box or the demo config.
+
+  Attributes:
+    demo_config: the config whose own image is the demo.
+    colours: the brush's colours.
+    paint: what to paint, for the status line.
+  """
+
+  demo_config: str
+  colours: tuple[tuple[int, int, int], ...]
+  paint: str
 
   def load_photo(self, file: str | None):
     """The photo chosen in the file box, read as the command line reads it, into the editor."""
@@ -478,12 +506,21 @@ class SegmentationPage(_Tab):
       photo = image_io.load_image(file)
     except image_io.InputError as err:
       return None, None, f'error: {err}'
-    return (_editor(photo), file,
-            f'photo {os.path.basename(file)}: {photo.shape[1]}x{photo.shape[0]}; paint the hints, or press Run')
+    return (_editor(photo, self.colours), file,
+            f'photo {os.path.basename(file)}: {photo.shape[1]}x{photo.shape[0]}; {self.paint}')
 
   def load_demo(self):
-    """The zebra demo into the editor (no photo file: the run uses the demo config's)."""
-    return _editor(image_io.load_image(os.path.join(REPO, demo_image()))), DEMO, 'zebra demo: paint the hints, or press Run for automatic hints'
+    """The demo into the editor (no photo file: the run uses the demo config's)."""
+    path = demo_image(self.demo_config)
+    return _editor(image_io.load_image(os.path.join(REPO, path)), self.colours), DEMO, f'demo {path}: {self.paint}'
+
+
+class SegmentationPage(_PhotoTab):
+  """The segmentation tab's event handlers."""
+
+  demo_config = DEMO_CONFIG
+  colours = (FG_COLOUR, BG_COLOUR)
+  paint = 'paint the hints, or press Run for automatic hints'
 
   def auto_hints(self, editor: dict | None, source: str | None):
     """The automatic hints drawn as strokes on the photo, to correct before Run."""
@@ -552,6 +589,38 @@ class SegmentationPage(_Tab):
     archive = zip_folder(folder, os.path.join(folder, 'outputs.zip'))
     yield (_ended(run, workdir), _progress_html(run.snapshot, run.snapshot.describe()),
            *(images.get(n, skip) for n in ('fg', 'bg', 'mask', 'cutout')), archive, command)
+
+
+class WatermarkPage(_PhotoTab):
+  """The watermark tab: a photo, and strokes over its watermark whose bounding box is the hint."""
+
+  demo_config = WATERMARK_CONFIG
+  colours = (FG_COLOUR,)
+  paint = 'paint over the watermark (the box around your strokes is the hint), then Run'
+  previews = ('clean', 'watermark', 'mask')
+  layers = ('clean.png', 'watermark.png', 'mask.png')
+
+  def run(self, editor: dict | None, source: str | None, settings: list[Any], extra: str, session: str | None):
+    """Runs the watermark removal; yields (status, progress, *previews, *layers, zip, command)."""
+    folder = new_run_folder(self.runs_dir, 'watermark')
+
+    def make_args():
+      if source is None or (editor or {}).get('background') is None:
+        raise cli.UsageError('upload a photo or pick the demo first')
+      photo, shape = copy_photo(folder, None if source == DEMO else source, WATERMARK_CONFIG)
+      box = strokes_to_box(list(editor.get('layers') or []), shape)
+      args = [f'--config={WATERMARK_CONFIG}']
+      if photo:
+        if box is None:  # The config's own box is the demo's.
+          raise cli.UsageError('paint over the watermark: the box around your strokes is the hint (watermark.hint)')
+        args.append(f'--config.image={relative(photo)}')
+      if box is not None:
+        hint = os.path.join(folder, 'input', 'box.png')
+        image_io.save_image(hint, box)
+        args.append(f'--config.watermark.hint={relative(hint)}')
+      return args + _setting_args(dict(zip((f for f, _ in SETTINGS), settings)), extra)
+
+    yield from self.run_and_show(folder, make_args, session, previews=self.previews, layers=list(self.layers))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -641,29 +710,73 @@ def _task_tab(tab: TaskTab, page: TaskPage, defaults: ml_collections.ConfigDict)
         run_button = gr.Button('Run', variant='primary', elem_id=f'{key}_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id=f'{key}_stop')
       settings, extra = _settings(defaults, key)
-    with gr.Column(scale=2):
-      status = gr.Textbox(label='Status', elem_id=f'{key}_status', interactive=False)
-      progress = gr.HTML(_progress_html(None, ''))
-      with gr.Row():
-        previews = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png')
-                    for name in tab.previews]
-      with gr.Row():
-        layers = [gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath')
-                  for name, label in tab.layers]
-      download = gr.File(label='All outputs (zip)', elem_id=f'{key}_zip', interactive=False)
-      command = gr.Textbox(label='The same run from the command line', interactive=False)
+    outputs = _results_column(key, tab.previews, tab.layers)
 
   def run(values: dict, request: gr.Request):
     yield from page.run([values[u] for u in uploads], [values[c] for c in settings], values[extra],
                         request.session_hash)
 
+  _connect(page, run, run_button, stop_button, {*uploads, *settings, extra}, outputs)
+
+
+def _results_column(key: str, previews: tuple[str, ...], layers: tuple[tuple[str, str], ...]) -> list[Any]:
+  """The right column: status, progress, previews, results, zip and command (the run's outputs, in order)."""
+  import gradio as gr  # pylint: disable=g-import-not-at-top
+
+  with gr.Column(scale=2):
+    status = gr.Textbox(label='Status', elem_id=f'{key}_status', interactive=False)
+    progress = gr.HTML(_progress_html(None, ''))
+    with gr.Row():
+      shown = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png') for name in previews]
+    with gr.Row():
+      results = [gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath')
+                 for name, label in layers]
+    download = gr.File(label='All outputs (zip)', elem_id=f'{key}_zip', interactive=False)
+    command = gr.Textbox(label='The same run from the command line', interactive=False)
+  return [status, progress, *shown, *results, download, command]
+
+
+def _connect(page: _Tab, run: Callable[..., Any], run_button: Any, stop_button: Any, inputs: set[Any],
+             outputs: list[Any]) -> None:
+  """Run (one at a time: others wait in the queue) and Stop (not queued: it must reach a running run)."""
+  import gradio as gr  # pylint: disable=g-import-not-at-top
+
   def stop(request: gr.Request):
     return page.stop(request.session_hash)
 
-  run_button.click(run, inputs={*uploads, *settings, extra},
-                   outputs=[status, progress, *previews, *layers, download, command],
-                   concurrency_limit=1, concurrency_id='run', show_progress='minimal')
-  stop_button.click(stop, outputs=status, queue=False)
+  run_button.click(run, inputs=inputs, outputs=outputs, concurrency_limit=1, concurrency_id='run',
+                   show_progress='minimal')
+  stop_button.click(stop, outputs=outputs[0], queue=False)
+
+
+def _watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> None:
+  """The widgets and events of the watermark tab (inside a `gr.Tab`)."""
+  import gradio as gr  # pylint: disable=g-import-not-at-top
+
+  gr.Markdown('A photo with a watermark: paint over the watermark (the box around your strokes is the hint), '
+              'then Run; or pick the demo and Run.')
+  source = gr.State(None)  # As the segmentation tab's.
+  with gr.Row():
+    with gr.Column(scale=3):
+      with gr.Row():
+        upload = gr.File(label='Photo (any image file)', elem_id='watermark_upload', type='filepath', height=120)
+        demo_button = gr.Button('Demo', elem_id='watermark_demo', scale=0)
+      editor = gr.ImageEditor(label='Paint over the watermark', elem_id='watermark_editor', type='numpy',
+                              image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
+                              brush=_brush((480, 640), page.colours), canvas_size=(640, 480))
+      with gr.Row():
+        run_button = gr.Button('Run', variant='primary', elem_id='watermark_run')
+        stop_button = gr.Button('Stop', variant='stop', elem_id='watermark_stop')
+      settings, extra = _settings(defaults, 'watermark')
+    outputs = _results_column('watermark', page.previews, tuple((name, name[:-4]) for name in page.layers))
+  upload.upload(page.load_photo, inputs=upload, outputs=[editor, source, outputs[0]])
+  demo_button.click(page.load_demo, outputs=[editor, source, outputs[0]])
+
+  def run(values: dict, request: gr.Request):
+    yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra],
+                        request.session_hash)
+
+  _connect(page, run, run_button, stop_button, {editor, source, *settings, extra}, outputs)
 
 
 def _settings(defaults: ml_collections.ConfigDict, key: str):
@@ -702,7 +815,7 @@ def build(runs_dir: str):
           editor = gr.ImageEditor(
               label='Paint hints: red = foreground, blue = background', elem_id='seg_editor', type='numpy',
               image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-              brush=_brush((480, 640)),
+              brush=_brush((480, 640), SegmentationPage.colours),
               canvas_size=(640, 480))
           with gr.Row():
             auto_button = gr.Button('Automatic hints', elem_id='seg_auto')
@@ -732,13 +845,10 @@ def build(runs_dir: str):
       yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra],
                           request.session_hash)
 
-    def stop(request: gr.Request):
-      return page.stop(request.session_hash)
-
-    run_button.click(run, inputs={editor, source, *settings, extra},
-                     outputs=[status, progress, fg, bg, mask, cutout, download, command],
-                     concurrency_limit=1, concurrency_id='run', show_progress='minimal')
-    stop_button.click(stop, outputs=status, queue=False)
+    _connect(page, run, run_button, stop_button, {editor, source, *settings, extra},
+             [status, progress, fg, bg, mask, cutout, download, command])
+    with gr.Tab('Watermark'):
+      _watermark_tab(WatermarkPage(runs_dir, runs), cli.load_config_file(os.path.join(REPO, WATERMARK_CONFIG)))
     for tab in TASK_TABS:
       with gr.Tab(tab.title):
         _task_tab(tab, TaskPage(tab, runs_dir, runs), cli.load_config_file(os.path.join(REPO, tab.config)))

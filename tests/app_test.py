@@ -165,7 +165,7 @@ class BrowserTest(absltest.TestCase):
     start = time.monotonic()
     page = app_browser.Page(self.driver, self.url)
     page.find('#seg_demo').click()
-    page.wait_status('zebra demo', 30)
+    page.wait_status('demo data/zebra.png', 30)
     page.find('#seg_auto').click()
     page.wait_status('automatic hints drawn', 60)
     # Far more steps than the test waits for: it stops the run.
