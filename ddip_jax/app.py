@@ -14,7 +14,7 @@ from other browser tabs wait in Gradio's queue.
 """
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 import contextlib
 import dataclasses
 import functools
@@ -418,20 +418,25 @@ class _Tab:
     return 'stopping after the current steps; the best result so far is kept'
 
   def follow(self, config: ml_collections.ConfigDict, workdir: str, session: str | None,
-             previews: tuple[str, ...]) -> Iterator[tuple[str, str, list[np.ndarray | None]]]:
-    """Runs `config` into `workdir`; yields (status, progress, previews) every few seconds until it ends.
+             previews: tuple[str, ...], form: Callable[[str, str, list[Any]], tuple[Any, ...]]
+             ) -> Generator[tuple[Any, ...], None, 'Run']:
+    """Runs `config` into `workdir`; every few seconds until it ends, yields the page's outputs.
 
-    Returns the ended `Run` (as the generator's value).
+    They are `form(status, progress, shown)`, `shown` the `previews` (gr.skip() for those not made yet).
+    Returns the ended `Run` (`run = yield from ...`).
     """
+    import gradio as gr  # pylint: disable=g-import-not-at-top
+
     run = self._runs[session] = Run(config, workdir).start()
     try:
-      shown = time.monotonic()
+      last = time.monotonic()
       while not run.wait(0.25):
-        if time.monotonic() - shown >= _PREVIEW_SECONDS:
-          shown = time.monotonic()
+        if time.monotonic() - last >= _PREVIEW_SECONDS:
+          last = time.monotonic()
           snap = run.snapshot
-          yield ('running' + (' (stopping)' if run.stopping else ''), _progress_html(snap, snap.describe()),
-                 [_preview(snap.previews.get(n)) for n in previews])
+          shown = [_preview(snap.previews.get(n)) for n in previews]
+          yield form('running' + (' (stopping)' if run.stopping else ''), _progress_html(snap, snap.describe()),
+                     [gr.skip() if image is None else image for image in shown])
     finally:
       self._runs.pop(session, None)
     return run
@@ -458,14 +463,8 @@ class _Tab:
     _save_run_record(folder, command, config)
     # The last run's results go, the command of this one shows.
     yield ('running', _progress_html(None, Snapshot().describe()), *[None] * (len(quiet) - 1), command)
-    following = self.follow(config, workdir, session, previews)
-    while True:
-      try:
-        status, progress, shown = next(following)
-      except StopIteration as end:
-        run = end.value
-        break
-      yield (status, progress, *(p if p is not None else skip for p in shown), *quiet[len(shown):-1], command)
+    run = yield from self.follow(config, workdir, session, previews, lambda status, progress, shown: (
+        status, progress, *shown, *quiet[len(shown):-1], command))
     if run.error:
       yield (f'error: {run.error}', _progress_html(None, ''), *quiet)
       return
@@ -569,14 +568,8 @@ class SegmentationPage(_PhotoTab):
     _save_run_record(folder, command, config)
     # The last run's results go, the command of this one shows.
     yield ('running', _progress_html(None, Snapshot().describe()), None, None, None, None, None, command)
-    following = self.follow(config, workdir, session, ('fg', 'bg', 'mask'))
-    while True:
-      try:
-        status, progress, previews = next(following)
-      except StopIteration as end:
-        run = end.value
-        break
-      yield (status, progress, *(p if p is not None else skip for p in previews), skip, skip, command)
+    run = yield from self.follow(config, workdir, session, ('fg', 'bg', 'mask'), lambda status, progress, shown: (
+        status, progress, *shown, skip, skip, command))
     if run.error:
       yield fail(run.error)
       return
