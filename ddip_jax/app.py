@@ -1,10 +1,14 @@
-r"""A local web page for Double-DIP segmentation: draw hints on a photo, watch the run, download the layers.
+r"""A local web page for Double-DIP: paint hints on a photo, watch the run, download the layers.
 
   python -m ddip_jax.app [--port=7860] [--host=127.0.0.1] [--runs_dir=results/app]
 
-Needs the optional dependencies of requirements-app.txt (Gradio). The page
-runs exactly what the command line runs: each Run writes the photo and the
-painted strokes to hint PNGs in a run folder (`<runs_dir>/<run>/input/`),
+Needs the optional dependencies of requirements-app.txt (Gradio). Tabs:
+segmentation (strokes in two colours, or automatic hints drawn as strokes),
+watermark (strokes over the watermark: their box is the hint), and dehazing,
+transparency and video (files only; none: the config's demo).
+
+The page runs exactly what the command line runs: each Run writes the photo
+and the painted strokes as hint PNGs to a run folder (`<runs_dir>/<run>/input/`),
 builds the config with the command line's own parser and checks
 (`cli.parse`, `config_check.validate`) from the `main.py` arguments it shows,
 and calls `runner.run` with the task's run function, into `<run>/output/`.
@@ -720,10 +724,11 @@ def _results_column(key: str, previews: tuple[str, ...], layers: tuple[tuple[str
     status = gr.Textbox(label='Status', elem_id=f'{key}_status', interactive=False)
     progress = gr.HTML(_progress_html(None, ''))
     with gr.Row():
-      shown = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png') for name in previews]
+      shown = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png', height=240)
+               for name in previews]
     with gr.Row():
-      results = [gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath')
-                 for name, label in layers]
+      results = [gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath',
+                          height=240) for name, label in layers]
     download = gr.File(label='All outputs (zip)', elem_id=f'{key}_zip', interactive=False)
     command = gr.Textbox(label='The same run from the command line', interactive=False)
   return [status, progress, *shown, *results, download, command]

@@ -14,6 +14,8 @@ chromium chromium-driver).
 import json
 import os
 import shlex
+import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -113,6 +115,12 @@ class HelpersTest(absltest.TestCase):
                          os.path.basename(tab.config)[:-3])
       finally:
         os.chdir(cwd)
+
+  def test_without_gradio_one_error_line(self):
+    code = "import sys; sys.modules['gradio'] = None; from ddip_jax import app; sys.exit(app.main([]))"
+    done = subprocess.run([sys.executable, '-c', code], cwd=app.REPO, capture_output=True, text=True, timeout=120)
+    self.assertEqual(done.returncode, 2)
+    self.assertEqual(done.stderr, 'error: the web app needs Gradio: pip install -r requirements-app.txt\n')
 
   def test_rgba_cutout(self):
     cut = app.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
