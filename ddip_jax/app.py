@@ -22,6 +22,7 @@ from collections.abc import Callable, Generator
 import contextlib
 import dataclasses
 import functools
+import html
 import json
 import os
 import shlex
@@ -402,9 +403,9 @@ def _editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...]):
 
 
 def _progress_html(snapshot: Snapshot | None, text: str) -> str:
+  """A line of text over a bar at the stage's fraction done."""
   fraction = snapshot.done / snapshot.total if snapshot and snapshot.total else 0.0
-  return (f'<div id="seg_progress_text">{text}</div>'
-          f'<progress value="{fraction:.3f}" max="1" style="width:100%"></progress>')
+  return f'<div>{html.escape(text)}</div><progress value="{fraction:.3f}" max="1" style="width:100%"></progress>'
 
 
 class _Tab:
@@ -722,7 +723,7 @@ def _results_column(key: str, previews: tuple[str, ...], layers: tuple[tuple[str
 
   with gr.Column(scale=2):
     status = gr.Textbox(label='Status', elem_id=f'{key}_status', interactive=False)
-    progress = gr.HTML(_progress_html(None, ''))
+    progress = gr.HTML(_progress_html(None, ''), elem_id=f'{key}_progress')
     with gr.Row():
       shown = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png', height=240)
                for name in previews]
