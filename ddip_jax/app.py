@@ -442,6 +442,9 @@ class _Tab:
           shown = [_preview(snap.previews.get(n)) for n in previews]
           yield form('running' + (' (stopping)' if run.stopping else ''), _progress_html(snap, snap.describe()),
                      [gr.skip() if image is None else image for image in shown])
+    except GeneratorExit:  # The page was closed (Gradio cancels the event): nobody waits for the run.
+      run.stop()
+      raise
     finally:
       self._runs.pop(session, None)
     return run
