@@ -174,7 +174,8 @@ class Snapshot:
   """What the page shows of a run in progress.
 
   Attributes:
-    stage: the stage's name; stage_index its 1-based place among those seen.
+    stage: the stage's name; stage_index its 1-based place in its optimisation.
+    part: the 1-based count of optimisations run (restarts, video windows, dehazing passes).
     done, total: steps of the stage.
     psnr: the reconstruction PSNR at the last step (dB).
     rate: steps per second since the stage's first compiled call (None before).
@@ -183,6 +184,7 @@ class Snapshot:
 
   stage: str = ''
   stage_index: int = 0
+  part: int = 1
   done: int = 0
   total: int = 0
   psnr: float = float('nan')
@@ -193,7 +195,9 @@ class Snapshot:
     """One line: stage, step, PSNR, speed and ETA of the stage."""
     if not self.stage:
       return 'starting: loading the photo, hints, compiling the step (a minute on a CPU the first time)'
-    text = f'stage {self.stage_index} ({self.stage}): step {self.done}/{self.total}, PSNR {self.psnr:.2f} dB'
+    part = f', optimisation {self.part}' if self.part > 1 else ''
+    text = (f'stage {self.stage_index} ({self.stage}{part}): step {self.done}/{self.total}, '
+            f'PSNR {self.psnr:.2f} dB')
     if self.rate:
       text += f', {self.rate:.1f} it/s, ETA {(self.total - self.done) / self.rate:.0f} s for this stage'
     return text
@@ -214,7 +218,8 @@ class Run:
     self.stopped = False
     self._stop = threading.Event()
     self._lock = threading.Lock()
-    self._stages: list[str] = []
+    self._stages: list[str] = []  # Of the current optimisation.
+    self._part, self._done = 1, 0
     self._stage_start: tuple[float, int] = (0.0, 0)
     self._last_preview = 0.0
     self._thread = threading.Thread(target=self._work, name='ddip-run', daemon=True)
@@ -238,13 +243,17 @@ class Run:
 
   def _observe(self, stage: engine.Stage, done: int, state: engine.TrainState) -> str | None:
     now = time.monotonic()
+    again = stage.name in self._stages[:-1] or (stage.name in self._stages[-1:] and done <= self._done)
+    if again:  # A stage seen before, from its start: the next optimisation.
+      self._stages, self._part = [], self._part + 1
     if stage.name not in self._stages[-1:]:
       self._stages.append(stage.name)
       self._stage_start = (now, done)  # After the first call: the compilation is not in the rate.
       self._last_preview = 0.0
+    self._done = done
     started, first = self._stage_start
-    snapshot = dataclasses.replace(self.snapshot, stage=stage.name, stage_index=len(self._stages), done=done,
-                                   total=stage.num_steps,
+    snapshot = dataclasses.replace(self.snapshot, stage=stage.name, stage_index=len(self._stages), part=self._part,
+                                   done=done, total=stage.num_steps,
                                    rate=(done - first) / (now - started) if done > first else None)
     if now - self._last_preview >= _PREVIEW_SECONDS or done == stage.num_steps:
       self._last_preview = now
@@ -785,7 +794,7 @@ def _settings(defaults: ml_collections.ConfigDict, key: str):
   """The Settings accordion: a number box per SETTINGS field (the config's value) and the extra overrides."""
   import gradio as gr  # pylint: disable=g-import-not-at-top
 
-  with gr.Accordion('Settings', open=False):
+  with gr.Accordion('Settings', open=False, elem_id=f'{key}_settings'):
     settings = [gr.Number(value=config_check.get_field(defaults, field), label=label, precision=0,
                           elem_id=f'{key}_{field.replace(".", "_")}') for field, label in SETTINGS]
     extra = gr.Textbox(label='More config overrides (as on the command line)', elem_id=f'{key}_extra',

@@ -180,7 +180,7 @@ class Page:
 
   def set_settings(self, values: dict[str, object], extra: str = '') -> None:
     """Opens Settings and types the fields' values (`ddip_jax.app.SETTINGS` names) and extra arguments."""
-    self.driver.find_element(self.by.XPATH, '//button[contains(., "Settings")]').click()
+    self.find('#seg_settings button').click()  # The accordion's header (Gradio's footer has a Settings too).
     for field, value in values.items():
       box = self.wait_for(lambda f=field: self.driver.find_elements(
           self.by.CSS_SELECTOR, f'#seg_{f.replace(".", "_")} input'), 10, field)[0]

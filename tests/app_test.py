@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import unittest
 import zipfile
 
@@ -121,6 +122,26 @@ class HelpersTest(absltest.TestCase):
     done = subprocess.run([sys.executable, '-c', code], cwd=app.REPO, capture_output=True, text=True, timeout=120)
     self.assertEqual(done.returncode, 2)
     self.assertEqual(done.stderr, 'error: the web app needs Gradio: pip install -r requirements-app.txt\n')
+
+  def test_run_counts_stages_and_optimisations(self):
+    state = types.SimpleNamespace(psnr=np.float32(20.0), best={'fg': np.zeros((1, 2, 2, 3))})
+
+    def observe(run, calls):
+      seen = []
+      for name, total, done in calls:
+        self.assertIsNone(run._observe(types.SimpleNamespace(name=name, num_steps=total), done, state))
+        seen.append((run.snapshot.stage_index, run.snapshot.part, run.snapshot.done))
+      return seen
+
+    # Two stages, then the same again: the next optimisation (restarts, video windows).
+    self.assertEqual(observe(app.Run(None, ''), [('step1', 5, 2), ('step1', 5, 4), ('step2', 5, 2), ('step2', 5, 5),
+                                                ('step1', 5, 2), ('step2', 5, 2)]),
+                     [(1, 1, 2), (1, 1, 4), (2, 1, 2), (2, 1, 5), (1, 2, 2), (2, 2, 2)])
+    run = app.Run(None, '')  # One stage, twice (dehazing passes): its steps start over.
+    self.assertEqual(observe(run, [('pass', 3, 2), ('pass', 3, 3), ('pass', 3, 1)]), [(1, 1, 2), (1, 1, 3), (1, 2, 1)])
+    self.assertEqual(run.snapshot.describe()[:56], 'stage 1 (pass, optimisation 2): step 1/3, PSNR 20.00 dB')
+    run.stop()
+    self.assertEqual(run._observe(types.SimpleNamespace(name='pass', num_steps=3), 2, state), 'stop button')
 
   def test_rgba_cutout(self):
     cut = app.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
