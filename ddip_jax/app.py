@@ -887,8 +887,12 @@ def main(argv: list[str] | None = None) -> int:
   demo = build(runs_dir)
   demo.queue(default_concurrency_limit=1)
   port = args.port or _free_port(args.host)
-  demo.launch(server_name=args.host, server_port=port, prevent_thread_lock=True, quiet=True,
-              allowed_paths=[runs_dir])
+  try:
+    demo.launch(server_name=args.host, server_port=port, prevent_thread_lock=True, quiet=True,
+                allowed_paths=[runs_dir])
+  except OSError as err:  # The port is taken, or the address is not this machine's.
+    print(f'error: cannot serve on {args.host}:{port}: {err} (--port=0 picks a free port)', file=sys.stderr)
+    return 2
   print(f'ddip_jax web app: {demo.local_url}  (runs in {runs_dir}; Ctrl-C quits)', flush=True)
   try:
     while True:

@@ -5,11 +5,13 @@ chromium-driver) with the `selenium` package; the driver's path is given, so
 Selenium Manager downloads nothing.
 """
 
+import collections
 import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -54,7 +56,7 @@ def serving(runs_dir: str, *, timeout: float = 120.0) -> Iterator[str]:
     else:
       raise RuntimeError(f'the app exited ({process.wait()}):\n' + ''.join(lines))
     # Keep reading its output, or a full pipe would block the app.
-    drain = subprocess.Popen(['cat'], stdin=process.stdout, stdout=subprocess.DEVNULL)
+    threading.Thread(target=collections.deque, args=(process.stdout, 0), daemon=True).start()
     yield url
   finally:
     process.terminate()
@@ -63,7 +65,6 @@ def serving(runs_dir: str, *, timeout: float = 120.0) -> Iterator[str]:
     except subprocess.TimeoutExpired:
       process.kill()
       process.wait()
-  drain.wait()
 
 
 @contextlib.contextmanager
