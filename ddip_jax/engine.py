@@ -469,10 +469,33 @@ def _output_template(stage: Stage, params, batch_stats) -> Outputs:
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+# Observer = (stage, steps done, state) -> a stop reason or None; the state's
+# buffers are donated to the next call, so copy what you keep.
+Observer = Callable[[Stage, int, TrainState], str | None]
+_OBSERVER = threading.local()  # Per thread: a server observes the run of its worker thread only.
+
+
+@contextlib.contextmanager
+def observe(observer: Observer) -> Iterator[None]:
+  """Calls `observer` after every compiled call of every `optimize` run in this thread while the block runs.
+
+  For a front end (the web app) that shows progress and previews and offers a
+  stop button without changing how a task is run: a non-empty string returned
+  by `observer` stops the run as a signal does (checkpoint, best result, `Interrupted`).
+  """
+  previous = getattr(_OBSERVER, 'observer', None)
+  _OBSERVER.observer = observer
+  try:
+    yield
+  finally:
+    _OBSERVER.observer = previous
+
+
 class _Progress:
   """A tqdm bar whose loss/PSNR postfix is fetched from the device at most twice a second."""
 
   def __init__(self, stage: Stage, enabled: bool, initial: int = 0):
+    self._stage, self._done, self._observer = stage, initial, getattr(_OBSERVER, 'observer', None)
     interactive = sys.stderr.isatty()
     self._bar = tqdm.tqdm(
         total=stage.num_steps, initial=initial, desc=stage.name, disable=not enabled, file=sys.stderr,
@@ -480,12 +503,16 @@ class _Progress:
     self._last = 0.0
     self._interval = 0.5 if interactive else 15.0
 
-  def update(self, n: int, state: TrainState):
+  def update(self, n: int, state: TrainState) -> str | None:
+    """Advances the bar by `n` steps; returns the observer's stop reason, if any."""
     self._bar.update(n)
+    self._done += n  # Not the bar's count: a disabled bar does not count.
+    reason = self._observer(self._stage, self._done, state) if self._observer is not None else None
     now = time.monotonic()
     if not self._bar.disable and now - self._last > self._interval:
       self._last = now
       self._bar.set_postfix(loss=f'{float(state.loss):.4f}', psnr=f'{float(state.psnr):.2f}', refresh=False)
+    return reason
 
   def close(self):
     self._bar.close()
@@ -690,8 +717,8 @@ def optimize(
           chunks[n] = _stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key, xla_options)
         state = chunks[n](state, stage_key)
         prev, done = done, done + n
-        progress.update(n, state)
-        reason = stop() if stop is not None else None
+        observed = progress.update(n, state)
+        reason = (stop() if stop is not None else None) or observed
         check = _crossed(prev, done, options.check_every) or done == stage.num_steps
         periodic = checkpoint is not None and _crossed(prev, done, checkpoint.every)
         if check or periodic or reason:
