@@ -239,15 +239,18 @@ def init_generators(
 def resolve_strategy(options: LoopOptions) -> tuple[str, int]:
   """Picks the loop strategy for the current backend (see benchmarks/loop_strategy.py).
 
-  On XLA:CPU a `lax.scan` body loses the fast convolution path, so CPU uses a
-  jit of a few Python-unrolled steps; accelerators amortise dispatch with scan.
+  On XLA:CPU a `lax.scan` body loses the fast convolution path, so CPU calls a
+  jitted step from Python, one step per call: unrolling 2 steps per call is
+  within noise per step but takes 1.6x (idle) to 3.4x (loaded machine) as long
+  to compile, a large part of a short run (docs/speed.md). Accelerators
+  amortise dispatch with scan.
   """
   if options.strategy == 'step':  # One step per call, whatever steps_per_call says.
     return 'step', 1
   if options.strategy != 'auto':
     return options.strategy, max(1, options.steps_per_call)
   if jax.default_backend() == 'cpu':
-    return 'unroll', 2
+    return 'step', 1
   return 'scan', 10
 
 

@@ -122,7 +122,7 @@ class EngineTest(parameterized.TestCase):
     self.assertEqual(engine.resolve_strategy(options), expected)
 
   def test_resolve_auto_strategy(self):
-    expected = ('unroll', 2) if jax.default_backend() == 'cpu' else ('scan', 10)
+    expected = ('step', 1) if jax.default_backend() == 'cpu' else ('scan', 10)
     self.assertEqual(engine.resolve_strategy(engine.LoopOptions(steps_per_call=7)), expected)
 
   def test_compiler_options(self):
