@@ -53,6 +53,7 @@ from configs import dehaze as dehaze_config
 from configs import dehaze_faithful as dehaze_faithful_config
 from benchmarks import runs_log
 from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
 from ddip_jax.tasks import dehaze
 from scripts import make_dehaze
 
@@ -142,7 +143,7 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
   start = time.perf_counter()
   if method == 'hazy':
     return [{**base, 'method': 'hazy', 'steps': None, 'airlight': None, 'seconds': 0.0,
-             **dehaze.image_scores(hazy, clean)}]
+             **metrics_lib.image_scores(hazy, clean)}]
   config = _config('ddip', paths)
   if method == 'dcp':
     radius = int(round(config.dehaze.guided_radius * max(hazy.shape[:2])))
@@ -151,7 +152,7 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
     for file, img in (('dehazed', dehazed), ('transmission', t)):
       image_io.save_image(os.path.join(folder, 'dcp', f'{file}.png'), img)
     return [{**base, 'method': 'dcp', 'steps': None, 'airlight': airlight.tolist(),
-             'seconds': time.perf_counter() - start, **dehaze.image_scores(dehazed, clean)}]
+             'seconds': time.perf_counter() - start, **metrics_lib.image_scores(dehazed, clean)}]
   config = _config(method, paths)
   metrics = dehaze.run(config, os.path.join(folder, re.sub(r'[^\w.=-]+', '_', _run_name(method))))
   records = []

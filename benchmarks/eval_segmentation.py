@@ -38,6 +38,7 @@ from configs import zebra_faithful
 from ddip_jax import config_check
 from ddip_jax import grow
 from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
 from ddip_jax.tasks import segmentation
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/default.py', 'Config of the Double-DIP methods.')
@@ -167,7 +168,7 @@ def main(argv):
           t0 = time.perf_counter()
           masks = grabcut_masks(case_dir)
           seconds = (time.perf_counter() - t0) / len(masks)
-          new = [{'case': case, 'method': n, 'seed': 0, 'iou': segmentation.iou(m, gt), 'seconds': seconds}
+          new = [{'case': case, 'method': n, 'seed': 0, 'iou': metrics_lib.iou(m, gt), 'seconds': seconds}
                  for n, m in masks.items()]
           os.makedirs(os.path.join(workdir, 'grabcut', case), exist_ok=True)
           for n, m in masks.items():

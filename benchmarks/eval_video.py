@@ -44,7 +44,7 @@ from benchmarks import runs_log
 from configs import video as video_config
 from ddip_jax import hints
 from ddip_jax import image_io
-from ddip_jax.tasks import segmentation
+from ddip_jax import metrics as metrics_lib
 from ddip_jax.tasks import video
 from scripts import make_video
 
@@ -143,7 +143,7 @@ def run_one(name: str, method: str) -> dict[str, Any]:
     frames, _ = image_io.load_frames(os.path.join(folder, 'frames'))
     gt = image_io.load_masks(os.path.join(folder, 'masks'), count=len(frames), shape=frames.shape[1:3])
     masks = mog2_masks(frames) if method == 'mog2' else median_masks(frames)
-    ious = [segmentation.iou(m, g) for m, g in zip(masks, gt)]
+    ious = [metrics_lib.iou(m, g) for m, g in zip(masks, gt)]
     for k, m in enumerate(masks):
       image_io.save_image(os.path.join(_OUT_DIR.value, name, method, f'{k:04d}.png'), m)
   record.update(seconds=time.perf_counter() - start, iou_per_frame=ious, mean_iou=float(np.mean(ious)),

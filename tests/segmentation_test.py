@@ -17,6 +17,7 @@ from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import filters
 from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 from ddip_jax import runner
@@ -280,7 +281,7 @@ class HelpersTest(parameterized.TestCase):
       ([[0.6, 0.5, 0.9]], [[1.0, 1.0, 0.0]], 1 / 3),  # Thresholded at > 0.5.
   )
   def test_iou(self, pred, target, expected):
-    self.assertAlmostEqual(segmentation.iou(np.array(pred), np.array(target)), expected)
+    self.assertAlmostEqual(metrics_lib.iou(np.array(pred), np.array(target)), expected)
 
   def test_keep_hinted_components(self):
     binary = np.array([[1, 1, 0, 0, 1],

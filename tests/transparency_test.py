@@ -17,6 +17,7 @@ from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax.tasks import transparency
 
 _SIZE = 32
@@ -219,8 +220,8 @@ class LayerMetricsTest(absltest.TestCase):
     rng = np.random.default_rng(0)
     est_r = np.clip(r + rng.normal(0, 0.02, r.shape), 0, 1).astype(np.float32)
     est_t = np.clip(t + rng.normal(0, 0.05, t.shape), 0, 1).astype(np.float32)
-    straight = transparency.layer_metrics((est_r, est_t), (r, t))
-    crossed = transparency.layer_metrics((est_t, est_r), (r, t))
+    straight = metrics_lib.layer_pair_scores((est_r, est_t), (r, t))
+    crossed = metrics_lib.layer_pair_scores((est_t, est_r), (r, t))
     self.assertFalse(straight['swapped'])
     self.assertTrue(crossed['swapped'])
     want = [_psnr(est_r, r), _psnr(est_t, t)]
@@ -234,14 +235,14 @@ class LayerMetricsTest(absltest.TestCase):
     # est0 is close to neither truth alone; est1 is much closer to truth 0 than to truth 1.
     g0, g1 = np.full((16, 16, 3), 0.2, np.float32), np.full((16, 16, 3), 0.8, np.float32)
     e0, e1 = np.full_like(g0, 0.5), np.full_like(g0, 0.25)
-    got = transparency.layer_metrics((e0, e1), (g0, g1))
+    got = metrics_lib.layer_pair_scores((e0, e1), (g0, g1))
     # Straight: (10*log10(1/0.09), 10*log10(1/0.3025)); crossed: (10*log10(1/0.0025), 10*log10(1/0.09)).
     self.assertTrue(got['swapped'])
     np.testing.assert_allclose(got['psnr'], [10 * np.log10(400.0), 10 * np.log10(1 / 0.09)], rtol=1e-5)
 
   def test_identical_layers_are_capped(self):
     r, t = _layers()
-    got = transparency.layer_metrics((r, t), (r, t))
+    got = metrics_lib.layer_pair_scores((r, t), (r, t))
     self.assertEqual(got['psnr'], [100.0, 100.0])
     np.testing.assert_allclose(got['ssim'], [1.0, 1.0], atol=1e-5)
 

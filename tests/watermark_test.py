@@ -22,6 +22,7 @@ from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import outputs
 from ddip_jax.tasks import watermark
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
@@ -204,20 +205,20 @@ class ScoresTest(absltest.TestCase):
   def test_bounding_box(self):
     region = np.zeros((10, 12), np.float32)
     region[2, 3] = region[6, 9] = 1
-    self.assertEqual(watermark.bounding_box(region), (slice(2, 7), slice(3, 10)))
+    self.assertEqual(metrics_lib.bounding_box(region), (slice(2, 7), slice(3, 10)))
     with self.assertRaises(ValueError):
-      watermark.bounding_box(np.zeros((4, 4)))
+      metrics_lib.bounding_box(np.zeros((4, 4)))
 
   def test_psnr_in_box_matches_numpy(self):
     truth = _photo(4)
     estimate = truth.copy()
     estimate[8:20, 4:28] += 0.1
     box = (slice(8, 20), slice(4, 28))
-    got = watermark.scores(estimate, truth, box)
+    got = metrics_lib.box_scores(estimate, truth, box)
     self.assertAlmostEqual(got['psnr_box'], 20.0, places=3)  # MSE 0.01 inside the box.
     self.assertAlmostEqual(got['psnr'], 10 * np.log10(1 / (0.01 * 12 * 24 / _SIZE**2)), places=3)
     self.assertIsNotNone(got['ssim_box'])
-    self.assertIsNone(watermark.scores(estimate, truth, (slice(8, 18), slice(4, 28)))['ssim_box'])
+    self.assertIsNone(metrics_lib.box_scores(estimate, truth, (slice(8, 18), slice(4, 28)))['ssim_box'])
 
 
 class InputsTest(parameterized.TestCase):
@@ -230,7 +231,7 @@ class InputsTest(parameterized.TestCase):
     config.watermark.hint = _write(folder, {'big': big})['big']
     inputs = watermark.load_inputs(config)
     np.testing.assert_array_equal(inputs.hint, box)
-    self.assertEqual(inputs.box, watermark.bounding_box(box))
+    self.assertEqual(inputs.box, metrics_lib.bounding_box(box))
 
   @parameterized.named_parameters(
       ('missing', lambda folder: os.path.join(folder, 'nope.png'), 'no such file'),
@@ -426,7 +427,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     config.watermark.stroke_polarity = 'light'  # 'auto' guesses wrong on this tiny striped photo.
     config.watermark.stroke_width = 5
     inputs = watermark.load_inputs(config)
-    self.assertEqual(inputs.box, watermark.bounding_box(box))
+    self.assertEqual(inputs.box, metrics_lib.bounding_box(box))
     found = inputs.hint > 0
     self.assertLess(found.sum(), 0.5 * box.sum())
     self.assertGreater((found & (coverage > 0)).sum() / (coverage > 0).sum(), 0.5)
@@ -511,8 +512,8 @@ class EndToEndTest(absltest.TestCase):
     clean = image_io.load_image(os.path.join(workdir, 'clean.png'))
     full = image_io.load_image(config.image)
     np.testing.assert_array_equal(clean[~hint], full[~hint])  # Only the strokes change.
-    self.assertEqual(metrics['box'], [watermark.bounding_box(box)[0].start, watermark.bounding_box(box)[1].start,
-                                      watermark.bounding_box(box)[0].stop, watermark.bounding_box(box)[1].stop])
+    self.assertEqual(metrics['box'], [metrics_lib.bounding_box(box)[0].start, metrics_lib.bounding_box(box)[1].start,
+                                      metrics_lib.bounding_box(box)[0].stop, metrics_lib.bounding_box(box)[1].stop])
 
   def test_many_mode_writes_everything(self):
     config, workdir = _many_config(_tempdir(self))

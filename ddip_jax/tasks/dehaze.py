@@ -33,7 +33,6 @@ import time
 from typing import Any
 
 import chex
-import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -44,13 +43,12 @@ from ddip_jax import engine
 from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 
 AIRLIGHT_MODES = ('estimate', 'given', 'learned')
 TRANSMISSION_PRIORS = ('none', 'dark_channel')
-# Reported PSNRs are capped here (identical images would give infinity).
-_PSNR_CAP = 100.0
 # Side of the airlight swatch written when the airlight is one colour.
 _SWATCH = 64
 # Compiled whole: run once per pass, it compiles faster than its ops run eagerly.
@@ -283,13 +281,6 @@ def compose_passes(passes: list[PassResult]) -> tuple[np.ndarray, np.ndarray]:
   return t, np.clip(airlight, 0.0, 1.0).astype(np.float32)
 
 
-def image_scores(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-  """dm-pix PSNR (capped at 100 dB) and SSIM of an (H, W, 3) image in [0, 1] against the truth."""
-  est = jnp.asarray(np.clip(estimate, 0.0, 1.0), jnp.float32)
-  gt = jnp.asarray(truth, jnp.float32)
-  return {'psnr': min(float(pix.psnr(est, gt)), _PSNR_CAP), 'ssim': float(pix.ssim(est, gt, max_val=1.0))}
-
-
 def airlight_image(airlight: np.ndarray) -> np.ndarray:
   """The airlight as a picture: the map itself, or a swatch of the one colour."""
   if np.ndim(airlight) == 3:
@@ -369,10 +360,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     panels = [('hazy', full), ('dehazed', dehazed), ('transmission', transmission),
               ('airlight', image_io.resize_image(airlight_image(airlight), shape))]
     if truth is not None:
-      metrics.update(image_scores(dehazed, truth))
-      metrics.update({f'hazy_{k}': v for k, v in image_scores(full, truth).items()})
+      metrics.update(metrics_lib.image_scores(dehazed, truth))
+      metrics.update({f'hazy_{k}': v for k, v in metrics_lib.image_scores(full, truth).items()})
       for p in passes:
-        p.metrics.update(image_scores(p.dehazed, truth))
+        p.metrics.update(metrics_lib.image_scores(p.dehazed, truth))
       panels.append(('ground truth', truth))
     metrics['passes'] = {f'pass{k}': p.metrics for k, p in enumerate(passes, start=1)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)

@@ -29,6 +29,7 @@ from ddip_jax import grow
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 
@@ -197,13 +198,6 @@ def keep_hinted_components(binary: np.ndarray, fg_hint: np.ndarray) -> np.ndarra
   return np.isin(labels, kept).astype(np.float32)
 
 
-def iou(pred: np.ndarray, target: np.ndarray) -> float:
-  """Intersection over union of two binary masks."""
-  pred, target = pred > 0.5, target > 0.5
-  union = np.logical_or(pred, target).sum()
-  return float(np.logical_and(pred, target).sum() / union) if union else 1.0
-
-
 def full_size_layers(
     full: np.ndarray,
     best: dict[str, np.ndarray],
@@ -251,15 +245,6 @@ def full_size_layers(
       'recomposed': mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg,
       'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None]),
       'fg_hint': fg_hint,
-  }
-
-
-def mask_scores(layers: dict[str, np.ndarray], gt: np.ndarray) -> dict[str, float]:
-  """IoUs of `full_size_layers`' masks against a ground-truth mask (H, W)."""
-  return {
-      'iou': iou(layers['mask_binary'], gt),
-      'iou_whole_mask': iou(layers['mask_whole'], gt),  # Before keep_hinted_components.
-      'iou_raw_mask': iou(layers['mask_raw'], gt),  # The generator's mask, unrefined.
   }
 
 
@@ -351,7 +336,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         **result.metrics,
     }
     if gt is not None:
-      metrics.update(mask_scores(images, gt))
+      metrics.update(metrics_lib.mask_scores(images, gt))
     del images['mask_whole']
     images['bg_hint'] = image_io.resize_image(bg_hint, full.shape[:2])
     panels = [('input', full), ('fg', images['fg']), ('bg', images['bg']), ('mask', images['mask']),

@@ -45,6 +45,7 @@ from ddip_jax import engine
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 from ddip_jax.tasks import segmentation
@@ -293,7 +294,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         'foreground_fraction': float(np.mean([per_frame[f]['mask_binary'].mean() for f in order])),
     }
     if gt is not None:
-      scores = [segmentation.mask_scores(per_frame[f], gt[f]) for f in order]
+      scores = [metrics_lib.mask_scores(per_frame[f], gt[f]) for f in order]
       metrics.update({k: float(np.mean([s[k] for s in scores])) for k in scores[0]})  # Means over frames.
       metrics['iou_per_frame'] = [s['iou'] for s in scores]
     metrics['window_runs'] = [{'frames': list(span), 'best_recon_psnr': r.best_psnr, 'best_step': r.best_step,

@@ -82,10 +82,10 @@ from ddip_jax import engine
 from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 from ddip_jax import runner
-from ddip_jax.tasks import dehaze
 
 MODES = ('hint', 'many')
 BATCH_RUNS = ('auto', 'sequential', 'batched')
@@ -102,8 +102,6 @@ AUGMENT_PERIOD = 4
 ASPECT_TOLERANCE = 0.1
 # Name of the `InputHolder` among the problem's generators.
 NOISE = 'noise'
-# dm-pix SSIM's Gaussian window; a box with a shorter side gets no SSIM.
-_SSIM_WINDOW = 11
 
 
 def staircase_sigma(step: jax.Array, num_steps: int, *, sigma_step: float, every: int) -> jax.Array:
@@ -371,30 +369,6 @@ def median_layers(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   return medians
 
 
-def bounding_box(region: np.ndarray) -> tuple[slice, slice]:
-  """The smallest rectangle holding every pixel of `region` > 0.5, as (rows, cols) slices."""
-  rows = np.flatnonzero(np.any(region > 0.5, axis=1))
-  cols = np.flatnonzero(np.any(region > 0.5, axis=0))
-  if not rows.size:
-    raise ValueError('the region is empty')
-  return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-
-
-def scores(estimate: np.ndarray, truth: np.ndarray, box: tuple[slice, slice] | None) -> dict[str, Any]:
-  """dm-pix PSNR / SSIM against the truth, overall and inside `box`.
-
-  Returns:
-    {'psnr', 'ssim'} and, with a box, {'psnr_box', 'ssim_box'} (SSIM None when
-    a side of the box is shorter than the 11-pixel SSIM window).
-  """
-  result = dehaze.image_scores(estimate, truth)
-  if box is not None:
-    inside = dehaze.image_scores(estimate[box], truth[box])
-    small = min(truth[box].shape[:2]) < _SSIM_WINDOW
-    result.update(psnr_box=inside['psnr'], ssim_box=None if small else inside['ssim'])
-  return result
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `watermark` section (see `config_check.validate`)."""
   wm = config.watermark
@@ -529,9 +503,9 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
     raise image_io.InputError('watermark.gt_images is set but not watermark.gt_clean (the first image\'s)')
   box = None
   if wm.eval_box:
-    box = bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
+    box = metrics_lib.bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
   elif box_hint is not None:
-    box = bounding_box(box_hint)
+    box = metrics_lib.bounding_box(box_hint)
   return Inputs(paths, full, working, hint, hint_working, truths, box, polarity)
 
 
@@ -746,12 +720,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if inputs.truths is not None:
       per_image = []
       for result, image, truth in zip(results.values(), inputs.full, inputs.truths):
-        per_image.append({'result': scores(result, truth, inputs.box),
-                          'input': scores(image, truth, inputs.box)})
+        per_image.append({'result': metrics_lib.box_scores(result, truth, inputs.box),
+                          'input': metrics_lib.box_scores(image, truth, inputs.box)})
       if inputs.hint is not None:
-        per_image[0]['clean_soft'] = scores(images['clean_soft'], inputs.truths[0], inputs.box)
-        per_image[0]['clean_deblend'] = scores(images['clean_deblend'], inputs.truths[0], inputs.box)
-        per_image[0]['clean_fit'] = scores(images['clean_fit'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_soft'] = metrics_lib.box_scores(images['clean_soft'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_deblend'] = metrics_lib.box_scores(images['clean_deblend'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_fit'] = metrics_lib.box_scores(images['clean_fit'], inputs.truths[0], inputs.box)
       for key in per_image[0]['result']:
         values = [s['result'][key] for s in per_image]
         metrics[key] = None if None in values else float(np.mean(values))
