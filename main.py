@@ -69,7 +69,7 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join('results', config_name)
   created = not os.path.exists(workdir)
   try:
-    config_check.validate(config)
+    tasks.validate(config)
     _enable_compilation_cache(_COMPILATION_CACHE.value)
     batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                  force=_DISTRIBUTED.value)

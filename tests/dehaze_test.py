@@ -17,6 +17,7 @@ from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import outputs as outputs_lib
+from ddip_jax import tasks
 from ddip_jax.tasks import dehaze
 
 # Per-pixel minimum over RGB of the hand-made image of `_airlight_case`, and its
@@ -170,16 +171,16 @@ class ValidateTest(absltest.TestCase):
       config = dehaze_config.get_config()
       config.dehaze[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
-        config_check.validate(config)
+        tasks.validate(config)
     config = dehaze_config.get_config()
     config.dehaze.airlight = 'given'
     with self.assertRaisesRegex(config_check.ConfigError, 'airlight_rgb'):
-      config_check.validate(config)
+      tasks.validate(config)
     config.dehaze.airlight_rgb = (0.9, 0.9, 0.9)
-    config_check.validate(config)
+    tasks.validate(config)
 
   def test_default_config_is_valid(self):
-    config_check.validate(dehaze_config.get_config())
+    tasks.validate(dehaze_config.get_config())
 
 
 def _scene(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,12 +15,14 @@ import numpy as np
 from configs import default
 from ddip_jax import config_check
 from ddip_jax import engine
+from ddip_jax import fgbg
 from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
 from ddip_jax import runner
+from ddip_jax import tasks
 from ddip_jax.tasks import segmentation
 
 _H, _W = 24, 32
@@ -89,7 +91,7 @@ def _end_to_end(tmp: str):
   config.loop.strategy = 'step'  # The smallest compilation; engine_test covers the others.
   config.loop.check_every = 1
   config.progress = False
-  config_check.validate(config)
+  tasks.validate(config)
   workdir = os.path.join(tmp, 'out')
   config.loop.checkpoint_every = 4
   recorder = _Recorder()
@@ -248,11 +250,11 @@ class HelpersTest(parameterized.TestCase):
     mask = rng.random((9, 13)).astype(np.float32)
     guide = rng.random((9, 13, 3)).astype(np.float32)
     np.testing.assert_array_equal(
-        segmentation.refine_mask(mask, guide, radius_fraction=0.0, eps=1e-4), mask)
+        fgbg.refine_mask(mask, guide, radius_fraction=0.0, eps=1e-4), mask)
     # round(0.03 * 13) = 0: also off.
     np.testing.assert_array_equal(
-        segmentation.refine_mask(mask, guide, radius_fraction=0.03, eps=1e-4), mask)
-    refined = segmentation.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
+        fgbg.refine_mask(mask, guide, radius_fraction=0.03, eps=1e-4), mask)
+    refined = fgbg.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
     self.assertEqual(refined.shape, mask.shape)
     self.assertFalse(np.array_equal(refined, mask))
     self.assertGreaterEqual(refined.min(), 0.0)
@@ -265,7 +267,7 @@ class HelpersTest(parameterized.TestCase):
     guide = np.clip(guide + rng.normal(0, 0.01, (12, 16, 3)), 0, 1).astype(np.float32)
     mask = np.zeros((12, 16), np.float32)
     mask[:, 8:] = 1.0
-    refined = segmentation.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
+    refined = fgbg.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
     np.testing.assert_allclose(refined, mask, atol=0.05)
     # The radius is round(0.2 * 16) = 3 pixels.
     for radius, same in ((3, True), (2, False)):
@@ -292,15 +294,15 @@ class HelpersTest(parameterized.TestCase):
     hint[1, 0] = 1.0  # Touches the top-left region only (4-connectivity: (2, 2) is separate).
     expected = np.zeros_like(binary)
     expected[0, :2] = expected[1, 0] = 1.0
-    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, hint), expected)
     hint[3, 4] = 1.0  # A hint pixel outside every region keeps nothing more.
-    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, hint), expected)
     hint[0, 4] = 1.0
     expected[:2, 4] = 1.0
-    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, hint), expected)
     # An empty hint (e.g. auto_hints='border') keeps the mask whole.
     np.testing.assert_array_equal(
-        segmentation.keep_hinted_components(binary, np.zeros_like(binary)), binary)
+        fgbg.keep_hinted_components(binary, np.zeros_like(binary)), binary)
 
   def test_enforced_hints_keep_thin_parts_and_drop_clutter(self):
     h, w = 32, 48
@@ -315,14 +317,14 @@ class HelpersTest(parameterized.TestCase):
     bg_hint[:7, 30:] = 1.0
     best = {'fg': np.zeros((h, w, 3), np.float32), 'bg': np.zeros((h, w, 3), np.float32), 'mask': mask}
     seg = default.get_config().segmentation
-    plain = segmentation.full_size_layers(full, best, fg_hint, seg)
+    plain = fgbg.full_size_layers(full, best, fg_hint, seg)
     self.assertFalse(plain['mask_binary'][16, 30:40].any())  # The leg is lost ...
-    kept = segmentation.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
+    kept = fgbg.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
     self.assertTrue(kept['mask_binary'][16, 24:40].all())  # ... unless the hints are enforced,
     self.assertFalse(kept['mask_binary'][:7, 30:].any())  # which also drops the clutter,
     np.testing.assert_array_equal(kept['mask_binary'][12:20, 12:20], 1.0)  # and keeps the hinted body.
     seg.respect_hints = False
-    off = segmentation.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
+    off = fgbg.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
     np.testing.assert_array_equal(off['mask_binary'], plain['mask_binary'])
 
   @parameterized.parameters(
@@ -336,10 +338,10 @@ class HelpersTest(parameterized.TestCase):
   def test_validate(self, field, value, message):
     config = default.get_config()
     config.image = 'x.png'
-    config_check.validate(config)
+    tasks.validate(config)
     config.segmentation[field] = value
     with self.assertRaisesRegex(config_check.ConfigError, message):
-      config_check.validate(config)
+      tasks.validate(config)
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import tasks
 from ddip_jax.tasks import transparency
 
 _SIZE = 32
@@ -262,19 +263,19 @@ class ValidateTest(absltest.TestCase):
       config = transparency_config.get_config()
       config.transparency[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
-        config_check.validate(config)
+        tasks.validate(config)
 
   def test_unmix_needs_scalar_alphas(self):
     config = transparency_config.get_config()
     config.transparency.unmix = 'refined'
-    config_check.validate(config)
+    tasks.validate(config)
     config.transparency.alpha = 'map'
     with self.assertRaisesRegex(config_check.ConfigError, 'scalar alphas'):
-      config_check.validate(config)
+      tasks.validate(config)
 
   def test_default_configs_are_valid(self):
-    config_check.validate(transparency_config.get_config())
-    config_check.validate(textures_config.get_config())
+    tasks.validate(transparency_config.get_config())
+    tasks.validate(textures_config.get_config())
 
 
 def _run_recording_losses(config, workdir):

@@ -21,6 +21,7 @@ from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
+from ddip_jax import tasks
 from ddip_jax.tasks import video
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -289,10 +290,10 @@ class HelpersTest(parameterized.TestCase):
   def test_validate(self, field, value, message):
     config = default.get_config()
     config.task, config.image = 'video', 'clip/'
-    config_check.validate(config)
+    tasks.validate(config)
     config.video[field] = value
     with self.assertRaisesRegex(config_check.ConfigError, message):
-      config_check.validate(config)
+      tasks.validate(config)
 
 
 def _tiny_config(tmp: str):
@@ -315,7 +316,7 @@ def _tiny_config(tmp: str):
   config.loop.strategy = 'step'
   config.loop.check_every = 1
   config.progress = False
-  config_check.validate(config)
+  tasks.validate(config)
   return config
 
 

@@ -24,6 +24,7 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import outputs
+from ddip_jax import tasks
 from ddip_jax.tasks import watermark
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
 from tests.transparency_test import _tempdir  # pylint: disable=g-bad-import-order
@@ -249,17 +250,17 @@ class InputsTest(parameterized.TestCase):
     config, _ = _hint_config(_tempdir(self))
     config.watermark.hint = None
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.hint'):
-      config_check.validate(config)
+      tasks.validate(config)
 
   def test_many_config_checks(self):
     config, _ = _many_config(_tempdir(self))
-    config_check.validate(config)
+    tasks.validate(config)
     config.watermark.gt_images = config.watermark.gt_images[:1]
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.gt_images'):
-      config_check.validate(config)
+      tasks.validate(config)
     config.watermark.images = None
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.images'):
-      config_check.validate(config)
+      tasks.validate(config)
 
   def test_many_resizes_close_aspect_and_refuses_far_one(self):
     folder = _tempdir(self)
@@ -451,11 +452,11 @@ class ColourAndDeblendTest(absltest.TestCase):
       bad = config.copy_and_resolve_references()
       bad.watermark[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, f'watermark.{field}'):
-        config_check.validate(bad)
+        tasks.validate(bad)
     many, _ = _many_config(_tempdir(self))
     many.watermark.clean_from = 'deblend'
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.clean_from'):
-      config_check.validate(many)
+      tasks.validate(many)
 
 
 class EndToEndTest(absltest.TestCase):

@@ -42,13 +42,13 @@ import numpy as np
 
 from ddip_jax import config_check
 from ddip_jax import engine
+from ddip_jax import fgbg
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs as outputs_lib
-from ddip_jax.tasks import segmentation
 
 # Per-frame outputs: a folder of PNGs and a GIF each (fg_hint, bg_hint: PNGs only).
 FRAME_LAYERS = ('fg', 'bg', 'mask', 'mask_binary', 'cutout')
@@ -168,7 +168,7 @@ def build_problem(
   layer_gen = models.generator_from_config(config.generator, out_channels=3)
   mask_gen = models.generator_from_config(config.generator, out_channels=1)
   generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
-  layers = segmentation.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
+  layers = fgbg.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
                                          height=height, width=width)
 
   def frame_layers(params, batch_stats, step, key, num_steps):
@@ -189,7 +189,7 @@ def build_problem(
       loss += vid.temporal_weight * losses.temporal_consistency(out['mask'], still)
     return loss
 
-  stages = segmentation.decomposition_stages(
+  stages = fgbg.decomposition_stages(
       config, image=img, fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
       bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss)
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
@@ -200,7 +200,7 @@ def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], co
 
   Args:
     full: (F, H, W, 3) the input frames.
-    frames: frame index -> `segmentation.full_size_layers` output, for the frames done.
+    frames: frame index -> `fgbg.full_size_layers` output, for the frames done.
     count: columns (at most the frames done).
 
   Returns:
@@ -219,7 +219,7 @@ def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], co
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `video` section and the `segmentation` fields it uses."""
-  segmentation.validate(config)
+  fgbg.validate(config)
   vid = config.video
   require = config_check.require
   methods = sorted({**hints_lib.METHODS, **hints_lib.CLIP_METHODS})
@@ -266,7 +266,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   def finish(status: str) -> dict[str, Any]:
     blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
-    per_frame = {f: segmentation.full_size_layers(full[f], layers, fg_hint[f], config.segmentation)
+    per_frame = {f: fgbg.full_size_layers(full[f], layers, fg_hint[f], config.segmentation)
                  for f, layers in blended.items()}
     order = sorted(per_frame)
     images = {}
