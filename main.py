@@ -23,12 +23,11 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from ddip_jax import api
 from ddip_jax import batch
 from ddip_jax import cli
-from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
-from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import tasks
 
@@ -76,8 +75,7 @@ def main(argv):
     logging.info('task %s, writing to %s', config.task, workdir)
     if config.inputs:
       return 1 if any(row.failed for row in batch.run(config, workdir, overwrite=_OVERWRITE.value)) else 0
-    metrics, already_done = runner.run(functools.partial(restarts.run, tasks.TASKS[config.task]), config, workdir,
-                                       overwrite=_OVERWRITE.value)
+    metrics, already_done = api.run_config(config, workdir, overwrite=_OVERWRITE.value)
   except engine.Interrupted as err:
     where = getattr(err, 'workdir', workdir)
     if config.loop.checkpoint_every > 0:
@@ -89,8 +87,7 @@ def main(argv):
   except KeyboardInterrupt:  # Before or after the optimisation, or a second Ctrl-C.
     print('interrupted', file=sys.stderr)
     return 128 + signal.SIGINT
-  except (image_io.InputError, image_io.OutputError, config_check.ConfigError, engine.NumericalError,
-          engine.CheckpointError) as err:
+  except (*runner.RUN_ERRORS, image_io.OutputError) as err:
     if created and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:

@@ -43,6 +43,11 @@ class WorkdirBusy(image_io.InputError):
   """Another run (process) owns the workdir."""
 
 
+# The errors of a run that are the user's to fix (bad input, config or disk; NaN/Inf): the command line
+# prints them as one `error:` line, a batch records them for the image and goes on.
+RUN_ERRORS = (image_io.InputError, config_check.ConfigError, engine.NumericalError, engine.CheckpointError)
+
+
 def run_config(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any]:
   """The config as JSON data, without the fields that cannot change results."""
   data = json.loads(json.dumps(config.to_dict() if hasattr(config, 'to_dict') else config))
