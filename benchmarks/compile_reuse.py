@@ -38,7 +38,7 @@ _MAX_SIDE = flags.DEFINE_integer('max_side', 64, 'Working resolution (longest si
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', 100, 'Segmentation step-1 iterations.')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', 100, 'Segmentation step-2 iterations.')
 
-STEP_NAME = 'jit(chunk)'  # The engine's jitted function of its steps (engine.STEP_FUNCTION_NAME).
+STEP_NAME = 'jit(chunk)'  # The engine's jitted function of its steps (compile_cache.STEP_FUNCTION_NAME).
 
 
 class CompileCounter:

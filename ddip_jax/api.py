@@ -37,15 +37,15 @@ import numpy as np
 
 from ddip_jax import cli
 from ddip_jax import config_check
-from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import progress_report
 from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import tasks
 
 InputError = image_io.InputError
 ConfigError = config_check.ConfigError
-ProgressFn = engine.ProgressFn
+ProgressFn = progress_report.ProgressFn
 # The config files (configs/*.py) live beside the package, in the repository.
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ImageLike = np.ndarray | str | os.PathLike
@@ -257,7 +257,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: Progr
     if workdir is None:
       workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_run_'))
       config.loop.checkpoint_every = 0  # Nothing to resume from a folder that goes away.
-    stack.enter_context(engine.reporting_progress(progress))
+    stack.enter_context(progress_report.reporting_progress(progress))
     metrics, _ = run_config(config, workdir)
     return read(workdir, metrics)
 
@@ -324,9 +324,9 @@ def separate(image1: ImageLike, image2: ImageLike | None = None, *,
   `segment`'s; images (H, W, 3).
   """
   def read(folder, metrics):
-    two = os.path.exists(os.path.join(folder, 'recomposed2.png'))
+    two = os.path.exists(os.path.join(folder, 'recomposed2.png'))  # One mixture writes recomposed.png.
     return Separation(layer1=_image(folder, 'layer1'), layer2=_image(folder, 'layer2'),
-                      recomposed1=_image(folder, 'recomposed1'),
+                      recomposed1=_image(folder, 'recomposed1' if two else 'recomposed'),
                       recomposed2=_image(folder, 'recomposed2') if two else None, metrics=metrics)
 
   return _call('transparency' if image2 is not None else 'textures',

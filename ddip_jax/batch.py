@@ -47,7 +47,7 @@ from ddip_jax import api
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
-from ddip_jax import outputs
+from ddip_jax import resume
 from ddip_jax import runner
 
 RESULTS = 'results.csv'
@@ -204,7 +204,7 @@ def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir:
 
   # Daemon threads: a second Ctrl-C quits at once instead of waiting for them.
   threads = [threading.Thread(target=work, args=(d,), daemon=True, name=f'ddip-{d}') for d in devices]
-  with outputs.stop_on_signals():  # Shared with the threads' runs: Ctrl-C stops them all cleanly.
+  with resume.stop_on_signals():  # Shared with the threads' runs: Ctrl-C stops them all cleanly.
     for t in threads:
       t.start()
     for t in threads:

@@ -51,7 +51,7 @@ def perturbed_layers(
     sigma = models.perturbation_sigma(step, num_steps, sigma_step)
     keys = jax.random.split(key, len(inputs))
     noisy = {n: models.perturb(z, k, sigma) for (n, z), k in zip(inputs.items(), keys)}
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(generators, params, batch_stats, noisy)
     return {n: models.center_crop(o, height, width) for n, o in out.items()}, stats
 
   return layers

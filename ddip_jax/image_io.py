@@ -27,9 +27,11 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from absl import logging
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence
+
 
 __all__ = [
     "InputError",
@@ -699,3 +701,35 @@ def save_gif(path: str | os.PathLike[str], frames: npt.ArrayLike, *,
   images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
                  duration=duration_ms, loop=0)
   write_bytes(path, buf.getvalue())
+
+
+def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
+                  path: str = 'the image') -> tuple[np.ndarray, float]:
+  """Downscales an image so that its longer side is at most `max_side`.
+
+  Args:
+    image: (H, W, C) float in [0, 1].
+    max_side: the working resolution's longest side (<= 0: no limit).
+    min_side: the shortest side the working image may have.
+    path: names the image in messages.
+
+  Returns:
+    (working image, scale) with scale = working side / original side (<= 1).
+
+  Raises:
+    InputError: the working image has a side shorter than `min_side`.
+  """
+  height, width = image.shape[:2]
+  longest = max(height, width)
+  working, scale = image, 1.0
+  if 0 < max_side < longest:
+    scale = max_side / longest
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    working = resize_image(image, shape)
+    logging.info('%s is %dx%d: working at %dx%d (max_side=%d), results come back at full size',
+                 path, width, height, shape[1], shape[0], max_side)
+  if min(working.shape[:2]) < min_side:
+    scaled = f', {working.shape[1]}x{working.shape[0]} at max_side={max_side}' if scale < 1 else ''
+    raise InputError(f'{path} is {width}x{height}{scaled}: too small, the generators need '
+                              f'sides of at least {min_side} pixels')
+  return working, scale

@@ -21,7 +21,7 @@ canvas rounded up to the next multiple (`canvas_shape`) and its output is
 centre-cropped back to the image (`center_crop`); the noise covers the canvas.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import math
 from typing import Any
 
@@ -288,3 +288,35 @@ def video_noise_from_config(gen_config, key: jax.Array, shape: tuple[int, int], 
   """`make_video_noise` from a config's `generator` section: (F, H, W, input_depth)."""
   return make_video_noise(key, shape, gen_config.input_depth, num_frames, var=gen_config.noise_var,
                           correlation=correlation, method=gen_config.noise_method)
+
+
+def apply_generators(
+    generators: Mapping[str, nn.Module],
+    params: Any,
+    batch_stats: Any,
+    inputs: Mapping[str, jax.Array],
+) -> tuple[dict[str, jax.Array], Any]:
+  """Runs each named generator on its input (train-mode BatchNorm).
+
+  Returns:
+    (outputs, new_batch_stats), both keyed like `inputs`.
+  """
+  outputs, new_stats = {}, {}
+  for name, z in inputs.items():
+    out, updates = generators[name].apply(
+        {'params': params[name], 'batch_stats': batch_stats[name]}, z, mutable=['batch_stats'])
+    outputs[name] = out
+    new_stats[name] = updates['batch_stats']
+  return outputs, {**batch_stats, **new_stats}
+
+
+def init_generators(
+    generators: Mapping[str, nn.Module], inputs: Mapping[str, jax.Array], key: jax.Array
+) -> tuple[Any, Any]:
+  """Initialises every generator with its own key folded from `key`."""
+  params, batch_stats = {}, {}
+  for i, name in enumerate(sorted(generators)):
+    variables = generators[name].init(jax.random.fold_in(key, i), inputs[name])
+    params[name] = variables.get('params', {})  # A module may hold only state.
+    batch_stats[name] = variables.get('batch_stats', {})
+  return params, batch_stats

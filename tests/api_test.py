@@ -13,6 +13,7 @@ import numpy as np
 
 import ddip_jax
 from ddip_jax import api
+from ddip_jax import runner
 
 # The tiny settings of the golden runs, as keyword overrides.
 _TINY = {'max_side': 32, 'num_steps': 3, 'progress': False, 'generator.channels_down': (4, 8),
@@ -73,7 +74,6 @@ class ErrorsTest(absltest.TestCase):
           call()
 
   def test_the_errors_are_those_main_reports(self):
-    from ddip_jax import runner  # pylint: disable=g-import-not-at-top
     self.assertTrue(issubclass(ddip_jax.InputError, runner.RUN_ERRORS))
     self.assertTrue(issubclass(ddip_jax.ConfigError, runner.RUN_ERRORS))
 

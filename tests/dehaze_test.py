@@ -16,7 +16,9 @@ from configs import dehaze as dehaze_config
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import models
+from ddip_jax import outputs
+from ddip_jax import resume
 from ddip_jax import tasks
 from ddip_jax.tasks import dehaze
 
@@ -119,7 +121,7 @@ class ProblemTest(absltest.TestCase):
     airlight0 = np.array([0.8, 0.85, 0.9], np.float32)
     problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=True)
     self.assertEqual(problem.inputs['airlight'].shape, (1, 10, 14, config.generator.input_depth))
-    variables = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     loss_fn = jax.jit(problem.stages[0].loss_fn)
     # Same key, so the same perturbations: the two losses differ by the tie term only.
     tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))
@@ -139,7 +141,7 @@ class ProblemTest(absltest.TestCase):
                                                      omega=0.95))
     problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=False,
                                    transmission0=t0)
-    variables = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     loss_fn = jax.jit(problem.stages[0].loss_fn)
     tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))  # 4 < round(0.5 * 10).
     free, _ = loss_fn(*variables, jnp.int32(5), jax.random.key(2))
@@ -296,7 +298,7 @@ class EndToEndTest(absltest.TestCase):
       # The engine polls once per step here; pass 1 has num_steps of them.
       yield lambda: 'SIGTERM' if polls.append(None) or len(polls) >= config.num_steps + 4 else None
 
-    with mock.patch.object(dehaze.outputs_lib, 'stop_on_signals', sigterm_at_step_4_of_pass_2):
+    with mock.patch.object(resume, 'stop_on_signals', sigterm_at_step_4_of_pass_2):
       with self.assertRaises(engine.Interrupted):
         dehaze.run(config, workdir)
     with open(os.path.join(workdir, 'metrics.json')) as f:
@@ -304,7 +306,7 @@ class EndToEndTest(absltest.TestCase):
     self.assertCountEqual([f for f in os.listdir(workdir) if f.startswith('checkpoint')],
                           ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
     got = dehaze.run(config, workdir)
-    self.assertEqual(outputs_lib.without_timings(got), outputs_lib.without_timings(want))
+    self.assertEqual(outputs.without_timings(got), outputs.without_timings(want))
     for name in ('dehazed', 'transmission', 'airlight'):
       with open(os.path.join(workdir, f'{name}.png'), 'rb') as a, open(os.path.join(reference, f'{name}.png'),
                                                                        'rb') as b:

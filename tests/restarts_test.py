@@ -8,6 +8,7 @@ from absl.testing import absltest
 import numpy as np
 
 from configs import default
+from ddip_jax import compile_cache
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import outputs
@@ -127,12 +128,12 @@ class RestartsTest(absltest.TestCase):
 
       @staticmethod
       def run(sub_config, workdir):
-        with engine.count_compilations() as counted:
+        with compile_cache.count_compilations() as counted:
           metrics = segmentation.run(sub_config, workdir)
         compilations.append(counted)
         return metrics
 
-    engine._COMPILED.clear()  # pylint: disable=protected-access
+    compile_cache._COMPILED.clear()  # pylint: disable=protected-access
     metrics = restarts.run(CountedSegmentation, config, self.workdir)
     self.assertEqual([r['status'] for r in metrics['restarts']], ['ok', 'ok'])
     self.assertEqual(compilations[0].steps, 2)  # One per stage.

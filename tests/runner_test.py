@@ -9,6 +9,7 @@ import sys
 from absl.testing import absltest
 import numpy as np
 
+from ddip_jax import checkpoint_io
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import runner
@@ -71,7 +72,7 @@ class WorkdirTest(absltest.TestCase):
     path = os.path.join(self.dir, runner.CHECKPOINT)
     with open(path, 'wb') as f:
       f.write(b'garbage')
-    with self.assertRaisesRegex(engine.CheckpointError, 'corrupt'):
+    with self.assertRaisesRegex(checkpoint_io.CheckpointError, 'corrupt'):
       runner.check_workdir(self.dir, _config())
 
   def test_every_input_file_is_hashed_and_a_changed_one_is_named(self):

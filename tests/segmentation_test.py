@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default
+from ddip_jax import checkpoint_io
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import fgbg
@@ -20,7 +21,7 @@ from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
 from ddip_jax import runner
 from ddip_jax import tasks
 from ddip_jax.tasks import segmentation
@@ -176,17 +177,17 @@ class EndToEndTest(absltest.TestCase):
     self.assertStartsWith(stopped['status'], 'stopped: interrupted (SIGINT) at step 7')
     self.assertEqual(stopped['stages']['step2_decompose']['steps'], 7)
     self.assertTrue(os.path.isfile(os.path.join(workdir, 'fg.png')))
-    self.assertEqual(engine.load_checkpoint(os.path.join(workdir, runner.CHECKPOINT))['done'], 7)
+    self.assertEqual(checkpoint_io.load_checkpoint(os.path.join(workdir, runner.CHECKPOINT))['done'], 7)
     # The same call again resumes and ends exactly as the uninterrupted run.
     resumed = segmentation.run(self.config, workdir)
-    self.assertEqual(outputs_lib.without_timings(resumed), outputs_lib.without_timings(self.returned))
+    self.assertEqual(outputs.without_timings(resumed), outputs.without_timings(self.returned))
     names = sorted(n for n in os.listdir(self.workdir) if n.endswith('.png'))
     self.assertCountEqual([n for n in os.listdir(workdir) if n.endswith('.png')], names)
     for name in names:
       with open(os.path.join(workdir, name), 'rb') as a, open(os.path.join(self.workdir, name), 'rb') as b:
         self.assertEqual(a.read(), b.read(), msg=name)
     with open(os.path.join(workdir, 'metrics.json')) as a, open(os.path.join(self.workdir, 'metrics.json')) as b:
-      self.assertEqual(outputs_lib.without_timings(json.load(a)), outputs_lib.without_timings(json.load(b)))
+      self.assertEqual(outputs.without_timings(json.load(a)), outputs.without_timings(json.load(b)))
 
 
 class BadInputTest(parameterized.TestCase):
@@ -215,7 +216,7 @@ class HelpersTest(parameterized.TestCase):
     image, hint = np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32)
     problem = segmentation.build_problem(config, image, hint, hint, jax.random.key(0))
     params, stats = jax.eval_shape(
-        lambda: engine.init_generators(problem.generators, problem.inputs, jax.random.key(1)))
+        lambda: models.init_generators(problem.generators, problem.inputs, jax.random.key(1)))
     for stage in problem.stages:
       outputs = jax.eval_shape(stage.loss_fn, params, stats, jnp.int32(0), jax.random.key(2))[1][1]
       self.assertEqual({n: o.shape for n, o in outputs.items()},

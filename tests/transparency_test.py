@@ -18,6 +18,7 @@ from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import models
 from ddip_jax import tasks
 from ddip_jax.tasks import transparency
 
@@ -119,7 +120,7 @@ class AlphaTest(parameterized.TestCase):
     r, t = _layers(24, 40)
     problem = transparency.build_problem(config, np.stack([0.3 * r + 0.7 * t, r]), jax.random.key(0))
     variables = jax.eval_shape(
-        lambda key: engine.init_generators(problem.generators, problem.inputs, key), jax.random.key(1))
+        lambda key: models.init_generators(problem.generators, problem.inputs, key), jax.random.key(1))
     loss, (_, out, _) = jax.eval_shape(problem.stages[0].loss_fn, *variables, jnp.int32(0), jax.random.key(2))
     self.assertEqual(loss.shape, ())
     want = (1, 24, 40, 1) if mode == 'map' else (1, 1, 1, 1)

@@ -23,6 +23,7 @@ from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import tasks
 from ddip_jax.tasks import watermark
@@ -286,7 +287,7 @@ class BatchedTest(absltest.TestCase):
     single = watermark.build_problem(config, inputs.working, inputs.hint_working, keys[:1])
     second = watermark.reseed(single, config, keys[1:])
     self.assertIs(second.stages[-1], single.stages[-1])  # The same stages: compiled once.
-    params, stats = engine.init_generators(batched.generators, batched.inputs, jax.random.key(0))
+    params, stats = models.init_generators(batched.generators, batched.inputs, jax.random.key(0))
     stage = batched.stages[-1]
     last = jnp.int32(stage.num_steps - 1)  # Unperturbed, unaugmented: deterministic.
     total, (_, out, _) = stage.loss_fn(params, stats, last, jax.random.key(1))
@@ -312,7 +313,7 @@ def _step2_loss_increase(test, field, weight):
   plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
   config.watermark[field] = weight
   weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-  params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
+  params, stats = models.init_generators(plain.generators, plain.inputs, jax.random.key(0))
   last = jnp.int32(config.num_steps - 1)
   base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
   more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
@@ -373,7 +374,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     config.watermark.watermark_model = 'colour'
     inputs = watermark.load_inputs(config)
     problem = watermark.build_problem(config, inputs.working, inputs.hint_working, [jax.random.key(0)])
-    params, stats = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    params, stats = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     self.assertEqual(jax.tree.map(jnp.shape, params['watermark']), {'colour': (3,)})
     _, (_, out, _) = problem.stages[-1].loss_fn(params, stats, jnp.int32(0), jax.random.key(2))
     np.testing.assert_allclose(out['watermark'], 0.5)

@@ -45,7 +45,8 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 
 AIRLIGHT_MODES = ('estimate', 'given', 'learned')
 TRANSMISSION_PRIORS = ('none', 'dark_channel')
@@ -190,7 +191,7 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
     sigma = jnp.where(step == num_steps - 1, 0.0, dz.sigma)
     keys = dict(zip(perturbed, jax.random.split(key, len(perturbed))))
     noisy = {n: models.perturb(z, keys[n], sigma) if n in keys else z for n, z in inputs.items()}
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(generators, params, batch_stats, noisy)
     out = {n: models.center_crop(o, height, width) for n, o in out.items()}
     t, airlight = out['transmission'], out.get('airlight', a0)
     recon = losses.blend(t, out['clean'], airlight)
@@ -317,7 +318,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Dehazes `config.image` in `dehaze.passes` passes and writes all outputs to `workdir`.
 
-  One optimisation per pass (`outputs.optimize_parts_and_write`: a checkpoint
+  One optimisation per pass (`resume.optimize_parts_and_write`: a checkpoint
   each, a rerun resumes); a run that stops early writes the best result so far
   (the stopped pass's, else the last finished pass's) before re-raising.
 
@@ -333,7 +334,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if truth is not None and truth.shape[:2] != shape:
     raise image_io.InputError(f'{dz.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
                               f'expected {shape[1]}x{shape[0]} like {config.image!r}')
-  first, _ = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
+  first, _ = image_io.working_image(full, config.max_side, path=repr(config.image),
                                        min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
   radius = int(round(dz.guided_radius * max(shape)))
@@ -367,7 +368,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       panels.append(('ground truth', truth))
     metrics['passes'] = {f'pass{k}': p.metrics for k, p in enumerate(passes, start=1)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
   def problem(index: int) -> engine.Problem:
@@ -398,5 +399,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
 
   pending: dict[int, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = {}
-  return outputs_lib.optimize_parts_and_write(config, workdir, num_parts=dz.passes, part_name='pass',
+  return resume.optimize_parts_and_write(config, workdir, num_parts=dz.passes, part_name='pass',
                                               key=train_key, problem=problem, keep=keep, finish=finish)

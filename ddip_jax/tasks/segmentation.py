@@ -27,7 +27,8 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 
 
 def build_problem(
@@ -96,7 +97,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   full = image_io.load_image(config.image)
   # Read before the optimisation: a bad path must not cost (and lose) a whole run.
   gt = image_io.load_mask(config.gt_mask, shape=full.shape[:2]) if config.gt_mask else None
-  image, scale = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
+  image, scale = image_io.working_image(full, config.max_side, path=repr(config.image),
                                           min_side=2 ** len(config.generator.channels_down))
   shape = image.shape[:2]
   t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     images['bg_hint'] = image_io.resize_image(bg_hint, full.shape[:2])
     panels = [('input', full), ('fg', images['fg']), ('bg', images['bg']), ('mask', images['mask']),
               ('cut-out', images['cutout'])]
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  return outputs_lib.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
+  return resume.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)

@@ -47,7 +47,8 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 
 MIXTURES = ('two_mixtures', 'additive')
 ALPHA_MODES = ('generator', 'scalar', 'map')
@@ -212,7 +213,7 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
       if tr.sigma_step > 0:
         z = models.perturb(z, k, models.perturbation_sigma(step, num_steps, tr.sigma_step))
       noisy[name] = z
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(generators, params, batch_stats, noisy)
     for name, o in out.items():
       o = o if index is None else augment.inverse(o, index)
       out[name] = models.center_crop(o, height, width)
@@ -358,7 +359,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   full = _load_same_size([config.image, tr.image2] if two else [config.image])
   shape = full[0].shape[:2]
   truths = _load_same_size([tr.gt_layer1, tr.gt_layer2], shape) if tr.gt_layer1 else None
-  working = np.stack([outputs_lib.working_image(img, config.max_side)[0] for img in full])
+  working = np.stack([image_io.working_image(img, config.max_side)[0] for img in full])
   if min(working.shape[1:3]) < 8:
     raise image_io.InputError(f'{config.image!r}: the working image needs sides >= 8 pixels')
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
@@ -409,7 +410,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       order = truths[::-1] if scores['swapped'] else truths
       panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
     metrics.update(result.metrics)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  return outputs_lib.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
+  return resume.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)

@@ -48,7 +48,8 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 
 # Per-frame outputs: a folder of PNGs and a GIF each (fg_hint, bg_hint: PNGs only).
 FRAME_LAYERS = ('fg', 'bg', 'mask', 'mask_binary', 'cutout')
@@ -239,7 +240,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Decomposes the clip `config.image` and writes all outputs to `workdir`.
 
-  One optimisation per window (`outputs.optimize_parts_and_write`: a checkpoint
+  One optimisation per window (`resume.optimize_parts_and_write`: a checkpoint
   each, a rerun resumes); a run that stops early writes the frames done so far.
 
   Returns:
@@ -251,7 +252,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   num_frames, shape = len(full), full.shape[1:3]
   # Read before the optimisation: a bad path must not cost (and lose) a whole run.
   gt = image_io.load_masks(config.gt_mask, count=num_frames, shape=shape) if config.gt_mask else None
-  first, _ = outputs_lib.working_image(full[0], config.max_side, path=repr(config.image),
+  first, _ = image_io.working_image(full[0], config.max_side, path=repr(config.image),
                                        min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
   frames = np.stack([image_io.resize_image(f, work) for f in full])
@@ -302,7 +303,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     metrics['seconds'] = round(seconds, 3)
     metrics['frames_per_second'] = round(len(order) / seconds, 4)
     panels = summary_strip(full, per_frame, vid.summary_frames)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
   def problem(index: int) -> engine.Problem:
@@ -310,6 +311,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     inputs = {n: z[a:b] if z.shape[0] == num_frames else z for n, z in noise.items()}
     return build_problem(config, frames[a:b], fg_hint[a:b], bg_hint[a:b], inputs)
 
-  return outputs_lib.optimize_parts_and_write(
+  return resume.optimize_parts_and_write(
       config, workdir, num_parts=len(spans), part_name='window', key=train_key, problem=problem,
       keep=lambda index, result: done.append((spans[index], result)), finish=finish)

@@ -84,7 +84,8 @@ from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 from ddip_jax import runner
 
 MODES = ('hint', 'many')
@@ -198,7 +199,7 @@ def run_noise(config: ml_collections.ConfigDict, canvas: tuple[int, int], names:
 
 
 def _problem_inputs(noise: dict[str, jax.Array]) -> dict[str, Any]:
-  # The generators' entries only give `engine.init_generators` their shapes.
+  # The generators' entries only give `models.init_generators` their shapes.
   return {**noise, NOISE: noise}
 
 
@@ -270,7 +271,7 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
     for name, k in zip(names, jax.random.split(key, len(names))):
       z = noise[name] if index is None else lift(lambda x: augment.transform(x, index))(noise[name])
       noisy[name] = models.perturb(z, k, sigma) if name in perturbed else z
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(generators, params, batch_stats, noisy)
 
     def upright(o):
       return models.center_crop(o if index is None else augment.inverse(o, index), height, width)
@@ -475,7 +476,7 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
   paths = [config.image] + (list(wm.images) if wm.mode == 'many' else [])
   full = np.stack([first] + _load_like(paths[1:], shape, config.image))
   min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
-  working = np.stack([outputs_lib.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
+  working = np.stack([image_io.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
                       for img, path in zip(full, paths)])
   hint = hint_working = box_hint = polarity = None
   if wm.mode == 'hint':
@@ -665,7 +666,7 @@ def resolve_batching(batch_runs: str) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Removes the watermark with `watermark.runs` runs and writes all outputs to `workdir`.
 
-  Like `outputs.optimize_and_write`, for several optimisations: a finished run's
+  Like `resume.optimize_and_write`, for several optimisations: a finished run's
   layers go to `run<k>.npz` at once (its checkpoint is then removed) and a
   rerun of the same config reuses them; the run in progress checkpoints to
   `checkpoint_run<k>.msgpack` (batched: `checkpoint_runs.msgpack`) and resumes.
@@ -735,12 +736,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       panels += [('ground truth', inputs.truths[0])]
     metrics['runs'] = {f'run{k + 1}': run_metrics[k] for k in sorted(run_metrics)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
   groups = [pending] if batching == 'batched' and len(pending) > 1 else [[k] for k in pending]
   problem = None
-  with outputs_lib.stop_on_signals() as stop:
+  with resume.stop_on_signals() as stop:
     for group in groups:
       keys = [jax.random.fold_in(noise_key, k) for k in group]
       if problem is None:
@@ -750,8 +751,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       name = f'run{group[0] + 1}' if len(group) == 1 else 'runs'
       try:
         result = engine.optimize(problem, key=jax.random.fold_in(train_key, group[0]),
-                                 options=outputs_lib.loop_options(config),
-                                 checkpoint=outputs_lib.checkpointing(config, workdir, name=name), stop=stop)
+                                 options=resume.loop_options(config),
+                                 checkpoint=resume.checkpointing(config, workdir, name=name), stop=stop)
       except engine.Stopped as err:
         # With no finished run, the stopped one's latest layers, if it got to the last stage.
         complete = set(err.result.best) == set(problem.generators) - {NOISE}
