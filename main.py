@@ -27,9 +27,9 @@ from ddip_jax import api
 from ddip_jax import batch
 from ddip_jax import cli
 from ddip_jax import engine
-from ddip_jax import image_io
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax import writing
 
 _DEFAULT_CONFIG = 'configs/zebra.py'
 # No default here: it would be loaded, with the command line's overrides, before
@@ -87,7 +87,7 @@ def main(argv):
   except KeyboardInterrupt:  # Before or after the optimisation, or a second Ctrl-C.
     print('interrupted', file=sys.stderr)
     return 128 + signal.SIGINT
-  except (*runner.RUN_ERRORS, image_io.OutputError) as err:
+  except (*runner.RUN_ERRORS, writing.OutputError) as err:
     if created and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:

@@ -39,6 +39,7 @@ from ddip_jax import config_check
 from ddip_jax import grow
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
 from ddip_jax.tasks import segmentation
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/default.py', 'Config of the Double-DIP methods.')
@@ -172,7 +173,7 @@ def main(argv):
                  for n, m in masks.items()]
           os.makedirs(os.path.join(workdir, 'grabcut', case), exist_ok=True)
           for n, m in masks.items():
-            image_io.save_image(os.path.join(workdir, 'grabcut', case, f'{n}.png'), m.astype(np.float32))
+            writing.save_image(os.path.join(workdir, 'grabcut', case, f'{n}.png'), m.astype(np.float32))
         else:
           method_seeds = _FAITHFUL_SEEDS.value if method == 'faithful' else _SEEDS.value
           if seed not in map(int, method_seeds) or (case, method, seed) in done:

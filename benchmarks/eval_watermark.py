@@ -57,6 +57,7 @@ from configs import watermark_many as watermark_many_config
 from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
 from ddip_jax.tasks import watermark
 from scripts import make_transparency
 from scripts import make_watermark
@@ -116,7 +117,7 @@ def _write_case(photo: str, colour: tuple[float, float, float], opacity: float, 
   paths = {}
   for key, img in images.items():
     paths[key] = os.path.join(folder, f'{key}.png')
-    image_io.save_image(paths[key], img)
+    writing.save_image(paths[key], img)
   return paths
 
 
@@ -205,7 +206,7 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     record['steps'] = steps
   record['seconds'] = time.perf_counter() - start
   if method != 'input':
-    image_io.save_image(os.path.join(folder, f'{method}.png'), result)
+    writing.save_image(os.path.join(folder, f'{method}.png'), result)
   record.update(metrics_lib.box_scores(result, truth, box))
   return record
 

@@ -36,12 +36,14 @@ import ml_collections
 import numpy as np
 
 from ddip_jax import cli
+from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import image_io
 from ddip_jax import progress_report
 from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax import writing
 
 InputError = image_io.InputError
 ConfigError = config_check.ConfigError
@@ -169,7 +171,7 @@ class _Inputs:
       return path
     self._count += 1
     path = os.path.join(self._folder, f'{self._count}_{what}.png')
-    image_io.save_image(path, _as_float_image(value, what, channels=channels))
+    writing.save_image(path, _as_float_image(value, what, channels=channels))
     return path
 
   def frames(self, value: ImageLike | Sequence[np.ndarray]) -> str:
@@ -181,7 +183,7 @@ class _Inputs:
     folder = os.path.join(self._folder, 'frames')
     os.makedirs(folder)
     for index, frame in enumerate(frames):
-      image_io.save_image(os.path.join(folder, f'{index:05d}.png'), _as_float_image(frame, f'frame {index}',
+      writing.save_image(os.path.join(folder, f'{index:05d}.png'), _as_float_image(frame, f'frame {index}',
                                                                                   channels=True))
     return folder
 
@@ -257,6 +259,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: Progr
     if workdir is None:
       workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_run_'))
       config.loop.checkpoint_every = 0  # Nothing to resume from a folder that goes away.
+    if progress is not None:
+      config.progress = False  # The caller shows progress its own way, not with the command line's bar.
     stack.enter_context(progress_report.reporting_progress(progress))
     metrics, _ = run_config(config, workdir)
     return read(workdir, metrics)
@@ -294,7 +298,8 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
       pixel surely is foreground / background), or mask files; without them the
       hints are automatic (`segmentation.auto_hints`).
     config: a config file or ConfigDict instead of configs/zebra.py.
-    progress: progress(step, total, loss, psnr, stage), called as the stages run.
+    progress: progress(step, total, loss, psnr, stage), called as the stages run
+      (instead of the tqdm bar that `config.progress` shows).
     workdir: keep the run's files there (and resume from it); default: none written.
     **overrides: config fields, e.g. num_steps=300, **{'segmentation.hint_steps': 500}.
 
@@ -393,7 +398,7 @@ def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
   def read(folder, metrics):
     layers = {}
     for name in ('fg', 'bg', 'mask', 'mask_binary'):
-      paths = image_io.list_frames(os.path.join(folder, name))
+      paths = clip_io.list_frames(os.path.join(folder, name))
       load = image_io.load_image if name in ('fg', 'bg') else (
           lambda p: image_io.load_mask(p, shape=image_io.load_image(p).shape[:2]))
       layers[name] = np.stack([load(p) for p in paths])

@@ -49,6 +49,7 @@ from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import resume
 from ddip_jax import runner
+from ddip_jax import writing
 
 RESULTS = 'results.csv'
 _FIXED_COLUMNS = ('image', 'output', 'status', 'process', 'device', 'seconds')
@@ -288,7 +289,7 @@ def _write_results(workdir: str, rows: Sequence[dict[str, Any]]) -> None:
   # UTF-8 text whatever the names' bytes: a byte of a name that is not UTF-8 (which os.fsdecode keeps
   # as a surrogate) is written as \xNN.
   text = _csv_text(rows).encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
-  image_io.write_bytes(os.path.join(workdir, RESULTS), text.encode('utf-8'))
+  writing.write_bytes(os.path.join(workdir, RESULTS), text.encode('utf-8'))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = False) -> list[Row]:

@@ -15,7 +15,7 @@ from flax import serialization
 import jax
 import numpy as np
 
-from ddip_jax import image_io
+from ddip_jax import writing
 
 VERSION = 1
 PyTree = Any
@@ -41,8 +41,6 @@ class Checkpointing:
   path: str
   every: int = 500
   tag: str = ''
-
-
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
@@ -84,6 +82,6 @@ def save(path: str, payload: dict[str, Any]) -> None:
   """Writes `payload` (host arrays and plain data) with this format's `VERSION`, atomically.
 
   Raises:
-    image_io.OutputError: the file cannot be written.
+    writing.OutputError: the file cannot be written.
   """
-  image_io.write_bytes(path, serialization.msgpack_serialize({'version': VERSION, **payload}))
+  writing.write_bytes(path, serialization.msgpack_serialize({'version': VERSION, **payload}))

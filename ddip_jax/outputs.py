@@ -10,8 +10,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from ddip_jax import image_io
 from ddip_jax import runner
+from ddip_jax import summary_picture
+from ddip_jax import writing
 
 # Metrics that measure wall-clock time (everything else is reproducible).
 _TIMINGS = ('seconds', 'steps_per_second', 'hint_seconds', 'frames_per_second')
@@ -51,20 +52,20 @@ def write_outputs(
 ) -> None:
   """Writes `<name>.png` for every image, `summary.png` and `metrics.json`.
 
-  `summary` is a list of (title, image) panels for `image_io.make_summary`, or
+  `summary` is a list of (title, image) panels for `summary_picture.make_summary`, or
   the finished (H, W, 3) picture. A name may hold a folder ('fg/0003').
 
-  The files are written as a set (`image_io.write_files`): an interrupted run
+  The files are written as a set (`writing.write_files`): an interrupted run
   or a full disk never leaves a half-written output, nor a mix of new and old
   ones. Metrics also record the config, seed, the SHA-256 of every input file
   (`input_sha256`) and the environment.
 
   Raises:
-    image_io.OutputError: a file cannot be written (the earlier ones are intact).
+    writing.OutputError: a file cannot be written (the earlier ones are intact).
   """
-  files = {os.path.join(workdir, f'{name}.png'): image_io.encode_png(img) for name, img in images.items()}
-  picture = summary if isinstance(summary, np.ndarray) else image_io.make_summary(summary)
-  files[os.path.join(workdir, 'summary.png')] = image_io.encode_png(picture)
+  files = {os.path.join(workdir, f'{name}.png'): writing.encode_png(img) for name, img in images.items()}
+  picture = summary if isinstance(summary, np.ndarray) else summary_picture.make_summary(summary)
+  files[os.path.join(workdir, 'summary.png')] = writing.encode_png(picture)
   record = {
       **metrics,
       'seed': config.seed,
@@ -72,6 +73,6 @@ def write_outputs(
       'input_sha256': runner.input_digests(config),
       'environment': environment(),
   }
-  files[os.path.join(workdir, 'metrics.json')] = image_io.json_bytes(record)
-  image_io.write_files(files)
+  files[os.path.join(workdir, 'metrics.json')] = writing.json_bytes(record)
+  writing.write_files(files)
 

@@ -28,8 +28,8 @@ from absl import logging
 import ml_collections
 
 from ddip_jax import engine
-from ddip_jax import image_io
 from ddip_jax import runner
+from ddip_jax import writing
 
 DEFAULT_SELECTION_METRIC = 'best_recon_psnr'
 
@@ -107,8 +107,8 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
         files[os.path.join(workdir, name)] = f.read()
   metrics = {**results[best], 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
              'seed': config.seed, 'chosen_seed': config.seed + best, 'config': config.to_dict()}
-  files[os.path.join(workdir, runner.METRICS)] = image_io.json_bytes(metrics)
-  image_io.write_files(files)  # As a set: a failed write replaces nothing.
+  files[os.path.join(workdir, runner.METRICS)] = writing.json_bytes(metrics)
+  writing.write_files(files)  # As a set: a failed write replaces nothing.
   logging.info('restart %d (seed %d) has the best %s: %.4g', best, config.seed + best, metric,
                _score(results[best], metric))
   return metrics

@@ -30,6 +30,7 @@ from ddip_jax import checkpoint_io
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import writing
 
 CHECKPOINT = 'checkpoint.msgpack'  # In the workdir; a task running several optimisations names each.
 METRICS = 'metrics.json'
@@ -250,7 +251,7 @@ def _swap_in(staging: str, workdir: str) -> None:
       os.replace(os.path.join(staging, name), target)
     os.rmdir(staging)
   except OSError as err:
-    raise image_io.OutputError(f'cannot move the new results from {staging!r} into {workdir!r}: '
+    raise writing.OutputError(f'cannot move the new results from {staging!r} into {workdir!r}: '
                                f'{err.strerror or err}') from err
 
 

@@ -16,7 +16,7 @@ from ddip_jax import api
 from ddip_jax import runner
 
 # The tiny settings of the golden runs, as keyword overrides.
-_TINY = {'max_side': 32, 'num_steps': 3, 'progress': False, 'generator.channels_down': (4, 8),
+_TINY = {'max_side': 32, 'num_steps': 3, 'generator.channels_down': (4, 8),
          'generator.channels_up': (4, 8), 'generator.channels_skip': (0, 0),
          'segmentation': {'hint_steps': 3, 'hint_phase': 1}}
 

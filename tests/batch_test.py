@@ -33,6 +33,7 @@ from ddip_jax import outputs
 from ddip_jax import resume
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax import writing
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RUNS_LOG = 'runs.log'  # In the batch workdir: one line per image run, "<image> <process>".
@@ -86,7 +87,7 @@ def _make_images(folder: str, count: int, corrupt: str | None = None) -> list[st
   for i in range(count):
     yy, xx = np.mgrid[0:8, 0:8] / 7
     paths.append(os.path.join(folder, f'img{i}.png'))
-    image_io.save_image(paths[-1], np.stack([xx, yy, np.full_like(xx, i / count)], -1))
+    writing.save_image(paths[-1], np.stack([xx, yy, np.full_like(xx, i / count)], -1))
   if corrupt:
     paths.append(os.path.join(folder, corrupt))
     with open(paths[-1], 'w') as f:

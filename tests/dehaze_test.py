@@ -20,6 +20,7 @@ from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import resume
 from ddip_jax import tasks
+from ddip_jax import writing
 from ddip_jax.tasks import dehaze
 
 # Per-pixel minimum over RGB of the hand-made image of `_airlight_case`, and its
@@ -198,8 +199,8 @@ def _tiny_config(workdir: str, passes: int):
   """One-scale generators and few steps; a 40x56 input downscaled to 23x32 and brought back."""
   clean, hazy = _scene(40, 56)
   paths = {name: os.path.join(workdir, f'{name}.png') for name in ('clean', 'hazy')}
-  image_io.save_image(paths['clean'], clean)
-  image_io.save_image(paths['hazy'], hazy)
+  writing.save_image(paths['clean'], clean)
+  writing.save_image(paths['hazy'], hazy)
   config = dehaze_config.get_config()
   config.image = paths['hazy']
   config.dehaze.gt_clean = paths['clean']
@@ -342,7 +343,7 @@ class EndToEndTest(absltest.TestCase):
 
   def test_ground_truth_of_another_size_is_refused(self):
     config = _tiny_config(_tempdir(self), 1)
-    image_io.save_image(config.dehaze.gt_clean, np.zeros((8, 8, 3), np.float32))
+    writing.save_image(config.dehaze.gt_clean, np.zeros((8, 8, 3), np.float32))
     with self.assertRaisesRegex(image_io.InputError, 'expected 56x40'):
       dehaze.run(config, os.path.join(os.path.dirname(config.image), 'out'))
 

@@ -28,7 +28,9 @@ import numpy as np
 
 import ddip_jax
 from ddip_jax import cli
+from ddip_jax import clip_io
 from ddip_jax import image_io
+from ddip_jax import writing
 
 _GOLDEN = os.path.join(os.path.dirname(__file__), 'golden')
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,7 +136,7 @@ class GoldenTest(parameterized.TestCase):
           self.assertEqual(layer.dtype, np.float32)
           self.assertTrue(np.all((layer >= 0) & (layer <= 1)))
       config = case_config(name)
-      full = (image_io.load_frames(os.path.join(_ROOT, config.image))[0].shape[:3] if name == 'video'
+      full = (clip_io.load_frames(os.path.join(_ROOT, config.image))[0].shape[:3] if name == 'video'
               else image_io.load_image(os.path.join(_ROOT, config.image)).shape[:2])
       self.assertEqual(layers[0].shape[:len(full)], full)
       if name == 'zebra':
@@ -147,13 +149,13 @@ class GoldenTest(parameterized.TestCase):
     if _RECORD:
       os.makedirs(_GOLDEN, exist_ok=True)
       with open(path, 'w') as f:
-        json.dump({'files': got, 'metrics': json.loads(image_io.json_bytes(_stable(metrics)))}, f, indent=1,
+        json.dump({'files': got, 'metrics': json.loads(writing.json_bytes(_stable(metrics)))}, f, indent=1,
                   sort_keys=True)
         f.write('\n')
     with open(path) as f:
       golden = json.load(f)
     self.assertEqual(got, golden['files'], f'{name}: outputs differ from {path}; metrics now: '
-                     f'{image_io.json_bytes(_stable(metrics))[:2000]}')
+                     f'{writing.json_bytes(_stable(metrics))[:2000]}')
 
 
 if __name__ == '__main__':

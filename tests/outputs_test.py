@@ -24,6 +24,7 @@ from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import resume
 from ddip_jax import runner
+from ddip_jax import writing
 
 
 def _tempdir(test: absltest.TestCase) -> str:
@@ -195,18 +196,18 @@ class OptimizeAndWriteTest(absltest.TestCase):
 
   def test_resuming_on_a_changed_input_file_is_refused_naming_it(self):
     image = os.path.join(os.path.dirname(self.workdir), 'in.png')
-    image_io.save_image(image, np.zeros((8, 8, 3), np.float32))
+    writing.save_image(image, np.zeros((8, 8, 3), np.float32))
     self.config.image = image
     with self.assertRaises(engine.NumericalError):  # Stopped at step 4, with a checkpoint of step 2.
       self.run_problem(_problem(nan_from_step=3))
     tag = json.loads(checkpoint_io.load_checkpoint(os.path.join(self.workdir, runner.CHECKPOINT))['tag'])
     self.assertEqual(tag['input_sha256'], runner.input_digests(self.config))
     self.assertLen(tag['input_sha256'][image], 64)
-    image_io.save_image(image, np.ones((8, 8, 3), np.float32))  # Another picture of the same size.
+    writing.save_image(image, np.ones((8, 8, 3), np.float32))  # Another picture of the same size.
     with self.assertRaisesRegex(image_io.InputError, f"holds a run of other input files \\('{image}' changed"):
       self.run_problem(_problem())
     self.assertLen(self.finished, 1)
-    image_io.save_image(image, np.zeros((8, 8, 3), np.float32))  # The same bytes again: resumes.
+    writing.save_image(image, np.zeros((8, 8, 3), np.float32))  # The same bytes again: resumes.
     metrics = self.run_problem(_problem())
     self.assertEqual(metrics['status'], 'ok')
     with open(os.path.join(self.workdir, 'metrics.json')) as f:
@@ -223,7 +224,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
       real_fsync(fd)
 
-    with mock.patch('os.fsync', full_disk), self.assertRaises(image_io.OutputError) as ctx:
+    with mock.patch('os.fsync', full_disk), self.assertRaises(writing.OutputError) as ctx:
       outputs.write_outputs(self.workdir, self.config, images={'image': np.ones((4, 5, 3))},
                             metrics={'status': 'ok'}, summary=np.ones((4, 5, 3)))
     self.assertEqual(str(ctx.exception), f"cannot write '{self.workdir}/summary.png': No space left on device")

@@ -20,7 +20,9 @@ from absl.testing import absltest
 import numpy as np
 from PIL import Image
 
+from ddip_jax import clip_io
 from ddip_jax import image_io
+from ddip_jax import writing
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TINY = ['--config.num_steps=1', '--config.segmentation.hint_steps=1', '--config.max_side=32',
@@ -60,11 +62,11 @@ def _user_files(folder: str) -> None:
   for k in range(2):
     Image.fromarray(image_io.to_uint8(_blob_image(48, 64, 4 * k))).save(
         os.path.join(folder, 'photos', f'photo{k}.jpg'), quality=95)
-  image_io.save_image(os.path.join(folder, 'extra.png'), _blob_image(48, 64, 8))
+  writing.save_image(os.path.join(folder, 'extra.png'), _blob_image(48, 64, 8))
   frames = [_blob_image(48, 64, 3 * k) for k in range(12)]
   for k, frame in enumerate(frames):
-    image_io.save_image(os.path.join(folder, 'my_frames', f'frame_{k:02d}.png'), frame)
-  image_io.save_gif(os.path.join(folder, 'clip.gif'), np.stack(frames[:8]))
+    writing.save_image(os.path.join(folder, 'my_frames', f'frame_{k:02d}.png'), frame)
+  clip_io.save_gif(os.path.join(folder, 'clip.gif'), np.stack(frames[:8]))
 
 
 class ReadmeTest(absltest.TestCase):

@@ -24,6 +24,7 @@ from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax import writing
 from ddip_jax.tasks import segmentation
 
 _H, _W = 24, 32
@@ -80,8 +81,8 @@ def _end_to_end(tmp: str):
   config = default.get_config()
   config.image = os.path.join(tmp, 'in', 'image.png')
   config.gt_mask = os.path.join(tmp, 'in', 'gt.png')
-  image_io.save_image(config.image, image)
-  image_io.save_image(config.gt_mask, gt)
+  writing.save_image(config.image, image)
+  writing.save_image(config.gt_mask, gt)
   config.max_side = 16  # Works at 12x16, results come back at 24x32.
   config.num_steps = 10
   config.segmentation.hint_steps = 5
@@ -197,7 +198,7 @@ class BadInputTest(parameterized.TestCase):
     tmp = _tempdir(self)
     config = default.get_config()
     config.image = os.path.join(tmp, 'image.png')
-    image_io.save_image(config.image, _synthetic()[0])
+    writing.save_image(config.image, _synthetic()[0])
     missing = os.path.join(tmp, f'no_{field}.png')
     config[field] = missing
     with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimize was called')):
@@ -226,7 +227,7 @@ class HelpersTest(parameterized.TestCase):
     tmp = _tempdir(self)
     config = default.get_config()
     config.image = os.path.join(tmp, 'tiny.png')
-    image_io.save_image(config.image, np.zeros((7, 30, 3), np.float32))
+    writing.save_image(config.image, np.zeros((7, 30, 3), np.float32))
     with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimize was called')):
       with self.assertRaisesRegex(image_io.InputError, 'is 30x7: too small, .* at least 8 pixels'):
         segmentation.run(config, os.path.join(tmp, 'out'))

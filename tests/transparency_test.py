@@ -20,6 +20,7 @@ from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import tasks
+from ddip_jax import writing
 from ddip_jax.tasks import transparency
 
 _SIZE = 32
@@ -55,7 +56,7 @@ def _write(workdir, images):
   paths = {}
   for name, img in images.items():
     paths[name] = os.path.join(workdir, f'{name}.png')
-    image_io.save_image(paths[name], img)
+    writing.save_image(paths[name], img)
   return paths
 
 
@@ -325,7 +326,7 @@ class EndToEndTest(absltest.TestCase):
   def test_mixtures_of_different_sizes_are_refused(self):
     tmp = _tempdir(self)
     config, workdir = _two_mixtures_config(tmp)
-    image_io.save_image(config.transparency.image2, np.zeros((16, 16, 3), np.float32))
+    writing.save_image(config.transparency.image2, np.zeros((16, 16, 3), np.float32))
     with self.assertRaisesRegex(image_io.InputError, 'expected 32x32'):
       transparency.run(config, workdir)
 

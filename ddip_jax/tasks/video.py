@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import fgbg
@@ -50,6 +51,7 @@ from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import resume
+from ddip_jax import summary_picture
 
 # Per-frame outputs: a folder of PNGs and a GIF each (fg_hint, bg_hint: PNGs only).
 FRAME_LAYERS = ('fg', 'bg', 'mask', 'mask_binary', 'cutout')
@@ -213,7 +215,7 @@ def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], co
   rows = []
   for title, name in _SUMMARY_ROWS:
     panels = [(f'{title} {f}', full[f] if name is None else frames[f][name]) for f in picks]
-    rows.append(image_io.make_summary(panels, height=height))
+    rows.append(summary_picture.make_summary(panels, height=height))
   gap = np.ones((4, rows[0].shape[1], 3), np.float32)
   return np.concatenate([part for row in rows for part in (row, gap)][:-1])
 
@@ -248,10 +250,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """
   vid = config.video
   start = time.perf_counter()
-  full, names = image_io.load_frames(config.image)
+  full, names = clip_io.load_frames(config.image)
   num_frames, shape = len(full), full.shape[1:3]
   # Read before the optimisation: a bad path must not cost (and lose) a whole run.
-  gt = image_io.load_masks(config.gt_mask, count=num_frames, shape=shape) if config.gt_mask else None
+  gt = clip_io.load_masks(config.gt_mask, count=num_frames, shape=shape) if config.gt_mask else None
   first, _ = image_io.working_image(full[0], config.max_side, path=repr(config.image),
                                        min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
@@ -275,7 +277,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       images.update({f'{name}/{f:04d}': per_frame[f][name] for f in order})
     images.update({f'bg_hint/{f:04d}': image_io.resize_image(bg_hint[f], shape) for f in order})
     for name in FRAME_LAYERS:
-      image_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack([per_frame[f][name] for f in order]),
+      clip_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack([per_frame[f][name] for f in order]),
                         duration_ms=vid.gif_duration_ms)
     recomposed_psnr = [float(losses.psnr(jnp.asarray(per_frame[f]['recomposed'])[None], jnp.asarray(full[f])[None]))
                        for f in order]
