@@ -36,6 +36,7 @@ _GOLDEN = os.path.join(os.path.dirname(__file__), 'golden')
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RECORD = bool(os.environ.get('DDIP_JAX_RECORD_GOLDEN'))
 # Metrics of the wall clock and the machine: the only entries that may differ between runs.
+_NOT_COMPARED = 'present (holds timings; its layers are compared through the PNGs)'
 _VARYING = ('seconds', 'steps_per_second', 'hint_seconds', 'frames_per_second', 'environment')
 
 
@@ -79,7 +80,10 @@ def case_config(name: str) -> ml_collections.ConfigDict:
 
 
 def digests(workdir: str) -> dict[str, str]:
-  """SHA-256 of every file under `workdir` by relative path; metrics.json's without `_VARYING` entries."""
+  """SHA-256 of every file under `workdir` by relative path; metrics.json's without `_VARYING` entries.
+
+  A watermark run's `run<k>.npz` embeds its metrics with their timings: only its presence is compared.
+  """
   result = {}
   for folder, _, names in os.walk(workdir):
     for name in names:
@@ -88,6 +92,9 @@ def digests(workdir: str) -> dict[str, str]:
         data = f.read()
       if name == 'metrics.json':
         data = json.dumps(_stable(json.loads(data)), sort_keys=True).encode()
+      elif name.endswith('.npz'):  # A run's layers kept for a rerun, with its timings: they reach the PNGs.
+        result[os.path.relpath(path, workdir)] = _NOT_COMPARED
+        continue
       result[os.path.relpath(path, workdir)] = hashlib.sha256(data).hexdigest()
   return dict(sorted(result.items()))
 
