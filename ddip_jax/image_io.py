@@ -1,15 +1,15 @@
-"""Reading, writing and laying out images (numpy + Pillow, no JAX).
+"""Reading images (numpy + Pillow, no JAX): inputs and masks in, resized, at the working resolution.
 
-Everything that touches files for the Double-DIP tasks goes through here: input
-images and masks come in as float32 arrays in [0, 1]; results, metrics and the
-side-by-side `summary.png` go out atomically, so a crashed or concurrent run never
-leaves a half-written file where a finished one is expected.
+Input images and masks come in as float32 arrays in [0, 1] (`load_image`,
+`load_mask`), are resized (`resize_image`) and brought to the working
+resolution (`working_image`); the SHA-256 of the input files identify a run
+(`file_digests`). Clips are read by `clip_io`, results written by `writing`,
+the summary picture laid out by `summary_picture`.
 
 Any problem with a user-supplied file (missing, a directory, a FIFO, a broken
 link, empty, truncated, not an image, absurdly large) raises `InputError` with a
-one-line message naming the path, and any failure to write (disk full, no
-permission) `OutputError`, so the CLI can print it and exit non-zero instead of
-a traceback.
+one-line message naming the path, so the CLI can print it and exit non-zero
+instead of a traceback.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Writing results: files written atomically as a set (`write_files`), PNGs, JSON."""
+"""Writing results: files written atomically as a set (`write_files`), PNGs, JSON.
+
+A crashed or concurrent run never leaves a half-written file where a finished
+one is expected; any failure to write (disk full, no permission) raises
+`OutputError` with one line naming the file, which the CLI prints.
+"""
 
 from __future__ import annotations
 

@@ -37,9 +37,11 @@ _DISTRIBUTED = ('--coordinator_address', '--num_processes', '--process_id', '--d
 
 
 def readme_commands(text: str) -> list[str]:
-  """The `main.py` command lines of the fenced code blocks of `text` (continuations joined, comments off)."""
+  """The `main.py` command lines of the shell code blocks of `text` (continuations joined, comments off)."""
   commands = []
-  for block in re.findall(r'^```[a-z]*\n(.*?)^```', text, re.S | re.M):
+  for language, block in re.findall(r'^```([a-z]*)\n(.*?)^```', text, re.S | re.M):
+    if language in ('python', 'text'):  # Not shell: the Python API's example, the layout.
+      continue
     for line in block.replace('\\\n', ' ').splitlines():
       line = ' '.join(shlex.split(line, comments=True))  # Normalised; a comment line becomes empty.
       if 'main.py' in shlex.split(line):
