@@ -25,7 +25,7 @@ overall and inside the box (`metrics.box_scores`):
          --num_steps=7000 --set=watermark.step2_trains_clean=True), with
          --hint_steps / --num_steps / --runs overriding its schedule
          and --mask_weight its `watermark.mask_weight` (official: 0); the
-         de-blending variants (README) by --watermark_model, --exclusion_weight
+         de-blending variants (docs/watermark.md) by --watermark_model, --exclusion_weight
          and --clean_from (official: generator, 0, generator).
 
 Mode 'many' (--many_sets=white50,...; `MANY_SETS`): three photos under the

@@ -10,7 +10,7 @@ metrics.json also lists every restart's seed, status and score.
 
 Restarts run one after the other: on XLA:CPU a `vmap` over R sets of
 parameters turns every convolution into a grouped one and was slower per
-restart than running them in turn (README, Speed). This works for every task,
+restart than running them in turn (docs/speed.md). This works for every task,
 whatever its stages or passes, because it wraps the task's `run`.
 
 A restart that finished (its metrics.json says 'ok' for the same config) is
