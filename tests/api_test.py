@@ -44,7 +44,9 @@ class SegmentTest(absltest.TestCase):
     # (step, total, loss, psnr, stage): each stage reports its end.
     self.assertEqual([(c[0], c[1], c[4]) for c in calls if c[0] == c[1]],
                      [(3, 3, 'step1_hints'), (3, 3, 'step2_decompose')])
-    self.assertTrue(all(np.isfinite(c[2]) and np.isfinite(c[3]) for c in calls))
+    # Each stage opens with (0, total, nan, nan, stage); every later report has the loss and PSNR.
+    self.assertEqual([c[0] for c in calls if np.isnan(c[2])], [0, 0])
+    self.assertTrue(all(np.isfinite(c[3]) for c in calls if c[0] > 0))
     with self.assertRaises(Exception):
       result.fg = None  # Frozen.
 
