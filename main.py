@@ -23,14 +23,13 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from ddip_jax import api
 from ddip_jax import batch
 from ddip_jax import cli
-from ddip_jax import config_check
 from ddip_jax import engine
-from ddip_jax import image_io
-from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax import writing
 
 _DEFAULT_CONFIG = 'configs/zebra.py'
 # No default here: it would be loaded, with the command line's overrides, before
@@ -69,15 +68,14 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join('results', config_name)
   created = not os.path.exists(workdir)
   try:
-    config_check.validate(config)
+    tasks.validate(config)
     _enable_compilation_cache(_COMPILATION_CACHE.value)
     batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                  force=_DISTRIBUTED.value)
     logging.info('task %s, writing to %s', config.task, workdir)
     if config.inputs:
       return 1 if any(row.failed for row in batch.run(config, workdir, overwrite=_OVERWRITE.value)) else 0
-    metrics, already_done = runner.run(functools.partial(restarts.run, tasks.TASKS[config.task]), config, workdir,
-                                       overwrite=_OVERWRITE.value)
+    metrics, already_done = api.run_config(config, workdir, overwrite=_OVERWRITE.value)
   except engine.Interrupted as err:
     where = getattr(err, 'workdir', workdir)
     if config.loop.checkpoint_every > 0:
@@ -89,8 +87,7 @@ def main(argv):
   except KeyboardInterrupt:  # Before or after the optimisation, or a second Ctrl-C.
     print('interrupted', file=sys.stderr)
     return 128 + signal.SIGINT
-  except (image_io.InputError, image_io.OutputError, config_check.ConfigError, engine.NumericalError,
-          engine.CheckpointError) as err:
+  except (*runner.RUN_ERRORS, writing.OutputError) as err:
     if created and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:

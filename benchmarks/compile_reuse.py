@@ -30,6 +30,7 @@ from configs import zebra
 from ddip_jax import batch
 from ddip_jax import image_io
 from ddip_jax import restarts
+from ddip_jax import writing
 from ddip_jax.tasks import segmentation
 
 _RESTARTS = flags.DEFINE_integer('restarts', 2, 'Restarts of one image.')
@@ -38,7 +39,7 @@ _MAX_SIDE = flags.DEFINE_integer('max_side', 64, 'Working resolution (longest si
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', 100, 'Segmentation step-1 iterations.')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', 100, 'Segmentation step-2 iterations.')
 
-STEP_NAME = 'jit(chunk)'  # The engine's jitted function of its steps (engine.STEP_FUNCTION_NAME).
+STEP_NAME = 'jit(chunk)'  # The engine's jitted function of its steps (compile_cache.STEP_FUNCTION_NAME).
 
 
 class CompileCounter:
@@ -107,7 +108,7 @@ def main(argv):
     photo = image_io.load_image(config.image)
     variants = [photo, photo[:, ::-1], photo[::-1], photo[::-1, ::-1]][:_IMAGES.value]
     for i, image in enumerate(variants):
-      image_io.save_image(os.path.join(tmp, 'in', f'image_{i}.png'), np.ascontiguousarray(image))
+      writing.save_image(os.path.join(tmp, 'in', f'image_{i}.png'), np.ascontiguousarray(image))
     config = config_for()
     config.inputs = os.path.join(tmp, 'in', '*.png')
     before, start = counter.snapshot(), time.perf_counter()

@@ -53,6 +53,8 @@ from configs import dehaze as dehaze_config
 from configs import dehaze_faithful as dehaze_faithful_config
 from benchmarks import runs_log
 from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
 from ddip_jax.tasks import dehaze
 from scripts import make_dehaze
 
@@ -107,8 +109,8 @@ def make_inputs(name: str, folder: str) -> dict[str, str]:
   clean, depth = make_dehaze.load_scene()
   hazy, _ = make_dehaze.add_haze(clean, depth, beta=beta, airlight=airlight)
   paths = {'clean': os.path.join(folder, 'clean.png'), 'hazy': os.path.join(folder, 'hazy.png')}
-  image_io.save_image(paths['clean'], clean)
-  image_io.save_image(paths['hazy'], hazy)
+  writing.save_image(paths['clean'], clean)
+  writing.save_image(paths['hazy'], hazy)
   return paths
 
 
@@ -142,16 +144,16 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
   start = time.perf_counter()
   if method == 'hazy':
     return [{**base, 'method': 'hazy', 'steps': None, 'airlight': None, 'seconds': 0.0,
-             **dehaze.image_scores(hazy, clean)}]
+             **metrics_lib.image_scores(hazy, clean)}]
   config = _config('ddip', paths)
   if method == 'dcp':
     radius = int(round(config.dehaze.guided_radius * max(hazy.shape[:2])))
     dehazed, t, airlight = dark_channel_prior(hazy, radius=radius, eps=config.dehaze.guided_eps,
                                               opencv_compat=config.dehaze.guided_opencv)
     for file, img in (('dehazed', dehazed), ('transmission', t)):
-      image_io.save_image(os.path.join(folder, 'dcp', f'{file}.png'), img)
+      writing.save_image(os.path.join(folder, 'dcp', f'{file}.png'), img)
     return [{**base, 'method': 'dcp', 'steps': None, 'airlight': airlight.tolist(),
-             'seconds': time.perf_counter() - start, **dehaze.image_scores(dehazed, clean)}]
+             'seconds': time.perf_counter() - start, **metrics_lib.image_scores(dehazed, clean)}]
   config = _config(method, paths)
   metrics = dehaze.run(config, os.path.join(folder, re.sub(r'[^\w.=-]+', '_', _run_name(method))))
   records = []

@@ -38,6 +38,8 @@ from configs import zebra_faithful
 from ddip_jax import config_check
 from ddip_jax import grow
 from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
 from ddip_jax.tasks import segmentation
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/default.py', 'Config of the Double-DIP methods.')
@@ -167,11 +169,11 @@ def main(argv):
           t0 = time.perf_counter()
           masks = grabcut_masks(case_dir)
           seconds = (time.perf_counter() - t0) / len(masks)
-          new = [{'case': case, 'method': n, 'seed': 0, 'iou': segmentation.iou(m, gt), 'seconds': seconds}
+          new = [{'case': case, 'method': n, 'seed': 0, 'iou': metrics_lib.iou(m, gt), 'seconds': seconds}
                  for n, m in masks.items()]
           os.makedirs(os.path.join(workdir, 'grabcut', case), exist_ok=True)
           for n, m in masks.items():
-            image_io.save_image(os.path.join(workdir, 'grabcut', case, f'{n}.png'), m.astype(np.float32))
+            writing.save_image(os.path.join(workdir, 'grabcut', case, f'{n}.png'), m.astype(np.float32))
         else:
           method_seeds = _FAITHFUL_SEEDS.value if method == 'faithful' else _SEEDS.value
           if seed not in map(int, method_seeds) or (case, method, seed) in done:

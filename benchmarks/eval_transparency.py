@@ -49,7 +49,8 @@ import numpy as np
 from configs import textures as textures_config
 from configs import transparency as transparency_config
 from benchmarks import runs_log
-from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
 from ddip_jax.tasks import transparency
 from scripts import make_transparency as mixtures_lib
 
@@ -143,7 +144,7 @@ def _save_inputs(folder: str, inputs: dict[str, Any]) -> dict[str, str]:
   named.update(gt1=inputs['truths'][0], gt2=inputs['truths'][1])
   for name, img in named.items():
     paths[name] = os.path.join(folder, f'{name}.png')
-    image_io.save_image(paths[name], img)
+    writing.save_image(paths[name], img)
   return paths
 
 
@@ -200,10 +201,10 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
   if method.startswith('fastica'):
     on = 'pixels' if method == 'fastica_pixels' else 'gradients'
     layers = fastica_layers(inputs['mixtures'], _SEED.value, on=on)
-    scores = transparency.layer_metrics(layers, inputs['truths'])
+    scores = metrics_lib.layer_pair_scores(layers, inputs['truths'])
     record.update(seconds=time.perf_counter() - start, steps=None)
     for k, layer in enumerate(layers, start=1):
-      image_io.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
+      writing.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
   else:
     config = _config(regime, method, paths)
     metrics = transparency.run(config, os.path.join(folder, method))

@@ -42,9 +42,10 @@ import numpy as np
 
 from benchmarks import runs_log
 from configs import video as video_config
+from ddip_jax import clip_io
 from ddip_jax import hints
-from ddip_jax import image_io
-from ddip_jax.tasks import segmentation
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
 from ddip_jax.tasks import video
 from scripts import make_video
 
@@ -140,12 +141,12 @@ def run_one(name: str, method: str) -> dict[str, Any]:
     ious = metrics['iou_per_frame']
     record.update(frames_per_second=metrics['frames_per_second'], recomposed_psnr=metrics['recomposed_psnr'])
   else:
-    frames, _ = image_io.load_frames(os.path.join(folder, 'frames'))
-    gt = image_io.load_masks(os.path.join(folder, 'masks'), count=len(frames), shape=frames.shape[1:3])
+    frames, _ = clip_io.load_frames(os.path.join(folder, 'frames'))
+    gt = clip_io.load_masks(os.path.join(folder, 'masks'), count=len(frames), shape=frames.shape[1:3])
     masks = mog2_masks(frames) if method == 'mog2' else median_masks(frames)
-    ious = [segmentation.iou(m, g) for m, g in zip(masks, gt)]
+    ious = [metrics_lib.iou(m, g) for m, g in zip(masks, gt)]
     for k, m in enumerate(masks):
-      image_io.save_image(os.path.join(_OUT_DIR.value, name, method, f'{k:04d}.png'), m)
+      writing.save_image(os.path.join(_OUT_DIR.value, name, method, f'{k:04d}.png'), m)
   record.update(seconds=time.perf_counter() - start, iou_per_frame=ious, mean_iou=float(np.mean(ious)),
                 mean_iou_after_first=float(np.mean(ious[1:])))
   return record

@@ -12,7 +12,7 @@ box around it. The watermarked image is rounded to 8 bits as a PNG, like the
 demo (chelsea_white50 is the demo image itself at the default size).
 
 Methods, every result scored against the clean photo with dm-pix PSNR/SSIM,
-overall and inside the box (`watermark.scores`):
+overall and inside the box (`metrics.box_scores`):
   input: the watermarked image itself (what doing nothing scores);
   telea: `cv2.inpaint(..., cv2.INPAINT_TELEA)` of the whole box (radius 3),
          which discards what shows through the watermark;
@@ -25,7 +25,7 @@ overall and inside the box (`watermark.scores`):
          --num_steps=7000 --set=watermark.step2_trains_clean=True), with
          --hint_steps / --num_steps / --runs overriding its schedule
          and --mask_weight its `watermark.mask_weight` (official: 0); the
-         de-blending variants (README) by --watermark_model, --exclusion_weight
+         de-blending variants (docs/watermark.md) by --watermark_model, --exclusion_weight
          and --clean_from (official: generator, 0, generator).
 
 Mode 'many' (--many_sets=white50,...; `MANY_SETS`): three photos under the
@@ -56,6 +56,8 @@ from configs import watermark as watermark_config
 from configs import watermark_many as watermark_many_config
 from ddip_jax import hints
 from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
 from ddip_jax.tasks import watermark
 from scripts import make_transparency
 from scripts import make_watermark
@@ -115,7 +117,7 @@ def _write_case(photo: str, colour: tuple[float, float, float], opacity: float, 
   paths = {}
   for key, img in images.items():
     paths[key] = os.path.join(folder, f'{key}.png')
-    image_io.save_image(paths[key], img)
+    writing.save_image(paths[key], img)
   return paths
 
 
@@ -172,7 +174,7 @@ def run_one(case: str, method: str) -> dict[str, Any]:
   paths = make_case(case, os.path.join(folder, 'inputs'))
   image, truth = image_io.load_image(paths['image']), image_io.load_image(paths['clean'])
   box_mask = image_io.load_mask(paths['box'], shape=truth.shape[:2])
-  box = watermark.bounding_box(box_mask)
+  box = metrics_lib.bounding_box(box_mask)
   record: dict[str, Any] = {'case': case, 'method': method, 'size': _SIZE.value, 'steps': None}
   start = time.perf_counter()
   if method == 'input':
@@ -204,8 +206,8 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     record['steps'] = steps
   record['seconds'] = time.perf_counter() - start
   if method != 'input':
-    image_io.save_image(os.path.join(folder, f'{method}.png'), result)
-  record.update(watermark.scores(result, truth, box))
+    writing.save_image(os.path.join(folder, f'{method}.png'), result)
+  record.update(metrics_lib.box_scores(result, truth, box))
   return record
 
 
@@ -236,7 +238,7 @@ def run_many(name: str) -> list[dict[str, Any]]:
     for method, (result, method_steps) in results.items():
       record = {'case': f'many_{name}/{photo}', 'method': method, 'size': _SIZE.value, 'steps': method_steps,
                 'seconds': seconds if method == 'ddip_many' else 0.0}
-      record.update(watermark.scores(result, truth, watermark.bounding_box(box_mask)))
+      record.update(metrics_lib.box_scores(result, truth, metrics_lib.bounding_box(box_mask)))
       records.append(record)
   return records
 

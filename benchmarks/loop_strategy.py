@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from configs import zebra
+from ddip_jax import compile_cache
 from ddip_jax import engine
 from ddip_jax import hints
 from ddip_jax import image_io
@@ -32,7 +33,7 @@ def time_strategy(problem: engine.Problem, strategy: str, per_call: int) -> tupl
   """(compile seconds, median ms/step) of the problem's main stage."""
   stage = problem.stages[-1]
   state, step_fn = engine.initial_state(problem, stage, key=jax.random.key(0))
-  chunk = engine.make_chunk(step_fn, strategy, per_call, engine.compiler_options(engine.LoopOptions()))
+  chunk = compile_cache.make_chunk(step_fn, strategy, per_call, compile_cache.compiler_options(engine.LoopOptions()))
   key = jax.random.key(1)
   start = time.perf_counter()
   state = jax.block_until_ready(chunk(state, key))

@@ -45,6 +45,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from ddip_jax import compile_cache
+
 _TASKS = flags.DEFINE_list('tasks', ['segmentation', 'transparency'], 'Architectures to time.')
 _SIZES = flags.DEFINE_list('sizes', ['64', '128', '256', '512'], 'Square image sides.')
 _LARGE = flags.DEFINE_list('large_tasks', ['segmentation'], 'Tasks also timed at sides above 256.')
@@ -85,7 +87,7 @@ def jax_stepper(task: str, size: int, cpu_convolutions: str = 'eigen'):
   from configs import transparency as transparency_config  # pylint: disable=g-import-not-at-top
   from configs import zebra  # pylint: disable=g-import-not-at-top
   from ddip_jax import engine  # pylint: disable=g-import-not-at-top
-  from ddip_jax import outputs  # pylint: disable=g-import-not-at-top
+  from ddip_jax import resume  # pylint: disable=g-import-not-at-top
   from ddip_jax.tasks import segmentation  # pylint: disable=g-import-not-at-top
   from ddip_jax.tasks import transparency  # pylint: disable=g-import-not-at-top
 
@@ -102,11 +104,11 @@ def jax_stepper(task: str, size: int, cpu_convolutions: str = 'eigen'):
     problem = transparency.build_problem(config, rng.random((2, size, size, 3), np.float32), jax.random.key(0))
   stage = problem.stages[-1]  # The main stage.
   config.loop.cpu_convolutions = cpu_convolutions
-  options = outputs.loop_options(config)
+  options = resume.loop_options(config)
   strategy, per_call = engine.resolve_strategy(options)
   state, step_fn = engine.initial_state(problem, stage, key=jax.random.key(1),
                                         num_perturbations=options.num_perturbations)
-  chunk = engine.make_chunk(step_fn, strategy, per_call, engine.compiler_options(options))
+  chunk = compile_cache.make_chunk(step_fn, strategy, per_call, compile_cache.compiler_options(options))
   key = jax.random.key(2)
   holder = [state]
 

@@ -6,7 +6,7 @@ r"""Times the watermark task's independent runs one after another vs batched wit
 Builds the main stage of configs/watermark.py (or, with --mode=many,
 configs/watermark_many.py) on the demo image resized to --size, once for a
 single run and once with --runs runs batched (every generator's parameters
-with a leading run axis, `watermark.batched_generator`), and reports for each
+with a leading run axis, `models.batched_generator`), and reports for each
 the compile time and the median ms per step, then the time per run-step:
 sequential runs cost runs x (one run's step) and compile once (they share
 the compiled step), batched ones one batched step.
@@ -25,6 +25,7 @@ from configs import watermark as watermark_config
 from configs import watermark_many as watermark_many_config
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import watermark_io
 from ddip_jax.tasks import watermark
 
 _RUNS = flags.DEFINE_integer('runs', 3, 'Runs batched together.')
@@ -35,7 +36,7 @@ _MODE = flags.DEFINE_enum('mode', 'hint', watermark.MODES, 'Which demo config to
 def build(runs: int) -> engine.Problem:
   """The demo's watermark problem with `runs` runs (1: a plain one)."""
   config = (watermark_config if _MODE.value == 'hint' else watermark_many_config).get_config()
-  inputs = watermark.load_inputs(config)
+  inputs = watermark_io.load_inputs(config)
   shape = (_SIZE.value, _SIZE.value)
   images = np.stack([image_io.resize_image(img, shape) for img in inputs.working])
   hint = None

@@ -8,7 +8,7 @@ MSE + 0.005 StdLoss(t), Adam lr 1e-3, 4000 iterations, no early stop,
 guided-filter refinement of t. Ours differs in three choices: one pass (official: two, the second with a
 learned airlight map), a dark-channel prior term MSE(t, t_dcp) on t for the
 first 75% of the iterations, and 1000 iterations (official: 4000); measured in
-README.md, "Dehazing".
+docs/dehaze.md.
 Inputs with a side of 800 px or more are downscaled below 800 px (the
 official code also rounds the sides to multiples of 32; our generators take any
 size, see models.canvas_shape); the results come back at full size.
@@ -30,7 +30,7 @@ def get_config():
   # pulled to the dark-channel estimate, then left to the reconstruction for the
   # last quarter of the iterations. Without the prior t follows the scene's
   # brightness rather than its depth, and the official second pass ends worse
-  # than the first; with it to the end t stays level with He et al.'s (README).
+  # than the first; with it to the end t stays level with He et al.'s (docs/dehaze.md).
   config.dehaze.passes = 1
   config.dehaze.transmission_prior = 'dark_channel'
   config.dehaze.transmission_prior_weight = 1.0

@@ -2,7 +2,7 @@
 
 `configs/dehaze.py` with the official choices it changes: two passes (the
 second with a learned airlight map tied to the first's), no dark-channel
-prior on the transmission, 4000 iterations a pass. Measured in README.md ("Dehazing").
+prior on the transmission, 4000 iterations a pass. Measured in docs/dehaze.md.
 """
 
 from configs import dehaze

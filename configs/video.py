@@ -9,7 +9,7 @@ it runs 100. The horse is small (38 px wide, legs 1-2 px), so the mask's
 guided filter uses a radius of 3% of the longer side, not segmentation's 10%
 (which erases the legs). With so few iterations, compiling is a large part
 of the run: one step per compiled call compiles about twice as fast as the
-CPU default of two (and runs as fast). Measurements in README.md.
+CPU default of two (and runs as fast). Measurements in docs/video.md.
 """
 
 from configs import default

@@ -4,7 +4,7 @@ The demo (`scripts/make_watermark.py`, data/README.md) is a cat photo under a
 semi-transparent text-and-logo watermark; the run reports PSNR/SSIM of the
 result against the clean photo, inside the box and overall. The official
 networks and losses (`configs/watermark_faithful.py`), with three changes of
-ours that the evaluation in README.md ("Watermark removal") measured:
+ours that the evaluation in docs/watermark.md measured:
 - the hint is the watermark's strokes found in the box (`stroke_polarity`:
   'auto' guesses light or dark; say 'light' or 'dark' when you know), so C
   inpaints only them and the pixels between them keep the input;

@@ -7,7 +7,7 @@ and schedule are the official ones: C and W (5 scales, 8..128 channels, skip 4
 at the two deepest, kernel 5), M (4 scales, 8..64, kernel 3), step 1 4000
 iterations (C only), step 2 7000, Adam lr 1e-3, 3 runs and their medians.
 On 2 CPU cores this takes hours (about 33 minutes a run). On the demo it ends
-with the whole box as watermark (README, "Watermark removal"): configs/watermark.py
+with the whole box as watermark (docs/watermark.md): configs/watermark.py
 is what we recommend.
 """
 

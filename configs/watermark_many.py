@@ -9,7 +9,7 @@ iterations, Adam lr 1e-3, perturbation 0.001 * (it // 400) on the clean
 generators' inputs, 3 runs and their medians. One change of ours: the input
 is kept only where W M < 0.1 (official) and the watermark also changes the
 clean image by less than 0.2, max_c |M (W - C_k)|, so that a dark watermark
-is removed too (README, "Watermark removal").
+is removed too (docs/watermark.md).
 """
 
 from configs import watermark_faithful

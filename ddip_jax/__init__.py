@@ -1,3 +1,20 @@
-"""ddip_jax: Double-DIP (unsupervised image decomposition via coupled deep image priors) in JAX."""
+"""ddip_jax: Double-DIP (unsupervised image decomposition via coupled deep image priors) in JAX.
+
+The Python API (`ddip_jax/api.py`): `segment`, `separate`, `dehaze`, `remove_watermark`,
+`decompose_video`, each returning numpy layers and metrics.
+"""
+
+from ddip_jax.api import ConfigError
+from ddip_jax.api import decompose_video
+from ddip_jax.api import dehaze
+from ddip_jax.api import Dehazing
+from ddip_jax.api import InputError
+from ddip_jax.api import remove_watermark
+from ddip_jax.api import segment
+from ddip_jax.api import Segmentation
+from ddip_jax.api import separate
+from ddip_jax.api import Separation
+from ddip_jax.api import VideoDecomposition
+from ddip_jax.api import WatermarkRemoval
 
 __version__ = '0.1.0'

@@ -10,8 +10,8 @@ transparency and video (files only; none: the config's demo).
 The page runs exactly what the command line runs: each Run writes the photo
 and the painted strokes as hint PNGs to a run folder (`<runs_dir>/<run>/input/`),
 builds the config with the command line's own parser and checks
-(`cli.parse`, `config_check.validate`) from the `main.py` arguments it shows,
-and calls `runner.run` with the task's run function, into `<run>/output/`.
+(`cli.parse`, `tasks.validate`) from the `main.py` arguments it shows,
+and calls `api.run_config` (what `main.py` calls), into `<run>/output/`.
 Progress and previews come from `engine.observe`; the Stop button stops the
 run as Ctrl-C does, keeping the best result so far. One run at a time: runs
 from other browser tabs wait in Gradio's queue.
@@ -21,7 +21,6 @@ import argparse
 from collections.abc import Callable, Generator
 import contextlib
 import dataclasses
-import functools
 import html
 import json
 import os
@@ -42,15 +41,15 @@ from ml_collections import config_flags
 import numpy as np
 from PIL import Image
 
+from ddip_jax import api
 from ddip_jax import cli
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
-from ddip_jax import outputs as outputs_lib
-from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax import writing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CONFIG = 'configs/zebra.py'  # The zebra demo: its own image, and its ground truth for the IoU.
@@ -65,8 +64,7 @@ _STROKE_ALPHA = 64
 SETTINGS = (('num_steps', 'Steps (step 2)'), ('segmentation.hint_steps', 'Hint steps (step 1)'),
             ('seed', 'Seed'), ('restarts', 'Restarts'), ('max_side', 'Max side (px)'))
 # Errors whose message is one line for the user, as main.py prints them.
-USER_ERRORS = (image_io.InputError, image_io.OutputError, config_check.ConfigError, cli.UsageError,
-               engine.NumericalError, engine.CheckpointError)
+USER_ERRORS = runner.RUN_ERRORS + (writing.OutputError, cli.UsageError)
 _PREVIEW_SECONDS = 2.0  # Previews are fetched from the device at most this often.
 # Metrics named in the status line of a finished run (those a run has).
 _SHOWN_METRICS = ('best_recon_psnr', 'iou', 'foreground_fraction', 'recomposed_psnr', 'mean_psnr', 'mean_iou')
@@ -165,7 +163,7 @@ def parse_config(args: list[str]) -> ml_collections.ConfigDict:
                                   lock_config=True, sys_argv=argv)
   cli.parse(argv, flag_values, default_config=PHOTO_CONFIG)
   config = flag_values[cli.CONFIG_FLAG].value
-  config_check.validate(config)
+  tasks.validate(config)
   return config
 
 
@@ -204,7 +202,7 @@ class Snapshot:
 
 
 class Run:
-  """One run of a task in a worker thread: `runner.run` with the task's run function, as `main.py` calls it.
+  """One run of a task in a worker thread: `api.run_config`, as `main.py` calls it.
 
   The worker thread observes its `engine.optimize` calls (`engine.observe`)
   to keep a `Snapshot` and to stop when asked (`stop`).
@@ -264,10 +262,9 @@ class Run:
     return 'stop button' if self._stop.is_set() else None
 
   def _work(self) -> None:
-    task = tasks.TASKS[self.config.task]
     try:
       with engine.observe(self._observe):
-        self.metrics, _ = runner.run(functools.partial(restarts.run, task), self.config, self.workdir)
+        self.metrics, _ = api.run_config(self.config, self.workdir)
     except engine.Interrupted as err:
       self.stopped = True
       # The best result so far is written, with its metrics ('stopped: ...'), unless none was made yet.
@@ -317,7 +314,7 @@ def write_segmentation_inputs(folder: str, *, photo: str | None, layers: list[np
   for name, hint in (('fg_hint', fg), ('bg_hint', bg)):
     if hint.any():
       paths[name] = os.path.join(folder, 'input', f'{name}.png')
-      image_io.save_image(paths[name], hint.astype(np.float32))
+      writing.save_image(paths[name], hint.astype(np.float32))
   return paths
 
 
@@ -368,7 +365,7 @@ def automatic_hints(photo: np.ndarray, config_file: str) -> tuple[np.ndarray, np
     image_io.InputError: nothing stands out of the photo, or it is too small.
   """
   config = cli.load_config_file(os.path.join(REPO, config_file))
-  working, _ = outputs_lib.working_image(photo, config.max_side, path='the photo',
+  working, _ = image_io.working_image(photo, config.max_side, path='the photo',
                                          min_side=2 ** len(config.generator.channels_down))
   fg, bg, _ = hints_lib.resolve_hints(working, fg_path=None, bg_path=None, method=config.segmentation.auto_hints)
   return image_io.resize_image(fg, photo.shape[:2]) > 0.5, image_io.resize_image(bg, photo.shape[:2]) > 0.5
@@ -626,7 +623,7 @@ class WatermarkPage(_PhotoTab):
         args.append(f'--config.image={relative(photo)}')
       if box is not None:
         hint = os.path.join(folder, 'input', 'box.png')
-        image_io.save_image(hint, box)
+        writing.save_image(hint, box)
         args.append(f'--config.watermark.hint={relative(hint)}')
       return args + _setting_args(dict(zip((f for f, _ in SETTINGS), settings)), extra)
 

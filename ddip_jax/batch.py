@@ -27,7 +27,6 @@ from collections.abc import Sequence
 import contextlib
 import csv
 import dataclasses
-import functools
 import glob
 import io
 import json
@@ -44,19 +43,19 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from ddip_jax import api
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
-from ddip_jax import outputs
-from ddip_jax import restarts
+from ddip_jax import resume
 from ddip_jax import runner
-from ddip_jax import tasks
+from ddip_jax import writing
 
 RESULTS = 'results.csv'
 _FIXED_COLUMNS = ('image', 'output', 'status', 'process', 'device', 'seconds')
 _KV_TIMEOUT_MS = 7 * 24 * 3600 * 1000  # Process 0 waits this long for another process's rows.
 # Errors that concern one image: reported, and the batch goes on.
-IMAGE_ERRORS = (image_io.InputError, config_check.ConfigError, engine.NumericalError, engine.CheckpointError)
+IMAGE_ERRORS = runner.RUN_ERRORS
 _STATUS_WORDS = {'error': 'failed', 'busy': 'running in another process'}
 
 
@@ -160,8 +159,7 @@ def run_image(config: ml_collections.ConfigDict, path: str, workdir: str, row: R
   row.device = str(next(iter(jnp.zeros(()).devices())))  # Where this thread's computations go.
   start = time.perf_counter()
   try:
-    metrics, done = runner.run(functools.partial(restarts.run, tasks.TASKS[single.task]), single, workdir,
-                               overwrite=overwrite)
+    metrics, done = api.run_config(single, workdir, overwrite=overwrite)
     if done:
       logging.info('%s: already done in %s', path, workdir)
     row.status, row.metrics = 'ok', _scalars(metrics)
@@ -207,7 +205,7 @@ def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir:
 
   # Daemon threads: a second Ctrl-C quits at once instead of waiting for them.
   threads = [threading.Thread(target=work, args=(d,), daemon=True, name=f'ddip-{d}') for d in devices]
-  with outputs.stop_on_signals():  # Shared with the threads' runs: Ctrl-C stops them all cleanly.
+  with resume.stop_on_signals():  # Shared with the threads' runs: Ctrl-C stops them all cleanly.
     for t in threads:
       t.start()
     for t in threads:
@@ -291,7 +289,7 @@ def _write_results(workdir: str, rows: Sequence[dict[str, Any]]) -> None:
   # UTF-8 text whatever the names' bytes: a byte of a name that is not UTF-8 (which os.fsdecode keeps
   # as a surrogate) is written as \xNN.
   text = _csv_text(rows).encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
-  image_io.write_bytes(os.path.join(workdir, RESULTS), text.encode('utf-8'))
+  writing.write_bytes(os.path.join(workdir, RESULTS), text.encode('utf-8'))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = False) -> list[Row]:

@@ -94,7 +94,7 @@ def _fields(config: ml_collections.ConfigDict, prefix: str = '') -> list[str]:
   return names
 
 
-def _unknown_field(argv: list[str], config: ml_collections.ConfigDict) -> str | None:
+def unknown_field(argv: list[str], config: ml_collections.ConfigDict) -> str | None:
   """A message for the first `--config.<field>` override of `argv` that `config` has no field for."""
   known = _fields(config)
   fields = [name for name in known if not isinstance(config_check.get_field(config, name), ml_collections.ConfigDict)]
@@ -178,7 +178,7 @@ def parse(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS, *, defau
     rest = flag_values(argv)
   except Exception as err:  # pylint: disable=broad-except  # absl and ml_collections raise many kinds.
     file_config = load_config_file(_config_argument(argv))
-    unknown = _unknown_field(argv, file_config)
+    unknown = unknown_field(argv, file_config)
     if unknown:
       raise UsageError(unknown) from err
     if isinstance(err, flags.Error):

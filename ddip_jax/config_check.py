@@ -79,14 +79,11 @@ def _check_numbers(config: ml_collections.ConfigDict) -> None:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks the fields every task uses.
+  """Checks the fields every task uses (`tasks.validate` checks the task's own fields too).
 
   Raises:
     ConfigError: naming the first invalid field.
   """
-  from ddip_jax import tasks  # pylint: disable=g-import-not-at-top
-
-  require(config.task in tasks.TASKS, 'task', f'unknown task (one of {sorted(tasks.TASKS)})', config.task)
   require(bool(config.get('image')) or bool(config.get('inputs')), 'image',
           'an input image path is required (or config.inputs for many images)', config.get('image'))
   _check_numbers(config)
@@ -121,6 +118,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
           "must be 'eigen' or 'xla_default'", loop.cpu_convolutions)
   require(loop.checkpoint_every >= 0, 'loop.checkpoint_every', 'must be >= 0 (0: no checkpoints)',
           loop.checkpoint_every)
-  task_validate = getattr(tasks.TASKS[config.task], 'validate', None)
-  if task_validate is not None:
-    task_validate(config)

@@ -10,23 +10,16 @@ chunked), `vmap` over noise perturbations, on-device best-result tracking,
 early stopping, NaN/Inf detection, progress reporting, checkpoints and resuming,
 and stopping cleanly on request (Ctrl-C, SIGTERM).
 
-Checkpoints are one msgpack file written with `flax.serialization` (atomically:
-temporary file + rename). It holds the current stage's whole `TrainState` (all
-parameters, batch_stats, Adam state, step, best result so far), the finished
-stages' metrics and best outputs, and the root key's data. Because per-step keys
-are `fold_in(key, step)` and a resumed stage runs the same compiled chunks from
-the same chunk boundary, a resumed run ends bit-identical to an uninterrupted one.
+Checkpoints (their format: `checkpoint_io`) make a resumed run end bit-identical
+to an uninterrupted one.
 """
 
-import collections
 from collections.abc import Callable, Iterator, Mapping, Sequence
 import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
-import sys
 import threading
 import time
 from typing import Any, NamedTuple
@@ -38,9 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tqdm
 
-from ddip_jax import image_io
+from ddip_jax import checkpoint_io
+from ddip_jax import compile_cache
+from ddip_jax import models
+from ddip_jax import progress_report
 
 PyTree = Any
 Outputs = dict[str, jax.Array]
@@ -76,10 +71,6 @@ class Interrupted(Stopped):
   def __init__(self, message: str, reason: str):
     super().__init__(message)
     self.reason = reason
-
-
-class CheckpointError(ValueError):
-  """A checkpoint file cannot be read or belongs to another run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,24 +132,6 @@ class LoopOptions:
   cpu_convolutions: str = 'eigen'
 
 
-@dataclasses.dataclass(frozen=True)
-class Checkpointing:
-  """Where and how often `optimize` saves its state (see the module docstring).
-
-  Attributes:
-    path: the checkpoint file; if it exists, `optimize` resumes from it.
-    every: steps between periodic saves, made at the first chunk boundary at or
-      after each multiple. The end of every stage is saved too, and so is the
-      step at which a stop was requested.
-    tag: identifies the run (e.g. its config as JSON); a checkpoint with another
-      tag is refused.
-  """
-
-  path: str
-  every: int = 500
-  tag: str = ''
-
-
 class TrainState(NamedTuple):
   step: jax.Array
   params: PyTree
@@ -189,53 +162,6 @@ class Result:
   last: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def apply_generators(
-    generators: Mapping[str, nn.Module],
-    params: PyTree,
-    batch_stats: PyTree,
-    inputs: Mapping[str, jax.Array],
-) -> tuple[Outputs, PyTree]:
-  """Runs each named generator on its input (train-mode BatchNorm).
-
-  Returns:
-    (outputs, new_batch_stats), both keyed like `inputs`.
-  """
-  outputs, new_stats = {}, {}
-  for name, z in inputs.items():
-    out, updates = generators[name].apply(
-        {'params': params[name], 'batch_stats': batch_stats[name]}, z, mutable=['batch_stats'])
-    outputs[name] = out
-    new_stats[name] = updates['batch_stats']
-  return outputs, {**batch_stats, **new_stats}
-
-
-# Compiler options of programs that run once (initialisation): compile fast, run slower.
-INIT_COMPILER_OPTIONS = (('xla_backend_optimization_level', '0'),)
-
-
-def init_generators(
-    generators: Mapping[str, nn.Module], inputs: Mapping[str, jax.Array], key: jax.Array
-) -> tuple[PyTree, PyTree]:
-  """Initialises every generator with its own key folded from `key`.
-
-  One jitted program for all of them: run eagerly, every initialiser of every
-  parameter shape is compiled on its own (about twenty small programs, 10-30 s
-  of a cold start on a 2-core CPU). It runs once, so it is compiled without
-  LLVM's optimisations (`INIT_COMPILER_OPTIONS`): about 4x faster to compile.
-  """
-
-  def init(key, inputs):
-    params, batch_stats = {}, {}
-    for i, name in enumerate(sorted(generators)):
-      variables = generators[name].init(jax.random.fold_in(key, i), inputs[name])
-      params[name] = variables.get('params', {})  # A module may hold only state.
-      batch_stats[name] = variables.get('batch_stats', {})
-    return params, batch_stats
-
-  options = dict(INIT_COMPILER_OPTIONS) if _accepts_compiler_options(INIT_COMPILER_OPTIONS) else {}
-  return jax.jit(init, compiler_options=options)(key, dict(inputs))
-
-
 def resolve_strategy(options: LoopOptions) -> tuple[str, int]:
   """Picks the loop strategy for the current backend (see benchmarks/loop_strategy.py).
 
@@ -252,35 +178,6 @@ def resolve_strategy(options: LoopOptions) -> tuple[str, int]:
   if jax.default_backend() == 'cpu':
     return 'step', 1
   return 'scan', 10
-
-
-# XLA:CPU hands these kinds of operations to the YNNPACK library; its default
-# (jax 0.10) also hands it every convolution. Without them the DIP convolutions
-# run in XLA's Eigen kernels: 6-18% less time per step for our generators at
-# 64-512 px (`benchmarks/step_time.py --xla_default_too`).
-# Reductions stay in YNNPACK: XLA's own are slower still.
-_YNN_FUSION_OPTION = 'xla_cpu_experimental_ynn_fusion_type'
-_YNN_WITHOUT_CONVOLUTIONS = 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'
-
-
-@functools.cache
-def _accepts_compiler_options(options: tuple[tuple[str, str], ...]) -> bool:
-  """Whether this jaxlib's compiler knows `options` (older ones lack the YNNPACK option)."""
-  try:
-    jax.jit(lambda x: x + 1, compiler_options=dict(options)).lower(np.float32(0)).compile()
-  except Exception:  # pylint: disable=broad-exception-caught  # Any refusal means: do not use them.
-    return False
-  return True
-
-
-def compiler_options(options: LoopOptions) -> dict[str, str]:
-  """XLA compiler options for the compiled steps on the default backend (see `cpu_convolutions`)."""
-  if options.cpu_convolutions == 'xla_default' or jax.default_backend() != 'cpu':
-    return {}
-  if options.cpu_convolutions != 'eigen':
-    raise ValueError(f'unknown cpu_convolutions {options.cpu_convolutions!r}')
-  wanted = ((_YNN_FUSION_OPTION, _YNN_WITHOUT_CONVOLUTIONS),)
-  return dict(wanted) if _accepts_compiler_options(wanted) else {}
 
 
 def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_perturbations: int):
@@ -333,102 +230,16 @@ def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_pertur
 def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int,
                  state: TrainState, key: jax.Array,
                  options: dict[str, str]) -> Callable[[TrainState, jax.Array], TrainState]:
-  """The compiled chunk of a stage's steps, as `chunk(state, key) -> state`.
+  """The compiled chunk of a stage's steps, as `chunk(state, key) -> state` (`compile_cache.cached_jit`).
 
-  A task's loss functions close over its data (image, hints, noise inputs...).
-  Left in the traced step, those would be constants of the compiled program,
-  and every restart or image would compile it anew (seconds to a minute on a
-  CPU). So the chunk is traced to a jaxpr, whose constants are exactly that
-  data, and the jaxpr is compiled as a function of its constants, memoised on
-  the jaxpr's text and the arguments' structure: a run whose step computes the
-  same thing on other data of the same shapes (another restart, another image
-  of the same size) reuses the compiled executable. The numbers are those of
-  compiling the same program anew, so results do not depend on what ran before.
-  `options` are XLA compiler options (`compiler_options`).
+  A task's loss functions close over its data (image, hints, noise inputs...);
+  the cache compiles the chunk as a function of that data, so that another
+  restart or image of the same size reuses the compiled executable.
+  `options` are XLA compiler options (`compile_cache.compiler_options`).
   """
   step_fn = _make_step(stage, optax.adam(stage.learning_rate), num_perturbations)
-  closed, out_shape = jax.make_jaxpr(_chunk_fn(step_fn, strategy, num_steps), return_shape=True)(state, key)
-  in_tree, out_tree = jax.tree.structure((state, key)), jax.tree.structure(out_shape)
-  cache_key = (str(closed.jaxpr), in_tree, out_tree, tuple(map(jax.typeof, closed.consts)),
-               tuple(sorted(options.items())))
-  with _COMPILED_LOCK:
-    compiled = _COMPILED.pop(cache_key, None)
-    if compiled is None:
-      jaxpr = closed.jaxpr
-
-      def chunk(consts, state, key):  # pylint: disable=redefined-outer-name  # STEP_FUNCTION_NAME.
-        flat = jax.core.eval_jaxpr(jaxpr, consts, *jax.tree.leaves((state, key)))
-        return jax.tree.unflatten(out_tree, flat)
-
-      compiled = jax.jit(chunk, donate_argnums=1, compiler_options=options)
-    _COMPILED[cache_key] = compiled  # Most recently used last.
-    while len(_COMPILED) > _COMPILED_SIZE:
-      _COMPILED.pop(next(iter(_COMPILED)))
-  return functools.partial(compiled, closed.consts)
-
-
-# The compiled chunks of `_stage_chunk`, least recently used first.
-_COMPILED: dict[tuple[Any, ...], Callable[..., TrainState]] = {}
-_COMPILED_LOCK = threading.Lock()  # Runs on several devices use it from several threads.
-_COMPILED_SIZE = 8
-
-
-# The name of the engine's jitted function of its steps, in compilation logs and events.
-STEP_FUNCTION_NAME = 'jit(chunk)'
-
-
-class Compilations:
-  """XLA compilations by function name, with their seconds (see `count_compilations`)."""
-
-  def __init__(self):
-    self.count: collections.Counter[str] = collections.Counter()
-    self.seconds: collections.Counter[str] = collections.Counter()
-
-  @property
-  def steps(self) -> int:
-    """How many compilations of the engine's steps."""
-    return self.count[STEP_FUNCTION_NAME]
-
-  def on_event(self, event: str, duration: float, **kwargs) -> None:
-    if event == '/jax/core/compile/backend_compile_duration':
-      self.count[kwargs.get('fun_name', '?')] += 1
-      self.seconds[kwargs.get('fun_name', '?')] += duration
-
-
-@contextlib.contextmanager
-def count_compilations() -> Iterator[Compilations]:
-  """Counts the XLA compilations made in the block (all threads), from `jax.monitoring` events."""
-  compilations = Compilations()
-  jax.monitoring.register_event_duration_secs_listener(compilations.on_event)
-  try:
-    yield compilations
-  finally:
-    jax.monitoring.unregister_event_duration_listener(compilations.on_event)
-
-
-def _chunk_fn(step_fn, strategy: str, num_steps: int):
-  """A function running `num_steps` steps of `step_fn` (a `lax.scan` for 'scan')."""
-  if strategy == 'scan' and num_steps > 1:
-
-    def chunk(state, key):
-      return jax.lax.scan(lambda s, _: (step_fn(s, key), None), state, None, length=num_steps)[0]
-
-  else:
-
-    def chunk(state, key):
-      for _ in range(num_steps):
-        state = step_fn(state, key)
-      return state
-
-  return chunk
-
-
-def make_chunk(step_fn, strategy: str, num_steps: int, options: dict[str, str] | None = None):
-  """A jitted function running `num_steps` steps; the state buffer is donated.
-
-  `options`: XLA compiler options (`compiler_options`).
-  """
-  return jax.jit(_chunk_fn(step_fn, strategy, num_steps), donate_argnums=0, compiler_options=options)
+  return compile_cache.cached_jit(compile_cache.chunk_fn(step_fn, strategy, num_steps), state, key,
+                                  options=options)
 
 
 def initial_state(
@@ -453,7 +264,7 @@ def initial_state(
     (state, step_fn) with step_fn(state, stage_key) -> next state.
   """
   if params is None:
-    params, batch_stats = init_generators(problem.generators, problem.inputs, key)
+    params, batch_stats = models.init_generators(problem.generators, problem.inputs, key)
   optimizer = optax.adam(stage.learning_rate)
   names = stage.trainable or tuple(params)
   state = TrainState(
@@ -492,71 +303,6 @@ def observe(observer: Observer) -> Iterator[None]:
     yield
   finally:
     _OBSERVER.observer = previous
-
-
-class _Progress:
-  """A tqdm bar whose loss/PSNR postfix is fetched from the device at most twice a second."""
-
-  def __init__(self, stage: Stage, enabled: bool, initial: int = 0):
-    self._stage, self._done, self._observer = stage, initial, getattr(_OBSERVER, 'observer', None)
-    interactive = sys.stderr.isatty()
-    self._bar = tqdm.tqdm(
-        total=stage.num_steps, initial=initial, desc=stage.name, disable=not enabled, file=sys.stderr,
-        mininterval=0.5 if interactive else 15.0, dynamic_ncols=True, unit='it')
-    self._last = 0.0
-    self._interval = 0.5 if interactive else 15.0
-
-  def update(self, n: int, state: TrainState) -> str | None:
-    """Advances the bar by `n` steps; returns the observer's stop reason, if any."""
-    self._bar.update(n)
-    self._done += n  # Not the bar's count: a disabled bar does not count.
-    reason = self._observer(self._stage, self._done, state) if self._observer is not None else None
-    now = time.monotonic()
-    if not self._bar.disable and now - self._last > self._interval:
-      self._last = now
-      self._bar.set_postfix(loss=f'{float(state.loss):.4f}', psnr=f'{float(state.psnr):.2f}', refresh=False)
-    return reason
-
-  def close(self):
-    self._bar.close()
-
-
-_CHECKPOINT_VERSION = 1
-
-
-def load_checkpoint(path: str) -> dict[str, Any]:
-  """Reads a checkpoint written by `optimize` (host arrays, not yet validated).
-
-  Raises:
-    CheckpointError: the file cannot be read or is not such a checkpoint.
-  """
-  try:
-    with open(path, 'rb') as f:
-      payload = serialization.msgpack_restore(f.read())
-  except OSError as err:
-    raise CheckpointError(f'cannot read checkpoint {path!r}: {err.strerror or err}') from err
-  except Exception as err:  # msgpack raises many kinds of errors on bad data.
-    raise CheckpointError(f'checkpoint {path!r} is corrupt ({type(err).__name__}); '
-                          'delete it to start the run over') from err
-  if not isinstance(payload, dict) or payload.get('version') != _CHECKPOINT_VERSION:
-    raise CheckpointError(f'{path!r} is not a checkpoint of this version of ddip_jax; '
-                          'delete it to start the run over')
-  return payload
-
-
-def _restore_like(template: PyTree, saved: Any, path: str) -> PyTree:
-  """`saved` (a state dict) restored into the structure of `template`, shapes and dtypes checked."""
-  try:
-    restored = serialization.from_state_dict(template, saved)
-  except (ValueError, KeyError, TypeError) as err:
-    raise CheckpointError(f'checkpoint {path!r} does not fit this problem ({err})') from err
-  for (where, want), got in zip(jax.tree_util.tree_leaves_with_path(template), jax.tree.leaves(restored)):
-    got = np.asarray(got)
-    if got.shape != want.shape or got.dtype != want.dtype:
-      raise CheckpointError(
-          f'checkpoint {path!r} does not fit this problem: {jax.tree_util.keystr(where)} is '
-          f'{got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}')
-  return jax.device_put(restored)
 
 
 def _finite_by_generator(params: PyTree) -> dict[str, bool]:
@@ -640,7 +386,7 @@ def optimize(
     key: jax.Array,
     options: LoopOptions = LoopOptions(),
     on_check: Callable[[str, TrainState], None] | None = None,
-    checkpoint: Checkpointing | None = None,
+    checkpoint: checkpoint_io.Checkpointing | None = None,
     stop: Callable[[], str | None] | None = None,
 ) -> Result:
   """Runs all stages of a problem and returns the best outputs.
@@ -665,23 +411,23 @@ def optimize(
     NumericalError: the loss or a parameter became non-finite; `err.result`
       holds the best outputs so far.
     Interrupted: `stop` asked for it; `err.result` as above.
-    CheckpointError: the checkpoint file is unreadable or of another run.
+    checkpoint_io.CheckpointError: the checkpoint file is unreadable or of another run.
   """
   strategy, per_call = resolve_strategy(options)
-  xla_options = compiler_options(options)
+  xla_options = compile_cache.compiler_options(options)
   key_data = np.asarray(jax.random.key_data(key))
   stage_list = [[s.name, s.num_steps] for s in problem.stages]
-  params, batch_stats = init_generators(problem.generators, problem.inputs, jax.random.fold_in(key, 0))
+  params, batch_stats = models.init_generators(problem.generators, problem.inputs, jax.random.fold_in(key, 0))
   record = _Record(metrics={'loop_strategy': strategy, 'steps_per_call': per_call, 'stages': {}})
   saved, first = None, 0
   if checkpoint is not None and os.path.exists(checkpoint.path):
-    saved = load_checkpoint(checkpoint.path)
+    saved = checkpoint_io.load_checkpoint(checkpoint.path)
     if saved.get('tag') != checkpoint.tag:
-      raise CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run of another config; '
-                            'delete it or use another workdir')
+      raise checkpoint_io.CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run of another config; '
+                                          'delete it or use another workdir')
     if not np.array_equal(saved.get('key'), key_data) or saved.get('stages') != stage_list:
-      raise CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run with another seed or stages; '
-                            'delete it or use another workdir')
+      raise checkpoint_io.CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run with another seed or '
+                                          'stages; delete it or use another workdir')
     first = int(saved['stage'])
     rec = saved['record']
     record = _Record(json.loads(rec['metrics']), dict(rec['best']), float(rec['best_psnr']),
@@ -690,13 +436,13 @@ def optimize(
 
   def save(index: int, state: TrainState, done: int, complete: bool, stage_seconds: float) -> None:
     payload = {
-        'version': _CHECKPOINT_VERSION, 'tag': checkpoint.tag, 'key': key_data, 'stages': stage_list,
+        'tag': checkpoint.tag, 'key': key_data, 'stages': stage_list,
         'stage': index, 'done': done, 'complete': complete, 'stage_seconds': stage_seconds,
         'state': serialization.to_state_dict(jax.device_get(state)),
         'record': {'metrics': json.dumps(record.metrics), 'best': record.best, 'best_psnr': record.best_psnr,
                    'best_step': record.best_step, 'seconds': record.seconds + time.perf_counter() - start},
     }
-    image_io.write_bytes(checkpoint.path, serialization.msgpack_serialize(payload))
+    checkpoint_io.save(checkpoint.path, payload)
 
   for index, stage in enumerate(problem.stages):
     if index < first:
@@ -706,11 +452,12 @@ def optimize(
                              num_perturbations=options.num_perturbations)
     done, complete, seconds_before = 0, False, 0.0
     if saved is not None and index == first:
-      state = _restore_like(state, saved['state'], checkpoint.path)
+      state = checkpoint_io.restore_like(state, saved['state'], checkpoint.path)
       done, complete, seconds_before = int(saved['done']), bool(saved['complete']), float(saved['stage_seconds'])
       logging.info('resuming from %s: stage %r, step %d', checkpoint.path, stage.name, done)
     finished_before = complete  # Its metrics and best are in `record` already.
-    progress = _Progress(stage, options.progress and not complete, initial=done)
+    progress = progress_report.Progress(stage, options.progress and not complete, initial=done)
+    observer = getattr(_OBSERVER, 'observer', None)
     stage_start = time.perf_counter()
     reason, stopped_early, chunks = None, False, {}
     try:
@@ -720,7 +467,8 @@ def optimize(
           chunks[n] = _stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key, xla_options)
         state = chunks[n](state, stage_key)
         prev, done = done, done + n
-        observed = progress.update(n, state)
+        progress.update(n, state)
+        observed = observer(stage, done, state) if observer is not None else None
         reason = (stop() if stop is not None else None) or observed
         check = _crossed(prev, done, options.check_every) or done == stage.num_steps
         periodic = checkpoint is not None and _crossed(prev, done, checkpoint.every)

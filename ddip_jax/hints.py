@@ -33,6 +33,7 @@ import chex
 import numpy as np
 from scipy import ndimage
 
+from ddip_jax import clip_io
 from ddip_jax import image_io
 
 
@@ -275,7 +276,7 @@ def resolve_hints(
   Args:
     image: (H, W, 3) working image in [0, 1], or a clip (F, H, W, 3).
     fg_path: foreground hint PNG or None; for a clip, a folder of one PNG per
-      frame or one PNG for every frame (`image_io.load_masks`).
+      frame or one PNG for every frame (`clip_io.load_masks`).
     bg_path: background hint, likewise.
     method: automatic method for hints not given (`automatic_hints`).
 
@@ -293,7 +294,7 @@ def resolve_hints(
   for name, path in (('fg_hint', fg_path), ('bg_hint', bg_path)):
     if path:
       if image.ndim == 4:
-        hint = image_io.load_masks(path, count=image.shape[0], shape=shape)
+        hint = clip_io.load_masks(path, count=image.shape[0], shape=shape)
       else:
         hint = image_io.load_mask(path, shape=shape, keep_thin=True)
       hint = (hint > 0.5).astype(np.float32)

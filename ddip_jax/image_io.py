@@ -1,15 +1,15 @@
-"""Reading, writing and laying out images (numpy + Pillow, no JAX).
+"""Reading images (numpy + Pillow, no JAX): inputs and masks in, resized, at the working resolution.
 
-Everything that touches files for the Double-DIP tasks goes through here: input
-images and masks come in as float32 arrays in [0, 1]; results, metrics and the
-side-by-side `summary.png` go out atomically, so a crashed or concurrent run never
-leaves a half-written file where a finished one is expected.
+Input images and masks come in as float32 arrays in [0, 1] (`load_image`,
+`load_mask`), are resized (`resize_image`) and brought to the working
+resolution (`working_image`); the SHA-256 of the input files identify a run
+(`file_digests`). Clips are read by `clip_io`, results written by `writing`,
+the summary picture laid out by `summary_picture`.
 
 Any problem with a user-supplied file (missing, a directory, a FIFO, a broken
 link, empty, truncated, not an image, absurdly large) raises `InputError` with a
-one-line message naming the path, and any failure to write (disk full, no
-permission) `OutputError`, so the CLI can print it and exit non-zero instead of
-a traceback.
+one-line message naming the path, so the CLI can print it and exit non-zero
+instead of a traceback.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
-import json
 import os
 import re
-import secrets
 import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from absl import logging
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence
+from PIL import Image, ImageOps
+
+
 
 __all__ = [
     "InputError",
@@ -57,10 +57,6 @@ __all__ = [
 _PNG16_LOW_RAWMODE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 # ITU-R 601-2 luma, the weights Pillow uses for RGB -> L.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-_TITLE_HEIGHT = 18  # Pixels of the title strip above each summary panel.
-_GAP = 4  # Pixels of white between summary panels.
-
-
 class InputError(ValueError):
   """A user-supplied file cannot be used; the message is one printable line."""
 
@@ -76,7 +72,7 @@ _FILE_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (nam
                (stat.S_ISBLK, "is a block device"))
 
 
-def _check_file(path: str) -> None:
+def check_file(path: str) -> None:
   """Refuses, saying what it is, a path that is not a non-empty regular file."""
   try:
     info = os.stat(path)
@@ -152,7 +148,7 @@ def _pixels(im: Image.Image, low: Image.Image | None) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _decoding(path: str) -> Iterator[None]:
+def decoding(path: str) -> Iterator[None]:
   """Turns whatever decoding `path` raises into a one-line `InputError`.
 
   Past Image.MAX_IMAGE_PIXELS (~89 Mpx) Pillow only warns; inside this block
@@ -189,8 +185,8 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
     InputError: for any file that cannot be decoded.
   """
   path = os.fspath(path)
-  _check_file(path)
-  with _decoding(path), Image.open(path) as im:
+  check_file(path)
+  with decoding(path), Image.open(path) as im:
     tiles = list(im.tile)
     im.load()  # Decode now so truncated data fails here, not later.
     low = _png16_low_bytes(path, im, tiles)
@@ -204,6 +200,11 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
   if pixels.shape[0] == 0 or pixels.shape[1] == 0:
     raise InputError(f"cannot read {path!r}: image has no pixels")
   return pixels
+
+
+def frame_pixels(frame: Image.Image) -> np.ndarray:
+  """An animation frame's pixels as `load_image` gives an image's (any alpha composited over white)."""
+  return _over_white(_pixels(frame.copy(), None))
 
 
 def _over_white(pixels: np.ndarray) -> np.ndarray:
@@ -295,7 +296,7 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
   return int(shape[0]), int(shape[1])
 
 
-def _check_image(img: npt.ArrayLike, *, what: str) -> np.ndarray:
+def check_image(img: npt.ArrayLike, *, what: str) -> np.ndarray:
   arr = np.asarray(img)
   if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (1, 3))):
     raise ValueError(f"{what} must be (H, W), (H, W, 1) or (H, W, 3), "
@@ -354,89 +355,28 @@ def to_uint8(img: npt.ArrayLike) -> np.ndarray:
   return np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
 
 
-class OutputError(OSError):
-  """A result cannot be written (disk full, no permission, ...); the message is one printable line."""
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")  # Frame files of a folder (any case).
 
 
-def write_files(files: dict[str, bytes]) -> None:
-  """Writes several files atomically, as a set: all to temporary files, then all renamed over.
-
-  Parent directories are created. A reader sees each file old or new, never a
-  part; if anything fails before the renames, no file is replaced (earlier
-  results stay whole) and no temporary file is left.
-
-  Args:
-    files: path -> the bytes to write there.
-
-  Raises:
-    OutputError: naming the file that could not be written and why.
-  """
-  staged = []  # (temporary file, final path), in order.
-  try:
-    for path, data in files.items():
-      target = os.path.abspath(os.fspath(path))
-      parent, name = os.path.split(target)
-      try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        # os.open with 0o666 lets the umask decide the final permissions, unlike
-        # tempfile's 0o600.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        staged.append((tmp, target))
-        with os.fdopen(fd, "wb") as f:
-          f.write(data)
-          f.flush()
-          os.fsync(f.fileno())
-      except OSError as e:
-        raise OutputError(f"cannot write {os.fspath(path)!r}: {e.strerror or e}") from e
-    for tmp, target in staged:
-      try:
-        os.replace(tmp, target)
-      except OSError as e:
-        raise OutputError(f"cannot write {target!r}: {e.strerror or e}") from e
-  except BaseException:
-    for tmp, _ in staged:
-      try:
-        os.unlink(tmp)
-      except FileNotFoundError:
-        pass
-    raise
+def _natural_key(name: str) -> list[Any]:
+  """Sort key comparing runs of digits as numbers: frame2 < frame10."""
+  return [int(part) if part.isdigit() else part.lower()
+          for part in re.split(r"(\d+)", name)]
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-  """Writes one file atomically (`write_files`); raises `OutputError`."""
-  write_files({path: data})
-
+def frame_files(folder: str) -> list[str]:
+  """The PNG/JPEG files of `folder`, in natural name order (raises OSError)."""
+  names = [n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES)
+           and os.path.isfile(os.path.join(folder, n))]
+  return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 def _expand_folders(paths: Sequence[str]) -> Iterator[str]:
   """`paths`, each readable folder replaced by its frame files."""
   for path in paths:
     try:
-      yield from _frame_files(path) if os.path.isdir(path) else [path]
+      yield from frame_files(path) if os.path.isdir(path) else [path]
     except OSError:
       continue
-
-
-def encode_png(img: npt.ArrayLike) -> bytes:
-  """An image as PNG bytes, values rounded to 8 bits by `to_uint8`.
-
-  Args:
-    img: float (H, W), (H, W, 1) or (H, W, 3) in [0, 1]; outside is clipped.
-
-  Raises:
-    ValueError: `img` has another shape.
-  """
-  arr = _check_image(img, what="img")
-  pixels = to_uint8(arr[..., 0] if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
-  buf = io.BytesIO()
-  Image.fromarray(pixels).save(buf, format="PNG")
-  return buf.getvalue()
-
-
-def save_image(path: str | os.PathLike[str], img: npt.ArrayLike) -> None:
-  """Writes an image as PNG (whatever the suffix) atomically (`encode_png`, `write_bytes`)."""
-  write_bytes(path, encode_png(img))
-
 
 def file_digests(paths: Sequence[str]) -> dict[str, str]:
   """SHA-256 (hex) of the content of every input file among `paths`.
@@ -463,239 +403,35 @@ def file_digests(paths: Sequence[str]) -> dict[str, str]:
   return digests
 
 
-def _jsonable(obj: Any) -> Any:
-  """Replaces numpy (and JAX) scalars and arrays by Python ones, recursively."""
-  if isinstance(obj, dict):
-    return {(k.item() if isinstance(k, np.generic) else k): _jsonable(v)
-            for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
-  if isinstance(obj, np.generic):
-    return obj.item()
-  if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
-    return np.asarray(obj).tolist()
-  if isinstance(obj, os.PathLike):
-    return os.fspath(obj)
-  return obj
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-  """Writes `obj` as indented JSON atomically; parent directories are created.
-
-  numpy / JAX scalars and arrays become numbers and (nested) lists, paths become
-  strings. Non-finite floats are written as NaN / Infinity (Python's default).
-
-  Args:
-    path: the output file.
-    obj: dicts, lists, tuples, strings, numbers, None, numpy values.
-
-  Raises:
-    TypeError: something in `obj` has no JSON form.
-  """
-  write_bytes(path, json_bytes(obj))
-
-
-def json_bytes(obj: Any) -> bytes:
-  """`obj` as indented JSON text (see `write_json`), UTF-8."""
-  return (json.dumps(_jsonable(obj), indent=2) + "\n").encode("utf-8")
-
-
-def _fit_title(draw: ImageDraw.ImageDraw, title: str, font: Any,
-               width: int) -> str:
-  """Shortens `title` with an ellipsis until it fits in `width` pixels."""
-  if draw.textlength(title, font=font) <= width:
-    return title
-  while title and draw.textlength(title + "...", font=font) > width:
-    title = title[:-1]
-  return title + "..." if title else ""
-
-
-def make_summary(
-    panels: Sequence[tuple[str, npt.ArrayLike]], *, height: int = 256
-) -> np.ndarray:
-  """Lays out titled images side by side, for `summary.png`.
-
-  Each image is resized to `height` keeping its aspect ratio (`resize_image`) and
-  clipped to [0, 1]; gray images are shown as gray RGB. Panels are separated by a
-  white gap; each has a white title strip above it, in Pillow's default font,
-  shortened with '...' if wider than the panel.
-
-  Args:
-    panels: (title, image) pairs, image float (H, W), (H, W, 1) or (H, W, 3).
-    height: pixel height of every image row.
-
-  Returns:
-    float32 (height + title strip, sum of widths + gaps, 3) in [0, 1].
-
-  Raises:
-    ValueError: no panels, a bad image shape, or height < 1.
-  """
-  if not panels:
-    raise ValueError("make_summary needs at least one panel")
-  if height < 1:
-    raise ValueError(f"height must be positive, got {height}")
-  images = []
-  for title, img in panels:
-    arr = _check_image(img, what=f"panel {title!r}")
-    arr = np.clip(np.nan_to_num(arr.astype(np.float32), nan=0.0), 0.0, 1.0)
-    arr = arr if arr.ndim == 3 else arr[..., None]
-    width = max(1, round(arr.shape[1] * height / arr.shape[0]))
-    arr = resize_image(arr, (height, width))
-    images.append(np.repeat(arr, 3, axis=-1) if arr.shape[-1] == 1 else arr)
-  total_w = sum(a.shape[1] for a in images) + _GAP * (len(images) - 1)
-  canvas = np.ones((_TITLE_HEIGHT + height, total_w, 3), np.float32)
-  strip = Image.new("RGB", (total_w, _TITLE_HEIGHT), "white")
-  draw = ImageDraw.Draw(strip)
-  font = ImageFont.load_default()
-  x = 0
-  for (title, _), arr in zip(panels, images):
-    w = arr.shape[1]
-    canvas[_TITLE_HEIGHT:, x:x + w] = arr
-    text = _fit_title(draw, str(title), font, w - 2)
-    # Centred by hand: bitmap fonts (Pillow without FreeType) take no anchor.
-    _, top, _, bottom = draw.textbbox((0, 0), text or " ", font=font)
-    draw.text((x + 1, (_TITLE_HEIGHT - (bottom - top)) // 2 - top), text,
-              fill="black", font=font)
-    x += w + _GAP
-  canvas[:_TITLE_HEIGHT] = np.asarray(strip, np.float32) / 255.0
-  return canvas
-
-
 # Video clips: a folder of frames or an animated GIF.
 
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")  # Frame files of a folder (any case).
-
-
-def _natural_key(name: str) -> list[Any]:
-  """Sort key comparing runs of digits as numbers: frame2 < frame10."""
-  return [int(part) if part.isdigit() else part.lower()
-          for part in re.split(r"(\d+)", name)]
-
-
-def list_frames(folder: str | os.PathLike[str]) -> list[str]:
-  """The PNG/JPEG files of `folder` in natural name order (frame2 before frame10).
-
-  Raises:
-    InputError: `folder` is missing, not a folder or holds no frame file.
-  """
-  folder = os.fspath(folder)
-  if not os.path.isdir(folder):
-    raise InputError(f"cannot read {folder!r}: no such folder")
-  try:
-    frames = _frame_files(folder)
-  except OSError as e:
-    raise InputError(f"cannot read {folder!r}: {e.strerror or e}") from e
-  if not frames:
-    raise InputError(f"{folder!r} holds no PNG or JPEG frames")
-  return frames
-
-
-def _frame_files(folder: str) -> list[str]:
-  """The PNG/JPEG files of `folder`, in natural name order (raises OSError)."""
-  names = [n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES)
-           and os.path.isfile(os.path.join(folder, n))]
-  return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
-
-
-def _gif_frames(path: str) -> list[np.ndarray]:
-  """Every frame of an animated GIF as RGB floats (transparency over white)."""
-  _check_file(path)
-  with _decoding(path), Image.open(path) as im:
-    if im.format != "GIF":
-      raise InputError(f"{path!r} is a {im.format or 'non-GIF'} file, not an animated GIF "
-                       "(give a folder of frames or a GIF)")
-    # Pillow composes each frame over the previous ones (GIF disposal rules).
-    return [_over_white(_pixels(frame.copy(), None))
-            for frame in ImageSequence.Iterator(im)]
-
-
-def load_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
-  """Loads a clip: a folder of PNG/JPEG frames or an animated GIF.
-
-  Frames of a folder are read in natural name order (`list_frames`) with
-  `load_image`'s conversions; a GIF's frames as Pillow composes them.
+def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
+                  path: str = 'the image') -> tuple[np.ndarray, float]:
+  """Downscales an image so that its longer side is at most `max_side`.
 
   Args:
-    path: a folder of frames or an animated GIF file.
+    image: (H, W, C) float in [0, 1].
+    max_side: the working resolution's longest side (<= 0: no limit).
+    min_side: the shortest side the working image may have.
+    path: names the image in messages.
 
   Returns:
-    (frames, names): float32 (F, H, W, 3) in [0, 1] with F >= 2, and a name
-    per frame (its file name, or `frame_<k>` for a GIF).
+    (working image, scale) with scale = working side / original side (<= 1).
 
   Raises:
-    InputError: missing path, empty folder, unreadable frame or GIF, a single
-      frame, or frames of different sizes.
+    InputError: the working image has a side shorter than `min_side`.
   """
-  path = os.fspath(path)
-  if os.path.isdir(path):
-    files = list_frames(path)
-    frames = [load_image(f) for f in files]
-    names = [os.path.basename(f) for f in files]
-  else:
-    frames = _gif_frames(path)
-    files = names = [f"frame_{k:04d}" for k in range(len(frames))]
-  if len(frames) < 2:
-    raise InputError(f"{path!r} has {len(frames)} frame; a video needs at least 2 "
-                     "(segment a single image with task 'segmentation')")
-  first = frames[0].shape
-  for file, frame in zip(files, frames):
-    if frame.shape != first:
-      raise InputError(
-          f"frames differ in size: {file!r} is {frame.shape[1]}x{frame.shape[0]}, "
-          f"{files[0]!r} is {first[1]}x{first[0]}; all frames of {path!r} must have one size")
-  return np.stack(frames), names
-
-
-def load_masks(path: str | os.PathLike[str], *, count: int,
-               shape: tuple[int, int]) -> np.ndarray:
-  """Per-frame masks (hints, ground truth) of a clip of `count` frames.
-
-  Args:
-    path: a folder with one mask per frame, in the frames' natural name order
-      (`list_frames`), or one mask file used for every frame.
-    count: the clip's number of frames F.
-    shape: (H, W) of the frames; masks of another size are resized as by
-      `load_mask`.
-
-  Returns:
-    float32 (F, H, W) in [0, 1].
-
-  Raises:
-    InputError: unreadable masks, or a folder whose number of masks is not F.
-  """
-  path = os.fspath(path)
-  if not os.path.isdir(path):
-    return np.repeat(load_mask(path, shape=shape)[None], count, axis=0)
-  files = list_frames(path)
-  if len(files) != count:
-    raise InputError(f"{path!r} holds {len(files)} masks, but the clip has {count} frames")
-  return np.stack([load_mask(f, shape=shape) for f in files])
-
-
-def save_gif(path: str | os.PathLike[str], frames: npt.ArrayLike, *,
-             duration_ms: int = 100) -> None:
-  """Writes frames as a looping animated GIF, atomically.
-
-  Colour frames are quantised to 256 colours each (GIF's limit). Pillow merges
-  identical consecutive frames into one shown for their summed duration, so a
-  still layer (e.g. a static background) gives a one-frame GIF.
-
-  Args:
-    path: the output file.
-    frames: float (F, H, W), (F, H, W, 1) or (F, H, W, 3) in [0, 1].
-    duration_ms: display time of each frame.
-
-  Raises:
-    ValueError: `frames` has another shape or no frame.
-  """
-  arr = np.asarray(frames, np.float32)
-  if arr.ndim == 4 and arr.shape[-1] == 1:
-    arr = arr[..., 0]
-  if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[-1] == 3)) or 0 in arr.shape:
-    raise ValueError(f"frames must be (F, H, W), (F, H, W, 1) or (F, H, W, 3) with no empty "
-                     f"axis, got {np.shape(frames)}")
-  images = [Image.fromarray(to_uint8(frame)) for frame in arr]
-  buf = io.BytesIO()
-  images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
-                 duration=duration_ms, loop=0)
-  write_bytes(path, buf.getvalue())
+  height, width = image.shape[:2]
+  longest = max(height, width)
+  working, scale = image, 1.0
+  if 0 < max_side < longest:
+    scale = max_side / longest
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    working = resize_image(image, shape)
+    logging.info('%s is %dx%d: working at %dx%d (max_side=%d), results come back at full size',
+                 path, width, height, shape[1], shape[0], max_side)
+  if min(working.shape[:2]) < min_side:
+    scaled = f', {working.shape[1]}x{working.shape[0]} at max_side={max_side}' if scale < 1 else ''
+    raise InputError(f'{path} is {width}x{height}{scaled}: too small, the generators need '
+                              f'sides of at least {min_side} pixels')
+  return working, scale

@@ -13,12 +13,14 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from ddip_jax import metrics
+
 # Floor of the denominators of `extended_l1` and `gray_loss`. Small enough not to
 # change any value a real mask produces, large enough that 1 / floor is finite.
 _DENOMINATOR_FLOOR = 1e-12
 _GRAY_FLOOR = 1e-6
-# MSE floor of `psnr`: caps the PSNR of identical images at 100 dB.
-_MSE_FLOOR = 1e-10
+# MSE floor of `psnr`: caps the PSNR of identical images at `metrics.PSNR_CAP` (100 dB).
+_MSE_FLOOR = 10.0 ** (-metrics.PSNR_CAP / 10)
 
 
 def _assert_image_pair(a: jax.Array, b: jax.Array) -> None:

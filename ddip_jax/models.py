@@ -21,7 +21,8 @@ canvas rounded up to the next multiple (`canvas_shape`) and its output is
 centre-cropped back to the image (`center_crop`); the noise covers the canvas.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+import dataclasses
 import math
 from typing import Any
 
@@ -31,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddip_jax import compile_cache
 from ddip_jax import filters
 
 
@@ -288,3 +290,97 @@ def video_noise_from_config(gen_config, key: jax.Array, shape: tuple[int, int], 
   """`make_video_noise` from a config's `generator` section: (F, H, W, input_depth)."""
   return make_video_noise(key, shape, gen_config.input_depth, num_frames, var=gen_config.noise_var,
                           correlation=correlation, method=gen_config.noise_method)
+
+
+def apply_generators(
+    generators: Mapping[str, nn.Module],
+    params: Any,
+    batch_stats: Any,
+    inputs: Mapping[str, jax.Array],
+) -> tuple[dict[str, jax.Array], Any]:
+  """Runs each named generator on its input (train-mode BatchNorm).
+
+  Returns:
+    (outputs, new_batch_stats), both keyed like `inputs`.
+  """
+  outputs, new_stats = {}, {}
+  for name, z in inputs.items():
+    out, updates = generators[name].apply(
+        {'params': params[name], 'batch_stats': batch_stats[name]}, z, mutable=['batch_stats'])
+    outputs[name] = out
+    new_stats[name] = updates['batch_stats']
+  return outputs, {**batch_stats, **new_stats}
+
+
+def init_generators(
+    generators: Mapping[str, nn.Module], inputs: Mapping[str, jax.Array], key: jax.Array
+) -> tuple[Any, Any]:
+  """Initialises every generator with its own key folded from `key`.
+
+  One jitted program for all of them: run eagerly, every initialiser of every
+  parameter shape is compiled on its own (about twenty small programs, 10-30 s
+  of a cold start on a 2-core CPU). It runs once, so it is compiled to compile
+  fast (`compile_cache.run_once_options`).
+  """
+
+  def init(key, inputs):
+    params, batch_stats = {}, {}
+    for i, name in enumerate(sorted(generators)):
+      variables = generators[name].init(jax.random.fold_in(key, i), inputs[name])
+      params[name] = variables.get('params', {})  # A module may hold only state.
+      batch_stats[name] = variables.get('batch_stats', {})
+    return params, batch_stats
+
+  return jax.jit(init, compiler_options=compile_cache.run_once_options())(key, dict(inputs))
+
+
+class ConstantColour(nn.Module):
+  """One learned RGB colour (0.5 grey at init) as a layer the size of its input.
+
+  A watermark of one colour (`watermark.watermark_model='colour'`): W cannot
+  copy the image, so "the whole box is watermark" (M = 1, W = I) is no solution.
+
+  The colour is sigmoid(gain * p) for the parameters p: Adam moves p by about
+  the learning rate per step, and at 1e-3 the logit of a white or black
+  watermark (about +-5) would take thousands of steps without the gain.
+  """
+
+  out_channels: int = 3
+  gain: float = 20.0
+  num_scales: int = 0  # No downsampling: any canvas will do.
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """(N, H, W, D) noise (only its shape is used) -> (N, H, W, out_channels) of one colour."""
+    chex.assert_rank(z, 4)
+    p = self.param('colour', nn.initializers.zeros, (self.out_channels,))
+    return jnp.broadcast_to(jax.nn.sigmoid(self.gain * p), (*z.shape[:-1], self.out_channels))
+
+
+def batched_generator(generator: SkipGenerator, runs: int) -> nn.Module:
+  """`runs` independent copies of a generator, mapped over a leading run axis.
+
+  Parameters and BatchNorm statistics get a leading axis of size `runs` (each
+  copy initialised with its own key), so (runs, N, H, W, D) noise gives
+  (runs, N, H, W, C) outputs with every run's BatchNorm on its own batch.
+  """
+  fields = {f.name: getattr(generator, f.name) for f in dataclasses.fields(generator)
+            if f.name not in ('parent', 'name')}
+  cls = nn.vmap(type(generator), variable_axes={'params': 0, 'batch_stats': 0}, split_rngs={'params': True},
+                in_axes=0, out_axes=0, axis_size=runs)
+  return cls(**fields)
+
+
+class InputHolder(nn.Module):
+  """Holds the generators' noise inputs as state instead of constants of the compiled step.
+
+  Its one variable, in the engine's non-trainable collection ('batch_stats';
+  nothing ever updates it), is the dict of noise inputs it is initialised with,
+  and the losses read the noise from there. Runs that differ only in their
+  noise then share one compiled step (`engine` memoises it per Stage), which
+  saves a compile of every stage for every run after the first (the watermark task uses it).
+  """
+
+  @nn.compact
+  def __call__(self, noise: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    return self.variable('batch_stats', 'inputs', lambda: noise).value

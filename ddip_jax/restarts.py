@@ -10,7 +10,7 @@ metrics.json also lists every restart's seed, status and score.
 
 Restarts run one after the other: on XLA:CPU a `vmap` over R sets of
 parameters turns every convolution into a grouped one and was slower per
-restart than running them in turn (README, Speed). This works for every task,
+restart than running them in turn (docs/speed.md). This works for every task,
 whatever its stages or passes, because it wraps the task's `run`.
 
 A restart that finished (its metrics.json says 'ok' for the same config) is
@@ -28,8 +28,8 @@ from absl import logging
 import ml_collections
 
 from ddip_jax import engine
-from ddip_jax import image_io
 from ddip_jax import runner
+from ddip_jax import writing
 
 DEFAULT_SELECTION_METRIC = 'best_recon_psnr'
 
@@ -107,8 +107,8 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
         files[os.path.join(workdir, name)] = f.read()
   metrics = {**results[best], 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
              'seed': config.seed, 'chosen_seed': config.seed + best, 'config': config.to_dict()}
-  files[os.path.join(workdir, runner.METRICS)] = image_io.json_bytes(metrics)
-  image_io.write_files(files)  # As a set: a failed write replaces nothing.
+  files[os.path.join(workdir, runner.METRICS)] = writing.json_bytes(metrics)
+  writing.write_files(files)  # As a set: a failed write replaces nothing.
   logging.info('restart %d (seed %d) has the best %s: %.4g', best, config.seed + best, metric,
                _score(results[best], metric))
   return metrics

@@ -26,9 +26,11 @@ from typing import Any
 
 import ml_collections
 
+from ddip_jax import checkpoint_io
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import writing
 
 CHECKPOINT = 'checkpoint.msgpack'  # In the workdir; a task running several optimisations names each.
 METRICS = 'metrics.json'
@@ -41,6 +43,11 @@ _NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
 
 class WorkdirBusy(image_io.InputError):
   """Another run (process) owns the workdir."""
+
+
+# The errors of a run that are the user's to fix (bad input, config or disk; NaN/Inf): the command line
+# prints them as one `error:` line, a batch records them for the image and goes on.
+RUN_ERRORS = (image_io.InputError, config_check.ConfigError, engine.NumericalError, checkpoint_io.CheckpointError)
 
 
 def run_config(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any]:
@@ -123,11 +130,11 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict, *, inputs: bo
 
   Raises:
     image_io.InputError: naming the first differing fields, or the changed file.
-    engine.CheckpointError: the checkpoint cannot be read.
+    checkpoint_io.CheckpointError: the checkpoint cannot be read.
   """
   checkpoints = checkpoint_files(workdir)
   if checkpoints:
-    source, tag = checkpoints[0], engine.load_checkpoint(checkpoints[0]).get('tag')
+    source, tag = checkpoints[0], checkpoint_io.load_checkpoint(checkpoints[0]).get('tag')
     try:
       record = json.loads(tag)
     except (TypeError, ValueError):
@@ -244,7 +251,7 @@ def _swap_in(staging: str, workdir: str) -> None:
       os.replace(os.path.join(staging, name), target)
     os.rmdir(staging)
   except OSError as err:
-    raise image_io.OutputError(f'cannot move the new results from {staging!r} into {workdir!r}: '
+    raise writing.OutputError(f'cannot move the new results from {staging!r} into {workdir!r}: '
                                f'{err.strerror or err}') from err
 
 
@@ -282,7 +289,7 @@ def run(run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]], conf
         target = os.path.join(workdir, STAGING)
         try:
           check_workdir(target, config)
-        except (image_io.InputError, engine.CheckpointError):
+        except (image_io.InputError, checkpoint_io.CheckpointError):
           shutil.rmtree(target, ignore_errors=True)  # Our own folder: a redo of other inputs, not to resume.
         metrics = finished_metrics(target, config) or run_fn(config, target)
         _swap_in(target, workdir)

@@ -28,6 +28,7 @@ from scipy import ndimage
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
 from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.join(_REPO_ROOT, 'data'), 'Where the PNGs are written.')
 
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> None:
   files = {'dehaze_clean.png': clean, 'dehaze_transmission.png': t, 'dehaze_hazy.png': hazy}
   for name, array in files.items():
     path = os.path.join(_OUT_DIR.value, name)
-    image_io.save_image(path, array)
+    writing.save_image(path, array)
     with open(path, 'rb') as f:
       print(f'{name:24s} sha256 {hashlib.sha256(f.read()).hexdigest()}')
 

@@ -41,6 +41,7 @@ from scipy import ndimage
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
 from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _STAMPS_ROOT = flags.DEFINE_string('stamps_root', '/usr/share/tuxpaint/stamps',
@@ -262,10 +263,10 @@ def main(argv: list[str]) -> None:
       image, mask = compose(case, stamps_root, _background(case, roots))
       out = os.path.join(_OUT_DIR.value, case.name)
       os.makedirs(out, exist_ok=True)
-      image_io.save_image(os.path.join(out, 'image.png'), image)
-      image_io.save_image(os.path.join(out, 'mask.png'), mask)
+      writing.save_image(os.path.join(out, 'image.png'), image)
+      writing.save_image(os.path.join(out, 'mask.png'), mask)
       for name, hint in simulated_hints(mask).items():
-        image_io.save_image(os.path.join(out, f'{name}.png'), hint.astype(np.float32))
+        writing.save_image(os.path.join(out, f'{name}.png'), hint.astype(np.float32))
       print(f'{case.name:20s} {case.size[0]}x{case.size[1]} object {mask.mean():5.1%}  {case.what}')
 
 

@@ -25,7 +25,7 @@ from scipy import ndimage
 # Run as a plain script, so make the repository root importable.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
-from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.join(_REPO_ROOT, 'data'), 'Where the PNGs are written.')
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> None:
   }
   for name, array in files.items():
     path = os.path.join(_OUT_DIR.value, name)
-    image_io.save_image(path, array)
+    writing.save_image(path, array)
     print(f'{name:26s} sha256 {sources.sha256(path)}')
 
 

@@ -29,7 +29,7 @@ from PIL import Image
 # Run as a plain script, so make the repository root importable.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
-from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _CLIPS = flags.DEFINE_list('clips', ['horse'], 'Clips to write (keys of CLIPS).')
@@ -134,8 +134,8 @@ def make_clip(name: str, stamps_root: str, workdir: str) -> tuple[np.ndarray, np
 def write_clip(folder: str, frames: np.ndarray, masks: np.ndarray) -> None:
   """Writes `folder`/frames/frame_<k>.png and `folder`/masks/frame_<k>.png."""
   for k, (frame, mask) in enumerate(zip(frames, masks)):
-    image_io.save_image(os.path.join(folder, 'frames', f'frame_{k:02d}.png'), frame)
-    image_io.save_image(os.path.join(folder, 'masks', f'frame_{k:02d}.png'), mask)
+    writing.save_image(os.path.join(folder, 'frames', f'frame_{k:02d}.png'), frame)
+    writing.save_image(os.path.join(folder, 'masks', f'frame_{k:02d}.png'), mask)
 
 
 def main(argv: list[str]) -> None:

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 # Run as a plain script, so make the repository root importable.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
-from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 from scripts import make_transparency  # pylint: disable=g-import-not-at-top
 
 # --out_dir (default: data/) is the flag make_transparency defines, which this script shares.
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> None:
     files[f'watermark_{name}_clean.png'] = clean
   for name, array in files.items():
     path = os.path.join(flags.FLAGS.out_dir, name)
-    image_io.save_image(path, array)
+    writing.save_image(path, array)
     with open(path, 'rb') as f:
       print(f'{name:32s} sha256 {hashlib.sha256(f.read()).hexdigest()}')
 

@@ -31,7 +31,7 @@ from PIL import Image
 # Run as a plain script, so make the repository root importable.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
-from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
+from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _STAMPS_ROOT = flags.DEFINE_string(
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> None:
       image, mask = compose(zebra, meadow)
   for name, array in (("zebra.png", image), ("zebra_mask.png", mask)):
     path = os.path.join(_OUT_DIR.value, name)
-    image_io.save_image(path, array)
+    writing.save_image(path, array)
     print(f"wrote {path}  sha256 {sources.sha256(path)}")
 
 

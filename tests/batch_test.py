@@ -24,13 +24,16 @@ import numpy as np
 
 from configs import default
 from ddip_jax import batch
+from ddip_jax import compile_cache
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
 from ddip_jax import outputs
+from ddip_jax import resume
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax import writing
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RUNS_LOG = 'runs.log'  # In the batch workdir: one line per image run, "<image> <process>".
@@ -48,7 +51,7 @@ class _ToyTask:
 
     def loss_fn(params, batch_stats, step, key):
       del step, key
-      out, stats = engine.apply_generators({'layer': gen}, params, batch_stats, {'layer': z})
+      out, stats = models.apply_generators({'layer': gen}, params, batch_stats, {'layer': z})
       return losses.l1(out['layer'], target), (stats, out, losses.psnr(out['layer'], target))
 
     stage = engine.Stage('fit', config.num_steps, loss_fn, 0.01)
@@ -62,7 +65,7 @@ class _ToyTask:
       outputs.write_outputs(workdir, config, images={'layer': layer}, metrics=metrics, summary=[('layer', layer)])
       return metrics
 
-    metrics = outputs.optimize_and_write(problem, config, workdir, key=jax.random.key(config.seed), finish=finish)
+    metrics = resume.optimize_and_write(problem, config, workdir, key=jax.random.key(config.seed), finish=finish)
     with open(os.path.join(os.path.dirname(workdir), _RUNS_LOG), 'a', errors='surrogateescape') as f:
       f.write(f'{config.image} {jax.process_index()}\n')
     return metrics
@@ -84,7 +87,7 @@ def _make_images(folder: str, count: int, corrupt: str | None = None) -> list[st
   for i in range(count):
     yy, xx = np.mgrid[0:8, 0:8] / 7
     paths.append(os.path.join(folder, f'img{i}.png'))
-    image_io.save_image(paths[-1], np.stack([xx, yy, np.full_like(xx, i / count)], -1))
+    writing.save_image(paths[-1], np.stack([xx, yy, np.full_like(xx, i / count)], -1))
   if corrupt:
     paths.append(os.path.join(folder, corrupt))
     with open(paths[-1], 'w') as f:
@@ -224,8 +227,8 @@ class BatchTest(absltest.TestCase):
 
   def test_a_second_image_of_the_same_size_reuses_the_compiled_step(self):
     paths = _make_images(self.images, 2)
-    engine._COMPILED.clear()  # pylint: disable=protected-access
-    with mock.patch.dict(tasks.TASKS, toy=_ToyTask), engine.count_compilations() as counted:
+    compile_cache._COMPILED.clear()  # pylint: disable=protected-access
+    with mock.patch.dict(tasks.TASKS, toy=_ToyTask), compile_cache.count_compilations() as counted:
       rows = batch.run(_config(','.join(paths)), self.workdir)
     self.assertEqual([r.status for r in rows], ['ok', 'ok'])
     self.assertEqual(counted.steps, 1)  # The first image's; the second image's data are its arguments.

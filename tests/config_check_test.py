@@ -5,6 +5,7 @@ from absl.testing import parameterized
 
 from configs import default
 from ddip_jax import config_check
+from ddip_jax import tasks
 
 
 def _config():
@@ -23,7 +24,7 @@ def _set(config, field, value):
 class ValidateTest(parameterized.TestCase):
 
   def test_default_is_valid(self):
-    config_check.validate(_config())
+    tasks.validate(_config())
 
   @parameterized.parameters(
       ('num_steps', 0),
@@ -49,7 +50,7 @@ class ValidateTest(parameterized.TestCase):
     config = _config()
     _set(config, field, value)
     with self.assertRaises(config_check.ConfigError) as ctx:
-      config_check.validate(config)
+      tasks.validate(config)
     self.assertStartsWith(str(ctx.exception), f'config.{field} = ')
     self.assertNotIn('\n', str(ctx.exception))
 
@@ -70,7 +71,7 @@ class ValidateTest(parameterized.TestCase):
     config = _config()
     _set(config, field, value)
     with self.assertRaises(config_check.ConfigError) as ctx:
-      config_check.validate(config)
+      tasks.validate(config)
     self.assertStartsWith(str(ctx.exception), f'config.{field} = ')
     self.assertIn(message, str(ctx.exception))
 
@@ -84,21 +85,21 @@ class ValidateTest(parameterized.TestCase):
         _set(config, field, bad)
         with self.assertRaisesRegex(config_check.ConfigError, f'^config.{field} = .*must be a finite number',
                                     msg=field):
-          config_check.validate(config)
+          tasks.validate(config)
 
   def test_missing_image_is_refused(self):
     with self.assertRaisesRegex(config_check.ConfigError, 'config.image = None: an input image path'):
-      config_check.validate(default.get_config())
+      tasks.validate(default.get_config())
 
   def test_inputs_replace_the_image(self):
     config = default.get_config()
     config.inputs = 'photos/*.png'
-    config_check.validate(config)
+    tasks.validate(config)
 
   def test_checkpoints_can_be_turned_off(self):
     config = _config()
     config.loop.checkpoint_every = 0
-    config_check.validate(config)
+    tasks.validate(config)
 
 
 if __name__ == '__main__':

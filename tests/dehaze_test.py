@@ -16,7 +16,11 @@ from configs import dehaze as dehaze_config
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import models
+from ddip_jax import outputs
+from ddip_jax import resume
+from ddip_jax import tasks
+from ddip_jax import writing
 from ddip_jax.tasks import dehaze
 
 # Per-pixel minimum over RGB of the hand-made image of `_airlight_case`, and its
@@ -118,7 +122,7 @@ class ProblemTest(absltest.TestCase):
     airlight0 = np.array([0.8, 0.85, 0.9], np.float32)
     problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=True)
     self.assertEqual(problem.inputs['airlight'].shape, (1, 10, 14, config.generator.input_depth))
-    variables = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     loss_fn = jax.jit(problem.stages[0].loss_fn)
     # Same key, so the same perturbations: the two losses differ by the tie term only.
     tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))
@@ -138,7 +142,7 @@ class ProblemTest(absltest.TestCase):
                                                      omega=0.95))
     problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=False,
                                    transmission0=t0)
-    variables = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     loss_fn = jax.jit(problem.stages[0].loss_fn)
     tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))  # 4 < round(0.5 * 10).
     free, _ = loss_fn(*variables, jnp.int32(5), jax.random.key(2))
@@ -170,16 +174,16 @@ class ValidateTest(absltest.TestCase):
       config = dehaze_config.get_config()
       config.dehaze[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
-        config_check.validate(config)
+        tasks.validate(config)
     config = dehaze_config.get_config()
     config.dehaze.airlight = 'given'
     with self.assertRaisesRegex(config_check.ConfigError, 'airlight_rgb'):
-      config_check.validate(config)
+      tasks.validate(config)
     config.dehaze.airlight_rgb = (0.9, 0.9, 0.9)
-    config_check.validate(config)
+    tasks.validate(config)
 
   def test_default_config_is_valid(self):
-    config_check.validate(dehaze_config.get_config())
+    tasks.validate(dehaze_config.get_config())
 
 
 def _scene(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,8 +199,8 @@ def _tiny_config(workdir: str, passes: int):
   """One-scale generators and few steps; a 40x56 input downscaled to 23x32 and brought back."""
   clean, hazy = _scene(40, 56)
   paths = {name: os.path.join(workdir, f'{name}.png') for name in ('clean', 'hazy')}
-  image_io.save_image(paths['clean'], clean)
-  image_io.save_image(paths['hazy'], hazy)
+  writing.save_image(paths['clean'], clean)
+  writing.save_image(paths['hazy'], hazy)
   config = dehaze_config.get_config()
   config.image = paths['hazy']
   config.dehaze.gt_clean = paths['clean']
@@ -295,7 +299,7 @@ class EndToEndTest(absltest.TestCase):
       # The engine polls once per step here; pass 1 has num_steps of them.
       yield lambda: 'SIGTERM' if polls.append(None) or len(polls) >= config.num_steps + 4 else None
 
-    with mock.patch.object(dehaze.outputs_lib, 'stop_on_signals', sigterm_at_step_4_of_pass_2):
+    with mock.patch.object(resume, 'stop_on_signals', sigterm_at_step_4_of_pass_2):
       with self.assertRaises(engine.Interrupted):
         dehaze.run(config, workdir)
     with open(os.path.join(workdir, 'metrics.json')) as f:
@@ -303,7 +307,7 @@ class EndToEndTest(absltest.TestCase):
     self.assertCountEqual([f for f in os.listdir(workdir) if f.startswith('checkpoint')],
                           ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
     got = dehaze.run(config, workdir)
-    self.assertEqual(outputs_lib.without_timings(got), outputs_lib.without_timings(want))
+    self.assertEqual(outputs.without_timings(got), outputs.without_timings(want))
     for name in ('dehazed', 'transmission', 'airlight'):
       with open(os.path.join(workdir, f'{name}.png'), 'rb') as a, open(os.path.join(reference, f'{name}.png'),
                                                                        'rb') as b:
@@ -339,7 +343,7 @@ class EndToEndTest(absltest.TestCase):
 
   def test_ground_truth_of_another_size_is_refused(self):
     config = _tiny_config(_tempdir(self), 1)
-    image_io.save_image(config.dehaze.gt_clean, np.zeros((8, 8, 3), np.float32))
+    writing.save_image(config.dehaze.gt_clean, np.zeros((8, 8, 3), np.float32))
     with self.assertRaisesRegex(image_io.InputError, 'expected 56x40'):
       dehaze.run(config, os.path.join(os.path.dirname(config.image), 'out'))
 

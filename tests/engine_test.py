@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddip_jax import checkpoint_io
+from ddip_jax import compile_cache
 from ddip_jax import engine
 from ddip_jax import losses
 from ddip_jax import models
@@ -53,7 +55,7 @@ class _Toy:
   def loss_fn(self, params, batch_stats, step, key):
     self.traces += 1
     noisy = {'a': models.perturb(self.inputs['a'], key, jnp.float32(0.01))}
-    out, stats = engine.apply_generators(self.generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(self.generators, params, batch_stats, noisy)
     loss = losses.l1(out['a'], self.target)
     if self.nan_from_step is not None:
       # Multiplied in, so that the gradients (and the update) are NaN too.
@@ -106,7 +108,7 @@ def _host(tree):
 
 def _render(toy: _Toy, result: engine.Result) -> np.ndarray:
   """The generator's output from the final variables on the unperturbed input."""
-  out, _ = engine.apply_generators(toy.generators, result.params, result.batch_stats, toy.inputs)
+  out, _ = models.apply_generators(toy.generators, result.params, result.batch_stats, toy.inputs)
   return np.asarray(out['a'])
 
 
@@ -126,14 +128,14 @@ class EngineTest(parameterized.TestCase):
     self.assertEqual(engine.resolve_strategy(engine.LoopOptions(steps_per_call=7)), expected)
 
   def test_compiler_options(self):
-    self.assertEqual(engine.compiler_options(engine.LoopOptions(cpu_convolutions='xla_default')), {})
-    eigen = engine.compiler_options(engine.LoopOptions())
+    self.assertEqual(compile_cache.compiler_options(engine.LoopOptions(cpu_convolutions='xla_default')), {})
+    eigen = compile_cache.compiler_options(engine.LoopOptions())
     if jax.default_backend() == 'cpu' and jax.__version_info__ >= (0, 10):
       # YNNPACK keeps dots and reductions, not convolutions.
       self.assertEqual(eigen, {'xla_cpu_experimental_ynn_fusion_type':
                                'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'})
     with self.assertRaisesRegex(ValueError, 'cpu_convolutions'):
-      engine.compiler_options(engine.LoopOptions(cpu_convolutions='mkl'))
+      compile_cache.compiler_options(engine.LoopOptions(cpu_convolutions='mkl'))
 
   def test_cpu_convolutions_change_only_rounding(self):
     toy = _Toy()
@@ -169,23 +171,23 @@ class EngineTest(parameterized.TestCase):
     self.assertEqual(toy.traces, 1 + 3)
 
   def test_other_data_of_the_same_shapes_reuses_the_compiled_step(self):
-    engine._COMPILED.clear()  # pylint: disable=protected-access
+    compile_cache._COMPILED.clear()  # pylint: disable=protected-access
     options = _options(strategy='unroll', steps_per_call=2)
-    with engine.count_compilations() as first:
+    with compile_cache.count_compilations() as first:
       engine.optimize(_Toy(data_seed=1).problem(num_steps=5), key=jax.random.key(1), options=options)
-    with engine.count_compilations() as second:
+    with compile_cache.count_compilations() as second:
       reused = engine.optimize(_Toy(data_seed=2).problem(num_steps=5), key=jax.random.key(2), options=options)
     self.assertEqual(first.steps, 2)  # A 2-step chunk and the 1-step tail.
     self.assertEqual(second.steps, 0)
     # The same numbers as the executable compiled for this data alone.
-    engine._COMPILED.clear()  # pylint: disable=protected-access
-    with engine.count_compilations() as alone:
+    compile_cache._COMPILED.clear()  # pylint: disable=protected-access
+    with compile_cache.count_compilations() as alone:
       fresh = engine.optimize(_Toy(data_seed=2).problem(num_steps=5), key=jax.random.key(2), options=options)
     self.assertEqual(alone.steps, 2)
     chex.assert_trees_all_equal(_host(reused.params), _host(fresh.params))
     chex.assert_trees_all_equal(reused.best, fresh.best)
     # Another computation (another loss) is compiled anew, not confused with it.
-    with engine.count_compilations() as other:
+    with compile_cache.count_compilations() as other:
       engine.optimize(_Toy(nan_from_step=9).problem(num_steps=5), key=jax.random.key(2), options=options)
     self.assertEqual(other.steps, 2)
 
@@ -278,14 +280,14 @@ class EngineTest(parameterized.TestCase):
 
     def loss_fn(params, batch_stats, step, key):
       del step, key
-      out, stats = engine.apply_generators(gens, params, batch_stats, inputs)
+      out, stats = models.apply_generators(gens, params, batch_stats, inputs)
       recon = out['a'] * out['b']
       return losses.l1(recon, target), (stats, out, losses.psnr(recon, target))
 
     key = jax.random.key(3)
     problem = engine.Problem(gens, inputs, [engine.Stage('only_a', 3, loss_fn, _LR, trainable=('a',))])
     result = engine.optimize(problem, key=key, options=_options())
-    init_params, _ = engine.init_generators(gens, inputs, jax.random.fold_in(key, 0))
+    init_params, _ = models.init_generators(gens, inputs, jax.random.fold_in(key, 0))
     chex.assert_trees_all_equal(_host(result.params['b']), _host(init_params['b']))
     for name, layer in result.params['a'].items():
       if 'kernel' in layer:
@@ -329,7 +331,7 @@ class ResumeTest(parameterized.TestCase):
 
   def run_two_stages(self, *, every: int = 4, tag: str = 'run', seed: int = 5, **kwargs) -> engine.Result:
     return engine.optimize(_two_stages(_Toy()), key=jax.random.key(seed), options=_options(**_RESUME_OPTIONS),
-                           checkpoint=engine.Checkpointing(self.path, every=every, tag=tag), **kwargs)
+                           checkpoint=checkpoint_io.Checkpointing(self.path, every=every, tag=tag), **kwargs)
 
   def assert_same_as_uninterrupted(self, result: engine.Result):
     ref = _uninterrupted()
@@ -354,7 +356,7 @@ class ResumeTest(parameterized.TestCase):
     chex.assert_shape(partial.best['a'], (1, _SIZE, _SIZE, 3))
     chex.assert_tree_all_finite(partial.best)
     self.assertEqual(partial.metrics['stages'][stage]['steps'], step)
-    saved = engine.load_checkpoint(self.path)
+    saved = checkpoint_io.load_checkpoint(self.path)
     self.assertEqual((saved['stages'][saved['stage']][0], saved['done']), (stage, step))
     self.assert_same_as_uninterrupted(self.run_two_stages())
 
@@ -365,7 +367,7 @@ class ResumeTest(parameterized.TestCase):
 
     with self.assertRaisesRegex(RuntimeError, 'crash'):
       self.run_two_stages(on_check=crash)
-    saved = engine.load_checkpoint(self.path)  # Saved at fit's step 4, not 6.
+    saved = checkpoint_io.load_checkpoint(self.path)  # Saved at fit's step 4, not 6.
     self.assertEqual((saved['stage'], saved['done'], saved['complete']), (1, 4, False))
     self.assert_same_as_uninterrupted(self.run_two_stages())
     # The finished run's checkpoint gives its result again without a step.
@@ -377,16 +379,16 @@ class ResumeTest(parameterized.TestCase):
   def test_checkpoint_of_another_run_is_refused(self):
     with self.assertRaises(engine.Interrupted):
       self.run_two_stages(stop=_StopAt(1))
-    with self.assertRaisesRegex(engine.CheckpointError, 'another config'):
+    with self.assertRaisesRegex(checkpoint_io.CheckpointError, 'another config'):
       self.run_two_stages(tag='other')
-    with self.assertRaisesRegex(engine.CheckpointError, 'another seed'):
+    with self.assertRaisesRegex(checkpoint_io.CheckpointError, 'another seed'):
       self.run_two_stages(seed=6)
     with open(self.path, 'rb') as f:
       data = f.read()
     for bad in (data[:len(data) // 2], b'', b'not msgpack at all'):
       with open(self.path, 'wb') as f:
         f.write(bad)
-      with self.assertRaisesRegex(engine.CheckpointError, 'delete it'):
+      with self.assertRaisesRegex(checkpoint_io.CheckpointError, 'delete it'):
         self.run_two_stages()
 
   def test_non_finite_parameters_raise_with_result(self):

@@ -9,6 +9,7 @@ import numpy as np
 
 from ddip_jax import hints
 from ddip_jax import image_io
+from ddip_jax import writing
 
 
 def _synthetic(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +101,7 @@ class UserHintsTest(parameterized.TestCase):
 
   def _save(self, name: str, mask: np.ndarray) -> str:
     path = os.path.join(self.dir, name)
-    image_io.save_image(path, mask.astype(np.float32))
+    writing.save_image(path, mask.astype(np.float32))
     return path
 
   def test_user_hints_are_resized_to_the_image(self):

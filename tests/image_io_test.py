@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image
 
 from ddip_jax import image_io
+from ddip_jax import summary_picture
+from ddip_jax import writing
 from ddip_jax.image_io import InputError
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -452,7 +454,7 @@ class WriteTest(parameterized.TestCase):
   def test_save_image_round_trip(self, *shape):
     img = np.random.default_rng(0).uniform(-0.1, 1.1, shape)
     path = os.path.join(self.dir, "a", "b", "out.png")  # Parents created.
-    image_io.save_image(path, img)
+    writing.save_image(path, img)
     loaded = image_io.load_image(path)
     expected = image_io.to_uint8(img) / 255.0
     expected = expected if expected.ndim == 3 else expected[..., None]
@@ -462,13 +464,13 @@ class WriteTest(parameterized.TestCase):
   @parameterized.parameters((6, 7, 2), (6, 7, 4), (6,), (0, 3))
   def test_save_image_bad_shape(self, *shape):
     with self.assertRaises(ValueError):
-      image_io.save_image(os.path.join(self.dir, "x.png"), np.zeros(shape))
+      writing.save_image(os.path.join(self.dir, "x.png"), np.zeros(shape))
 
   def test_atomic_write_leaves_only_the_file(self):
     path = os.path.join(self.dir, "out.png")
-    image_io.save_image(path, np.zeros((3, 3)))
-    image_io.save_image(path, np.ones((3, 3)))  # Overwrite.
-    image_io.write_json(os.path.join(self.dir, "m.json"), {"a": 1})
+    writing.save_image(path, np.zeros((3, 3)))
+    writing.save_image(path, np.ones((3, 3)))  # Overwrite.
+    writing.write_json(os.path.join(self.dir, "m.json"), {"a": 1})
     self.assertCountEqual(os.listdir(self.dir), ["out.png", "m.json"])
     umask = os.umask(0)
     os.umask(umask)
@@ -476,37 +478,37 @@ class WriteTest(parameterized.TestCase):
 
   def test_failed_write_keeps_old_file_and_no_temp(self):
     path = os.path.join(self.dir, "out.png")
-    image_io.save_image(path, np.zeros((3, 3)))
+    writing.save_image(path, np.zeros((3, 3)))
     with open(path, "rb") as f:
       before = f.read()
     with mock.patch.object(os, "replace", side_effect=OSError("disk full")):
       with self.assertRaises(OSError):
-        image_io.save_image(path, np.ones((3, 3)))
+        writing.save_image(path, np.ones((3, 3)))
       with self.assertRaises(OSError):
-        image_io.write_json(path, {"x": 1})
+        writing.write_json(path, {"x": 1})
     with open(path, "rb") as f:
       self.assertEqual(f.read(), before)
     self.assertEqual(os.listdir(self.dir), ["out.png"])
 
   def test_full_disk_is_one_line_naming_the_file(self):
     path = os.path.join(self.dir, "out.png")
-    image_io.save_image(path, np.zeros((3, 3)))
+    writing.save_image(path, np.zeros((3, 3)))
     with open(path, "rb") as f:
       before = f.read()
     no_space = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    with mock.patch.object(os, "fsync", side_effect=no_space), self.assertRaises(image_io.OutputError) as cm:
-      image_io.save_image(path, np.ones((3, 3)))
+    with mock.patch.object(os, "fsync", side_effect=no_space), self.assertRaises(writing.OutputError) as cm:
+      writing.save_image(path, np.ones((3, 3)))
     self.assertEqual(str(cm.exception), f"cannot write '{path}': No space left on device")
     with mock.patch.object(os, "makedirs", side_effect=PermissionError(errno.EACCES, "Permission denied")):
-      with self.assertRaisesRegex(image_io.OutputError, "cannot write .*: Permission denied"):
-        image_io.write_json(os.path.join(self.dir, "sub", "m.json"), {})
+      with self.assertRaisesRegex(writing.OutputError, "cannot write .*: Permission denied"):
+        writing.write_json(os.path.join(self.dir, "sub", "m.json"), {})
     with open(path, "rb") as f:
       self.assertEqual(f.read(), before)
     self.assertEqual(os.listdir(self.dir), ["out.png"])
 
   def test_file_digests(self):
     path = os.path.join(self.dir, "a.png")
-    image_io.save_image(path, np.zeros((3, 3)))
+    writing.save_image(path, np.zeros((3, 3)))
     os.mkfifo(os.path.join(self.dir, "pipe.png"))
     with open(path, "rb") as f:
       want = hashlib.sha256(f.read()).hexdigest()
@@ -524,7 +526,7 @@ class WriteTest(parameterized.TestCase):
         "nested": [{"m": np.arange(4).reshape(2, 2)}, (1, np.float64(2.5))],
         np.int32(3): "numpy key",
     }
-    image_io.write_json(path, obj)
+    writing.write_json(path, obj)
     with open(path) as f:
       text = f.read()
     self.assertIn('\n  "psnr": 31.5', text)  # indent=2.
@@ -534,7 +536,7 @@ class WriteTest(parameterized.TestCase):
 
   def test_write_json_rejects_unknown(self):
     with self.assertRaises(TypeError):
-      image_io.write_json(os.path.join(self.dir, "x.json"), {"a": object()})
+      writing.write_json(os.path.join(self.dir, "x.json"), {"a": object()})
     self.assertEqual(os.listdir(self.dir), [])
 
 
@@ -544,7 +546,7 @@ class MakeSummaryTest(absltest.TestCase):
     rgb = np.random.default_rng(0).uniform(size=(32, 48, 3))
     gray = np.full((16, 16), 0.5)
     single = np.full((64, 32, 1), 2.0)  # Out of range: clipped.
-    out = image_io.make_summary(
+    out = summary_picture.make_summary(
         [("input", rgb), ("mask", gray), ("a very long title " * 5, single)],
         height=40)
     widths = [60, 40, 20]
@@ -562,13 +564,13 @@ class MakeSummaryTest(absltest.TestCase):
     np.testing.assert_array_equal(out[strip:, 60:64], 1.0)
 
   def test_empty_title_leaves_white_strip(self):
-    out = image_io.make_summary([("", np.zeros((10, 10)))], height=10)
+    out = summary_picture.make_summary([("", np.zeros((10, 10)))], height=10)
     np.testing.assert_array_equal(out[:-10], 1.0)
     np.testing.assert_array_equal(out[-10:], 0.0)
 
   def test_no_panels(self):
     with self.assertRaises(ValueError):
-      image_io.make_summary([])
+      summary_picture.make_summary([])
 
 
 if __name__ == "__main__":

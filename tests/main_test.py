@@ -18,9 +18,9 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 
-from ddip_jax import image_io
 from ddip_jax import outputs
 from ddip_jax import runner
+from ddip_jax import writing
 from tests import runner_test  # pylint: disable=g-bad-import-order
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,10 +49,10 @@ class MainTest(parameterized.TestCase):
     image = image + 0.05 * np.sin(xx * 0.9 + yy * 0.4)[..., None]
     cls.image = os.path.join(cls.dir, 'tiny.png')
     cls.gt_mask = os.path.join(cls.dir, 'tiny_mask.png')
-    image_io.save_image(cls.image, np.clip(image, 0, 1))
-    image_io.save_image(cls.gt_mask, blob.astype(np.float32))
+    writing.save_image(cls.image, np.clip(image, 0, 1))
+    writing.save_image(cls.gt_mask, blob.astype(np.float32))
     cls.tiny = os.path.join(cls.dir, 'tiny_4x6.png')
-    image_io.save_image(cls.tiny, np.zeros((4, 6, 3), np.float32))
+    writing.save_image(cls.tiny, np.zeros((4, 6, 3), np.float32))
     cls.text = os.path.join(cls.dir, 'notes.png')
     with open(cls.text, 'w') as f:
       f.write('not an image\n')

@@ -22,7 +22,7 @@ def _problem() -> engine.Problem:
 
   def loss_fn(params, batch_stats, step, key):
     del step, key
-    out, stats = engine.apply_generators(generators, params, batch_stats, inputs)
+    out, stats = models.apply_generators(generators, params, batch_stats, inputs)
     return losses.l1(out['a'], target), (stats, out, losses.psnr(out['a'], target))
 
   stages = [engine.Stage('warm', 3, loss_fn, 0.01, track_best=False), engine.Stage('fit', 5, loss_fn, 0.01)]

@@ -16,11 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default
+from ddip_jax import checkpoint_io
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import models
 from ddip_jax import outputs
+from ddip_jax import resume
 from ddip_jax import runner
+from ddip_jax import writing
 
 
 def _tempdir(test: absltest.TestCase) -> str:
@@ -34,14 +38,14 @@ class WorkingImageTest(parameterized.TestCase):
   @parameterized.parameters(((17, 23), 0), ((17, 23), 23), ((9, 8), 64))
   def test_small_enough_images_are_kept(self, shape, max_side):
     image = np.random.default_rng(0).random(shape + (3,)).astype(np.float32)
-    working, scale = outputs.working_image(image, max_side, min_side=8)
+    working, scale = image_io.working_image(image, max_side, min_side=8)
     self.assertIs(working, image)
     self.assertEqual(scale, 1.0)
 
   def test_large_image_is_downscaled_with_a_message(self):
     image = np.zeros((30, 45, 3), np.float32)
     with self.assertLogs('absl', 'INFO') as logs:
-      working, scale = outputs.working_image(image, 16, path="'big.png'")
+      working, scale = image_io.working_image(image, 16, path="'big.png'")
     self.assertEqual(working.shape, (11, 16, 3))
     self.assertAlmostEqual(scale, 16 / 45)
     self.assertIn("'big.png' is 45x30: working at 16x11 (max_side=16)", logs.output[0])
@@ -52,7 +56,7 @@ class WorkingImageTest(parameterized.TestCase):
   )
   def test_too_small_is_refused(self, shape, max_side, message):
     with self.assertRaises(image_io.InputError) as ctx:
-      outputs.working_image(np.zeros(shape + (3,), np.float32), max_side, min_side=8, path="'x.png'")
+      image_io.working_image(np.zeros(shape + (3,), np.float32), max_side, min_side=8, path="'x.png'")
     self.assertIn(message, str(ctx.exception))
 
 
@@ -72,7 +76,7 @@ class StopOnSignalsTest(absltest.TestCase):
 
   def test_first_signal_requests_a_stop_and_restores_the_handlers(self):
     before = signal.getsignal(signal.SIGTERM)
-    with outputs.stop_on_signals() as stop:
+    with resume.stop_on_signals() as stop:
       self.assertIsNone(stop())
       os.kill(os.getpid(), signal.SIGTERM)
       self.assertEqual(stop(), 'SIGTERM')
@@ -85,7 +89,7 @@ class StopOnSignalsTest(absltest.TestCase):
     seen = []
 
     def body():
-      with outputs.stop_on_signals() as stop:
+      with resume.stop_on_signals() as stop:
         seen.append((stop(), signal.getsignal(signal.SIGINT)))
 
     thread = threading.Thread(target=body)
@@ -109,7 +113,7 @@ def _problem(nan_from_step: int | None = None) -> engine.Problem:
 
   def loss_fn(params, batch_stats, step, key):
     del key
-    out, stats = engine.apply_generators(generators, params, batch_stats, inputs)
+    out, stats = models.apply_generators(generators, params, batch_stats, inputs)
     loss = losses.l1(out['image'], target)
     if nan_from_step is not None:
       loss = loss * jnp.where(step >= nan_from_step, jnp.nan, 1.0)
@@ -135,7 +139,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
     return metrics
 
   def run_problem(self, problem):
-    return outputs.optimize_and_write(problem, self.config, self.workdir, key=jax.random.key(0),
+    return resume.optimize_and_write(problem, self.config, self.workdir, key=jax.random.key(0),
                                       finish=self.finish)
 
   def test_finished_run_writes_once_then_removes_its_checkpoint(self):
@@ -143,7 +147,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
     real_finish = self.finish
 
     def finish(result, status):  # The checkpoint is still there while the outputs are written.
-      saved.append(engine.load_checkpoint(os.path.join(self.workdir, runner.CHECKPOINT)))
+      saved.append(checkpoint_io.load_checkpoint(os.path.join(self.workdir, runner.CHECKPOINT)))
       return real_finish(result, status)
 
     self.finish = finish
@@ -173,15 +177,15 @@ class OptimizeAndWriteTest(absltest.TestCase):
 
   def test_several_optimisations_have_named_checkpoints(self):
     for name in ('pass1', 'pass2'):
-      engine.optimize(_problem(), key=jax.random.key(0), options=outputs.loop_options(self.config),
-                      checkpoint=outputs.checkpointing(self.config, self.workdir, name=name))
+      engine.optimize(_problem(), key=jax.random.key(0), options=resume.loop_options(self.config),
+                      checkpoint=resume.checkpointing(self.config, self.workdir, name=name))
     self.assertCountEqual(os.listdir(self.workdir), ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
     runner.check_workdir(self.workdir, self.config)
     self.config.num_steps = 7
     with self.assertRaisesRegex(image_io.InputError, 'num_steps: 600 there, 7 now'):
       runner.check_workdir(self.workdir, self.config)
     self.config.loop.checkpoint_every = 0
-    self.assertIsNone(outputs.checkpointing(self.config, self.workdir, name='pass1'))
+    self.assertIsNone(resume.checkpointing(self.config, self.workdir, name='pass1'))
 
   def test_another_config_in_the_workdir_is_refused_before_any_step(self):
     self.run_problem(_problem())
@@ -192,18 +196,18 @@ class OptimizeAndWriteTest(absltest.TestCase):
 
   def test_resuming_on_a_changed_input_file_is_refused_naming_it(self):
     image = os.path.join(os.path.dirname(self.workdir), 'in.png')
-    image_io.save_image(image, np.zeros((8, 8, 3), np.float32))
+    writing.save_image(image, np.zeros((8, 8, 3), np.float32))
     self.config.image = image
     with self.assertRaises(engine.NumericalError):  # Stopped at step 4, with a checkpoint of step 2.
       self.run_problem(_problem(nan_from_step=3))
-    tag = json.loads(engine.load_checkpoint(os.path.join(self.workdir, runner.CHECKPOINT))['tag'])
+    tag = json.loads(checkpoint_io.load_checkpoint(os.path.join(self.workdir, runner.CHECKPOINT))['tag'])
     self.assertEqual(tag['input_sha256'], runner.input_digests(self.config))
     self.assertLen(tag['input_sha256'][image], 64)
-    image_io.save_image(image, np.ones((8, 8, 3), np.float32))  # Another picture of the same size.
+    writing.save_image(image, np.ones((8, 8, 3), np.float32))  # Another picture of the same size.
     with self.assertRaisesRegex(image_io.InputError, f"holds a run of other input files \\('{image}' changed"):
       self.run_problem(_problem())
     self.assertLen(self.finished, 1)
-    image_io.save_image(image, np.zeros((8, 8, 3), np.float32))  # The same bytes again: resumes.
+    writing.save_image(image, np.zeros((8, 8, 3), np.float32))  # The same bytes again: resumes.
     metrics = self.run_problem(_problem())
     self.assertEqual(metrics['status'], 'ok')
     with open(os.path.join(self.workdir, 'metrics.json')) as f:
@@ -220,7 +224,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
       real_fsync(fd)
 
-    with mock.patch('os.fsync', full_disk), self.assertRaises(image_io.OutputError) as ctx:
+    with mock.patch('os.fsync', full_disk), self.assertRaises(writing.OutputError) as ctx:
       outputs.write_outputs(self.workdir, self.config, images={'image': np.ones((4, 5, 3))},
                             metrics={'status': 'ok'}, summary=np.ones((4, 5, 3)))
     self.assertEqual(str(ctx.exception), f"cannot write '{self.workdir}/summary.png': No space left on device")

@@ -20,7 +20,9 @@ from absl.testing import absltest
 import numpy as np
 from PIL import Image
 
+from ddip_jax import clip_io
 from ddip_jax import image_io
+from ddip_jax import writing
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TINY = ['--config.num_steps=1', '--config.segmentation.hint_steps=1', '--config.max_side=32',
@@ -35,9 +37,11 @@ _DISTRIBUTED = ('--coordinator_address', '--num_processes', '--process_id', '--d
 
 
 def readme_commands(text: str) -> list[str]:
-  """The `main.py` command lines of the fenced code blocks of `text` (continuations joined, comments off)."""
+  """The `main.py` command lines of the shell code blocks of `text` (continuations joined, comments off)."""
   commands = []
-  for block in re.findall(r'^```[a-z]*\n(.*?)^```', text, re.S | re.M):
+  for language, block in re.findall(r'^```([a-z]*)\n(.*?)^```', text, re.S | re.M):
+    if language in ('python', 'text'):  # Not shell: the Python API's example, the layout.
+      continue
     for line in block.replace('\\\n', ' ').splitlines():
       line = ' '.join(shlex.split(line, comments=True))  # Normalised; a comment line becomes empty.
       if 'main.py' in shlex.split(line):
@@ -60,11 +64,11 @@ def _user_files(folder: str) -> None:
   for k in range(2):
     Image.fromarray(image_io.to_uint8(_blob_image(48, 64, 4 * k))).save(
         os.path.join(folder, 'photos', f'photo{k}.jpg'), quality=95)
-  image_io.save_image(os.path.join(folder, 'extra.png'), _blob_image(48, 64, 8))
+  writing.save_image(os.path.join(folder, 'extra.png'), _blob_image(48, 64, 8))
   frames = [_blob_image(48, 64, 3 * k) for k in range(12)]
   for k, frame in enumerate(frames):
-    image_io.save_image(os.path.join(folder, 'my_frames', f'frame_{k:02d}.png'), frame)
-  image_io.save_gif(os.path.join(folder, 'clip.gif'), np.stack(frames[:8]))
+    writing.save_image(os.path.join(folder, 'my_frames', f'frame_{k:02d}.png'), frame)
+  clip_io.save_gif(os.path.join(folder, 'clip.gif'), np.stack(frames[:8]))
 
 
 class ReadmeTest(absltest.TestCase):

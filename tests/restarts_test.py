@@ -8,10 +8,11 @@ from absl.testing import absltest
 import numpy as np
 
 from configs import default
+from ddip_jax import compile_cache
 from ddip_jax import engine
-from ddip_jax import image_io
 from ddip_jax import outputs
 from ddip_jax import restarts
+from ddip_jax import writing
 from ddip_jax.tasks import segmentation
 
 
@@ -112,7 +113,7 @@ class RestartsTest(absltest.TestCase):
     yy, xx = np.mgrid[0:8, 0:8] / 7
     config = _config(2)
     config.image = os.path.join(self.workdir, 'image.png')
-    image_io.save_image(config.image, np.stack([xx, yy, (xx - 0.5)**2 + (yy - 0.5)**2 < 0.1], -1))
+    writing.save_image(config.image, np.stack([xx, yy, (xx - 0.5)**2 + (yy - 0.5)**2 < 0.1], -1))
     config.num_steps = config.segmentation.hint_steps = 2
     config.generator.channels_down = config.generator.channels_up = (4,)  # The smallest compilation.
     config.generator.channels_skip = (0,)
@@ -127,12 +128,12 @@ class RestartsTest(absltest.TestCase):
 
       @staticmethod
       def run(sub_config, workdir):
-        with engine.count_compilations() as counted:
+        with compile_cache.count_compilations() as counted:
           metrics = segmentation.run(sub_config, workdir)
         compilations.append(counted)
         return metrics
 
-    engine._COMPILED.clear()  # pylint: disable=protected-access
+    compile_cache._COMPILED.clear()  # pylint: disable=protected-access
     metrics = restarts.run(CountedSegmentation, config, self.workdir)
     self.assertEqual([r['status'] for r in metrics['restarts']], ['ok', 'ok'])
     self.assertEqual(compilations[0].steps, 2)  # One per stage.

@@ -9,9 +9,11 @@ import sys
 from absl.testing import absltest
 import numpy as np
 
+from ddip_jax import checkpoint_io
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import runner
+from ddip_jax import writing
 from tests.outputs_test import _config  # pylint: disable=g-bad-import-order
 from tests.outputs_test import _tempdir
 
@@ -35,7 +37,7 @@ class WorkdirTest(absltest.TestCase):
     self.dir = _tempdir(self)
 
   def write_metrics(self, config):
-    image_io.write_json(os.path.join(self.dir, 'metrics.json'),
+    writing.write_json(os.path.join(self.dir, 'metrics.json'),
                         {'status': 'ok', 'config': config.to_dict(), 'input_sha256': runner.input_digests(config)})
 
   def test_run_config_leaves_out_what_cannot_change_results(self):
@@ -71,20 +73,20 @@ class WorkdirTest(absltest.TestCase):
     path = os.path.join(self.dir, runner.CHECKPOINT)
     with open(path, 'wb') as f:
       f.write(b'garbage')
-    with self.assertRaisesRegex(engine.CheckpointError, 'corrupt'):
+    with self.assertRaisesRegex(checkpoint_io.CheckpointError, 'corrupt'):
       runner.check_workdir(self.dir, _config())
 
   def test_every_input_file_is_hashed_and_a_changed_one_is_named(self):
     frames = os.path.join(self.dir, 'frames')
     for k in range(2):
-      image_io.save_image(os.path.join(frames, f'f{k}.png'), np.full((4, 4, 3), k / 2, np.float32))
+      writing.save_image(os.path.join(frames, f'f{k}.png'), np.full((4, 4, 3), k / 2, np.float32))
     hint = os.path.join(self.dir, 'box.png')
-    image_io.save_image(hint, np.ones((4, 4), np.float32))
+    writing.save_image(hint, np.ones((4, 4), np.float32))
     config = _config(image=frames, fg_hint=hint, **{'watermark.images': (hint, os.path.join(self.dir, 'gone.png'))})
     digests = runner.input_digests(config)
     self.assertEqual(list(digests), [os.path.join(frames, 'f0.png'), os.path.join(frames, 'f1.png'), hint])
     self.write_metrics(config)
-    image_io.save_image(os.path.join(frames, 'f1.png'), np.zeros((4, 4, 3), np.float32))  # Same size, new pixels.
+    writing.save_image(os.path.join(frames, 'f1.png'), np.zeros((4, 4, 3), np.float32))  # Same size, new pixels.
     with self.assertRaises(image_io.InputError) as ctx:
       runner.check_workdir(self.dir, config)
     self.assertIn(f"holds a run of other input files ('{frames}/f1.png' changed: sha256 ", str(ctx.exception))
@@ -141,7 +143,7 @@ class RunTest(absltest.TestCase):
     self.dir = _tempdir(self)
     self.workdir = os.path.join(self.dir, 'out')
     self.image = os.path.join(self.dir, 'in.png')
-    image_io.save_image(self.image, np.zeros((4, 4, 3), np.float32))
+    writing.save_image(self.image, np.zeros((4, 4, 3), np.float32))
     self.config = _config(image=self.image)
     self.calls = []
 
@@ -151,10 +153,10 @@ class RunTest(absltest.TestCase):
     def run(config, workdir):
       self.calls.append(workdir)
       status = 'stopped: interrupted (SIGINT)' if stop else 'ok'
-      image_io.write_files({
+      writing.write_files({
           os.path.join(workdir, 'result.txt'): text.encode(),
           os.path.join(workdir, 'restart_0', 'result.txt'): text.encode(),
-          os.path.join(workdir, 'metrics.json'): image_io.json_bytes(
+          os.path.join(workdir, 'metrics.json'): writing.json_bytes(
               {'status': status, 'config': config.to_dict(), 'input_sha256': runner.input_digests(config)})})
       if stop:
         raise engine.Interrupted('interrupted (SIGINT) at step 3', 'SIGINT')
@@ -190,7 +192,7 @@ class RunTest(absltest.TestCase):
 
   def test_a_changed_input_is_refused_until_overwrite(self):
     runner.run(self.fake_run('first'), self.config, self.workdir)
-    image_io.save_image(self.image, np.ones((4, 4, 3), np.float32))
+    writing.save_image(self.image, np.ones((4, 4, 3), np.float32))
     with self.assertRaisesRegex(image_io.InputError, f"'{self.image}' changed: sha256 "):
       runner.run(self.fake_run('second'), self.config, self.workdir)
     _, done = runner.run(self.fake_run('second'), self.config, self.workdir, overwrite=True)

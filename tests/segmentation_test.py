@@ -13,13 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default
+from ddip_jax import checkpoint_io
 from ddip_jax import config_check
 from ddip_jax import engine
+from ddip_jax import fgbg
 from ddip_jax import filters
 from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
 from ddip_jax import runner
+from ddip_jax import tasks
+from ddip_jax import writing
 from ddip_jax.tasks import segmentation
 
 _H, _W = 24, 32
@@ -76,8 +81,8 @@ def _end_to_end(tmp: str):
   config = default.get_config()
   config.image = os.path.join(tmp, 'in', 'image.png')
   config.gt_mask = os.path.join(tmp, 'in', 'gt.png')
-  image_io.save_image(config.image, image)
-  image_io.save_image(config.gt_mask, gt)
+  writing.save_image(config.image, image)
+  writing.save_image(config.gt_mask, gt)
   config.max_side = 16  # Works at 12x16, results come back at 24x32.
   config.num_steps = 10
   config.segmentation.hint_steps = 5
@@ -88,7 +93,7 @@ def _end_to_end(tmp: str):
   config.loop.strategy = 'step'  # The smallest compilation; engine_test covers the others.
   config.loop.check_every = 1
   config.progress = False
-  config_check.validate(config)
+  tasks.validate(config)
   workdir = os.path.join(tmp, 'out')
   config.loop.checkpoint_every = 4
   recorder = _Recorder()
@@ -173,17 +178,17 @@ class EndToEndTest(absltest.TestCase):
     self.assertStartsWith(stopped['status'], 'stopped: interrupted (SIGINT) at step 7')
     self.assertEqual(stopped['stages']['step2_decompose']['steps'], 7)
     self.assertTrue(os.path.isfile(os.path.join(workdir, 'fg.png')))
-    self.assertEqual(engine.load_checkpoint(os.path.join(workdir, runner.CHECKPOINT))['done'], 7)
+    self.assertEqual(checkpoint_io.load_checkpoint(os.path.join(workdir, runner.CHECKPOINT))['done'], 7)
     # The same call again resumes and ends exactly as the uninterrupted run.
     resumed = segmentation.run(self.config, workdir)
-    self.assertEqual(outputs_lib.without_timings(resumed), outputs_lib.without_timings(self.returned))
+    self.assertEqual(outputs.without_timings(resumed), outputs.without_timings(self.returned))
     names = sorted(n for n in os.listdir(self.workdir) if n.endswith('.png'))
     self.assertCountEqual([n for n in os.listdir(workdir) if n.endswith('.png')], names)
     for name in names:
       with open(os.path.join(workdir, name), 'rb') as a, open(os.path.join(self.workdir, name), 'rb') as b:
         self.assertEqual(a.read(), b.read(), msg=name)
     with open(os.path.join(workdir, 'metrics.json')) as a, open(os.path.join(self.workdir, 'metrics.json')) as b:
-      self.assertEqual(outputs_lib.without_timings(json.load(a)), outputs_lib.without_timings(json.load(b)))
+      self.assertEqual(outputs.without_timings(json.load(a)), outputs.without_timings(json.load(b)))
 
 
 class BadInputTest(parameterized.TestCase):
@@ -193,7 +198,7 @@ class BadInputTest(parameterized.TestCase):
     tmp = _tempdir(self)
     config = default.get_config()
     config.image = os.path.join(tmp, 'image.png')
-    image_io.save_image(config.image, _synthetic()[0])
+    writing.save_image(config.image, _synthetic()[0])
     missing = os.path.join(tmp, f'no_{field}.png')
     config[field] = missing
     with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimize was called')):
@@ -212,7 +217,7 @@ class HelpersTest(parameterized.TestCase):
     image, hint = np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32)
     problem = segmentation.build_problem(config, image, hint, hint, jax.random.key(0))
     params, stats = jax.eval_shape(
-        lambda: engine.init_generators(problem.generators, problem.inputs, jax.random.key(1)))
+        lambda: models.init_generators(problem.generators, problem.inputs, jax.random.key(1)))
     for stage in problem.stages:
       outputs = jax.eval_shape(stage.loss_fn, params, stats, jnp.int32(0), jax.random.key(2))[1][1]
       self.assertEqual({n: o.shape for n, o in outputs.items()},
@@ -222,7 +227,7 @@ class HelpersTest(parameterized.TestCase):
     tmp = _tempdir(self)
     config = default.get_config()
     config.image = os.path.join(tmp, 'tiny.png')
-    image_io.save_image(config.image, np.zeros((7, 30, 3), np.float32))
+    writing.save_image(config.image, np.zeros((7, 30, 3), np.float32))
     with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimize was called')):
       with self.assertRaisesRegex(image_io.InputError, 'is 30x7: too small, .* at least 8 pixels'):
         segmentation.run(config, os.path.join(tmp, 'out'))
@@ -247,11 +252,11 @@ class HelpersTest(parameterized.TestCase):
     mask = rng.random((9, 13)).astype(np.float32)
     guide = rng.random((9, 13, 3)).astype(np.float32)
     np.testing.assert_array_equal(
-        segmentation.refine_mask(mask, guide, radius_fraction=0.0, eps=1e-4), mask)
+        fgbg.refine_mask(mask, guide, radius_fraction=0.0, eps=1e-4), mask)
     # round(0.03 * 13) = 0: also off.
     np.testing.assert_array_equal(
-        segmentation.refine_mask(mask, guide, radius_fraction=0.03, eps=1e-4), mask)
-    refined = segmentation.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
+        fgbg.refine_mask(mask, guide, radius_fraction=0.03, eps=1e-4), mask)
+    refined = fgbg.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
     self.assertEqual(refined.shape, mask.shape)
     self.assertFalse(np.array_equal(refined, mask))
     self.assertGreaterEqual(refined.min(), 0.0)
@@ -264,7 +269,7 @@ class HelpersTest(parameterized.TestCase):
     guide = np.clip(guide + rng.normal(0, 0.01, (12, 16, 3)), 0, 1).astype(np.float32)
     mask = np.zeros((12, 16), np.float32)
     mask[:, 8:] = 1.0
-    refined = segmentation.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
+    refined = fgbg.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
     np.testing.assert_allclose(refined, mask, atol=0.05)
     # The radius is round(0.2 * 16) = 3 pixels.
     for radius, same in ((3, True), (2, False)):
@@ -280,7 +285,7 @@ class HelpersTest(parameterized.TestCase):
       ([[0.6, 0.5, 0.9]], [[1.0, 1.0, 0.0]], 1 / 3),  # Thresholded at > 0.5.
   )
   def test_iou(self, pred, target, expected):
-    self.assertAlmostEqual(segmentation.iou(np.array(pred), np.array(target)), expected)
+    self.assertAlmostEqual(metrics_lib.iou(np.array(pred), np.array(target)), expected)
 
   def test_keep_hinted_components(self):
     binary = np.array([[1, 1, 0, 0, 1],
@@ -291,15 +296,15 @@ class HelpersTest(parameterized.TestCase):
     hint[1, 0] = 1.0  # Touches the top-left region only (4-connectivity: (2, 2) is separate).
     expected = np.zeros_like(binary)
     expected[0, :2] = expected[1, 0] = 1.0
-    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, hint), expected)
     hint[3, 4] = 1.0  # A hint pixel outside every region keeps nothing more.
-    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, hint), expected)
     hint[0, 4] = 1.0
     expected[:2, 4] = 1.0
-    np.testing.assert_array_equal(segmentation.keep_hinted_components(binary, hint), expected)
+    np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, hint), expected)
     # An empty hint (e.g. auto_hints='border') keeps the mask whole.
     np.testing.assert_array_equal(
-        segmentation.keep_hinted_components(binary, np.zeros_like(binary)), binary)
+        fgbg.keep_hinted_components(binary, np.zeros_like(binary)), binary)
 
   def test_enforced_hints_keep_thin_parts_and_drop_clutter(self):
     h, w = 32, 48
@@ -314,14 +319,14 @@ class HelpersTest(parameterized.TestCase):
     bg_hint[:7, 30:] = 1.0
     best = {'fg': np.zeros((h, w, 3), np.float32), 'bg': np.zeros((h, w, 3), np.float32), 'mask': mask}
     seg = default.get_config().segmentation
-    plain = segmentation.full_size_layers(full, best, fg_hint, seg)
+    plain = fgbg.full_size_layers(full, best, fg_hint, seg)
     self.assertFalse(plain['mask_binary'][16, 30:40].any())  # The leg is lost ...
-    kept = segmentation.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
+    kept = fgbg.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
     self.assertTrue(kept['mask_binary'][16, 24:40].all())  # ... unless the hints are enforced,
     self.assertFalse(kept['mask_binary'][:7, 30:].any())  # which also drops the clutter,
     np.testing.assert_array_equal(kept['mask_binary'][12:20, 12:20], 1.0)  # and keeps the hinted body.
     seg.respect_hints = False
-    off = segmentation.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
+    off = fgbg.full_size_layers(full, best, fg_hint, seg, (fg_hint, bg_hint))
     np.testing.assert_array_equal(off['mask_binary'], plain['mask_binary'])
 
   @parameterized.parameters(
@@ -335,10 +340,10 @@ class HelpersTest(parameterized.TestCase):
   def test_validate(self, field, value, message):
     config = default.get_config()
     config.image = 'x.png'
-    config_check.validate(config)
+    tasks.validate(config)
     config.segmentation[field] = value
     with self.assertRaisesRegex(config_check.ConfigError, message):
-      config_check.validate(config)
+      tasks.validate(config)
 
 
 if __name__ == '__main__':

@@ -17,6 +17,10 @@ from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import models
+from ddip_jax import tasks
+from ddip_jax import writing
 from ddip_jax.tasks import transparency
 
 _SIZE = 32
@@ -52,7 +56,7 @@ def _write(workdir, images):
   paths = {}
   for name, img in images.items():
     paths[name] = os.path.join(workdir, f'{name}.png')
-    image_io.save_image(paths[name], img)
+    writing.save_image(paths[name], img)
   return paths
 
 
@@ -117,7 +121,7 @@ class AlphaTest(parameterized.TestCase):
     r, t = _layers(24, 40)
     problem = transparency.build_problem(config, np.stack([0.3 * r + 0.7 * t, r]), jax.random.key(0))
     variables = jax.eval_shape(
-        lambda key: engine.init_generators(problem.generators, problem.inputs, key), jax.random.key(1))
+        lambda key: models.init_generators(problem.generators, problem.inputs, key), jax.random.key(1))
     loss, (_, out, _) = jax.eval_shape(problem.stages[0].loss_fn, *variables, jnp.int32(0), jax.random.key(2))
     self.assertEqual(loss.shape, ())
     want = (1, 24, 40, 1) if mode == 'map' else (1, 1, 1, 1)
@@ -219,8 +223,8 @@ class LayerMetricsTest(absltest.TestCase):
     rng = np.random.default_rng(0)
     est_r = np.clip(r + rng.normal(0, 0.02, r.shape), 0, 1).astype(np.float32)
     est_t = np.clip(t + rng.normal(0, 0.05, t.shape), 0, 1).astype(np.float32)
-    straight = transparency.layer_metrics((est_r, est_t), (r, t))
-    crossed = transparency.layer_metrics((est_t, est_r), (r, t))
+    straight = metrics_lib.layer_pair_scores((est_r, est_t), (r, t))
+    crossed = metrics_lib.layer_pair_scores((est_t, est_r), (r, t))
     self.assertFalse(straight['swapped'])
     self.assertTrue(crossed['swapped'])
     want = [_psnr(est_r, r), _psnr(est_t, t)]
@@ -234,14 +238,14 @@ class LayerMetricsTest(absltest.TestCase):
     # est0 is close to neither truth alone; est1 is much closer to truth 0 than to truth 1.
     g0, g1 = np.full((16, 16, 3), 0.2, np.float32), np.full((16, 16, 3), 0.8, np.float32)
     e0, e1 = np.full_like(g0, 0.5), np.full_like(g0, 0.25)
-    got = transparency.layer_metrics((e0, e1), (g0, g1))
+    got = metrics_lib.layer_pair_scores((e0, e1), (g0, g1))
     # Straight: (10*log10(1/0.09), 10*log10(1/0.3025)); crossed: (10*log10(1/0.0025), 10*log10(1/0.09)).
     self.assertTrue(got['swapped'])
     np.testing.assert_allclose(got['psnr'], [10 * np.log10(400.0), 10 * np.log10(1 / 0.09)], rtol=1e-5)
 
   def test_identical_layers_are_capped(self):
     r, t = _layers()
-    got = transparency.layer_metrics((r, t), (r, t))
+    got = metrics_lib.layer_pair_scores((r, t), (r, t))
     self.assertEqual(got['psnr'], [100.0, 100.0])
     np.testing.assert_allclose(got['ssim'], [1.0, 1.0], atol=1e-5)
 
@@ -261,19 +265,19 @@ class ValidateTest(absltest.TestCase):
       config = transparency_config.get_config()
       config.transparency[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
-        config_check.validate(config)
+        tasks.validate(config)
 
   def test_unmix_needs_scalar_alphas(self):
     config = transparency_config.get_config()
     config.transparency.unmix = 'refined'
-    config_check.validate(config)
+    tasks.validate(config)
     config.transparency.alpha = 'map'
     with self.assertRaisesRegex(config_check.ConfigError, 'scalar alphas'):
-      config_check.validate(config)
+      tasks.validate(config)
 
   def test_default_configs_are_valid(self):
-    config_check.validate(transparency_config.get_config())
-    config_check.validate(textures_config.get_config())
+    tasks.validate(transparency_config.get_config())
+    tasks.validate(textures_config.get_config())
 
 
 def _run_recording_losses(config, workdir):
@@ -322,7 +326,7 @@ class EndToEndTest(absltest.TestCase):
   def test_mixtures_of_different_sizes_are_refused(self):
     tmp = _tempdir(self)
     config, workdir = _two_mixtures_config(tmp)
-    image_io.save_image(config.transparency.image2, np.zeros((16, 16, 3), np.float32))
+    writing.save_image(config.transparency.image2, np.zeros((16, 16, 3), np.float32))
     with self.assertRaisesRegex(image_io.InputError, 'expected 32x32'):
       transparency.run(config, workdir)
 

@@ -15,12 +15,15 @@ import numpy as np
 from PIL import Image
 
 from configs import default
+from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import models
+from ddip_jax import tasks
+from ddip_jax import writing
 from ddip_jax.tasks import video
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +57,7 @@ def _write_frames(folder: str, frames: np.ndarray, names=None) -> list[str]:
   names = names or [f'frame_{k}.png' for k in range(len(frames))]
   paths = [os.path.join(folder, n) for n in names]
   for path, frame in zip(paths, frames):
-    image_io.save_image(path, frame)
+    writing.save_image(path, frame)
   return paths
 
 
@@ -113,7 +116,7 @@ class ClipIoTest(parameterized.TestCase):
     with open(os.path.join(tmp, 'notes.txt'), 'w') as f:
       f.write('not a frame')
     os.mkdir(os.path.join(tmp, 'sub.png'))  # A folder named like a frame is not one.
-    loaded, names = image_io.load_frames(tmp)
+    loaded, names = clip_io.load_frames(tmp)
     self.assertEqual(names, ['f1.jpg', 'f2.PNG', 'f3.jpeg', 'f10.png'])
     self.assertEqual(loaded.shape, (4, 6, 8, 3))
     np.testing.assert_allclose(loaded[:, 0, 0, 0], [0.5, 0.3, 0.7, 0.1], atol=0.02)  # JPEG: near.
@@ -124,12 +127,12 @@ class ClipIoTest(parameterized.TestCase):
     frames, _ = _clip(num_frames=4)
     frames = np.round(frames * 4) / 4
     path = os.path.join(tmp, 'clip.gif')
-    image_io.save_gif(path, frames, duration_ms=70)
+    clip_io.save_gif(path, frames, duration_ms=70)
     with Image.open(path) as im:
       self.assertEqual(im.n_frames, 4)
       self.assertEqual(im.info['duration'], 70)
       self.assertEqual(im.info['loop'], 0)
-    loaded, names = image_io.load_frames(path)
+    loaded, names = clip_io.load_frames(path)
     self.assertEqual(names, ['frame_0000', 'frame_0001', 'frame_0002', 'frame_0003'])
     np.testing.assert_allclose(loaded, frames, atol=1 / 255)
 
@@ -140,14 +143,14 @@ class ClipIoTest(parameterized.TestCase):
     for f in range(4):
       masks[f, f] = 1.0
     path = os.path.join(tmp, 'masks.gif')
-    image_io.save_gif(path, masks)
-    loaded, _ = image_io.load_frames(path)
+    clip_io.save_gif(path, masks)
+    loaded, _ = clip_io.load_frames(path)
     np.testing.assert_array_equal(loaded[..., 0], masks.reshape(4, 5, 6))
 
   @parameterized.parameters((5, 6), (0, 5, 6, 3), (2, 5, 6, 2))
   def test_save_gif_bad_shape(self, *shape):
     with self.assertRaisesRegex(ValueError, 'frames must be'):
-      image_io.save_gif(os.path.join(_tempdir(self), 'x.gif'), np.zeros(shape, np.float32))
+      clip_io.save_gif(os.path.join(_tempdir(self), 'x.gif'), np.zeros(shape, np.float32))
 
   def test_masks_folder_or_one_file(self):
     tmp = _tempdir(self)
@@ -156,13 +159,13 @@ class ClipIoTest(parameterized.TestCase):
     masks[np.arange(3), np.arange(3), np.arange(3)] = 1
     _write_frames(os.path.join(tmp, 'masks'), masks[..., None].repeat(3, -1),
                   ['m9.png', 'm10.png', 'm11.png'])
-    np.testing.assert_array_equal(image_io.load_masks(os.path.join(tmp, 'masks'), count=3, shape=(8, 8)), masks)
+    np.testing.assert_array_equal(clip_io.load_masks(os.path.join(tmp, 'masks'), count=3, shape=(8, 8)), masks)
     # One file serves every frame, resized like load_mask.
-    image_io.save_image(os.path.join(tmp, 'one.png'), np.ones((4, 4), np.float32))
-    np.testing.assert_array_equal(image_io.load_masks(os.path.join(tmp, 'one.png'), count=3, shape=(8, 8)),
+    writing.save_image(os.path.join(tmp, 'one.png'), np.ones((4, 4), np.float32))
+    np.testing.assert_array_equal(clip_io.load_masks(os.path.join(tmp, 'one.png'), count=3, shape=(8, 8)),
                                   np.ones((3, 8, 8)))
     with self.assertRaisesRegex(image_io.InputError, 'holds 3 masks, but the clip has 4 frames'):
-      image_io.load_masks(os.path.join(tmp, 'masks'), count=4, shape=(8, 8))
+      clip_io.load_masks(os.path.join(tmp, 'masks'), count=4, shape=(8, 8))
 
   def _bad_inputs(self, tmp: str) -> dict[str, tuple[str, str]]:
     """name -> (path, expected message) of clips that must be refused."""
@@ -181,7 +184,7 @@ class ClipIoTest(parameterized.TestCase):
     cases['one_frame'] = (one, 'has 1 frame; a video needs at least 2')
     sizes = os.path.join(tmp, 'sizes')
     _write_frames(sizes, np.zeros((2, 8, 8, 3), np.float32))
-    image_io.save_image(os.path.join(sizes, 'frame_2.png'), np.zeros((8, 9, 3), np.float32))
+    writing.save_image(os.path.join(sizes, 'frame_2.png'), np.zeros((8, 9, 3), np.float32))
     cases['sizes'] = (sizes, r"frames differ in size: .*frame_2.png' is 9x8, .*frame_0.png' is 8x8")
     broken = os.path.join(tmp, 'broken')
     _write_frames(broken, np.zeros((2, 8, 8, 3), np.float32))
@@ -189,10 +192,10 @@ class ClipIoTest(parameterized.TestCase):
       f.write('not an image')
     cases['corrupt_frame'] = (broken, "frame_1.png': not a recognised image file")
     png = os.path.join(tmp, 'still.png')
-    image_io.save_image(png, np.zeros((8, 8, 3), np.float32))
+    writing.save_image(png, np.zeros((8, 8, 3), np.float32))
     cases['png_file'] = (png, 'is a PNG file, not an animated GIF')
     gif = os.path.join(tmp, 'clip.gif')
-    image_io.save_gif(gif, np.stack([np.zeros((8, 8)), np.ones((8, 8))]))
+    clip_io.save_gif(gif, np.stack([np.zeros((8, 8)), np.ones((8, 8))]))
     with open(gif, 'rb') as f:
       data = f.read()
     truncated = os.path.join(tmp, 'truncated.gif')
@@ -200,7 +203,7 @@ class ClipIoTest(parameterized.TestCase):
       f.write(data[:len(data) // 2])
     cases['truncated_gif'] = (truncated, 'cannot read .*truncated.gif')
     one_gif = os.path.join(tmp, 'one.gif')
-    image_io.save_gif(one_gif, np.zeros((1, 8, 8)))
+    clip_io.save_gif(one_gif, np.zeros((1, 8, 8)))
     cases['one_frame_gif'] = (one_gif, 'has 1 frame')
     return cases
 
@@ -208,7 +211,7 @@ class ClipIoTest(parameterized.TestCase):
     for name, (path, message) in self._bad_inputs(_tempdir(self)).items():
       with self.subTest(name):
         with self.assertRaisesRegex(image_io.InputError, message) as ctx:
-          image_io.load_frames(path)
+          clip_io.load_frames(path)
         self.assertNotIn('\n', str(ctx.exception))
 
   def test_cli_bad_input_one_line_error(self):
@@ -289,10 +292,10 @@ class HelpersTest(parameterized.TestCase):
   def test_validate(self, field, value, message):
     config = default.get_config()
     config.task, config.image = 'video', 'clip/'
-    config_check.validate(config)
+    tasks.validate(config)
     config.video[field] = value
     with self.assertRaisesRegex(config_check.ConfigError, message):
-      config_check.validate(config)
+      tasks.validate(config)
 
 
 def _tiny_config(tmp: str):
@@ -315,7 +318,7 @@ def _tiny_config(tmp: str):
   config.loop.strategy = 'step'
   config.loop.check_every = 1
   config.progress = False
-  config_check.validate(config)
+  tasks.validate(config)
   return config
 
 

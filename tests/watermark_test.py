@@ -18,11 +18,16 @@ import numpy as np
 from configs import watermark as watermark_recommended_config
 from configs import watermark_faithful as watermark_config
 from configs import watermark_many as watermark_many_config
+from ddip_jax import blending
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import models
 from ddip_jax import outputs
+from ddip_jax import tasks
+from ddip_jax import watermark_io
 from ddip_jax.tasks import watermark
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
 from tests.transparency_test import _tempdir  # pylint: disable=g-bad-import-order
@@ -124,7 +129,7 @@ class MedianTest(absltest.TestCase):
                    'watermark': np.full((*shape, 3), wmk, np.float32),
                    'mask': np.full((*shape, 1), mask, np.float32)})
     runs[0]['clean'][0, 0] = 0.9  # Pixel-wise: the median there is 0.5, elsewhere 0.3.
-    got = watermark.median_layers(runs)
+    got = blending.median_layers(runs)
     self.assertEqual(set(got), {'clean', 'watermark', 'mask', 'masked_watermark'})
     np.testing.assert_allclose(got['clean'][0, 0], 0.5)
     np.testing.assert_allclose(got['clean'][1, 2], 0.3)
@@ -136,13 +141,13 @@ class MedianTest(absltest.TestCase):
 
   def test_needs_a_run(self):
     with self.assertRaises(ValueError):
-      watermark.median_layers([])
+      blending.median_layers([])
 
 
 class ComposeTest(absltest.TestCase):
 
   def _inputs(self, hint, images):
-    return watermark.Inputs(paths=['x'] * len(images), full=images, working=images, hint=hint,
+    return watermark_io.Inputs(paths=['x'] * len(images), full=images, working=images, hint=hint,
                             hint_working=hint, truths=None, box=None)
 
   def test_hint_mode(self):
@@ -204,20 +209,20 @@ class ScoresTest(absltest.TestCase):
   def test_bounding_box(self):
     region = np.zeros((10, 12), np.float32)
     region[2, 3] = region[6, 9] = 1
-    self.assertEqual(watermark.bounding_box(region), (slice(2, 7), slice(3, 10)))
+    self.assertEqual(metrics_lib.bounding_box(region), (slice(2, 7), slice(3, 10)))
     with self.assertRaises(ValueError):
-      watermark.bounding_box(np.zeros((4, 4)))
+      metrics_lib.bounding_box(np.zeros((4, 4)))
 
   def test_psnr_in_box_matches_numpy(self):
     truth = _photo(4)
     estimate = truth.copy()
     estimate[8:20, 4:28] += 0.1
     box = (slice(8, 20), slice(4, 28))
-    got = watermark.scores(estimate, truth, box)
+    got = metrics_lib.box_scores(estimate, truth, box)
     self.assertAlmostEqual(got['psnr_box'], 20.0, places=3)  # MSE 0.01 inside the box.
     self.assertAlmostEqual(got['psnr'], 10 * np.log10(1 / (0.01 * 12 * 24 / _SIZE**2)), places=3)
     self.assertIsNotNone(got['ssim_box'])
-    self.assertIsNone(watermark.scores(estimate, truth, (slice(8, 18), slice(4, 28)))['ssim_box'])
+    self.assertIsNone(metrics_lib.box_scores(estimate, truth, (slice(8, 18), slice(4, 28)))['ssim_box'])
 
 
 class InputsTest(parameterized.TestCase):
@@ -228,9 +233,9 @@ class InputsTest(parameterized.TestCase):
     _, box = _watermark()
     big = np.kron(box, np.ones((2, 2), np.float32)) * 0.7  # Another size, values 0 / 0.7.
     config.watermark.hint = _write(folder, {'big': big})['big']
-    inputs = watermark.load_inputs(config)
+    inputs = watermark_io.load_inputs(config)
     np.testing.assert_array_equal(inputs.hint, box)
-    self.assertEqual(inputs.box, watermark.bounding_box(box))
+    self.assertEqual(inputs.box, metrics_lib.bounding_box(box))
 
   @parameterized.named_parameters(
       ('missing', lambda folder: os.path.join(folder, 'nope.png'), 'no such file'),
@@ -242,23 +247,23 @@ class InputsTest(parameterized.TestCase):
     config, _ = _hint_config(folder)
     config.watermark.hint = make_path(folder)
     with self.assertRaisesRegex(image_io.InputError, message):
-      watermark.load_inputs(config)
+      watermark_io.load_inputs(config)
 
   def test_hint_required_by_config_check(self):
     config, _ = _hint_config(_tempdir(self))
     config.watermark.hint = None
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.hint'):
-      config_check.validate(config)
+      tasks.validate(config)
 
   def test_many_config_checks(self):
     config, _ = _many_config(_tempdir(self))
-    config_check.validate(config)
+    tasks.validate(config)
     config.watermark.gt_images = config.watermark.gt_images[:1]
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.gt_images'):
-      config_check.validate(config)
+      tasks.validate(config)
     config.watermark.images = None
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.images'):
-      config_check.validate(config)
+      tasks.validate(config)
 
   def test_many_resizes_close_aspect_and_refuses_far_one(self):
     folder = _tempdir(self)
@@ -266,25 +271,25 @@ class InputsTest(parameterized.TestCase):
     close = _write(folder, {'close': image_io.resize_image(_photo(5), (33, 34))})['close']
     config.watermark.images = (close,)
     config.watermark.gt_images = (close,)
-    inputs = watermark.load_inputs(config)
+    inputs = watermark_io.load_inputs(config)
     self.assertEqual(inputs.full.shape, (2, _SIZE, _SIZE, 3))
     far = _write(folder, {'far': image_io.resize_image(_photo(5), (_SIZE, 2 * _SIZE))})['far']
     config.watermark.images = (far,)
     with self.assertRaisesRegex(image_io.InputError, 'aspect ratio'):
-      watermark.load_inputs(config)
+      watermark_io.load_inputs(config)
 
 
 class BatchedTest(absltest.TestCase):
 
   def test_batched_loss_is_the_sum_of_the_runs_and_reseed_swaps_noise(self):
     config, _ = _hint_config(_tempdir(self))
-    inputs = watermark.load_inputs(config)
+    inputs = watermark_io.load_inputs(config)
     keys = [jax.random.key(3), jax.random.key(4)]
     batched = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
     single = watermark.build_problem(config, inputs.working, inputs.hint_working, keys[:1])
     second = watermark.reseed(single, config, keys[1:])
     self.assertIs(second.stages[-1], single.stages[-1])  # The same stages: compiled once.
-    params, stats = engine.init_generators(batched.generators, batched.inputs, jax.random.key(0))
+    params, stats = models.init_generators(batched.generators, batched.inputs, jax.random.key(0))
     stage = batched.stages[-1]
     last = jnp.int32(stage.num_steps - 1)  # Unperturbed, unaugmented: deterministic.
     total, (_, out, _) = stage.loss_fn(params, stats, last, jax.random.key(1))
@@ -305,12 +310,12 @@ class BatchedTest(absltest.TestCase):
 def _step2_loss_increase(test, field, weight):
   """(step-2 loss with watermark.<field> = weight minus without, the layers, the hint (1, H, W, 1))."""
   config, _ = _hint_config(_tempdir(test))
-  inputs = watermark.load_inputs(config)
+  inputs = watermark_io.load_inputs(config)
   keys = [jax.random.key(5)]
   plain = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
   config.watermark[field] = weight
   weighted = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
-  params, stats = engine.init_generators(plain.generators, plain.inputs, jax.random.key(0))
+  params, stats = models.init_generators(plain.generators, plain.inputs, jax.random.key(0))
   last = jnp.int32(config.num_steps - 1)
   base, (_, out, _) = plain.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
   more, _ = weighted.stages[-1].loss_fn(params, stats, last, jax.random.key(1))
@@ -330,7 +335,7 @@ class Step2TrainsCleanTest(absltest.TestCase):
 
   def test_step2_trains_all_or_only_mask_and_watermark(self):
     config, _ = _hint_config(_tempdir(self))
-    inputs = watermark.load_inputs(config)
+    inputs = watermark_io.load_inputs(config)
     keys = [jax.random.key(5)]
     official = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
     self.assertIsNone(official.stages[-1].trainable)  # All generators (engine_test checks what that means).
@@ -349,7 +354,7 @@ def _watermark_case(seed: int, opacity: float = 0.5, colour=1.0):
   coverage, box = _watermark()
   a = opacity * coverage[..., None]
   image = (1 - a) * clean + a * colour
-  inputs = watermark.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
+  inputs = watermark_io.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
                             truths=None, box=None)
   return clean, a, box, image, inputs
 
@@ -357,7 +362,7 @@ def _watermark_case(seed: int, opacity: float = 0.5, colour=1.0):
 class ColourAndDeblendTest(absltest.TestCase):
 
   def test_constant_colour_is_one_learned_colour(self):
-    module = watermark.ConstantColour()
+    module = models.ConstantColour()
     z = jnp.zeros((1, 5, 7, 2))
     variables = module.init(jax.random.key(0), z)
     self.assertEqual(jax.tree.map(jnp.shape, variables['params']), {'colour': (3,)})
@@ -369,9 +374,9 @@ class ColourAndDeblendTest(absltest.TestCase):
   def test_colour_model_has_no_watermark_generator(self):
     config, _ = _hint_config(_tempdir(self))
     config.watermark.watermark_model = 'colour'
-    inputs = watermark.load_inputs(config)
+    inputs = watermark_io.load_inputs(config)
     problem = watermark.build_problem(config, inputs.working, inputs.hint_working, [jax.random.key(0)])
-    params, stats = engine.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    params, stats = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     self.assertEqual(jax.tree.map(jnp.shape, params['watermark']), {'colour': (3,)})
     _, (_, out, _) = problem.stages[-1].loss_fn(params, stats, jnp.int32(0), jax.random.key(2))
     np.testing.assert_allclose(out['watermark'], 0.5)
@@ -379,10 +384,10 @@ class ColourAndDeblendTest(absltest.TestCase):
   def test_deblend_inverts_the_blend(self):
     colour = _YELLOW
     clean, a, _, image, _ = _watermark_case(6, 0.6, colour)
-    got = watermark.deblend(image, a, np.broadcast_to(colour, clean.shape), max_opacity=0.9)
+    got = blending.deblend(image, a, np.broadcast_to(colour, clean.shape), max_opacity=0.9)
     np.testing.assert_allclose(got, clean, atol=1e-5)
     # M is clipped at max_opacity: M = 1 would divide by zero.
-    got = watermark.deblend(image, np.ones_like(a), np.broadcast_to(colour, clean.shape), max_opacity=0.5)
+    got = blending.deblend(image, np.ones_like(a), np.broadcast_to(colour, clean.shape), max_opacity=0.5)
     np.testing.assert_allclose(got, np.clip(2 * image - colour, 0, 1), atol=1e-5)
 
   def test_compose_deblends_inside_the_box_only(self):
@@ -401,14 +406,14 @@ class ColourAndDeblendTest(absltest.TestCase):
   def test_fit_blend_recovers_opacity_and_colour_and_deblend_fitted_the_photo(self):
     colour = _YELLOW
     clean, a, box, image, _ = _watermark_case(8, 0.45, colour)
-    opacity, fitted = watermark.fit_blend(image, clean, a[..., 0] > 0, max_opacity=0.9)
+    opacity, fitted = blending.fit_blend(image, clean, a[..., 0] > 0, max_opacity=0.9)
     self.assertAlmostEqual(opacity, 0.45, places=4)
     np.testing.assert_allclose(fitted, colour, atol=1e-4)
     # In the whole box too: pixels between the strokes have I = C and fit anything.
-    got = watermark.deblend_fitted(image, clean, box, opacity=opacity, colour=fitted, max_opacity=0.9)
+    got = blending.deblend_fitted(image, clean, box, opacity=opacity, colour=fitted, max_opacity=0.9)
     np.testing.assert_allclose(got, clean, atol=1e-4)
     # A poor guess of C still keeps the pixels outside the region as they are.
-    got = watermark.deblend_fitted(image, np.zeros_like(clean), box, opacity=opacity, colour=fitted, max_opacity=0.9)
+    got = blending.deblend_fitted(image, np.zeros_like(clean), box, opacity=opacity, colour=fitted, max_opacity=0.9)
     np.testing.assert_array_equal(got[box == 0], image[box == 0])
 
   def test_compose_fit_deblends_against_the_clean_generator(self):
@@ -425,8 +430,8 @@ class ColourAndDeblendTest(absltest.TestCase):
     coverage, box = _watermark()
     config.watermark.stroke_polarity = 'light'  # 'auto' guesses wrong on this tiny striped photo.
     config.watermark.stroke_width = 5
-    inputs = watermark.load_inputs(config)
-    self.assertEqual(inputs.box, watermark.bounding_box(box))
+    inputs = watermark_io.load_inputs(config)
+    self.assertEqual(inputs.box, metrics_lib.bounding_box(box))
     found = inputs.hint > 0
     self.assertLess(found.sum(), 0.5 * box.sum())
     self.assertGreater((found & (coverage > 0)).sum() / (coverage > 0).sum(), 0.5)
@@ -434,7 +439,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     config.watermark.stroke_polarity = 'dark'  # A white watermark has no dark strokes ... or a few.
     config.image = _write(folder, {'flat': np.full((_SIZE, _SIZE, 3), 0.5, np.float32)})['flat']
     with self.assertRaisesRegex(image_io.InputError, 'no dark strokes'):
-      watermark.load_inputs(config)
+      watermark_io.load_inputs(config)
 
   def test_exclusion_weight_adds_the_exclusion_loss(self):
     increase, out, h = _step2_loss_increase(self, 'exclusion_weight', 2.0)
@@ -450,11 +455,11 @@ class ColourAndDeblendTest(absltest.TestCase):
       bad = config.copy_and_resolve_references()
       bad.watermark[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, f'watermark.{field}'):
-        config_check.validate(bad)
+        tasks.validate(bad)
     many, _ = _many_config(_tempdir(self))
     many.watermark.clean_from = 'deblend'
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.clean_from'):
-      config_check.validate(many)
+      tasks.validate(many)
 
 
 class EndToEndTest(absltest.TestCase):
@@ -511,8 +516,8 @@ class EndToEndTest(absltest.TestCase):
     clean = image_io.load_image(os.path.join(workdir, 'clean.png'))
     full = image_io.load_image(config.image)
     np.testing.assert_array_equal(clean[~hint], full[~hint])  # Only the strokes change.
-    self.assertEqual(metrics['box'], [watermark.bounding_box(box)[0].start, watermark.bounding_box(box)[1].start,
-                                      watermark.bounding_box(box)[0].stop, watermark.bounding_box(box)[1].stop])
+    self.assertEqual(metrics['box'], [metrics_lib.bounding_box(box)[0].start, metrics_lib.bounding_box(box)[1].start,
+                                      metrics_lib.bounding_box(box)[0].stop, metrics_lib.bounding_box(box)[1].stop])
 
   def test_many_mode_writes_everything(self):
     config, workdir = _many_config(_tempdir(self))

@@ -1,6 +1,10 @@
 """Double-DIP applications. Each task module exposes `run(config, workdir) -> metrics` and may expose
-`validate(config)`, raising `config_check.ConfigError` for its own fields."""
+`validate(config)`, raising `config_check.ConfigError` for its own fields; `validate` here checks a
+config for its task. A task module imports no other task module (shared machinery lives in ddip_jax/)."""
 
+import ml_collections
+
+from ddip_jax import config_check
 from ddip_jax.tasks import dehaze
 from ddip_jax.tasks import segmentation
 from ddip_jax.tasks import transparency
@@ -14,3 +18,16 @@ TASKS = {
     'video': video,
     'watermark': watermark,
 }
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks `config`: a known task, the fields every task uses (`config_check.validate`), then the task's own.
+
+  Raises:
+    config_check.ConfigError: naming the first invalid field.
+  """
+  config_check.require(config.task in TASKS, 'task', f'unknown task (one of {sorted(TASKS)})', config.task)
+  config_check.validate(config)
+  task_validate = getattr(TASKS[config.task], 'validate', None)
+  if task_validate is not None:
+    task_validate(config)

@@ -33,7 +33,6 @@ import time
 from typing import Any
 
 import chex
-import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -44,13 +43,13 @@ from ddip_jax import engine
 from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 
 AIRLIGHT_MODES = ('estimate', 'given', 'learned')
 TRANSMISSION_PRIORS = ('none', 'dark_channel')
-# Reported PSNRs are capped here (identical images would give infinity).
-_PSNR_CAP = 100.0
 # Side of the airlight swatch written when the airlight is one colour.
 _SWATCH = 64
 
@@ -190,7 +189,7 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
     sigma = jnp.where(step == num_steps - 1, 0.0, dz.sigma)
     keys = dict(zip(perturbed, jax.random.split(key, len(perturbed))))
     noisy = {n: models.perturb(z, keys[n], sigma) if n in keys else z for n, z in inputs.items()}
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(generators, params, batch_stats, noisy)
     out = {n: models.center_crop(o, height, width) for n, o in out.items()}
     t, airlight = out['transmission'], out.get('airlight', a0)
     recon = losses.blend(t, out['clean'], airlight)
@@ -281,13 +280,6 @@ def compose_passes(passes: list[PassResult]) -> tuple[np.ndarray, np.ndarray]:
   return t, np.clip(airlight, 0.0, 1.0).astype(np.float32)
 
 
-def image_scores(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-  """dm-pix PSNR (capped at 100 dB) and SSIM of an (H, W, 3) image in [0, 1] against the truth."""
-  est = jnp.asarray(np.clip(estimate, 0.0, 1.0), jnp.float32)
-  gt = jnp.asarray(truth, jnp.float32)
-  return {'psnr': min(float(pix.psnr(est, gt)), _PSNR_CAP), 'ssim': float(pix.ssim(est, gt, max_val=1.0))}
-
-
 def airlight_image(airlight: np.ndarray) -> np.ndarray:
   """The airlight as a picture: the map itself, or a swatch of the one colour."""
   if np.ndim(airlight) == 3:
@@ -324,7 +316,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Dehazes `config.image` in `dehaze.passes` passes and writes all outputs to `workdir`.
 
-  One optimisation per pass (`outputs.optimize_parts_and_write`: a checkpoint
+  One optimisation per pass (`resume.optimize_parts_and_write`: a checkpoint
   each, a rerun resumes); a run that stops early writes the best result so far
   (the stopped pass's, else the last finished pass's) before re-raising.
 
@@ -340,7 +332,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   if truth is not None and truth.shape[:2] != shape:
     raise image_io.InputError(f'{dz.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
                               f'expected {shape[1]}x{shape[0]} like {config.image!r}')
-  first, _ = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
+  first, _ = image_io.working_image(full, config.max_side, path=repr(config.image),
                                        min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
   radius = int(round(dz.guided_radius * max(shape)))
@@ -367,14 +359,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     panels = [('hazy', full), ('dehazed', dehazed), ('transmission', transmission),
               ('airlight', image_io.resize_image(airlight_image(airlight), shape))]
     if truth is not None:
-      metrics.update(image_scores(dehazed, truth))
-      metrics.update({f'hazy_{k}': v for k, v in image_scores(full, truth).items()})
+      metrics.update(metrics_lib.image_scores(dehazed, truth))
+      metrics.update({f'hazy_{k}': v for k, v in metrics_lib.image_scores(full, truth).items()})
       for p in passes:
-        p.metrics.update(image_scores(p.dehazed, truth))
+        p.metrics.update(metrics_lib.image_scores(p.dehazed, truth))
       panels.append(('ground truth', truth))
     metrics['passes'] = {f'pass{k}': p.metrics for k, p in enumerate(passes, start=1)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
   def problem(index: int) -> engine.Problem:
@@ -405,5 +397,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
 
   pending: dict[int, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = {}
-  return outputs_lib.optimize_parts_and_write(config, workdir, num_parts=dz.passes, part_name='pass',
+  return resume.optimize_parts_and_write(config, workdir, num_parts=dz.passes, part_name='pass',
                                               key=train_key, problem=problem, keep=keep, finish=finish)

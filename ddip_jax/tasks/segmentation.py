@@ -11,125 +11,24 @@ The best step-2 result by reconstruction PSNR is kept; its mask is refined with
 a guided filter and thresholded.
 """
 
-from collections.abc import Callable
-import math
 import time
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from scipy import ndimage
 
-from ddip_jax import config_check
 from ddip_jax import engine
-from ddip_jax import filters
+from ddip_jax import fgbg
 from ddip_jax import grow
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
-
-
-def perturbed_layers(
-    generators: dict[str, nn.Module],
-    inputs: dict[str, jax.Array],
-    *,
-    sigma_step: float,
-    height: int,
-    width: int,
-) -> Callable[..., tuple[engine.Outputs, Any]]:
-  """The layers as a function of the parameters, each input perturbed every step.
-
-  Args:
-    generators: name -> generator.
-    inputs: name -> its noise input, (N, canvas H, canvas W, D).
-    sigma_step: perturbation schedule (`models.perturbation_sigma`).
-    height, width: the image size the outputs are centre-cropped to.
-
-  Returns:
-    layers(params, batch_stats, step, key, num_steps) -> (outputs, batch_stats),
-    outputs keyed like `inputs`, each (N, height, width, C).
-  """
-
-  def layers(params, batch_stats, step, key, num_steps):
-    sigma = models.perturbation_sigma(step, num_steps, sigma_step)
-    keys = jax.random.split(key, len(inputs))
-    noisy = {n: models.perturb(z, k, sigma) for (n, z), k in zip(inputs.items(), keys)}
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
-    return {n: models.center_crop(o, height, width) for n, o in out.items()}, stats
-
-  return layers
-
-
-def decomposition_stages(
-    config: ml_collections.ConfigDict,
-    *,
-    image: jax.Array,
-    fg_hint: jax.Array,
-    bg_hint: jax.Array,
-    layers: Callable[..., tuple[engine.Outputs, Any]],
-    extra_loss: Callable[[engine.Outputs], jax.Array] | None = None,
-) -> list[engine.Stage]:
-  """Segmentation's two stages (module docstring) for layers 'fg', 'bg', 'mask'.
-
-  Args:
-    config: full config (`segmentation`, `num_steps`, `learning_rate`,
-      `early_stop_psnr` are read).
-    image: (N, H, W, 3) the images to decompose (N > 1: the frames of a clip).
-    fg_hint: (N, H, W, 1) foreground hints in [0, 1].
-    bg_hint: (N, H, W, 1) background hints.
-    layers: as returned by `perturbed_layers`; fg, bg (N, H, W, 3), mask (N, H, W, 1).
-    extra_loss: a term of the outputs added to step 2's loss (e.g. temporal).
-
-  Returns:
-    The non-empty stages among step 1 and step 2.
-  """
-  seg = config.segmentation
-  mask_target = ((fg_hint - bg_hint) + 1.0) / 2.0
-
-  def hint_terms(out):
-    return losses.extended_l1(out['fg'], image, fg_hint) + losses.extended_l1(out['bg'], image, bg_hint)
-
-  # Both steps are one loss whose terms are weighted by a vector held as data:
-  # the two traced programs are then the same program on other data, and the
-  # engine compiles it once for both stages (about half the start-up; issue 17).
-  # Arrays of shape (1,) and more stay constants of the program; a Python number
-  # (or a scalar array) would be written into it as a literal.
-  def stage_loss(num_steps: int, *, hint_until: float, mask_fit: float, recon: float, gray: float, extra: float):
-    weights = jnp.asarray([hint_until, mask_fit, recon, gray, extra], jnp.float32)
-    total = jnp.asarray([num_steps], jnp.int32)
-
-    def loss_fn(params, batch_stats, step, key):
-      out, stats = layers(params, batch_stats, step, key, total[0])
-      recon_image = losses.blend(out['mask'], out['fg'], out['bg'])
-      loss = (
-          jnp.where(step.astype(jnp.float32) <= weights[0], hint_terms(out), 0.0)
-          + weights[1] * losses.l1(out['mask'], mask_target)
-          + weights[2] * losses.l1(recon_image, image)
-          + weights[3] * (jnp.minimum(step, 1000) // 100) * losses.gray_loss(out['mask']))
-      if extra_loss is not None:
-        loss += weights[4] * extra_loss(out)
-      return loss, (stats, out, losses.psnr(recon_image, image))
-
-    return loss_fn
-
-  # Step 1 fits the hints (hint terms always on, the mask to the hint target);
-  # step 2 recomposes the image, keeping the hint terms for it <= hint_phase.
-  step1_loss = stage_loss(seg.hint_steps, hint_until=math.inf, mask_fit=1.0, recon=0.0, gray=0.0, extra=0.0)
-  step2_loss = stage_loss(config.num_steps, hint_until=seg.hint_phase, mask_fit=0.0, recon=seg.recon_weight,
-                          gray=seg.gray_weight, extra=1.0)
-  early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
-  # Step 1 tracks its best result too: the step functions are then the same program.
-  stages = [
-      engine.Stage('step1_hints', seg.hint_steps, step1_loss, config.learning_rate),
-      engine.Stage('step2_decompose', config.num_steps, step2_loss, config.learning_rate,
-                   early_stop_psnr=early_stop),
-  ]
-  return [s for s in stages if s.num_steps > 0]
+from ddip_jax import outputs
+from ddip_jax import resume
 
 
 def build_problem(
@@ -159,139 +58,17 @@ def build_problem(
   noise_mask = models.noise_from_config(config.generator, jax.random.fold_in(key, 1), canvas)
   generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
   inputs = {'fg': noise_layers, 'bg': noise_layers, 'mask': noise_mask}
-  layers = perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
+  layers = fgbg.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
                             height=height, width=width)
-  stages = decomposition_stages(
+  stages = fgbg.decomposition_stages(
       config, image=jnp.asarray(image)[None], fg_hint=jnp.asarray(fg_hint, jnp.float32)[None, ..., None],
       bg_hint=jnp.asarray(bg_hint, jnp.float32)[None, ..., None], layers=layers)
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
-def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, eps: float) -> np.ndarray:
-  """Guided-filter refinement of a soft mask (the official post-processing).
-
-  Args:
-    mask: (H, W) soft mask in [0, 1].
-    guide: (H, W, 3) image in [0, 1], same size.
-    radius_fraction: radius as a fraction of the longer side (0 disables).
-    eps: guided-filter regulariser.
-
-  Returns:
-    (H, W) refined mask clipped to [0, 1].
-  """
-  radius = int(round(radius_fraction * max(mask.shape)))
-  if radius <= 0:
-    return mask
-  out = filters.guided_filter_jit(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius, eps=eps)
-  return np.clip(np.asarray(out)[..., 0], 0.0, 1.0)
-
-
-def keep_hinted_components(binary: np.ndarray, fg_hint: np.ndarray) -> np.ndarray:
-  """Keeps the connected regions of a binary mask that touch the foreground hint.
-
-  Double-DIP's mask can pick up a second, unhinted region (e.g. a textured tree
-  at the border) when its layers explain it slightly better as foreground. The
-  hint says which object is wanted, so regions that do not touch it are dropped.
-
-  Args:
-    binary: (H, W) mask, foreground where > 0.5.
-    fg_hint: (H, W) hint, same size; if it is empty the mask is returned as is.
-
-  Returns:
-    (H, W) float32 mask in {0, 1}.
-  """
-  fg = binary > 0.5
-  hint = fg_hint > 0.5
-  if not hint.any():
-    return fg.astype(np.float32)
-  labels, _ = ndimage.label(fg)
-  kept = np.unique(labels[hint & (labels > 0)])
-  return np.isin(labels, kept).astype(np.float32)
-
-
-def iou(pred: np.ndarray, target: np.ndarray) -> float:
-  """Intersection over union of two binary masks."""
-  pred, target = pred > 0.5, target > 0.5
-  union = np.logical_or(pred, target).sum()
-  return float(np.logical_and(pred, target).sum() / union) if union else 1.0
-
-
-def full_size_layers(
-    full: np.ndarray,
-    best: dict[str, np.ndarray],
-    fg_hint: np.ndarray,
-    seg: ml_collections.ConfigDict,
-    enforced: tuple[np.ndarray, np.ndarray | None] | None = None,
-) -> dict[str, np.ndarray]:
-  """One image's outputs at full size, from its working-resolution layers.
-
-  The layers are resized to the image, the mask refined with the guided filter
-  (guide: the image), thresholded, and its regions not touching the fg hint
-  dropped (`seg.keep_hinted_components`); with `seg.respect_hints`, the pixels
-  of the `enforced` hints then keep their hint's side (the guided filter and
-  Double-DIP's mask otherwise lose thin parts and take in clutter).
-
-  Args:
-    full: (H, W, 3) the full-size input.
-    best: 'fg', 'bg' (h, w, 3) and 'mask' (h, w, 1) at working resolution.
-    fg_hint: (h, w) the foreground hint used.
-    seg: the `segmentation` config section.
-    enforced: (fg, bg) hints (h, w) the final binary mask must respect (bg may
-      be None); None: none (`seg.respect_hints` is ignored).
-
-  Returns:
-    (H, W[, 3]) images: 'fg', 'bg', 'mask' (refined), 'mask_raw', 'mask_whole'
-    (thresholded), 'mask_binary' (after keep_hinted_components), 'recomposed',
-    'cutout', 'fg_hint'.
-  """
-  shape = full.shape[:2]
-  fg = image_io.resize_image(best['fg'], shape)
-  bg = image_io.resize_image(best['bg'], shape)
-  mask_raw = image_io.resize_image(best['mask'][..., 0], shape)
-  mask = refine_mask(mask_raw, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
-  whole = (mask > seg.threshold).astype(np.float32)
-  fg_hint = image_io.resize_image(fg_hint, shape)
-  binary = keep_hinted_components(whole, fg_hint) if seg.keep_hinted_components else whole
-  if seg.respect_hints and enforced is not None:
-    sure_fg, sure_bg = enforced
-    binary = np.maximum(binary, image_io.resize_image(sure_fg, shape) > 0.5)
-    if sure_bg is not None:
-      binary = binary * (image_io.resize_image(sure_bg, shape) <= 0.5)
-    binary = binary.astype(np.float32)
-  return {
-      'fg': fg, 'bg': bg, 'mask': mask, 'mask_raw': mask_raw, 'mask_whole': whole, 'mask_binary': binary,
-      'recomposed': mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg,
-      'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None]),
-      'fg_hint': fg_hint,
-  }
-
-
-def mask_scores(layers: dict[str, np.ndarray], gt: np.ndarray) -> dict[str, float]:
-  """IoUs of `full_size_layers`' masks against a ground-truth mask (H, W)."""
-  return {
-      'iou': iou(layers['mask_binary'], gt),
-      'iou_whole_mask': iou(layers['mask_whole'], gt),  # Before keep_hinted_components.
-      'iou_raw_mask': iou(layers['mask_raw'], gt),  # The generator's mask, unrefined.
-  }
-
-
-GROW_METHODS = ('none', 'auto', 'select', 'grabcut')
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks the `segmentation` section (see `config_check.validate`)."""
-  seg = config.segmentation
-  require = config_check.require
-  require(seg.hint_steps >= 0, 'segmentation.hint_steps', 'must be >= 0', seg.hint_steps)
-  require(0 < seg.threshold < 1, 'segmentation.threshold', 'must be in (0, 1)', seg.threshold)
-  require(seg.guided_radius >= 0, 'segmentation.guided_radius', 'must be >= 0', seg.guided_radius)
-  require(seg.guided_eps > 0, 'segmentation.guided_eps', 'must be positive', seg.guided_eps)
-  require(seg.grow_hints in GROW_METHODS, 'segmentation.grow_hints', f'one of {GROW_METHODS}', seg.grow_hints)
-  require(0 <= seg.grow_margin < 0.5, 'segmentation.grow_margin', 'must be in [0, 0.5)', seg.grow_margin)
-  require(seg.user_hint_steps >= 0, 'segmentation.user_hint_steps', 'must be >= 0', seg.user_hint_steps)
-  require(seg.user_num_steps >= 0, 'segmentation.user_num_steps', 'must be >= 0', seg.user_num_steps)
-  require(seg.auto_hints in hints_lib.METHODS, 'segmentation.auto_hints',
-          f'unknown method (one of {sorted(hints_lib.METHODS)})', seg.auto_hints)
+  """Checks the `segmentation` section (`fgbg.validate`)."""
+  fgbg.validate(config)
 
 
 def with_schedule(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -320,7 +97,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   full = image_io.load_image(config.image)
   # Read before the optimisation: a bad path must not cost (and lose) a whole run.
   gt = image_io.load_mask(config.gt_mask, shape=full.shape[:2]) if config.gt_mask else None
-  image, scale = outputs_lib.working_image(full, config.max_side, path=repr(config.image),
+  image, scale = image_io.working_image(full, config.max_side, path=repr(config.image),
                                           min_side=2 ** len(config.generator.channels_down))
   shape = image.shape[:2]
   t0 = time.perf_counter()
@@ -349,7 +126,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   def finish(result: engine.Result, status: str) -> dict[str, Any]:
     best = {n: np.asarray(v)[0] for n, v in result.best.items()}
-    images = full_size_layers(full, best, fg_hint, seg, enforced)
+    images = fgbg.full_size_layers(full, best, fg_hint, seg, enforced)
     metrics = {
         'status': status,
         'image_shape': list(full.shape[:2]),
@@ -363,12 +140,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         **result.metrics,
     }
     if gt is not None:
-      metrics.update(mask_scores(images, gt))
+      metrics.update(metrics_lib.mask_scores(images, gt))
     del images['mask_whole']
     images['bg_hint'] = image_io.resize_image(bg_hint, full.shape[:2])
     panels = [('input', full), ('fg', images['fg']), ('bg', images['bg']), ('mask', images['mask']),
               ('cut-out', images['cutout'])]
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  return outputs_lib.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
+  return resume.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)

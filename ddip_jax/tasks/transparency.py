@@ -34,7 +34,6 @@ schedule, `sigma_step`) and train on the 8 flips/rotations of noise and image
 from typing import Any
 
 import chex
-import dm_pix as pix
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -46,8 +45,10 @@ from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 
 MIXTURES = ('two_mixtures', 'additive')
 ALPHA_MODES = ('generator', 'scalar', 'map')
@@ -58,8 +59,6 @@ ALPHAS = ('alpha1', 'alpha2')
 # The additive demo mixes two layers as their average, so 2R and 2T are the
 # layer estimates compared with the ground truth (and shown as previews).
 ADDITIVE_LAYER_SCALE = 2.0
-# Reported PSNRs are capped here (identical images would give infinity).
-_PSNR_CAP = 100.0
 
 
 def alpha_from_unit(a: jax.Array) -> jax.Array:
@@ -214,7 +213,7 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
       if tr.sigma_step > 0:
         z = models.perturb(z, k, models.perturbation_sigma(step, num_steps, tr.sigma_step))
       noisy[name] = z
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(generators, params, batch_stats, noisy)
     for name, o in out.items():
       o = o if index is None else augment.inverse(o, index)
       out[name] = models.center_crop(o, height, width)
@@ -246,43 +245,6 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
   stage = engine.Stage('separate', num_steps, two_mixtures_loss if two else additive_loss,
                        config.learning_rate, early_stop_psnr=early_stop)
   return engine.Problem(generators=generators, inputs=inputs, stages=[stage])
-
-
-def layer_metrics(estimates: tuple[np.ndarray, np.ndarray], truths: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-  """PSNR / SSIM of two estimated layers against the truth, best of both orderings.
-
-  Which estimate is which layer is arbitrary (the loss is symmetric up to the
-  alphas), so both pairings are scored and the one with the higher mean PSNR
-  is reported.
-
-  Args:
-    estimates: two (H, W, 3) float images in [0, 1] (clipped before scoring).
-    truths: two (H, W, 3) float images in [0, 1], same size.
-
-  Returns:
-    {'swapped': whether estimates[0] matches truths[1], 'psnr': [dB of the
-    estimate matched to truths[0], ... truths[1]], 'ssim': [same order],
-    'mean_psnr', 'mean_ssim'}; PSNRs capped at 100 dB.
-  """
-  est = [jnp.asarray(np.clip(e, 0.0, 1.0), jnp.float32) for e in estimates]
-  gt = [jnp.asarray(g, jnp.float32) for g in truths]
-
-  def psnr(a, b):
-    return min(float(pix.psnr(a, b)), _PSNR_CAP)
-
-  straight = [psnr(est[0], gt[0]), psnr(est[1], gt[1])]
-  crossed = [psnr(est[1], gt[0]), psnr(est[0], gt[1])]
-  swapped = sum(crossed) > sum(straight)
-  matched = est[::-1] if swapped else est
-  psnrs = crossed if swapped else straight
-  ssims = [float(pix.ssim(m, g, max_val=1.0)) for m, g in zip(matched, gt)]
-  return {
-      'swapped': bool(swapped),
-      'psnr': psnrs,
-      'ssim': ssims,
-      'mean_psnr': float(np.mean(psnrs)),
-      'mean_ssim': float(np.mean(ssims)),
-  }
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -333,7 +295,7 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
 
   Returns:
     ((R, T), [a_1, a_2], {candidate: {'alphas', 'objective'[, 'ground_truth':
-    `layer_metrics`]}}, the chosen candidate's name).
+    `metrics.layer_pair_scores`]}}, the chosen candidate's name).
   """
   chex.assert_rank(full, 4)
   tr = config.transparency
@@ -354,7 +316,7 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
                                             tr.exclusion_weight)
     report[name] = {'alphas': [float(a) for a in pair], 'objective': float(objective)}
     if truths is not None:
-      report[name]['ground_truth'] = layer_metrics((r, t), tuple(truths))
+      report[name]['ground_truth'] = metrics_lib.layer_pair_scores((r, t), tuple(truths))
   chosen = choose_finalisation(report, tr.unmix, tr.unmix_select)
   pair, chosen_layers = candidates[chosen]
   return chosen_layers, [np.reshape(float(a), (1, 1, 1)) for a in pair], report, chosen
@@ -397,7 +359,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   full = _load_same_size([config.image, tr.image2] if two else [config.image])
   shape = full[0].shape[:2]
   truths = _load_same_size([tr.gt_layer1, tr.gt_layer2], shape) if tr.gt_layer1 else None
-  working = np.stack([outputs_lib.working_image(img, config.max_side)[0] for img in full])
+  working = np.stack([image_io.working_image(img, config.max_side)[0] for img in full])
   if min(working.shape[1:3]) < 8:
     raise image_io.InputError(f'{config.image!r}: the working image needs sides >= 8 pixels')
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
@@ -442,13 +404,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 'recomposed': recon}
       panels = [('input', full[0]), ('2 x layer 1', estimates[0]), ('2 x layer 2', estimates[1])]
     if truths is not None:
-      scores = layer_metrics(estimates, truths)
+      scores = metrics_lib.layer_pair_scores(estimates, truths)
       metrics.update(mean_layer_psnr=scores['mean_psnr'], mean_layer_ssim=scores['mean_ssim'],
                      ground_truth=scores)
       order = truths[::-1] if scores['swapped'] else truths
       panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
     metrics.update(result.metrics)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  return outputs_lib.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
+  return resume.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)

@@ -40,14 +40,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import engine
+from ddip_jax import fgbg
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
-from ddip_jax.tasks import segmentation
+from ddip_jax import outputs
+from ddip_jax import resume
+from ddip_jax import summary_picture
 
 # Per-frame outputs: a folder of PNGs and a GIF each (fg_hint, bg_hint: PNGs only).
 FRAME_LAYERS = ('fg', 'bg', 'mask', 'mask_binary', 'cutout')
@@ -167,7 +171,7 @@ def build_problem(
   layer_gen = models.generator_from_config(config.generator, out_channels=3)
   mask_gen = models.generator_from_config(config.generator, out_channels=1)
   generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
-  layers = segmentation.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
+  layers = fgbg.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
                                          height=height, width=width)
 
   def frame_layers(params, batch_stats, step, key, num_steps):
@@ -188,7 +192,7 @@ def build_problem(
       loss += vid.temporal_weight * losses.temporal_consistency(out['mask'], still)
     return loss
 
-  stages = segmentation.decomposition_stages(
+  stages = fgbg.decomposition_stages(
       config, image=img, fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
       bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss)
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
@@ -199,7 +203,7 @@ def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], co
 
   Args:
     full: (F, H, W, 3) the input frames.
-    frames: frame index -> `segmentation.full_size_layers` output, for the frames done.
+    frames: frame index -> `fgbg.full_size_layers` output, for the frames done.
     count: columns (at most the frames done).
 
   Returns:
@@ -211,14 +215,14 @@ def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], co
   rows = []
   for title, name in _SUMMARY_ROWS:
     panels = [(f'{title} {f}', full[f] if name is None else frames[f][name]) for f in picks]
-    rows.append(image_io.make_summary(panels, height=height))
+    rows.append(summary_picture.make_summary(panels, height=height))
   gap = np.ones((4, rows[0].shape[1], 3), np.float32)
   return np.concatenate([part for row in rows for part in (row, gap)][:-1])
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `video` section and the `segmentation` fields it uses."""
-  segmentation.validate(config)
+  fgbg.validate(config)
   vid = config.video
   require = config_check.require
   methods = sorted({**hints_lib.METHODS, **hints_lib.CLIP_METHODS})
@@ -238,7 +242,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Decomposes the clip `config.image` and writes all outputs to `workdir`.
 
-  One optimisation per window (`outputs.optimize_parts_and_write`: a checkpoint
+  One optimisation per window (`resume.optimize_parts_and_write`: a checkpoint
   each, a rerun resumes); a run that stops early writes the frames done so far.
 
   Returns:
@@ -246,11 +250,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """
   vid = config.video
   start = time.perf_counter()
-  full, names = image_io.load_frames(config.image)
+  full, names = clip_io.load_frames(config.image)
   num_frames, shape = len(full), full.shape[1:3]
   # Read before the optimisation: a bad path must not cost (and lose) a whole run.
-  gt = image_io.load_masks(config.gt_mask, count=num_frames, shape=shape) if config.gt_mask else None
-  first, _ = outputs_lib.working_image(full[0], config.max_side, path=repr(config.image),
+  gt = clip_io.load_masks(config.gt_mask, count=num_frames, shape=shape) if config.gt_mask else None
+  first, _ = image_io.working_image(full[0], config.max_side, path=repr(config.image),
                                        min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
   frames = np.stack([image_io.resize_image(f, work) for f in full])
@@ -265,7 +269,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   def finish(status: str) -> dict[str, Any]:
     blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
-    per_frame = {f: segmentation.full_size_layers(full[f], layers, fg_hint[f], config.segmentation)
+    per_frame = {f: fgbg.full_size_layers(full[f], layers, fg_hint[f], config.segmentation)
                  for f, layers in blended.items()}
     order = sorted(per_frame)
     images = {}
@@ -273,7 +277,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       images.update({f'{name}/{f:04d}': per_frame[f][name] for f in order})
     images.update({f'bg_hint/{f:04d}': image_io.resize_image(bg_hint[f], shape) for f in order})
     for name in FRAME_LAYERS:
-      image_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack([per_frame[f][name] for f in order]),
+      clip_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack([per_frame[f][name] for f in order]),
                         duration_ms=vid.gif_duration_ms)
     recomposed_psnr = [float(losses.psnr(jnp.asarray(per_frame[f]['recomposed'])[None], jnp.asarray(full[f])[None]))
                        for f in order]
@@ -293,7 +297,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         'foreground_fraction': float(np.mean([per_frame[f]['mask_binary'].mean() for f in order])),
     }
     if gt is not None:
-      scores = [segmentation.mask_scores(per_frame[f], gt[f]) for f in order]
+      scores = [metrics_lib.mask_scores(per_frame[f], gt[f]) for f in order]
       metrics.update({k: float(np.mean([s[k] for s in scores])) for k in scores[0]})  # Means over frames.
       metrics['iou_per_frame'] = [s['iou'] for s in scores]
     metrics['window_runs'] = [{'frames': list(span), 'best_recon_psnr': r.best_psnr, 'best_step': r.best_step,
@@ -301,7 +305,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     metrics['seconds'] = round(seconds, 3)
     metrics['frames_per_second'] = round(len(order) / seconds, 4)
     panels = summary_strip(full, per_frame, vid.summary_frames)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
   def problem(index: int) -> engine.Problem:
@@ -309,6 +313,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     inputs = {n: z[a:b] if z.shape[0] == num_frames else z for n, z in noise.items()}
     return build_problem(config, frames[a:b], fg_hint[a:b], bg_hint[a:b], inputs)
 
-  return outputs_lib.optimize_parts_and_write(
+  return resume.optimize_parts_and_write(
       config, workdir, num_parts=len(spans), part_name='window', key=train_key, problem=problem,
       keep=lambda index, result: done.append((spans[index], result)), finish=finish)

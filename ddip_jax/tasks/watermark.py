@@ -13,9 +13,9 @@ Two modes, chosen by `watermark.mode`:
   which is what short schedules do; `watermark.mask_weight` > 0 (ours,
   official 0) adds mask_weight * ExtL1(M, 0, h), M's mean inside the box.
   Further options of ours (official off): `watermark_model='colour'` makes W
-  one learned RGB colour (`ConstantColour`), so M = 1, W = I is no solution;
+  one learned RGB colour (`models.ConstantColour`), so M = 1, W = I is no solution;
   `exclusion_weight` adds exclusion_loss(C, h M W); `clean_from='deblend'`
-  takes the clean image inside the box as (I - h M W) / (1 - h M) (`deblend`),
+  takes the clean image inside the box as (I - h M W) / (1 - h M) (`blending.deblend`),
   which keeps what shows through a semi-transparent watermark, instead of C.
   `stroke_polarity` != 'none' (ours) replaces the box by the watermark's
   strokes found in it (`hints.stroke_hint`, a top-hat of one colour channel
@@ -48,8 +48,8 @@ rerun of the same config; the run in progress has its own checkpoint.
 Outputs ('hint'): clean.png = (1 - h) I + h median(C) (or the de-blended
 image, `clean_from`); clean_deblend.png, the input de-blended with median(M)
 and median(W) inside the box; clean_fit.png, the input de-blended per pixel
-towards one opacity and colour fitted against median(C) (`fit_blend`,
-`deblend_fitted`; both in metrics.json); clean_soft.png, which
+towards one opacity and colour fitted against median(C) (`blending.fit_blend`,
+`blending.deblend_fitted`; both in metrics.json); clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M); hint.png.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
@@ -63,8 +63,6 @@ input itself, overall and inside the box (the bounding box of the hint, or of
 """
 
 import dataclasses
-import io
-import json
 import os
 import time
 from typing import Any
@@ -77,15 +75,18 @@ import ml_collections
 import numpy as np
 
 from ddip_jax import augment
+from ddip_jax import blending
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
-from ddip_jax import outputs as outputs_lib
+from ddip_jax import outputs
+from ddip_jax import resume
 from ddip_jax import runner
-from ddip_jax.tasks import dehaze
+from ddip_jax import watermark_io
 
 MODES = ('hint', 'many')
 BATCH_RUNS = ('auto', 'sequential', 'batched')
@@ -97,13 +98,8 @@ CLEAN_FROM = ('generator', 'deblend', 'fit')
 KEEP_FROM = ('watermark', 'effect', 'both')
 # Augment only every fourth iteration (the official watermark schedule).
 AUGMENT_PERIOD = 4
-# Images of mode 'many' are resized to the first one's size; aspect ratios
-# further apart than this (relative) are refused instead of distorted.
-ASPECT_TOLERANCE = 0.1
 # Name of the `InputHolder` among the problem's generators.
 NOISE = 'noise'
-# dm-pix SSIM's Gaussian window; a box with a shorter side gets no SSIM.
-_SSIM_WINDOW = 11
 
 
 def staircase_sigma(step: jax.Array, num_steps: int, *, sigma_step: float, every: int) -> jax.Array:
@@ -117,36 +113,13 @@ def clean_names(num_images: int) -> tuple[str, ...]:
   return ('clean',) if num_images == 1 else tuple(f'clean{k}' for k in range(1, num_images + 1))
 
 
-class ConstantColour(nn.Module):
-  """One learned RGB colour (0.5 grey at init) as a layer the size of its input.
-
-  A watermark of one colour (`watermark.watermark_model='colour'`): W cannot
-  copy the image, so "the whole box is watermark" (M = 1, W = I) is no solution.
-
-  The colour is sigmoid(gain * p) for the parameters p: Adam moves p by about
-  the learning rate per step, and at 1e-3 the logit of a white or black
-  watermark (about +-5) would take thousands of steps without the gain.
-  """
-
-  out_channels: int = 3
-  gain: float = 20.0
-  num_scales: int = 0  # No downsampling: any canvas will do.
-
-  @nn.compact
-  def __call__(self, z: jax.Array) -> jax.Array:
-    """(N, H, W, D) noise (only its shape is used) -> (N, H, W, out_channels) of one colour."""
-    chex.assert_rank(z, 4)
-    p = self.param('colour', nn.initializers.zeros, (self.out_channels,))
-    return jnp.broadcast_to(jax.nn.sigmoid(self.gain * p), (*z.shape[:-1], self.out_channels))
-
-
 def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[str, nn.Module]:
   """C (one per image), W and M from the `generator` and `watermark` sections."""
   wm = config.watermark
   clean = models.generator_from_config(config.generator, out_channels=3)
   generators = {name: clean for name in clean_names(num_images)}
   if wm.watermark_model == 'colour':
-    generators['watermark'] = ConstantColour()
+    generators['watermark'] = models.ConstantColour()
   else:
     generators['watermark'] = models.generator_from_config(
         config.generator, out_channels=3, kernel_down=wm.watermark_kernel, kernel_up=wm.watermark_kernel)
@@ -155,35 +128,6 @@ def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[
       config.generator, out_channels=1, channels_down=mask_channels, channels_up=mask_channels,
       channels_skip=tuple(wm.mask_skip), kernel_down=wm.mask_kernel, kernel_up=wm.mask_kernel)
   return generators
-
-
-def batched_generator(generator: models.SkipGenerator, runs: int) -> nn.Module:
-  """`runs` independent copies of a generator, mapped over a leading run axis.
-
-  Parameters and BatchNorm statistics get a leading axis of size `runs` (each
-  copy initialised with its own key), so (runs, N, H, W, D) noise gives
-  (runs, N, H, W, C) outputs with every run's BatchNorm on its own batch.
-  """
-  fields = {f.name: getattr(generator, f.name) for f in dataclasses.fields(generator)
-            if f.name not in ('parent', 'name')}
-  cls = nn.vmap(type(generator), variable_axes={'params': 0, 'batch_stats': 0}, split_rngs={'params': True},
-                in_axes=0, out_axes=0, axis_size=runs)
-  return cls(**fields)
-
-
-class InputHolder(nn.Module):
-  """Holds the generators' noise inputs as state instead of constants of the compiled step.
-
-  Its one variable, in the engine's non-trainable collection ('batch_stats';
-  nothing ever updates it), is the dict of noise inputs it is initialised with,
-  and the losses read the noise from there. Runs that differ only in their
-  noise then share one compiled step (`engine` memoises it per Stage), which
-  saves a compile of every stage for every run after the first.
-  """
-
-  @nn.compact
-  def __call__(self, noise: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    return self.variable('batch_stats', 'inputs', lambda: noise).value
 
 
 def run_noise(config: ml_collections.ConfigDict, canvas: tuple[int, int], names: tuple[str, ...],
@@ -200,7 +144,7 @@ def run_noise(config: ml_collections.ConfigDict, canvas: tuple[int, int], names:
 
 
 def _problem_inputs(noise: dict[str, jax.Array]) -> dict[str, Any]:
-  # The generators' entries only give `engine.init_generators` their shapes.
+  # The generators' entries only give `models.init_generators` their shapes.
   return {**noise, NOISE: noise}
 
 
@@ -258,8 +202,8 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
     canvas = (max(canvas),) * 2
   inputs = _problem_inputs(run_noise(config, canvas, tuple(sorted(generators)), run_keys))
   if batched:
-    generators = {name: batched_generator(g, runs) for name, g in generators.items()}
-  generators[NOISE] = InputHolder()
+    generators = {name: models.batched_generator(g, runs) for name, g in generators.items()}
+  generators[NOISE] = models.InputHolder()
   lift = jax.vmap if batched else (lambda fn: fn)  # Maps a one-run function over the run axis.
   img = jnp.asarray(images, jnp.float32)[:, None]  # (K, 1, H, W, 3)
   cleans = clean_names(num_images)
@@ -272,7 +216,7 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
     for name, k in zip(names, jax.random.split(key, len(names))):
       z = noise[name] if index is None else lift(lambda x: augment.transform(x, index))(noise[name])
       noisy[name] = models.perturb(z, k, sigma) if name in perturbed else z
-    out, stats = engine.apply_generators(generators, params, batch_stats, noisy)
+    out, stats = models.apply_generators(generators, params, batch_stats, noisy)
 
     def upright(o):
       return models.center_crop(o if index is None else augment.inverse(o, index), height, width)
@@ -352,49 +296,6 @@ def run_layers(outputs: dict[str, Any]) -> list[dict[str, np.ndarray]]:
   return [{name: np.asarray(o, np.float32)[r, 0] for name, o in outputs.items()} for r in range(some.shape[0])]
 
 
-def median_layers(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-  """Per-pixel medians over runs of every layer and of the visible watermark W * M.
-
-  Args:
-    runs: one dict per run with (H, W, C) layers, among them 'watermark' (C = 3)
-      and 'mask' (C = 1).
-
-  Returns:
-    The same keys, each the median over runs, plus 'masked_watermark', the
-    median of W * M (not the product of the medians), (H, W, 3).
-  """
-  if not runs:
-    raise ValueError('median_layers needs at least one run')
-  medians = {name: np.median(np.stack([r[name] for r in runs]), axis=0).astype(np.float32) for name in runs[0]}
-  medians['masked_watermark'] = np.median(
-      np.stack([r['watermark'] * r['mask'] for r in runs]), axis=0).astype(np.float32)
-  return medians
-
-
-def bounding_box(region: np.ndarray) -> tuple[slice, slice]:
-  """The smallest rectangle holding every pixel of `region` > 0.5, as (rows, cols) slices."""
-  rows = np.flatnonzero(np.any(region > 0.5, axis=1))
-  cols = np.flatnonzero(np.any(region > 0.5, axis=0))
-  if not rows.size:
-    raise ValueError('the region is empty')
-  return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-
-
-def scores(estimate: np.ndarray, truth: np.ndarray, box: tuple[slice, slice] | None) -> dict[str, Any]:
-  """dm-pix PSNR / SSIM against the truth, overall and inside `box`.
-
-  Returns:
-    {'psnr', 'ssim'} and, with a box, {'psnr_box', 'ssim_box'} (SSIM None when
-    a side of the box is shorter than the 11-pixel SSIM window).
-  """
-  result = dehaze.image_scores(estimate, truth)
-  if box is not None:
-    inside = dehaze.image_scores(estimate[box], truth[box])
-    small = min(truth[box].shape[:2]) < _SSIM_WINDOW
-    result.update(psnr_box=inside['psnr'], ssim_box=None if small else inside['ssim'])
-  return result
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `watermark` section (see `config_check.validate`)."""
   wm = config.watermark
@@ -440,183 +341,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     require(wm[field] >= 1 and wm[field] % 2 == 1, f'watermark.{field}', 'must be an odd size >= 1', wm[field])
 
 
-@dataclasses.dataclass
-class Inputs:
-  """Everything a run reads from disk, checked before any optimisation.
-
-  Attributes:
-    paths: the images' paths.
-    full: (K, H, W, 3) the images at full size (mode 'many': all at the first one's).
-    working: (K, h, w, 3) the same at the working resolution.
-    hint, hint_working: (H, W) and (h, w) binary hint (mode 'hint'), else None.
-    truths: (K, H, W, 3) clean ground truths, or None.
-    box: (rows, cols) slices of the 'in box' metrics at full size, or None.
-    polarity: the strokes' polarity and channel when the hint is the strokes found in the box, else None.
-  """
-
-  paths: list[str]
-  full: np.ndarray
-  working: np.ndarray
-  hint: np.ndarray | None
-  hint_working: np.ndarray | None
-  truths: np.ndarray | None
-  box: tuple[slice, slice] | None
-  polarity: str | None = None
-
-
-def _load_like(paths: list[str], shape: tuple[int, int], first: str,
-               why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
-  """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it (refused saying `why`)."""
-  images = []
-  for path in paths:
-    img = image_io.load_image(path)
-    if img.shape[:2] != shape:
-      aspect, want = img.shape[1] / img.shape[0], shape[1] / shape[0]
-      if abs(aspect / want - 1) > ASPECT_TOLERANCE:
-        raise image_io.InputError(
-            f'{path!r} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first!r}\'s '
-            f'{shape[1]}x{shape[0]} ({want:.3g}): {why}')
-      img = image_io.resize_image(img, shape)
-    images.append(img)
-  return images
-
-
-def _load_region(path: str, shape: tuple[int, int], what: str) -> np.ndarray:
-  """A binary (H, W) mask (> 0.5) that must mark some pixels but not all."""
-  region = (image_io.load_mask(path, shape=shape) > 0.5).astype(np.float32)
-  if not region.any():
-    raise image_io.InputError(f'{what} {path!r} marks no pixel (none above 0.5): paint the box around the '
-                              'watermark white on black')
-  if region.all():
-    raise image_io.InputError(f'{what} {path!r} covers the whole image: the clean layer is learnt from the '
-                              'pixels outside the box, so leave some black')
-  return region
-
-
-def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
-  """Reads and checks the images, hint, ground truths and metric box of a config."""
-  wm = config.watermark
-  first = image_io.load_image(config.image)
-  shape = first.shape[:2]
-  paths = [config.image] + (list(wm.images) if wm.mode == 'many' else [])
-  full = np.stack([first] + _load_like(paths[1:], shape, config.image))
-  min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
-  working = np.stack([outputs_lib.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
-                      for img, path in zip(full, paths)])
-  hint = hint_working = box_hint = polarity = None
-  if wm.mode == 'hint':
-    hint = box_hint = _load_region(wm.hint, shape, 'hint')
-    hint_working = (image_io.load_mask(wm.hint, shape=working.shape[1:3]) > 0.5).astype(np.float32)
-    if not hint_working.any() or hint_working.all():
-      raise image_io.InputError(f'hint {wm.hint!r} at the working size {working.shape[2]}x{working.shape[1]} '
-                                'marks no pixel or all of them: draw a larger box, or set max_side=0')
-    if wm.stroke_polarity != 'none':
-      hint, polarity = hints.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
-      width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
-      hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity, width=width)
-      if not hint_working.any():
-        raise image_io.InputError(f'no {wm.stroke_polarity} strokes found in the hint box of {wm.hint!r}: try '
-                                  'watermark.stroke_polarity=none (the whole box) or another polarity')
-  gt_paths = [wm.gt_clean] + (list(wm.gt_images or []) if wm.mode == 'many' else [])
-  truths = None
-  if wm.gt_clean:
-    if wm.mode == 'many' and not wm.gt_images:
-      raise image_io.InputError('watermark.gt_clean is set but not watermark.gt_images: give every image\'s '
-                                'ground truth or none')
-    truths = np.stack(_load_like(gt_paths, shape, config.image, 'a ground truth (watermark.gt_clean, gt_images) '
-                                 'shows the same picture without the watermark'))
-  elif wm.mode == 'many' and wm.gt_images:
-    raise image_io.InputError('watermark.gt_images is set but not watermark.gt_clean (the first image\'s)')
-  box = None
-  if wm.eval_box:
-    box = bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
-  elif box_hint is not None:
-    box = bounding_box(box_hint)
-  return Inputs(paths, full, working, hint, hint_working, truths, box, polarity)
-
-
-def deblend(image: np.ndarray, mask: np.ndarray, watermark_layer: np.ndarray, *, max_opacity: float) -> np.ndarray:
-  """Inverts I = M W + (1 - M) C for C: (I - M W) / (1 - M), M clipped to `max_opacity`, C to [0, 1].
-
-  Args:
-    image: (H, W, 3) the watermarked image I.
-    mask: (H, W, 1) the opacity M (0 where there is no watermark: C = I there).
-    watermark_layer: (H, W, 3) the watermark's colour W.
-    max_opacity: upper bound of M, < 1 (noise and 8-bit rounding grow as 1 / (1 - M)).
-
-  Returns:
-    (H, W, 3) float32 clean image in [0, 1].
-  """
-  chex.assert_rank([image, mask, watermark_layer], 3)
-  chex.assert_equal_shape_prefix([image, mask, watermark_layer], 2)
-  m = np.clip(mask, 0.0, max_opacity)
-  return np.clip((image - m * watermark_layer) / (1 - m), 0.0, 1.0).astype(np.float32)
-
-
-def _pixel_opacity(image: np.ndarray, clean: np.ndarray, colour: np.ndarray) -> np.ndarray:
-  """Each pixel's opacity towards `colour`: the projection of I - C on w - C, (H, W)."""
-  towards = colour - clean
-  return np.sum((image - clean) * towards, axis=-1) / np.maximum(np.sum(towards**2, axis=-1), 1e-3)
-
-
-def fit_blend(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, max_opacity: float,
-              refits: int = 2) -> tuple[float, np.ndarray]:
-  """One opacity a and colour w with I = (1 - a) C + a w on a region, by least squares.
-
-  I - C = -a C + a w is linear in (a, a w): 4 unknowns over the region's
-  pixels and channels. Where C is a good guess of the clean image under the
-  watermark's strokes, this finds the watermark's blend without its shape.
-  Pixels of the region that the watermark does not cover (I = C) would pull
-  a towards 0, so the fit is redone `refits` times on the pixels whose own
-  opacity (`deblend_fitted`) is at least half the fitted one.
-
-  Args:
-    image: (H, W, 3) watermarked image I.
-    clean: (H, W, 3) estimate C of the clean image (e.g. an inpainting).
-    region: (H, W) in {0, 1}, the pixels to fit on (the strokes).
-    max_opacity: a is clipped to [0.05, max_opacity].
-    refits: trimmed refits after the first fit.
-
-  Returns:
-    (a, w): the opacity and the (3,) colour (not clipped to [0, 1]: a and w
-    trade off where the strokes are thin).
-  """
-  chex.assert_rank([image, clean, region], [3, 3, 2])
-  chex.assert_equal_shape([image, clean])
-  inside = region > 0.5
-  opacity, colour = 0.0, np.zeros(3, np.float32)
-  for _ in range(refits + 1):
-    if inside.sum() < 4:
-      break
-    c, r = clean[inside].astype(np.float64), (image - clean)[inside].astype(np.float64)  # (N, 3) each.
-    design = np.zeros((c.size, 4))
-    design[:, 0] = -c.ravel()
-    design[:, 1:] = np.tile(np.eye(3), (len(c), 1))
-    (a, *aw), *_ = np.linalg.lstsq(design, r.ravel(), rcond=None)
-    opacity = float(np.clip(a, 0.05, max_opacity))
-    colour = np.asarray(aw, np.float32) / opacity
-    inside = (region > 0.5) & (_pixel_opacity(image, clean, colour) >= opacity / 2)
-  return opacity, colour
-
-
-def deblend_fitted(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, opacity: float,
-                   colour: np.ndarray, max_opacity: float) -> np.ndarray:
-  """De-blends each pixel of a region by its own opacity towards a fitted colour.
-
-  A pixel's opacity is the projection of I - C on w - C, clipped to
-  [0, opacity] (0 outside the region): a pixel C already explains stays as it
-  is, a stroke's is de-blended exactly, so the photo's own texture under the
-  watermark survives, unlike in an inpainting.
-
-  Returns:
-    (H, W, 3) float32 clean image in [0, 1].
-  """
-  chex.assert_rank([image, clean, region, colour], [3, 3, 2, 1])
-  alpha = np.clip(_pixel_opacity(image, clean, colour), 0.0, opacity) * (region > 0.5)
-  return deblend(image, alpha[..., None], np.broadcast_to(colour, image.shape), max_opacity=max_opacity)
-
-
-def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float, clean_from: str = 'generator',
+def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, threshold: float,
+            clean_from: str = 'generator',
             keep_from: str = 'watermark', effect_threshold: float = 0.2, max_opacity: float = 0.9,
             info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
   """The output images at full size from the runs' medians (see the module docstring).
@@ -633,9 +359,10 @@ def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float,
   up = {name: layer if layer.ndim == 3 else layer[..., None] for name, layer in up.items()}
   if inputs.hint is not None:
     h, image = inputs.hint[..., None], inputs.full[0]
-    deblended = deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
-    opacity, colour = fit_blend(image, up['clean'], inputs.hint, max_opacity=max_opacity)
-    fitted = deblend_fitted(image, up['clean'], inputs.hint, opacity=opacity, colour=colour, max_opacity=max_opacity)
+    deblended = blending.deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
+    opacity, colour = blending.fit_blend(image, up['clean'], inputs.hint, max_opacity=max_opacity)
+    fitted = blending.deblend_fitted(image, up['clean'], inputs.hint, opacity=opacity, colour=colour,
+                                     max_opacity=max_opacity)
     if info is not None:
       info.update(fit_opacity=round(opacity, 4), fit_colour=[round(float(c), 4) for c in colour])
     clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted}[clean_from]
@@ -661,26 +388,6 @@ def compose(inputs: Inputs, medians: dict[str, np.ndarray], *, threshold: float,
   return images
 
 
-def _save_run(path: str, layers: dict[str, np.ndarray], metrics: dict[str, Any], tag: str) -> None:
-  buffer = io.BytesIO()
-  np.savez(buffer, **layers, _metrics=np.asarray(json.dumps(metrics)), _tag=np.asarray(tag))
-  image_io.write_bytes(path, buffer.getvalue())
-
-
-def _load_run(path: str, tag: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """A finished run's layers and metrics, written by `_save_run` for the same config."""
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      arrays = {name: data[name] for name in data.files}
-  except Exception as err:  # np.load raises many kinds of errors on bad data.
-    raise image_io.InputError(f'{path!r} is unreadable ({type(err).__name__}); delete it to redo that run') from err
-  if str(arrays.pop('_tag', '')) != tag:
-    raise image_io.InputError(f'{path!r} holds a run of another config or other input files; give another '
-                              '--workdir, or empty that one')
-  metrics = json.loads(str(arrays.pop('_metrics')))
-  return arrays, metrics
-
-
 def resolve_batching(batch_runs: str) -> str:
   """'sequential' or 'batched': 'auto' is sequential on CPU (benchmarks/watermark_batching.py)."""
   if batch_runs != 'auto':
@@ -691,7 +398,7 @@ def resolve_batching(batch_runs: str) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Removes the watermark with `watermark.runs` runs and writes all outputs to `workdir`.
 
-  Like `outputs.optimize_and_write`, for several optimisations: a finished run's
+  Like `resume.optimize_and_write`, for several optimisations: a finished run's
   layers go to `run<k>.npz` at once (its checkpoint is then removed) and a
   rerun of the same config reuses them; the run in progress checkpoints to
   `checkpoint_run<k>.msgpack` (batched: `checkpoint_runs.msgpack`) and resumes.
@@ -704,7 +411,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """
   wm = config.watermark
   start = time.perf_counter()
-  inputs = load_inputs(config)
+  inputs = watermark_io.load_inputs(config)
   runner.check_workdir(workdir, config)
   tag = runner.run_tag(config)
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
@@ -714,7 +421,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   for k in range(wm.runs):
     path = os.path.join(workdir, f'run{k + 1}.npz')
     if os.path.exists(path):
-      finished[k], run_metrics[k] = _load_run(path, tag)
+      finished[k], run_metrics[k] = watermark_io.load_run(path, tag)
   pending = [k for k in range(wm.runs) if k not in finished]
 
   def finish(status: str, partial: list[dict[str, np.ndarray]] = ()) -> dict[str, Any]:
@@ -729,7 +436,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     }
     if inputs.polarity:
       metrics['stroke_polarity'] = inputs.polarity
-    images = compose(inputs, median_layers(layers), threshold=wm.keep_threshold, clean_from=wm.clean_from,
+    images = compose(inputs, blending.median_layers(layers), threshold=wm.keep_threshold,
+                     clean_from=wm.clean_from,
                      keep_from=wm.keep_from, effect_threshold=wm.effect_threshold,
                      max_opacity=wm.max_opacity, info=metrics)
     if inputs.hint is not None:
@@ -746,12 +454,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if inputs.truths is not None:
       per_image = []
       for result, image, truth in zip(results.values(), inputs.full, inputs.truths):
-        per_image.append({'result': scores(result, truth, inputs.box),
-                          'input': scores(image, truth, inputs.box)})
+        per_image.append({'result': metrics_lib.box_scores(result, truth, inputs.box),
+                          'input': metrics_lib.box_scores(image, truth, inputs.box)})
       if inputs.hint is not None:
-        per_image[0]['clean_soft'] = scores(images['clean_soft'], inputs.truths[0], inputs.box)
-        per_image[0]['clean_deblend'] = scores(images['clean_deblend'], inputs.truths[0], inputs.box)
-        per_image[0]['clean_fit'] = scores(images['clean_fit'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_soft'] = metrics_lib.box_scores(images['clean_soft'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_deblend'] = metrics_lib.box_scores(images['clean_deblend'], inputs.truths[0], inputs.box)
+        per_image[0]['clean_fit'] = metrics_lib.box_scores(images['clean_fit'], inputs.truths[0], inputs.box)
       for key in per_image[0]['result']:
         values = [s['result'][key] for s in per_image]
         metrics[key] = None if None in values else float(np.mean(values))
@@ -761,12 +469,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       panels += [('ground truth', inputs.truths[0])]
     metrics['runs'] = {f'run{k + 1}': run_metrics[k] for k in sorted(run_metrics)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
-    outputs_lib.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
+    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
   groups = [pending] if batching == 'batched' and len(pending) > 1 else [[k] for k in pending]
   problem = None
-  with outputs_lib.stop_on_signals() as stop:
+  with resume.stop_on_signals() as stop:
     for group in groups:
       keys = [jax.random.fold_in(noise_key, k) for k in group]
       if problem is None:
@@ -776,8 +484,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       name = f'run{group[0] + 1}' if len(group) == 1 else 'runs'
       try:
         result = engine.optimize(problem, key=jax.random.fold_in(train_key, group[0]),
-                                 options=outputs_lib.loop_options(config),
-                                 checkpoint=outputs_lib.checkpointing(config, workdir, name=name), stop=stop)
+                                 options=resume.loop_options(config),
+                                 checkpoint=resume.checkpointing(config, workdir, name=name), stop=stop)
       except engine.Stopped as err:
         # With no finished run, the stopped one's latest layers, if it got to the last stage.
         complete = set(err.result.best) == set(problem.generators) - {NOISE}
@@ -788,7 +496,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         raise
       for k, layers in zip(group, run_layers(result.last)):
         finished[k], run_metrics[k] = layers, result.metrics
-        _save_run(os.path.join(workdir, f'run{k + 1}.npz'), layers, result.metrics, tag)
+        watermark_io.save_run(os.path.join(workdir, f'run{k + 1}.npz'), layers, result.metrics, tag)
       checkpoint = runner.checkpoint_path(workdir, name)
       if os.path.exists(checkpoint):
         os.remove(checkpoint)

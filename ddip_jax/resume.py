@@ -1,0 +1,203 @@
+"""A task's optimisation in its workdir: checkpoints to resume from, a clean stop on Ctrl-C / SIGTERM,
+and the best result so far written when a run stops early.
+
+Every task ends with `optimize_and_write` (one optimisation) or
+`optimize_parts_and_write` (several in turn: dehazing passes, video windows);
+`runner.run` around it owns the workdir and decides whether to run at all.
+"""
+
+from collections.abc import Callable, Iterator
+import contextlib
+import signal
+import threading
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+
+from ddip_jax import checkpoint_io
+from ddip_jax import engine
+from ddip_jax import runner
+
+
+def loop_options(config: ml_collections.ConfigDict) -> engine.LoopOptions:
+  """The engine's loop options from `config.loop` and `config.progress`."""
+  return engine.LoopOptions(
+      strategy=config.loop.strategy,
+      steps_per_call=config.loop.steps_per_call,
+      check_every=config.loop.check_every,
+      num_perturbations=config.loop.num_perturbations,
+      progress=config.progress,
+      cpu_convolutions=config.loop.cpu_convolutions,
+  )
+
+
+def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str = '') -> checkpoint_io.Checkpointing | None:
+  """`engine.optimize`'s checkpoint options for a run of `config` in `workdir`.
+
+  A task that runs several optimisations (e.g. passes) gives each its own
+  `name`. None when `config.loop.checkpoint_every` is 0.
+  """
+  if config.loop.checkpoint_every <= 0:
+    return None
+  return checkpoint_io.Checkpointing(runner.checkpoint_path(workdir, name), every=config.loop.checkpoint_every,
+                              tag=runner.run_tag(config))
+
+
+# The stop request of the main thread's active `stop_on_signals`, shared with
+# worker threads (e.g. one per device), where Python cannot install handlers.
+_main_thread_stop: list[Callable[[], str | None]] = []
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[Callable[[], str | None]]:
+  """Turns the first Ctrl-C / SIGTERM into a stop request for `engine.optimize`.
+
+  Yields a callable, for `engine.optimize(stop=...)`, that returns the signal's
+  name ('SIGINT', 'SIGTERM') once one has arrived and None before. The first
+  signal restores the previous handlers, so a second one acts at once (Ctrl-C:
+  KeyboardInterrupt); the handlers are restored on exit too. Outside the main
+  thread, where Python cannot install handlers, nothing is installed: the
+  callable is that of the main thread's active `stop_on_signals` if there is
+  one (so runs in worker threads stop too), else it never asks to stop.
+  """
+  received = []
+  if threading.current_thread() is not threading.main_thread():
+    yield _main_thread_stop[-1] if _main_thread_stop else (lambda: None)
+    return
+  previous = {s: signal.getsignal(s) for s in signals}
+
+  def restore():
+    for s, handler in previous.items():
+      signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+  def on_signal(signum, frame):
+    del frame
+    received.append(signal.Signals(signum).name)
+    restore()
+    logging.warning('%s: stopping after the current steps, writing a checkpoint and the best result so far '
+                    '(again to quit at once)', received[0])
+
+  def stop():
+    return received[0] if received else None
+
+  for s in signals:
+    signal.signal(s, on_signal)
+  _main_thread_stop.append(stop)
+  try:
+    yield stop
+  finally:
+    _main_thread_stop.remove(stop)
+    restore()
+
+
+def optimize_and_write(
+    problem: engine.Problem,
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    key: jax.Array,
+    finish: Callable[[engine.Result, str], dict[str, Any]],
+) -> dict[str, Any]:
+  """Runs a task's problem with checkpoints in `workdir`, then writes its outputs.
+
+  Every task ends with this. The run resumes from the workdir's checkpoint if
+  there is one (a workdir holding another config's run is refused), saves one
+  every `config.loop.checkpoint_every` steps and at every stage's end, and stops
+  cleanly on Ctrl-C / SIGTERM. When the run stops early (NaN/Inf, interrupted),
+  the best result so far is written, with status 'stopped: <why>', before the
+  error is re-raised. Once the outputs of the finished run are written, the
+  checkpoint is removed (it can be large; a rerun gives the same outputs).
+
+  Args:
+    problem: the task's problem.
+    config: the full config.
+    workdir: the output folder.
+    key: the root key for `engine.optimize`.
+    finish: finish(result, status) writes every output and returns the metrics.
+
+  Returns:
+    `finish`'s metrics for the finished run (status 'ok').
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: after writing the best result so far.
+    checkpoint_io.CheckpointError, image_io.InputError: the workdir holds another run.
+  """
+  runner.check_workdir(workdir, config)
+  with stop_on_signals() as stop:
+    try:
+      result = engine.optimize(problem, key=key, options=loop_options(config),
+                               checkpoint=checkpointing(config, workdir), stop=stop)
+    except engine.Stopped as err:
+      if err.result.best:
+        finish(err.result, f'stopped: {err}')
+      raise
+  metrics = finish(result, 'ok')
+  runner.remove_checkpoints(workdir)
+  return metrics
+
+
+def optimize_parts_and_write(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    num_parts: int,
+    part_name: str,
+    key: jax.Array,
+    problem: Callable[[int], engine.Problem],
+    keep: Callable[[int, engine.Result], None],
+    finish: Callable[[str], dict[str, Any]],
+) -> dict[str, Any]:
+  """`optimize_and_write` for a task that runs several optimisations in turn.
+
+  Part i (dehazing passes, video windows) is `problem(i)`, built when part i-1
+  is done, optimised with key fold_in(key, i) and its own checkpoint in the
+  workdir (`<part_name><i + 1>`): a rerun resumes the part that was running and
+  finished parts come back from theirs at once. `keep(i, result)` records each
+  part's result. When a part stops early (NaN/Inf, Ctrl-C / SIGTERM), its best
+  result so far, if any, is kept too, and if anything was kept the outputs are
+  written with status 'stopped in <part_name> <i + 1>: <why>' before the error
+  is re-raised. Once the finished run's outputs are written, the checkpoints
+  are removed.
+
+  Args:
+    config: the full config.
+    workdir: the output folder.
+    num_parts: how many optimisations.
+    part_name: names the parts in checkpoints and statuses, e.g. 'pass'.
+    key: the root key; part i uses fold_in(key, i).
+    problem: problem(i) builds part i's problem.
+    keep: keep(i, result) records part i's result.
+    finish: finish(status) writes every output from the kept results and
+      returns the metrics.
+
+  Returns:
+    `finish`'s metrics for the finished run (status 'ok').
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: after writing what was kept.
+    checkpoint_io.CheckpointError, image_io.InputError: the workdir holds another run.
+  """
+  runner.check_workdir(workdir, config)
+  kept = False
+  with stop_on_signals() as stop:
+    for index in range(num_parts):
+      try:
+        result = engine.optimize(problem(index), key=jax.random.fold_in(key, index), options=loop_options(config),
+                                 checkpoint=checkpointing(config, workdir, name=f'{part_name}{index + 1}'),
+                                 stop=stop)
+      except engine.Stopped as err:
+        if err.result.best:
+          keep(index, err.result)
+          kept = True
+        if kept:
+          finish(f'stopped in {part_name} {index + 1}: {err}')
+        raise
+      keep(index, result)
+      kept = True
+  metrics = finish('ok')
+  runner.remove_checkpoints(workdir)
+  return metrics

@@ -1,0 +1,135 @@
+"""What the watermark task reads and keeps: its inputs, checked before any optimisation (`load_inputs`),
+and each finished run's layers in `run<k>.npz` (`save_run`, `load_run`), reused by a rerun."""
+
+import dataclasses
+import io
+import json
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from ddip_jax import hints
+from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import writing
+
+
+# Images of mode 'many' are resized to the first one's size; aspect ratios
+# further apart than this (relative) are refused instead of distorted.
+ASPECT_TOLERANCE = 0.1
+
+
+@dataclasses.dataclass
+class Inputs:
+  """Everything a run reads from disk, checked before any optimisation.
+
+  Attributes:
+    paths: the images' paths.
+    full: (K, H, W, 3) the images at full size (mode 'many': all at the first one's).
+    working: (K, h, w, 3) the same at the working resolution.
+    hint, hint_working: (H, W) and (h, w) binary hint (mode 'hint'), else None.
+    truths: (K, H, W, 3) clean ground truths, or None.
+    box: (rows, cols) slices of the 'in box' metrics at full size, or None.
+    polarity: the strokes' polarity and channel when the hint is the strokes found in the box, else None.
+  """
+
+  paths: list[str]
+  full: np.ndarray
+  working: np.ndarray
+  hint: np.ndarray | None
+  hint_working: np.ndarray | None
+  truths: np.ndarray | None
+  box: tuple[slice, slice] | None
+  polarity: str | None = None
+
+
+def _load_like(paths: list[str], shape: tuple[int, int], first: str,
+               why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
+  """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it (refused saying `why`)."""
+  images = []
+  for path in paths:
+    img = image_io.load_image(path)
+    if img.shape[:2] != shape:
+      aspect, want = img.shape[1] / img.shape[0], shape[1] / shape[0]
+      if abs(aspect / want - 1) > ASPECT_TOLERANCE:
+        raise image_io.InputError(
+            f'{path!r} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first!r}\'s '
+            f'{shape[1]}x{shape[0]} ({want:.3g}): {why}')
+      img = image_io.resize_image(img, shape)
+    images.append(img)
+  return images
+
+
+def _load_region(path: str, shape: tuple[int, int], what: str) -> np.ndarray:
+  """A binary (H, W) mask (> 0.5) that must mark some pixels but not all."""
+  region = (image_io.load_mask(path, shape=shape) > 0.5).astype(np.float32)
+  if not region.any():
+    raise image_io.InputError(f'{what} {path!r} marks no pixel (none above 0.5): paint the box around the '
+                              'watermark white on black')
+  if region.all():
+    raise image_io.InputError(f'{what} {path!r} covers the whole image: the clean layer is learnt from the '
+                              'pixels outside the box, so leave some black')
+  return region
+
+
+def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
+  """Reads and checks the images, hint, ground truths and metric box of a config."""
+  wm = config.watermark
+  first = image_io.load_image(config.image)
+  shape = first.shape[:2]
+  paths = [config.image] + (list(wm.images) if wm.mode == 'many' else [])
+  full = np.stack([first] + _load_like(paths[1:], shape, config.image))
+  min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
+  working = np.stack([image_io.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
+                      for img, path in zip(full, paths)])
+  hint = hint_working = box_hint = polarity = None
+  if wm.mode == 'hint':
+    hint = box_hint = _load_region(wm.hint, shape, 'hint')
+    hint_working = (image_io.load_mask(wm.hint, shape=working.shape[1:3]) > 0.5).astype(np.float32)
+    if not hint_working.any() or hint_working.all():
+      raise image_io.InputError(f'hint {wm.hint!r} at the working size {working.shape[2]}x{working.shape[1]} '
+                                'marks no pixel or all of them: draw a larger box, or set max_side=0')
+    if wm.stroke_polarity != 'none':
+      hint, polarity = hints.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
+      width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
+      hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity, width=width)
+      if not hint_working.any():
+        raise image_io.InputError(f'no {wm.stroke_polarity} strokes found in the hint box of {wm.hint!r}: try '
+                                  'watermark.stroke_polarity=none (the whole box) or another polarity')
+  gt_paths = [wm.gt_clean] + (list(wm.gt_images or []) if wm.mode == 'many' else [])
+  truths = None
+  if wm.gt_clean:
+    if wm.mode == 'many' and not wm.gt_images:
+      raise image_io.InputError('watermark.gt_clean is set but not watermark.gt_images: give every image\'s '
+                                'ground truth or none')
+    truths = np.stack(_load_like(gt_paths, shape, config.image, 'a ground truth (watermark.gt_clean, gt_images) '
+                                 'shows the same picture without the watermark'))
+  elif wm.mode == 'many' and wm.gt_images:
+    raise image_io.InputError('watermark.gt_images is set but not watermark.gt_clean (the first image\'s)')
+  box = None
+  if wm.eval_box:
+    box = metrics_lib.bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
+  elif box_hint is not None:
+    box = metrics_lib.bounding_box(box_hint)
+  return Inputs(paths, full, working, hint, hint_working, truths, box, polarity)
+
+
+def save_run(path: str, layers: dict[str, np.ndarray], metrics: dict[str, Any], tag: str) -> None:
+  buffer = io.BytesIO()
+  np.savez(buffer, **layers, _metrics=np.asarray(json.dumps(metrics)), _tag=np.asarray(tag))
+  writing.write_bytes(path, buffer.getvalue())
+
+
+def load_run(path: str, tag: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """A finished run's layers and metrics, written by `save_run` for the same config."""
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      arrays = {name: data[name] for name in data.files}
+  except Exception as err:  # np.load raises many kinds of errors on bad data.
+    raise image_io.InputError(f'{path!r} is unreadable ({type(err).__name__}); delete it to redo that run') from err
+  if str(arrays.pop('_tag', '')) != tag:
+    raise image_io.InputError(f'{path!r} holds a run of another config or other input files; give another '
+                              '--workdir, or empty that one')
+  metrics = json.loads(str(arrays.pop('_metrics')))
+  return arrays, metrics

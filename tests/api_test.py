@@ -1,0 +1,96 @@
+"""The Python API (`ddip_jax.segment`, ...) on arrays: nothing written, progress reported, clear errors.
+
+Every API function's run on its demo, and the layers it returns, are checked
+in tests/golden_test.py (the outputs recorded before the API existed).
+"""
+
+import os
+import tempfile
+from unittest import mock
+
+from absl.testing import absltest
+import numpy as np
+
+import ddip_jax
+from ddip_jax import api
+from ddip_jax import runner
+
+# The tiny settings of the golden runs, as keyword overrides.
+_TINY = {'max_side': 32, 'num_steps': 3, 'generator.channels_down': (4, 8),
+         'generator.channels_up': (4, 8), 'generator.channels_skip': (0, 0),
+         'segmentation': {'hint_steps': 3, 'hint_phase': 1}}
+
+
+class SegmentTest(absltest.TestCase):
+
+  def test_arrays_in_layers_out_nothing_written(self):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    image[8:24, 8:24] = (250, 30, 30)  # A red square on noise.
+    fg_hint = np.zeros((32, 32), bool)
+    fg_hint[14:18, 14:18] = True
+    calls = []
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(tempfile, 'tempdir', tmp):
+      result = ddip_jax.segment(image, fg_hint, progress=lambda *args: calls.append(args), **_TINY)
+      self.assertEqual(os.listdir(tmp), [])  # Its temporary folders are gone.
+    self.assertIsInstance(result, ddip_jax.Segmentation)
+    for name in ('fg', 'bg', 'recomposed'):
+      self.assertEqual(getattr(result, name).shape, (32, 32, 3))
+    self.assertEqual(result.mask.shape, (32, 32))
+    self.assertTrue(np.isin(result.mask_binary, (0.0, 1.0)).all())
+    self.assertTrue(result.mask_binary[14:18, 14:18].all())  # The user's fg hint is respected.
+    self.assertEqual(result.metrics['status'], 'ok')
+    self.assertNotIn('iou', result.metrics)  # The demo's ground truth is not the user's.
+    # (step, total, loss, psnr, stage): each stage reports its end.
+    self.assertEqual([(c[0], c[1], c[4]) for c in calls if c[0] == c[1]],
+                     [(3, 3, 'step1_hints'), (3, 3, 'step2_decompose')])
+    # Each stage opens with (0, total, nan, nan, stage); every later report has the loss and PSNR.
+    self.assertEqual([c[0] for c in calls if np.isnan(c[2])], [0, 0])
+    self.assertTrue(all(np.isfinite(c[3]) for c in calls if c[0] > 0))
+    with self.assertRaises(Exception):
+      result.fg = None  # Frozen.
+
+
+class ErrorsTest(absltest.TestCase):
+  """Mistakes raise the errors main.py prints as one `error:` line, before anything runs."""
+
+  def test_bad_inputs(self):
+    image = np.zeros((32, 32, 3), np.float32)
+    cases = [
+        (lambda: ddip_jax.segment(np.zeros((32, 32))), api.InputError, r'shape \(32, 32\).*\(height, width, 3\)'),
+        (lambda: ddip_jax.segment(image + 2), api.InputError, r'in \[0, 1\]'),
+        (lambda: ddip_jax.segment(image.astype(np.int64)), api.InputError, 'dtype int64'),
+        (lambda: ddip_jax.segment('no/such/image.png'), api.InputError, 'no such file'),
+        (lambda: ddip_jax.segment(image, num_step=3), api.ConfigError, 'did you mean --config.num_steps'),
+        (lambda: ddip_jax.segment(image, num_steps='many'), api.ConfigError, 'num_steps'),
+        (lambda: ddip_jax.segment(image, num_steps=0), api.ConfigError, 'config.num_steps = 0'),
+        (lambda: ddip_jax.segment(image, segmentation={'threshold': 2.0}), api.ConfigError,
+         'segmentation.threshold'),
+        (lambda: ddip_jax.remove_watermark(image), api.InputError, 'either a hint'),
+        (lambda: ddip_jax.decompose_video([image]), api.InputError, 'at least 2 frames'),
+        (lambda: ddip_jax.dehaze(image, config='no_such_config.py'), api.ConfigError, 'no such config file'),
+    ]
+    for index, (call, error, pattern) in enumerate(cases):
+      with self.subTest(case=index):
+        with self.assertRaisesRegex(error, pattern):
+          call()
+
+  def test_the_errors_are_those_main_reports(self):
+    self.assertTrue(issubclass(ddip_jax.InputError, runner.RUN_ERRORS))
+    self.assertTrue(issubclass(ddip_jax.ConfigError, runner.RUN_ERRORS))
+
+
+class ConfigTest(absltest.TestCase):
+
+  def test_overrides_by_dotted_name_or_nested_dict(self):
+    config = api.make_config('zebra', None, {'image': 'photo.png'},
+                             {'num_steps': 7, 'segmentation.hint_steps': 5, 'generator': {'channels_down': [4]}})
+    self.assertEqual((config.image, config.num_steps, config.segmentation.hint_steps), ('photo.png', 7, 5))
+    self.assertEqual(config.generator.channels_down, (4,))
+    self.assertIsNone(config.gt_mask)  # The demo's ground truth does not describe photo.png.
+    kept = api.make_config('zebra', None, {'image': 'photo.png'}, {'gt_mask': 'truth.png'})
+    self.assertEqual(kept.gt_mask, 'truth.png')
+
+
+if __name__ == '__main__':
+  absltest.main()
