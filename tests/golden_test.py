@@ -5,9 +5,12 @@ resolution, 2-scale generators of 4 and 8 channels, 3 iterations a stage)
 through its Python API function (`ddip_jax.segment`, ...; the path `main.py`
 takes too) into a workdir, and the SHA-256 of every file it writes (the PNGs, and
 metrics.json less its timings and environment) must equal the recorded ones.
-XLA:CPU gives the same bits for the same program on the same machine, so the
-comparison is exact; a new jax/jaxlib (or another machine) may round
-differently: then record again, on the commit before a change, with
+PNGs are compared by their decoded pixels (another Pillow may encode the same
+pixels to other bytes). XLA:CPU gives the same bits for the same program on
+the same machine and jax, so the comparison is exact; another jax/jaxlib or
+another CPU may round differently, so the recorded files name theirs
+(`fingerprint`) and the test is skipped, saying why, where they differ. To
+record again, on the commit before a change:
 
   DDIP_JAX_RECORD_GOLDEN=1 python -m pytest -q tests/golden_test.py
 
@@ -19,12 +22,16 @@ import dataclasses
 import hashlib
 import json
 import os
+import platform
 import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
+import jaxlib
 import ml_collections
 import numpy as np
+from PIL import Image
 
 import ddip_jax
 from ddip_jax import cli
@@ -38,6 +45,20 @@ _RECORD = bool(os.environ.get('DDIP_JAX_RECORD_GOLDEN'))
 # Metrics of the wall clock and the machine: the only entries that may differ between runs.
 _NOT_COMPARED = 'present (holds timings; its layers are compared through the PNGs)'
 _VARYING = ('seconds', 'steps_per_second', 'hint_seconds', 'frames_per_second', 'environment')
+
+
+def fingerprint() -> dict[str, str]:
+  """What the recorded bits depend on besides the code: jax, jaxlib and the CPU."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      lines = f.read().splitlines()
+    model = next((l.split(':', 1)[1].strip() for l in lines if l.startswith('model name')), '')
+    flags = next((l.split(':', 1)[1].split() for l in lines if l.startswith('flags')), [])
+    cpu = f'{model} ({hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12]})'
+  except OSError:
+    pass
+  return {'jax': jax.__version__, 'jaxlib': jaxlib.__version__, 'cpu': cpu}
 
 
 def tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -92,6 +113,10 @@ def digests(workdir: str) -> dict[str, str]:
         data = f.read()
       if name == 'metrics.json':
         data = json.dumps(_stable(json.loads(data)), sort_keys=True).encode()
+      elif name.endswith('.png'):
+        with Image.open(path) as im:
+          pixels = np.asarray(im)
+        data = f'{pixels.dtype}{pixels.shape}'.encode() + pixels.tobytes()
       elif name.endswith('.npz'):  # A run's layers kept for a rerun, with its timings: they reach the PNGs.
         result[os.path.relpath(path, workdir)] = _NOT_COMPARED
         continue
@@ -156,11 +181,14 @@ class GoldenTest(parameterized.TestCase):
     if _RECORD:
       os.makedirs(_GOLDEN, exist_ok=True)
       with open(path, 'w') as f:
-        json.dump({'files': got, 'metrics': json.loads(writing.json_bytes(_stable(metrics)))}, f, indent=1,
-                  sort_keys=True)
+        json.dump({'files': got, 'metrics': json.loads(writing.json_bytes(_stable(metrics))),
+                 'fingerprint': fingerprint()}, f, indent=1, sort_keys=True)
         f.write('\n')
     with open(path) as f:
       golden = json.load(f)
+    if golden.get('fingerprint') != fingerprint():
+      self.skipTest(f'recorded with {golden.get("fingerprint")}, this is {fingerprint()}: '
+                    'the same code may round differently (record again on the commit before a change)')
     self.assertEqual(got, golden['files'], f'{name}: outputs differ from {path}; metrics now: '
                      f'{writing.json_bytes(_stable(metrics))[:2000]}')
 
