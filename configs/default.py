@@ -17,9 +17,10 @@ def get_config() -> config_dict.ConfigDict:
   config.seed = 0  # Root PRNG seed: same config + seed -> same outputs.
   config.restarts = 1  # Runs with seeds seed .. seed + restarts - 1; keeps the best by the task's selection metric.
   config.inputs = config_dict.placeholder(str)  # Many images: comma-separated paths or globs; replaces `image`.
-  config.max_side = 512  # Larger inputs are downscaled to this side; results come back at full size.
+  config.max_side = 128  # Larger inputs are downscaled to this side; results come back at full size (the mask refined by
+  # the guided filter guided by the full-size photo). Time grows with the pixels: 256 takes about 4x as long.
 
-  config.num_steps = 600  # Iterations of the main stage (segmentation: step 2; official 4000, see configs/zebra_faithful.py).
+  config.num_steps = 300  # Iterations of the main stage (segmentation: step 2; official 4000, see configs/zebra_faithful.py).
   config.learning_rate = 1e-3  # Adam learning rate.
   config.early_stop_psnr = 30.0  # Stop the main stage once reconstruction PSNR exceeds this (dB); <= 0 disables.
 
@@ -39,7 +40,7 @@ def get_config() -> config_dict.ConfigDict:
 
   # Foreground/background segmentation: I = m * fg + (1 - m) * bg.
   config.segmentation = config_dict.ConfigDict()
-  config.segmentation.hint_steps = 1000  # Step 1: fit fg/bg/mask to the hints (official 2000).
+  config.segmentation.hint_steps = 750  # Step 1: fit fg/bg/mask to the hints (official 2000; docs/speed.md: time to result).
   config.segmentation.user_hint_steps = 200  # Step 1 is at most this when a hint file is given: the grown hints are dense, they fit fast.
   config.segmentation.user_num_steps = 200  # Step 2 likewise (at most this instead of `num_steps`); 0 for either: no cap.
   config.segmentation.hint_phase = 1000  # Step 2 keeps the hint terms for it <= this.

@@ -13,6 +13,7 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.max_side = 512  # Not segmentation's working side (configs/default.py).
   config.task = 'transparency'
   config.image = 'data/transparency_mix1.png'
   config.transparency.image2 = 'data/transparency_mix2.png'

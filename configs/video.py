@@ -17,6 +17,7 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.max_side = 512  # Not segmentation's working side (configs/default.py).
   config.task = 'video'
   config.image = 'data/video/horse/frames'
   config.gt_mask = 'data/video/horse/masks'

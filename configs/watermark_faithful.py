@@ -16,6 +16,7 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.max_side = 512  # Not segmentation's working side (configs/default.py).
   config.task = 'watermark'
   config.image = 'data/watermark_chelsea.png'
   config.watermark.mode = 'hint'
