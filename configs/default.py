@@ -40,7 +40,7 @@ def get_config() -> config_dict.ConfigDict:
 
   # Foreground/background segmentation: I = m * fg + (1 - m) * bg.
   config.segmentation = config_dict.ConfigDict()
-  config.segmentation.hint_steps = 750  # Step 1: fit fg/bg/mask to the hints (official 2000; docs/speed.md: time to result).
+  config.segmentation.hint_steps = 1000  # Step 1: fit fg/bg/mask to the hints (official 2000; docs/speed.md: time to result).
   config.segmentation.user_hint_steps = 200  # Step 1 is at most this when a hint file is given: the grown hints are dense, they fit fast.
   config.segmentation.user_num_steps = 200  # Step 2 likewise (at most this instead of `num_steps`); 0 for either: no cap.
   config.segmentation.hint_phase = 1000  # Step 2 keeps the hint terms for it <= this.
