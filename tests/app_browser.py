@@ -180,7 +180,7 @@ class Page:
             (cols.max() + 1 - cols.min()) * scale, (rows.max() + 1 - rows.min()) * scale)
 
   def set_settings(self, values: dict[str, object], extra: str = '') -> None:
-    """Opens Settings and types the fields' values (`ddip_jax.app.SETTINGS` names) and extra arguments."""
+    """Opens Settings and types the fields' values (`ddip_jax.app_runs.SETTINGS` names) and extra arguments."""
     self.find('#seg_settings button').click()  # The accordion's header (Gradio's footer has a Settings too).
     for field, value in values.items():
       box = self.wait_for(lambda f=field: self.driver.find_elements(

@@ -1,4 +1,4 @@
-"""The web app (`ddip_jax.app`): its helpers, and the page driven in headless Chromium as a person would.
+"""The web app (`ddip_jax.app`): its runs' helpers (`app_runs`), and the page driven in headless Chromium.
 
 The browser test starts `python -m ddip_jax.app` on a free port, uploads the
 zebra, paints a foreground stroke on the zebra and a background stroke along
@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 import app_browser
-from ddip_jax import app
+from ddip_jax import app_runs
 from ddip_jax import cli
 from ddip_jax import image_io
 
@@ -45,14 +45,14 @@ class HelpersTest(absltest.TestCase):
     layer[0, :2] = (255, 0, 0, 255)  # Red: foreground.
     layer[1, :2] = (10, 20, 240, 200)  # Blueish: background.
     layer[2, :2] = (255, 0, 0, 20)  # The brush's faint edge: nothing.
-    fg, bg = app.strokes_to_hints([layer], (4, 6))
+    fg, bg = app_runs.strokes_to_hints([layer], (4, 6))
     np.testing.assert_array_equal(np.argwhere(fg), [[0, 0], [0, 1]])
     np.testing.assert_array_equal(np.argwhere(bg), [[1, 0], [1, 1]])
 
   def test_strokes_on_a_smaller_canvas_are_resized_to_the_photo(self):
     layer = np.zeros((2, 3, 4), np.uint8)
     layer[1, 2] = (255, 0, 0, 255)
-    fg, bg = app.strokes_to_hints([layer], (4, 6))
+    fg, bg = app_runs.strokes_to_hints([layer], (4, 6))
     self.assertTrue(fg[2:, 4:].all())
     self.assertEqual(fg.sum(), 4)
     self.assertFalse(bg.any())
@@ -60,26 +60,26 @@ class HelpersTest(absltest.TestCase):
   def test_hints_to_layer_round_trips(self):
     fg = np.zeros((5, 7)); fg[1:3, 2:4] = 1
     bg = np.zeros((5, 7)); bg[4] = 1
-    back = app.strokes_to_hints([app.hints_to_layer(fg, bg)], (5, 7))
+    back = app_runs.strokes_to_hints([app_runs.hints_to_layer(fg, bg)], (5, 7))
     np.testing.assert_array_equal(back[0], fg > 0)
     np.testing.assert_array_equal(back[1], bg > 0)
 
   def test_args_parse_as_main_py_parses_them(self):
-    args = app.segmentation_args(photo=None, fg_hint=None, bg_hint=None, settings={'num_steps': 7, 'seed': None},
-                                 extra='--config.max_side=64')
+    args = app_runs.segmentation_args(photo=None, fg_hint=None, bg_hint=None,
+                                      settings={'num_steps': 7, 'seed': None}, extra='--config.max_side=64')
     self.assertEqual(args, ['--config=configs/zebra.py', '--config.num_steps=7', '--config.max_side=64'])
     cwd = os.getcwd()
-    os.chdir(app.REPO)
+    os.chdir(app_runs.REPO)
     try:
-      config = app.parse_config(args)
+      config = app_runs.parse_config(args)
       self.assertEqual((config.num_steps, config.max_side, config.gt_mask), (7, 64, 'data/zebra_mask.png'))
       with self.assertRaisesRegex(cli.UsageError, r'^--config.num_step: no such config field; did you mean'):
-        app.parse_config(['--config=configs/zebra.py', '--config.num_step=3'])
+        app_runs.parse_config(['--config=configs/zebra.py', '--config.num_step=3'])
       with self.assertRaisesRegex(ValueError, r'num_steps = 0: must be at least 1'):
-        app.parse_config(['--config=configs/zebra.py', '--config.num_steps=0'])
+        app_runs.parse_config(['--config=configs/zebra.py', '--config.num_steps=0'])
     finally:
       os.chdir(cwd)
-    command = app.command_line(args, os.path.join(app.REPO, 'results', 'x'))
+    command = app_runs.command_line(args, os.path.join(app_runs.REPO, 'results', 'x'))
     self.assertEqual(shlex.split(command)[:2], ['python', 'main.py'])
     self.assertTrue(command.endswith('--workdir=results/x'))
 
@@ -88,10 +88,10 @@ class HelpersTest(absltest.TestCase):
     photo = os.path.join(folder, 'tiny.png')
     Image.fromarray(np.zeros((6, 9, 3), np.uint8)).save(photo)
     cwd = os.getcwd()
-    os.chdir(app.REPO)
+    os.chdir(app_runs.REPO)
     try:
-      config = app.parse_config(app.segmentation_args(photo=photo, fg_hint=None, bg_hint=None, settings={}))
-      run = app.Run(config, os.path.join(folder, 'output')).start()
+      config = app_runs.parse_config(app_runs.segmentation_args(photo=photo, fg_hint=None, bg_hint=None, settings={}))
+      run = app_runs.Run(config, os.path.join(folder, 'output')).start()
       self.assertTrue(run.wait(120))
     finally:
       os.chdir(cwd)
@@ -99,27 +99,28 @@ class HelpersTest(absltest.TestCase):
     self.assertIsNone(run.metrics)
 
   def test_task_tabs_args_give_all_their_files_or_none(self):
-    transparency = next(tab for tab in app.TASK_TABS if tab.title == 'Transparency')
-    self.assertEqual(app.task_args(transparency, {}, settings={'seed': 2}), ['--config=configs/transparency.py',
-                                                                            '--config.seed=2'])
-    self.assertEqual(app.task_args(transparency, {'image': '/x/a.png', 'transparency.image2': '/x/b.png'},
-                                   settings={}),
+    transparency = next(tab for tab in app_runs.TASK_TABS if tab.title == 'Transparency')
+    self.assertEqual(app_runs.task_args(transparency, {}, settings={'seed': 2}),
+                     ['--config=configs/transparency.py', '--config.seed=2'])
+    self.assertEqual(app_runs.task_args(transparency, {'image': '/x/a.png', 'transparency.image2': '/x/b.png'},
+                                        settings={}),
                      ['--config=configs/transparency.py', '--config.image=/x/a.png',
                       '--config.transparency.image2=/x/b.png'])
     with self.assertRaisesRegex(cli.UsageError, r'^give the second mixture too \(or no file, for the demo\)$'):
-      app.task_args(transparency, {'image': '/x/a.png'}, settings={})
-    for tab in app.TASK_TABS:  # Every tab's demo parses.
+      app_runs.task_args(transparency, {'image': '/x/a.png'}, settings={})
+    for tab in app_runs.TASK_TABS:  # Every tab's demo parses.
       cwd = os.getcwd()
-      os.chdir(app.REPO)
+      os.chdir(app_runs.REPO)
       try:
-        self.assertEqual(app.parse_config(app.task_args(tab, {}, settings={})).task,
+        self.assertEqual(app_runs.parse_config(app_runs.task_args(tab, {}, settings={})).task,
                          os.path.basename(tab.config)[:-3])
       finally:
         os.chdir(cwd)
 
   def test_without_gradio_one_error_line(self):
     code = "import sys; sys.modules['gradio'] = None; from ddip_jax import app; sys.exit(app.main([]))"
-    done = subprocess.run([sys.executable, '-c', code], cwd=app.REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, '-c', code], cwd=app_runs.REPO, capture_output=True, text=True,
+                          timeout=120)
     self.assertEqual(done.returncode, 2)
     self.assertEqual(done.stderr, 'error: the web app needs Gradio: pip install -r requirements-app.txt\n')
 
@@ -134,17 +135,33 @@ class HelpersTest(absltest.TestCase):
       return seen
 
     # Two stages, then the same again: the next optimisation (restarts, video windows).
-    self.assertEqual(observe(app.Run(None, ''), [('step1', 5, 2), ('step1', 5, 4), ('step2', 5, 2), ('step2', 5, 5),
-                                                ('step1', 5, 2), ('step2', 5, 2)]),
+    self.assertEqual(observe(app_runs.Run(None, ''), [('step1', 5, 2), ('step1', 5, 4), ('step2', 5, 2),
+                                                     ('step2', 5, 5), ('step1', 5, 2), ('step2', 5, 2)]),
                      [(1, 1, 2), (1, 1, 4), (2, 1, 2), (2, 1, 5), (1, 2, 2), (2, 2, 2)])
-    run = app.Run(None, '')  # One stage, twice (dehazing passes): its steps start over.
+    run = app_runs.Run(None, '')  # One stage, twice (dehazing passes): its steps start over.
     self.assertEqual(observe(run, [('pass', 3, 2), ('pass', 3, 3), ('pass', 3, 1)]), [(1, 1, 2), (1, 1, 3), (1, 2, 1)])
     self.assertEqual(run.snapshot.describe()[:56], 'stage 1 (pass, optimisation 2): step 1/3, PSNR 20.00 dB')
     run.stop()
     self.assertEqual(run._observe(types.SimpleNamespace(name='pass', num_steps=3), 2, state), 'stop button')
 
+  def test_watermark_args_paint_the_box_around_the_strokes(self):
+    folder = app_runs.new_run_folder(tempfile.mkdtemp(), 'watermark')
+    photo = os.path.join(folder, 'mine.png')
+    Image.fromarray(np.zeros((6, 9, 3), np.uint8)).save(photo)
+    layer = np.zeros((6, 9, 4), np.uint8)
+    layer[1, 2] = layer[2, 4] = (255, 0, 0, 255)
+    args = app_runs.watermark_args(folder, photo=photo, layers=[layer], settings={'seed': 1})
+    box = os.path.join(folder, 'input', 'box.png')
+    copy = os.path.join(folder, 'input', 'photo.png')
+    self.assertEqual(args, ['--config=configs/watermark.py', f'--config.image={copy}', f'--config.watermark.hint={box}',
+                            '--config.seed=1'])
+    np.testing.assert_array_equal(np.argwhere(image_io.load_mask(box, shape=(6, 9)) > 0.5),
+                                  [[1, 2], [1, 3], [1, 4], [2, 2], [2, 3], [2, 4]])
+    with self.assertRaisesRegex(cli.UsageError, r'^paint over the watermark'):
+      app_runs.watermark_args(folder, photo=photo, layers=[], settings={})
+
   def test_rgba_cutout(self):
-    cut = app.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    cut = app_runs.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
     self.assertEqual(cut.dtype, np.uint8)
     np.testing.assert_array_equal(cut[..., 3], [[255, 0], [0, 255]])
 
@@ -208,13 +225,13 @@ class BrowserTest(absltest.TestCase):
     self.assertStartsWith(status, 'stopped: the best result so far: outputs in ')
     command = shlex.split(page.text('seg_command'))
     self.assertIn('--config=configs/zebra.py', command)  # The demo's own config: its ground truth scores it.
-    workdir = os.path.join(app.REPO, next(a for a in command if a.startswith('--workdir=')).split('=', 1)[1])
+    workdir = os.path.join(app_runs.REPO, next(a for a in command if a.startswith('--workdir=')).split('=', 1)[1])
     with open(os.path.join(workdir, 'metrics.json')) as f:
       metrics = json.load(f)
     self.assertStartsWith(metrics['status'], 'stopped: interrupted (stop button)')
     self.assertIn('iou', metrics)
     # The automatic hints, drawn as strokes, were run as the user's hint files.
-    self.assertEqual(metrics['hints']['fg_hint']['source'], app.relative(
+    self.assertEqual(metrics['hints']['fg_hint']['source'], app_runs.relative(
         os.path.join(os.path.dirname(workdir), 'input', 'fg_hint.png')))
 
   def test_strokes_run_and_outputs(self):
@@ -235,7 +252,7 @@ class BrowserTest(absltest.TestCase):
     self.assertStartsWith(status, 'done: outputs in ')
     page.wait_for(lambda: page.text('seg_command'), 10, 'the command')
     command = shlex.split(page.text('seg_command'))
-    workdir = os.path.join(app.REPO, next(a for a in command if a.startswith('--workdir=')).split('=', 1)[1])
+    workdir = os.path.join(app_runs.REPO, next(a for a in command if a.startswith('--workdir=')).split('=', 1)[1])
     folder = os.path.dirname(workdir)
 
     # The strokes became hint PNGs at the photo's size, where they were painted.
@@ -246,7 +263,7 @@ class BrowserTest(absltest.TestCase):
     self.assertGreater(bg_hint.sum(), 100)
     self.assertGreater(truth[fg_hint].mean(), 0.9)
     self.assertLess(truth[bg_hint].mean(), 0.05)
-    self.assertIn(f'--config.fg_hint={app.relative(os.path.join(folder, "input", "fg_hint.png"))}', command)
+    self.assertIn(f'--config.fg_hint={app_runs.relative(os.path.join(folder, "input", "fg_hint.png"))}', command)
 
     # The run's outputs: the mask keeps the fg stroke's pixels as foreground, the bg stroke's as background.
     mask = image_io.load_mask(os.path.join(workdir, 'mask_binary.png'), shape=(192, 256)) > 0.5
