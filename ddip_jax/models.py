@@ -331,7 +331,21 @@ def init_generators(
       batch_stats[name] = variables.get('batch_stats', {})
     return params, batch_stats
 
-  return jax.jit(init, compiler_options=compile_cache.run_once_options())(key, dict(inputs))
+  inputs = dict(inputs)
+  if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((key, inputs))):
+    return init(key, inputs)  # Inside a traced function: its own program; compiler options are top-level only.
+  # One jitted function per generator configuration, so that another restart or
+  # image of the same size reuses its compiled program.
+  cache_key = repr(sorted((name, repr(module)) for name, module in generators.items()))
+  jitted = _INIT_PROGRAMS.pop(cache_key, None) or jax.jit(init, compiler_options=compile_cache.run_once_options())
+  _INIT_PROGRAMS[cache_key] = jitted  # Most recently used last.
+  while len(_INIT_PROGRAMS) > 8:
+    _INIT_PROGRAMS.pop(next(iter(_INIT_PROGRAMS)))
+  return jitted(key, inputs)
+
+
+# `init_generators`' jitted programs by generator configuration, least recently used first.
+_INIT_PROGRAMS: dict[str, Any] = {}
 
 
 class ConstantColour(nn.Module):

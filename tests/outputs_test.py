@@ -182,7 +182,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
     self.assertCountEqual(os.listdir(self.workdir), ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
     runner.check_workdir(self.workdir, self.config)
     self.config.num_steps = 7
-    with self.assertRaisesRegex(image_io.InputError, 'num_steps: 600 there, 7 now'):
+    with self.assertRaisesRegex(image_io.InputError, 'num_steps: 300 there, 7 now'):
       runner.check_workdir(self.workdir, self.config)
     self.config.loop.checkpoint_every = 0
     self.assertIsNone(resume.checkpointing(self.config, self.workdir, name='pass1'))

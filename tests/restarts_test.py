@@ -136,7 +136,7 @@ class RestartsTest(absltest.TestCase):
     compile_cache._COMPILED.clear()  # pylint: disable=protected-access
     metrics = restarts.run(CountedSegmentation, config, self.workdir)
     self.assertEqual([r['status'] for r in metrics['restarts']], ['ok', 'ok'])
-    self.assertEqual(compilations[0].steps, 2)  # One per stage.
+    self.assertEqual(compilations[0].steps, 1)  # One program for both stages (fgbg.decomposition_stages).
     self.assertEqual(compilations[1].steps, 0)
     self.assertEqual(sum(compilations[1].count.values()), 0, msg=compilations[1].count)
 

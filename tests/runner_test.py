@@ -59,7 +59,7 @@ class WorkdirTest(absltest.TestCase):
       runner.check_workdir(self.dir, _config(num_steps=500, seed=3))
     message = str(ctx.exception)
     self.assertIn('holds a run of another config', message)
-    self.assertIn('num_steps: 600 there, 500 now; seed: 0 there, 3 now', message)
+    self.assertIn('num_steps: 300 there, 500 now; seed: 0 there, 3 now', message)
     self.assertNotIn('\n', message)
 
   def test_metrics_without_config_is_refused(self):
