@@ -159,3 +159,13 @@ def cached_jit(fn: Callable[[Any, jax.Array], Any], state: Any, key: jax.Array, 
     while len(_COMPILED) > _COMPILED_SIZE:
       _COMPILED.pop(next(iter(_COMPILED)))
   return functools.partial(compiled, closed.consts)
+
+
+def compile_ahead(chunk: Callable[[Any, jax.Array], Any], state: Any, key: Any) -> None:
+  """Compiles a `cached_jit` chunk for arguments like (state, key) now, so that its first call does not.
+
+  `state` and `key` may be `jax.ShapeDtypeStruct`s: only their shapes and
+  dtypes matter. XLA compiles without holding the GIL, so on a thread this
+  overlaps other work.
+  """
+  chunk.func.lower(*chunk.args, state, key).compile()

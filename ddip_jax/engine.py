@@ -14,7 +14,7 @@ Checkpoints (their format: `checkpoint_io`) make a resumed run end bit-identical
 to an uninterrupted one.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 import contextlib
 import dataclasses
 import json
@@ -22,28 +22,29 @@ import math
 import os
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from absl import logging
 from flax import serialization
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ddip_jax import checkpoint_io
 from ddip_jax import compile_cache
 from ddip_jax import models
 from ddip_jax import progress_report
+from ddip_jax import steps
+# The problem's types, re-exported: tasks write `engine.Stage`, `engine.Problem`.
+from ddip_jax.problem import LoopOptions  # pylint: disable=unused-import
+from ddip_jax.problem import LossFn  # pylint: disable=unused-import
+from ddip_jax.problem import Outputs  # pylint: disable=unused-import
+from ddip_jax.problem import Problem
+from ddip_jax.problem import PyTree
+from ddip_jax.problem import Stage
+from ddip_jax.problem import TrainState
 
-PyTree = Any
-Outputs = dict[str, jax.Array]
-# loss_fn(params, batch_stats, step, key) -> (loss, (batch_stats, outputs, psnr)).
-# `params`/`batch_stats` map generator names to their collections, `step` is the
-# int32 step within the stage, `outputs` are the layers worth keeping and `psnr`
-# is the reconstruction PSNR used to select the best result.
-LossFn = Callable[..., tuple[jax.Array, tuple[PyTree, Outputs, jax.Array]]]
+initial_state = steps.initial_state  # Re-exported for benchmarks and tests.
+resolve_strategy = steps.resolve_strategy
 
 
 class Stopped(Exception):
@@ -73,77 +74,6 @@ class Interrupted(Stopped):
     self.reason = reason
 
 
-@dataclasses.dataclass(frozen=True)
-class Stage:
-  """One optimisation stage (a fresh Adam over `trainable` generators).
-
-  Attributes:
-    name: shown in progress lines and metrics.
-    num_steps: number of iterations.
-    loss_fn: see `LossFn`.
-    learning_rate: Adam learning rate.
-    trainable: generator names optimised in this stage (None: all).
-    track_best: keep the outputs with the best PSNR seen in this stage.
-    early_stop_psnr: stop once the PSNR exceeds this (None: never).
-  """
-
-  name: str
-  num_steps: int
-  loss_fn: LossFn
-  learning_rate: float = 1e-3
-  trainable: tuple[str, ...] | None = None
-  track_best: bool = True
-  early_stop_psnr: float | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-  """What a task hands to the engine."""
-
-  generators: Mapping[str, nn.Module]
-  inputs: Mapping[str, jax.Array]
-  stages: Sequence[Stage]
-
-
-@dataclasses.dataclass(frozen=True)
-class LoopOptions:
-  """How the engine drives the steps (numerics do not depend on these).
-
-  Attributes:
-    strategy: 'auto', 'step' (one jitted step per call), 'unroll' (a jit of
-      `steps_per_call` Python-unrolled steps) or 'scan' (lax.scan over them).
-    steps_per_call: steps per compiled call for 'unroll' / 'scan'.
-    check_every: steps between early-stopping / NaN checks (host syncs); a
-      multiple of steps_per_call keeps the stopping step independent of it.
-    num_perturbations: noise perturbations per step, batched with `jax.vmap`
-      (the loss is their mean).
-    progress: show a progress bar.
-    cpu_convolutions: on XLA:CPU, who runs the step's convolutions: 'eigen'
-      (XLA's own Eigen kernels; faster for these networks, see
-      `compiler_options`) or 'xla_default' (XLA's choice: YNNPACK in jax 0.10).
-      The two round differently; other backends ignore it.
-  """
-
-  strategy: str = 'auto'
-  steps_per_call: int = 1
-  check_every: int = 10
-  num_perturbations: int = 1
-  progress: bool = True
-  cpu_convolutions: str = 'eigen'
-
-
-class TrainState(NamedTuple):
-  step: jax.Array
-  params: PyTree
-  batch_stats: PyTree
-  opt_state: PyTree
-  loss: jax.Array
-  psnr: jax.Array
-  best_psnr: jax.Array
-  best_step: jax.Array
-  best: Outputs
-
-
 @dataclasses.dataclass
 class Result:
   """What `optimize` returns: final variables, best outputs and run facts.
@@ -160,127 +90,6 @@ class Result:
   best_step: int
   metrics: dict[str, Any]
   last: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-def resolve_strategy(options: LoopOptions) -> tuple[str, int]:
-  """Picks the loop strategy for the current backend (see benchmarks/loop_strategy.py).
-
-  On XLA:CPU a `lax.scan` body loses the fast convolution path, so CPU calls a
-  jitted step from Python, one step per call: unrolling 2 steps per call is
-  within noise per step but takes 1.6x (idle) to 3.4x (loaded machine) as long
-  to compile, a large part of a short run (docs/speed.md). Accelerators
-  amortise dispatch with scan.
-  """
-  if options.strategy == 'step':  # One step per call, whatever steps_per_call says.
-    return 'step', 1
-  if options.strategy != 'auto':
-    return options.strategy, max(1, options.steps_per_call)
-  if jax.default_backend() == 'cpu':
-    return 'step', 1
-  return 'scan', 10
-
-
-def _make_step(stage: Stage, optimizer: optax.GradientTransformation, num_perturbations: int):
-  """Builds the pure single-step function for a stage."""
-
-  def loss_over_perturbations(trainable, frozen, batch_stats, step, key):
-    params = {**frozen, **trainable}
-    if num_perturbations == 1:
-      return stage.loss_fn(params, batch_stats, step, key)
-    keys = jax.random.split(key, num_perturbations)
-    losses, (stats, outputs, psnrs) = jax.vmap(
-        stage.loss_fn, in_axes=(None, None, None, 0))(params, batch_stats, step, keys)
-    stats = jax.tree.map(lambda s: s.mean(axis=0), stats)
-    outputs = jax.tree.map(lambda o: o[0], outputs)
-    return losses.mean(), (stats, outputs, psnrs[0])
-
-  grad_fn = jax.value_and_grad(loss_over_perturbations, has_aux=True)
-
-  def step_fn(state: TrainState, key: jax.Array) -> TrainState:
-    names = stage.trainable or tuple(state.params)
-    trainable = {n: state.params[n] for n in names}
-    frozen = {n: p for n, p in state.params.items() if n not in names}
-    step_key = jax.random.fold_in(key, state.step)
-    (loss, (stats, outputs, psnr)), grads = grad_fn(
-        trainable, frozen, state.batch_stats, state.step, step_key)
-    updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
-    trainable = optax.apply_updates(trainable, updates)
-    if stage.track_best:
-      better = psnr > state.best_psnr
-      best = jax.tree.map(lambda new, old: jnp.where(better, new, old), outputs, state.best)
-      best_psnr = jnp.where(better, psnr, state.best_psnr)
-      best_step = jnp.where(better, state.step, state.best_step)
-    else:
-      best, best_psnr, best_step = outputs, state.best_psnr, state.best_step
-    return TrainState(
-        step=state.step + 1,
-        params={**frozen, **trainable},
-        batch_stats=stats,
-        opt_state=opt_state,
-        loss=loss,
-        psnr=psnr,
-        best_psnr=best_psnr,
-        best_step=best_step,
-        best=best,
-    )
-
-  return step_fn
-
-
-def _stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int,
-                 state: TrainState, key: jax.Array,
-                 options: dict[str, str]) -> Callable[[TrainState, jax.Array], TrainState]:
-  """The compiled chunk of a stage's steps, as `chunk(state, key) -> state` (`compile_cache.cached_jit`).
-
-  A task's loss functions close over its data (image, hints, noise inputs...);
-  the cache compiles the chunk as a function of that data, so that another
-  restart or image of the same size reuses the compiled executable.
-  `options` are XLA compiler options (`compile_cache.compiler_options`).
-  """
-  step_fn = _make_step(stage, optax.adam(stage.learning_rate), num_perturbations)
-  return compile_cache.cached_jit(compile_cache.chunk_fn(step_fn, strategy, num_steps), state, key,
-                                  options=options)
-
-
-def initial_state(
-    problem: Problem,
-    stage: Stage,
-    *,
-    params: PyTree | None = None,
-    batch_stats: PyTree | None = None,
-    key: jax.Array | None = None,
-    num_perturbations: int = 1,
-) -> tuple[TrainState, Callable[[TrainState, jax.Array], TrainState]]:
-  """A stage's starting state (fresh Adam) and its pure step function.
-
-  Args:
-    problem: the task's problem.
-    stage: one of `problem.stages`.
-    params, batch_stats: variables to start from; initialised from `key` if None.
-    key: initialisation key (only used when `params` is None).
-    num_perturbations: noise perturbations per step (vmapped).
-
-  Returns:
-    (state, step_fn) with step_fn(state, stage_key) -> next state.
-  """
-  if params is None:
-    params, batch_stats = models.init_generators(problem.generators, problem.inputs, key)
-  optimizer = optax.adam(stage.learning_rate)
-  names = stage.trainable or tuple(params)
-  state = TrainState(
-      step=jnp.int32(0), params=params, batch_stats=batch_stats,
-      opt_state=optimizer.init({n: params[n] for n in names}),
-      loss=jnp.float32(jnp.nan), psnr=jnp.float32(-jnp.inf),
-      best_psnr=jnp.float32(-jnp.inf), best_step=jnp.int32(-1),
-      best=_output_template(stage, params, batch_stats))
-  return state, _make_step(stage, optimizer, num_perturbations)
-
-
-def _output_template(stage: Stage, params, batch_stats) -> Outputs:
-  """Zero arrays shaped like the stage's outputs (the initial best result)."""
-  shapes = jax.eval_shape(
-      lambda p, s: stage.loss_fn(p, s, jnp.int32(0), jax.random.key(0))[1][1], params, batch_stats)
-  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
 # Observer = (stage, steps done, state) -> a stop reason or None; the state's
@@ -417,7 +226,6 @@ def optimize(
   xla_options = compile_cache.compiler_options(options)
   key_data = np.asarray(jax.random.key_data(key))
   stage_list = [[s.name, s.num_steps] for s in problem.stages]
-  params, batch_stats = models.init_generators(problem.generators, problem.inputs, jax.random.fold_in(key, 0))
   record = _Record(metrics={'loop_strategy': strategy, 'steps_per_call': per_call, 'stages': {}})
   saved, first = None, 0
   if checkpoint is not None and os.path.exists(checkpoint.path):
@@ -432,6 +240,32 @@ def optimize(
     rec = saved['record']
     record = _Record(json.loads(rec['metrics']), dict(rec['best']), float(rec['best_psnr']),
                      int(rec['best_step']), float(rec['seconds']))
+  # Every stage's step is traced and compiled on a thread while the generators
+  # are initialised and the earlier stages run (`steps.ChunksAhead`).
+  init_key = jax.random.fold_in(key, 0)
+  shapes = models.generator_shapes(problem.generators, problem.inputs, init_key)
+  # A stage a checkpoint holds as complete needs no step.
+  ahead_from = first + 1 if saved is not None and bool(saved['complete']) else first
+  ahead = steps.ChunksAhead(
+      problem, [(i, s, jax.random.fold_in(key, i + 1)) for i, s in enumerate(problem.stages) if i >= ahead_from],
+      *shapes,
+      strategy=strategy, steps_per_call=per_call, num_perturbations=options.num_perturbations, options=xla_options)
+  try:
+    params, batch_stats = models.init_generators(problem.generators, problem.inputs, init_key)
+    return _run_stages(problem, params, batch_stats, key=key, options=options, on_check=on_check,
+                       checkpoint=checkpoint, stop=stop, ahead=ahead, record=record, saved=saved, first=first)
+  finally:
+    ahead.close()
+
+
+def _run_stages(problem: Problem, params: PyTree, batch_stats: PyTree, *, key: jax.Array, options: LoopOptions,
+                on_check, checkpoint, stop, ahead: steps.ChunksAhead, record: _Record, saved: dict[str, Any] | None,
+                first: int) -> Result:
+  """`optimize`'s loop over the stages from `first` on (`saved`: the checkpoint resumed, if any)."""
+  strategy, per_call = resolve_strategy(options)
+  xla_options = compile_cache.compiler_options(options)
+  key_data = np.asarray(jax.random.key_data(key))
+  stage_list = [[s.name, s.num_steps] for s in problem.stages]
   start = time.perf_counter()
 
   def save(index: int, state: TrainState, done: int, complete: bool, stage_seconds: float) -> None:
@@ -448,8 +282,10 @@ def optimize(
     if index < first:
       continue
     stage_key = jax.random.fold_in(key, index + 1)
+    built = ahead.get(index)
     state, _ = initial_state(problem, stage, params=params, batch_stats=batch_stats,
-                             num_perturbations=options.num_perturbations)
+                             num_perturbations=options.num_perturbations,
+                             best_shapes=built[0].best if built else None)
     done, complete, seconds_before = 0, False, 0.0
     if saved is not None and index == first:
       state = checkpoint_io.restore_like(state, saved['state'], checkpoint.path)
@@ -459,12 +295,12 @@ def optimize(
     progress = progress_report.Progress(stage, options.progress and not complete, initial=done)
     observer = getattr(_OBSERVER, 'observer', None)
     stage_start = time.perf_counter()
-    reason, stopped_early, chunks = None, False, {}
+    reason, stopped_early, chunks = None, False, {per_call: built[1]} if built else {}
     try:
       while not complete:
         n = min(per_call, stage.num_steps - done)
         if n not in chunks:
-          chunks[n] = _stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key, xla_options)
+          chunks[n] = steps.stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key, xla_options)
         state = chunks[n](state, stage_key)
         prev, done = done, done + n
         progress.update(n, state)

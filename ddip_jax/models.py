@@ -322,6 +322,25 @@ def init_generators(
   of a cold start on a 2-core CPU). It runs once, so it is compiled to compile
   fast (`compile_cache.run_once_options`).
   """
+  inputs = dict(inputs)
+  if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((key, inputs))):
+    # Inside a traced function: part of its program (compiler options are top-level only).
+    return _init_fn(generators)(key, inputs)
+  return _init_program(generators)(key, inputs)
+
+
+def generator_shapes(
+    generators: Mapping[str, nn.Module], inputs: Mapping[str, jax.Array], key: jax.Array
+) -> tuple[Any, Any]:
+  """The shapes and dtypes (`jax.ShapeDtypeStruct`s) of what `init_generators` returns, without running it.
+
+  Traces the same jitted program, so a later `init_generators` does not trace it again.
+  """
+  return jax.eval_shape(_init_program(generators), key, dict(inputs))
+
+
+def _init_fn(generators: Mapping[str, nn.Module]):
+  """init(key, inputs) -> (params, batch_stats) of every generator, each with its own key folded from `key`."""
 
   def init(key, inputs):
     params, batch_stats = {}, {}
@@ -331,17 +350,20 @@ def init_generators(
       batch_stats[name] = variables.get('batch_stats', {})
     return params, batch_stats
 
-  inputs = dict(inputs)
-  if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((key, inputs))):
-    return init(key, inputs)  # Inside a traced function: its own program; compiler options are top-level only.
-  # One jitted function per generator configuration, so that another restart or
-  # image of the same size reuses its compiled program.
+  return init
+
+
+def _init_program(generators: Mapping[str, nn.Module]):
+  """`_init_fn` jitted, one function per generator configuration: another restart or image of the same size
+  reuses its trace and compiled program."""
   cache_key = repr(sorted((name, repr(module)) for name, module in generators.items()))
-  jitted = _INIT_PROGRAMS.pop(cache_key, None) or jax.jit(init, compiler_options=compile_cache.run_once_options())
+  jitted = _INIT_PROGRAMS.pop(cache_key, None)
+  if jitted is None:
+    jitted = jax.jit(_init_fn(generators), compiler_options=compile_cache.run_once_options())
   _INIT_PROGRAMS[cache_key] = jitted  # Most recently used last.
   while len(_INIT_PROGRAMS) > 8:
     _INIT_PROGRAMS.pop(next(iter(_INIT_PROGRAMS)))
-  return jitted(key, inputs)
+  return jitted
 
 
 # `init_generators`' jitted programs by generator configuration, least recently used first.
