@@ -193,8 +193,8 @@ class ChunksAhead:
           chunk = stage_chunk(stage, num_perturbations, strategy, steps_per_call, state, key, options)
           compile_cache.compile_ahead(chunk, state, key)
           built = (state, chunk)
-        except Exception:  # pylint: disable=broad-exception-caught  # The caller builds it and raises.
-          logging.exception('building stage %r ahead failed; it is built when it runs', stage.name)
+        except Exception as err:  # pylint: disable=broad-exception-caught  # The caller builds it and raises.
+          logging.debug('building stage %r ahead failed (%s); it is built when it runs', stage.name, err)
           built = None
         with self._done:
           self._built[index] = built
