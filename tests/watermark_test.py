@@ -28,6 +28,7 @@ from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import tasks
 from ddip_jax import watermark_io
+from ddip_jax import watermark_layers
 from ddip_jax.tasks import watermark
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
 from tests.transparency_test import _tempdir  # pylint: disable=g-bad-import-order
@@ -158,7 +159,7 @@ class ComposeTest(absltest.TestCase):
                'mask': np.zeros((_SIZE, _SIZE, 1), np.float32)}
     medians['mask'][: _SIZE // 2] = 0.8
     medians['masked_watermark'] = medians['watermark'] * medians['mask']
-    out = watermark.compose(self._inputs(box, image), medians, threshold=0.1)
+    out = watermark_layers.compose(self._inputs(box, image), medians, threshold=0.1)
     inside = box[..., None] > 0.5
     np.testing.assert_array_equal(np.where(inside, 0, out['clean']), np.where(inside, 0, image[0]))
     np.testing.assert_allclose(out['clean'][inside[..., 0]], 0.25)
@@ -174,7 +175,7 @@ class ComposeTest(absltest.TestCase):
                'watermark': np.ones((_SIZE, _SIZE, 3), np.float32), 'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
                'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32)}
     medians['masked_watermark'][4:8, :, 0] = 0.5  # Only the red channel, only rows 4-7.
-    out = watermark.compose(self._inputs(None, images), medians, threshold=0.1)
+    out = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1)
     for k, fill in ((1, 0.0), (2, 1.0)):
       changed = out[f'clean{k}'] != images[k - 1]
       self.assertTrue(np.all(out[f'clean{k}'][4:8, :, 0] == fill))
@@ -189,17 +190,17 @@ class ComposeTest(absltest.TestCase):
                'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32)}
     medians['mask'][4:8] = 0.4  # A black watermark: W M = 0 everywhere, but it darkens C_k by 0.4 C_k there.
     medians['clean1'][...] = 0.5  # |M (W - C_1)| = 0.2 in rows 4-7.
-    official = watermark.compose(self._inputs(None, images), medians, threshold=0.1)
+    official = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1)
     np.testing.assert_array_equal(official['clean1'], images[0])  # Nothing removed.
     for keep_from in ('effect', 'both'):
-      out = watermark.compose(self._inputs(None, images), medians, threshold=0.1, keep_from=keep_from,
-                              effect_threshold=0.15)
+      out = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1, keep_from=keep_from,
+                                     effect_threshold=0.15)
       for k, fill in ((1, 0.5), (2, 1.0)):
         self.assertTrue(np.all(out[f'clean{k}'][4:8] == fill))
         np.testing.assert_array_equal(out[f'clean{k}'][:4], images[k - 1][:4])
         np.testing.assert_array_equal(out[f'clean{k}'][8:], images[k - 1][8:])
-    out = watermark.compose(self._inputs(None, images), medians, threshold=0.1, keep_from='effect',
-                            effect_threshold=0.25)  # Above |M (W - C_1)| = 0.2: C_1 is kept, C_2 not (0.4).
+    out = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1, keep_from='effect',
+                                   effect_threshold=0.25)  # Above |M (W - C_1)| = 0.2: C_1 is kept, C_2 not (0.4).
     np.testing.assert_array_equal(out['clean1'], images[0])
     self.assertTrue(np.all(out['clean2'][4:8] == 1.0))
 
@@ -395,7 +396,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     medians = {'clean': np.zeros_like(clean), 'watermark': np.ones_like(clean), 'mask': a,
                'masked_watermark': a * np.ones_like(clean)}
     for clean_from in ('generator', 'deblend'):
-      out = watermark.compose(inputs, medians, threshold=0.1, clean_from=clean_from)
+      out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from=clean_from)
       inside = box > 0.5
       np.testing.assert_allclose(out['clean_deblend'][inside], clean[inside], atol=1e-5)
       np.testing.assert_array_equal(out['clean_deblend'][~inside], image[~inside])
@@ -420,7 +421,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     clean, a, _, _, inputs = _watermark_case(9)
     medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
                'masked_watermark': np.zeros_like(clean)}
-    out = watermark.compose(inputs, medians, threshold=0.1, clean_from='fit')
+    out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit')
     np.testing.assert_allclose(out['clean'], clean, atol=1e-4)
     np.testing.assert_allclose(out['clean_fit'], clean, atol=1e-4)
 

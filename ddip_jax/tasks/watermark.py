@@ -45,21 +45,8 @@ batched on accelerators; see benchmarks/watermark_batching.py). Each finished
 run's layers are written to `run<k>.npz` in the workdir at once and reused by a
 rerun of the same config; the run in progress has its own checkpoint.
 
-Outputs ('hint'): clean.png = (1 - h) I + h median(C) (or the de-blended
-image, `clean_from`); clean_deblend.png, the input de-blended with median(M)
-and median(W) inside the box; clean_fit.png, the input de-blended per pixel
-towards one opacity and colour fitted against median(C) (`blending.fit_blend`,
-`blending.deblend_fitted`; both in metrics.json); clean_soft.png, which
-keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
-watermark.png = h median(W M); mask.png = median(M); hint.png.
-('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
-(`keep_from='watermark'`, official; 'effect': where the watermark changes C_k
-by at least effect_threshold, max_c |M (W - C_k)|, which also finds a dark
-watermark; 'both': where either says so), the input elsewhere;
-clean<k>_raw.png; watermark.png (median(W M), 0 below the threshold);
-mask.png. With ground truth, PSNR/SSIM of the result and of the
-input itself, overall and inside the box (the bounding box of the hint, or of
-`eval_box`).
+The outputs, from the medians of the runs' layers, are `watermark_layers`'s
+(its module docstring lists them).
 """
 
 import dataclasses
@@ -75,18 +62,16 @@ import ml_collections
 import numpy as np
 
 from ddip_jax import augment
-from ddip_jax import blending
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import hints
-from ddip_jax import image_io
 from ddip_jax import losses
-from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import resume
 from ddip_jax import runner
 from ddip_jax import watermark_io
+from ddip_jax import watermark_layers
 
 MODES = ('hint', 'many')
 BATCH_RUNS = ('auto', 'sequential', 'batched')
@@ -108,16 +93,11 @@ def staircase_sigma(step: jax.Array, num_steps: int, *, sigma_step: float, every
   return jnp.where(step == num_steps - 1, 0.0, sigma).astype(jnp.float32)
 
 
-def clean_names(num_images: int) -> tuple[str, ...]:
-  """Names of the clean generators: ('clean',) for one image, else 'clean1', 'clean2', ..."""
-  return ('clean',) if num_images == 1 else tuple(f'clean{k}' for k in range(1, num_images + 1))
-
-
 def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[str, nn.Module]:
   """C (one per image), W and M from the `generator` and `watermark` sections."""
   wm = config.watermark
   clean = models.generator_from_config(config.generator, out_channels=3)
-  generators = {name: clean for name in clean_names(num_images)}
+  generators = {name: clean for name in watermark_layers.clean_names(num_images)}
   if wm.watermark_model == 'colour':
     generators['watermark'] = models.ConstantColour()
   else:
@@ -186,7 +166,7 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
     `watermark.hint_steps` is 0) and 'step2_watermark'; 'many': stage
     'decompose'. The last stage's outputs are every generator's layer, (1, H,
     W, C) in (0, 1), with a leading run axis when batched; no stage tracks a
-    best result (a run's result is its last stage's final outputs, `run_layers`).
+    best result (a run's result is its last stage's final outputs, `watermark_layers.run_layers`).
   """
   # A frozen copy: the losses read it when traced, which must not see later edits of `config`.
   wm = ml_collections.FrozenConfigDict(config.watermark)
@@ -206,7 +186,7 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
   generators[NOISE] = models.InputHolder()
   lift = jax.vmap if batched else (lambda fn: fn)  # Maps a one-run function over the run axis.
   img = jnp.asarray(images, jnp.float32)[:, None]  # (K, 1, H, W, 3)
-  cleans = clean_names(num_images)
+  cleans = watermark_layers.clean_names(num_images)
 
   def generate(params, batch_stats, step, key, *, names, perturbed, num_steps, every):
     """The named generators' layers in the image frame, and the new batch stats."""
@@ -279,23 +259,6 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
-def run_layers(outputs: dict[str, Any]) -> list[dict[str, np.ndarray]]:
-  """Each run's layers from the outputs of a last iteration.
-
-  Args:
-    outputs: the last stage's outputs at its final step (`engine.Result.last`:
-      unaugmented, unperturbed, the official code's result), (1, H, W, C)
-      per layer, or (R, 1, H, W, C) for R batched runs.
-
-  Returns:
-    One dict per run mapping generator names to (H, W, C) float32 layers.
-  """
-  some = np.asarray(next(iter(outputs.values())))
-  if some.ndim == 4:  # One run.
-    return [{name: np.asarray(o, np.float32)[0] for name, o in outputs.items()}]
-  return [{name: np.asarray(o, np.float32)[r, 0] for name, o in outputs.items()} for r in range(some.shape[0])]
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `watermark` section (see `config_check.validate`)."""
   wm = config.watermark
@@ -339,53 +302,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
           skip)
   for field in ('mask_kernel', 'watermark_kernel'):
     require(wm[field] >= 1 and wm[field] % 2 == 1, f'watermark.{field}', 'must be an odd size >= 1', wm[field])
-
-
-def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, threshold: float,
-            clean_from: str = 'generator',
-            keep_from: str = 'watermark', effect_threshold: float = 0.2, max_opacity: float = 0.9,
-            info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-  """The output images at full size from the runs' medians (see the module docstring).
-
-  `clean_from` ('hint' mode): whether `clean` inside the box is the median of
-  C ('generator'), the input de-blended with the medians of M and W
-  ('deblend', `deblend` with `max_opacity`; always in `clean_deblend`) or the
-  input de-blended per pixel towards one colour and opacity fitted against
-  median(C) on the hint ('fit', `fit_blend` and `deblend_fitted`; always in
-  `clean_fit`). The fitted opacity and colour go to `info` if given.
-  """
-  shape = inputs.full.shape[1:3]
-  up = {name: image_io.resize_image(layer, shape) for name, layer in medians.items()}
-  up = {name: layer if layer.ndim == 3 else layer[..., None] for name, layer in up.items()}
-  if inputs.hint is not None:
-    h, image = inputs.hint[..., None], inputs.full[0]
-    deblended = blending.deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
-    opacity, colour = blending.fit_blend(image, up['clean'], inputs.hint, max_opacity=max_opacity)
-    fitted = blending.deblend_fitted(image, up['clean'], inputs.hint, opacity=opacity, colour=colour,
-                                     max_opacity=max_opacity)
-    if info is not None:
-      info.update(fit_opacity=round(opacity, 4), fit_colour=[round(float(c), 4) for c in colour])
-    clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted}[clean_from]
-    return {
-        'clean': (1 - h) * image + h * clean,
-        'clean_deblend': (1 - h) * image + h * deblended,
-        'clean_fit': fitted,
-        'clean_soft': np.where(h * up['mask'] < threshold, image, clean),
-        'clean_raw': up['clean'],
-        'watermark': h * up['masked_watermark'],
-        'mask': up['mask'],
-        'hint': inputs.hint,
-    }
-  faint = up['masked_watermark'] < threshold  # Per channel, as the official code.
-  images = {'watermark': np.where(faint, 0.0, up['masked_watermark']), 'mask': up['mask']}
-  for k, (name, image) in enumerate(zip(clean_names(len(inputs.full)), inputs.full), start=1):
-    # Ours: how much the watermark changes C_k (W M < threshold everywhere if W is black).
-    effect = np.max(np.abs(up['mask'] * (up['watermark'] - up[name])), axis=-1, keepdims=True)
-    keep = {'watermark': faint, 'effect': np.broadcast_to(effect < effect_threshold, image.shape),
-            'both': faint & (effect < effect_threshold)}[keep_from]
-    images[f'clean{k}'] = np.where(keep, image, up[name])
-    images[f'clean{k}_raw'] = up[name]
-  return images
 
 
 def resolve_batching(batch_runs: str) -> str:
@@ -436,37 +352,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     }
     if inputs.polarity:
       metrics['stroke_polarity'] = inputs.polarity
-    images = compose(inputs, blending.median_layers(layers), threshold=wm.keep_threshold,
-                     clean_from=wm.clean_from,
-                     keep_from=wm.keep_from, effect_threshold=wm.effect_threshold,
-                     max_opacity=wm.max_opacity, info=metrics)
-    if inputs.hint is not None:
-      results = {'clean': images['clean']}
-      panels = [('input', inputs.full[0]), ('hint', inputs.hint), ('clean', images['clean']),
-                ('watermark', images['watermark']), ('mask', images['mask'])]
-    else:
-      results = {f'clean{k}': images[f'clean{k}'] for k in range(1, len(inputs.full) + 1)}
-      panels = [(f'input {k}', img) for k, img in enumerate(inputs.full, start=1)]
-      panels += [(f'clean {k}', img) for k, img in enumerate(results.values(), start=1)]
-      panels += [('watermark', images['watermark']), ('mask', images['mask'])]
-    if inputs.box is not None:
-      metrics['box'] = [inputs.box[0].start, inputs.box[1].start, inputs.box[0].stop, inputs.box[1].stop]
-    if inputs.truths is not None:
-      per_image = []
-      for result, image, truth in zip(results.values(), inputs.full, inputs.truths):
-        per_image.append({'result': metrics_lib.box_scores(result, truth, inputs.box),
-                          'input': metrics_lib.box_scores(image, truth, inputs.box)})
-      if inputs.hint is not None:
-        per_image[0]['clean_soft'] = metrics_lib.box_scores(images['clean_soft'], inputs.truths[0], inputs.box)
-        per_image[0]['clean_deblend'] = metrics_lib.box_scores(images['clean_deblend'], inputs.truths[0], inputs.box)
-        per_image[0]['clean_fit'] = metrics_lib.box_scores(images['clean_fit'], inputs.truths[0], inputs.box)
-      for key in per_image[0]['result']:
-        values = [s['result'][key] for s in per_image]
-        metrics[key] = None if None in values else float(np.mean(values))
-        values = [s['input'][key] for s in per_image]
-        metrics[f'input_{key}'] = None if None in values else float(np.mean(values))
-      metrics['ground_truth'] = per_image
-      panels += [('ground truth', inputs.truths[0])]
+    images, panels = watermark_layers.final_images(inputs, layers, wm, metrics)
     metrics['runs'] = {f'run{k + 1}': run_metrics[k] for k in sorted(run_metrics)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
     outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
@@ -489,12 +375,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       except engine.Stopped as err:
         # With no finished run, the stopped one's latest layers, if it got to the last stage.
         complete = set(err.result.best) == set(problem.generators) - {NOISE}
-        partial = [] if finished or not complete else run_layers(err.result.best)
+        partial = [] if finished or not complete else watermark_layers.run_layers(err.result.best)
         partial = [p for p in partial if all(np.isfinite(x).all() for x in p.values())]
         if finished or partial:
           finish(f'stopped in run {group[0] + 1}: {err}', partial)
         raise
-      for k, layers in zip(group, run_layers(result.last)):
+      for k, layers in zip(group, watermark_layers.run_layers(result.last)):
         finished[k], run_metrics[k] = layers, result.metrics
         watermark_io.save_run(os.path.join(workdir, f'run{k + 1}.npz'), layers, result.metrics, tag)
       checkpoint = runner.checkpoint_path(workdir, name)

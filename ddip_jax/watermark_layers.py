@@ -1,0 +1,150 @@
+"""From the watermark runs' layers to the task's final images, summary panels and scores.
+
+Each run's layers are its networks' outputs at the last iteration
+(`run_layers`); the final layers are the per-pixel medians over the runs
+(`blending.median_layers`), turned into the output images at full size
+(`compose`) and scored against the ground truth if there is one (`final_images`).
+
+Outputs ('hint'): clean.png = (1 - h) I + h median(C) (or the de-blended
+image, `clean_from`); clean_deblend.png, the input de-blended with median(M)
+and median(W) inside the box; clean_fit.png, the input de-blended per pixel
+towards one opacity and colour fitted against median(C) (`blending.fit_blend`,
+`blending.deblend_fitted`; both in metrics.json); clean_soft.png, which
+keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
+watermark.png = h median(W M); mask.png = median(M); hint.png.
+('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
+(`keep_from='watermark'`, official; 'effect': where the watermark changes C_k
+by at least effect_threshold, max_c |M (W - C_k)|, which also finds a dark
+watermark; 'both': where either says so), the input elsewhere;
+clean<k>_raw.png; watermark.png (median(W M), 0 below the threshold);
+mask.png. With ground truth, PSNR/SSIM of the result and of the
+input itself, overall and inside the box (the bounding box of the hint, or of
+`eval_box`).
+"""
+
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from ddip_jax import blending
+from ddip_jax import image_io
+from ddip_jax import metrics as metrics_lib
+from ddip_jax import watermark_io
+
+
+def clean_names(num_images: int) -> tuple[str, ...]:
+  """Names of the clean generators: ('clean',) for one image, else 'clean1', 'clean2', ..."""
+  return ('clean',) if num_images == 1 else tuple(f'clean{k}' for k in range(1, num_images + 1))
+
+
+def run_layers(outputs: dict[str, Any]) -> list[dict[str, np.ndarray]]:
+  """Each run's layers from the outputs of a last iteration.
+
+  Args:
+    outputs: the last stage's outputs at its final step (`engine.Result.last`:
+      unaugmented, unperturbed, the official code's result), (1, H, W, C)
+      per layer, or (R, 1, H, W, C) for R batched runs.
+
+  Returns:
+    One dict per run mapping generator names to (H, W, C) float32 layers.
+  """
+  some = np.asarray(next(iter(outputs.values())))
+  if some.ndim == 4:  # One run.
+    return [{name: np.asarray(o, np.float32)[0] for name, o in outputs.items()}]
+  return [{name: np.asarray(o, np.float32)[r, 0] for name, o in outputs.items()} for r in range(some.shape[0])]
+
+
+def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, threshold: float,
+            clean_from: str = 'generator',
+            keep_from: str = 'watermark', effect_threshold: float = 0.2, max_opacity: float = 0.9,
+            info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+  """The output images at full size from the runs' medians (see the module docstring).
+
+  `clean_from` ('hint' mode): whether `clean` inside the box is the median of
+  C ('generator'), the input de-blended with the medians of M and W
+  ('deblend', `deblend` with `max_opacity`; always in `clean_deblend`) or the
+  input de-blended per pixel towards one colour and opacity fitted against
+  median(C) on the hint ('fit', `fit_blend` and `deblend_fitted`; always in
+  `clean_fit`). The fitted opacity and colour go to `info` if given.
+  """
+  shape = inputs.full.shape[1:3]
+  up = {name: image_io.resize_image(layer, shape) for name, layer in medians.items()}
+  up = {name: layer if layer.ndim == 3 else layer[..., None] for name, layer in up.items()}
+  if inputs.hint is not None:
+    h, image = inputs.hint[..., None], inputs.full[0]
+    deblended = blending.deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
+    opacity, colour = blending.fit_blend(image, up['clean'], inputs.hint, max_opacity=max_opacity)
+    fitted = blending.deblend_fitted(image, up['clean'], inputs.hint, opacity=opacity, colour=colour,
+                                     max_opacity=max_opacity)
+    if info is not None:
+      info.update(fit_opacity=round(opacity, 4), fit_colour=[round(float(c), 4) for c in colour])
+    clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted}[clean_from]
+    return {
+        'clean': (1 - h) * image + h * clean,
+        'clean_deblend': (1 - h) * image + h * deblended,
+        'clean_fit': fitted,
+        'clean_soft': np.where(h * up['mask'] < threshold, image, clean),
+        'clean_raw': up['clean'],
+        'watermark': h * up['masked_watermark'],
+        'mask': up['mask'],
+        'hint': inputs.hint,
+    }
+  faint = up['masked_watermark'] < threshold  # Per channel, as the official code.
+  images = {'watermark': np.where(faint, 0.0, up['masked_watermark']), 'mask': up['mask']}
+  for k, (name, image) in enumerate(zip(clean_names(len(inputs.full)), inputs.full), start=1):
+    # Ours: how much the watermark changes C_k (W M < threshold everywhere if W is black).
+    effect = np.max(np.abs(up['mask'] * (up['watermark'] - up[name])), axis=-1, keepdims=True)
+    keep = {'watermark': faint, 'effect': np.broadcast_to(effect < effect_threshold, image.shape),
+            'both': faint & (effect < effect_threshold)}[keep_from]
+    images[f'clean{k}'] = np.where(keep, image, up[name])
+    images[f'clean{k}_raw'] = up[name]
+  return images
+
+
+def final_images(inputs: watermark_io.Inputs, layers: list[dict[str, np.ndarray]], wm: ml_collections.ConfigDict,
+           metrics: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray]]]:
+  """The output images and summary panels from the runs' layers; their scores go to `metrics`.
+
+  Args:
+    inputs: the task's inputs.
+    layers: one dict per run (`run_layers`), at least one.
+    wm: the config's `watermark` section.
+    metrics: updated in place with the fitted blend (mode 'hint'), the metric
+      box and, with ground truth, the scores of the result and of the input.
+
+  Returns:
+    (images, panels): `compose`'s images and the summary picture's (title, image) panels.
+  """
+  images = compose(inputs, blending.median_layers(layers), threshold=wm.keep_threshold,
+                   clean_from=wm.clean_from,
+                   keep_from=wm.keep_from, effect_threshold=wm.effect_threshold,
+                   max_opacity=wm.max_opacity, info=metrics)
+  if inputs.hint is not None:
+    results = {'clean': images['clean']}
+    panels = [('input', inputs.full[0]), ('hint', inputs.hint), ('clean', images['clean']),
+              ('watermark', images['watermark']), ('mask', images['mask'])]
+  else:
+    results = {f'clean{k}': images[f'clean{k}'] for k in range(1, len(inputs.full) + 1)}
+    panels = [(f'input {k}', img) for k, img in enumerate(inputs.full, start=1)]
+    panels += [(f'clean {k}', img) for k, img in enumerate(results.values(), start=1)]
+    panels += [('watermark', images['watermark']), ('mask', images['mask'])]
+  if inputs.box is not None:
+    metrics['box'] = [inputs.box[0].start, inputs.box[1].start, inputs.box[0].stop, inputs.box[1].stop]
+  if inputs.truths is not None:
+    per_image = []
+    for result, image, truth in zip(results.values(), inputs.full, inputs.truths):
+      per_image.append({'result': metrics_lib.box_scores(result, truth, inputs.box),
+                        'input': metrics_lib.box_scores(image, truth, inputs.box)})
+    if inputs.hint is not None:
+      per_image[0]['clean_soft'] = metrics_lib.box_scores(images['clean_soft'], inputs.truths[0], inputs.box)
+      per_image[0]['clean_deblend'] = metrics_lib.box_scores(images['clean_deblend'], inputs.truths[0], inputs.box)
+      per_image[0]['clean_fit'] = metrics_lib.box_scores(images['clean_fit'], inputs.truths[0], inputs.box)
+    for key in per_image[0]['result']:
+      values = [s['result'][key] for s in per_image]
+      metrics[key] = None if None in values else float(np.mean(values))
+      values = [s['input'][key] for s in per_image]
+      metrics[f'input_{key}'] = None if None in values else float(np.mean(values))
+    metrics['ground_truth'] = per_image
+    panels += [('ground truth', inputs.truths[0])]
+  return images, panels
