@@ -173,6 +173,18 @@ def compile_ahead(chunk: Callable[[Any, jax.Array], Any], state: Any, key: Any) 
   chunk.func.lower(*chunk.args, state, key).compile()
 
 
+def thread_in_this_context(target: Callable[[], None], name: str) -> threading.Thread:
+  """A daemon thread running `target` with this thread's default device (`jax.default_device` is per thread:
+  a batch runs each device's images in its own thread)."""
+  device = jax.config.jax_default_device
+
+  def run():
+    with jax.default_device(device):
+      target()
+
+  return threading.Thread(target=run, name=name, daemon=True)
+
+
 _BACKGROUND: list[threading.Thread] = []  # Compiles under way on daemon threads (joined at exit).
 
 
@@ -198,7 +210,7 @@ def compile_in_background(fn: Any, *args: Any, **kwargs: Any) -> threading.Threa
     except Exception as err:  # pylint: disable=broad-exception-caught  # The real call compiles and raises.
       logging.debug('compiling %s ahead failed: %s', getattr(fn, '__name__', fn), err)
 
-  thread = threading.Thread(target=compile_, name='ddip_jax-compile', daemon=True)
+  thread = thread_in_this_context(compile_, 'ddip_jax-compile')
   _BACKGROUND[:] = [t for t in _BACKGROUND if t.is_alive()] + [thread]
   thread.start()
   return thread

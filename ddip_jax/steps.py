@@ -203,7 +203,7 @@ class ChunksAhead:
         self._closed = True
         self._done.notify_all()
 
-    self._thread = threading.Thread(target=build_all, name='ddip_jax-chunks-ahead', daemon=True)
+    self._thread = compile_cache.thread_in_this_context(build_all, 'ddip_jax-chunks-ahead')
     self._thread.start()
 
   def get(self, index: int) -> tuple[TrainState, Chunk] | None:

@@ -91,6 +91,15 @@ class StepsTest(absltest.TestCase):
     with self.assertRaises(TypeError):
       fn(jnp.ones((7, 3), jnp.float32))
 
+  def test_background_threads_keep_the_callers_default_device(self):
+    seen = []
+    device = jax.devices()[0]
+    with jax.default_device(device):
+      thread = compile_cache.thread_in_this_context(lambda: seen.append(jax.config.jax_default_device), 'test')
+    thread.start()
+    thread.join()
+    self.assertEqual(seen, [device])
+
 
 if __name__ == '__main__':
   absltest.main()
