@@ -21,7 +21,8 @@ def get_config() -> config_dict.ConfigDict:
   # the guided filter guided by the full-size photo). Time grows with the pixels: 256 takes about 4x as long.
 
   config.num_steps = 300  # Iterations of the main stage (segmentation: step 2; official 4000, see configs/zebra_faithful.py).
-  config.learning_rate = 1e-3  # Adam learning rate.
+  config.learning_rate = 2e-3  # Adam learning rate: segmentation's (official 1e-3; with it step 1 fits the hints in half
+  # the iterations, docs/speed.md); the other tasks' configs set their own.
   config.early_stop_psnr = 30.0  # Stop the main stage once reconstruction PSNR exceeds this (dB); <= 0 disables.
 
   # The DIP generators (official "skip" network) and their noise inputs.
@@ -40,7 +41,7 @@ def get_config() -> config_dict.ConfigDict:
 
   # Foreground/background segmentation: I = m * fg + (1 - m) * bg.
   config.segmentation = config_dict.ConfigDict()
-  config.segmentation.hint_steps = 1000  # Step 1: fit fg/bg/mask to the hints (official 2000; docs/speed.md: time to result).
+  config.segmentation.hint_steps = 500  # Step 1: fit fg/bg/mask to the hints (official 2000; docs/speed.md: time to result).
   config.segmentation.user_hint_steps = 200  # Step 1 is at most this when a hint file is given: the grown hints are dense, they fit fast.
   config.segmentation.user_num_steps = 200  # Step 2 likewise (at most this instead of `num_steps`); 0 for either: no cap.
   config.segmentation.hint_phase = 1000  # Step 2 keeps the hint terms for it <= this.

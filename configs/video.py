@@ -22,6 +22,7 @@ def get_config():
   config.image = 'data/video/horse/frames'
   config.gt_mask = 'data/video/horse/masks'
   config.video.window_size = 12
+  config.learning_rate = 1e-3  # Not segmentation's (configs/default.py): the schedule below was measured with it.
   config.segmentation.hint_steps = 200
   config.num_steps = 100
   config.segmentation.guided_radius = 0.03

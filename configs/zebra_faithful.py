@@ -12,6 +12,7 @@ from configs import zebra
 def get_config():
   config = zebra.get_config()
   config.max_side = 512  # The official code works at the photo's own size.
+  config.learning_rate = 1e-3  # Official.
   config.segmentation.hint_steps = 2000
   config.num_steps = 4000
   config.segmentation.keep_hinted_components = False
