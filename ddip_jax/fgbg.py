@@ -246,5 +246,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(0 <= seg.grow_margin < 0.5, 'segmentation.grow_margin', 'must be in [0, 0.5)', seg.grow_margin)
   require(seg.user_hint_steps >= 0, 'segmentation.user_hint_steps', 'must be >= 0', seg.user_hint_steps)
   require(seg.user_num_steps >= 0, 'segmentation.user_num_steps', 'must be >= 0', seg.user_num_steps)
+  require(seg.user_learning_rate >= 0, 'segmentation.user_learning_rate', 'must be >= 0', seg.user_learning_rate)
   require(seg.auto_hints in hints_lib.METHODS, 'segmentation.auto_hints',
           f'unknown method (one of {sorted(hints_lib.METHODS)})', seg.auto_hints)

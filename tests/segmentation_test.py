@@ -336,6 +336,7 @@ class HelpersTest(parameterized.TestCase):
       ('hint_steps', -1, 'segmentation.hint_steps'),
       ('guided_eps', 0.0, 'segmentation.guided_eps'),
       ('auto_hints', 'magic', 'segmentation.auto_hints'),
+      ('user_learning_rate', -1e-3, 'segmentation.user_learning_rate'),
   )
   def test_validate(self, field, value, message):
     config = default.get_config()
@@ -344,6 +345,21 @@ class HelpersTest(parameterized.TestCase):
     config.segmentation[field] = value
     with self.assertRaisesRegex(config_check.ConfigError, message):
       tasks.validate(config)
+
+  def test_schedule_with_a_hint_file(self):
+    config = default.get_config()
+    config.image = 'x.png'
+    automatic = segmentation.with_schedule(config)
+    self.assertIs(automatic, config)  # No hint file: the default schedule and rate.
+    config.fg_hint = 'fg.png'
+    config.segmentation.user_learning_rate = 5e-4
+    hinted = segmentation.with_schedule(config)
+    seg = config.segmentation
+    self.assertEqual((hinted.segmentation.hint_steps, hinted.num_steps, hinted.learning_rate),
+                     (min(seg.hint_steps, seg.user_hint_steps), min(config.num_steps, seg.user_num_steps), 5e-4))
+    self.assertNotEqual(config.learning_rate, 5e-4)  # The caller's config is left as it was.
+    config.segmentation.user_learning_rate = 0.0  # 0: `learning_rate` applies.
+    self.assertEqual(segmentation.with_schedule(config).learning_rate, config.learning_rate)
 
 
 if __name__ == '__main__':

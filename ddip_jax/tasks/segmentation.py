@@ -76,7 +76,8 @@ def with_schedule(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
 
   A user's hints are grown into dense hints that the layers fit within a few
   hundred iterations; the longer default schedule only lets them drift. A
-  shorter `hint_steps` / `num_steps` still applies.
+  shorter `hint_steps` / `num_steps` still applies. The learning rate is then
+  `user_learning_rate` (if > 0): the rate that short schedule was measured with.
   """
   seg = config.segmentation
   if not (config.fg_hint or config.bg_hint) or seg.user_hint_steps <= 0 or seg.user_num_steps <= 0:
@@ -84,6 +85,8 @@ def with_schedule(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   config = config.copy_and_resolve_references()
   config.segmentation.hint_steps = min(seg.hint_steps, seg.user_hint_steps)
   config.num_steps = min(config.num_steps, seg.user_num_steps)
+  if seg.user_learning_rate > 0:
+    config.learning_rate = seg.user_learning_rate
   return config
 
 
