@@ -11,7 +11,9 @@ early stopping, NaN/Inf detection, progress reporting, checkpoints and resuming,
 and stopping cleanly on request (Ctrl-C, SIGTERM).
 
 Checkpoints (their format: `checkpoint_io`) make a resumed run end bit-identical
-to an uninterrupted one.
+to an uninterrupted one. The problem's types live in `problem` (re-exported
+here), the step and its compiled chunks in `steps`, which compiles them on a
+background thread while this loop initialises and runs the earlier stages.
 """
 
 from collections.abc import Callable, Iterator
