@@ -254,93 +254,81 @@ def optimize(
       strategy=strategy, steps_per_call=per_call, num_perturbations=options.num_perturbations, options=xla_options)
   try:
     params, batch_stats = models.init_generators(problem.generators, problem.inputs, init_key)
-    return _run_stages(problem, params, batch_stats, key=key, options=options, on_check=on_check,
-                       checkpoint=checkpoint, stop=stop, ahead=ahead, record=record, saved=saved, first=first)
+    start = time.perf_counter()
+
+    def save(index: int, state: TrainState, done: int, complete: bool, stage_seconds: float) -> None:
+      payload = {
+          'tag': checkpoint.tag, 'key': key_data, 'stages': stage_list,
+          'stage': index, 'done': done, 'complete': complete, 'stage_seconds': stage_seconds,
+          'state': serialization.to_state_dict(jax.device_get(state)),
+          'record': {'metrics': json.dumps(record.metrics), 'best': record.best, 'best_psnr': record.best_psnr,
+                     'best_step': record.best_step, 'seconds': record.seconds + time.perf_counter() - start},
+      }
+      checkpoint_io.save(checkpoint.path, payload)
+
+    for index, stage in enumerate(problem.stages):
+      if index < first:
+        continue
+      stage_key = jax.random.fold_in(key, index + 1)
+      built = ahead.get(index)
+      state, _ = initial_state(problem, stage, params=params, batch_stats=batch_stats,
+                               num_perturbations=options.num_perturbations,
+                               best_shapes=built[0].best if built else None)
+      done, complete, seconds_before = 0, False, 0.0
+      if saved is not None and index == first:
+        state = checkpoint_io.restore_like(state, saved['state'], checkpoint.path)
+        done, complete, seconds_before = int(saved['done']), bool(saved['complete']), float(saved['stage_seconds'])
+        logging.info('resuming from %s: stage %r, step %d', checkpoint.path, stage.name, done)
+      finished_before = complete  # Its metrics and best are in `record` already.
+      progress = progress_report.Progress(stage, options.progress and not complete, initial=done)
+      observer = getattr(_OBSERVER, 'observer', None)
+      stage_start = time.perf_counter()
+      reason, stopped_early, chunks = None, False, {per_call: built[1]} if built else {}
+      try:
+        while not complete:
+          n = min(per_call, stage.num_steps - done)
+          if n not in chunks:
+            chunks[n] = steps.stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key, xla_options)
+          state = chunks[n](state, stage_key)
+          prev, done = done, done + n
+          progress.update(n, state)
+          observed = observer(stage, done, state) if observer is not None else None
+          reason = (stop() if stop is not None else None) or observed
+          check = _crossed(prev, done, options.check_every) or done == stage.num_steps
+          periodic = checkpoint is not None and _crossed(prev, done, checkpoint.every)
+          if check or periodic or reason:
+            _check_finite(state, done, stage)
+          if check:
+            if on_check is not None:
+              on_check(stage.name, state)
+            stopped_early = stage.early_stop_psnr is not None and float(state.best_psnr) > stage.early_stop_psnr
+          complete = done == stage.num_steps or stopped_early
+          if not complete and (periodic or reason) and checkpoint is not None:
+            save(index, state, done, False, seconds_before + time.perf_counter() - stage_start)
+          if not complete and reason:
+            raise Interrupted(f'interrupted ({reason}) at step {done} of stage {stage.name!r}', reason)
+        if not finished_before:
+          jax.block_until_ready(state)
+          record.metrics['stages'][stage.name] = _stage_metrics(
+              stage, state, done, stopped_early, seconds_before + time.perf_counter() - stage_start)
+          if stage.track_best:
+            record.best = jax.device_get(state.best)
+            record.best_psnr, record.best_step = float(state.best_psnr), int(state.best_step)
+          if checkpoint is not None:
+            save(index, state, done, True, record.metrics['stages'][stage.name]['seconds'])
+        if reason and index + 1 < len(problem.stages):
+          raise Interrupted(f'interrupted ({reason}) at the end of stage {stage.name!r}', reason)
+      except Stopped as err:
+        err.result = _partial_result(stage, state, record, _stage_metrics(
+            stage, state, done, stopped_early, seconds_before + time.perf_counter() - stage_start))
+        raise
+      finally:
+        progress.close()
+      params, batch_stats = state.params, state.batch_stats
+    record.metrics['seconds'] = round(record.seconds + time.perf_counter() - start, 3)
+    logging.info('optimisation finished in %.1f s', record.metrics['seconds'])
+    # A stage that does not track a best result keeps its latest outputs in `best`.
+    last = jax.device_get(state.best) if problem.stages and not problem.stages[-1].track_best else {}
+    return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics, last)
   finally:
     ahead.close()
-
-
-def _run_stages(problem: Problem, params: PyTree, batch_stats: PyTree, *, key: jax.Array, options: LoopOptions,
-                on_check, checkpoint, stop, ahead: steps.ChunksAhead, record: _Record, saved: dict[str, Any] | None,
-                first: int) -> Result:
-  """`optimize`'s loop over the stages from `first` on (`saved`: the checkpoint resumed, if any)."""
-  strategy, per_call = resolve_strategy(options)
-  xla_options = compile_cache.compiler_options(options)
-  key_data = np.asarray(jax.random.key_data(key))
-  stage_list = [[s.name, s.num_steps] for s in problem.stages]
-  start = time.perf_counter()
-
-  def save(index: int, state: TrainState, done: int, complete: bool, stage_seconds: float) -> None:
-    payload = {
-        'tag': checkpoint.tag, 'key': key_data, 'stages': stage_list,
-        'stage': index, 'done': done, 'complete': complete, 'stage_seconds': stage_seconds,
-        'state': serialization.to_state_dict(jax.device_get(state)),
-        'record': {'metrics': json.dumps(record.metrics), 'best': record.best, 'best_psnr': record.best_psnr,
-                   'best_step': record.best_step, 'seconds': record.seconds + time.perf_counter() - start},
-    }
-    checkpoint_io.save(checkpoint.path, payload)
-
-  for index, stage in enumerate(problem.stages):
-    if index < first:
-      continue
-    stage_key = jax.random.fold_in(key, index + 1)
-    built = ahead.get(index)
-    state, _ = initial_state(problem, stage, params=params, batch_stats=batch_stats,
-                             num_perturbations=options.num_perturbations,
-                             best_shapes=built[0].best if built else None)
-    done, complete, seconds_before = 0, False, 0.0
-    if saved is not None and index == first:
-      state = checkpoint_io.restore_like(state, saved['state'], checkpoint.path)
-      done, complete, seconds_before = int(saved['done']), bool(saved['complete']), float(saved['stage_seconds'])
-      logging.info('resuming from %s: stage %r, step %d', checkpoint.path, stage.name, done)
-    finished_before = complete  # Its metrics and best are in `record` already.
-    progress = progress_report.Progress(stage, options.progress and not complete, initial=done)
-    observer = getattr(_OBSERVER, 'observer', None)
-    stage_start = time.perf_counter()
-    reason, stopped_early, chunks = None, False, {per_call: built[1]} if built else {}
-    try:
-      while not complete:
-        n = min(per_call, stage.num_steps - done)
-        if n not in chunks:
-          chunks[n] = steps.stage_chunk(stage, options.num_perturbations, strategy, n, state, stage_key, xla_options)
-        state = chunks[n](state, stage_key)
-        prev, done = done, done + n
-        progress.update(n, state)
-        observed = observer(stage, done, state) if observer is not None else None
-        reason = (stop() if stop is not None else None) or observed
-        check = _crossed(prev, done, options.check_every) or done == stage.num_steps
-        periodic = checkpoint is not None and _crossed(prev, done, checkpoint.every)
-        if check or periodic or reason:
-          _check_finite(state, done, stage)
-        if check:
-          if on_check is not None:
-            on_check(stage.name, state)
-          stopped_early = stage.early_stop_psnr is not None and float(state.best_psnr) > stage.early_stop_psnr
-        complete = done == stage.num_steps or stopped_early
-        if not complete and (periodic or reason) and checkpoint is not None:
-          save(index, state, done, False, seconds_before + time.perf_counter() - stage_start)
-        if not complete and reason:
-          raise Interrupted(f'interrupted ({reason}) at step {done} of stage {stage.name!r}', reason)
-      if not finished_before:
-        jax.block_until_ready(state)
-        record.metrics['stages'][stage.name] = _stage_metrics(
-            stage, state, done, stopped_early, seconds_before + time.perf_counter() - stage_start)
-        if stage.track_best:
-          record.best = jax.device_get(state.best)
-          record.best_psnr, record.best_step = float(state.best_psnr), int(state.best_step)
-        if checkpoint is not None:
-          save(index, state, done, True, record.metrics['stages'][stage.name]['seconds'])
-      if reason and index + 1 < len(problem.stages):
-        raise Interrupted(f'interrupted ({reason}) at the end of stage {stage.name!r}', reason)
-    except Stopped as err:
-      err.result = _partial_result(stage, state, record, _stage_metrics(
-          stage, state, done, stopped_early, seconds_before + time.perf_counter() - stage_start))
-      raise
-    finally:
-      progress.close()
-    params, batch_stats = state.params, state.batch_stats
-  record.metrics['seconds'] = round(record.seconds + time.perf_counter() - start, 3)
-  logging.info('optimisation finished in %.1f s', record.metrics['seconds'])
-  # A stage that does not track a best result keeps its latest outputs in `best`.
-  last = jax.device_get(state.best) if problem.stages and not problem.stages[-1].track_best else {}
-  return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics, last)
