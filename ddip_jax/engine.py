@@ -283,7 +283,8 @@ def optimize(
       progress = progress_report.Progress(stage, options.progress and not complete, initial=done)
       observer = getattr(_OBSERVER, 'observer', None)
       stage_start = time.perf_counter()
-      reason, stopped_early, chunks = None, False, {per_call: built[1]} if built else {}
+      chunks = {min(per_call, stage.num_steps): built[1]} if built else {}
+      reason, stopped_early = None, False
       try:
         while not complete:
           n = min(per_call, stage.num_steps - done)

@@ -178,6 +178,7 @@ class ChunksAhead:
                batch_stats: PyTree, *, strategy: str, steps_per_call: int, num_perturbations: int,
                options: dict[str, str]):
     """`stages`: (index, stage, its key) in the order they run; `params`, `batch_stats`: the variables' shapes."""
+    stages = [(index, stage, key) for index, stage, key in stages if stage.num_steps > 0]  # Others run no step.
     self._planned = {index for index, _, _ in stages}
     self._built: dict[int, tuple[TrainState, Chunk] | None] = {}
     self._done = threading.Condition()
@@ -190,7 +191,9 @@ class ChunksAhead:
             break
         try:
           state = abstract_state(problem, stage, params, batch_stats, num_perturbations)
-          chunk = stage_chunk(stage, num_perturbations, strategy, steps_per_call, state, key, options)
+          # The chunk the stage's loop calls first: a stage shorter than a chunk runs in one shorter call.
+          chunk = stage_chunk(stage, num_perturbations, strategy, min(steps_per_call, stage.num_steps), state, key,
+                              options)
           compile_cache.compile_ahead(chunk, state, key)
           built = (state, chunk)
         except Exception as err:  # pylint: disable=broad-exception-caught  # The caller builds it and raises.
@@ -207,7 +210,8 @@ class ChunksAhead:
     self._thread.start()
 
   def get(self, index: int) -> tuple[TrainState, Chunk] | None:
-    """Stage `index`'s (state shapes, chunk), waiting for it; None if it failed or is not built."""
+    """Stage `index`'s (state shapes, chunk of min(steps_per_call, its num_steps) steps), waiting for it; None if
+    it failed or is not built."""
     if index not in self._planned:
       return None
     with self._done:
