@@ -1,7 +1,8 @@
 r"""Mean IoU of video foreground masks on the demo clips: Double-DIP vs background subtraction.
 
   PYTHONPATH=. python benchmarks/eval_video.py [--videos=horse,duck] [--methods=...]
-      [--hint_steps=N --num_steps=N] [--results_dir=results/eval_video] [--table_only]
+      [--hint_steps=N --num_steps=N] [--set=learning_rate=0.002,...]
+      [--results_dir=results/eval_video] [--table_only]
 
 Clips: `scripts/make_video.py`'s CLIPS (12 frames of 128x96, exact masks);
 those shipped in data/video/ are read from there, the others are made into
@@ -54,6 +55,8 @@ _METHODS = flags.DEFINE_list('methods', ['mog2', 'median', 'ddip', 'ddip_tempora
                              'Methods: ddip, ddip_temporal, ddip_window, mog2, median.')
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Override step 1 iterations (default: configs/video.py).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override step 2 iterations (default: configs/video.py).')
+_SET = flags.DEFINE_list('set', [], 'Further config overrides of the Double-DIP runs, e.g. learning_rate=0.002; '
+                         'they are part of the run\'s record.')
 _TEMPORAL_WEIGHT = flags.DEFINE_float('temporal_weight', 1.0, 'video.temporal_weight of ddip_temporal.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_video', 'Where clips, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the table from runs.jsonl.')
@@ -110,6 +113,7 @@ def _config(method: str, folder: str):
     config.video.temporal_weight = _TEMPORAL_WEIGHT.value
   if method == 'ddip_window':
     config.video.window_size, config.video.window_overlap = 8, 4
+  runs_log.apply_overrides(config, _SET.value)
   return config
 
 
@@ -117,7 +121,7 @@ def _key(record: dict[str, Any]) -> tuple[Any, ...]:
   """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
   return (record['video'], record['method'], record.get('hint_steps'), record.get('num_steps'),
           record.get('temporal_weight'), record.get('window_size'), record.get('background_weight'),
-          record.get('noise_correlation'))
+          record.get('noise_correlation'), tuple(record.get('overrides', ())))
 
 
 def _planned(name: str, method: str) -> dict[str, Any]:
@@ -127,7 +131,7 @@ def _planned(name: str, method: str) -> dict[str, Any]:
   return {'video': name, 'method': method, 'hint_steps': config.segmentation.hint_steps,
           'num_steps': config.num_steps, 'temporal_weight': config.video.temporal_weight,
           'window_size': config.video.window_size, 'background_weight': config.video.background_weight,
-          'noise_correlation': config.video.noise_correlation}
+          'noise_correlation': config.video.noise_correlation, 'overrides': list(_SET.value)}
 
 
 def run_one(name: str, method: str) -> dict[str, Any]:
@@ -137,7 +141,7 @@ def run_one(name: str, method: str) -> dict[str, Any]:
   start = time.perf_counter()
   if method in _DDIP:
     config = _config(method, folder)
-    metrics = video.run(config, os.path.join(_OUT_DIR.value, name, method))
+    metrics = video.run(config, os.path.join(_OUT_DIR.value, name, _label(record).replace(' ', '')))
     ious = metrics['iou_per_frame']
     record.update(frames_per_second=metrics['frames_per_second'], recomposed_psnr=metrics['recomposed_psnr'])
   else:
@@ -152,16 +156,26 @@ def run_one(name: str, method: str) -> dict[str, Any]:
   return record
 
 
+def _label(r: dict[str, Any]) -> str:
+  """A run's method with its schedule and overrides, if any (the mean table's rows)."""
+  if r['method'] not in _DDIP:
+    return r['method']
+  overrides = f"[{','.join(r['overrides'])}]" if r.get('overrides') else ''
+  return f"{r['method']} {r['hint_steps']} + {r['num_steps']}{overrides}"
+
+
 def print_table(runs: list[dict[str, Any]]) -> None:
   print('| clip | method | steps (step 1 + step 2) | mean IoU | mean IoU, frames 1.. | s per clip | frames/s |')
   print('|---|---|---|---|---|---|---|')
   for r in runs:
     steps = f"{r['hint_steps']} + {r['num_steps']}" if r['method'] in _DDIP else '-'
+    if r.get('overrides'):
+      steps += f" [{','.join(r['overrides'])}]"
     fps = len(r['iou_per_frame']) / max(r['seconds'], 1e-9)
     print(f"| {r['video']} | {r['method']} | {steps} | {r['mean_iou']:.3f} | {r['mean_iou_after_first']:.3f} | "
           f"{r['seconds']:.1f} | {fps:.3g} |")
   print()
-  print('\n'.join(runs_log.mean_table(runs, group=lambda r: r['method'], title='method', columns=[
+  print('\n'.join(runs_log.mean_table(runs, group=_label, title='method', columns=[
       ('mean IoU', lambda r: r['mean_iou'], '.3f'),
       ('mean IoU, frames 1..', lambda r: r['mean_iou_after_first'], '.3f'),
       ('s per clip', lambda r: r['seconds'], '.1f')])))

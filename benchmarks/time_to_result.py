@@ -18,7 +18,10 @@ that is not an optimisation step: imports, compiling, hints, outputs.
 Items (`--items`):
   zebra     `configs/zebra.py` (256x192, automatic hints), IoU against data/zebra_mask.png;
   photo128  `configs/default.py` on a 128x96 photo of data/segbench (automatic hints), IoU;
-  photo512  `configs/default.py` on the zebra enlarged to 512x384 (a 512-px photo), IoU.
+  photo512  `configs/default.py` on the zebra enlarged to 512x384 (a 512-px photo), IoU;
+  dehaze, transparency, watermark, watermark_many, video: the other demos
+            (`configs/<item>.py`), with their README metric: dehazed PSNR, mean
+            layer PSNR, PSNR in the box, mean IoU over the frames.
 
 `--baseline=REV` also runs the same commands with the code of git revision REV
 (exported to a temporary folder with `git archive`), in the same session, so
@@ -77,13 +80,34 @@ def item_flags(item: str, workdir: str) -> list[str]:
   if item == 'photo512':
     image, mask = _photo512(workdir)
     return ['--config=configs/default.py', f'--config.image={image}', f'--config.gt_mask={mask}']
+  if item in _DEMOS:
+    return [f'--config=configs/{item}.py']
   raise app.UsageError(f'unknown item {item!r}')
+
+
+# The other demos: a config each, their quality read from metrics.json.
+_DEMOS = ('dehaze', 'transparency', 'watermark', 'watermark_many', 'video')
+
+
+# The quality of a run: the first of these its metrics.json has (IoU, mean over frames for video;
+# transparency's mean layer PSNR; watermark's PSNR in the box; dehazing's PSNR).
+_QUALITY_KEYS = ('iou', 'mean_layer_psnr', 'psnr_box', 'psnr')
+
+
+def quality(metrics: dict) -> tuple[str | None, float | None]:
+  """(name, value) of a run's quality metric, or (None, None) without a ground truth."""
+  for key in _QUALITY_KEYS:
+    if metrics.get(key) is not None:
+      return key, float(metrics[key])
+  return None, None
 
 
 def _schedule_flags(code: str, item: str, fraction: float) -> list[str]:
   """Flags running `fraction` of the item's default schedule (read from the code's own config)."""
   if fraction == 1.0:
     return []
+  if item in _DEMOS:
+    raise app.UsageError(f'--fractions is for the segmentation items, not {item!r}')
   script = ('import sys; sys.path.insert(0, "."); from configs import default; c = default.get_config(); '
             'print(c.segmentation.hint_steps, c.num_steps)')
   hint, main = map(int, subprocess.run([sys.executable, '-c', script], cwd=code, check=True,
@@ -106,9 +130,12 @@ def run_once(code: str, flags_: list[str], cache: str, workdir: str) -> dict:
   with open(os.path.join(workdir, 'metrics.json')) as f:
     metrics = json.load(f)
   stages = metrics.get('stages', {})
+  name, value = quality(metrics)
   return {
       'wall': round(wall, 2),
       'iou': metrics.get('iou'),
+      'quality': value,
+      'quality_metric': name,
       'steps': sum(s['steps'] for s in stages.values()),
       'stage_seconds': round(sum(s['seconds'] for s in stages.values()), 2),
   }
@@ -189,7 +216,7 @@ def main(argv):
   shutil.rmtree(scratch, ignore_errors=True)
 
   runs = runs_log.load_runs(log)
-  print('| item | version | cold wall s | warm wall s | steps | warm ms/step | cold start-up overhead s | IoU |')
+  print('| item | version | cold wall s | warm wall s | steps | warm ms/step | cold start-up overhead s | quality |')
   print('|---|---|---|---|---|---|---|---|')
   for r in runs:
     if r['fraction'] != 1.0:
@@ -197,8 +224,13 @@ def main(argv):
     cold, warm = r['cold'], r['warm']
     per_step = warm['stage_seconds'] / max(warm['steps'], 1)
     overhead = cold['wall'] - cold['steps'] * per_step
-    print(f"| {r['item']} | {r['version']} | {cold['wall']:.1f} | {warm['wall']:.1f} | {cold['steps']} | "
-          f"{1000 * per_step:.1f} | {overhead:.1f} | {cold['iou']:.3f} |")
+    name, value = cold.get('quality_metric', 'iou'), cold.get('quality', cold.get('iou'))
+    shown = '-' if value is None else (f'IoU {value:.3f}' if name == 'iou' else f'{name} {value:.2f} dB')
+    if cold['steps']:
+      step_cells = f"{cold['steps']} | {1000 * per_step:.1f} | {overhead:.1f}"
+    else:  # Tasks whose metrics.json has no per-stage record (passes, runs, windows).
+      step_cells = '- | - | -'
+    print(f"| {r['item']} | {r['version']} | {cold['wall']:.1f} | {warm['wall']:.1f} | {step_cells} | {shown} |")
   curves: dict[str, list[tuple[float, float]]] = {}
   for r in runs:
     if r['version'] == 'current' and r['warm'].get('iou') is not None:
