@@ -1,7 +1,7 @@
 r"""Time to result: the wall time of whole `main.py` runs, cold and warm, with their quality.
 
   PYTHONPATH=. python benchmarks/time_to_result.py [--items=zebra,photo128,photo512]
-      [--baseline=781e8db] [--fractions=0.25,0.5,1] [--workdir=results/time_to_result]
+      [--baseline=781e8db] [--fractions=0.25,0.5,1] [--cold_only] [--workdir=results/time_to_result]
 
 What a user waits for is the whole command: Python and JAX start-up, loading,
 hints, compiling, the steps, refinement and writing. Each run here is the
@@ -54,6 +54,7 @@ _ITEMS = flags.DEFINE_list('items', ['zebra', 'photo128', 'photo512'], 'What to 
 _BASELINE = flags.DEFINE_string('baseline', '', 'A git revision to compare with (empty: none).')
 _FRACTIONS = flags.DEFINE_list('fractions', [], 'Schedule fractions for the quality-versus-time curve.')
 _WORKDIR = flags.DEFINE_string('workdir', 'results/time_to_result', 'Where runs and records go.')
+_COLD_ONLY = flags.DEFINE_bool('cold_only', False, 'Skip the warm runs (for the long demos; no ms/step then).')
 _PHOTO128 = flags.DEFINE_string('photo128', 'data/segbench/crow_sky', 'The 128x96 case of the photo128 item.')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,7 +199,8 @@ def main(argv):
       record['cold'] = run_once(code, flags_, cache, os.path.join(scratch, 'run'))
     else:  # Only the warm time matters for the curve; the cold run fills the cache.
       run_once(code, flags_, cache, os.path.join(scratch, 'run'))
-    record['warm'] = run_once(code, flags_, cache, os.path.join(scratch, 'run'))
+    if not (_COLD_ONLY.value and fraction == 1.0):
+      record['warm'] = run_once(code, flags_, cache, os.path.join(scratch, 'run'))
     record['machine'] = f'{platform.machine()}, {os.cpu_count()} cores'
     shutil.rmtree(cache, ignore_errors=True)
     return record
@@ -221,19 +223,20 @@ def main(argv):
   for r in runs:
     if r['fraction'] != 1.0:
       continue
-    cold, warm = r['cold'], r['warm']
-    per_step = warm['stage_seconds'] / max(warm['steps'], 1)
-    overhead = cold['wall'] - cold['steps'] * per_step
+    cold, warm = r['cold'], r.get('warm')
+    per_step = warm['stage_seconds'] / max(warm['steps'], 1) if warm else None
+    overhead = cold['wall'] - cold['steps'] * per_step if warm else None
     name, value = cold.get('quality_metric', 'iou'), cold.get('quality', cold.get('iou'))
     shown = '-' if value is None else (f'IoU {value:.3f}' if name == 'iou' else f'{name} {value:.2f} dB')
-    if cold['steps']:
+    if cold['steps'] and warm:
       step_cells = f"{cold['steps']} | {1000 * per_step:.1f} | {overhead:.1f}"
     else:  # Tasks whose metrics.json has no per-stage record (passes, runs, windows).
       step_cells = '- | - | -'
-    print(f"| {r['item']} | {r['version']} | {cold['wall']:.1f} | {warm['wall']:.1f} | {step_cells} | {shown} |")
+    warm_wall = f"{warm['wall']:.1f}" if warm else '-'
+    print(f"| {r['item']} | {r['version']} | {cold['wall']:.1f} | {warm_wall} | {step_cells} | {shown} |")
   curves: dict[str, list[tuple[float, float]]] = {}
   for r in runs:
-    if r['version'] == 'current' and r['warm'].get('iou') is not None:
+    if r['version'] == 'current' and r.get('warm') and r['warm'].get('iou') is not None:
       curves.setdefault(r['item'], []).append((r['warm']['wall'], r['warm']['iou']))
   if curves:
     _plot(os.path.join(workdir, 'quality_vs_time.png'), curves)
