@@ -141,7 +141,8 @@ def run_one(name: str, method: str) -> dict[str, Any]:
   start = time.perf_counter()
   if method in _DDIP:
     config = _config(method, folder)
-    metrics = video.run(config, os.path.join(_OUT_DIR.value, name, _label(record).replace(' ', '')))
+    folder_name = ''.join(c if c.isalnum() or c in '._-' else '_' for c in _label(record))
+    metrics = video.run(config, os.path.join(_OUT_DIR.value, name, folder_name))
     ious = metrics['iou_per_frame']
     record.update(frames_per_second=metrics['frames_per_second'], recomposed_psnr=metrics['recomposed_psnr'])
   else:
