@@ -59,6 +59,14 @@ _PHOTO128 = flags.DEFINE_string('photo128', 'data/segbench/crow_sky', 'The 128x9
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The other demos: a config each, their quality read from metrics.json.
+_DEMOS = ('dehaze', 'transparency', 'watermark', 'watermark_many', 'video')
+
+
+# The quality of a run: the first of these its metrics.json has (IoU, mean over frames for video;
+# transparency's mean layer PSNR; watermark's PSNR in the box; dehazing's PSNR).
+_QUALITY_KEYS = ('iou', 'mean_layer_psnr', 'psnr_box', 'psnr')
+
 
 def _photo512(workdir: str) -> tuple[str, str]:
   """The zebra and its mask enlarged 2x (512x384): a 512-px photo with a known answer."""
@@ -84,15 +92,6 @@ def item_flags(item: str, workdir: str) -> list[str]:
   if item in _DEMOS:
     return [f'--config=configs/{item}.py']
   raise app.UsageError(f'unknown item {item!r}')
-
-
-# The other demos: a config each, their quality read from metrics.json.
-_DEMOS = ('dehaze', 'transparency', 'watermark', 'watermark_many', 'video')
-
-
-# The quality of a run: the first of these its metrics.json has (IoU, mean over frames for video;
-# transparency's mean layer PSNR; watermark's PSNR in the box; dehazing's PSNR).
-_QUALITY_KEYS = ('iou', 'mean_layer_psnr', 'psnr_box', 'psnr')
 
 
 def quality(metrics: dict) -> tuple[str | None, float | None]:
