@@ -157,21 +157,24 @@ def run_one(name: str, method: str) -> dict[str, Any]:
   return record
 
 
-def _label(r: dict[str, Any]) -> str:
-  """A run's method with its schedule and overrides, if any (the mean table's rows)."""
+def _schedule(r: dict[str, Any]) -> str:
+  """A Double-DIP run's 'step 1 + step 2' iterations and its overrides, if any; '-' for the other methods."""
   if r['method'] not in _DDIP:
-    return r['method']
-  overrides = f"[{','.join(r['overrides'])}]" if r.get('overrides') else ''
-  return f"{r['method']} {r['hint_steps']} + {r['num_steps']}{overrides}"
+    return '-'
+  overrides = f" [{','.join(r['overrides'])}]" if r.get('overrides') else ''
+  return f"{r['hint_steps']} + {r['num_steps']}{overrides}"
+
+
+def _label(r: dict[str, Any]) -> str:
+  """A run's method with its schedule and overrides, if any (the mean table's rows, the run's folder)."""
+  return r['method'] if r['method'] not in _DDIP else f"{r['method']} {_schedule(r)}"
 
 
 def print_table(runs: list[dict[str, Any]]) -> None:
   print('| clip | method | steps (step 1 + step 2) | mean IoU | mean IoU, frames 1.. | s per clip | frames/s |')
   print('|---|---|---|---|---|---|---|')
   for r in runs:
-    steps = f"{r['hint_steps']} + {r['num_steps']}" if r['method'] in _DDIP else '-'
-    if r.get('overrides'):
-      steps += f" [{','.join(r['overrides'])}]"
+    steps = _schedule(r)
     fps = len(r['iou_per_frame']) / max(r['seconds'], 1e-9)
     print(f"| {r['video']} | {r['method']} | {steps} | {r['mean_iou']:.3f} | {r['mean_iou_after_first']:.3f} | "
           f"{r['seconds']:.1f} | {fps:.3g} |")

@@ -126,11 +126,6 @@ def decomposition_stages(
   return [s for s in stages if s.num_steps > 0]
 
 
-def _radius_px(fraction: float, shape: tuple[int, ...]) -> int:
-  """The guided filter's radius in pixels: `fraction` of the longer side of an (H, W) image."""
-  return int(round(fraction * max(shape[:2])))
-
-
 def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, eps: float) -> np.ndarray:
   """Guided-filter refinement of a soft mask (the official post-processing).
 
@@ -143,7 +138,7 @@ def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, 
   Returns:
     (H, W) refined mask clipped to [0, 1].
   """
-  radius = _radius_px(radius_fraction, mask.shape)
+  radius = filters.radius_px(radius_fraction, mask.shape)
   if radius <= 0:
     return mask
   out = filters.guided_filter_jit(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius, eps=eps)
@@ -152,7 +147,7 @@ def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, 
 
 def refine_mask_ahead(shape: tuple[int, int], seg: ml_collections.ConfigDict) -> None:
   """Compiles `refine_mask`'s filter for a full-size (H, W) image on a background thread (it then runs at once)."""
-  radius = _radius_px(seg.guided_radius, shape)
+  radius = filters.radius_px(seg.guided_radius, shape)
   if radius > 0:
     compile_cache.compile_in_background(
         filters.guided_filter_jit, jax.ShapeDtypeStruct((*shape, 3), jnp.float32),

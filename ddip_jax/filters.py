@@ -116,6 +116,11 @@ def _adjugate_and_det(sigma: jax.Array) -> tuple[jax.Array, jax.Array]:
   return adj, det
 
 
+def radius_px(fraction: float, shape: tuple[int, ...]) -> int:
+  """A filter radius given as a fraction of the longer side of an (H, W, ...) image, in pixels."""
+  return int(round(fraction * max(shape[:2])))
+
+
 def guided_filter(
     guide: jax.Array,
     src: jax.Array,

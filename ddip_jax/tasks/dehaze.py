@@ -335,7 +335,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   first, _ = image_io.working_image(full, config.max_side, path=repr(config.image),
                                        min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
-  radius = int(round(dz.guided_radius * max(shape)))
+  radius = filters.radius_px(dz.guided_radius, shape)
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   passes: list[PassResult] = []
 
