@@ -166,15 +166,19 @@ class SegmentationPage(_PhotoTab):
   colours = (app_runs.FG_COLOUR, app_runs.BG_COLOUR)
   paint = 'paint the hints, or press Run for automatic hints'
 
-  def auto_hints(self, editor: dict | None, source: str | None):
-    """The automatic hints drawn as strokes on the photo, to correct before Run."""
+  def auto_hints(self, editor: dict | None, source: str | None, settings: list[Any], extra: str):
+    """The automatic hints drawn as strokes on the photo, to correct before Run.
+
+    Found as Run would find them: with the page's settings and extra overrides (`max_side`, `segmentation.auto_hints`).
+    """
     background = (editor or {}).get('background')
-    if background is None:
+    if background is None or source is None:
       return gr.skip(), 'error: upload a photo or pick the zebra first'
     rgb = np.asarray(background)[..., :3].astype(np.float32) / 255.0
     try:
-      config_file = app_runs.DEMO_CONFIG if source == app_runs.DEMO else app_runs.PHOTO_CONFIG
-      fg, bg = app_runs.automatic_hints(rgb, config_file)
+      args = app_runs.segmentation_args(photo=None if source == app_runs.DEMO else source, fg_hint=None, bg_hint=None,
+                                        settings=dict(zip((f for f, _ in app_runs.SETTINGS), settings)), extra=extra)
+      fg, bg = app_runs.automatic_hints(rgb, args)
     except app_runs.USER_ERRORS as err:
       return gr.skip(), f'error: {err}'
     editor = {'background': background, 'layers': [app_runs.hints_to_layer(fg, bg)], 'composite': None}
@@ -386,7 +390,11 @@ def build(runs_dir: str):
                                interactive=False)
     upload.upload(page.load_photo, inputs=upload, outputs=[editor, source, status])
     demo_button.click(page.load_demo, outputs=[editor, source, status])
-    auto_button.click(page.auto_hints, inputs=[editor, source], outputs=[editor, status])
+
+    def auto_hints(values: dict):
+      return page.auto_hints(values[editor], values[source], [values[c] for c in settings], values[extra])
+
+    auto_button.click(auto_hints, inputs={editor, source, *settings, extra}, outputs=[editor, status])
 
     def run(values: dict, request: gr.Request):
       yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra],

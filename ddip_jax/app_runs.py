@@ -364,17 +364,19 @@ def demo_image(config_file: str = DEMO_CONFIG) -> str:
   return cli.load_config_file(os.path.join(REPO, config_file)).image
 
 
-def automatic_hints(photo: np.ndarray, config_file: str) -> tuple[np.ndarray, np.ndarray]:
-  """The automatic hints the task would start from, at the photo's size (see `hints.resolve_hints`).
+def automatic_hints(photo: np.ndarray, args: list[str]) -> tuple[np.ndarray, np.ndarray]:
+  """The automatic hints the run of `args` would start from, at the photo's size (see `hints.resolve_hints`).
 
   Args:
     photo: (H, W, 3) float in [0, 1].
-    config_file: the config whose `max_side` and `segmentation.auto_hints` apply.
+    args: the run's `main.py` arguments (`segmentation_args`): their config's
+      `max_side` and `segmentation.auto_hints` apply, with the page's settings.
 
   Raises:
     image_io.InputError: nothing stands out of the photo, or it is too small.
+    cli.UsageError, config_check.ConfigError: as `parse_config`.
   """
-  config = cli.load_config_file(os.path.join(REPO, config_file))
+  config = parse_config(args)
   working, _ = image_io.working_image(photo, config.max_side, path='the photo',
                                          min_side=2 ** len(config.generator.channels_down))
   fg, bg, _ = hints_lib.resolve_hints(working, fg_path=None, bg_path=None, method=config.segmentation.auto_hints)

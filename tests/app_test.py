@@ -29,6 +29,7 @@ from PIL import Image
 import app_browser
 from ddip_jax import app_runs
 from ddip_jax import cli
+from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 
 _ZEBRA_MASK = os.path.join(app_browser.REPO, 'data', 'zebra_mask.png')
@@ -82,6 +83,34 @@ class HelpersTest(absltest.TestCase):
     command = app_runs.command_line(args, os.path.join(app_runs.REPO, 'results', 'x'))
     self.assertEqual(shlex.split(command)[:2], ['python', 'main.py'])
     self.assertTrue(command.endswith('--workdir=results/x'))
+
+  def test_automatic_hints_follow_the_pages_settings(self):
+    yy, xx = np.mgrid[:64, :96]
+    photo = np.where(((yy - 32) ** 2 + (xx - 48) ** 2 < 15 ** 2)[..., None], [0.9, 0.2, 0.1], [0.2, 0.6, 0.3])
+    photo = photo.astype(np.float32)
+    cwd = os.getcwd()
+    os.chdir(app_runs.REPO)
+    try:
+      def hints_with(extra):
+        return app_runs.automatic_hints(photo, app_runs.segmentation_args(
+            photo='photo.png', fg_hint=None, bg_hint=None, settings={'max_side': 64}, extra=extra))
+
+      fg, bg = hints_with('')
+      border_fg, border_bg = hints_with('--config.segmentation.auto_hints=border')
+      with self.assertRaisesRegex(ValueError, r'segmentation.auto_hints'):
+        hints_with('--config.segmentation.auto_hints=magic')
+      with self.assertRaisesRegex(cli.UsageError, r'no such config field'):
+        hints_with('--config.segmentation.auto_hint=border')
+    finally:
+      os.chdir(cwd)
+    self.assertEqual(fg.shape, (64, 96))
+    self.assertTrue(fg[32, 48] and not fg[0, 0] and bg[0, 0] and not bg[32, 48])  # 'object': the disc.
+    # 'border' (the override), not what 'object' found.
+    working, _ = image_io.working_image(photo, 64, path='the photo')
+    want_fg, want_bg = hints_lib.automatic_hints(working, 'border')
+    np.testing.assert_array_equal(border_fg, image_io.resize_image(want_fg, (64, 96)) > 0.5)
+    np.testing.assert_array_equal(border_bg, image_io.resize_image(want_bg, (64, 96)) > 0.5)
+    self.assertFalse(np.array_equal(border_fg, fg))
 
   def test_a_run_of_a_tiny_photo_ends_with_the_command_lines_message(self):
     folder = tempfile.mkdtemp(prefix='ddip_app_tiny_')
