@@ -12,7 +12,8 @@ overrides by dotted field name (`**{'segmentation.hint_steps': 500}`) or as
 nested dicts (`segmentation={'hint_steps': 500}`).
 
 Inputs are numpy arrays, (H, W, 3) uint8 or float in [0, 1] (masks (H, W)),
-or paths. Arrays are handed to the task as 8-bit PNG files (float inputs are
+or paths; gray (H, W) and RGBA (H, W, 4) images, and uint16 values, are taken
+as `main.py` takes such files (alpha composited over white). Arrays are handed to the task as 8-bit PNG files (float inputs are
 rounded to 8 bits). Nothing is written unless `workdir=` is given: the run
 goes to a temporary folder that is removed afterwards; with a workdir, the run
 is resumable and its files stay, as with `main.py --workdir`. The layers come
@@ -139,29 +140,54 @@ class VideoDecomposition:
 
 
 def _as_float_image(value: np.ndarray, what: str, *, channels: bool) -> np.ndarray:
-  """An array as float32 in [0, 1]: (H, W, 3) when `channels`, else (H, W)."""
+  """An array as float32 in [0, 1]: (H, W, 3) when `channels`, else (H, W).
+
+  An image may also be gray (H, W) or (H, W, 1), or carry an alpha channel
+  ((H, W, 2), (H, W, 4)): it becomes RGB as `image_io.load_image` makes a file
+  of that kind (gray repeated, alpha composited over white). A mask may be
+  (H, W, 1). Values: uint8 (/ 255), uint16 (/ 65535, as 16-bit files), bool,
+  or float in [0, 1].
+  """
   array = np.asarray(value)
-  ok_shape = array.ndim == 3 and array.shape[-1] == 3 if channels else array.ndim == 2
+  if channels:
+    array = array[..., None] if array.ndim == 2 else array
+    ok_shape = array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4)
+    expected = '(height, width, 3), (height, width, 4) with alpha, or (height, width) gray'
+  else:
+    array = array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
+    ok_shape, expected = array.ndim == 2, '(height, width)'
   if not ok_shape:
-    raise InputError(f'{what} is an array of shape {array.shape}: expected '
-                     + ('(height, width, 3)' if channels else '(height, width)'))
-  if array.dtype == np.uint8:
-    return array.astype(np.float32) / 255.0
-  if array.dtype == bool:
-    return array.astype(np.float32)
-  if not np.issubdtype(array.dtype, np.floating):
-    raise InputError(f'{what} has dtype {array.dtype}: expected uint8, bool or float in [0, 1]')
-  if not np.all(np.isfinite(array)) or array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
-    raise InputError(f'{what}: float values must be finite and in [0, 1]')
-  return array.astype(np.float32)
+    raise InputError(f'{what} is an array of shape {array.shape}: expected {expected}')
+  if array.dtype in (np.uint8, np.uint16):
+    array = array.astype(np.float32) / np.iinfo(array.dtype).max
+  elif array.dtype == bool:
+    array = array.astype(np.float32)
+  elif not np.issubdtype(array.dtype, np.floating):
+    raise InputError(f'{what} has dtype {array.dtype}: expected uint8, uint16, bool or float in [0, 1]')
+  elif not np.all(np.isfinite(array)) or array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
+    looks_8_bit = np.all(np.isfinite(array)) and array.min(initial=0.0) >= 0.0 and array.max(initial=0.0) <= 255.0
+    raise InputError(f'{what}: float values must be finite and in [0, 1]'
+                     + ('; these look like 0-255 values: divide them by 255 or pass uint8' if looks_8_bit else ''))
+  return image_io.as_rgb(array) if channels else array.astype(np.float32)
 
 
 class _Inputs:
-  """Turns the caller's arrays into files of a temporary folder (paths are passed on as they are)."""
+  """Turns the caller's arrays into files of a temporary folder (paths are passed on as they are).
+
+  `naming_arrays` rewrites the errors of a run that name those files: the
+  caller knows the array as, say, 'image', not as a temporary file.
+  """
 
   def __init__(self, folder: str):
     self._folder = folder
     self._count = 0
+    self._names: dict[str, str] = {}
+
+  def _file(self, what: str) -> str:
+    self._count += 1
+    path = os.path.join(self._folder, f'{self._count}_{what}.png')
+    self._names[path] = f'the {what} array'
+    return path
 
   def path(self, value: ImageLike, what: str, *, channels: bool = True) -> str:
     if isinstance(value, (str, os.PathLike)):
@@ -169,8 +195,7 @@ class _Inputs:
       if not os.path.exists(path):
         raise InputError(f'{what} {path!r}: no such file or folder')
       return path
-    self._count += 1
-    path = os.path.join(self._folder, f'{self._count}_{what}.png')
+    path = self._file(what)
     writing.save_image(path, _as_float_image(value, what, channels=channels))
     return path
 
@@ -181,11 +206,25 @@ class _Inputs:
     if len(frames) < 2:
       raise InputError(f'frames: a clip needs at least 2 frames, got {len(frames)}')
     folder = os.path.join(self._folder, 'frames')
+    self._names[folder] = 'the frames'
     os.makedirs(folder)
     for index, frame in enumerate(frames):
       writing.save_image(os.path.join(folder, f'{index:05d}.png'), _as_float_image(frame, f'frame {index}',
                                                                                   channels=True))
     return folder
+
+  @contextlib.contextmanager
+  def naming_arrays(self):
+    """Re-raises an `InputError` or `ConfigError` whose message names one of these files with the array's name."""
+    try:
+      yield
+    except (InputError, ConfigError) as err:
+      message = str(err)
+      for path, name in sorted(self._names.items(), key=lambda item: -len(item[0])):  # A frame before its folder.
+        message = message.replace(repr(path), name).replace(path, name)
+      if message == str(err):
+        raise
+      raise type(err)(message) from err
 
 
 def _flat_overrides(overrides: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
@@ -248,7 +287,7 @@ def make_config(demo: str, config: ml_collections.ConfigDict | str | None, input
   for field, value in {**inputs, **flat}.items():
     _set_field(result, field, value)
   cli.unset_empty_optionals(result)
-  cli.drop_foreign_ground_truth(result, file_config, set(flat), path)
+  cli.drop_foreign_ground_truth(result, file_config, set(flat), path, warn=False)
   return result
 
 
@@ -284,7 +323,8 @@ def _call(demo: str, inputs: dict[str, Any], config, workdir, progress, override
              for field, value in inputs.items() if value is not None}
     if 'frames' in paths:
       paths['image'] = paths.pop('frames')
-    return _run(make_config(demo, config, paths, overrides), workdir, progress, read)
+    with files.naming_arrays():
+      return _run(make_config(demo, config, paths, overrides), workdir, progress, read)
 
 
 def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLike | None = None, *,
@@ -381,8 +421,9 @@ def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others:
       inputs['watermark.hint'] = None
     else:
       inputs['watermark.hint'] = files.path(hint, 'hint', channels=False)
-    return _run(make_config('watermark_many' if others else 'watermark', config, inputs, overrides), workdir,
-                progress, read)
+    with files.naming_arrays():
+      return _run(make_config('watermark_many' if others else 'watermark', config, inputs, overrides), workdir,
+                  progress, read)
 
 
 def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,

@@ -142,8 +142,11 @@ def unset_empty_optionals(config: ml_collections.ConfigDict) -> None:
 
 
 def drop_foreign_ground_truth(config: ml_collections.ConfigDict, file_config: ml_collections.ConfigDict,
-                              overridden: set[str], config_path: str) -> None:
-  """Unsets the config file's ground truths when the command line changed the input they describe."""
+                              overridden: set[str], config_path: str, *, warn: bool = True) -> None:
+  """Unsets the config file's ground truths when the command line changed the input they describe.
+
+  Says so as a warning (`warn`), else in the log's info lines (the API, whose callers are told in its docs).
+  """
   changed = [f for f in config_check.INPUT_FIELDS
              if config_check.get_field(config, f) != config_check.get_field(file_config, f)]
   if not changed:
@@ -153,9 +156,10 @@ def drop_foreign_ground_truth(config: ml_collections.ConfigDict, file_config: ml
     if value and field not in overridden:
       section, _, leaf = field.rpartition('.')
       (config_check.get_field(config, section) if section else config)[leaf] = None
-      logging.warning('config.%s = %r is the ground truth of %s\'s own input, not of config.%s = %r: not used '
-                      '(give --config.%s=PATH to score against yours)', field, value, config_path, changed[0],
-                      config_check.get_field(config, changed[0]), field)
+      log = logging.warning if warn else logging.info
+      log('config.%s = %r is the ground truth of %s\'s own input, not of config.%s = %r: not used '
+          '(give --config.%s=PATH to score against yours)', field, value, config_path, changed[0],
+          config_check.get_field(config, changed[0]), field)
 
 
 def parse(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS, *, default_config: str) -> list[str]:

@@ -204,11 +204,14 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
 
 def frame_pixels(frame: Image.Image) -> np.ndarray:
   """An animation frame's pixels as `load_image` gives an image's (any alpha composited over white)."""
-  return _over_white(_pixels(frame.copy(), None))
+  return as_rgb(_pixels(frame.copy(), None))
 
 
-def _over_white(pixels: np.ndarray) -> np.ndarray:
-  """(H, W, C) pixels from `_pixels` as RGB, any alpha composited over white."""
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+  """(H, W, C) floats in [0, 1] (C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) as `load_image` gives such a file.
+
+  That is float32 RGB, gray repeated, any alpha composited over white.
+  """
   channels = pixels.shape[-1]
   if channels in (2, 4):
     alpha = pixels[..., -1:]
@@ -240,7 +243,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     InputError: the path is missing, a directory, empty, truncated, corrupt, not
       an image, or larger than `PIL.Image.MAX_IMAGE_PIXELS`.
   """
-  return _over_white(_decode(path))
+  return as_rgb(_decode(path))
 
 
 def load_mask(

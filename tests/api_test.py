@@ -10,9 +10,11 @@ from unittest import mock
 
 from absl.testing import absltest
 import numpy as np
+from PIL import Image
 
 import ddip_jax
 from ddip_jax import api
+from ddip_jax import image_io
 from ddip_jax import runner
 
 # The tiny settings of the golden runs, as keyword overrides.
@@ -57,8 +59,12 @@ class ErrorsTest(absltest.TestCase):
   def test_bad_inputs(self):
     image = np.zeros((32, 32, 3), np.float32)
     cases = [
-        (lambda: ddip_jax.segment(np.zeros((32, 32))), api.InputError, r'shape \(32, 32\).*\(height, width, 3\)'),
-        (lambda: ddip_jax.segment(image + 2), api.InputError, r'in \[0, 1\]'),
+        (lambda: ddip_jax.segment(np.zeros((32, 32, 5))), api.InputError,
+         r'shape \(32, 32, 5\).*\(height, width, 3\)'),
+        (lambda: ddip_jax.segment(image, np.zeros((32, 32, 3))), api.InputError,
+         r'fg_hint is an array of shape \(32, 32, 3\): expected \(height, width\)'),
+        (lambda: ddip_jax.segment(image - 2), api.InputError, r'in \[0, 1\]$'),
+        (lambda: ddip_jax.segment(image + 200), api.InputError, r'in \[0, 1\]; these look like 0-255 values'),
         (lambda: ddip_jax.segment(image.astype(np.int64)), api.InputError, 'dtype int64'),
         (lambda: ddip_jax.segment('no/such/image.png'), api.InputError, 'no such file'),
         (lambda: ddip_jax.segment(image, num_step=3), api.ConfigError, 'did you mean --config.num_steps'),
@@ -75,9 +81,44 @@ class ErrorsTest(absltest.TestCase):
         with self.assertRaisesRegex(error, pattern):
           call()
 
+  def test_errors_name_the_array_not_its_temporary_file(self):
+    with self.assertRaises(api.InputError) as caught:
+      ddip_jax.segment(np.zeros((4, 4, 3), np.uint8))
+    self.assertEqual(str(caught.exception),
+                     'the image array is 4x4: too small, the generators need sides of at least 8 pixels')
+
   def test_the_errors_are_those_main_reports(self):
     self.assertTrue(issubclass(ddip_jax.InputError, runner.RUN_ERRORS))
     self.assertTrue(issubclass(ddip_jax.ConfigError, runner.RUN_ERRORS))
+
+
+class ArrayInputTest(absltest.TestCase):
+  """Arrays of the kinds image files hold become what `main.py` reads from such a file."""
+
+  def test_gray_alpha_and_16_bit_arrays_as_their_files(self):
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+      for name, array, mode in (('gray', rng.integers(0, 256, (6, 5), dtype=np.uint8), 'L'),
+                                ('rgba', rng.integers(0, 256, (6, 5, 4), dtype=np.uint8), 'RGBA'),
+                                ('gray_alpha', rng.integers(0, 256, (6, 5, 2), dtype=np.uint8), 'LA')):
+        with self.subTest(name):
+          path = os.path.join(tmp, f'{name}.png')
+          Image.fromarray(array, mode).save(path)
+          np.testing.assert_allclose(api._as_float_image(array, name, channels=True), image_io.load_image(path),
+                                     atol=1e-6)
+      wide = rng.integers(0, 65536, (6, 5, 3), dtype=np.uint16)
+      np.testing.assert_allclose(api._as_float_image(wide, 'wide', channels=True), wide / 65535.0, atol=1e-6)
+    mask = api._as_float_image(np.ones((6, 5, 1), bool), 'hint', channels=False)
+    self.assertEqual((mask.shape, mask.dtype), ((6, 5), np.float32))
+
+  def test_an_rgba_photo_runs(self):
+    image = np.zeros((32, 32, 4), np.uint8)
+    image[..., 3] = 255
+    image[8:24, 8:24, :3] = (250, 30, 30)
+    fg_hint = np.zeros((32, 32), bool)
+    fg_hint[14:18, 14:18] = True
+    result = ddip_jax.segment(image, fg_hint, **_TINY)
+    self.assertEqual(result.fg.shape, (32, 32, 3))
 
 
 class ConfigTest(absltest.TestCase):
