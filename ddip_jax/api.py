@@ -181,12 +181,12 @@ class _Inputs:
   def __init__(self, folder: str):
     self._folder = folder
     self._count = 0
-    self._names: dict[str, str] = {}
+    self._names: dict[str, tuple[str, str]] = {}  # File -> (what the task calls it, what the caller does).
 
   def _file(self, what: str) -> str:
     self._count += 1
     path = os.path.join(self._folder, f'{self._count}_{what}.png')
-    self._names[path] = f'the {what} array'
+    self._names[path] = (what, f'the {what} array')
     return path
 
   def path(self, value: ImageLike, what: str, *, channels: bool = True) -> str:
@@ -206,11 +206,12 @@ class _Inputs:
     if len(frames) < 2:
       raise InputError(f'frames: a clip needs at least 2 frames, got {len(frames)}')
     folder = os.path.join(self._folder, 'frames')
-    self._names[folder] = 'the frames'
+    self._names[folder] = ('frames', 'the frames')
     os.makedirs(folder)
     for index, frame in enumerate(frames):
-      writing.save_image(os.path.join(folder, f'{index:05d}.png'), _as_float_image(frame, f'frame {index}',
-                                                                                  channels=True))
+      path = os.path.join(folder, f'{index:05d}.png')
+      self._names[path] = (f'frame {index}', f'frame {index}')
+      writing.save_image(path, _as_float_image(frame, f'frame {index}', channels=True))
     return folder
 
   @contextlib.contextmanager
@@ -220,8 +221,8 @@ class _Inputs:
       yield
     except (InputError, ConfigError) as err:
       message = str(err)
-      for path, name in sorted(self._names.items(), key=lambda item: -len(item[0])):  # A frame before its folder.
-        message = message.replace(repr(path), name).replace(path, name)
+      for path, (what, name) in sorted(self._names.items(), key=lambda item: -len(item[0])):  # Frames first.
+        message = message.replace(f'{what} {path!r}', name).replace(repr(path), name).replace(path, name)
       if message == str(err):
         raise
       raise type(err)(message) from err
@@ -272,6 +273,8 @@ def make_config(demo: str, config: ml_collections.ConfigDict | str | None, input
   Raises:
     ConfigError: an override names no field or has a bad type, or the file does not load.
   """
+  if not (config is None or isinstance(config, (str, os.PathLike, ml_collections.ConfigDict))):
+    raise ConfigError(f'config={config!r}: expected a config file (path) or an ml_collections.ConfigDict')
   if config is None or isinstance(config, (str, os.PathLike)):
     path = os.fspath(config) if config is not None else os.path.join(_REPOSITORY, 'configs', f'{demo}.py')
     if _REPOSITORY not in sys.path:

@@ -75,6 +75,11 @@ class ErrorsTest(absltest.TestCase):
         (lambda: ddip_jax.remove_watermark(image), api.InputError, 'either a hint'),
         (lambda: ddip_jax.decompose_video([image]), api.InputError, 'at least 2 frames'),
         (lambda: ddip_jax.dehaze(image, config='no_such_config.py'), api.ConfigError, 'no such config file'),
+        (lambda: ddip_jax.dehaze(image, config=7), api.ConfigError, 'config=7: expected a config file'),
+        (lambda: ddip_jax.decompose_video([image, np.zeros((40, 32, 3), np.float32)], max_side=32),
+         api.InputError, r'^frames differ in size: frame 1 is 32x40, frame 0 is 32x32;'),
+        (lambda: ddip_jax.remove_watermark(image, np.zeros((32, 32), bool)), api.InputError,
+         r'^the hint array marks no pixel'),
     ]
     for index, (call, error, pattern) in enumerate(cases):
       with self.subTest(case=index):

@@ -67,6 +67,15 @@ class DarkChannelTest(parameterized.TestCase):
     np.testing.assert_allclose(dehaze.estimate_airlight(image, patch=3, top_fraction=0.01),
                                [0.95, 0.7, 0.8], rtol=1e-6)
 
+  def test_airlight_of_a_black_or_one_colour_image_is_positive(self):
+    red = np.zeros((8, 8, 3), np.float32)
+    red[..., 0] = 0.8
+    np.testing.assert_allclose(dehaze.estimate_airlight(jnp.asarray(red), patch=3), [0.8, 1 / 255, 1 / 255],
+                               rtol=1e-6)
+    black = jnp.zeros((8, 8, 3))
+    t = dehaze.dark_channel_transmission(black, dehaze.estimate_airlight(black, patch=3), patch=3, omega=0.95)
+    np.testing.assert_array_equal(t, np.ones((8, 8)))
+
   @parameterized.parameters(((7, 9), 3), ((12, 5), 5), ((6, 6), 15))
   def test_dark_channel_matches_loops(self, shape, patch):
     image = np.random.default_rng(0).uniform(size=shape + (3,)).astype(np.float32)
@@ -340,6 +349,14 @@ class EndToEndTest(absltest.TestCase):
     self.assertEqual([os.path.basename(path) for _, path in calls],
                      ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
     self.assertTrue(os.path.isfile(os.path.join(workdir, 'dehazed.png')))
+
+  def test_a_black_image_runs_to_the_end(self):
+    config = _tiny_config(_tempdir(self), 1)
+    writing.save_image(config.image, np.zeros((40, 56, 3), np.float32))
+    config.dehaze.gt_clean = None
+    metrics = dehaze.run(config, os.path.join(os.path.dirname(config.image), 'out'))
+    self.assertEqual(metrics['status'], 'ok')
+    self.assertTrue(np.isfinite(metrics['best_recon_psnr']))
 
   def test_ground_truth_of_another_size_is_refused(self):
     config = _tiny_config(_tempdir(self), 1)

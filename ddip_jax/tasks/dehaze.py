@@ -50,6 +50,8 @@ from ddip_jax import resume
 
 AIRLIGHT_MODES = ('estimate', 'given', 'learned')
 TRANSMISSION_PRIORS = ('none', 'dark_channel')
+# The estimated airlight's least value per channel: one 8-bit level.
+AIRLIGHT_FLOOR = 1 / 255
 # Side of the airlight swatch written when the airlight is one colour.
 _SWATCH = 64
 
@@ -82,13 +84,14 @@ def estimate_airlight(image: jax.Array, *, patch: int = 15, top_fraction: float 
     top_fraction: fraction of the pixels searched.
 
   Returns:
-    (3,) airlight.
+    (3,) airlight, each channel at least `AIRLIGHT_FLOOR` (I / A must stay
+    finite: a black image, or one with an empty channel, has a zero there).
   """
   chex.assert_rank(image, 3)
   h, w, c = image.shape
   count = max(1, int(h * w * top_fraction))
   _, index = jax.lax.top_k(dark_channel(image, patch=patch).reshape(-1), count)
-  return jnp.max(image.reshape(-1, c)[index], axis=0)
+  return jnp.maximum(jnp.max(image.reshape(-1, c)[index], axis=0), AIRLIGHT_FLOOR)
 
 
 def dark_channel_transmission(image: jax.Array, airlight: jax.Array, *, patch: int, omega: float) -> jax.Array:
