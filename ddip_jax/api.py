@@ -294,14 +294,18 @@ def make_config(demo: str, config: ml_collections.ConfigDict | str | None, input
   return result
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: ProgressFn | None,
+def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: ProgressFn | bool | None,
          read: Any) -> Any:
   """Runs `config` in `workdir` (or a temporary folder) and returns read(workdir, metrics)."""
   with contextlib.ExitStack() as stack:
     if workdir is None:
       workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_run_'))
       config.loop.checkpoint_every = 0  # Nothing to resume from a folder that goes away.
-    if progress is not None:
+    if isinstance(progress, bool):  # The bar on or off.
+      config.progress, progress = progress, None
+    elif progress is not None:
+      if not callable(progress):
+        raise ConfigError(f'progress={progress!r}: expected a function, True or False')
       config.progress = False  # The caller shows progress its own way, not with the command line's bar.
     stack.enter_context(progress_report.reporting_progress(progress))
     metrics, _ = run_config(config, workdir)
@@ -331,7 +335,7 @@ def _call(demo: str, inputs: dict[str, Any], config, workdir, progress, override
 
 
 def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLike | None = None, *,
-            config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | None = None,
+            config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
             workdir: str | None = None, **overrides) -> Segmentation:
   """Foreground/background segmentation of one image (task 'segmentation', default configs/zebra.py).
 
@@ -342,7 +346,8 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
       hints are automatic (`segmentation.auto_hints`).
     config: a config file or ConfigDict instead of configs/zebra.py.
     progress: progress(step, total, loss, psnr, stage), called as the stages run
-      (instead of the tqdm bar that `config.progress` shows).
+      (instead of the tqdm bar that `config.progress` shows); or True / False:
+      the bar or nothing.
     workdir: keep the run's files there (and resume from it); default: none written.
     **overrides: config fields, e.g. num_steps=300, **{'segmentation.hint_steps': 500}.
 
@@ -363,7 +368,7 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
 
 
 def separate(image1: ImageLike, image2: ImageLike | None = None, *,
-             config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | None = None,
+             config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
              workdir: str | None = None, **overrides) -> Separation:
   """Separates two transparent layers (task 'transparency').
 
@@ -382,7 +387,7 @@ def separate(image1: ImageLike, image2: ImageLike | None = None, *,
 
 
 def dehaze(image: ImageLike, *, config: ml_collections.ConfigDict | str | None = None,
-           progress: ProgressFn | None = None, workdir: str | None = None, **overrides) -> Dehazing:
+           progress: ProgressFn | bool | None = None, workdir: str | None = None, **overrides) -> Dehazing:
   """Dehazes one image (task 'dehaze', configs/dehaze.py). Arguments as `segment`'s."""
   def read(folder, metrics):
     return Dehazing(dehazed=_image(folder, 'dehazed'), transmission=_mask(folder, 'transmission'),
@@ -392,7 +397,7 @@ def dehaze(image: ImageLike, *, config: ml_collections.ConfigDict | str | None =
 
 
 def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others: Sequence[ImageLike] = (),
-                     config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | None = None,
+                     config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
                      workdir: str | None = None, **overrides) -> WatermarkRemoval:
   """Removes a watermark (task 'watermark').
 
@@ -430,7 +435,7 @@ def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others:
 
 
 def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
-                    config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | None = None,
+                    config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
                     workdir: str | None = None, **overrides) -> VideoDecomposition:
   """Foreground/background decomposition of a clip (task 'video', configs/video.py).
 

@@ -4,6 +4,8 @@ Every API function's run on its demo, and the layers it returns, are checked
 in tests/golden_test.py (the outputs recorded before the API existed).
 """
 
+import contextlib
+import io
 import os
 import tempfile
 from unittest import mock
@@ -53,6 +55,16 @@ class SegmentTest(absltest.TestCase):
       result.fg = None  # Frozen.
 
 
+  def test_progress_true_or_false_is_the_bar_or_nothing(self):
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    fg_hint = np.zeros((32, 32), bool)
+    fg_hint[14:18, 14:18] = True
+    for progress in (True, False):
+      with self.subTest(progress=progress), contextlib.redirect_stderr(io.StringIO()) as stderr:
+        ddip_jax.segment(image, fg_hint, progress=progress, **_TINY)
+      self.assertEqual('step2_decompose: 100%' in stderr.getvalue(), progress)
+
+
 class ErrorsTest(absltest.TestCase):
   """Mistakes raise the errors main.py prints as one `error:` line, before anything runs."""
 
@@ -76,6 +88,7 @@ class ErrorsTest(absltest.TestCase):
         (lambda: ddip_jax.decompose_video([image]), api.InputError, 'at least 2 frames'),
         (lambda: ddip_jax.dehaze(image, config='no_such_config.py'), api.ConfigError, 'no such config file'),
         (lambda: ddip_jax.dehaze(image, config=7), api.ConfigError, 'config=7: expected a config file'),
+        (lambda: ddip_jax.dehaze(image, progress='yes'), api.ConfigError, "progress='yes': expected a function"),
         (lambda: ddip_jax.decompose_video([image, np.zeros((40, 32, 3), np.float32)], max_side=32),
          api.InputError, r'^frames differ in size: frame 1 is 32x40, frame 0 is 32x32;'),
         (lambda: ddip_jax.remove_watermark(image, np.zeros((32, 32), bool)), api.InputError,
