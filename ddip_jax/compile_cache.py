@@ -11,7 +11,6 @@ the same size) reuses the compiled executable. The numbers are those of
 compiling the same program anew, so results do not depend on what ran before.
 """
 
-import atexit
 import collections
 from collections.abc import Callable, Iterator
 import contextlib
@@ -19,7 +18,6 @@ import functools
 import threading
 from typing import Any
 
-from absl import logging
 import jax
 import numpy as np
 
@@ -183,34 +181,3 @@ def thread_in_this_context(target: Callable[[], None], name: str) -> threading.T
       target()
 
   return threading.Thread(target=run, name=name, daemon=True)
-
-
-_BACKGROUND: list[threading.Thread] = []  # Compiles under way on daemon threads (joined at exit).
-
-
-@atexit.register
-def _join_background() -> None:
-  """Lets background compiles end before the interpreter does (a thread inside XLA must not be cut off)."""
-  while _BACKGROUND:
-    _BACKGROUND.pop().join()
-
-
-def compile_in_background(fn: Any, *args: Any, **kwargs: Any) -> threading.Thread:
-  """Compiles the jitted `fn` for arguments like these on a daemon thread; a later such call then does not compile.
-
-  `args` may be `jax.ShapeDtypeStruct`s (only shapes and dtypes matter; static
-  arguments as in the call). For post-processing whose input shapes are known
-  before the optimisation: its compile overlaps the steps instead of following
-  them. A failure is only logged: the call then compiles as it would have.
-  """
-
-  def compile_():
-    try:
-      fn.lower(*args, **kwargs).compile()
-    except Exception as err:  # pylint: disable=broad-exception-caught  # The real call compiles and raises.
-      logging.debug('compiling %s ahead failed: %s', getattr(fn, '__name__', fn), err)
-
-  thread = thread_in_this_context(compile_, 'ddip_jax-compile')
-  _BACKGROUND[:] = [t for t in _BACKGROUND if t.is_alive()] + [thread]
-  thread.start()
-  return thread

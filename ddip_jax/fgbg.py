@@ -18,7 +18,6 @@ import ml_collections
 import numpy as np
 from scipy import ndimage
 
-from ddip_jax import compile_cache
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import filters
@@ -141,17 +140,8 @@ def refine_mask(mask: np.ndarray, guide: np.ndarray, *, radius_fraction: float, 
   radius = filters.radius_px(radius_fraction, mask.shape)
   if radius <= 0:
     return mask
-  out = filters.guided_filter_jit(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius, eps=eps)
-  return np.clip(np.asarray(out)[..., 0], 0.0, 1.0)
-
-
-def refine_mask_ahead(shape: tuple[int, int], seg: ml_collections.ConfigDict) -> None:
-  """Compiles `refine_mask`'s filter for a full-size (H, W) image on a background thread (it then runs at once)."""
-  radius = filters.radius_px(seg.guided_radius, shape)
-  if radius > 0:
-    compile_cache.compile_in_background(
-        filters.guided_filter_jit, jax.ShapeDtypeStruct((*shape, 3), jnp.float32),
-        jax.ShapeDtypeStruct((*shape, 1), jnp.float32), radius=radius, eps=seg.guided_eps)
+  out = filters.guided_filter(np.asarray(guide, np.float32), np.asarray(mask, np.float32), radius=radius, eps=eps)
+  return np.clip(out, 0.0, 1.0)
 
 
 def keep_hinted_components(binary: np.ndarray, fg_hint: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Image filters: box, guided and minimum filters, fixed x2 bilinear upsampling, reflection padding.
 
-The box, guided and minimum filters work on one image, (H, W) or (H, W, C),
-float32; use `jax.vmap` for a batch. `upsample_bilinear_x2` works on an NHWC
-batch because the generators call it inside their networks.
+The box and guided filters refine results once, at the photo's full size, in
+numpy with OpenCV's box filter (nothing to compile, fast on any size); the
+minimum filter works on one image, (H, W) or (H, W, C), float32, in JAX (use
+`jax.vmap` for a batch). `upsample_bilinear_x2` works on an NHWC batch because
+the generators call it inside their networks.
 
 Borders: the box filter (and so the guided filter) clips its window at the image
 border and averages the pixels that remain, like He et al.'s reference code
@@ -12,9 +14,11 @@ border and averages the pixels that remain, like He et al.'s reference code
 by `cv2.ximgproc.guidedFilter`.
 """
 
+from collections.abc import Callable
 import functools
 
 import chex
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,31 +26,7 @@ import numpy as np
 _BORDERS = ('clip', 'reflect')
 
 
-def _window_sum_along(x: jax.Array, radius: int, axis: int, border: str) -> jax.Array:
-  """Sums of 2r+1 consecutive values along `axis` by a difference of cumulative sums."""
-  n = x.shape[axis]
-  if border == 'reflect':
-    # Symmetric padding ("cba|abc|cba"), repeated for radius >= n: one gather.
-    period = np.arange(-radius, n + radius) % (2 * n)
-    x = jnp.take(x, np.where(period < n, period, 2 * n - 1 - period), axis=axis)
-  # Cumulative sums of the line minus its mean stay near 0 instead of growing
-  # to n * mean, which keeps float32 window sums accurate on long lines.
-  offset = jnp.mean(x, axis=axis, keepdims=True)
-  centred = x - offset
-  zero = jnp.zeros_like(jax.lax.slice_in_dim(centred, 0, 1, axis=axis))
-  # prefix[k] = sum of the first k values, so a window [lo, hi) sums to
-  # prefix[hi] - prefix[lo]: two reads per pixel whatever the radius.
-  prefix = jnp.concatenate([zero, jnp.cumsum(centred, axis=axis)], axis=axis)
-  index = np.arange(n)
-  if border == 'reflect':
-    lo, hi = index, index + 2 * radius + 1
-  else:
-    lo, hi = np.maximum(index - radius, 0), np.minimum(index + radius + 1, n)
-  count = (hi - lo).astype(np.float32).reshape((n,) + (1,) * (x.ndim - axis - 1))
-  return jnp.take(prefix, hi, axis=axis) - jnp.take(prefix, lo, axis=axis) + offset * count
-
-
-def _check_box_args(x: jax.Array, radius: int, border: str) -> None:
+def _check_box_args(x: np.ndarray, radius: int, border: str) -> None:
   chex.assert_rank(x, {2, 3, 4})
   chex.assert_type(x, float)
   if radius < 0:
@@ -55,32 +35,42 @@ def _check_box_args(x: jax.Array, radius: int, border: str) -> None:
     raise ValueError(f'border must be one of {_BORDERS}, got {border!r}.')
 
 
-def box_sum(x: jax.Array, radius: int, *, border: str = 'clip') -> jax.Array:
+def _box(x: np.ndarray, radius: int, border: str, normalize: bool) -> np.ndarray:
+  """OpenCV's box filter over the first two axes of x (float32), every trailing channel on its own."""
+  x = np.ascontiguousarray(x, np.float32)
+  flat = x.reshape(x.shape[0], x.shape[1], -1)
+  size = (2 * radius + 1, 2 * radius + 1)
+  border_type = cv2.BORDER_REFLECT if border == 'reflect' else cv2.BORDER_CONSTANT
+  if flat.shape[-1] <= 512:  # CV_CN_MAX channels a call; OpenCV drops a single channel's axis (reshape).
+    return cv2.boxFilter(flat, -1, size, normalize=normalize, borderType=border_type).reshape(x.shape)
+  return np.concatenate([_box(flat[..., i:i + 512], radius, border, normalize)
+                         for i in range(0, flat.shape[-1], 512)], axis=-1).reshape(x.shape)
+
+
+def box_sum(x: np.ndarray, radius: int, *, border: str = 'clip') -> np.ndarray:
   """Sum over the (2r+1) x (2r+1) window around every pixel, O(1) per pixel.
 
-  Separable differences of cumulative sums (integral image), as in He et al.'s
-  `boxfilter.m`. Each line is centred on its mean before the cumulative sum, so
-  the float32 rounding error scales with the line's spread, not its length.
+  OpenCV's `cv2.boxFilter` (running sums, double precision accumulators for
+  float input), as He et al.'s `boxfilter.m` computes it with cumulative sums.
 
   Args:
-    x: (H, W) or (H, W, ...) image; trailing axes are filtered independently.
+    x: (H, W) or (H, W, ...) float image; trailing axes are filtered independently.
     radius: window radius r >= 0; may exceed the image size.
     border: 'clip' sums only the pixels inside the image; 'reflect' sums over
       the image padded by symmetric reflection (OpenCV's BORDER_REFLECT).
 
   Returns:
-    Window sums, same shape as `x`.
+    Window sums, float32 numpy array of the shape of `x`.
   """
   _check_box_args(x, radius, border)
-  rows = _window_sum_along(x, radius, 0, border)
-  return _window_sum_along(rows, radius, 1, border)
+  return _box(x, radius, border, normalize=False)
 
 
-def box_mean(x: jax.Array, radius: int, *, border: str = 'clip') -> jax.Array:
+def box_mean(x: np.ndarray, radius: int, *, border: str = 'clip') -> np.ndarray:
   """Mean over the (2r+1) x (2r+1) window around every pixel.
 
   Args:
-    x: (H, W) or (H, W, ...) image; trailing axes are filtered independently.
+    x: (H, W) or (H, W, ...) float image; trailing axes are filtered independently.
     radius: window radius r >= 0; may exceed the image size.
     border: 'clip' (default) averages the pixels of the window that lie inside
       the image (He et al.'s reference); 'reflect' averages (2r + 1)^2 values
@@ -88,32 +78,36 @@ def box_mean(x: jax.Array, radius: int, *, border: str = 'clip') -> jax.Array:
       BORDER_REFLECT).
 
   Returns:
-    Window means, same shape as `x`.
+    Window means, float32 numpy array of the shape of `x`.
   """
   _check_box_args(x, radius, border)
   if border == 'reflect':
-    return box_sum(x, radius, border=border) / float((2 * radius + 1)**2)
+    return _box(x, radius, border, normalize=True)
   h, w = x.shape[:2]
   count_h = np.minimum(np.arange(h) + radius, h - 1) - np.maximum(np.arange(h) - radius, 0) + 1
   count_w = np.minimum(np.arange(w) + radius, w - 1) - np.maximum(np.arange(w) - radius, 0) + 1
-  count = np.outer(count_h, count_w).astype(np.float32).reshape((h, w) + (1,) * (x.ndim - 2))
-  return box_sum(x, radius) / count
+  sums = _box(x, radius, border, normalize=False)
+  # Divided in place, by rows then by columns (the count is their product): on a
+  # large photo a second image-sized array, or numpy broadcasting over a few
+  # channels, costs more than the filter itself.
+  sums /= count_h.astype(np.float32).reshape((h,) + (1,) * (x.ndim - 1))
+  by_row = sums.reshape(h, -1)
+  by_row /= np.repeat(count_w.astype(np.float32), by_row.shape[1] // w)
+  return sums
 
 
-def _adjugate_and_det(sigma: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Adjugate (..., G, G) and determinant (...) of symmetric G x G matrices, G <= 3."""
-  g = sigma.shape[-1]
+def _adjugate_and_det(sigma: list[list[np.ndarray]]) -> tuple[list[list[np.ndarray]], np.ndarray]:
+  """Adjugate and determinant of symmetric G x G matrices (G <= 3) given as a G x G list of per-pixel planes."""
+  g = len(sigma)
   if g == 1:
-    return jnp.ones_like(sigma), sigma[..., 0, 0]
+    return [[np.ones_like(sigma[0][0])]], sigma[0][0]
   if g == 2:
-    a, b, d = sigma[..., 0, 0], sigma[..., 0, 1], sigma[..., 1, 1]
-    adj = jnp.stack([jnp.stack([d, -b], -1), jnp.stack([-b, a], -1)], -2)
-    return adj, a * d - b * b
-  rows = [sigma[..., i, :] for i in range(3)]
-  # For symmetric M the cofactor rows r1 x r2, r2 x r0, r0 x r1 form adj(M).
-  adj = jnp.stack([jnp.cross(rows[(i + 1) % 3], rows[(i + 2) % 3]) for i in range(3)], -2)
-  det = jnp.sum(rows[0] * adj[..., 0, :], axis=-1)
-  return adj, det
+    (a, b), (_, d) = sigma
+    return [[d, -b], [-b, a]], a * d - b * b
+  (s00, s01, s02), (_, s11, s12), (_, _, s22) = sigma
+  c01, c02, c12 = s02 * s12 - s01 * s22, s01 * s12 - s02 * s11, s01 * s02 - s00 * s12
+  adj = [[s11 * s22 - s12 * s12, c01, c02], [c01, s00 * s22 - s02 * s02, c12], [c02, c12, s00 * s11 - s01 * s01]]
+  return adj, s00 * adj[0][0] + s01 * adj[0][1] + s02 * adj[0][2]
 
 
 def radius_px(fraction: float, shape: tuple[int, ...]) -> int:
@@ -122,14 +116,14 @@ def radius_px(fraction: float, shape: tuple[int, ...]) -> int:
 
 
 def guided_filter(
-    guide: jax.Array,
-    src: jax.Array,
+    guide: np.ndarray,
+    src: np.ndarray,
     *,
     radius: int,
     eps: float,
     opencv_compat: bool = False,
-) -> jax.Array:
-  """Guided filter of He et al. (ECCV 2010 / TPAMI 2013), colour or grey guide.
+) -> np.ndarray:
+  """Guided filter of He et al. (ECCV 2010 / TPAMI 2013), colour or grey guide, in numpy.
 
   In every (2r+1)^2 window the output is a linear function of the guide,
   q = a^T I + b, fitted to `src` by ridge regression: with Sigma the window
@@ -137,6 +131,11 @@ def guided_filter(
   a = (Sigma + eps * Id)^-1 cov_Ip and b = mean(p) - a^T mean(I). The per-pixel
   coefficients are averaged over the windows covering the pixel. Matrices are
   inverted in closed form (adjugate / determinant).
+
+  It refines a result once, outside any traced loss, at the photo's full size:
+  numpy and OpenCV's box filter do that with nothing to compile, and a
+  12-megapixel photo takes seconds (XLA:CPU took 23 s, most of it in
+  `cumsum`).
 
   With `opencv_compat=False` this is `guidedfilter_color.m` / `guidedfilter.m`
   of the reference code (windows clipped at the border). With
@@ -154,8 +153,10 @@ def guided_filter(
     opencv_compat: match OpenCV's border handling and determinant guard.
 
   Returns:
-    Filtered image, same shape as `src`, float32.
+    Filtered image, float32 numpy array of the shape of `src`.
   """
+  guide = np.asarray(guide)
+  src = np.asarray(src)
   chex.assert_rank(guide, 3)
   chex.assert_rank(src, {2, 3})
   chex.assert_type([guide, src], float)
@@ -165,45 +166,59 @@ def guided_filter(
     raise ValueError(f'guide must have 1, 2 or 3 channels, got {guide.shape}.')
   border = 'reflect' if opencv_compat else 'clip'
 
-  def mean(x: jax.Array) -> jax.Array:
+  def mean(x: np.ndarray) -> np.ndarray:
     return box_mean(x, radius, border=border)
 
-  p = src[..., None] if src.ndim == 2 else src
+  p = (src[..., None] if src.ndim == 2 else src).astype(np.float32)
   h, w, k = p.shape
   # q - mean(src) does not change when constants are subtracted from guide and
   # src; centring both stops E[I I^T] - E[I] E[I]^T cancelling in float32.
-  src_offset = jnp.mean(p, axis=(0, 1))
-  p = p - src_offset
-  guide = guide - jnp.mean(guide, axis=(0, 1))
+  src_offset = p.mean(axis=(0, 1), dtype=np.float64).astype(np.float32)
+  guide_offset = guide.mean(axis=(0, 1), dtype=np.float64).astype(np.float32)
+  pairs = [(c, d) for c in range(g) for d in range(c, g)]
 
-  # One box filter pass over all first and second moments, one over a and b.
-  moments = mean(jnp.concatenate([
-      guide,
-      p,
-      (guide[..., :, None] * guide[..., None, :]).reshape(h, w, g * g),
-      (guide[..., :, None] * p[..., None, :]).reshape(h, w, g * k),
-  ], axis=-1))
-  mean_i, mean_p, mean_ii, mean_ip = jnp.split(moments, np.cumsum([g, k, g * g]), axis=-1)
-  sigma = mean_ii.reshape(h, w, g, g) - mean_i[..., :, None] * mean_i[..., None, :]
-  sigma = sigma + eps * jnp.eye(g, dtype=sigma.dtype)
-  cov_ip = mean_ip.reshape(h, w, g, k) - mean_i[..., :, None] * mean_p[..., None, :]
+  def moments_of(guide_rows, p_rows):  # The first and second moments to average over the windows.
+    i = [guide_rows[..., c] - guide_offset[c] for c in range(g)]
+    q = [p_rows[..., j] - src_offset[j] for j in range(k)]
+    return i + q + [i[c] * i[d] for c, d in pairs] + [i[c] * q[j] for c in range(g) for j in range(k)]
 
-  adj, det = _adjugate_and_det(sigma)
-  if opencv_compat and g == 3 and eps < 1e-2:
-    det = jnp.where(jnp.abs(det) < 1e-6, 1.0, det)
-  # Elementwise products and sums, not matmuls: G <= 3, and it stays fp32 on GPU.
-  a = jnp.sum(adj[..., :, :, None] * cov_ip[..., None, :, :], axis=-2) / det[..., None, None]
-  b = mean_p - jnp.sum(a * mean_i[..., :, None], axis=-2)  # (H, W, K)
-  coefficients = mean(jnp.concatenate([a.reshape(h, w, g * k), b], axis=-1))
-  mean_a = coefficients[..., :g * k].reshape(h, w, g, k)
-  mean_b = coefficients[..., g * k:]
-  q = jnp.sum(mean_a * guide[..., :, None], axis=-2) + mean_b + src_offset
-  return q.reshape(src.shape)
+  def coefficients_of(moment_rows):  # a (g x k planes), then b (k planes) of every window.
+    planes = [moment_rows[..., n] for n in range(moment_rows.shape[-1])]
+    mean_i, mean_p, rest = planes[:g], planes[g:g + k], planes[g + k:]
+    second = dict(zip(pairs, rest[:len(pairs)]))
+    sigma = [[None] * g for _ in range(g)]
+    for c, d in pairs:
+      sigma[c][d] = sigma[d][c] = second[c, d] - mean_i[c] * mean_i[d] + (np.float32(eps) if c == d else 0)
+    cov_ip = [[rest[len(pairs) + c * k + j] - mean_i[c] * mean_p[j] for j in range(k)] for c in range(g)]
+    adj, det = _adjugate_and_det(sigma)
+    if opencv_compat and g == 3 and eps < 1e-2:
+      det = np.where(np.abs(det) < 1e-6, np.float32(1.0), det)
+    inverse_det = 1 / det
+    a = [[sum(adj[c][d] * cov_ip[d][j] for d in range(g)) * inverse_det for j in range(k)] for c in range(g)]
+    b = [mean_p[j] - sum(a[c][j] * mean_i[c] for c in range(g)) for j in range(k)]
+    return [a[c][j] for c in range(g) for j in range(k)] + b
+
+  def output_of(guide_rows, coefficient_rows):  # q = mean(a)^T I + mean(b).
+    i = [guide_rows[..., c] - guide_offset[c] for c in range(g)]
+    return [sum(coefficient_rows[..., c * k + j] * i[c] for c in range(g)) + coefficient_rows[..., g * k + j]
+            + src_offset[j] for j in range(k)]
+
+  # The box filters run on whole images (OpenCV); the per-pixel algebra runs on
+  # bands of rows, whose temporaries stay small (on a 12-megapixel photo,
+  # whole-image temporaries made it several times slower).
+  moments = mean(_by_rows(moments_of, (h, w, 2 * (g + k) + len(pairs) + g * k - g - k), guide, p))
+  coefficients = mean(_by_rows(coefficients_of, (h, w, (g + 1) * k), moments))
+  return _by_rows(output_of, (h, w, k), guide, coefficients).reshape(src.shape)
 
 
-# For one-off calls outside a traced loss (mask refinement, transmission): compiled
-# whole, it compiles faster than its dozen ops run eagerly, each compiled on its own.
-guided_filter_jit = jax.jit(guided_filter, static_argnames=('radius', 'eps', 'opencv_compat'))
+def _by_rows(fn: Callable[..., list[np.ndarray]], shape: tuple[int, int, int], *images: np.ndarray,
+             rows: int = 64) -> np.ndarray:
+  """fn applied to bands of `rows` rows of `images`: a (H, W, C) float32 array whose band's channels are fn's planes."""
+  out = np.empty(shape, np.float32)
+  for top in range(0, shape[0], rows):
+    for channel, plane in enumerate(fn(*(image[top:top + rows] for image in images))):
+      out[top:top + rows, :, channel] = plane
+  return out
 
 
 def min_filter(x: jax.Array, radius: int) -> jax.Array:

@@ -93,9 +93,8 @@ def _np_upsample_bilinear_x2(x):
 # --------------------------------------------------------------------- tests
 
 
-class BoxFilterTest(chex.TestCase, parameterized.TestCase):
+class BoxFilterTest(parameterized.TestCase):
 
-  @chex.variants(with_jit=True, without_jit=True)
   @parameterized.parameters(
       ((5, 7), 0, 'clip'),
       ((5, 7), 2, 'clip'),
@@ -106,35 +105,33 @@ class BoxFilterTest(chex.TestCase, parameterized.TestCase):
   )
   def test_matches_brute_force(self, shape, radius, border):
     x = _random(shape)
-    box_sum = self.variant(functools.partial(filters.box_sum, radius=radius, border=border))
-    box_mean = self.variant(functools.partial(filters.box_mean, radius=radius, border=border))
+    box_sum = functools.partial(filters.box_sum, radius=radius, border=border)
+    box_mean = functools.partial(filters.box_mean, radius=radius, border=border)
     np.testing.assert_allclose(
         box_sum(x), _np_box(x, radius, np.sum, border), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
         box_mean(x), _np_box(x, radius, np.mean, border), rtol=1e-5, atol=1e-6)
 
-  @chex.variants(with_jit=True, without_jit=True)
   def test_hand_computed_values(self):
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     # Clipped 3x3 windows: top-left corner sees rows 0-1, cols 0-1.
     np.testing.assert_allclose(
-        self.variant(functools.partial(filters.box_sum, radius=1))(x)[0, 0], 0 + 1 + 4 + 5)
+        filters.box_sum(x, radius=1)[0, 0], 0 + 1 + 4 + 5)
     np.testing.assert_allclose(
-        self.variant(functools.partial(filters.box_mean, radius=1))(x)[0, 0], 10 / 4)
+        filters.box_mean(x, radius=1)[0, 0], 10 / 4)
     # A window larger than the image sees every pixel: the global mean.
     np.testing.assert_allclose(
-        self.variant(functools.partial(filters.box_mean, radius=7))(x), np.full((3, 4), 5.5),
+        filters.box_mean(x, radius=7), np.full((3, 4), 5.5),
         rtol=1e-6)
     # OpenCV cv2.boxFilter(x, -1, (11, 11), normalize=True,
     # borderType=cv2.BORDER_REFLECT)[0] on the same image.
     np.testing.assert_allclose(
-        self.variant(functools.partial(filters.box_mean, radius=5, border='reflect'))(x)[0],
+        filters.box_mean(x, radius=5, border='reflect')[0],
         [6.181818, 6.0, 5.7272725, 5.5454545], rtol=1e-6)
 
 
-class GuidedFilterTest(chex.TestCase, parameterized.TestCase):
+class GuidedFilterTest(parameterized.TestCase):
 
-  @chex.variants(with_jit=True, without_jit=True)
   @parameterized.parameters(
       ((7, 9), 3, 2, False),
       ((7, 9, 2), 3, 12, False),
@@ -146,8 +143,7 @@ class GuidedFilterTest(chex.TestCase, parameterized.TestCase):
     guide = _random((7, 9, guide_channels), seed=1)
     src = _random(src_shape, seed=2)
     eps = 1e-3
-    fn = self.variant(functools.partial(
-        filters.guided_filter, radius=radius, eps=eps, opencv_compat=opencv_compat))
+    fn = functools.partial(filters.guided_filter, radius=radius, eps=eps, opencv_compat=opencv_compat)
     out = fn(guide, src)
     self.assertEqual(out.shape, src.shape)
     np.testing.assert_allclose(
@@ -157,7 +153,6 @@ class GuidedFilterTest(chex.TestCase, parameterized.TestCase):
                           det_guard=opencv_compat),
         atol=2e-5)
 
-  @chex.variants(with_jit=True, without_jit=True)
   def test_opencv_determinant_guard(self):
     # Flat top half: det(Sigma + eps Id) ~ eps^3 < 1e-6, OpenCV's guard kicks in.
     guide = ((np.arange(90).reshape(6, 5, 3) * 7 % 11) / 10).astype(np.float32)
@@ -171,8 +166,7 @@ class GuidedFilterTest(chex.TestCase, parameterized.TestCase):
          [0.57016456, 0.54702240, 0.51017916, 0.60518527, 0.22495124],
          [0.47394386, 0.30050421, 0.36594909, 0.75950974, 0.49447626],
          [0.83289427, 0.34165367, 0.44091639, 0.39637506, 0.39323702]])
-    opencv = self.variant(functools.partial(
-        filters.guided_filter, radius=1, eps=1e-4, opencv_compat=True))
+    opencv = functools.partial(filters.guided_filter, radius=1, eps=1e-4, opencv_compat=True)
     np.testing.assert_allclose(opencv(guide, src), expected, atol=1e-5)
     np.testing.assert_allclose(
         opencv(guide, src),
@@ -181,15 +175,14 @@ class GuidedFilterTest(chex.TestCase, parameterized.TestCase):
     unguarded = _np_guided_filter(guide, src, 1, 1e-4, border='reflect')
     self.assertGreater(np.abs(unguarded - expected).max(), 0.05)
 
-  @chex.variants(with_jit=True, without_jit=True)
   def test_hand_computed_values(self):
     guide = _random((7, 9, 3), seed=3)
-    fn = self.variant(functools.partial(filters.guided_filter, radius=2, eps=1e-2))
+    fn = functools.partial(filters.guided_filter, radius=2, eps=1e-2)
     # A constant source has zero covariance with the guide: a = 0, q = p.
     np.testing.assert_allclose(fn(guide, np.full((7, 9), 0.3, np.float32)), 0.3, rtol=1e-5)
     # Radius 0: every window is one pixel, so var = cov = 0, a = 0 and q = p.
     gray = guide[..., :1]
-    fn0 = self.variant(functools.partial(filters.guided_filter, radius=0, eps=1e-2))
+    fn0 = functools.partial(filters.guided_filter, radius=0, eps=1e-2)
     np.testing.assert_allclose(fn0(gray, 2 * gray[..., 0] + 1), 2 * gray[..., 0] + 1,
                                rtol=1e-6)
 

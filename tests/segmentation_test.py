@@ -273,9 +273,8 @@ class HelpersTest(parameterized.TestCase):
     np.testing.assert_allclose(refined, mask, atol=0.05)
     # The radius is round(0.2 * 16) = 3 pixels.
     for radius, same in ((3, True), (2, False)):
-      direct = filters.guided_filter_jit(jnp.asarray(guide), jnp.asarray(mask)[..., None], radius=radius,
-                                         eps=1e-4)
-      self.assertEqual(np.allclose(refined, np.clip(direct[..., 0], 0, 1), atol=1e-6), same)
+      direct = filters.guided_filter(guide, mask, radius=radius, eps=1e-4)
+      self.assertEqual(np.allclose(refined, np.clip(direct, 0, 1), atol=1e-6), same)
 
   @parameterized.parameters(
       ([[1, 1, 0, 0]], [[1, 0, 1, 0]], 1 / 3),

@@ -75,22 +75,6 @@ class StepsTest(absltest.TestCase):
     self.assertEqual(compiled.steps, 1)
     self.assertEqual(result.metrics['stages']['fit']['steps'], 5)
 
-  def test_compile_in_background_then_call_does_not_compile(self):
-    fn = jax.jit(lambda x, *, power: jnp.tanh(x) ** power + 0.25, static_argnames='power')
-    thread = compile_cache.compile_in_background(fn, jax.ShapeDtypeStruct((7, 3), jnp.float32), power=3)
-    thread.join()
-    with compile_cache.count_compilations() as compiled:
-      out = fn(jnp.ones((7, 3), jnp.float32), power=3)
-    self.assertEqual(sum(compiled.count.values()), 0)
-    np.testing.assert_allclose(np.asarray(out), np.tanh(1.0) ** 3 + 0.25, rtol=1e-6)
-
-  def test_compile_in_background_failure_is_only_logged(self):
-    fn = jax.jit(lambda x: x.reshape(5))  # (7, 3) cannot be reshaped to 5: lowering fails.
-    thread = compile_cache.compile_in_background(fn, jax.ShapeDtypeStruct((7, 3), jnp.float32))
-    thread.join()  # No exception escapes the thread.
-    with self.assertRaises(TypeError):
-      fn(jnp.ones((7, 3), jnp.float32))
-
   def test_background_threads_keep_the_callers_default_device(self):
     seen = []
     device = jax.devices()[0]

@@ -141,8 +141,8 @@ def refine_transmission(transmission: np.ndarray, guide: np.ndarray, *, radius: 
     (H, W) float32 in [t_min, 1].
   """
   if radius > 0:
-    transmission = np.asarray(filters.guided_filter_jit(
-        jnp.asarray(guide), jnp.asarray(transmission), radius=radius, eps=eps, opencv_compat=opencv_compat))
+    transmission = filters.guided_filter(np.asarray(guide, np.float32), np.asarray(transmission, np.float32),
+                                         radius=radius, eps=eps, opencv_compat=opencv_compat)
   return np.clip(transmission, t_min, 1.0).astype(np.float32)
 
 

@@ -151,5 +151,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
     return metrics
 
-  fgbg.refine_mask_ahead(full.shape[:2], seg)
   return resume.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
