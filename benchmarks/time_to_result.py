@@ -19,6 +19,7 @@ Items (`--items`):
   zebra     `configs/zebra.py` (256x192, automatic hints), IoU against data/zebra_mask.png;
   photo128  `configs/default.py` on a 128x96 photo of data/segbench (automatic hints), IoU;
   photo512  `configs/default.py` on the zebra enlarged to 512x384 (a 512-px photo), IoU;
+  photo12mp the same on the zebra enlarged to 4000x3000 (a phone camera's photo), IoU;
   dehaze, transparency, watermark, watermark_many, video: the other demos
             (`configs/<item>.py`), with their README metric: dehazed PSNR, mean
             layer PSNR, PSNR in the box, mean IoU over the frames.
@@ -68,15 +69,20 @@ _DEMOS = ('dehaze', 'transparency', 'watermark', 'watermark_many', 'video')
 _QUALITY_KEYS = ('iou', 'mean_layer_psnr', 'psnr_box', 'psnr')
 
 
-def _photo512(workdir: str) -> tuple[str, str]:
-  """The zebra and its mask enlarged 2x (512x384): a 512-px photo with a known answer."""
-  image, mask = os.path.join(workdir, 'zebra512.png'), os.path.join(workdir, 'zebra512_mask.png')
+def _enlarged_zebra(workdir: str, size: tuple[int, int]) -> tuple[str, str]:
+  """The zebra and its mask enlarged to `size` (width, height): a photo of that size with a known answer."""
+  image = os.path.join(workdir, f'zebra{size[0]}.png')
+  mask = os.path.join(workdir, f'zebra{size[0]}_mask.png')
   if not os.path.exists(mask):
     with Image.open(os.path.join(REPO, 'data/zebra.png')) as im:
-      im.convert('RGB').resize((512, 384), Image.BICUBIC).save(image)
+      im.convert('RGB').resize(size, Image.BICUBIC).save(image)
     with Image.open(os.path.join(REPO, 'data/zebra_mask.png')) as im:
-      im.convert('L').resize((512, 384), Image.NEAREST).save(mask)
+      im.convert('L').resize(size, Image.NEAREST).save(mask)
   return image, mask
+
+
+# The enlarged zebras: a 512-px photo, and a phone camera's 12 megapixels.
+_ENLARGED = {'photo512': (512, 384), 'photo12mp': (4000, 3000)}
 
 
 def item_flags(item: str, workdir: str) -> list[str]:
@@ -86,8 +92,8 @@ def item_flags(item: str, workdir: str) -> list[str]:
   if item == 'photo128':
     case = os.path.join(REPO, _PHOTO128.value)
     return ['--config=configs/default.py', f'--config.image={case}/image.png', f'--config.gt_mask={case}/mask.png']
-  if item == 'photo512':
-    image, mask = _photo512(workdir)
+  if item in _ENLARGED:
+    image, mask = _enlarged_zebra(workdir, _ENLARGED[item])
     return ['--config=configs/default.py', f'--config.image={image}', f'--config.gt_mask={mask}']
   if item in _DEMOS:
     return [f'--config=configs/{item}.py']

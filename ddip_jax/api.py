@@ -13,8 +13,8 @@ nested dicts (`segmentation={'hint_steps': 500}`).
 
 Inputs are numpy arrays, (H, W, 3) uint8 or float in [0, 1] (masks (H, W)),
 or paths; gray (H, W) and RGBA (H, W, 4) images, and uint16 values, are taken
-as `main.py` takes such files (alpha composited over white). Arrays are handed to the task as 8-bit PNG files (float inputs are
-rounded to 8 bits). Nothing is written unless `workdir=` is given: the run
+as `main.py` takes such files (alpha composited over white). Arrays are handed
+to the task as 8-bit PNG files (float inputs are rounded to 8 bits). Nothing is written unless `workdir=` is given: the run
 goes to a temporary folder that is removed afterwards; with a workdir, the run
 is resumable and its files stay, as with `main.py --workdir`. The layers come
 back as float32 arrays read from the run's output files (8-bit precision).
