@@ -179,8 +179,8 @@ def guided_filter(
 
   def moments_of(guide_rows, p_rows):  # The first and second moments to average over the windows.
     i = [guide_rows[..., c] - guide_offset[c] for c in range(g)]
-    q = [p_rows[..., j] - src_offset[j] for j in range(k)]
-    return i + q + [i[c] * i[d] for c, d in pairs] + [i[c] * q[j] for c in range(g) for j in range(k)]
+    v = [p_rows[..., j] - src_offset[j] for j in range(k)]
+    return i + v + [i[c] * i[d] for c, d in pairs] + [i[c] * v[j] for c in range(g) for j in range(k)]
 
   def coefficients_of(moment_rows):  # a (g x k planes), then b (k planes) of every window.
     planes = [moment_rows[..., n] for n in range(moment_rows.shape[-1])]
@@ -206,7 +206,7 @@ def guided_filter(
   # The box filters run on whole images (OpenCV); the per-pixel algebra runs on
   # bands of rows, whose temporaries stay small (on a 12-megapixel photo,
   # whole-image temporaries made it several times slower).
-  moments = mean(_by_rows(moments_of, (h, w, 2 * (g + k) + len(pairs) + g * k - g - k), guide, p))
+  moments = mean(_by_rows(moments_of, (h, w, g + k + len(pairs) + g * k), guide, p))
   coefficients = mean(_by_rows(coefficients_of, (h, w, (g + 1) * k), moments))
   return _by_rows(output_of, (h, w, k), guide, coefficients).reshape(src.shape)
 
