@@ -56,6 +56,11 @@ def _editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...]):
                         brush=_brush(photo.shape[:2], colours))
 
 
+def _by_field(values: list[Any]) -> dict[str, Any]:
+  """The Settings boxes' values (in `app_runs.SETTINGS` order) as field -> value."""
+  return dict(zip((field for field, _ in app_runs.SETTINGS), values))
+
+
 def _progress_html(snapshot: app_runs.Snapshot | None, text: str) -> str:
   """A line of text over a bar at the stage's fraction done."""
   fraction = snapshot.done / snapshot.total if snapshot and snapshot.total else 0.0
@@ -167,18 +172,15 @@ class SegmentationPage(_PhotoTab):
   paint = 'paint the hints, or press Run for automatic hints'
 
   def auto_hints(self, editor: dict | None, source: str | None, settings: list[Any], extra: str):
-    """The automatic hints drawn as strokes on the photo, to correct before Run.
-
-    Found as Run would find them: with the page's settings and extra overrides (`max_side`, `segmentation.auto_hints`).
-    """
+    """The automatic hints, found as Run would (page settings and overrides), drawn as strokes to correct."""
     background = (editor or {}).get('background')
     if background is None or source is None:
       return gr.skip(), 'error: upload a photo or pick the zebra first'
     rgb = np.asarray(background)[..., :3].astype(np.float32) / 255.0
     try:
-      args = app_runs.segmentation_args(photo=None if source == app_runs.DEMO else source, fg_hint=None, bg_hint=None,
-                                        settings=dict(zip((f for f, _ in app_runs.SETTINGS), settings)), extra=extra)
-      fg, bg = app_runs.automatic_hints(rgb, args)
+      fg, bg = app_runs.automatic_hints(rgb, app_runs.segmentation_args(
+          photo=None if source == app_runs.DEMO else source, fg_hint=None, bg_hint=None, settings=_by_field(settings),
+          extra=extra))
     except app_runs.USER_ERRORS as err:
       return gr.skip(), f'error: {err}'
     editor = {'background': background, 'layers': [app_runs.hints_to_layer(fg, bg)], 'composite': None}
@@ -200,7 +202,7 @@ class SegmentationPage(_PhotoTab):
       paths.update(app_runs.write_segmentation_inputs(folder, photo=None if source == app_runs.DEMO else source,
                                                       layers=list(editor.get('layers') or [])))
       return app_runs.segmentation_args(photo=paths['photo'], fg_hint=paths['fg_hint'], bg_hint=paths['bg_hint'],
-                                        settings=dict(zip((f for f, _ in app_runs.SETTINGS), settings)), extra=extra)
+                                        settings=_by_field(settings), extra=extra)
 
     def results(run, workdir):
       images = app_runs.result_images(folder, workdir, paths['photo'] or run.config.image)
@@ -228,7 +230,7 @@ class WatermarkPage(_PhotoTab):
         raise cli.UsageError('upload a photo or pick the demo first')
       return app_runs.watermark_args(folder, photo=None if source == app_runs.DEMO else source,
                                      layers=list(editor.get('layers') or []),
-                                     settings=dict(zip((f for f, _ in app_runs.SETTINGS), settings)), extra=extra)
+                                     settings=_by_field(settings), extra=extra)
 
     yield from self.run_and_show(folder, make_args, session, previews=self.previews, layers=list(self.layers))
 
@@ -251,7 +253,7 @@ class TaskPage(_Tab):
         if upload:  # A copy in the run folder: the run is reproducible from it.
           files[field] = os.path.join(folder, 'input', field.replace('.', '_') + os.path.splitext(upload)[1].lower())
           shutil.copyfile(upload, files[field])
-      return app_runs.task_args(tab, files, settings=dict(zip((f for f, _ in app_runs.SETTINGS), settings)),
+      return app_runs.task_args(tab, files, settings=_by_field(settings),
                                 extra=extra)
 
     yield from self.run_and_show(folder, make_args, session, previews=tab.previews,
@@ -390,11 +392,8 @@ def build(runs_dir: str):
                                interactive=False)
     upload.upload(page.load_photo, inputs=upload, outputs=[editor, source, status])
     demo_button.click(page.load_demo, outputs=[editor, source, status])
-
-    def auto_hints(values: dict):
-      return page.auto_hints(values[editor], values[source], [values[c] for c in settings], values[extra])
-
-    auto_button.click(auto_hints, inputs={editor, source, *settings, extra}, outputs=[editor, status])
+    auto_button.click(lambda photo, kind, *values: page.auto_hints(photo, kind, list(values[:-1]), values[-1]),
+                      inputs=[editor, source, *settings, extra], outputs=[editor, status])
 
     def run(values: dict, request: gr.Request):
       yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra],

@@ -16,6 +16,7 @@ from PIL import Image
 
 import ddip_jax
 from ddip_jax import api
+from ddip_jax import array_inputs
 from ddip_jax import image_io
 from ddip_jax import runner
 
@@ -122,11 +123,11 @@ class ArrayInputTest(absltest.TestCase):
         with self.subTest(name):
           path = os.path.join(tmp, f'{name}.png')
           Image.fromarray(array, mode).save(path)
-          np.testing.assert_allclose(api._as_float_image(array, name, channels=True), image_io.load_image(path),
+          np.testing.assert_allclose(array_inputs.as_float_image(array, name, channels=True), image_io.load_image(path),
                                      atol=1e-6)
       wide = rng.integers(0, 65536, (6, 5, 3), dtype=np.uint16)
-      np.testing.assert_allclose(api._as_float_image(wide, 'wide', channels=True), wide / 65535.0, atol=1e-6)
-    mask = api._as_float_image(np.ones((6, 5, 1), bool), 'hint', channels=False)
+      np.testing.assert_allclose(array_inputs.as_float_image(wide, 'wide', channels=True), wide / 65535.0, atol=1e-6)
+    mask = array_inputs.as_float_image(np.ones((6, 5, 1), bool), 'hint', channels=False)
     self.assertEqual((mask.shape, mask.dtype), ((6, 5), np.float32))
 
   def test_an_rgba_photo_runs(self):

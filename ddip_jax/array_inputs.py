@@ -1,0 +1,110 @@
+"""The Python API's array inputs: arrays checked and written as the image files a task reads.
+
+`Inputs` writes each array to a PNG in a temporary folder (paths are passed on
+as they are) and names the arrays in the errors a run raises about those files;
+`as_float_image` checks an array and brings it to float32 RGB in [0, 1] as
+`image_io.load_image` reads a file of its kind.
+"""
+
+from collections.abc import Sequence
+import contextlib
+import os
+
+import numpy as np
+
+from ddip_jax import config_check
+from ddip_jax import image_io
+from ddip_jax import writing
+
+InputError = image_io.InputError
+ConfigError = config_check.ConfigError
+ImageLike = np.ndarray | str | os.PathLike
+
+
+def as_float_image(value: np.ndarray, what: str, *, channels: bool) -> np.ndarray:
+  """An array as float32 in [0, 1]: (H, W, 3) when `channels`, else (H, W).
+
+  An image may also be gray (H, W) or (H, W, 1), or carry an alpha channel
+  ((H, W, 2), (H, W, 4)): it becomes RGB as `image_io.load_image` makes a file
+  of that kind (gray repeated, alpha composited over white). A mask may be
+  (H, W, 1). Values: uint8 (/ 255), uint16 (/ 65535, as 16-bit files), bool,
+  or float in [0, 1].
+  """
+  array = np.asarray(value)
+  if channels:
+    array = array[..., None] if array.ndim == 2 else array
+    ok_shape = array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4)
+    expected = '(height, width, 3), (height, width, 4) with alpha, or (height, width) gray'
+  else:
+    array = array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
+    ok_shape, expected = array.ndim == 2, '(height, width)'
+  if not ok_shape:
+    raise InputError(f'{what} is an array of shape {array.shape}: expected {expected}')
+  if array.dtype in (np.uint8, np.uint16):
+    array = array.astype(np.float32) / np.iinfo(array.dtype).max
+  elif array.dtype == bool:
+    array = array.astype(np.float32)
+  elif not np.issubdtype(array.dtype, np.floating):
+    raise InputError(f'{what} has dtype {array.dtype}: expected uint8, uint16, bool or float in [0, 1]')
+  elif not np.all(np.isfinite(array)) or array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
+    looks_8_bit = np.all(np.isfinite(array)) and array.min(initial=0.0) >= 0.0 and array.max(initial=0.0) <= 255.0
+    raise InputError(f'{what}: float values must be finite and in [0, 1]'
+                     + ('; these look like 0-255 values: divide them by 255 or pass uint8' if looks_8_bit else ''))
+  return image_io.as_rgb(array) if channels else array.astype(np.float32)
+
+
+class Inputs:
+  """Turns the caller's arrays into files of a temporary folder (paths are passed on as they are).
+
+  `naming_arrays` rewrites the errors of a run that name those files: the
+  caller knows the array as, say, 'image', not as a temporary file.
+  """
+
+  def __init__(self, folder: str):
+    self._folder = folder
+    self._count = 0
+    self._names: dict[str, tuple[str, str]] = {}  # File -> (what the task calls it, what the caller does).
+
+  def _file(self, what: str) -> str:
+    self._count += 1
+    path = os.path.join(self._folder, f'{self._count}_{what}.png')
+    self._names[path] = (what, f'the {what} array')
+    return path
+
+  def path(self, value: ImageLike, what: str, *, channels: bool = True) -> str:
+    if isinstance(value, (str, os.PathLike)):
+      path = os.fspath(value)
+      if not os.path.exists(path):
+        raise InputError(f'{what} {path!r}: no such file or folder')
+      return path
+    path = self._file(what)
+    writing.save_image(path, as_float_image(value, what, channels=channels))
+    return path
+
+  def frames(self, value: ImageLike | Sequence[np.ndarray]) -> str:
+    if isinstance(value, (str, os.PathLike)):
+      return self.path(value, 'frames')
+    frames = list(value)
+    if len(frames) < 2:
+      raise InputError(f'frames: a clip needs at least 2 frames, got {len(frames)}')
+    folder = os.path.join(self._folder, 'frames')
+    self._names[folder] = ('frames', 'the frames')
+    os.makedirs(folder)
+    for index, frame in enumerate(frames):
+      path = os.path.join(folder, f'{index:05d}.png')
+      self._names[path] = (f'frame {index}', f'frame {index}')
+      writing.save_image(path, as_float_image(frame, f'frame {index}', channels=True))
+    return folder
+
+  @contextlib.contextmanager
+  def naming_arrays(self):
+    """Re-raises an `InputError` or `ConfigError` whose message names one of these files with the array's name."""
+    try:
+      yield
+    except (InputError, ConfigError) as err:
+      message = str(err)
+      for path, (what, name) in sorted(self._names.items(), key=lambda item: -len(item[0])):  # Frames first.
+        message = message.replace(f'{what} {path!r}', name).replace(repr(path), name).replace(path, name)
+      if message == str(err):
+        raise
+      raise type(err)(message) from err
