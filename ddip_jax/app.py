@@ -36,6 +36,8 @@ try:
 except ImportError:  # `main` says so in one line.
   gr = None
 
+EDITOR_SIDE = 1600  # The editor shows a photo at most this many pixels on its longer side.
+
 
 def _preview(image: np.ndarray | None) -> np.ndarray | None:
   if image is None:
@@ -51,9 +53,14 @@ def _brush(shape: tuple[int, int], colours: tuple[tuple[int, int, int], ...]):
 
 
 def _editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...]):
-  """The editor showing `photo` (H, W, 3) in [0, 1], with no strokes and a brush sized for it."""
-  return gr.ImageEditor(value={'background': image_io.to_uint8(photo), 'layers': [], 'composite': None},
-                        brush=_brush(photo.shape[:2], colours))
+  """The editor showing `photo` (H, W, 3) in [0, 1], at most EDITOR_SIDE px, with no strokes and a brush sized for it.
+
+  A phone's 12-megapixel photo would make the page slow to load and to paint
+  on; strokes of a smaller canvas are scaled to the photo (`strokes_to_hints`).
+  """
+  shown, _ = image_io.working_image(photo, EDITOR_SIDE)
+  return gr.ImageEditor(value={'background': image_io.to_uint8(shown), 'layers': [], 'composite': None},
+                        brush=_brush(shown.shape[:2], colours))
 
 
 def _by_field(values: list[Any]) -> dict[str, Any]:

@@ -189,6 +189,24 @@ class HelpersTest(absltest.TestCase):
     with self.assertRaisesRegex(cli.UsageError, r'^paint over the watermark'):
       app_runs.watermark_args(folder, photo=photo, layers=[], settings={})
 
+  def test_the_editor_shows_a_large_photo_at_most_editor_side(self):
+    try:
+      from ddip_jax import app  # pylint: disable=g-import-not-at-top
+    except ImportError as err:
+      self.skipTest(f'needs gradio: {err}')
+    if app.gr is None:
+      self.skipTest('needs gradio (requirements-app.txt)')
+    editor = app._editor(np.zeros((3000, 4000, 3), np.float32), (app_runs.FG_COLOUR, app_runs.BG_COLOUR))
+    with Image.open(editor.value['background']['path']) as shown:
+      self.assertEqual(shown.size, (app.EDITOR_SIDE, app.EDITOR_SIDE * 3 // 4))
+    self.assertEqual(editor.brush.default_size, app.EDITOR_SIDE * 3 // 4 // 40)
+    # Strokes painted on the smaller canvas mark the photo's own pixels.
+    layer = np.zeros((1200, 1600, 4), np.uint8)
+    layer[600:610, 800:810] = (*app_runs.FG_COLOUR, 255)
+    fg, _ = app_runs.strokes_to_hints([layer], (3000, 4000))
+    self.assertTrue(fg[1500:1525, 2000:2025].all())
+    self.assertEqual(fg.sum(), 25 * 25)
+
   def test_rgba_cutout(self):
     cut = app_runs.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
     self.assertEqual(cut.dtype, np.uint8)
