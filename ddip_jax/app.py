@@ -7,7 +7,8 @@ segmentation (strokes in two colours, or automatic hints drawn as strokes),
 watermark (strokes over the watermark: their box is the hint), and dehazing,
 transparency and video (files only; none: the config's demo).
 
-The page's widgets and events (Gradio is imported only here); a run and its files are `app_runs`'s.
+The page's layout and events; its widgets are `app_widgets`'s (where Gradio is imported), a run and its
+files `app_runs`'s.
 The Stop button stops the run as Ctrl-C does, keeping the best result so far. One run at a time:
 runs from other browser tabs wait in Gradio's queue.
 """
@@ -15,7 +16,6 @@ runs from other browser tabs wait in Gradio's queue.
 import argparse
 from collections.abc import Callable
 import contextlib
-import html
 import os
 import shutil
 import sys
@@ -26,52 +26,11 @@ import ml_collections
 import numpy as np
 
 from ddip_jax import app_runs
+from ddip_jax import app_widgets
 from ddip_jax import cli
-from ddip_jax import config_check
 from ddip_jax import image_io
 
-os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # A local page: no calls home (read on import).
-try:
-  import gradio as gr  # pylint: disable=g-import-not-at-top
-except ImportError:  # `main` says so in one line.
-  gr = None
-
-EDITOR_SIDE = 1600  # The editor shows a photo at most this many pixels on its longer side.
-
-
-def _preview(image: np.ndarray | None) -> np.ndarray | None:
-  if image is None:
-    return None
-  image = np.asarray(image)
-  return image_io.to_uint8(image[..., 0] if image.shape[-1] == 1 else image)
-
-
-def _brush(shape: tuple[int, int], colours: tuple[tuple[int, int, int], ...]):
-  """The editor's brush in `colours`, its size a fortieth of the photo's shorter side (Gradio's default is 25 px)."""
-  names = [f'rgb{colour}' for colour in colours]
-  return gr.Brush(colors=names, default_color=names[0], color_mode='fixed', default_size=max(2, min(shape) // 40))
-
-
-def _editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...]):
-  """The editor showing `photo` (H, W, 3) in [0, 1], at most EDITOR_SIDE px, with no strokes and a brush sized for it.
-
-  A phone's 12-megapixel photo would make the page slow to load and to paint
-  on; strokes of a smaller canvas are scaled to the photo (`strokes_to_hints`).
-  """
-  shown, _ = image_io.working_image(photo, EDITOR_SIDE)
-  return gr.ImageEditor(value={'background': image_io.to_uint8(shown), 'layers': [], 'composite': None},
-                        brush=_brush(shown.shape[:2], colours))
-
-
-def _by_field(values: list[Any]) -> dict[str, Any]:
-  """The Settings boxes' values (in `app_runs.SETTINGS` order) as field -> value."""
-  return dict(zip((field for field, _ in app_runs.SETTINGS), values))
-
-
-def _progress_html(snapshot: app_runs.Snapshot | None, text: str) -> str:
-  """A line of text over a bar at the stage's fraction done."""
-  fraction = snapshot.done / snapshot.total if snapshot and snapshot.total else 0.0
-  return f'<div>{html.escape(text)}</div><progress value="{fraction:.3f}" max="1" style="width:100%"></progress>'
+gr = app_widgets.gr  # None without Gradio: `main` says so in one line.
 
 
 class _Tab:
@@ -106,11 +65,12 @@ class _Tab:
       command = app_runs.command_line(args, workdir)
       config = app_runs.parse_config(args)
     except app_runs.USER_ERRORS as err:
-      yield (f'error: {err}', _progress_html(None, ''), *quiet)
+      yield (f'error: {err}', app_widgets.progress_html(None, ''), *quiet)
       return
     app_runs.save_run_record(folder, command, config)
     # The last run's results go, the command of this one shows.
-    yield ('running', _progress_html(None, app_runs.Snapshot().describe()), *[None] * (len(quiet) - 1), command)
+    yield ('running', app_widgets.progress_html(None, app_runs.Snapshot().describe()), *[None] * (len(quiet) - 1),
+           command)
     run = self._runs[session] = app_runs.Run(config, workdir).start()
     try:
       last = time.monotonic()
@@ -118,8 +78,8 @@ class _Tab:
         if time.monotonic() - last >= app_runs.PREVIEW_SECONDS:
           last = time.monotonic()
           snap = run.snapshot
-          shown = [_preview(snap.previews.get(n)) for n in previews]
-          yield ('running' + (' (stopping)' if run.stopping else ''), _progress_html(snap, snap.describe()),
+          shown = [app_widgets.preview(snap.previews.get(n)) for n in previews]
+          yield ('running' + (' (stopping)' if run.stopping else ''), app_widgets.progress_html(snap, snap.describe()),
                  *[skip if image is None else image for image in shown], *quiet[len(shown):-1], command)
     except GeneratorExit:  # The page was closed (Gradio cancels the event): nobody waits for the run.
       run.stop()
@@ -127,16 +87,16 @@ class _Tab:
     finally:
       self._runs.pop(session, None)
     if run.error:
-      yield (f'error: {run.error}', _progress_html(None, ''), *quiet)
+      yield (f'error: {run.error}', app_widgets.progress_html(None, ''), *quiet)
       return
     paths = [os.path.join(workdir, name) for name in layers]
     try:
       shown = results(run, workdir) if results else [*[skip] * len(previews),
                                                       *(path if os.path.exists(path) else None for path in paths)]
     except image_io.InputError:  # Stopped before any result.
-      yield ('stopped before any result', _progress_html(None, ''), *quiet[:-1], command)
+      yield ('stopped before any result', app_widgets.progress_html(None, ''), *quiet[:-1], command)
       return
-    yield (app_runs.ended(run, workdir), _progress_html(run.snapshot, run.snapshot.describe()), *shown,
+    yield (app_runs.ended(run, workdir), app_widgets.progress_html(run.snapshot, run.snapshot.describe()), *shown,
            app_runs.zip_folder(folder, os.path.join(folder, 'outputs.zip')), command)
 
 
@@ -161,14 +121,14 @@ class _PhotoTab(_Tab):
       photo = image_io.load_image(file)
     except image_io.InputError as err:
       return None, None, f'error: {err}'
-    return (_editor(photo, self.colours), file,
+    return (app_widgets.editor(photo, self.colours), file,
             f'photo {os.path.basename(file)}: {photo.shape[1]}x{photo.shape[0]}; {self.paint}')
 
   def load_demo(self):
     """The demo into the editor (no photo file: the run uses the demo config's)."""
     path = app_runs.demo_image(self.demo_config)
     photo = image_io.load_image(os.path.join(app_runs.REPO, path))
-    return _editor(photo, self.colours), app_runs.DEMO, f'demo {path}: {self.paint}'
+    return app_widgets.editor(photo, self.colours), app_runs.DEMO, f'demo {path}: {self.paint}'
 
 
 class SegmentationPage(_PhotoTab):
@@ -186,8 +146,8 @@ class SegmentationPage(_PhotoTab):
     rgb = np.asarray(background)[..., :3].astype(np.float32) / 255.0
     try:
       fg, bg = app_runs.automatic_hints(rgb, app_runs.segmentation_args(
-          photo=None if source == app_runs.DEMO else source, fg_hint=None, bg_hint=None, settings=_by_field(settings),
-          extra=extra))
+          photo=None if source == app_runs.DEMO else source, fg_hint=None, bg_hint=None,
+          settings=app_widgets.by_field(settings), extra=extra))
     except app_runs.USER_ERRORS as err:
       return gr.skip(), f'error: {err}'
     editor = {'background': background, 'layers': [app_runs.hints_to_layer(fg, bg)], 'composite': None}
@@ -200,7 +160,7 @@ class SegmentationPage(_PhotoTab):
     """
     editor = editor or {}
     if source is None or editor.get('background') is None:
-      yield ('error: upload a photo or pick the zebra first', _progress_html(None, ''), *[gr.skip()] * 6)
+      yield ('error: upload a photo or pick the zebra first', app_widgets.progress_html(None, ''), *[gr.skip()] * 6)
       return
     folder = app_runs.new_run_folder(self.runs_dir, 'segmentation')
     paths = {}
@@ -209,7 +169,7 @@ class SegmentationPage(_PhotoTab):
       paths.update(app_runs.write_segmentation_inputs(folder, photo=None if source == app_runs.DEMO else source,
                                                       layers=list(editor.get('layers') or [])))
       return app_runs.segmentation_args(photo=paths['photo'], fg_hint=paths['fg_hint'], bg_hint=paths['bg_hint'],
-                                        settings=_by_field(settings), extra=extra)
+                                        settings=app_widgets.by_field(settings), extra=extra)
 
     def results(run, workdir):
       images = app_runs.result_images(folder, workdir, paths['photo'] or run.config.image)
@@ -237,7 +197,7 @@ class WatermarkPage(_PhotoTab):
         raise cli.UsageError('upload a photo or pick the demo first')
       return app_runs.watermark_args(folder, photo=None if source == app_runs.DEMO else source,
                                      layers=list(editor.get('layers') or []),
-                                     settings=_by_field(settings), extra=extra)
+                                     settings=app_widgets.by_field(settings), extra=extra)
 
     yield from self.run_and_show(folder, make_args, session, previews=self.previews, layers=list(self.layers))
 
@@ -260,7 +220,7 @@ class TaskPage(_Tab):
         if upload:  # A copy in the run folder: the run is reproducible from it.
           files[field] = os.path.join(folder, 'input', field.replace('.', '_') + os.path.splitext(upload)[1].lower())
           shutil.copyfile(upload, files[field])
-      return app_runs.task_args(tab, files, settings=_by_field(settings),
+      return app_runs.task_args(tab, files, settings=app_widgets.by_field(settings),
                                 extra=extra)
 
     yield from self.run_and_show(folder, make_args, session, previews=tab.previews,
@@ -278,30 +238,14 @@ def _task_tab(tab: app_runs.TaskTab, page: TaskPage, defaults: ml_collections.Co
       with gr.Row():
         run_button = gr.Button('Run', variant='primary', elem_id=f'{key}_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id=f'{key}_stop')
-      settings, extra = _settings(defaults, key)
-    outputs = _results_column(key, tab.previews, tab.layers)
+      settings, extra = app_widgets.settings_boxes(defaults, key)
+    outputs = app_widgets.results_column(key, tab.previews, tab.layers)
 
   def run(values: dict, request: gr.Request):
     yield from page.run([values[u] for u in uploads], [values[c] for c in settings], values[extra],
                         request.session_hash)
 
   _connect(page, run, run_button, stop_button, {*uploads, *settings, extra}, outputs)
-
-
-def _results_column(key: str, previews: tuple[str, ...], layers: tuple[tuple[str, str], ...]) -> list[Any]:
-  """The right column: status, progress, previews, results, zip and command (the run's outputs, in order)."""
-  with gr.Column(scale=2):
-    status = gr.Textbox(label='Status', elem_id=f'{key}_status', interactive=False)
-    progress = gr.HTML(_progress_html(None, ''), elem_id=f'{key}_progress')
-    with gr.Row():
-      shown = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png', height=240)
-               for name in previews]
-    with gr.Row():
-      results = [gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath',
-                          height=240) for name, label in layers]
-    download = gr.File(label='All outputs (zip)', elem_id=f'{key}_zip', interactive=False)
-    command = gr.Textbox(label='The same run from the command line', interactive=False)
-  return [status, progress, *shown, *results, download, command]
 
 
 def _connect(page: _Tab, run: Callable[..., Any], run_button: Any, stop_button: Any, inputs: set[Any],
@@ -327,12 +271,12 @@ def _watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> 
         demo_button = gr.Button('Demo', elem_id='watermark_demo', scale=0)
       editor = gr.ImageEditor(label='Paint over the watermark', elem_id='watermark_editor', type='numpy',
                               image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-                              brush=_brush((480, 640), page.colours), canvas_size=(640, 480))
+                              brush=app_widgets.brush((480, 640), page.colours), canvas_size=(640, 480))
       with gr.Row():
         run_button = gr.Button('Run', variant='primary', elem_id='watermark_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id='watermark_stop')
-      settings, extra = _settings(defaults, 'watermark')
-    outputs = _results_column('watermark', page.previews, tuple((name, name[:-4]) for name in page.layers))
+      settings, extra = app_widgets.settings_boxes(defaults, 'watermark')
+    outputs = app_widgets.results_column('watermark', page.previews, tuple((name, name[:-4]) for name in page.layers))
   upload.upload(page.load_photo, inputs=upload, outputs=[editor, source, outputs[0]])
   demo_button.click(page.load_demo, outputs=[editor, source, outputs[0]])
 
@@ -341,16 +285,6 @@ def _watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> 
                         request.session_hash)
 
   _connect(page, run, run_button, stop_button, {editor, source, *settings, extra}, outputs)
-
-
-def _settings(defaults: ml_collections.ConfigDict, key: str):
-  """The Settings accordion: a number box per SETTINGS field (the config's value) and the extra overrides."""
-  with gr.Accordion('Settings', open=False, elem_id=f'{key}_settings'):
-    settings = [gr.Number(value=config_check.get_field(defaults, field), label=label, precision=0,
-                          elem_id=f'{key}_{field.replace(".", "_")}') for field, label in app_runs.SETTINGS]
-    extra = gr.Textbox(label='More config overrides (as on the command line)', elem_id=f'{key}_extra',
-                       placeholder='--config.learning_rate=0.002')
-  return settings, extra
 
 
 def build(runs_dir: str):
@@ -375,18 +309,18 @@ def build(runs_dir: str):
           editor = gr.ImageEditor(
               label='Paint hints: red = foreground, blue = background', elem_id='seg_editor', type='numpy',
               image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-              brush=_brush((480, 640), SegmentationPage.colours),
+              brush=app_widgets.brush((480, 640), SegmentationPage.colours),
               canvas_size=(640, 480))
           with gr.Row():
             auto_button = gr.Button('Automatic hints', elem_id='seg_auto')
             run_button = gr.Button('Run', variant='primary', elem_id='seg_run')
             stop_button = gr.Button('Stop', variant='stop', elem_id='seg_stop')
-          settings, extra = _settings(defaults, 'seg')
+          settings, extra = app_widgets.settings_boxes(defaults, 'seg')
           gr.Markdown('With painted hints a run is at most 200 + 200 steps (`segmentation.user_hint_steps`, '
                       '`user_num_steps`).')
         with gr.Column(scale=2):
           status = gr.Textbox(label='Status', elem_id='seg_status', interactive=False)
-          progress = gr.HTML(_progress_html(None, ''), elem_id='seg_progress')
+          progress = gr.HTML(app_widgets.progress_html(None, ''), elem_id='seg_progress')
           with gr.Row():
             fg = gr.Image(label='foreground', elem_id='seg_fg', interactive=False, format='png')
             bg = gr.Image(label='background', elem_id='seg_bg', interactive=False, format='png')

@@ -28,6 +28,7 @@ from PIL import Image
 
 import app_browser
 from ddip_jax import app_runs
+from ddip_jax import app_widgets
 from ddip_jax import cli
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
@@ -190,16 +191,13 @@ class HelpersTest(absltest.TestCase):
       app_runs.watermark_args(folder, photo=photo, layers=[], settings={})
 
   def test_the_editor_shows_a_large_photo_at_most_editor_side(self):
-    try:
-      from ddip_jax import app  # pylint: disable=g-import-not-at-top
-    except ImportError as err:
-      self.skipTest(f'needs gradio: {err}')
-    if app.gr is None:
+    if app_widgets.gr is None:
       self.skipTest('needs gradio (requirements-app.txt)')
-    editor = app._editor(np.zeros((3000, 4000, 3), np.float32), (app_runs.FG_COLOUR, app_runs.BG_COLOUR))
+    editor = app_widgets.editor(np.zeros((3000, 4000, 3), np.float32), (app_runs.FG_COLOUR, app_runs.BG_COLOUR))
+    side = app_widgets.EDITOR_SIDE
     with Image.open(editor.value['background']['path']) as shown:
-      self.assertEqual(shown.size, (app.EDITOR_SIDE, app.EDITOR_SIDE * 3 // 4))
-    self.assertEqual(editor.brush.default_size, app.EDITOR_SIDE * 3 // 4 // 40)
+      self.assertEqual(shown.size, (side, side * 3 // 4))
+    self.assertEqual(editor.brush.default_size, side * 3 // 4 // 40)
     # Strokes painted on the smaller canvas mark the photo's own pixels.
     layer = np.zeros((1200, 1600, 4), np.uint8)
     layer[600:610, 800:810] = (*app_runs.FG_COLOUR, 255)
