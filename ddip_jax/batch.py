@@ -3,7 +3,9 @@
 `--config.inputs` lists the images (comma-separated paths or glob patterns, or
 '@file' with one path a line; see `input_paths`).
 Each image runs as its own task run (`restarts.run`, so with `config.restarts`
-seeds) with `config.image` set to it, in `<workdir>/<image name>/`; at the end
+seeds) with `config.image` set to it, in `<workdir>/<name>_<hash>/` (`output_name`:
+the file name and a digest of the absolute path, so the folder of an image
+does not depend on the list); at the end
 `<workdir>/results.csv` has one row per image: its status and the scalar
 metrics of its run. An image that fails (unreadable, too small, NaN/Inf, ...)
 is reported on one line and skipped; the others go on.
@@ -28,6 +30,7 @@ import contextlib
 import csv
 import dataclasses
 import glob
+import hashlib
 import io
 import json
 import math
@@ -52,6 +55,7 @@ from ddip_jax import runner
 from ddip_jax import writing
 
 RESULTS = 'results.csv'
+MAX_LIST_BYTES = 64 << 20  # An `@list` file of paths larger than this is refused.
 _FIXED_COLUMNS = ('image', 'output', 'status', 'process', 'device', 'seconds')
 _KV_TIMEOUT_MS = 7 * 24 * 3600 * 1000  # Process 0 waits this long for another process's rows.
 # Errors that concern one image: reported, and the batch goes on.
@@ -59,7 +63,27 @@ IMAGE_ERRORS = runner.RUN_ERRORS
 _STATUS_WORDS = {'error': 'failed', 'busy': 'running in another process'}
 
 
-def input_paths(spec: str) -> list[str]:
+def is_batch_output(path: str, workdir: str) -> bool:
+  """Whether `path` is an output of the batch in `workdir`: its results.csv, or a file in an image's folder.
+
+  An image's folder is a subfolder of `workdir` holding a run (a metrics.json,
+  a checkpoint or a lock), at any depth below it: restarts, frames.
+  """
+  folder, path = os.path.abspath(workdir), os.path.abspath(path)
+  if path == os.path.join(folder, RESULTS):
+    return True
+  parent = os.path.dirname(path)
+  if os.path.commonpath([parent, folder]) != folder:
+    return False
+  while parent != folder:
+    if (os.path.exists(os.path.join(parent, runner.METRICS)) or os.path.exists(os.path.join(parent, runner.LOCK))
+        or runner.checkpoint_files(parent)):
+      return True
+    parent = os.path.dirname(parent)
+  return False
+
+
+def input_paths(spec: str, workdir: str | None = None) -> list[str]:
   """The images of `--config.inputs`, in order.
 
   `spec` is comma-separated paths or glob patterns; a path of an existing file
@@ -68,11 +92,13 @@ def input_paths(spec: str) -> list[str]:
   (each taken literally; blank lines and lines starting with '#' skipped;
   names need not be UTF-8). A glob's matches are sorted; a path listed twice
   runs once. A plain path is kept even if it does not exist (that image then
-  fails with its own message).
+  fails with its own message). With the batch's `workdir`, the glob matches
+  that are its outputs (`is_batch_output`) are left out: a batch never feeds
+  its results back in.
 
   Raises:
     image_io.InputError: a pattern matches nothing, the list file cannot be
-      read, or no image is listed.
+      read, no image is listed, or a path listed is an output of the batch.
   """
   if spec.startswith('@'):
     paths = _list_file(spec[1:])
@@ -85,33 +111,55 @@ def input_paths(spec: str) -> list[str]:
       item, pieces = ','.join(pieces[:size]).strip(), pieces[size:]
       if item and not os.path.isfile(item) and glob.has_magic(item):
         matches = sorted(p for p in glob.glob(item) if not os.path.isdir(p))
-        if not matches:
-          raise image_io.InputError(f'config.inputs: no file matches {item!r}')
-        paths += matches
+        ours = [p for p in matches if workdir is not None and is_batch_output(p, workdir)]
+        if ours:
+          logging.info('config.inputs: %d files matching %r are outputs of this batch: left out', len(ours), item)
+        if len(ours) == len(matches):
+          raise image_io.InputError(f'config.inputs: no file matches {item!r}'
+                                    + (f' but the outputs in --workdir {workdir!r}' if ours else ''))
+        paths += [p for p in matches if p not in ours]
       elif item:
         paths.append(item)
   paths = list(dict.fromkeys(paths))
   if not paths:
     raise image_io.InputError(f'config.inputs = {spec!r} lists no image')
+  for path in paths:
+    if workdir is not None and is_batch_output(path, workdir):
+      raise image_io.InputError(f'config.inputs: {path!r} is an output of this batch (in --workdir {workdir!r}); '
+                                'list the images, not the results')
   return paths
 
 
 def _list_file(path: str) -> list[str]:
-  """The paths listed in a file, one a line (decoded like file names, so any bytes are kept)."""
+  """The paths listed in a file, one a line (decoded like file names, so any bytes are kept).
+
+  Only a regular file of at most `MAX_LIST_BYTES` is read: a device (/dev/zero)
+  or a FIFO would never end.
+  """
   try:
+    kind = image_io.file_kind(os.stat(path).st_mode)
+    if kind:  # Before opening: a FIFO would block until a writer comes.
+      raise image_io.InputError(f'config.inputs: cannot read the list {path!r}: {kind}, not a list of paths')
     with open(path, 'rb') as f:
-      lines = f.read().splitlines()
+      info = os.fstat(f.fileno())
+      if info.st_size > MAX_LIST_BYTES:
+        raise image_io.InputError(f'config.inputs: the list {path!r} is {info.st_size} bytes: more than '
+                                  f'{MAX_LIST_BYTES}, too large for a list of paths')
+      lines = f.read(MAX_LIST_BYTES + 1).splitlines()
   except OSError as err:
     raise image_io.InputError(f'config.inputs: cannot read the list {path!r}: {err.strerror or err}') from err
   names = (os.fsdecode(line.strip()) for line in lines)
   return [n for n in names if n and not n.startswith('#')]
 
 
-def output_names(paths: Sequence[str]) -> list[str]:
-  """One folder name per image: its file name without extension, numbered when two coincide."""
-  stems = [os.path.splitext(os.path.basename(p))[0] or 'image' for p in paths]
-  counts = {s: stems.count(s) for s in stems}
-  return [f'{s}_{i}' if counts[s] > 1 else s for i, s in enumerate(stems)]
+def output_name(path: str) -> str:
+  """An image's folder name: its file name without extension and 8 hex digits of its absolute path's SHA-256.
+
+  The same image always gets the same folder, wherever it is in the list and
+  whatever else the list holds; two images of the same name get two.
+  """
+  stem = os.path.splitext(os.path.basename(path))[0] or 'image'
+  return f'{stem}_{hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest()[:8]}'
 
 
 def image_config(config: ml_collections.ConfigDict, path: str) -> ml_collections.ConfigDict:
@@ -314,8 +362,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = Fa
       are kept and written to results.csv, the interrupted ones resume when
       the command runs again (`err.workdir` names their folders).
   """
-  paths = input_paths(config.inputs)
-  names = output_names(paths)
+  paths = input_paths(config.inputs, workdir)
+  names = [output_name(p) for p in paths]
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as err:

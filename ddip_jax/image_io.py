@@ -72,6 +72,11 @@ _FILE_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (nam
                (stat.S_ISBLK, "is a block device"))
 
 
+def file_kind(mode: int) -> str | None:
+  """What a file of `st_mode` `mode` is when it is not a regular file ('is a FIFO (named pipe)'), else None."""
+  return next((kind for is_kind, kind in _FILE_KINDS if is_kind(mode)), None)
+
+
 def check_file(path: str) -> None:
   """Refuses, saying what it is, a path that is not a non-empty regular file."""
   try:
@@ -85,9 +90,8 @@ def check_file(path: str) -> None:
     if isinstance(e, FileNotFoundError):
       raise InputError(f"cannot read {path!r}: no such file") from e
     raise InputError(f"cannot read {path!r}: {e.strerror or e}") from e
-  for is_kind, kind in _FILE_KINDS:
-    if is_kind(info.st_mode):
-      raise InputError(f"cannot read {path!r}: {kind}, not an image file")
+  if file_kind(info.st_mode):
+    raise InputError(f"cannot read {path!r}: {file_kind(info.st_mode)}, not an image file")
   if info.st_size == 0:
     raise InputError(f"cannot read {path!r}: file is empty (0 bytes)")
 

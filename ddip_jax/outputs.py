@@ -66,13 +66,7 @@ def write_outputs(
   files = {os.path.join(workdir, f'{name}.png'): writing.encode_png(img) for name, img in images.items()}
   picture = summary if isinstance(summary, np.ndarray) else summary_picture.make_summary(summary)
   files[os.path.join(workdir, 'summary.png')] = writing.encode_png(picture)
-  record = {
-      **metrics,
-      'seed': config.seed,
-      'config': config.to_dict(),
-      'input_sha256': runner.input_digests(config),
-      'environment': environment(),
-  }
-  files[os.path.join(workdir, 'metrics.json')] = writing.json_bytes(record)
+  record = {**metrics, **runner.run_record(config), 'environment': environment()}
+  files[os.path.join(workdir, runner.METRICS)] = writing.json_bytes(record)
   writing.write_files(files)
 

@@ -106,7 +106,7 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
       with open(source, 'rb') as f:
         files[os.path.join(workdir, name)] = f.read()
   metrics = {**results[best], 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
-             'seed': config.seed, 'chosen_seed': config.seed + best, 'config': config.to_dict()}
+             'chosen_seed': config.seed + best, **runner.run_record(config)}
   files[os.path.join(workdir, runner.METRICS)] = writing.json_bytes(metrics)
   writing.write_files(files)  # As a set: a failed write replaces nothing.
   logging.info('restart %d (seed %d) has the best %s: %.4g', best, config.seed + best, metric,

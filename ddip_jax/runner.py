@@ -13,6 +13,10 @@ Guarantees, for every task and for each image of a batch (`run`):
   `overwrite`, the new run is made in `<workdir>/.overwrite/` and moved in only
   once it has finished, so an interrupted or failed redo leaves the finished
   results whole (and resumes from its own checkpoint when run again).
+- **Inputs are never written over.** A workdir that holds (at any depth) one
+  of the run's input files is refused before anything is written
+  (`check_inputs_outside`); only its `.inputs/` folder, where the Python API
+  keeps the arrays it was given and no run writes, may hold inputs.
 """
 
 from collections.abc import Callable, Iterator
@@ -36,6 +40,7 @@ CHECKPOINT = 'checkpoint.msgpack'  # In the workdir; a task running several opti
 METRICS = 'metrics.json'
 LOCK = '.lock'  # In the workdir while a run owns it; holds the owner's PID.
 STAGING = '.overwrite'  # In the workdir: where an `overwrite` run is made before it replaces the finished one.
+INPUTS = '.inputs'  # In the workdir: the Python API's array inputs, named by content; no run writes there.
 # Config fields that cannot change a run's results: a run in a workdir can be
 # resumed, or its outputs replaced, by a config that differs only in these.
 _NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
@@ -61,6 +66,37 @@ def run_config(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, 
     if isinstance(node, dict):
       node.pop(leaf, None)
   return data
+
+
+def run_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """What every metrics.json records to identify its run: the seed, the full config, the inputs' SHA-256."""
+  return {'seed': config.seed, 'config': config.to_dict(), 'input_sha256': input_digests(config)}
+
+
+def _inside(path: str, folder: str) -> bool:
+  return os.path.commonpath([path, folder]) == folder
+
+
+def check_inputs_outside(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses a workdir that holds one of the run's input files, at any depth, so outputs never replace one.
+
+  A run writes its layers, restarts, frames and checkpoints anywhere under its
+  workdir (and `overwrite` swaps folders in), so no input may live there, by
+  its path or through symbolic links; the workdir's `INPUTS` folder is the
+  exception (no run writes there).
+
+  Raises:
+    image_io.InputError: naming the first input file found in `workdir`.
+  """
+  folder, real_folder = os.path.abspath(workdir), os.path.realpath(workdir)
+  for path in config_check.input_files(config):
+    plain = os.path.abspath(path)
+    real = os.path.join(os.path.realpath(os.path.dirname(plain)), os.path.basename(plain))
+    inside = [(p, f) for p, f in ((plain, folder), (real, real_folder)) if _inside(p, f)]
+    if inside and not any(_inside(p, os.path.join(f, INPUTS)) for p, f in inside):
+      raise image_io.InputError(
+          f'--workdir {workdir!r} holds the input {path!r}: the run\'s outputs could replace it; give a '
+          '--workdir that holds none of its inputs (e.g. a new folder in results/)')
 
 
 def input_digests(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, str]:
@@ -186,14 +222,18 @@ def _holder(path: str) -> str:
 
 
 def _lock(path: str, workdir: str) -> int:
-  """An open descriptor of the lock file at `path`, exclusively locked, with our PID written in it."""
+  """An open descriptor of the lock file at `path`, exclusively locked, with our PID written in it.
+
+  The PID is only for messages: a full disk that cannot take it leaves the lock held all the same.
+  """
   while True:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
       if os.path.samestat(os.fstat(fd), os.stat(path)):
-        os.ftruncate(fd, 0)
-        os.write(fd, f'{os.getpid()}\n'.encode())
+        with contextlib.suppress(OSError):
+          os.ftruncate(fd, 0)
+          os.write(fd, f'{os.getpid()}\n'.encode())
         return fd
     except BlockingIOError:
       os.close(fd)
@@ -221,10 +261,14 @@ def owned(workdir: str) -> Iterator[None]:
     image_io.InputError: `workdir` cannot be created or written.
   """
   path = os.path.join(workdir, LOCK)
+  created = not os.path.lexists(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
     fd = _lock(path, workdir)
   except OSError as err:
+    if created:  # Leave no folder behind (a full disk can make the folder but not the lock file).
+      with contextlib.suppress(OSError):
+        os.rmdir(workdir)
     raise image_io.InputError(f'cannot use --workdir {workdir!r}: {err.strerror or err}') from err
   try:
     yield
@@ -272,12 +316,16 @@ def run(run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]], conf
 
   Raises:
     WorkdirBusy: another process owns `workdir`.
-    image_io.InputError: `workdir` holds a run of another config, or of other
-      input files without `overwrite`.
+    image_io.InputError: `workdir` holds one of the inputs, or a run of
+      another config, or of other input files without `overwrite`.
     engine.Stopped: the run stopped early; `err.workdir` is the folder that
       holds its best result so far and its checkpoint.
     Whatever `run_fn` raises.
   """
+  check_inputs_outside(workdir, config)
+  done = finished_metrics(workdir, config)
+  if done is not None and not overwrite:  # Read only, no lock: a finished run is 'already done' even on a full disk.
+    return done, True
   with owned(workdir):
     target = workdir
     try:

@@ -9,6 +9,8 @@ segmentation task.
 """
 
 import csv
+import errno
+import io
 import json
 import os
 import socket
@@ -146,7 +148,52 @@ class BatchTest(absltest.TestCase):
       batch.input_paths(f'{self.images}/*.jpg')
     with self.assertRaisesRegex(image_io.InputError, 'lists no image'):
       batch.input_paths(' , ')
-    self.assertEqual(batch.output_names(['a/x.png', 'b/x.png', 'c/y.jpg']), ['x_0', 'x_1', 'y'])
+    for path in (os.devnull, '/dev/zero', self.images):  # Neither hangs nor fills the memory.
+      with self.assertRaisesRegex(image_io.InputError, f'cannot read the list {path!r}: is a'):
+        batch.input_paths(f'@{path}')
+    fifo = os.path.join(self.dir, 'fifo')
+    os.mkfifo(fifo)
+    with self.assertRaisesRegex(image_io.InputError, 'is a FIFO'):
+      batch.input_paths(f'@{fifo}')
+
+  def test_an_images_folder_is_named_by_its_path_not_by_its_place_in_the_list(self):
+    names = [batch.output_name(p) for p in ('a/x.png', 'b/x.png', 'c/y.jpg')]
+    self.assertEqual([n[:2] for n in names], ['x_', 'x_', 'y_'])
+    self.assertLen(set(names), 3)
+    self.assertEqual(batch.output_name('a/x.png'), batch.output_name(os.path.abspath('a/x.png')))
+    first, second = os.path.join(self.images, 'x.png'), os.path.join(self.dir, 'x.png')
+    _make_images(self.images, 1)
+    os.rename(os.path.join(self.images, 'img0.png'), first)
+    with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
+      batch.run(_config(first), self.workdir)
+      with open(first, 'rb') as f, open(second, 'wb') as g:
+        g.write(f.read()[::-1])  # Same name, not an image.
+      rows = batch.run(_config(f'{second},{first}'), self.workdir)  # Added before it: still done, still ok.
+    self.assertEqual([r.status[:6] for r in rows], ['error:', 'ok'])
+    self.assertLen(_runs(self.workdir), 1)
+
+  def test_a_glob_leaves_out_the_batchs_own_outputs(self):
+    paths = _make_images(self.images, 2)
+    with mock.patch.dict(tasks.TASKS, toy=_ToyTask):  # The workdir is the images' folder.
+      batch.run(_config(f'{self.images}/*.png'), self.images)
+      with open(os.path.join(self.images, batch.RESULTS), 'rb') as f:
+        before = f.read()
+      os.makedirs(os.path.join(self.images, 'more'))
+      os.rename(paths[1], os.path.join(self.images, 'more', 'img1.png'))
+      paths[1] = os.path.join(self.images, 'more', 'img1.png')
+      for spec in (f'{self.images}/*.[pc][ns][gv],{paths[1]}', f'{self.images}/*.png,{self.images}/*/*.png'):
+        self.assertEqual(batch.input_paths(spec, self.images), paths)  # No results.csv, no layers.
+        rows = batch.run(_config(spec), self.images)
+        self.assertEqual([r.status for r in rows], ['ok', 'ok'])
+        self.assertLen(_runs(self.images), 3)  # img1 moved: a new image.
+      with self.assertRaisesRegex(image_io.InputError, "no file matches '.*' but the outputs in --workdir"):
+        batch.input_paths(f'{self.images}/*.csv', self.images)
+      for listed in (os.path.join(self.images, batch.RESULTS), os.path.join(self.images, rows[0].output, 'layer.png')):
+        with self.assertRaisesRegex(image_io.InputError, 'is an output of this batch'):
+          batch.input_paths(f'{paths[0]},{listed}', self.images)
+    with open(os.path.join(self.images, batch.RESULTS), 'rb') as f:
+      self.assertNotEqual(f.read(), before)  # Rewritten, and read back as a list of images.
+    self.assertEqual([r['image'] for r in _read_results(self.images)], paths)
 
   def test_corrupt_image_is_reported_and_skipped(self):
     paths = _make_images(self.images, 2, corrupt='broken.png')
@@ -163,9 +210,9 @@ class BatchTest(absltest.TestCase):
     self.assertEqual([r['status'] == 'ok' for r in results], [True, False, True])
     self.assertGreater(float(results[0]['best_recon_psnr']), 0)
     self.assertEqual(results[1]['best_recon_psnr'], '')
-    for name in ('img0', 'img1'):
-      self.assertTrue(os.path.isfile(os.path.join(self.workdir, name, 'layer.png')))
-    self.assertFalse(os.path.exists(os.path.join(self.workdir, 'broken')))
+    for path in paths[:2]:
+      self.assertTrue(os.path.isfile(os.path.join(self.workdir, batch.output_name(path), 'layer.png')))
+    self.assertFalse(os.path.exists(os.path.join(self.workdir, batch.output_name(paths[2]))))
     # The same command again: the finished images are not run again.
     with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
       batch.run(_config(','.join(paths[:2])), self.workdir)
@@ -190,15 +237,35 @@ class BatchTest(absltest.TestCase):
     with open(os.path.join(self.workdir, batch.RESULTS), encoding='utf-8') as f:  # Valid UTF-8 throughout.
       results = list(csv.DictReader(f))
     self.assertEqual([r['image'] for r in results], [odd[0], odd[1], f'{self.images}/caf\\xe9.png'])
-    self.assertEqual([r['output'] for r in results], ['shot[1]', 'a,b', 'caf\\xe9'])
-    self.assertTrue(os.path.isfile(os.path.join(self.workdir, 'shot[1]', 'layer.png')))
+    self.assertEqual([r['output'][:-9] for r in results], ['shot[1]', 'a,b', 'caf\\xe9'])
+    self.assertTrue(os.path.isfile(os.path.join(self.workdir, batch.output_name(odd[0]), 'layer.png')))
+
+  def test_a_rerun_on_a_full_disk_keeps_the_finished_images(self):
+    paths = _make_images(self.images, 2)
+    real_open = os.open
+
+    def full_disk_open(path, flags, *args):  # No new lock file can be made: ENOSPC.
+      if os.fspath(path).endswith(runner.LOCK):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+      return real_open(path, flags, *args)
+
+    with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
+      batch.run(_config(paths[0]), self.workdir)
+      with mock.patch('os.open', full_disk_open), mock.patch('sys.stderr', new_callable=io.StringIO):
+        rows = batch.run(_config(','.join(paths)), self.workdir)
+    self.assertEqual(rows[0].status, 'ok')
+    self.assertEqual(rows[1].status, f'error: cannot use --workdir '
+                                     f'{os.path.join(self.workdir, rows[1].output)!r}: No space left on device')
+    self.assertEqual(sorted(os.listdir(self.workdir)), sorted([batch.RESULTS, rows[0].output, _RUNS_LOG]))
+    self.assertEqual([r['status'][:5] for r in _read_results(self.workdir)], ['ok', 'error'])
 
   def test_an_image_another_process_runs_is_left_to_it(self):
     paths = _make_images(self.images, 2)
-    with runner.owned(os.path.join(self.workdir, 'img0')):  # As if another process were running img0.
+    img0 = os.path.join(self.workdir, batch.output_name(paths[0]))
+    with runner.owned(img0):  # As if another process were running img0.
       with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
         rows = batch.run(_config(','.join(paths)), self.workdir)
-      self.assertStartsWith(rows[0].status, f'busy: --workdir {os.path.join(self.workdir, "img0")!r} is in use '
+      self.assertStartsWith(rows[0].status, f'busy: --workdir {img0!r} is in use '
                                             f'by another run (pid {os.getpid()})')
       self.assertEqual([r.failed for r in rows], [False, False])
       self.assertEqual([r['status'][:4] for r in _read_results(self.workdir)], ['busy', 'ok'])
@@ -219,7 +286,7 @@ class BatchTest(absltest.TestCase):
 
     with mock.patch.dict(tasks.TASKS, toy=Interrupting), self.assertRaises(engine.Interrupted) as ctx:
       batch.run(_config(','.join(paths)), self.workdir)
-    self.assertEqual(ctx.exception.workdir, os.path.join(self.workdir, 'img1'))
+    self.assertEqual(ctx.exception.workdir, os.path.join(self.workdir, batch.output_name(paths[1])))
     results = _read_results(self.workdir)
     self.assertEqual([r['status'] for r in results],
                      ['ok', 'stopped: interrupted (SIGINT) at step 2', 'not run'])
@@ -274,7 +341,7 @@ class BatchTest(absltest.TestCase):
                               f'error: {missing}: cannot read {missing!r}: no such file'])
     self.assertIn('done: 0 of 2 images', proc.stdout)
     results = _read_results(self.workdir)
-    self.assertEqual([r['output'] for r in results], ['notes', 'missing'])
+    self.assertEqual([r['output'] for r in results], [batch.output_name(broken), batch.output_name(missing)])
     self.assertEqual([r['status'][:7] for r in results], ['error: '] * 2)
     self.assertEqual(sorted(os.listdir(self.workdir)), [batch.RESULTS])
 

@@ -12,6 +12,8 @@ import numpy as np
 from ddip_jax import checkpoint_io
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import outputs
+from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import writing
 from tests.outputs_test import _config  # pylint: disable=g-bad-import-order
@@ -205,6 +207,40 @@ class RunTest(absltest.TestCase):
     with self.assertRaisesRegex(image_io.InputError, 'seed: 0 there, 5 now'):
       runner.run(self.fake_run('second'), self.config, self.workdir, overwrite=True)
     self.assertLen(self.calls, 1)
+
+  def test_a_workdir_holding_an_input_is_refused_before_anything_is_written(self):
+    hint = os.path.join(self.dir, 'photos', 'fg_hint.png')  # A name the segmentation writes too.
+    writing.save_image(hint, np.ones((4, 4), np.float32))
+    self.config.fg_hint = hint
+    os.symlink(os.path.join(self.dir, 'photos'), os.path.join(self.dir, 'link'))
+    before = _files(self.dir)
+    for workdir in ('photos', '.', 'link', os.path.join('link', '.')):  # Equal, above, through a link.
+      workdir = os.path.normpath(os.path.join(self.dir, workdir))
+      with self.assertRaisesRegex(image_io.InputError, f"--workdir '{workdir}' holds the input '"):
+        runner.run(self.fake_run('x'), self.config, workdir)
+    self.assertEqual((self.calls, _files(self.dir)), ([], before))  # Not even a lock file.
+    kept = os.path.join(self.workdir, runner.INPUTS, 'image_0123.png')  # The API's arrays: no run writes there.
+    writing.save_image(kept, np.zeros((4, 4, 3), np.float32))
+    self.config.image, self.config.fg_hint = kept, None
+    self.assertFalse(runner.run(self.fake_run('x'), self.config, self.workdir)[1])
+
+  def test_restarts_are_already_done_on_the_same_command(self):
+
+    class Task:
+      @staticmethod
+      def run(config, workdir):
+        self.calls.append(config.seed)
+        metrics = {'status': 'ok', 'best_recon_psnr': float(config.seed)}
+        outputs.write_outputs(workdir, config, images={'layer': np.zeros((4, 4))}, metrics=metrics,
+                              summary=[('layer', np.zeros((4, 4)))])
+        return metrics
+
+    self.config.restarts = 2
+    run = lambda config, workdir: restarts.run(Task, config, workdir)  # pylint: disable=unnecessary-lambda-assignment
+    self.assertFalse(runner.run(run, self.config, self.workdir)[1])
+    metrics, done = runner.run(run, self.config, self.workdir)
+    self.assertTrue(done)
+    self.assertEqual((metrics['restart_chosen'], self.calls), (1, [0, 1]))
 
 
 if __name__ == '__main__':
