@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from ddip_jax import app_runs
+from ddip_jax import app_safety
 from ddip_jax import app_widgets
 from ddip_jax import cli
 from ddip_jax import image_io
@@ -36,8 +37,8 @@ gr = app_widgets.gr  # None without Gradio: `main` says so in one line.
 class _Tab:
   """What every tab does: start a run for a browser session, follow it, stop it."""
 
-  def __init__(self, runs_dir: str, runs: dict[str, app_runs.Run]):
-    self.runs_dir = runs_dir
+  def __init__(self, runs_dir: str, runs: dict[str, app_runs.Run], *, keep_s: float = 86400.0):
+    self.runs_dir, self.keep_s = runs_dir, keep_s  # Run folders older than keep_s go when a run starts.
     self._runs = runs  # Browser session -> its run in progress (shared by the tabs: Stop stops it).
 
   def stop(self, session: str | None):
@@ -60,11 +61,13 @@ class _Tab:
     skip = gr.skip()
     quiet = [skip] * (len(previews) + len(layers) + 2)
     workdir = os.path.join(folder, 'output')
+    app_safety.prune_runs(self.runs_dir, self.keep_s)
     try:
       args = make_args()
       command = app_runs.command_line(args, workdir)
       config = app_runs.parse_config(args)
     except app_runs.USER_ERRORS as err:
+      shutil.rmtree(folder, ignore_errors=True)  # A refused run leaves nothing behind.
       yield (f'error: {err}', app_widgets.progress_html(None, ''), *quiet)
       return
     app_runs.save_run_record(folder, command, config)
@@ -87,6 +90,7 @@ class _Tab:
     finally:
       self._runs.pop(session, None)
     if run.error:
+      shutil.rmtree(folder, ignore_errors=True)
       yield (f'error: {run.error}', app_widgets.progress_html(None, ''), *quiet)
       return
     paths = [os.path.join(workdir, name) for name in layers]
@@ -94,6 +98,7 @@ class _Tab:
       shown = results(run, workdir) if results else [*[skip] * len(previews),
                                                       *(path if os.path.exists(path) else None for path in paths)]
     except image_io.InputError:  # Stopped before any result.
+      shutil.rmtree(folder, ignore_errors=True)
       yield ('stopped before any result', app_widgets.progress_html(None, ''), *quiet[:-1], command)
       return
     yield (app_runs.ended(run, workdir), app_widgets.progress_html(run.snapshot, run.snapshot.describe()), *shown,
@@ -118,8 +123,9 @@ class _PhotoTab(_Tab):
     if not file:
       return gr.skip(), gr.skip(), ''
     try:
+      file = app_safety.uploaded_file(file, app_widgets.upload_folder())
       photo = image_io.load_image(file)
-    except image_io.InputError as err:
+    except (image_io.InputError, cli.UsageError) as err:
       return None, None, f'error: {err}'
     return (app_widgets.editor(photo, self.colours), file,
             f'photo {os.path.basename(file)}: {photo.shape[1]}x{photo.shape[0]}; {self.paint}')
@@ -205,8 +211,8 @@ class WatermarkPage(_PhotoTab):
 class TaskPage(_Tab):
   """A `TaskTab`'s event handler."""
 
-  def __init__(self, tab: app_runs.TaskTab, runs_dir: str, runs: dict[str, app_runs.Run]):
-    super().__init__(runs_dir, runs)
+  def __init__(self, tab: app_runs.TaskTab, runs_dir: str, runs: dict[str, app_runs.Run], *, keep_s: float):
+    super().__init__(runs_dir, runs, keep_s=keep_s)
     self.tab = tab
 
   def run(self, uploads: list[str | None], settings: list[Any], extra: str, session: str | None):
@@ -217,6 +223,7 @@ class TaskPage(_Tab):
     def make_args():
       files = {}
       for (field, _), upload in zip(tab.inputs, uploads):
+        upload = app_safety.uploaded_file(upload, app_widgets.upload_folder())
         if upload:  # A copy in the run folder: the run is reproducible from it.
           files[field] = os.path.join(folder, 'input', field.replace('.', '_') + os.path.splitext(upload)[1].lower())
           shutil.copyfile(upload, files[field])
@@ -287,12 +294,16 @@ def _watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> 
   _connect(page, run, run_button, stop_button, {editor, source, *settings, extra}, outputs)
 
 
-def build(runs_dir: str):
+def build(runs_dir: str, *, keep_hours: float = 24.0):
   """The Gradio page (a `gr.Blocks`)."""
   runs = {}
-  page = SegmentationPage(runs_dir, runs)
+  keep_s = keep_hours * 3600
+  page = SegmentationPage(runs_dir, runs, keep_s=keep_s)
   defaults = cli.load_config_file(os.path.join(app_runs.REPO, app_runs.PHOTO_CONFIG))
-  with gr.Blocks(title='Double-DIP', analytics_enabled=False) as demo:
+  # Gradio deletes its uploads and cached images older than `keep_hours`, checking every hour.
+  cache_age = int(keep_hours * 3600) if keep_hours > 0 else None
+  with gr.Blocks(title='Double-DIP', analytics_enabled=False,
+                 delete_cache=(3600, cache_age) if cache_age else None) as demo:
     gr.Markdown('# Double-DIP: decompose your own photo')
     # The photo's file or DEMO. Photos come only through the file box (read as main.py reads them, with
     # its messages) or the demo button: the editor's own upload would leave the file unknown.
@@ -343,35 +354,55 @@ def build(runs_dir: str):
     _connect(page, run, run_button, stop_button, {editor, source, *settings, extra},
              [status, progress, fg, bg, mask, cutout, download, command])
     with gr.Tab('Watermark'):
-      _watermark_tab(WatermarkPage(runs_dir, runs),
+      _watermark_tab(WatermarkPage(runs_dir, runs, keep_s=keep_s),
                      cli.load_config_file(os.path.join(app_runs.REPO, app_runs.WATERMARK_CONFIG)))
     for tab in app_runs.TASK_TABS:
       with gr.Tab(tab.title):
-        _task_tab(tab, TaskPage(tab, runs_dir, runs), cli.load_config_file(os.path.join(app_runs.REPO, tab.config)))
+        _task_tab(tab, TaskPage(tab, runs_dir, runs, keep_s=keep_s), cli.load_config_file(os.path.join(app_runs.REPO, tab.config)))
   return demo
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-  parser.add_argument('--host', default='127.0.0.1', help='Address to serve on (0.0.0.0: every interface).')
+  parser.add_argument('--host', default='127.0.0.1',
+                      help='Address to serve on; beyond this machine (e.g. 0.0.0.0) only with --allow_remote.')
+  parser.add_argument('--allow_remote', action='store_true',
+                      help='Serve on an address other machines reach (set DDIP_APP_AUTH=user:password for a login).')
   parser.add_argument('--port', type=int, default=7860, help='Port to serve on (0: a free one).')
   parser.add_argument('--runs_dir', default='results/app', help='Folder of the runs made from the page.')
+  parser.add_argument('--max_upload_mb', type=float, default=50.0, help='Largest file the page takes (MB).')
+  parser.add_argument('--keep_hours', type=float, default=24.0,
+                      help='Run folders and uploads older than this are deleted (0: kept).')
   args = parser.parse_args(argv)
   if gr is None:
     print('error: the web app needs Gradio: pip install -r requirements-app.txt', file=sys.stderr)
     return 2
+  try:
+    auth = app_safety.auth_from_env(os.environ.get('DDIP_APP_AUTH'))
+  except cli.UsageError as err:
+    print(f'error: {err}', file=sys.stderr)
+    return 2
+  if not app_safety.is_loopback(args.host):
+    if not args.allow_remote:
+      print(f'error: --host={args.host} serves other machines too: add --allow_remote if you mean it '
+            '(and set DDIP_APP_AUTH=user:password for a login)', file=sys.stderr)
+      return 2
+    print(f'warning: serving on {args.host}: anyone who reaches this port can run decompositions on this machine'
+          + ('' if auth else ' (no login: set DDIP_APP_AUTH=user:password)'), file=sys.stderr, flush=True)
   runs_dir = os.path.abspath(args.runs_dir)
   # Config files import `configs.default` and name data by paths relative to the repository, as for main.py.
   os.chdir(app_runs.REPO)
   if app_runs.REPO not in sys.path:
     sys.path.insert(0, app_runs.REPO)
   os.makedirs(runs_dir, exist_ok=True)
-  demo = build(runs_dir)
+  app_safety.prune_runs(runs_dir, args.keep_hours * 3600)
+  demo = build(runs_dir, keep_hours=args.keep_hours)
   demo.queue(default_concurrency_limit=1)
   port = args.port or _free_port(args.host)
   try:
-    demo.launch(server_name=args.host, server_port=port, prevent_thread_lock=True, quiet=True,
-                allowed_paths=[runs_dir])
+    # share=False whatever GRADIO_SHARE says: the page never opens a public link.
+    demo.launch(server_name=args.host, server_port=port, prevent_thread_lock=True, quiet=True, share=False,
+                auth=auth, allowed_paths=[runs_dir], max_file_size=int(args.max_upload_mb * 2**20))
   except OSError as err:  # The port is taken, or the address is not this machine's.
     print(f'error: cannot serve on {args.host}:{port}: {err} (--port=0 picks a free port)', file=sys.stderr)
     return 2

@@ -10,6 +10,7 @@ Nothing here needs Gradio.
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shlex
@@ -29,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ddip_jax import api
+from ddip_jax import app_safety
 from ddip_jax import cli
 from ddip_jax import engine
 from ddip_jax import hints as hints_lib
@@ -122,12 +124,18 @@ def segmentation_args(*, photo: str | None, fg_hint: str | None, bg_hint: str | 
 
 
 def _setting_args(settings: dict[str, Any], extra: str) -> list[str]:
-  """`--config.<field>=<value>` for the page's settings (None: the config's), then the extra arguments."""
-  args = [f'--config.{field}={int(value)}' for field, value in settings.items() if value is not None and value != '']
-  try:
-    return args + shlex.split(extra or '')
-  except ValueError as err:
-    raise cli.UsageError(f'extra arguments {extra!r}: {err}') from err
+  """`--config.<field>=<value>` for the page's settings (None: the config's), then the checked extra overrides.
+
+  Raises:
+    cli.UsageError: a setting that is not a whole number, or an override the page does not allow
+      (`app_safety.page_overrides`).
+  """
+  return app_safety.setting_args(settings) + app_safety.page_overrides(extra, _allowed_fields())
+
+
+@functools.cache
+def _allowed_fields() -> dict[str, str]:
+  return app_safety.allowed_fields(cli.load_config_file(os.path.join(REPO, PHOTO_CONFIG)))
 
 
 def command_line(args: list[str], workdir: str) -> str:

@@ -23,6 +23,13 @@ except ImportError:  # `app.main` says so in one line.
 EDITOR_SIDE = 1600  # The editor shows a photo at most this many pixels on its longer side.
 
 
+def upload_folder() -> str:
+  """Where Gradio puts the files uploaded to the page (the only files a request may name)."""
+  from gradio import processing_utils  # pylint: disable=g-import-not-at-top
+
+  return processing_utils.get_upload_folder()
+
+
 def preview(image: np.ndarray | None) -> np.ndarray | None:
   """A layer (H, W[, 1 or 3]) in [0, 1] as the 8-bit picture a preview shows (None: none yet)."""
   if image is None:

@@ -40,9 +40,9 @@ def missing() -> str | None:
 
 
 @contextlib.contextmanager
-def serving(runs_dir: str, *, timeout: float = 120.0) -> Iterator[str]:
-  """Starts `python -m ddip_jax.app` on a free port in a subprocess; yields its URL; stops it."""
-  process = subprocess.Popen([sys.executable, '-m', 'ddip_jax.app', '--port=0', f'--runs_dir={runs_dir}'],
+def serving(runs_dir: str, *args: str, timeout: float = 120.0) -> Iterator[str]:
+  """Starts `python -m ddip_jax.app` (with `args`) on a free port in a subprocess; yields its URL; stops it."""
+  process = subprocess.Popen([sys.executable, '-m', 'ddip_jax.app', '--port=0', f'--runs_dir={runs_dir}', *args],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   try:
     deadline, lines = time.monotonic() + timeout, []

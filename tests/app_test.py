@@ -100,7 +100,7 @@ class HelpersTest(absltest.TestCase):
       border_fg, border_bg = hints_with('--config.segmentation.auto_hints=border')
       with self.assertRaisesRegex(ValueError, r'segmentation.auto_hints'):
         hints_with('--config.segmentation.auto_hints=magic')
-      with self.assertRaisesRegex(cli.UsageError, r'no such config field'):
+      with self.assertRaisesRegex(cli.UsageError, r'config.segmentation.auto_hint cannot be set from the page'):
         hints_with('--config.segmentation.auto_hint=border')
     finally:
       os.chdir(cwd)
