@@ -1,7 +1,8 @@
 """ddip_jax: Double-DIP (unsupervised image decomposition via coupled deep image priors) in JAX.
 
 The Python API (`ddip_jax/api.py`): `segment`, `separate`, `dehaze`, `remove_watermark`,
-`decompose_video`, each returning numpy layers and metrics.
+`decompose_video`, each returning numpy layers and metrics; their errors `InputError`, `ConfigError`
+(bad input or config), `NumericalError` and `Interrupted` (a run stopped early).
 """
 
 from ddip_jax.api import ConfigError
@@ -9,6 +10,8 @@ from ddip_jax.api import decompose_video
 from ddip_jax.api import dehaze
 from ddip_jax.api import Dehazing
 from ddip_jax.api import InputError
+from ddip_jax.api import Interrupted
+from ddip_jax.api import NumericalError
 from ddip_jax.api import remove_watermark
 from ddip_jax.api import segment
 from ddip_jax.api import Segmentation

@@ -17,12 +17,17 @@ as `main.py` takes such files (alpha composited over white). Arrays are handed
 to the task as 8-bit PNG files (`array_inputs`; float inputs are rounded to 8
 bits). Nothing is written unless `workdir=` is given: the run goes to a
 temporary folder that is removed afterwards; with a workdir, the run is
-resumable and its files stay, as with `main.py --workdir`. The layers come back
-as float32 arrays read from the run's output files (8-bit precision).
+resumable and its files stay, as with `main.py --workdir` (the arrays too, in
+its `.inputs/` folder, named by their content: the same call again resumes, or
+returns the finished run at once; `overwrite=True` redoes it). The layers come
+back as float32 arrays read from the run's output files (8-bit precision).
 
-Mistakes raise `InputError` (unreadable input, wrong shape) or `ConfigError`
-(a field that does not exist or has a bad value), the errors `main.py` prints
-as one `error:` line.
+Mistakes raise `InputError` (unreadable input, None, wrong shape, too large
+for the memory) or `ConfigError` (a field that does not exist or has a bad
+value, a config of another task), the errors `main.py` prints as one `error:`
+line, before anything runs. A run stopped by NaN/Inf raises `NumericalError`,
+one stopped by Ctrl-C / SIGTERM `Interrupted` (both `engine.Stopped`, with the
+best result so far written when there is a workdir).
 """
 
 from collections.abc import Mapping, Sequence
@@ -41,6 +46,7 @@ from ddip_jax import array_inputs
 from ddip_jax import cli
 from ddip_jax import clip_io
 from ddip_jax import config_check
+from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import progress_report
 from ddip_jax import restarts
@@ -49,6 +55,8 @@ from ddip_jax import tasks
 
 InputError = image_io.InputError
 ConfigError = config_check.ConfigError
+NumericalError = engine.NumericalError
+Interrupted = engine.Interrupted
 ProgressFn = progress_report.ProgressFn
 # The config files (configs/*.py) live beside the package, in the repository.
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -161,11 +169,23 @@ def _set_field(config: ml_collections.ConfigDict, field: str, value: Any) -> Non
   if unknown or isinstance(config_check.get_field(config, field), ml_collections.ConfigDict):
     raise ConfigError(unknown or f'{field} is a config section: give its fields (e.g. as a dict)')
   section, _, leaf = field.rpartition('.')
+  parent = config_check.get_field(config, section) if section else config
+  value = _plain(value)
+  if isinstance(value, bool) and parent.get_type(leaf) in (int, float):  # bool is an int to Python, not to us.
+    raise ConfigError(f'config.{field} = {value!r}: expected a number, not a bool')
   try:
-    (config_check.get_field(config, section) if section else config)[leaf] = (
-        tuple(value) if isinstance(value, list) else value)
+    parent[leaf] = value
   except (TypeError, ValueError) as err:
     raise ConfigError(f'config.{field} = {value!r}: {err}') from err
+
+
+def _plain(value: Any) -> Any:
+  """numpy scalars as Python numbers, lists and arrays as tuples of them, as the command line gives values."""
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, (list, np.ndarray)):
+    return tuple(_plain(v) for v in value)
+  return value
 
 
 def make_config(demo: str, config: ml_collections.ConfigDict | str | None, inputs: Mapping[str, Any],
@@ -207,7 +227,7 @@ def make_config(demo: str, config: ml_collections.ConfigDict | str | None, input
 
 
 def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: ProgressFn | bool | None,
-         read: Any) -> Any:
+         overwrite: bool, read: Any) -> Any:
   """Runs `config` in `workdir` (or a temporary folder) and returns read(workdir, metrics)."""
   with contextlib.ExitStack() as stack:
     if workdir is None:
@@ -220,7 +240,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: Progr
         raise ConfigError(f'progress={progress!r}: expected a function, True or False')
       config.progress = False  # The caller shows progress its own way, not with the command line's bar.
     stack.enter_context(progress_report.reporting_progress(progress))
-    metrics, _ = run_config(config, workdir)
+    metrics, _ = run_config(config, workdir, overwrite=overwrite)
     return read(workdir, metrics)
 
 
@@ -233,22 +253,40 @@ def _mask(workdir: str, name: str, shape: tuple[int, int] | None = None) -> np.n
   return image_io.load_mask(path, shape=shape or image_io.load_image(path).shape[:2])
 
 
-def _call(demo: str, inputs: dict[str, Any], config, workdir, progress, overrides, read):
-  """Builds the config in a folder for the array inputs, runs it and reads its outputs."""
-  with tempfile.TemporaryDirectory(prefix='ddip_jax_inputs_') as folder:
+def _call(demo: str, task: str, inputs: dict[str, Any], config, workdir, progress, overwrite, overrides, read):
+  """Writes the array inputs (in the workdir's `.inputs/`, or a temporary folder), runs the config, reads the outputs.
+
+  `inputs`: field -> the caller's value (None: unset), 'frames' for a clip
+  (set as `image`); `task` is the function's, which a `config` must run.
+  """
+  fields = {'image' if field == 'frames' else field for field in inputs}
+  for field in sorted((fields | {'inputs'}) & _flat_overrides(overrides).keys()):
+    raise ConfigError('inputs: the Python API runs the input it is given; call it once per image (main.py '
+                      '--config.inputs runs a batch)' if field == 'inputs' else
+                      f'{field}: give it as the function\'s argument, not as a config override')
+  with contextlib.ExitStack() as stack:
+    folder = (os.path.join(workdir, runner.INPUTS) if workdir is not None else
+              stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_inputs_')))
     files = array_inputs.Inputs(folder)
-    paths = {field: (files.frames(value) if field == 'frames' else
-                     files.path(value, field.rpartition('.')[2], channels=not field.endswith('hint')))
-             for field, value in inputs.items() if value is not None}
-    if 'frames' in paths:
-      paths['image'] = paths.pop('frames')
+    paths = {}
+    for field, value in inputs.items():
+      name = field.rpartition('.')[2]
+      if field == 'frames':
+        paths['image'] = files.frames(value)
+      elif isinstance(value, tuple):
+        paths[field] = tuple(files.path(v, f'other{k}') for k, v in enumerate(value, start=1))  # watermark.images
+      elif value is not None or field == 'image':
+        paths[field] = files.path(value, name, channels=not field.endswith('hint'))
     with files.naming_arrays():
-      return _run(make_config(demo, config, paths, overrides), workdir, progress, read)
+      built = make_config(demo, config, paths, overrides)
+      if built.task != task:
+        raise ConfigError(f'config={config!r} runs task {built.task!r}: this function runs {task!r}')
+      return _run(built, workdir, progress, overwrite, read)
 
 
 def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLike | None = None, *,
             config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-            workdir: str | None = None, **overrides) -> Segmentation:
+            workdir: str | None = None, overwrite: bool = False, **overrides) -> Segmentation:
   """Foreground/background segmentation of one image (task 'segmentation', default configs/zebra.py).
 
   Args:
@@ -260,14 +298,17 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
     progress: progress(step, total, loss, psnr, stage), called as the stages run
       (instead of the tqdm bar that `config.progress` shows); or True / False:
       the bar or nothing.
-    workdir: keep the run's files there (and resume from it); default: none written.
+    workdir: keep the run's files there (and resume from it, or return the
+      finished run there); default: none written.
+    overwrite: with a workdir, redo a finished run (replaced once the new one finishes).
     **overrides: config fields, e.g. num_steps=300, **{'segmentation.hint_steps': 500}.
 
   Returns:
     A `Segmentation`.
 
   Raises:
-    InputError, ConfigError: bad input, bad config field.
+    InputError, ConfigError: bad input (None too), bad config field, a config of another task.
+    NumericalError, Interrupted: the run stopped early (NaN/Inf; Ctrl-C or SIGTERM).
   """
   def read(folder, metrics):
     fg = _image(folder, 'fg')
@@ -275,13 +316,13 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
                         mask_binary=_mask(folder, 'mask_binary'), recomposed=_image(folder, 'recomposed'),
                         metrics=metrics)
 
-  return _call('zebra', {'image': image, 'fg_hint': fg_hint, 'bg_hint': bg_hint}, config, workdir, progress,
-               overrides, read)
+  return _call('zebra', 'segmentation', {'image': image, 'fg_hint': fg_hint, 'bg_hint': bg_hint}, config, workdir,
+               progress, overwrite, overrides, read)
 
 
 def separate(image1: ImageLike, image2: ImageLike | None = None, *,
              config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-             workdir: str | None = None, **overrides) -> Separation:
+             workdir: str | None = None, overwrite: bool = False, **overrides) -> Separation:
   """Separates two transparent layers (task 'transparency').
 
   With `image2`, two mixtures of the same layers (configs/transparency.py);
@@ -294,23 +335,23 @@ def separate(image1: ImageLike, image2: ImageLike | None = None, *,
                       recomposed1=_image(folder, 'recomposed1' if two else 'recomposed'),
                       recomposed2=_image(folder, 'recomposed2') if two else None, metrics=metrics)
 
-  return _call('transparency' if image2 is not None else 'textures',
-               {'image': image1, 'transparency.image2': image2}, config, workdir, progress, overrides, read)
+  return _call('transparency' if image2 is not None else 'textures', 'transparency',
+               {'image': image1, 'transparency.image2': image2}, config, workdir, progress, overwrite, overrides, read)
 
 
 def dehaze(image: ImageLike, *, config: ml_collections.ConfigDict | str | None = None,
-           progress: ProgressFn | bool | None = None, workdir: str | None = None, **overrides) -> Dehazing:
+           progress: ProgressFn | bool | None = None, workdir: str | None = None, overwrite: bool = False, **overrides) -> Dehazing:
   """Dehazes one image (task 'dehaze', configs/dehaze.py). Arguments as `segment`'s."""
   def read(folder, metrics):
     return Dehazing(dehazed=_image(folder, 'dehazed'), transmission=_mask(folder, 'transmission'),
                     airlight=_image(folder, 'airlight'), metrics=metrics)
 
-  return _call('dehaze', {'image': image}, config, workdir, progress, overrides, read)
+  return _call('dehaze', 'dehaze', {'image': image}, config, workdir, progress, overwrite, overrides, read)
 
 
 def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others: Sequence[ImageLike] = (),
                      config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-                     workdir: str | None = None, **overrides) -> WatermarkRemoval:
+                     workdir: str | None = None, overwrite: bool = False, **overrides) -> WatermarkRemoval:
   """Removes a watermark (task 'watermark').
 
   Args:
@@ -319,7 +360,7 @@ def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others:
       'hint', configs/watermark.py).
     others: instead of a hint, other images under the same watermark (mode
       'many', configs/watermark_many.py).
-    config, progress, workdir, overrides: as `segment`'s.
+    config, progress, workdir, overwrite, overrides: as `segment`'s.
   """
   if (hint is None) == (not others):
     raise InputError('remove_watermark needs either a hint (a box around the watermark) or others '
@@ -333,28 +374,20 @@ def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others:
     return WatermarkRemoval(clean=clean[0], others_clean=tuple(clean[1:]), watermark=_image(folder, 'watermark'),
                             mask=_mask(folder, 'mask'), metrics=metrics)
 
-  with tempfile.TemporaryDirectory(prefix='ddip_jax_inputs_') as folder:
-    files = array_inputs.Inputs(folder)
-    inputs = {'image': files.path(image, 'image')}
-    if others:
-      inputs['watermark.images'] = tuple(files.path(o, f'other{k}') for k, o in enumerate(others, start=1))
-      inputs['watermark.hint'] = None
-    else:
-      inputs['watermark.hint'] = files.path(hint, 'hint', channels=False)
-    with files.naming_arrays():
-      return _run(make_config('watermark_many' if others else 'watermark', config, inputs, overrides), workdir,
-                  progress, read)
+  inputs = {'image': image, 'watermark.hint': hint, 'watermark.images': tuple(others) or None}
+  return _call('watermark_many' if others else 'watermark', 'watermark', inputs, config, workdir, progress, overwrite,
+               overrides, read)
 
 
 def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
                     config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-                    workdir: str | None = None, **overrides) -> VideoDecomposition:
+                    workdir: str | None = None, overwrite: bool = False, **overrides) -> VideoDecomposition:
   """Foreground/background decomposition of a clip (task 'video', configs/video.py).
 
   Args:
     frames: (F, H, W, 3) array or a sequence of (H, W, 3) frames (F >= 2), or
       a folder of frames or an animated GIF.
-    config, progress, workdir, overrides: as `segment`'s.
+    config, progress, workdir, overwrite, overrides: as `segment`'s.
   """
   def read(folder, metrics):
     layers = {}
@@ -365,4 +398,4 @@ def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
       layers[name] = np.stack([load(p) for p in paths])
     return VideoDecomposition(**layers, metrics=metrics)
 
-  return _call('video', {'frames': frames}, config, workdir, progress, overrides, read)
+  return _call('video', 'video', {'frames': frames}, config, workdir, progress, overwrite, overrides, read)

@@ -1,13 +1,18 @@
 """The Python API's array inputs: arrays checked and written as the image files a task reads.
 
-`Inputs` writes each array to a PNG in a temporary folder (paths are passed on
-as they are) and names the arrays in the errors a run raises about those files;
-`as_float_image` checks an array and brings it to float32 RGB in [0, 1] as
-`image_io.load_image` reads a file of its kind.
+`Inputs` writes each array to a PNG named by its content (the SHA-256 of the
+PNG), so the same array is the same input file in every call: a call with a
+workdir keeps them in its `.inputs/` folder (`runner.INPUTS`) and resumes, or
+says already done, like the same command line. Paths are passed on as they
+are. It also names the arrays in the errors a run raises about those files.
+`as_float_image` checks an array (its size against the memory limit too) and
+brings it to float32 RGB in [0, 1] as `image_io.load_image` reads a file of
+its kind.
 """
 
 from collections.abc import Sequence
 import contextlib
+import hashlib
 import os
 
 import numpy as np
@@ -40,6 +45,9 @@ def as_float_image(value: np.ndarray, what: str, *, channels: bool) -> np.ndarra
     ok_shape, expected = array.ndim == 2, '(height, width)'
   if not ok_shape:
     raise InputError(f'{what} is an array of shape {array.shape}: expected {expected}')
+  if 0 in array.shape:
+    raise InputError(f'{what} is an empty array of shape {array.shape}: expected {expected}')
+  image_io.check_fits(what if what.startswith('frame') else f'the {what} array', *array.shape[:2])
   if array.dtype in (np.uint8, np.uint16):
     array = array.astype(np.float32) / np.iinfo(array.dtype).max
   elif array.dtype == bool:
@@ -54,21 +62,24 @@ def as_float_image(value: np.ndarray, what: str, *, channels: bool) -> np.ndarra
 
 
 class Inputs:
-  """Turns the caller's arrays into files of a temporary folder (paths are passed on as they are).
+  """Turns the caller's arrays into files of `folder` named by their content (paths are passed on as they are).
 
   `naming_arrays` rewrites the errors of a run that name those files: the
-  caller knows the array as, say, 'image', not as a temporary file.
+  caller knows the array as, say, 'image', not as a file.
   """
 
   def __init__(self, folder: str):
     self._folder = folder
-    self._count = 0
     self._names: dict[str, tuple[str, str]] = {}  # File -> (what the task calls it, what the caller does).
 
-  def _file(self, what: str) -> str:
-    self._count += 1
-    path = os.path.join(self._folder, f'{self._count}_{what}.png')
-    self._names[path] = (what, f'the {what} array')
+  def _write(self, what: str, pngs: list[bytes], *, folder: bool = False) -> str:
+    """Writes PNGs as `<what>_<digest>.png` (or that folder of frames) unless there already; returns its path."""
+    digest = hashlib.sha256(b''.join(hashlib.sha256(png).digest() for png in pngs)).hexdigest()[:32]
+    path = os.path.join(self._folder, f'{what}_{digest}' + ('' if folder else '.png'))
+    files = {os.path.join(path, f'{k:05d}.png'): png for k, png in enumerate(pngs)} if folder else {path: pngs[0]}
+    if not all(os.path.isfile(f) for f in files):  # Written as a set: all there, or none.
+      writing.write_files(files)
+    self._names[path] = (what, f'the {what} array' if not folder else 'the frames')
     return path
 
   def path(self, value: ImageLike, what: str, *, channels: bool = True) -> str:
@@ -77,24 +88,24 @@ class Inputs:
       if not os.path.exists(path):
         raise InputError(f'{what} {path!r}: no such file or folder')
       return path
-    path = self._file(what)
-    writing.save_image(path, as_float_image(value, what, channels=channels))
-    return path
+    if value is None:
+      raise InputError(f'{what} is None: expected an array or an image file (cv2.imread, for one, returns None '
+                       'for a file it cannot read)')
+    return self._write(what, [writing.encode_png(as_float_image(value, what, channels=channels))])
 
   def frames(self, value: ImageLike | Sequence[np.ndarray]) -> str:
-    if isinstance(value, (str, os.PathLike)):
+    if isinstance(value, (str, os.PathLike)) or value is None:
       return self.path(value, 'frames')
-    frames = list(value)
+    frames = value if isinstance(value, np.ndarray) and value.ndim == 4 else list(value)
     if len(frames) < 2:
       raise InputError(f'frames: a clip needs at least 2 frames, got {len(frames)}')
-    folder = os.path.join(self._folder, 'frames')
-    self._names[folder] = ('frames', 'the frames')
-    os.makedirs(folder)
-    for index, frame in enumerate(frames):
-      path = os.path.join(folder, f'{index:05d}.png')
-      self._names[path] = (f'frame {index}', f'frame {index}')
-      writing.save_image(path, as_float_image(frame, f'frame {index}', channels=True))
-    return folder
+    if np.ndim(frames[0]) >= 2:  # Else as_float_image names the shape.
+      image_io.check_fits('the clip', *np.shape(frames[0])[:2], frames=len(frames))
+    pngs = [writing.encode_png(as_float_image(frame, f'frame {index}', channels=True))
+            for index, frame in enumerate(frames)]
+    path = self._write('frames', pngs, folder=True)
+    self._names.update({os.path.join(path, f'{k:05d}.png'): (f'frame {k}', f'frame {k}') for k in range(len(pngs))})
+    return path
 
   @contextlib.contextmanager
   def naming_arrays(self):

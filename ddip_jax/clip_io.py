@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import io
 import os
 
@@ -30,23 +31,35 @@ def list_frames(folder: str | os.PathLike[str]) -> list[str]:
   return frames
 
 
-def _gif_frames(path: str) -> list[np.ndarray]:
-  """Every frame of an animated GIF as RGB floats (transparency over white)."""
-  image_io.check_file(path)
-  with image_io.decoding(path), Image.open(path) as im:
-    if im.format != "GIF":
-      raise image_io.InputError(f"{path!r} is a {im.format or 'non-GIF'} file, not an animated GIF "
-                       "(give a folder of frames or a GIF)")
-    # Pillow composes each frame over the previous ones (GIF disposal rules).
-    return [image_io.frame_pixels(frame)
-            for frame in ImageSequence.Iterator(im)]
+def _stacked(path: str, count: int, height: int, width: int, frames: Iterator[np.ndarray],
+             files: list[str]) -> np.ndarray:
+  """The clip as one (F, H, W, 3) array, filled a frame at a time, once its run is known to fit in memory."""
+  image_io.check_fits(repr(path), height, width, frames=count)
+  if count < 2:
+    list(frames)  # A truncated file is called that, not a clip of one frame.
+    raise image_io.InputError(f"{path!r} has {count} frame; a video needs at least 2 "
+                              "(segment a single image with task 'segmentation')")
+  clip = None
+  for index, (file, frame) in enumerate(zip(files, frames)):
+    if clip is None:
+      clip = np.empty((count, *frame.shape), np.float32)
+    elif frame.shape != clip.shape[1:]:
+      raise image_io.InputError(
+          f"frames differ in size: {file!r} is {frame.shape[1]}x{frame.shape[0]}, "
+          f"{files[0]!r} is {clip.shape[2]}x{clip.shape[1]}; all frames of {path!r} must have one size")
+    clip[index] = frame
+  return clip
 
 
 def load_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
   """Loads a clip: a folder of PNG/JPEG frames or an animated GIF.
 
   Frames of a folder are read in natural name order (`list_frames`) with
-  `image_io.load_image`'s conversions; a GIF's frames as Pillow composes them.
+  `image_io.load_image`'s conversions; a GIF's frames as Pillow composes them
+  (each over the previous ones, by GIF's disposal rules). The clip's size is
+  checked against the memory limit (`image_io.check_fits`: frames x pixels,
+  from the first frame's header and the number of frames) before any frame is
+  decoded, and the frames are decoded one at a time into the clip's array.
 
   Args:
     path: a folder of frames or an animated GIF file.
@@ -57,26 +70,22 @@ def load_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
 
   Raises:
     image_io.InputError: missing path, empty folder, unreadable frame or GIF, a single
-      frame, or frames of different sizes.
+      frame, frames of different sizes, or a clip too large for the memory.
   """
   path = os.fspath(path)
   if os.path.isdir(path):
     files = list_frames(path)
-    frames = [image_io.load_image(f) for f in files]
     names = [os.path.basename(f) for f in files]
-  else:
-    frames = _gif_frames(path)
-    files = names = [f"frame_{k:04d}" for k in range(len(frames))]
-  if len(frames) < 2:
-    raise image_io.InputError(f"{path!r} has {len(frames)} frame; a video needs at least 2 "
-                     "(segment a single image with task 'segmentation')")
-  first = frames[0].shape
-  for file, frame in zip(files, frames):
-    if frame.shape != first:
-      raise image_io.InputError(
-          f"frames differ in size: {file!r} is {frame.shape[1]}x{frame.shape[0]}, "
-          f"{files[0]!r} is {first[1]}x{first[0]}; all frames of {path!r} must have one size")
-  return np.stack(frames), names
+    return _stacked(path, len(files), *image_io.header_size(files[0]), (image_io.load_image(f) for f in files),
+                    files), names
+  image_io.check_file(path)
+  with image_io.decoding(path), Image.open(path) as im:
+    if im.format != "GIF":
+      raise image_io.InputError(f"{path!r} is a {im.format or 'non-GIF'} file, not an animated GIF "
+                                "(give a folder of frames or a GIF)")
+    names = [f"frame_{k:04d}" for k in range(im.n_frames)]
+    frames = (image_io.frame_pixels(frame) for frame in ImageSequence.Iterator(im))
+    return _stacked(path, len(names), im.height, im.width, frames, names), names
 
 
 def load_masks(path: str | os.PathLike[str], *, count: int,

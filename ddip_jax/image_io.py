@@ -29,27 +29,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
+from ddip_jax import memory
 
 
-__all__ = [
-    "InputError",
-    "OutputError",
-    "encode_png",
-    "file_digests",
-    "json_bytes",
-    "load_frames",
-    "load_image",
-    "load_mask",
-    "load_masks",
-    "make_summary",
-    "resize_image",
-    "save_gif",
-    "save_image",
-    "to_uint8",
-    "write_bytes",
-    "write_files",
-    "write_json",
-]
 
 # Pillow decodes 16-bit RGB(A) PNGs through these raw modes, which keep only the
 # high byte of each sample; decoding again with the little-endian raw mode of the
@@ -170,14 +152,30 @@ def decoding(path: str) -> Iterator[None]:
     raise InputError(f"cannot read {path!r}: not a recognised image file") from e
   except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
     raise InputError(f"cannot read {path!r}: image too large ({e})") from e
+  except MemoryError as e:  # Not corrupt: too large for the memory left.
+    raise InputError(f"cannot read {path!r}: not enough memory to decode it") from e
   except Exception as e:  # Decoders raise anything on corrupt data.
     raise InputError(
         f"cannot read {path!r}: corrupt or unsupported image ({_one_line(e)})"
     ) from e
 
 
+def check_fits(what: str, height: int, width: int, frames: int = 1) -> None:
+  """Refuses an input whose run would not fit in memory (`memory.refusal`), before it is decoded."""
+  problem = memory.refusal(what, height, width, frames)
+  if problem:
+    raise InputError(problem)
+
+
+def header_size(path: str) -> tuple[int, int]:
+  """(height, width) of an image file, from its header (nothing decoded); raises `InputError`."""
+  check_file(path)
+  with decoding(path), Image.open(path) as im:
+    return im.height, im.width
+
+
 def _decode(path: str | os.PathLike[str]) -> np.ndarray:
-  """Fully decodes an image file, EXIF orientation applied.
+  """Fully decodes an image file, EXIF orientation applied, if its run fits in memory (`check_fits`).
 
   Args:
     path: the image file.
@@ -191,6 +189,7 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
   path = os.fspath(path)
   check_file(path)
   with decoding(path), Image.open(path) as im:
+    check_fits(repr(path), im.height, im.width)  # From the header, before any pixel is decoded.
     tiles = list(im.tile)
     im.load()  # Decode now so truncated data fails here, not later.
     low = _png16_low_bytes(path, im, tiles)
@@ -245,7 +244,8 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
 
   Raises:
     InputError: the path is missing, a directory, empty, truncated, corrupt, not
-      an image, or larger than `PIL.Image.MAX_IMAGE_PIXELS`.
+      an image, larger than `PIL.Image.MAX_IMAGE_PIXELS`, or its run would not
+      fit in memory (`check_fits`).
   """
   return as_rgb(_decode(path))
 
@@ -409,8 +409,6 @@ def file_digests(paths: Sequence[str]) -> dict[str, str]:
     digests[path] = digest.hexdigest()
   return digests
 
-
-# Video clips: a folder of frames or an animated GIF.
 
 def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
                   path: str = 'the image') -> tuple[np.ndarray, float]:

@@ -17,8 +17,12 @@ from PIL import Image
 import ddip_jax
 from ddip_jax import api
 from ddip_jax import array_inputs
+from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import memory
+from ddip_jax import restarts
 from ddip_jax import runner
+from ddip_jax import writing
 
 # The tiny settings of the golden runs, as keyword overrides.
 _TINY = {'max_side': 32, 'num_steps': 3, 'generator.channels_down': (4, 8),
@@ -55,6 +59,25 @@ class SegmentTest(absltest.TestCase):
     with self.assertRaises(Exception):
       result.fg = None  # Frozen.
 
+
+  def test_an_array_run_in_a_workdir_resumes_or_is_already_done(self):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    fg_hint = np.zeros((32, 32), bool)
+    fg_hint[14:18, 14:18] = True
+    with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stderr(io.StringIO()):
+      first = ddip_jax.segment(image, fg_hint, workdir=workdir, **_TINY)
+      self.assertLen(os.listdir(os.path.join(workdir, runner.INPUTS)), 2)  # The image and the hint, by content.
+      with mock.patch.object(restarts, 'run', side_effect=AssertionError('ran again')):
+        again = ddip_jax.segment(image.copy(), fg_hint.copy(), workdir=workdir, **_TINY)  # Equal arrays.
+      np.testing.assert_array_equal(again.mask_binary, first.mask_binary)
+      self.assertEqual({k: again.metrics[k] for k in first.metrics}, first.metrics)  # Its metrics.json.
+      redone = ddip_jax.segment(image, fg_hint, workdir=workdir, overwrite=True, **_TINY)
+      self.assertGreater(redone.metrics['seconds'], 0)
+      self.assertNotEqual(redone.metrics['seconds'], first.metrics['seconds'])
+      with self.assertRaisesRegex(api.InputError, f"--workdir '{workdir}' holds a run of another config "
+                                                  r"\(image: '.*image_[0-9a-f]+.png' there"):
+        ddip_jax.segment(255 - image, fg_hint, workdir=workdir, **_TINY)
 
   def test_progress_true_or_false_is_the_bar_or_nothing(self):
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -94,6 +117,21 @@ class ErrorsTest(absltest.TestCase):
          api.InputError, r'^frames differ in size: frame 1 is 32x40, frame 0 is 32x32;'),
         (lambda: ddip_jax.remove_watermark(image, np.zeros((32, 32), bool)), api.InputError,
          r'^the hint array marks no pixel'),
+        # Not the demo: None is what cv2.imread returns for a file it cannot read.
+        (lambda: ddip_jax.segment(None), api.InputError, r'^image is None: expected an array or an image file'),
+        (lambda: ddip_jax.dehaze(None), api.InputError, r'^image is None'),
+        (lambda: ddip_jax.decompose_video(None), api.InputError, r'^frames is None'),
+        (lambda: ddip_jax.segment(np.zeros((0, 0, 3), np.uint8)), ddip_jax.InputError,
+         r'^image is an empty array of shape \(0, 0, 3\)'),
+        (lambda: ddip_jax.segment(image, config=os.path.join(api._REPOSITORY, 'configs', 'dehaze.py')),
+         api.ConfigError, r"runs task 'dehaze': this function runs 'segmentation'$"),
+        (lambda: ddip_jax.segment(image, num_steps=np.int64(0)), api.ConfigError, r'^config.num_steps = 0: must be'),
+        (lambda: ddip_jax.segment(image, num_steps=True), api.ConfigError,
+         r'^config.num_steps = True: expected a number, not a bool$'),
+        (lambda: ddip_jax.segment(image, inputs='photos/*.png'), api.ConfigError,
+         r'^inputs: the Python API runs the input it is given; call it once per image'),
+        (lambda: ddip_jax.separate(image, image, transparency={'image2': 'other.png'}), api.ConfigError,
+         r"^transparency.image2: give it as the function's argument, not as a config override$"),
     ]
     for index, (call, error, pattern) in enumerate(cases):
       with self.subTest(case=index):
@@ -109,6 +147,27 @@ class ErrorsTest(absltest.TestCase):
   def test_the_errors_are_those_main_reports(self):
     self.assertTrue(issubclass(ddip_jax.InputError, runner.RUN_ERRORS))
     self.assertTrue(issubclass(ddip_jax.ConfigError, runner.RUN_ERRORS))
+    self.assertIs(ddip_jax.NumericalError, engine.NumericalError)
+    self.assertIs(ddip_jax.Interrupted, engine.Interrupted)
+
+  def test_numpy_numbers_are_taken_as_the_command_line_takes_numbers(self):
+    config = api.make_config('zebra', None, {'image': 'photo.png'},
+                             {'num_steps': np.int64(7), 'learning_rate': np.float32(0.5),
+                              'generator.channels_down': np.array([4, 8])})
+    self.assertEqual((config.num_steps, type(config.num_steps)), (7, int))
+    self.assertEqual(config.learning_rate, 0.5)
+    self.assertEqual(config.generator.channels_down, (4, 8))
+
+  def test_an_array_too_large_for_the_memory_is_refused_before_it_is_converted(self):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(tempfile, 'tempdir', tmp), \
+         mock.patch.dict(os.environ, {memory.MEMORY_ENV: '0.55'}), \
+         mock.patch.object(writing, 'encode_png', side_effect=AssertionError('converted')):
+      with self.assertRaisesRegex(api.InputError, r'^the image array is 600x500 \(0.3 megapixels\): its run needs '
+                                                  r'about 0.6 GB of memory, more than the limit of 0.6 GB'):
+        ddip_jax.segment(np.zeros((500, 600, 3), np.uint8))
+      with self.assertRaisesRegex(api.InputError, r'^the clip is 9 frames of 300x200: .* at most 5 frames of this '):
+        ddip_jax.decompose_video(np.zeros((9, 200, 300, 3), np.uint8))
+      self.assertEqual(os.listdir(tmp), [])
 
 
 class ArrayInputTest(absltest.TestCase):

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ddip_jax import image_io
+from ddip_jax import memory
 from ddip_jax import summary_picture
 from ddip_jax import writing
 from ddip_jax.image_io import InputError
@@ -538,6 +539,47 @@ class WriteTest(parameterized.TestCase):
     with self.assertRaises(TypeError):
       writing.write_json(os.path.join(self.dir, "x.json"), {"a": object()})
     self.assertEqual(os.listdir(self.dir), [])
+
+
+def _limit_gb(height: int, width: int, frames: float = 1.0) -> str:
+  """A DDIP_JAX_MEMORY_GB that fits `frames` frames of height x width and not a pixel more."""
+  return str(memory.needed_bytes(height, width, 1) / 1e9
+             + (frames - 1) * memory.BYTES_PER_FRAME_PIXEL * height * width / 1e9)
+
+
+class MemoryLimitTest(absltest.TestCase):
+  """Inputs whose run cannot fit in memory are refused from their header, before anything is decoded."""
+
+  def test_a_large_image_is_refused_from_its_header_saying_what_fits(self):
+    path = os.path.join(_tempdir(self), 'large.png')
+    Image.new('RGB', (300, 200)).save(path)
+    with mock.patch.dict(os.environ, {memory.MEMORY_ENV: _limit_gb(200, 299)}), \
+         mock.patch.object(Image.Image, 'load', side_effect=AssertionError('decoded')):
+      with self.assertRaises(InputError) as ctx:
+        image_io.load_image(path)
+    self.assertRegex(str(ctx.exception), rf"^{path!r} is 300x200 \(0.1 megapixels\): its run needs about [0-9.]+ GB "
+                                         rf"of memory, more than the limit of [0-9.]+ GB \(DDIP_JAX_MEMORY_GB=[0-9.]+\); "
+                                         r"at most 0.1 megapixels fit \(e.g. 299x199: downscale it first\)$")
+    with mock.patch.dict(os.environ, {memory.MEMORY_ENV: _limit_gb(200, 300)}):
+      self.assertEqual(image_io.load_image(path).shape, (200, 300, 3))  # Raised, it fits.
+
+  def test_the_default_limit_is_three_quarters_of_the_machine_and_a_bad_setting_is_one_line(self):
+    with mock.patch.dict(os.environ, {memory.MEMORY_ENV: ''}):
+      limit, source = memory.memory_limit()
+    self.assertEqual(limit, memory.machine_memory() * 3 // 4)
+    self.assertIn('set DDIP_JAX_MEMORY_GB to change it', source)
+    self.assertIn('20000x20000 (400.0 megapixels)', memory.refusal("'x'", 20000, 20000) or '')
+    for value in ('many', '-1', '0', 'inf', 'nan'):
+      with mock.patch.dict(os.environ, {memory.MEMORY_ENV: value}), self.assertRaisesRegex(
+          InputError, f"^DDIP_JAX_MEMORY_GB='{value}': must be a positive number of GB"):
+        image_io.check_fits("'x'", 8, 8)
+
+  def test_running_out_of_memory_while_decoding_is_not_called_corrupt(self):
+    path = os.path.join(_tempdir(self), 'fine.png')
+    Image.new('RGB', (8, 8)).save(path)
+    with mock.patch.object(Image.Image, 'load', side_effect=MemoryError), \
+         self.assertRaisesRegex(InputError, 'not enough memory to decode it$'):
+      image_io.load_image(path)
 
 
 class MakeSummaryTest(absltest.TestCase):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 from unittest import mock
 
 from absl.testing import absltest
@@ -21,10 +22,12 @@ from ddip_jax import engine
 from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
+from ddip_jax import memory
 from ddip_jax import models
 from ddip_jax import tasks
 from ddip_jax import writing
 from ddip_jax.tasks import video
+from tests import image_io_test  # pylint: disable=g-bad-import-order
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _F, _H, _W = 3, 32, 32
@@ -206,6 +209,29 @@ class ClipIoTest(parameterized.TestCase):
     clip_io.save_gif(one_gif, np.zeros((1, 8, 8)))
     cases['one_frame_gif'] = (one_gif, 'has 1 frame')
     return cases
+
+  def test_a_clip_too_large_is_refused_before_decoding_and_decoded_a_frame_at_a_time(self):
+    tmp = _tempdir(self)
+    frames = np.stack([np.full((60, 80), k / 20, np.float32) for k in range(20)])
+    gif, folder = os.path.join(tmp, 'clip.gif'), os.path.join(tmp, 'frames')
+    clip_io.save_gif(gif, frames)
+    _write_frames(folder, frames[:3, ..., None].repeat(3, -1), ['a.png', 'b.png', 'c.png'])
+    for path, count in ((gif, 20), (folder, 3)):
+      with mock.patch.dict(os.environ, {memory.MEMORY_ENV: image_io_test._limit_gb(60, 80, count - 0.5)}), \
+           mock.patch.object(Image.Image, 'load', side_effect=AssertionError('decoded')), \
+           self.assertRaisesRegex(image_io.InputError,
+                                  rf"^{path!r} is {count} frames of 80x60: its run needs about .* GB of memory, more "
+                                  rf"than the limit of .* \(DDIP_JAX_MEMORY_GB=.*\); at most {count - 1} frames of "
+                                  "this size fit$"):
+        clip_io.load_frames(path)
+    tracemalloc.start()
+    try:
+      clip, _ = clip_io.load_frames(gif)
+      peak = tracemalloc.get_traced_memory()[1]
+    finally:
+      tracemalloc.stop()
+    self.assertEqual(clip.shape, (20, 60, 80, 3))
+    self.assertLess(peak, 1.3 * clip.nbytes)  # The clip's array and a frame or two, never a second clip.
 
   def test_bad_inputs_are_one_line_errors(self):
     for name, (path, message) in self._bad_inputs(_tempdir(self)).items():
