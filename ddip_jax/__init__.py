@@ -2,7 +2,8 @@
 
 The Python API (`ddip_jax/api.py`): `segment`, `separate`, `dehaze`, `remove_watermark`,
 `decompose_video`, each returning numpy layers and metrics; their errors `InputError`, `ConfigError`
-(bad input or config), `NumericalError` and `Interrupted` (a run stopped early).
+(bad input or config), `NumericalError` and `Interrupted` (a run stopped early). `Cutout`
+(`ddip_jax/cutout.py`): an interactive cut-out whose corrections continue the last result in memory.
 """
 
 from ddip_jax.api import ConfigError
@@ -19,5 +20,7 @@ from ddip_jax.api import separate
 from ddip_jax.api import Separation
 from ddip_jax.api import VideoDecomposition
 from ddip_jax.api import WatermarkRemoval
+from ddip_jax.cutout import Cutout
+from ddip_jax.cutout import CutoutResult
 
 __version__ = '0.1.0'

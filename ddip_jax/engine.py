@@ -92,6 +92,7 @@ class Result:
   best_step: int
   metrics: dict[str, Any]
   last: dict[str, Any] = dataclasses.field(default_factory=dict)
+  state: TrainState | None = None  # The last stage's final state: `optimize(start=...)` continues from it.
 
 
 # Observer = (stage, steps done, state) -> a stop reason or None; the state's
@@ -188,7 +189,7 @@ def _partial_result(stage: Stage, state: TrainState, record: _Record, stage_metr
   if not all(np.isfinite(x).all() for x in jax.tree.leaves(best)):
     best, best_psnr, best_step = {}, -math.inf, -1
   metrics = {**record.metrics, 'stages': {**record.metrics['stages'], stage.name: stage_metrics}}
-  return Result(state.params, state.batch_stats, best, best_psnr, best_step, metrics)
+  return Result(state.params, state.batch_stats, best, best_psnr, best_step, metrics, state=state)
 
 
 def optimize(
@@ -199,6 +200,7 @@ def optimize(
     on_check: Callable[[str, TrainState], None] | None = None,
     checkpoint: checkpoint_io.Checkpointing | None = None,
     stop: Callable[[], str | None] | None = None,
+    start: TrainState | None = None,
 ) -> Result:
   """Runs all stages of a problem and returns the best outputs.
 
@@ -213,6 +215,11 @@ def optimize(
       from it (a finished run's checkpoint gives the finished result at once).
     stop: polled after every compiled call; a non-empty string (the reason)
       makes the run save a checkpoint and raise `Interrupted`.
+    start: a state to continue from (a `Result.state`: variables and Adam's
+      moments) instead of initialising the generators; the first stage starts
+      there with its step counter going on and a new best result. Its stages'
+      step is then the compiled program of the earlier run (no compilation)
+      when their loss computes the same on other data (e.g. new hints).
 
   Returns:
     A `Result`; `best` holds the best outputs of the last stage that tracks
@@ -230,6 +237,8 @@ def optimize(
   stage_list = [[s.name, s.num_steps] for s in problem.stages]
   record = _Record(metrics={'loop_strategy': strategy, 'steps_per_call': per_call, 'stages': {}})
   saved, first = None, 0
+  if start is not None and checkpoint is not None:
+    raise ValueError('a run continued from a state is not checkpointed')
   if checkpoint is not None and os.path.exists(checkpoint.path):
     saved = checkpoint_io.load_checkpoint(checkpoint.path)
     if saved.get('tag') != checkpoint.tag:
@@ -253,8 +262,11 @@ def optimize(
       *shapes,
       strategy=strategy, steps_per_call=per_call, num_perturbations=options.num_perturbations, options=xla_options)
   try:
-    params, batch_stats = models.init_generators(problem.generators, problem.inputs, init_key)
-    start = time.perf_counter()
+    if start is None:
+      params, batch_stats = models.init_generators(problem.generators, problem.inputs, init_key)
+    else:
+      params, batch_stats = start.params, start.batch_stats
+    continued, start = start, time.perf_counter()
 
     def save(index: int, state: TrainState, done: int, complete: bool, stage_seconds: float) -> None:
       payload = {
@@ -271,9 +283,12 @@ def optimize(
         continue
       stage_key = jax.random.fold_in(key, index + 1)
       built = ahead.get(index)
-      state, _ = initial_state(problem, stage, params=params, batch_stats=batch_stats,
-                               num_perturbations=options.num_perturbations,
-                               best_shapes=built[0].best if built else None)
+      if continued is not None and index == 0:  # Adam's moments and the step go on; the best is of this run.
+        state = continued._replace(best_psnr=jax.numpy.float32(-math.inf), best_step=jax.numpy.int32(-1))
+      else:
+        state, _ = initial_state(problem, stage, params=params, batch_stats=batch_stats,
+                                 num_perturbations=options.num_perturbations,
+                                 best_shapes=built[0].best if built else None)
       done, complete, seconds_before = 0, False, 0.0
       if saved is not None and index == first:
         state = checkpoint_io.restore_like(state, saved['state'], checkpoint.path)
@@ -330,6 +345,7 @@ def optimize(
     logging.info('optimisation finished in %.1f s', record.metrics['seconds'])
     # A stage that does not track a best result keeps its latest outputs in `best`.
     last = jax.device_get(state.best) if problem.stages and not problem.stages[-1].track_best else {}
-    return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics, last)
+    return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics, last,
+                  state=state)
   finally:
     ahead.close()

@@ -304,6 +304,26 @@ def resolve_hints(
         raise image_io.InputError(f'{path}: the {name} marks every pixel; it must leave the other layer some room')
       user[name] = hint
       info[name] = {'source': path}
+  return complete_hints(image, user, info, method=method)
+
+
+def complete_hints(image: np.ndarray, user: dict[str, np.ndarray], info: dict[str, dict], *,
+                   method: str) -> tuple[np.ndarray, np.ndarray, dict]:
+  """The user's hints (arrays, in memory), completed by automatic ones where missing (`resolve_hints`).
+
+  Args:
+    image: (H, W, 3) working image in [0, 1], or a clip (F, H, W, 3).
+    user: 'fg_hint' and / or 'bg_hint' -> float32 (H, W) (or (F, H, W)) in {0, 1}, each marking some pixel.
+    info: for each of `user`'s hints, {'source': what to call it in messages}.
+    method: automatic method for the hints not given.
+
+  Returns:
+    As `resolve_hints`.
+
+  Raises:
+    image_io.InputError: a user's hint marks only pixels the other hint marks too.
+  """
+  user, info = dict(user), {name: dict(value) for name, value in info.items()}
   if len(user) < 2:
     if 'bg_hint' in user and method in ('saliency', 'object') and image.ndim == 3:
       # Only a background (say, the outside of a box): look for the object against it.
@@ -322,10 +342,10 @@ def resolve_hints(
     logging.warning('%d pixels are marked in both hints; they are left unhinted', int(overlap.sum()))
     fg, bg = fg * ~overlap, bg * ~overlap
     # A user's hint that the other hint covers completely would silently vanish.
-    for name, path, hint, other in (('fg_hint', fg_path, fg, 'bg_hint'), ('bg_hint', bg_path, bg, 'fg_hint')):
-      if path and not hint.any():
+    for name, hint, other in (('fg_hint', fg, 'bg_hint'), ('bg_hint', bg, 'fg_hint')):
+      if not info[name]['source'].startswith('auto:') and not hint.any():
         raise image_io.InputError(
-            f'{path}: every pixel the {name} marks is also marked in the {other} '
+            f'{info[name]["source"]}: every pixel the {name} marks is also marked in the {other} '
             f'({info[other]["source"]}); the two hints must mark different pixels')
   info['fg_hint']['fraction'] = float(fg.mean())
   info['bg_hint']['fraction'] = float(bg.mean())
