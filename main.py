@@ -27,6 +27,8 @@ from ddip_jax import api
 from ddip_jax import batch
 from ddip_jax import cli
 from ddip_jax import engine
+from ddip_jax import memory
+from ddip_jax import resume
 from ddip_jax import runner
 from ddip_jax import tasks
 from ddip_jax import writing
@@ -45,6 +47,9 @@ _COORDINATOR = flags.DEFINE_string('coordinator_address', None,
                                    'host:port of process 0, for a batch shared by several processes.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes sharing the batch.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index, 0 .. num_processes - 1.')
+_BIND_ADDRESS = flags.DEFINE_string('coordinator_bind_address', None,
+                                    'Where process 0\'s coordinator listens (default: --coordinator_address; '
+                                    '[::]:PORT for every interface).')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False,
                                  'Initialise jax.distributed even without the flags above (cluster managers).')
 _COMPILATION_CACHE = flags.DEFINE_string(
@@ -61,6 +66,16 @@ def _enable_compilation_cache(path: str) -> None:
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 
+def _where_it_stands(config, workdir: str) -> str:
+  """After an interruption outside an optimisation: whether the outputs are complete, and what to do."""
+  if config.inputs:
+    return (f': {os.path.join(workdir, batch.RESULTS)} lists the images finished; run the same command again '
+            'for the others')
+  if runner.finished_metrics(workdir, config) is not None:
+    return f'after the run finished: its outputs are complete in {workdir}/'
+  return 'before the outputs were complete: run the same command again to resume (or redo) it'
+
+
 def main(argv):
   del argv  # Only the program name: `cli.parse` refuses extra arguments.
   config = _CONFIG.value
@@ -68,14 +83,15 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join('results', config_name)
   created = not os.path.exists(workdir)
   try:
-    tasks.validate(config)
-    _enable_compilation_cache(_COMPILATION_CACHE.value)
-    batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                                 force=_DISTRIBUTED.value)
-    logging.info('task %s, writing to %s', config.task, workdir)
-    if config.inputs:
-      return 1 if any(row.failed for row in batch.run(config, workdir, overwrite=_OVERWRITE.value)) else 0
-    metrics, already_done = api.run_config(config, workdir, overwrite=_OVERWRITE.value)
+    with resume.terminating():  # SIGTERM outside an optimisation: a message and 143, as Ctrl-C's 130.
+      tasks.validate(config)
+      _enable_compilation_cache(_COMPILATION_CACHE.value)
+      batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                   force=_DISTRIBUTED.value, bind_address=_BIND_ADDRESS.value)
+      logging.info('task %s, writing to %s', config.task, workdir)
+      if config.inputs:
+        return 1 if any(row.failed for row in batch.run(config, workdir, overwrite=_OVERWRITE.value)) else 0
+      metrics, already_done = api.run_config(config, workdir, overwrite=_OVERWRITE.value)
   except engine.Interrupted as err:
     where = getattr(err, 'workdir', workdir)
     if config.loop.checkpoint_every > 0:
@@ -84,14 +100,17 @@ def main(argv):
     else:
       print(f'{err}: the best result so far is in {where}/ (checkpoints are off)', file=sys.stderr)
     return 128 + getattr(signal, err.reason, signal.SIGINT)
-  except KeyboardInterrupt:  # Before or after the optimisation, or a second Ctrl-C.
-    print('interrupted', file=sys.stderr)
-    return 128 + signal.SIGINT
-  except (*runner.RUN_ERRORS, writing.OutputError) as err:
+  except (KeyboardInterrupt, resume.Terminated) as err:  # Outside an optimisation, or a second Ctrl-C.
+    name = 'SIGTERM' if isinstance(err, resume.Terminated) else 'SIGINT'
+    print(f'interrupted ({name}) ' + _where_it_stands(config, workdir), file=sys.stderr)
+    return 128 + getattr(signal, name)
+  except (*runner.RUN_ERRORS, writing.OutputError, MemoryError) as err:
     if created and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:
       raise
+    if isinstance(err, MemoryError):
+      err = f'out of memory; {memory.MEMORY_ENV} set lower refuses such inputs before they start'
     print(f'error: {err}', file=sys.stderr)
     return 2
   summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != 'status'}

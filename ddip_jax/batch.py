@@ -259,11 +259,11 @@ def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir:
     for t in threads:
       while t.is_alive():
         t.join(timeout=0.5)
-  if errors:
-    stopped = [e for e in errors if isinstance(e, engine.Stopped)]
-    if len(stopped) > 1:  # Several images were in progress: name every folder to resume.
-      stopped[0].workdir = ', '.join(f'{e.workdir}/' for e in stopped).rstrip('/')
-    raise errors[0]
+    if errors:  # Inside: the stop the signal asked for is this error, not a signal to deliver again.
+      stopped = [e for e in errors if isinstance(e, engine.Stopped)]
+      if len(stopped) > 1:  # Several images were in progress: name every folder to resume.
+        stopped[0].workdir = ', '.join(f'{e.workdir}/' for e in stopped).rstrip('/')
+      raise errors[0]
 
 
 def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
@@ -295,13 +295,16 @@ def _gather_rows(rows: list[Row], process_index: int, process_count: int) -> lis
 
 
 def initialize_distributed(coordinator_address: str | None, num_processes: int | None, process_id: int | None,
-                           *, force: bool = False) -> None:
+                           *, force: bool = False, bind_address: str | None = None, timeout_s: int = 300) -> None:
   """Starts `jax.distributed` when a multi-process run is asked for.
 
   Each argument falls back to an environment variable (JAX_COORDINATOR_ADDRESS,
   JAX_NUM_PROCESSES, JAX_PROCESS_ID); with none of them set nothing happens,
   unless `force`, where `jax.distributed.initialize` detects a cluster manager
-  (SLURM, Open MPI, ...).
+  (SLURM, Open MPI, ...). Process 0's coordinator listens on `bind_address`,
+  by default the coordinator address itself (not every interface). It says on
+  stderr that it waits for the other processes: JAX waits up to `timeout_s`,
+  then aborts the process.
   """
   coordinator_address = coordinator_address or os.environ.get('JAX_COORDINATOR_ADDRESS') or None
   if num_processes is None and os.environ.get('JAX_NUM_PROCESSES'):
@@ -310,8 +313,14 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
     process_id = int(os.environ['JAX_PROCESS_ID'])
   if not force and coordinator_address is None and num_processes is None and process_id is None:
     return
+  bind_address = bind_address or coordinator_address
+  if coordinator_address:
+    print(f'process {process_id} of {num_processes}: waiting up to {timeout_s} s for every process to reach the '
+          f'coordinator {coordinator_address}' + (f' (listening on {bind_address})' if process_id == 0 else ''),
+          file=sys.stderr, flush=True)
   try:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    jax.distributed.initialize(coordinator_address, num_processes, process_id, initialization_timeout=timeout_s,
+                               coordinator_bind_address=bind_address)
   except (ValueError, TypeError, RuntimeError) as err:  # Bad or missing settings, coordinator unreachable.
     raise config_check.ConfigError(f'cannot start the multi-process run: {err}') from err
   logging.info('process %d of %d', jax.process_index(), jax.process_count())

@@ -45,6 +45,27 @@ def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str 
                               tag=runner.run_tag(config))
 
 
+class Terminated(BaseException):
+  """SIGTERM arrived outside an optimisation (`terminating`): what KeyboardInterrupt is to Ctrl-C."""
+
+
+@contextlib.contextmanager
+def terminating() -> Iterator[None]:
+  """Makes SIGTERM raise `Terminated` in the main thread while the block runs, so that the command line
+  says where the run stands and exits with 143 instead of dying silently; `stop_on_signals` turns it into
+  a clean stop during an optimisation."""
+
+  def on_sigterm(signum, frame):
+    del signum, frame
+    raise Terminated('SIGTERM')
+
+  previous = signal.signal(signal.SIGTERM, on_sigterm)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
 # The stop request of the main thread's active `stop_on_signals`, shared with
 # worker threads (e.g. one per device), where Python cannot install handlers.
 _main_thread_stop: list[Callable[[], str | None]] = []
@@ -59,7 +80,9 @@ def stop_on_signals(
   Yields a callable, for `engine.optimize(stop=...)`, that returns the signal's
   name ('SIGINT', 'SIGTERM') once one has arrived and None before. The first
   signal restores the previous handlers, so a second one acts at once (Ctrl-C:
-  KeyboardInterrupt); the handlers are restored on exit too. Outside the main
+  KeyboardInterrupt); the handlers are restored on exit too. A signal that no
+  stop acted on (it came as the last steps ran, and the block ended normally)
+  is delivered again to the previous handler on exit, so it is never lost. Outside the main
   thread, where Python cannot install handlers, nothing is installed: the
   callable is that of the main thread's active `stop_on_signals` if there is
   one (so runs in worker threads stop too), else it never asks to stop.
@@ -92,6 +115,8 @@ def stop_on_signals(
   finally:
     _main_thread_stop.remove(stop)
     restore()
+  if received:  # The block ended normally: nothing stopped for it.
+    signal.raise_signal(signal.Signals[received[0]])
 
 
 def optimize_and_write(

@@ -7,10 +7,14 @@ one is expected; any failure to write (disk full, no permission) raises
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+import contextlib
 import io
 import json
 import os
 import secrets
+import signal
+import threading
 from typing import Any
 
 import numpy as np
@@ -28,7 +32,8 @@ def write_files(files: dict[str, bytes]) -> None:
 
   Parent directories are created. A reader sees each file old or new, never a
   part; if anything fails before the renames, no file is replaced (earlier
-  results stay whole) and no temporary file is left.
+  results stay whole) and no temporary file is left. A Ctrl-C or SIGTERM that
+  arrives during the renames acts once they are done (`signals_deferred`).
 
   Args:
     files: path -> the bytes to write there.
@@ -54,11 +59,12 @@ def write_files(files: dict[str, bytes]) -> None:
           os.fsync(f.fileno())
       except OSError as e:
         raise OutputError(f"cannot write {os.fspath(path)!r}: {e.strerror or e}") from e
-    for tmp, target in staged:
-      try:
-        os.replace(tmp, target)
-      except OSError as e:
-        raise OutputError(f"cannot write {target!r}: {e.strerror or e}") from e
+    with signals_deferred():  # Ctrl-C / SIGTERM acts once the set is in place, never amid it.
+      for tmp, target in staged:
+        try:
+          os.replace(tmp, target)
+        except OSError as e:
+          raise OutputError(f"cannot write {target!r}: {e.strerror or e}") from e
   except BaseException:
     for tmp, _ in staged:
       try:
@@ -66,6 +72,27 @@ def write_files(files: dict[str, bytes]) -> None:
       except FileNotFoundError:
         pass
     raise
+
+
+@contextlib.contextmanager
+def signals_deferred(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+  """Holds back Ctrl-C and SIGTERM while the block runs, then delivers them to their handlers.
+
+  Only the main thread runs signal handlers; elsewhere nothing changes (a
+  signal raises nothing in another thread).
+  """
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  received = []
+  previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in signals}
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, signal.SIG_DFL if handler is None else handler)
+    for signum in dict.fromkeys(received):
+      signal.raise_signal(signum)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from unittest import mock
 
 from absl.testing import absltest
@@ -324,6 +325,31 @@ class BatchTest(absltest.TestCase):
       for row in rows:  # ... and its parameters lived on that device.
         with open(os.path.join(self.workdir, row['output'], 'metrics.json')) as f:
           self.assertEqual(json.load(f)['params_device'], row['device'])
+
+  def test_a_process_waiting_for_its_peers_says_so_and_listens_on_the_coordinator_address_only(self):
+    paths = _make_images(self.images, 1)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, 'main.py', '--config=configs/default.py', f'--config.inputs={paths[0]}',
+         f'--workdir={self.workdir}', f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
+         '--process_id=0'], cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), stderr=subprocess.PIPE, text=True)
+    self.addCleanup(proc.wait)
+    self.addCleanup(proc.kill)
+    line = proc.stderr.readline()  # Before it waits (the peer never comes).
+    self.assertEqual(line, f'process 0 of 2: waiting up to 300 s for every process to reach the coordinator '
+                           f'127.0.0.1:{port} (listening on 127.0.0.1:{port})\n')
+    listening = set()
+    for _ in range(100):
+      for table in ('/proc/net/tcp', '/proc/net/tcp6'):  # Addresses in hex, state 0A: listening.
+        with open(table) as f:
+          rows = [row.split() for row in f.readlines()[1:]]
+        listening |= {row[1].split(':')[0] for row in rows if row[3] == '0A' and int(row[1].split(':')[1], 16) == port}
+      if listening:
+        break
+      time.sleep(0.1)
+    self.assertNotEmpty(listening)
+    for address in listening:  # 127.0.0.1 (or ::ffff:127.0.0.1), not every interface.
+      self.assertEndsWith(address, '0100007F')
 
   def test_command_line_reports_every_failed_image(self):
     # Only failing images, so that no compilation is needed: the command-line

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -56,6 +57,8 @@ class MainTest(parameterized.TestCase):
     cls.text = os.path.join(cls.dir, 'notes.png')
     with open(cls.text, 'w') as f:
       f.write('not an image\n')
+    cls.fifo = os.path.join(cls.dir, 'fifo')
+    os.mkfifo(cls.fifo)
     cls.reference = None
 
   @classmethod
@@ -136,10 +139,14 @@ class MainTest(parameterized.TestCase):
       ('unknown_field', ['--config.num_step=3'], ['--config.num_step: no such config field; did you mean '
                                                   '--config.num_steps?']),
       ('infinite_learning_rate', ['--config.learning_rate=inf'], ['config.learning_rate = inf: must be a finite']),
+      ('inputs_from_dev_zero', ['--config.inputs=@/dev/zero'],
+       ["config.inputs: cannot read the list '/dev/zero': is a character device, not a list of paths"]),
+      ('inputs_from_a_fifo', ['--config.inputs=@{fifo}'], ["cannot read the list '{fifo}': is a FIFO (named pipe)"]),
   )
   def test_bad_input_is_one_error_line(self, overrides, expected):
     workdir = os.path.join(self.dir, f'bad_{self._testMethodName}')
-    paths = {'missing': os.path.join(self.dir, 'no_such_image.png'), 'tiny': self.tiny, 'text': self.text}
+    paths = {'missing': os.path.join(self.dir, 'no_such_image.png'), 'tiny': self.tiny, 'text': self.text,
+             'fifo': self.fifo}
     overrides = [o.format(**paths) for o in overrides]
     proc = _cli(*self._base_args(workdir), *overrides, timeout=120)
     self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
@@ -150,6 +157,51 @@ class MainTest(parameterized.TestCase):
       self.assertIn(text.format(**paths), errors[0])
     self.assertNotIn('done:', proc.stdout)
     self.assertFalse(os.path.exists(workdir))
+
+  def test_a_workdir_holding_the_inputs_or_an_image_too_large_is_refused_before_any_work(self):
+    before = {name: os.stat(os.path.join(self.dir, name)).st_mtime_ns for name in os.listdir(self.dir)}
+    cases = ((f'--workdir={self.dir}', {}, f"--workdir '{self.dir}' holds the input '{self.image}': the run's "
+                                           'outputs could replace it'),
+             (f'--workdir={os.path.dirname(self.dir)}', {}, 'holds the input'),
+             (f'--workdir={os.path.join(self.dir, "new")}', {'DDIP_JAX_MEMORY_GB': '0.5'},
+              f"{self.image!r} is 32x24 (0.0 megapixels): its run needs about 0.5 GB of memory, more than the limit "
+              'of 0.5 GB (DDIP_JAX_MEMORY_GB=0.5); the limit is below'))
+    for workdir, env, message in cases:
+      with mock.patch.dict(os.environ, env):
+        proc = _cli(*self._base_args('unused'), workdir, timeout=120)
+      self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
+      self.assertNotIn('Traceback', proc.stderr)
+      self.assertLen(_error_lines(proc.stderr), 1, msg=proc.stderr)
+      self.assertIn(message, _error_lines(proc.stderr)[0])
+    self.assertEqual({name: os.stat(os.path.join(self.dir, name)).st_mtime_ns for name in os.listdir(self.dir)},
+                     before)
+
+  def test_sigterm_while_the_outputs_are_written_says_so_and_exits_143(self):
+    # SIGTERM arrives as the first finished output is renamed into place: the set is completed, then the
+    # run stops with a message; the same command then says already done.
+    workdir = os.path.join(self.dir, 'sigterm_writing')
+    inject = ('import os, runpy, signal, sys\n'
+              'real_replace = os.replace\n'
+              'def replace(source, target):\n'
+              '  if str(target).endswith("/fg.png"):\n'
+              '    os.kill(os.getpid(), signal.SIGTERM)\n'
+              '  real_replace(source, target)\n'
+              'os.replace = replace\n'
+              'sys.argv = ["main.py", *sys.argv[1:]]\n'
+              'runpy.run_path("main.py", run_name="__main__")\n')
+    proc = subprocess.run([sys.executable, '-c', inject, *self._base_args(workdir)], cwd=_REPO,
+                          env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=600,
+                          check=False)
+    self.assertEqual(proc.returncode, 128 + signal.SIGTERM, msg=proc.stderr[-3000:])
+    self.assertNotIn('Traceback', proc.stderr)
+    self.assertNotIn('done', proc.stdout)
+    self.assertIn(f'interrupted (SIGTERM) after the run finished: its outputs are complete in {workdir}/',
+                  proc.stderr)
+    with open(os.path.join(workdir, 'metrics.json')) as f:
+      self.assertEqual(json.load(f)['status'], 'ok')
+    again = _cli(*self._base_args(workdir), timeout=120)
+    self.assertEqual(again.returncode, 0, msg=again.stderr[-3000:])
+    self.assertStartsWith(again.stdout, 'already done')
 
   def test_workdir_that_is_a_file_is_one_error_line(self):
     workdir = os.path.join(self.dir, 'a_file')

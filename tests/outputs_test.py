@@ -75,15 +75,46 @@ def _config(**overrides):
 class StopOnSignalsTest(absltest.TestCase):
 
   def test_first_signal_requests_a_stop_and_restores_the_handlers(self):
-    before = signal.getsignal(signal.SIGTERM)
+    delivered = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: delivered.append(signum))
+    self.addCleanup(signal.signal, signal.SIGTERM, before)
+    handler = signal.getsignal(signal.SIGTERM)
+    with self.assertRaises(engine.Interrupted):
+      with resume.stop_on_signals() as stop:
+        self.assertIsNone(stop())
+        os.kill(os.getpid(), signal.SIGTERM)
+        self.assertEqual(stop(), 'SIGTERM')
+        # A second signal would act as before the context (here: the test's handler).
+        self.assertIs(signal.getsignal(signal.SIGTERM), handler)
+        self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+        raise engine.Interrupted('interrupted (SIGTERM) at step 3', 'SIGTERM')  # The stop acted on it.
+    self.assertEqual((signal.getsignal(signal.SIGTERM), delivered), (handler, []))
+
+  def test_a_signal_no_stop_acted_on_is_delivered_again(self):
+    delivered = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: delivered.append(signum))
+    self.addCleanup(signal.signal, signal.SIGTERM, before)
     with resume.stop_on_signals() as stop:
-      self.assertIsNone(stop())
-      os.kill(os.getpid(), signal.SIGTERM)
-      self.assertEqual(stop(), 'SIGTERM')
-      # A second signal would act as before the context (here: the test runner's handler).
-      self.assertIs(signal.getsignal(signal.SIGTERM), before)
-      self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
-    self.assertIs(signal.getsignal(signal.SIGTERM), before)
+      os.kill(os.getpid(), signal.SIGTERM)  # As the last steps ran: the run ends normally.
+      self.assertEqual((stop(), delivered), ('SIGTERM', []))
+    self.assertEqual(delivered, [signal.SIGTERM])
+
+  def test_a_signal_amid_the_renames_of_a_set_acts_once_the_set_is_written(self):
+    folder = _tempdir(self)
+    files = {os.path.join(folder, f'{name}.txt'): name.encode() for name in ('a', 'b', 'metrics')}
+    real_replace = os.replace
+
+    def replace(source, target):
+      if target.endswith('a.txt'):
+        os.kill(os.getpid(), signal.SIGTERM)
+      real_replace(source, target)
+
+    with mock.patch('os.replace', replace), resume.terminating(), self.assertRaises(resume.Terminated):
+      writing.write_files(files)
+    for path, data in files.items():
+      with open(path, 'rb') as f:
+        self.assertEqual(f.read(), data)
+    self.assertEqual(sorted(os.listdir(folder)), ['a.txt', 'b.txt', 'metrics.txt'])  # No temporary file.
 
   def test_outside_the_main_thread_nothing_is_installed(self):
     seen = []
