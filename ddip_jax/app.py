@@ -3,21 +3,18 @@ r"""A local web page for Double-DIP: paint hints on a photo, watch the run, down
   python -m ddip_jax.app [--port=7860] [--host=127.0.0.1] [--runs_dir=results/app]
 
 Needs the optional dependencies of requirements-app.txt (Gradio). Tabs:
-segmentation (strokes in two colours, or automatic hints drawn as strokes),
-watermark (strokes over the watermark: their box is the hint), and dehazing,
-transparency and video (files only; none: the config's demo).
+segmentation (strokes in two colours, or automatic hints drawn as strokes: an
+interactive cut-out in memory, `app_cutout`), watermark (strokes over the
+watermark: their box is the hint), and dehazing, transparency and video (files
+only; none: the config's demo).
 
-The page's layout and events; its widgets are `app_widgets`'s (where Gradio is imported), a run and its
-files `app_runs`'s.
-The Stop button stops the run as Ctrl-C does, keeping the best result so far. One run at a time:
-runs from other browser tabs wait in Gradio's queue.
+The segmentation tab and the page; the other tabs and the widgets are `app_widgets`'s (where Gradio is
+imported), a run of `main.py`'s and its files `app_runs`'s.
 """
 
 import argparse
-from collections.abc import Callable
 import contextlib
 import os
-import shutil
 import sys
 import time
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from ddip_jax import app_cutout
 from ddip_jax import app_runs
 from ddip_jax import app_safety
 from ddip_jax import app_widgets
@@ -34,264 +32,208 @@ from ddip_jax import image_io
 gr = app_widgets.gr  # None without Gradio: `main` says so in one line.
 
 
-class _Tab:
-  """What every tab does: start a run for a browser session, follow it, stop it."""
+class SegmentationPage(app_widgets.PhotoTab):
+  """The segmentation tab: a cut-out per browser session (`app_cutout`), previewed on every stroke.
 
-  def __init__(self, runs_dir: str, runs: dict[str, app_runs.Run], *, keep_s: float = 86400.0):
-    self.runs_dir, self.keep_s = runs_dir, keep_s  # Run folders older than keep_s go when a run starts.
-    self._runs = runs  # Browser session -> its run in progress (shared by the tabs: Stop stops it).
-
-  def stop(self, session: str | None):
-    run = self._runs.get(session)
-    if run is None:
-      return 'nothing is running'
-    run.stop()
-    return 'stopping after the current steps; the best result so far is kept'
-
-  def run_and_show(self, folder: str, make_args: Callable[[], list[str]], session: str | None, *,
-                   previews: tuple[str, ...], layers: list[str],
-                   results: Callable[[app_runs.Run, str], list[Any]] | None = None):
-    """Runs the `main.py` arguments `make_args()` (which writes the inputs to `folder`) into `folder`/output.
-
-    Yields (status, progress, *previews, *layers, zip, command) for the page as it goes: every few seconds
-    the previews made so far (gr.skip() for the others), then the output files named `layers` and the zip of
-    the run folder. `results(run, workdir)`, if given, is what the ended run shows instead of (*previews,
-    *layers) (image_io.InputError: no result).
-    """
-    skip = gr.skip()
-    quiet = [skip] * (len(previews) + len(layers) + 2)
-    workdir = os.path.join(folder, 'output')
-    app_safety.prune_runs(self.runs_dir, self.keep_s)
-    try:
-      args = make_args()
-      command = app_runs.command_line(args, workdir)
-      config = app_runs.parse_config(args)
-    except app_runs.USER_ERRORS as err:
-      shutil.rmtree(folder, ignore_errors=True)  # A refused run leaves nothing behind.
-      yield (f'error: {err}', app_widgets.progress_html(None, ''), *quiet)
-      return
-    app_runs.save_run_record(folder, command, config)
-    # The last run's results go, the command of this one shows.
-    yield ('running', app_widgets.progress_html(None, app_runs.Snapshot().describe()), *[None] * (len(quiet) - 1),
-           command)
-    run = self._runs[session] = app_runs.Run(config, workdir).start()
-    try:
-      last = time.monotonic()
-      while not run.wait(0.25):
-        if time.monotonic() - last >= app_runs.PREVIEW_SECONDS:
-          last = time.monotonic()
-          snap = run.snapshot
-          shown = [app_widgets.preview(snap.previews.get(n)) for n in previews]
-          yield ('running' + (' (stopping)' if run.stopping else ''), app_widgets.progress_html(snap, snap.describe()),
-                 *[skip if image is None else image for image in shown], *quiet[len(shown):-1], command)
-    except GeneratorExit:  # The page was closed (Gradio cancels the event): nobody waits for the run.
-      run.stop()
-      raise
-    finally:
-      self._runs.pop(session, None)
-    if run.error:
-      shutil.rmtree(folder, ignore_errors=True)
-      yield (f'error: {run.error}', app_widgets.progress_html(None, ''), *quiet)
-      return
-    paths = [os.path.join(workdir, name) for name in layers]
-    try:
-      shown = results(run, workdir) if results else [*[skip] * len(previews),
-                                                      *(path if os.path.exists(path) else None for path in paths)]
-    except image_io.InputError:  # Stopped before any result.
-      shutil.rmtree(folder, ignore_errors=True)
-      yield ('stopped before any result', app_widgets.progress_html(None, ''), *quiet[:-1], command)
-      return
-    yield (app_runs.ended(run, workdir), app_widgets.progress_html(run.snapshot, run.snapshot.describe()), *shown,
-           app_runs.zip_folder(folder, os.path.join(folder, 'outputs.zip')), command)
-
-
-class _PhotoTab(_Tab):
-  """A tab whose photo is painted on in an editor: the photo comes from the file box or the demo config.
-
-  Attributes:
-    demo_config: the config whose own image is the demo.
-    colours: the brush's colours.
-    paint: what to paint, for the status line.
+  The first Run gives the first result; each later Run continues it with the editor's strokes (a correction).
+  Another photo, or other settings, start a new cut-out.
   """
-
-  demo_config: str
-  colours: tuple[tuple[int, int, int], ...]
-  paint: str
-
-  def load_photo(self, file: str | None):
-    """The photo chosen in the file box, read as the command line reads it, into the editor."""
-    if not file:
-      return gr.skip(), gr.skip(), ''
-    try:
-      file = app_safety.uploaded_file(file, app_widgets.upload_folder())
-      photo = image_io.load_image(file)
-    except (image_io.InputError, cli.UsageError) as err:
-      return None, None, f'error: {err}'
-    return (app_widgets.editor(photo, self.colours), file,
-            f'photo {os.path.basename(file)}: {photo.shape[1]}x{photo.shape[0]}; {self.paint}')
-
-  def load_demo(self):
-    """The demo into the editor (no photo file: the run uses the demo config's)."""
-    path = app_runs.demo_image(self.demo_config)
-    photo = image_io.load_image(os.path.join(app_runs.REPO, path))
-    return app_widgets.editor(photo, self.colours), app_runs.DEMO, f'demo {path}: {self.paint}'
-
-
-class SegmentationPage(_PhotoTab):
-  """The segmentation tab's event handlers."""
 
   demo_config = app_runs.DEMO_CONFIG
   colours = (app_runs.FG_COLOUR, app_runs.BG_COLOUR)
-  paint = 'paint the hints, or press Run for automatic hints'
+  paint = ('paint a stroke inside the object in red and one on the background in blue (or press Automatic hints), '
+           'then Run')
+
+  def __init__(self, runs_dir: str, runs: dict[str, Any], *, keep_s: float = 86400.0):
+    super().__init__(runs_dir, runs, keep_s=keep_s)
+    self.sessions = app_cutout.Sessions()
+
+  def load_photo(self, file: str | None, request: 'gr.Request'):  # pylint: disable=arguments-differ
+    """As `PhotoTab.load_photo`; the browser session's cut-out goes, and what it showed."""
+    self.sessions.drop(request.session_hash)
+    return *super().load_photo(file), None, None, None
+
+  def load_demo(self, request: 'gr.Request'):  # pylint: disable=arguments-differ
+    self.sessions.drop(request.session_hash)
+    return *super().load_demo(), None, None, None
+
+  def _session(self, source: str, settings: list[Any], extra: str, session: str | None) -> app_cutout.Session:
+    """The browser session's cut-out of this photo with these settings (kept, or new)."""
+    return app_cutout.session_for(self.sessions, session, *self._config(source, settings, extra))
+
+  @staticmethod
+  def _automatic(background: np.ndarray, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+    """The shown photo (h, w, 3) in [0, 1] and the automatic hints as a stroke layer on it (h, w, 4)."""
+    rgb = np.asarray(background)[..., :3].astype(np.float32) / 255.0
+    return rgb, app_runs.hints_to_layer(*app_runs.automatic_hints(rgb, config))
+
+  @staticmethod
+  def _config(source: str, settings: list[Any], extra: str) -> tuple[str, ml_collections.ConfigDict, int]:
+    """The photo's path, the cut-out's config and its correction steps (`app_cutout.cutout_config`)."""
+    path = os.path.join(app_runs.REPO, app_runs.demo_image()) if source == app_runs.DEMO else source
+    return path, *app_cutout.cutout_config(path, app_widgets.by_field(app_cutout.SETTINGS, settings), extra)
 
   def auto_hints(self, editor: dict | None, source: str | None, settings: list[Any], extra: str):
-    """The automatic hints, found as Run would (page settings and overrides), drawn as strokes to correct."""
+    """The automatic hints, found as a run would (page settings and overrides), drawn as strokes to correct."""
     background = (editor or {}).get('background')
     if background is None or source is None:
       return gr.skip(), 'error: upload a photo or pick the zebra first'
-    rgb = np.asarray(background)[..., :3].astype(np.float32) / 255.0
     try:
-      fg, bg = app_runs.automatic_hints(rgb, app_runs.segmentation_args(
-          photo=None if source == app_runs.DEMO else source, fg_hint=None, bg_hint=None,
-          settings=app_widgets.by_field(settings), extra=extra))
+      rgb, layer = self._automatic(background, self._config(source, settings, extra)[1])
     except app_runs.USER_ERRORS as err:
       return gr.skip(), f'error: {err}'
-    editor = {'background': background, 'layers': [app_runs.hints_to_layer(fg, bg)], 'composite': None}
-    return editor, 'automatic hints drawn (red: foreground, blue: background): correct them, then Run'
+    return (app_widgets.editor(rgb, self.colours, layer),
+            'automatic hints drawn (red: object, blue: background): correct them, then Run')
 
-  def run(self, editor: dict | None, source: str | None, settings: list[Any], extra: str, session: str | None):
-    """Runs the segmentation; yields (status, progress, fg, bg, mask, cut-out, zip, command) as it goes.
+  def preview(self, editor: dict | None, source: str | None, settings: list[Any], extra: str,
+              session: str | None):
+    """The mask the editor's strokes give by hint growth alone, on the photo (a fraction of a second)."""
+    editor = editor or {}
+    if editor.get('background') is None or source is None:
+      return gr.skip()
+    try:
+      state = self._session(source, settings, extra, session)
+      fg, bg = app_runs.strokes_to_hints(list(editor.get('layers') or []), state.cut.photo.shape[:2])
+      mask = state.cut.preview(fg=fg, bg=bg, replace=True) if fg.any() or bg.any() else None
+    except app_runs.USER_ERRORS:  # Run says what is wrong.
+      return gr.skip()
+    return _shown(app_cutout.overlay(state.cut.photo, mask))
 
-    `settings` are the SETTINGS fields' values; `session` names the browser session (for Stop).
+  def soft_edge(self, soft: bool, session: str | None):
+    """The cut-out shown and downloaded with the soft edge or the mask as its alpha."""
+    state = self.sessions.get(session)
+    if state is None or state.last is None:
+      return gr.skip(), gr.skip()
+    return self._cutout(state, soft), app_cutout.downloads(state.last, soft)
+
+  @staticmethod
+  def _cutout(state: app_cutout.Session, soft: bool) -> np.ndarray:
+    result = state.cut.result
+    rgba = app_cutout.rgba_cutout(state.cut.photo, result.alpha if soft else result.mask)
+    return _shown(app_cutout.on_checkerboard(rgba))
+
+  def run(self, editor: dict | None, source: str | None, settings: list[Any], extra: str, soft: bool,
+          session: str | None):
+    """The first result, or a correction; yields (status, progress, editor, overlay, cut-out, fg, bg, files).
+
+    `settings` are the SETTINGS fields' values; `session` names the browser session (its cut-out, Stop).
     """
+    skip = gr.skip()
     editor = editor or {}
     if source is None or editor.get('background') is None:
-      yield ('error: upload a photo or pick the zebra first', app_widgets.progress_html(None, ''), *[gr.skip()] * 6)
+      yield ('error: upload a photo or pick the zebra first', app_widgets.progress_html(None, ''), *[skip] * 6)
       return
-    folder = app_runs.new_run_folder(self.runs_dir, 'segmentation')
-    paths = {}
-
-    def make_args():
-      paths.update(app_runs.write_segmentation_inputs(folder, photo=None if source == app_runs.DEMO else source,
-                                                      layers=list(editor.get('layers') or [])))
-      return app_runs.segmentation_args(photo=paths['photo'], fg_hint=paths['fg_hint'], bg_hint=paths['bg_hint'],
-                                        settings=app_widgets.by_field(settings), extra=extra)
-
-    def results(run, workdir):
-      images = app_runs.result_images(folder, workdir, paths['photo'] or run.config.image)
-      return [images.get(name, gr.skip()) for name in ('fg', 'bg', 'mask', 'cutout')]
-
-    yield from self.run_and_show(folder, make_args, session, previews=('fg', 'bg', 'mask'), layers=['cutout'],
-                                 results=results)
-
-
-class WatermarkPage(_PhotoTab):
-  """The watermark tab: a photo, and strokes over its watermark whose bounding box is the hint."""
-
-  demo_config = app_runs.WATERMARK_CONFIG
-  colours = (app_runs.FG_COLOUR,)
-  paint = 'paint over the watermark (the box around your strokes is the hint), then Run'
-  previews = ('clean', 'watermark', 'mask')
-  layers = ('clean.png', 'watermark.png', 'mask.png')
-
-  def run(self, editor: dict | None, source: str | None, settings: list[Any], extra: str, session: str | None):
-    """Runs the watermark removal; yields (status, progress, *previews, *layers, zip, command)."""
-    folder = app_runs.new_run_folder(self.runs_dir, 'watermark')
-
-    def make_args():
-      if source is None or (editor or {}).get('background') is None:
-        raise cli.UsageError('upload a photo or pick the demo first')
-      return app_runs.watermark_args(folder, photo=None if source == app_runs.DEMO else source,
-                                     layers=list(editor.get('layers') or []),
-                                     settings=app_widgets.by_field(settings), extra=extra)
-
-    yield from self.run_and_show(folder, make_args, session, previews=self.previews, layers=list(self.layers))
-
-
-class TaskPage(_Tab):
-  """A `TaskTab`'s event handler."""
-
-  def __init__(self, tab: app_runs.TaskTab, runs_dir: str, runs: dict[str, app_runs.Run], *, keep_s: float):
-    super().__init__(runs_dir, runs, keep_s=keep_s)
-    self.tab = tab
-
-  def run(self, uploads: list[str | None], settings: list[Any], extra: str, session: str | None):
-    """Runs the task; yields (status, progress, *previews, *layers, zip, command) as it goes."""
-    tab = self.tab
-    folder = app_runs.new_run_folder(self.runs_dir, tab.config.rsplit('/', 1)[-1].removesuffix('.py'))
-
-    def make_args():
-      files = {}
-      for (field, _), upload in zip(tab.inputs, uploads):
-        upload = app_safety.uploaded_file(upload, app_widgets.upload_folder())
-        if upload:  # A copy in the run folder: the run is reproducible from it.
-          files[field] = os.path.join(folder, 'input', field.replace('.', '_') + os.path.splitext(upload)[1].lower())
-          shutil.copyfile(upload, files[field])
-      return app_runs.task_args(tab, files, settings=app_widgets.by_field(settings),
-                                extra=extra)
-
-    yield from self.run_and_show(folder, make_args, session, previews=tab.previews,
-                                 layers=[name for name, _ in tab.layers])
+    app_safety.prune_runs(self.runs_dir, self.keep_s)
+    drawn = skip
+    try:
+      state = self._session(source, settings, extra, session)
+      fg, bg = app_runs.strokes_to_hints(list(editor.get('layers') or []), state.cut.photo.shape[:2])
+      if not (fg.any() or bg.any()):  # No stroke: the automatic hints, drawn as strokes for the next correction.
+        rgb, layer = self._automatic(editor['background'], state.cut.config)
+        drawn = app_widgets.editor(rgb, self.colours, layer)
+        fg, bg = app_runs.strokes_to_hints([layer], state.cut.photo.shape[:2])
+    except app_runs.USER_ERRORS as err:
+      yield (f'error: {err}', app_widgets.progress_html(None, ''), *[skip] * 6)
+      return
+    previous = state.cut.result
+    what = 'first result' if previous is None else f'correction {len(state.calls)}'
+    progress = app_cutout.Progress(what, total=app_cutout.schedule(state.cut.config, previous is None,
+                                                                   state.cut.correction_steps))
+    refinement = self._runs[session] = app_cutout.Refinement(state.cut, fg, bg, progress).start()
+    yield progress.describe(), app_widgets.progress_html(0.0, progress.describe()), drawn, *[skip] * 4
+    try:
+      while not refinement.wait(0.5):
+        progress = refinement.progress
+        text = progress.describe() + (' (stopping)' if refinement.stopping else '')
+        yield text, app_widgets.progress_html(progress.fraction, text), *[skip] * 6
+    except GeneratorExit:  # The page was closed (Gradio cancels the event): nobody waits for the answer.
+      refinement.stop()
+      raise
+    finally:
+      self._runs.pop(session, None)
+    result = refinement.result
+    if refinement.error or result is None or result is previous:
+      text = f'error: {refinement.error}' if refinement.error else 'stopped before any new result'
+      yield text, app_widgets.progress_html(None, ''), *[skip] * 6
+      return
+    call = app_cutout.record(state, fg, bg, result, refinement.stopping, self.runs_dir)
+    text = (f'{"stopped: the best result so far" if refinement.stopping else "done"}: {what} in {result.seconds:.1f} s '
+            f'({result.steps} steps). Paint a correction and Run again, or download the cut-out.')
+    yield (text, app_widgets.progress_html(1.0, text), skip, _shown(app_cutout.overlay(state.cut.photo, result.mask)),
+           self._cutout(state, soft), _shown(image_io.to_uint8(result.fg)), _shown(image_io.to_uint8(result.bg)),
+           app_cutout.downloads(call, soft))
 
 
-def _task_tab(tab: app_runs.TaskTab, page: TaskPage, defaults: ml_collections.ConfigDict) -> None:
-  """The widgets and events of a `TaskTab` (inside a `gr.Tab`)."""
-  key = tab.title.lower()
-  gr.Markdown(tab.note + ' Give no file to run the demo.')
-  with gr.Row():
-    with gr.Column(scale=3):
-      uploads = [gr.File(label=label, elem_id=f'{key}_{field.replace(".", "_")}', type='filepath', height=120)
-                 for field, label in tab.inputs]
-      with gr.Row():
-        run_button = gr.Button('Run', variant='primary', elem_id=f'{key}_run')
-        stop_button = gr.Button('Stop', variant='stop', elem_id=f'{key}_stop')
-      settings, extra = app_widgets.settings_boxes(defaults, key)
-    outputs = app_widgets.results_column(key, tab.previews, tab.layers)
-
-  def run(values: dict, request: gr.Request):
-    yield from page.run([values[u] for u in uploads], [values[c] for c in settings], values[extra],
-                        request.session_hash)
-
-  _connect(page, run, run_button, stop_button, {*uploads, *settings, extra}, outputs)
+def _shown(image: np.ndarray) -> np.ndarray:
+  """An (H, W, C) uint8 image at most app_widgets.EDITOR_SIDE px (as the editor shows the photo)."""
+  if max(image.shape[:2]) <= app_widgets.EDITOR_SIDE:
+    return image
+  shown, _ = image_io.working_image(image.astype(np.float32) / 255.0, app_widgets.EDITOR_SIDE)
+  return image_io.to_uint8(shown)
 
 
-def _connect(page: _Tab, run: Callable[..., Any], run_button: Any, stop_button: Any, inputs: set[Any],
-             outputs: list[Any]) -> None:
-  """Run (one at a time: others wait in the queue) and Stop (not queued: it must reach a running run)."""
-  def stop(request: gr.Request):
-    return page.stop(request.session_hash)
-
-  run_button.click(run, inputs=inputs, outputs=outputs, concurrency_limit=1, concurrency_id='run',
-                   show_progress='minimal')
-  stop_button.click(stop, outputs=outputs[0], queue=False)
-
-
-def _watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> None:
-  """The widgets and events of the watermark tab (inside a `gr.Tab`)."""
-  gr.Markdown('A photo with a watermark: paint over the watermark (the box around your strokes is the hint), '
-              'then Run; or pick the demo and Run.')
-  source = gr.State(None)  # As the segmentation tab's.
+def _segmentation_tab(page: SegmentationPage, defaults: ml_collections.ConfigDict) -> None:
+  """The widgets and events of the segmentation tab (inside a `gr.Tab`)."""
+  gr.Markdown('Upload a photo (or pick the zebra), paint a stroke **inside the object in red** and one on the '
+              '**background in blue** (or press *Automatic hints*): the mask they give shows at once. **Run** '
+              'refines it; then paint corrections where it is wrong and **Run** again (a few seconds each).')
+  # The photo's file or DEMO. Photos come only through the file box (read as main.py reads them, with
+  # its messages) or the demo button: the editor's own upload would leave the file unknown.
+  source = gr.State(None)
   with gr.Row():
     with gr.Column(scale=3):
       with gr.Row():
-        upload = gr.File(label='Photo (any image file)', elem_id='watermark_upload', type='filepath', height=120)
-        demo_button = gr.Button('Demo', elem_id='watermark_demo', scale=0)
-      editor = gr.ImageEditor(label='Paint over the watermark', elem_id='watermark_editor', type='numpy',
-                              image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-                              brush=app_widgets.brush((480, 640), page.colours), canvas_size=(640, 480))
+        upload = gr.File(label='Photo (any image file)', elem_id='seg_upload', type='filepath', height=120)
+        demo_button = gr.Button('Zebra demo', elem_id='seg_demo', scale=0)
+      editor = gr.ImageEditor(
+          label='Paint hints: red = object, blue = background', elem_id='seg_editor', type='numpy',
+          image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
+          brush=app_widgets.brush((480, 640), SegmentationPage.colours), canvas_size=(640, 480))
       with gr.Row():
-        run_button = gr.Button('Run', variant='primary', elem_id='watermark_run')
-        stop_button = gr.Button('Stop', variant='stop', elem_id='watermark_stop')
-      settings, extra = app_widgets.settings_boxes(defaults, 'watermark')
-    outputs = app_widgets.results_column('watermark', page.previews, tuple((name, name[:-4]) for name in page.layers))
-  upload.upload(page.load_photo, inputs=upload, outputs=[editor, source, outputs[0]])
-  demo_button.click(page.load_demo, outputs=[editor, source, outputs[0]])
+        auto_button = gr.Button('Automatic hints', elem_id='seg_auto')
+        run_button = gr.Button('Run', variant='primary', elem_id='seg_run')
+        stop_button = gr.Button('Stop', variant='stop', elem_id='seg_stop')
+      settings, extra = app_widgets.settings_boxes(defaults, 'seg', app_cutout.SETTINGS,
+                                                   values={'correction_steps': app_cutout.CORRECTION_STEPS})
+    with gr.Column(scale=3):
+      status = gr.Textbox(label='Status', elem_id='seg_status', interactive=False)
+      progress = gr.HTML(app_widgets.progress_html(None, ''), elem_id='seg_progress')
+      shown = gr.Image(label='The mask on the photo (outside it dimmed)', elem_id='seg_overlay',
+                       interactive=False, format='png')
+      cutout = gr.Image(label='The cut-out (transparent where grey-checked)', elem_id='seg_cutout',
+                        interactive=False, format='png')
+      soft = gr.Checkbox(label='Soft edge (the cut-out\'s alpha follows the object\'s edge)', value=False,
+                         elem_id='seg_soft')
+      with gr.Accordion('The layers', open=False):
+        with gr.Row():
+          fg = gr.Image(label='foreground', elem_id='seg_fg', interactive=False, format='png')
+          bg = gr.Image(label='background', elem_id='seg_bg', interactive=False, format='png')
+      download = gr.File(label='Download: the cut-out (transparent PNG), mask, foreground, background',
+                         elem_id='seg_files', interactive=False, file_count='multiple')
+  cleared = [editor, source, status, shown, cutout, download]
+  upload.upload(page.load_photo, inputs=upload, outputs=cleared)
+  demo_button.click(page.load_demo, outputs=cleared)
+  auto_button.click(lambda photo, kind, *values: page.auto_hints(photo, kind, list(values[:-1]), values[-1]),
+                    inputs=[editor, source, *settings, extra], outputs=[editor, status])
 
-  def run(values: dict, request: gr.Request):
-    yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra],
+  def preview(values: dict, request: gr.Request):
+    return page.preview(values[editor], values[source], [values[c] for c in settings], values[extra],
                         request.session_hash)
 
-  _connect(page, run, run_button, stop_button, {editor, source, *settings, extra}, outputs)
+  # Every stroke (and every hint drawn): the preview, not queued behind a run.
+  editor.change(preview, inputs={editor, source, *settings, extra}, outputs=shown, trigger_mode='always_last',
+                concurrency_limit=2, concurrency_id='preview', show_progress='hidden')
+  def soft_edge(value: bool, request: gr.Request):
+    return page.soft_edge(value, request.session_hash)
+
+  soft.change(soft_edge, inputs=soft, outputs=[cutout, download], queue=False)
+
+  def run(values: dict, request: gr.Request):
+    yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra], values[soft],
+                        request.session_hash)
+
+  app_widgets.connect(page, run, run_button, stop_button, {editor, source, *settings, extra, soft},
+           [status, progress, editor, shown, cutout, fg, bg, download])
 
 
 def build(runs_dir: str, *, keep_hours: float = 24.0):
@@ -305,60 +247,14 @@ def build(runs_dir: str, *, keep_hours: float = 24.0):
   with gr.Blocks(title='Double-DIP', analytics_enabled=False,
                  delete_cache=(3600, cache_age) if cache_age else None) as demo:
     gr.Markdown('# Double-DIP: decompose your own photo')
-    # The photo's file or DEMO. Photos come only through the file box (read as main.py reads them, with
-    # its messages) or the demo button: the editor's own upload would leave the file unknown.
-    source = gr.State(None)
     with gr.Tab('Segmentation'):
-      gr.Markdown('Upload a photo (or pick the zebra), paint a stroke or two **inside the object in red** and '
-                  'on the **background in blue** (or press *Automatic hints* and correct them), then **Run**. '
-                  'Without strokes the hints are automatic.')
-      with gr.Row():
-        with gr.Column(scale=3):
-          with gr.Row():
-            upload = gr.File(label='Photo (any image file)', elem_id='seg_upload', type='filepath', height=120)
-            demo_button = gr.Button('Zebra demo', elem_id='seg_demo', scale=0)
-          editor = gr.ImageEditor(
-              label='Paint hints: red = foreground, blue = background', elem_id='seg_editor', type='numpy',
-              image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-              brush=app_widgets.brush((480, 640), SegmentationPage.colours),
-              canvas_size=(640, 480))
-          with gr.Row():
-            auto_button = gr.Button('Automatic hints', elem_id='seg_auto')
-            run_button = gr.Button('Run', variant='primary', elem_id='seg_run')
-            stop_button = gr.Button('Stop', variant='stop', elem_id='seg_stop')
-          settings, extra = app_widgets.settings_boxes(defaults, 'seg')
-          gr.Markdown('With painted hints a run is at most 200 + 200 steps (`segmentation.user_hint_steps`, '
-                      '`user_num_steps`).')
-        with gr.Column(scale=2):
-          status = gr.Textbox(label='Status', elem_id='seg_status', interactive=False)
-          progress = gr.HTML(app_widgets.progress_html(None, ''), elem_id='seg_progress')
-          with gr.Row():
-            fg = gr.Image(label='foreground', elem_id='seg_fg', interactive=False, format='png')
-            bg = gr.Image(label='background', elem_id='seg_bg', interactive=False, format='png')
-          with gr.Row():
-            mask = gr.Image(label='mask', elem_id='seg_mask', interactive=False, format='png')
-            cutout = gr.Image(label='cut-out (transparent PNG)', elem_id='seg_cutout', interactive=False,
-                              format='png', image_mode='RGBA')
-          download = gr.File(label='All outputs (zip)', elem_id='seg_zip', interactive=False)
-          command = gr.Textbox(label='The same run from the command line', elem_id='seg_command',
-                               interactive=False)
-    upload.upload(page.load_photo, inputs=upload, outputs=[editor, source, status])
-    demo_button.click(page.load_demo, outputs=[editor, source, status])
-    auto_button.click(lambda photo, kind, *values: page.auto_hints(photo, kind, list(values[:-1]), values[-1]),
-                      inputs=[editor, source, *settings, extra], outputs=[editor, status])
-
-    def run(values: dict, request: gr.Request):
-      yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra],
-                          request.session_hash)
-
-    _connect(page, run, run_button, stop_button, {editor, source, *settings, extra},
-             [status, progress, fg, bg, mask, cutout, download, command])
+      _segmentation_tab(page, defaults)
     with gr.Tab('Watermark'):
-      _watermark_tab(WatermarkPage(runs_dir, runs, keep_s=keep_s),
+      app_widgets.watermark_tab(app_widgets.WatermarkPage(runs_dir, runs, keep_s=keep_s),
                      cli.load_config_file(os.path.join(app_runs.REPO, app_runs.WATERMARK_CONFIG)))
     for tab in app_runs.TASK_TABS:
       with gr.Tab(tab.title):
-        _task_tab(tab, TaskPage(tab, runs_dir, runs, keep_s=keep_s), cli.load_config_file(os.path.join(app_runs.REPO, tab.config)))
+        app_widgets.task_tab(tab, app_widgets.TaskPage(tab, runs_dir, runs, keep_s=keep_s), cli.load_config_file(os.path.join(app_runs.REPO, tab.config)))
   return demo
 
 

@@ -54,8 +54,11 @@ SETTINGS = (('num_steps', 'Steps (step 2)'), ('segmentation.hint_steps', 'Hint s
 # Errors whose message is one line for the user, as main.py prints them.
 USER_ERRORS = runner.RUN_ERRORS + (writing.OutputError, cli.UsageError)
 PREVIEW_SECONDS = 2.0  # Previews are fetched from the device at most this often.
-# Metrics named in the status line of a finished run (those a run has).
-_SHOWN_METRICS = ('best_recon_psnr', 'iou', 'foreground_fraction', 'recomposed_psnr', 'mean_psnr', 'mean_iou')
+# The watermark tab's: its step 1 is `watermark.hint_steps`.
+WATERMARK_SETTINGS = tuple(('watermark.hint_steps', label) if field == 'segmentation.hint_steps' else (field, label)
+                           for field, label in SETTINGS)
+# Metrics named in the status line of a finished run (those a run has; scores, not the optimisation's PSNR).
+_SHOWN_METRICS = ('iou', 'mean_iou', 'foreground_fraction')
 
 
 def strokes_to_hints(layers: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -90,11 +93,6 @@ def hints_to_layer(fg: np.ndarray, bg: np.ndarray, *, alpha: int = 160) -> np.nd
   layer[fg > 0.5] = (*FG_COLOUR, alpha)
   layer[(bg > 0.5) & ~(fg > 0.5)] = (*BG_COLOUR, alpha)
   return layer
-
-
-def rgba_cutout(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-  """The cut-out as a transparent image: (H, W, 3) in [0, 1] and a mask (H, W) -> (H, W, 4) uint8."""
-  return np.concatenate([image_io.to_uint8(image), image_io.to_uint8(mask)[..., None]], -1)
 
 
 def relative(path: str) -> str:
@@ -169,7 +167,6 @@ class Snapshot:
     stage: the stage's name; stage_index its 1-based place in its optimisation.
     part: the 1-based count of optimisations run (restarts, video windows, dehazing passes).
     done, total: steps of the stage.
-    psnr: the reconstruction PSNR at the last step (dB).
     rate: steps per second since the stage's first compiled call (None before).
     previews: layer name -> (H, W, C) float image of the best result so far.
   """
@@ -179,20 +176,22 @@ class Snapshot:
   part: int = 1
   done: int = 0
   total: int = 0
-  psnr: float = float('nan')
   rate: float | None = None
   previews: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def describe(self) -> str:
-    """One line: stage, step, PSNR, speed and ETA of the stage."""
+    """One line in plain words: stage, step and the time left in the stage."""
     if not self.stage:
       return 'starting: loading the photo, hints, compiling the step (a minute on a CPU the first time)'
     part = f', optimisation {self.part}' if self.part > 1 else ''
-    text = (f'stage {self.stage_index} ({self.stage}{part}): step {self.done}/{self.total}, '
-            f'PSNR {self.psnr:.2f} dB')
+    text = f'stage {self.stage_index} ({self.stage}{part}): step {self.done}/{self.total}'
     if self.rate:
-      text += f', {self.rate:.1f} it/s, ETA {(self.total - self.done) / self.rate:.0f} s for this stage'
+      text += f', about {(self.total - self.done) / self.rate:.0f} s left in this stage'
     return text
+
+  @property
+  def fraction(self) -> float:
+    return self.done / self.total if self.total else 0.0
 
 
 class Run:
@@ -249,7 +248,6 @@ class Run:
                                    rate=(done - first) / (now - started) if done > first else None)
     if now - self._last_preview >= PREVIEW_SECONDS or done == stage.num_steps:
       self._last_preview = now
-      snapshot.psnr = float(state.psnr)
       snapshot.previews = {name: np.asarray(value)[0] for name, value in jax.device_get(state.best).items()}
     with self._lock:
       self.snapshot = snapshot
@@ -289,27 +287,6 @@ def new_run_folder(runs_dir: str, kind: str) -> str:
   folder = os.path.join(runs_dir, f'{kind}-{time.strftime("%Y%m%d-%H%M%S")}-{uuid.uuid4().hex[:6]}')
   os.makedirs(os.path.join(folder, 'input'))
   return folder
-
-
-def write_segmentation_inputs(folder: str, *, photo: str | None, layers: list[np.ndarray]) -> dict[str, str | None]:
-  """Writes a segmentation run's inputs into `folder`/input: the photo (a copy) and the strokes as hint PNGs.
-
-  Args:
-    folder: the run folder.
-    photo: the photo file chosen (None: the demo's, which its config names).
-    layers: the editor's stroke layers.
-
-  Returns:
-    'photo', 'fg_hint', 'bg_hint': the paths written (None: not given).
-  """
-  paths = {'fg_hint': None, 'bg_hint': None}
-  paths['photo'], shape = copy_photo(folder, photo, DEMO_CONFIG)
-  fg, bg = strokes_to_hints(layers, shape)
-  for name, hint in (('fg_hint', fg), ('bg_hint', bg)):
-    if hint.any():
-      paths[name] = os.path.join(folder, 'input', f'{name}.png')
-      writing.save_image(paths[name], hint.astype(np.float32))
-  return paths
 
 
 def copy_photo(folder: str, photo: str | None, demo_config: str) -> tuple[str | None, tuple[int, int]]:
@@ -372,41 +349,28 @@ def demo_image(config_file: str = DEMO_CONFIG) -> str:
   return cli.load_config_file(os.path.join(REPO, config_file)).image
 
 
-def automatic_hints(photo: np.ndarray, args: list[str]) -> tuple[np.ndarray, np.ndarray]:
-  """The automatic hints the run of `args` would start from, at the photo's size (see `hints.resolve_hints`).
+def automatic_hints(photo: np.ndarray, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """The automatic hints a run of `config` would start from, at the photo's size (see `hints.resolve_hints`).
 
   Args:
     photo: (H, W, 3) float in [0, 1].
-    args: the run's `main.py` arguments (`segmentation_args`): their config's
-      `max_side` and `segmentation.auto_hints` apply, with the page's settings.
+    config: the run's config (`parse_config`): its `max_side` and `segmentation.auto_hints` apply.
 
   Raises:
     image_io.InputError: nothing stands out of the photo, or it is too small.
-    cli.UsageError, config_check.ConfigError: as `parse_config`.
   """
-  config = parse_config(args)
   working, _ = image_io.working_image(photo, config.max_side, path='the photo',
-                                         min_side=2 ** len(config.generator.channels_down))
+                                      min_side=2 ** len(config.generator.channels_down))
   fg, bg, _ = hints_lib.resolve_hints(working, fg_path=None, bg_path=None, method=config.segmentation.auto_hints)
   return image_io.resize_image(fg, photo.shape[:2]) > 0.5, image_io.resize_image(bg, photo.shape[:2]) > 0.5
 
 
-def result_images(run_folder: str, workdir: str, photo: str) -> dict[str, str]:
-  """The finished run's images to show: fg, bg, mask and the transparent cut-out (written to the run folder)."""
-  shown = {name: os.path.join(workdir, f'{name}.png') for name in ('fg', 'bg', 'mask')}
-  full = image_io.load_image(photo)
-  mask = image_io.load_mask(os.path.join(workdir, 'mask_binary.png'), shape=full.shape[:2])
-  shown['cutout'] = os.path.join(run_folder, 'cutout.png')
-  Image.fromarray(rgba_cutout(full, mask), 'RGBA').save(shown['cutout'])
-  return {name: path for name, path in shown.items() if os.path.exists(path)}
-
-
-def ended(run: Run, workdir: str) -> str:
-  """The status line of an ended run that made a result."""
+def ended(run: Run) -> str:
+  """The status line of an ended run that made a result (its files are the page's downloads)."""
   metrics = run.metrics or {}
-  scores = '  '.join(f'{k}={v:.4g}' for k, v in metrics.items()
+  scores = '  '.join(f'{k}={v:.3g}' for k, v in metrics.items()
                      if k in _SHOWN_METRICS and isinstance(v, (int, float)))
-  return f'{"stopped: the best result so far" if run.stopped else "done"}: outputs in {relative(workdir)}/  ' + scores
+  return f'{"stopped: the best result so far" if run.stopped else "done"}' + (f': {scores}' if scores else '')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,6 +384,7 @@ class TaskTab:
     layers: (output file, label) of each result shown.
     previews: the generator outputs shown while it runs (their first frame).
     note: one line of Markdown above the inputs.
+    hidden: the SETTINGS fields that do nothing in this task (their boxes are hidden).
   """
 
   title: str
@@ -428,16 +393,19 @@ class TaskTab:
   layers: tuple[tuple[str, str], ...]
   previews: tuple[str, ...]
   note: str
+  hidden: tuple[str, ...] = ()
 
 
 TASK_TABS = (
     TaskTab('Dehazing', 'configs/dehaze.py', (('image', 'Hazy photo'),),
             (('dehazed.png', 'dehazed'), ('transmission.png', 'transmission'), ('airlight.png', 'airlight')),
-            ('clean', 'transmission'), 'One hazy photo: the haze-free image, the transmission map and the airlight.'),
+            ('clean', 'transmission'), 'One hazy photo: the haze-free image, the transmission map and the airlight.',
+            ('segmentation.hint_steps',)),
     TaskTab('Transparency', 'configs/transparency.py',
             (('image', 'First mixture'), ('transparency.image2', 'Second mixture')),
             (('layer1.png', 'layer 1'), ('layer2.png', 'layer 2')), ('layer1', 'layer2'),
-            'Two photos of the same two transparent layers mixed in other proportions (e.g. a reflection).'),
+            'Two photos of the same two transparent layers mixed in other proportions (e.g. a reflection).',
+            ('segmentation.hint_steps',)),
     TaskTab('Video', 'configs/video.py', (('image', 'Clip (animated GIF)'),),
             (('fg.gif', 'foreground'), ('bg.gif', 'background'), ('mask.gif', 'mask')), ('fg', 'bg', 'mask'),
             'A short clip from a still camera as an animated GIF: moving foreground and background, as GIFs.'),

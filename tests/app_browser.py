@@ -180,7 +180,7 @@ class Page:
             (cols.max() + 1 - cols.min()) * scale, (rows.max() + 1 - rows.min()) * scale)
 
   def set_settings(self, values: dict[str, object], extra: str = '') -> None:
-    """Opens Settings and types the fields' values (`ddip_jax.app_runs.SETTINGS` names) and extra arguments."""
+    """Opens Settings and types the fields' values (`ddip_jax.app_cutout.SETTINGS` names) and extra arguments."""
     self.find('#seg_settings button').click()  # The accordion's header (Gradio's footer has a Settings too).
     for field, value in values.items():
       box = self.wait_for(lambda f=field: self.driver.find_elements(
@@ -189,9 +189,31 @@ class Page:
       box.send_keys(str(value))
     if extra:
       self.find('#seg_extra textarea').send_keys(extra)
+    self.find('#seg_settings button').click()  # Closes it: the typed values are sent when a box loses focus.
 
   def run(self) -> None:
     self.find('#seg_run').click()
+
+  def image_src(self, elem_id: str) -> str | None:
+    """The URL of the picture an image box shows (None: none)."""
+    found = self.driver.find_elements(self.by.CSS_SELECTOR, f'#{elem_id} img')
+    return (found[0].get_attribute('src') or None) if found else None
+
+  def image(self, elem_id: str):
+    """The picture an image box shows, as a uint8 array (read from the page's server, as the browser reads it)."""
+    import io  # pylint: disable=g-import-not-at-top
+    import urllib.request  # pylint: disable=g-import-not-at-top
+
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    with urllib.request.urlopen(self.image_src(elem_id), timeout=30) as answer:
+      return np.asarray(Image.open(io.BytesIO(answer.read())).convert('RGB'))
+
+  def wait_new_image(self, elem_id: str, old: str | None, seconds: float) -> str:
+    """Waits for the image box to show another picture than `old` (a URL); returns its URL."""
+    return self.wait_for(lambda: (src := self.image_src(elem_id)) and src != old and src, seconds,
+                         f'a new picture in #{elem_id}')
 
   def text(self, elem_id: str) -> str:
     return self.find(f'#{elem_id} textarea').get_attribute('value') or ''
