@@ -33,6 +33,13 @@ def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
                         text=True, timeout=timeout, check=False)
 
 
+def _cli_patched(patch: str, *args: str) -> subprocess.CompletedProcess:
+  """main.py run after the Python lines `patch` (which replace some os function), in one fresh process."""
+  inject = f'{patch}\nimport runpy, sys\nsys.argv = ["main.py", *sys.argv[1:]]\nrunpy.run_path("main.py", run_name="__main__")\n'
+  return subprocess.run([sys.executable, '-c', inject, *args], cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO),
+                        capture_output=True, text=True, timeout=600, check=False)
+
+
 def _error_lines(stderr: str) -> list[str]:
   return [line for line in stderr.splitlines() if line.startswith('error:')]
 
@@ -180,18 +187,13 @@ class MainTest(parameterized.TestCase):
     # SIGTERM arrives as the first finished output is renamed into place: the set is completed, then the
     # run stops with a message; the same command then says already done.
     workdir = os.path.join(self.dir, 'sigterm_writing')
-    inject = ('import os, runpy, signal, sys\n'
-              'real_replace = os.replace\n'
-              'def replace(source, target):\n'
-              '  if str(target).endswith("/fg.png"):\n'
-              '    os.kill(os.getpid(), signal.SIGTERM)\n'
-              '  real_replace(source, target)\n'
-              'os.replace = replace\n'
-              'sys.argv = ["main.py", *sys.argv[1:]]\n'
-              'runpy.run_path("main.py", run_name="__main__")\n')
-    proc = subprocess.run([sys.executable, '-c', inject, *self._base_args(workdir)], cwd=_REPO,
-                          env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=600,
-                          check=False)
+    proc = _cli_patched('import os, signal\n'
+                        'real_replace = os.replace\n'
+                        'def replace(source, target):\n'
+                        '  if str(target).endswith("/fg.png"):\n'
+                        '    os.kill(os.getpid(), signal.SIGTERM)\n'
+                        '  real_replace(source, target)\n'
+                        'os.replace = replace', *self._base_args(workdir))
     self.assertEqual(proc.returncode, 128 + signal.SIGTERM, msg=proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     self.assertNotIn('done', proc.stdout)
@@ -290,18 +292,13 @@ class MainTest(parameterized.TestCase):
   def test_a_full_disk_is_one_error_line_and_leaves_nothing(self):
     # os.fsync fails with ENOSPC for the first checkpoint (written when step 1 ends).
     workdir = os.path.join(self.dir, 'full_disk')
-    inject = ('import errno, os, runpy, sys\n'
-              'real_fsync = os.fsync\n'
-              'def fsync(fd):\n'
-              '  if "checkpoint" in os.readlink(f"/proc/self/fd/{fd}"):\n'
-              '    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n'
-              '  real_fsync(fd)\n'
-              'os.fsync = fsync\n'
-              'sys.argv = ["main.py", *sys.argv[1:]]\n'
-              'runpy.run_path("main.py", run_name="__main__")\n')
-    proc = subprocess.run([sys.executable, '-c', inject, *self._run_args(workdir)], cwd=_REPO,
-                          env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=600,
-                          check=False)
+    proc = _cli_patched('import errno, os\n'
+                        'real_fsync = os.fsync\n'
+                        'def fsync(fd):\n'
+                        '  if "checkpoint" in os.readlink(f"/proc/self/fd/{fd}"):\n'
+                        '    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n'
+                        '  real_fsync(fd)\n'
+                        'os.fsync = fsync', *self._run_args(workdir))
     self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     self.assertEqual(_error_lines(proc.stderr),
