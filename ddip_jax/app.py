@@ -140,7 +140,7 @@ class SegmentationPage(app_widgets.PhotoTab):
     progress = app_cutout.Progress(what, total=app_cutout.schedule(state.cut.config, previous is None,
                                                                    state.cut.correction_steps))
     refinement = self._runs[session] = app_cutout.Refinement(state.cut, fg, bg, progress).start()
-    yield progress.describe(), app_widgets.progress_html(0.0, progress.describe()), drawn, *[skip] * 4
+    yield progress.describe(), app_widgets.progress_html(0.0, progress.describe()), drawn, *[skip] * 5
     try:
       while not refinement.wait(0.5):
         progress = refinement.progress

@@ -63,16 +63,14 @@ def editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...], layer: 
     colours: the brush's colours.
     layer: (h, w, 4) uint8 strokes to draw (at the shown size, e.g. `app_runs.hints_to_layer`); None: none.
 
-  The canvas is set to the shown photo's size: the editor places a layer smaller than its canvas at the
-  canvas's centre, and while the new photo loads its canvas is still the last one (or the page's first,
-  640x480): a photo-sized layer then landed with its corner at the photo's centre, and strokes painted
-  on it came back shifted and cropped (issue 26, 1 and 2).
+  Issue 26, 1 and 2 (open): the editor places a given layer against the canvas it was created with (640x480;
+  a `canvas_size` sent later changes nothing), so a photo-sized layer lands centred in that canvas.
   """
   shown, _ = image_io.working_image(photo, EDITOR_SIDE)
   background = image_io.to_uint8(shown)
   layers = [] if layer is None else [np.asarray(layer)]
   return gr.ImageEditor(value={'background': background, 'layers': layers, 'composite': None},
-                        canvas_size=(shown.shape[1], shown.shape[0]), brush=brush(shown.shape[:2], colours))
+                        brush=brush(shown.shape[:2], colours))
 
 
 def by_field(fields: tuple[tuple[str, str], ...], values: list[Any]) -> dict[str, Any]:

@@ -4,11 +4,11 @@ r"""Screenshots of the web app before and after a run on the zebra, for the READ
 
 Drives the page as `tests/app_test.py` does (headless Chromium, Debian's
 chromium and chromium-driver): uploads data/zebra.png, paints a foreground
-stroke on the zebra and a background stroke along the border, saves
-`<out>/app_before.png`, runs with the page's defaults (200 + 200 steps with
-painted hints, a few minutes on 2 CPU cores), optionally saves
-`<out>/app_during.png` that many seconds into the run, and saves
-`<out>/app_after.png` once it is done.
+stroke on the zebra and a background stroke along the border, waits for the
+instant preview and saves `<out>/app_before.png`, runs with the page's defaults
+(200 + 200 steps with painted hints, under a minute on 2 CPU cores), optionally
+saves `<out>/app_during.png` that many seconds into the run, and saves
+`<out>/app_after.png` once it is done (the mask on the photo and the cut-out).
 """
 
 import argparse
@@ -42,6 +42,8 @@ def main() -> int:
     page.stroke(app_browser.BG_STROKE, colour=1, box=box)
     if args.extra:
       page.set_settings({}, args.extra)
+    page.wait_new_image('seg_overlay', None, 60)  # The strokes' preview.
+    time.sleep(1)
     driver.save_screenshot(os.path.join(args.out, 'app_before.png'))
     start = time.monotonic()
     page.run()

@@ -140,7 +140,10 @@ class Page:
     self.wait_for(lambda: self.driver.find_elements(self.by.CSS_SELECTOR, '#seg_editor button.color'), 10,
                   'the colour swatches')
     self.driver.find_elements(self.by.CSS_SELECTOR, '#seg_editor button.color')[colour].click()
-    self.find('#seg_editor button[aria-label="Color"]').click()  # Closes the swatches: a click outside only would.
+    # Close the swatches (they may cover the photo): a click outside the editor does.
+    self.find('h1').click()
+    self.wait_for(lambda: not any(b.is_displayed() for b in self.driver.find_elements(
+        self.by.CSS_SELECTOR, '#seg_editor button.color')), 10, 'the swatches to close')
     canvas = self.canvas()
     rect = canvas.rect
     actions = ActionChains(self.driver, duration=20)
