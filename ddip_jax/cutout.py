@@ -34,6 +34,7 @@ from ddip_jax import array_inputs
 from ddip_jax import engine
 from ddip_jax import fgbg
 from ddip_jax import filters
+from ddip_jax import grow
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax.tasks import segmentation
@@ -173,13 +174,18 @@ class Cutout:
             (self._fg_core & ~bg) | fg_core, (self._bg_core & ~fg) | bg_core)
 
   def _hints(self, fg: np.ndarray, bg: np.ndarray):
-    """(fg_hint, bg_hint, enforced, grown mask) from the working-size strokes, as `segment` grows hint files."""
+    """(fg_hint, bg_hint, enforced, grown mask) from the working-size strokes, as `segment` grows hint files; once
+    there is a result, grown from it (`grow.dense_hints`'s `start`): a correction changes the mask near the click."""
     seg = self.config.segmentation
     user = {name: hint.astype(np.float32) for name, hint in (('fg_hint', fg), ('bg_hint', bg)) if hint.any()}
     fg_hint, bg_hint, _ = hints_lib.complete_hints(self.image, user, {n: {'source': 'the strokes'} for n in user},
                                                    method=seg.auto_hints)
+    start = None
+    if self.result is not None:
+      start = grow.corrected_start(self.image, image_io.resize_image(self.result.mask, self.image.shape[:2]) > 0.5,
+                                   new_fg=fg & ~self._fg, new_bg=bg & ~self._bg, fg=fg, bg=bg)
     fg_hint, bg_hint, enforced, _, grown = segmentation.grown_hints(
-        self.image, fg_hint, bg_hint, seg, user_fg='fg_hint' in user, user_bg='bg_hint' in user)
+        self.image, fg_hint, bg_hint, seg, user_fg='fg_hint' in user, user_bg='bg_hint' in user, start=start)
     return fg_hint, bg_hint, enforced, grown
 
   def preview(self, fg: np.ndarray | None = None, bg: np.ndarray | None = None, *,

@@ -126,6 +126,41 @@ def grow_masks(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray) -> d
   return grown
 
 
+def corrected_start(image: np.ndarray, start: np.ndarray, *, new_fg: np.ndarray, new_bg: np.ndarray,
+                    fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+  """A previous mask with the region each new click points at flipped to the click's side (`dense_hints`'s start).
+
+  A click on a region the mask got wrong flips the pixels of that side that are
+  geodesically closer (along the image: `geodesic_distance`) to the click than to
+  every stroke of the other side: the region of the click's colour up to its
+  edges, and no further than halfway to what the user marked the other way.
+
+  Args:
+    image: (H, W, 3) RGB in [0, 1].
+    start: (H, W) bool, the previous mask.
+    new_fg, new_bg: (H, W) bool, this correction's new strokes (either may be empty).
+    fg, bg: (H, W) bool, all strokes, the new ones included.
+
+  Returns:
+    (H, W) bool.
+  """
+  start = np.asarray(start, bool).copy()
+  lab = None
+  for new, others, side in ((new_fg, bg, True), (new_bg, fg, False)):
+    if not new.any():
+      continue
+    if lab is None:
+      lab = hints_lib.box_blur(hints_lib.rgb_to_lab(np.clip(image, 0, 1)), 1)
+    to_click = geodesic_distance(lab, new)
+    to_others = geodesic_distance(lab, others) if others.any() else np.full(start.shape, np.inf)
+    start |= new if side else False
+    flip = (start != side) & (to_click < to_others)
+    start[flip] = side
+    if not side:
+      start &= ~new
+  return start
+
+
 def dense_hints(
     image: np.ndarray,
     fg_hint: np.ndarray,
@@ -134,6 +169,7 @@ def dense_hints(
     margin: float,
     method: str = 'select',
     bg_allowed: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Dense hints from sparse ones (module docstring, step 3).
 
@@ -152,6 +188,10 @@ def dense_hints(
       automatic seeds, whose GrabCut can miss parts of the object (a zebra's
       white belly against clouds), e.g. the pixels of low saliency: the bg hint
       is then what both say is background.
+    start: (H, W) bool, a previous result to correct (an interactive cut-out's
+      last mask): one GrabCut from it, its pixels probable foreground and the
+      rest probable background, the hints fixed; `method` is then not used. A
+      click changes the mask where the image says it should, not everywhere.
 
   Returns:
     (fg_hint, bg_hint, grown): float32 (H, W) in {0, 1}, and the grown mask.
@@ -159,13 +199,19 @@ def dense_hints(
   fg, bg = fg_hint > 0.5, bg_hint > 0.5
   if not fg.any() or not bg.any():
     return fg.astype(np.float32), bg.astype(np.float32), fg.copy()
-  masks = grow_masks(image, fg_hint, bg_hint)
-  grown = masks['geodesic']
-  if method == 'select':
+  if start is not None:
+    labels = np.where(np.asarray(start, bool), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    labels[bg], labels[fg] = cv2.GC_BGD, cv2.GC_FGD
+    grown = (grabcut(image, labels) | fg) & ~bg
+    sure_fg, sure_bg = grown, ~grown
+  elif method == 'select':
+    masks = grow_masks(image, fg_hint, bg_hint)
+    grown = masks['geodesic']
     if masks['background'].sum() >= COLLAPSED * grown.sum():
       grown = masks['background']
     sure_fg, sure_bg = grown, ~grown
   elif method == 'grabcut':
+    grown = grow_masks(image, fg_hint, bg_hint)['geodesic']
     sure_fg, sure_bg = grown, ~grown
   else:
     raise ValueError(f'unknown method {method!r}')

@@ -100,5 +100,37 @@ class GrowTest(absltest.TestCase):
       grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32), margin=0.02, method='nope')
 
 
+class CorrectionTest(absltest.TestCase):
+
+  def test_a_click_flips_the_region_it_points_at_and_no_further(self):
+    image = np.zeros((30, 60, 3), np.float32)
+    image[:, 20:40] = [0.9, 0.1, 0.1]  # A red band in the middle of black.
+    start = np.zeros((30, 60), bool)  # The previous mask missed everything.
+    fg = np.zeros((30, 60), bool)
+    fg[15, 30] = True  # A click on the red band.
+    bg = np.zeros((30, 60), bool)
+    bg[:, 0] = True  # The user's background stroke at the left edge.
+    out = grow.corrected_start(image, start, new_fg=fg, new_bg=np.zeros_like(fg), fg=fg, bg=bg)
+    self.assertTrue(out[:, 21:39].all())  # The red band, up to its edges.
+    self.assertFalse(out[:, :19].any())  # Not across the edge towards the bg stroke.
+    # A bg click takes it back.
+    click = np.zeros((30, 60), bool)
+    click[5, 25] = True
+    back = grow.corrected_start(image, out, new_fg=np.zeros_like(fg), new_bg=click, fg=fg, bg=bg | click)
+    self.assertFalse(back[click].any())
+    self.assertTrue(back[15, 30])  # The fg click's own pixel stays.
+
+  def test_dense_hints_from_a_start_keep_the_strokes(self):
+    image = np.zeros((30, 60, 3), np.float32)
+    image[:, 20:40] = [0.9, 0.1, 0.1]
+    start = np.zeros((30, 60), bool)
+    start[:, 20:40] = True
+    fg = np.zeros((30, 60)); fg[15, 30] = 1
+    bg = np.zeros((30, 60)); bg[:, 0] = 1; bg[:, -1] = 1
+    new_fg, new_bg, grown = grow.dense_hints(image, fg, bg, margin=0.02, start=start)
+    self.assertTrue(grown[:, 22:38].all() and not grown[:, :18].any())
+    self.assertTrue(new_fg[15, 30] and new_bg[0, 0] and not new_bg[15, 30])
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -72,7 +72,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 def grown_hints(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray, seg: ml_collections.ConfigDict, *,
-                user_fg: bool, user_bg: bool):
+                user_fg: bool, user_bg: bool, start: np.ndarray | None = None):
   """The hints the decomposition fits, grown from the resolved ones (`grow.dense_hints`), and those the final mask
   must respect.
 
@@ -81,6 +81,7 @@ def grown_hints(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray, seg
     fg_hint, bg_hint: (H, W) resolved hints in {0, 1} (`hints.resolve_hints`).
     seg: the `segmentation` config section.
     user_fg, user_bg: whether each hint is the user's (else automatic).
+    start: (H, W) bool, a previous mask to correct (`grow.dense_hints`).
 
   Returns:
     (fg_hint, bg_hint, enforced, grown, mask): the grown hints; (fg, bg or None)
@@ -99,7 +100,7 @@ def grown_hints(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray, seg
   if not user_fg and seg.auto_hints in ('object', 'saliency'):  # Automatic seeds: see grow.dense_hints.
     allowed = np.maximum(hints_lib.saliency_hints(image, bg_hint if user_bg else None)[1], bg_hint)
   fg_hint, bg_hint, mask = grow.dense_hints(image, fg_hint, bg_hint, margin=seg.grow_margin, method=method,
-                                            bg_allowed=allowed)
+                                            bg_allowed=allowed, start=start)
   if user_fg:
     enforced = (fg_hint, bg_hint)
   info = {'method': method, 'fg_fraction': float(fg_hint.mean()), 'bg_fraction': float(bg_hint.mean())}
