@@ -25,6 +25,7 @@ import numpy as np
 from ddip_jax import app_cutout
 from ddip_jax import app_runs
 from ddip_jax import app_safety
+from ddip_jax import app_strokes
 from ddip_jax import app_widgets
 from ddip_jax import cli
 from ddip_jax import image_io
@@ -40,7 +41,7 @@ class SegmentationPage(app_widgets.PhotoTab):
   """
 
   demo_config = app_runs.DEMO_CONFIG
-  colours = (app_runs.FG_COLOUR, app_runs.BG_COLOUR)
+  colours = (app_strokes.FG_COLOUR, app_strokes.BG_COLOUR)
   paint = ('paint a stroke inside the object in red and one on the background in blue (or press Automatic hints), '
            'then Run')
 
@@ -62,10 +63,9 @@ class SegmentationPage(app_widgets.PhotoTab):
     return app_cutout.session_for(self.sessions, session, *self._config(source, settings, extra))
 
   @staticmethod
-  def _automatic(background: np.ndarray, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
-    """The shown photo (h, w, 3) in [0, 1] and the automatic hints as a stroke layer on it (h, w, 4)."""
-    rgb = np.asarray(background)[..., :3].astype(np.float32) / 255.0
-    return rgb, app_runs.hints_to_layer(*app_runs.automatic_hints(rgb, config))
+  def _automatic(photo: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+    """The automatic hints of the photo (H, W, 3) in [0, 1] as a stroke layer on it (H, W, 4)."""
+    return app_strokes.hints_to_layer(*app_runs.automatic_hints(photo, config))
 
   @staticmethod
   def _config(source: str, settings: list[Any], extra: str) -> tuple[str, ml_collections.ConfigDict, int]:
@@ -79,10 +79,12 @@ class SegmentationPage(app_widgets.PhotoTab):
     if background is None or source is None:
       return gr.skip(), 'error: upload a photo or pick the zebra first'
     try:
-      rgb, layer = self._automatic(background, self._config(source, settings, extra)[1])
+      path, config, _ = self._config(source, settings, extra)
+      photo = image_io.load_image(path)
+      layer = self._automatic(photo, config)
     except app_runs.USER_ERRORS as err:
       return gr.skip(), f'error: {err}'
-    return (app_widgets.editor(rgb, self.colours, layer),
+    return (app_widgets.editor(photo, self.colours, layer),
             'automatic hints drawn (red: object, blue: background): correct them, then Run')
 
   def preview(self, editor: dict | None, source: str | None, settings: list[Any], extra: str,
@@ -93,7 +95,7 @@ class SegmentationPage(app_widgets.PhotoTab):
       return gr.skip()
     try:
       state = self._session(source, settings, extra, session)
-      fg, bg = app_runs.strokes_to_hints(list(editor.get('layers') or []), state.cut.photo.shape[:2])
+      fg, bg = app_strokes.strokes_to_hints(list(editor.get('layers') or []), state.cut.photo.shape[:2])
       mask = state.cut.preview(fg=fg, bg=bg, replace=True) if fg.any() or bg.any() else None
     except app_runs.USER_ERRORS:  # Run says what is wrong.
       return gr.skip()
@@ -127,11 +129,11 @@ class SegmentationPage(app_widgets.PhotoTab):
     drawn = skip
     try:
       state = self._session(source, settings, extra, session)
-      fg, bg = app_runs.strokes_to_hints(list(editor.get('layers') or []), state.cut.photo.shape[:2])
+      fg, bg = app_strokes.strokes_to_hints(list(editor.get('layers') or []), state.cut.photo.shape[:2])
       if not (fg.any() or bg.any()):  # No stroke: the automatic hints, drawn as strokes for the next correction.
-        rgb, layer = self._automatic(editor['background'], state.cut.config)
-        drawn = app_widgets.editor(rgb, self.colours, layer)
-        fg, bg = app_runs.strokes_to_hints([layer], state.cut.photo.shape[:2])
+        layer = self._automatic(state.cut.photo, state.cut.config)
+        drawn = app_widgets.editor(state.cut.photo, self.colours, layer)
+        fg, bg = app_strokes.strokes_to_hints([layer], state.cut.photo.shape[:2])
     except app_runs.USER_ERRORS as err:
       yield (f'error: {err}', app_widgets.progress_html(None, ''), *[skip] * 6)
       return
@@ -188,7 +190,7 @@ def _segmentation_tab(page: SegmentationPage, defaults: ml_collections.ConfigDic
       editor = gr.ImageEditor(
           label='Paint hints: red = object, blue = background', elem_id='seg_editor', type='numpy',
           image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-          brush=app_widgets.brush((480, 640), SegmentationPage.colours), canvas_size=(640, 480))
+          brush=app_widgets.brush(app_strokes.CANVAS, SegmentationPage.colours), canvas_size=app_strokes.CANVAS[::-1])
       with gr.Row():
         auto_button = gr.Button('Automatic hints', elem_id='seg_auto')
         run_button = gr.Button('Run', variant='primary', elem_id='seg_run')

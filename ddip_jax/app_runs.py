@@ -27,10 +27,10 @@ import jax
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
-from PIL import Image
 
 from ddip_jax import api
 from ddip_jax import app_safety
+from ddip_jax import app_strokes
 from ddip_jax import cli
 from ddip_jax import engine
 from ddip_jax import hints as hints_lib
@@ -44,10 +44,6 @@ DEMO_CONFIG = 'configs/zebra.py'  # The zebra demo: its own image, and its groun
 PHOTO_CONFIG = 'configs/default.py'  # A user's photo, as the README's "Segmentation of your own image".
 WATERMARK_CONFIG = 'configs/watermark.py'  # Its demo, and a user's photo with the box they paint.
 DEMO = 'demo'  # The page's photo is the zebra demo's.
-FG_COLOUR = (255, 0, 0)  # Brush colours: red strokes mark the foreground ...
-BG_COLOUR = (0, 0, 255)  # ... blue ones the background.
-# A painted pixel has at least this alpha (0-255): the brush's soft edge is not a stroke.
-_STROKE_ALPHA = 64
 # What a user may set on the page, with the config field each one overrides.
 SETTINGS = (('num_steps', 'Steps (step 2)'), ('segmentation.hint_steps', 'Hint steps (step 1)'),
             ('seed', 'Seed'), ('restarts', 'Restarts'), ('max_side', 'Max side (px)'))
@@ -59,40 +55,6 @@ WATERMARK_SETTINGS = tuple(('watermark.hint_steps', label) if field == 'segmenta
                            for field, label in SETTINGS)
 # Metrics named in the status line of a finished run (those a run has; scores, not the optimisation's PSNR).
 _SHOWN_METRICS = ('iou', 'mean_iou', 'foreground_fraction')
-
-
-def strokes_to_hints(layers: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-  """The fg and bg hints painted in the editor's layers.
-
-  Args:
-    layers: (H, W, 4) uint8 RGBA layers (the editor's `layers`), any number.
-    shape: (H, W) of the photo; layers of another size are resized to it.
-
-  Returns:
-    (fg, bg): bool (H, W), where a stroke closer to red (fg) or blue (bg) than to the other is.
-  """
-  fg, bg = np.zeros(shape, bool), np.zeros(shape, bool)
-  for layer in layers:
-    layer = np.asarray(layer)
-    if layer.ndim != 3 or layer.shape[-1] != 4:
-      continue  # An RGB layer has no strokes of its own: it is the photo.
-    if layer.shape[:2] != tuple(shape):
-      layer = np.asarray(Image.fromarray(layer.astype(np.uint8)).resize(shape[::-1], Image.Resampling.NEAREST))
-    rgb = layer[..., :3].astype(np.float32)
-    painted = layer[..., 3] >= _STROKE_ALPHA
-    to_fg = np.abs(rgb - FG_COLOUR).sum(-1)
-    to_bg = np.abs(rgb - BG_COLOUR).sum(-1)
-    fg |= painted & (to_fg < to_bg)
-    bg |= painted & (to_bg < to_fg)
-  return fg, bg
-
-
-def hints_to_layer(fg: np.ndarray, bg: np.ndarray, *, alpha: int = 160) -> np.ndarray:
-  """Hints (H, W) drawn as an RGBA stroke layer (fg red, bg blue; half transparent), for the editor."""
-  layer = np.zeros((*fg.shape, 4), np.uint8)
-  layer[fg > 0.5] = (*FG_COLOUR, alpha)
-  layer[(bg > 0.5) & ~(fg > 0.5)] = (*BG_COLOUR, alpha)
-  return layer
 
 
 def relative(path: str) -> str:
@@ -301,17 +263,6 @@ def copy_photo(folder: str, photo: str | None, demo_config: str) -> tuple[str | 
   return path, image_io.load_image(path).shape[:2]
 
 
-def strokes_to_box(layers: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray | None:
-  """The bounding box of every painted pixel as a hint (H, W): 1 inside; None when nothing is painted."""
-  fg, bg = strokes_to_hints(layers, shape)
-  rows, cols = np.nonzero(fg | bg)
-  if not rows.size:
-    return None
-  box = np.zeros(shape, np.float32)
-  box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = 1.0
-  return box
-
-
 def watermark_args(folder: str, *, photo: str | None, layers: list[np.ndarray], settings: dict[str, Any],
                    extra: str = '') -> list[str]:
   """The `main.py` arguments (less --workdir) of a watermark run; writes its inputs into `folder`/input.
@@ -323,7 +274,7 @@ def watermark_args(folder: str, *, photo: str | None, layers: list[np.ndarray], 
     cli.UsageError: a photo without strokes; or `extra` does not split.
   """
   photo, shape = copy_photo(folder, photo, WATERMARK_CONFIG)
-  box = strokes_to_box(layers, shape)
+  box = app_strokes.strokes_to_box(layers, shape)
   args = [f'--config={WATERMARK_CONFIG}']
   if photo:
     if box is None:  # The config's own box is the demo's.

@@ -18,6 +18,7 @@ import numpy as np
 
 from ddip_jax import app_runs
 from ddip_jax import app_safety
+from ddip_jax import app_strokes
 from ddip_jax import cli
 from ddip_jax import config_check
 from ddip_jax import image_io
@@ -47,30 +48,31 @@ def preview(image: np.ndarray | None) -> np.ndarray | None:
 
 
 def brush(shape: tuple[int, int], colours: tuple[tuple[int, int, int], ...]):
-  """The editor's brush in `colours`, its size a fortieth of the photo's shorter side (Gradio's default is 25 px)."""
+  """The editor's brush in `colours` on a canvas of `shape`: its size (about the radius) an eightieth of the shorter
+  side, a line about 3% of it wide (Gradio's default, 25, paints a line 8% of the 480-px canvas wide)."""
   names = [f'rgb{colour}' for colour in colours]
-  return gr.Brush(colors=names, default_color=names[0], color_mode='fixed', default_size=max(2, min(shape) // 40))
+  return gr.Brush(colors=names, default_color=names[0], color_mode='fixed', default_size=max(2, min(shape) // 80))
 
 
 def editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...], layer: np.ndarray | None = None):
-  """The editor showing `photo` (H, W, 3) in [0, 1], at most EDITOR_SIDE px, with a brush sized for it.
+  """The editor showing `photo` (H, W, 3) in [0, 1] fitted in its canvas (`app_strokes.CANVAS`), with a brush sized
+  for it.
 
-  A phone's 12-megapixel photo would make the page slow to load and to paint
-  on; strokes of a smaller canvas are scaled to the photo (`strokes_to_hints`).
+  The photo and `layer` are sent at the canvas's size, the photo fitted and
+  centred (`app_strokes.to_canvas`): the editor places a layer against the
+  canvas it was made with, so only canvas-sized layers land where they
+  belong; strokes are read back from the same box (`app_strokes.strokes_to_hints`).
 
   Args:
     photo: the photo.
     colours: the brush's colours.
-    layer: (h, w, 4) uint8 strokes to draw (at the shown size, e.g. `app_runs.hints_to_layer`); None: none.
-
-  Issue 26, 1 and 2 (open): the editor places a given layer against the canvas it was created with (640x480;
-  a `canvas_size` sent later changes nothing), so a photo-sized layer lands centred in that canvas.
+    layer: (H', W', 4) uint8 strokes on the photo, any size of its shape (e.g. `app_strokes.hints_to_layer` at the
+      photo's size); None: none.
   """
-  shown, _ = image_io.working_image(photo, EDITOR_SIDE)
-  background = image_io.to_uint8(shown)
-  layers = [] if layer is None else [np.asarray(layer)]
+  background = app_strokes.to_canvas(image_io.to_uint8(photo))
+  layers = [] if layer is None else [app_strokes.to_canvas(layer, photo.shape[:2])]
   return gr.ImageEditor(value={'background': background, 'layers': layers, 'composite': None},
-                        brush=brush(shown.shape[:2], colours))
+                        brush=brush(app_strokes.CANVAS, colours))
 
 
 def by_field(fields: tuple[tuple[str, str], ...], values: list[Any]) -> dict[str, Any]:
@@ -222,7 +224,7 @@ class WatermarkPage(PhotoTab):
   """The watermark tab: a photo, and strokes over its watermark whose bounding box is the hint."""
 
   demo_config = app_runs.WATERMARK_CONFIG
-  colours = (app_runs.FG_COLOUR,)
+  colours = (app_strokes.FG_COLOUR,)
   paint = 'paint over the watermark (the box around your strokes is the hint), then Run'
   previews = ('clean', 'watermark', 'mask')
   layers = ('clean.png', 'watermark.png', 'mask.png')
@@ -311,7 +313,7 @@ def watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> N
         demo_button = gr.Button('Demo', elem_id='watermark_demo', scale=0)
       editor = gr.ImageEditor(label='Paint over the watermark', elem_id='watermark_editor', type='numpy',
                               image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-                              brush=brush((480, 640), page.colours), canvas_size=(640, 480))
+                              brush=brush(app_strokes.CANVAS, page.colours), canvas_size=app_strokes.CANVAS[::-1])
       with gr.Row():
         run_button = gr.Button('Run', variant='primary', elem_id='watermark_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id='watermark_stop')

@@ -145,6 +145,9 @@ class Page:
     self.wait_for(lambda: not any(b.is_displayed() for b in self.driver.find_elements(
         self.by.CSS_SELECTOR, '#seg_editor button.color')), 10, 'the swatches to close')
     canvas = self.canvas()
+    # Selenium moves from the centre of the element's part in view: all of it must be in view.
+    self.driver.execute_script('arguments[0].scrollIntoView({block: "center"});', canvas)
+    time.sleep(0.3)
     rect = canvas.rect
     actions = ActionChains(self.driver, duration=20)
 
@@ -171,6 +174,9 @@ class Page:
     from scipy import ndimage  # pylint: disable=g-import-not-at-top
 
     canvas = self.canvas()
+    # A canvas partly scrolled out of view (after Settings, say) gives a cropped screenshot.
+    self.driver.execute_script('arguments[0].scrollIntoView({block: "center"});', canvas)
+    time.sleep(0.3)
     shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert('RGB'))
     # The canvas is under the editor's tool bars: the photo is the largest region that is not white.
     regions, _ = ndimage.label((shot < 248).any(-1))

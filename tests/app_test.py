@@ -31,6 +31,7 @@ from PIL import Image
 import app_browser
 from ddip_jax import app_cutout
 from ddip_jax import app_runs
+from ddip_jax import app_strokes
 from ddip_jax import app_widgets
 from ddip_jax import cli
 from ddip_jax import cutout as cutout_lib
@@ -52,14 +53,14 @@ class HelpersTest(absltest.TestCase):
     layer[0, :2] = (255, 0, 0, 255)  # Red: foreground.
     layer[1, :2] = (10, 20, 240, 200)  # Blueish: background.
     layer[2, :2] = (255, 0, 0, 20)  # The brush's faint edge: nothing.
-    fg, bg = app_runs.strokes_to_hints([layer], (4, 6))
+    fg, bg = app_strokes.strokes_to_hints([layer], (4, 6))
     np.testing.assert_array_equal(np.argwhere(fg), [[0, 0], [0, 1]])
     np.testing.assert_array_equal(np.argwhere(bg), [[1, 0], [1, 1]])
 
   def test_strokes_on_a_smaller_canvas_are_resized_to_the_photo(self):
     layer = np.zeros((2, 3, 4), np.uint8)
     layer[1, 2] = (255, 0, 0, 255)
-    fg, bg = app_runs.strokes_to_hints([layer], (4, 6))
+    fg, bg = app_strokes.strokes_to_hints([layer], (4, 6))
     self.assertTrue(fg[2:, 4:].all())
     self.assertEqual(fg.sum(), 4)
     self.assertFalse(bg.any())
@@ -67,7 +68,7 @@ class HelpersTest(absltest.TestCase):
   def test_hints_to_layer_round_trips(self):
     fg = np.zeros((5, 7)); fg[1:3, 2:4] = 1
     bg = np.zeros((5, 7)); bg[4] = 1
-    back = app_runs.strokes_to_hints([app_runs.hints_to_layer(fg, bg)], (5, 7))
+    back = app_strokes.strokes_to_hints([app_strokes.hints_to_layer(fg, bg)], (5, 7))
     np.testing.assert_array_equal(back[0], fg > 0)
     np.testing.assert_array_equal(back[1], bg > 0)
 
@@ -198,20 +199,35 @@ class HelpersTest(absltest.TestCase):
     with self.assertRaisesRegex(cli.UsageError, r'^paint over the watermark'):
       app_runs.watermark_args(folder, photo=photo, layers=[], settings={})
 
-  def test_the_editor_shows_a_large_photo_at_most_editor_side(self):
+  def test_the_editor_shows_every_photo_fitted_in_its_canvas(self):
     if app_widgets.gr is None:
       self.skipTest('needs gradio (requirements-app.txt)')
-    editor = app_widgets.editor(np.zeros((3000, 4000, 3), np.float32), (app_runs.FG_COLOUR, app_runs.BG_COLOUR))
-    side = app_widgets.EDITOR_SIDE
-    with Image.open(editor.value['background']['path']) as shown:
-      self.assertEqual(shown.size, (side, side * 3 // 4))
-    self.assertEqual(editor.brush.default_size, side * 3 // 4 // 40)
-    # Strokes painted on the smaller canvas mark the photo's own pixels.
-    layer = np.zeros((1200, 1600, 4), np.uint8)
-    layer[600:610, 800:810] = (*app_runs.FG_COLOUR, 255)
-    fg, _ = app_runs.strokes_to_hints([layer], (3000, 4000))
-    self.assertTrue(fg[1500:1525, 2000:2025].all())
-    self.assertEqual(fg.sum(), 25 * 25)
+    colours = (app_strokes.FG_COLOUR, app_strokes.BG_COLOUR)
+    for shape, box in (((3000, 4000), (0, 0, 480, 640)), ((192, 256), (0, 0, 480, 640)),
+                       ((200, 100), (0, 200, 480, 240)), ((100, 400), (160, 0, 160, 640))):
+      self.assertEqual(app_strokes.canvas_box(shape), box)
+      photo = np.zeros((*shape, 3), np.float32)
+      hint = np.zeros(shape, bool)
+      hint[shape[0] // 2, shape[1] // 4:shape[1] // 2] = True  # A thin stroke.
+      editor = app_widgets.editor(photo, colours, app_strokes.hints_to_layer(hint, np.zeros(shape)))
+      with Image.open(editor.value['background']['path']) as shown:
+        self.assertEqual(shown.size, app_strokes.CANVAS[::-1])
+        shown = np.asarray(shown.convert('RGB'))
+      top, left, height, width = box
+      self.assertTrue((shown[top:top + height, left:left + width] == 0).all())  # The photo, black ...
+      self.assertEqual(int((shown == 0).all(-1).sum()), height * width)  # ... and white around it.
+      with Image.open(editor.value['layers'][0]['path']) as layer:
+        layer = np.asarray(layer.convert('RGBA'))
+      # The layer sent is read back as the hint, at the photo's size: the stroke where it was, thin or not.
+      fg, bg = app_strokes.strokes_to_hints([layer], shape)
+      self.assertFalse(bg.any())
+      self.assertTrue(fg[hint].all())
+      self.assertLessEqual(fg.sum(), hint.sum() * (2 + shape[0] / height))  # A canvas pixel at most.
+    self.assertEqual(editor.brush.default_size, 480 // 80)
+    # Strokes painted around the photo are dropped.
+    layer = np.zeros((*app_strokes.CANVAS, 4), np.uint8)
+    layer[:, :200] = (*app_strokes.FG_COLOUR, 255)
+    self.assertFalse(app_strokes.strokes_to_hints([layer], (200, 100))[0].any())
 
   def test_rgba_cutout_overlay_and_checkerboard(self):
     cut = app_cutout.rgba_cutout(np.full((2, 2, 3), 0.5, np.float32), np.array([[1.0, 0.0], [0.0, 1.0]]))
@@ -352,7 +368,6 @@ class BrowserTest(absltest.TestCase):
     print(f'a correction answered in {self.timings["correction"]:.1f} s on the page ({status})')
     self._answers(2)
 
-  @unittest.expectedFailure  # Issue 26, 1 and 2: still open.
   def test_automatic_hints_stay_where_they_were_after_a_stroke(self):
     # The editor places a layer it is given against its first canvas (640x480), not the photo: the hints land
     # with their corner at ((640 - 256) / 2, (480 - 192) / 2) and a stroke sends that shifted, cropped layer.
