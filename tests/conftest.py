@@ -16,3 +16,19 @@ os.environ['XDG_CACHE_HOME'] = _CACHE_HOME
 def pytest_sessionfinish(session, exitstatus):
   del session, exitstatus
   shutil.rmtree(_CACHE_HOME, ignore_errors=True)
+
+
+# The fast tier (`pytest -m "not slow"`, a few minutes) leaves out these: end-to-end runs of main.py, the
+# README's commands, the golden runs, the browser and HTTP tests, multi-process batches. CI runs everything.
+_SLOW_FILES = ('readme_test.py', 'golden_test.py', 'main_test.py', 'app_security_test.py', 'batch_test.py')
+_SLOW_CLASSES = ('BrowserTest', 'EndToEndTest', 'BatchedTest', 'CutoutTest', 'ResumeTest')
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  import pytest  # pylint: disable=g-import-not-at-top
+
+  for item in items:
+    cls = getattr(item, 'cls', None)
+    if item.path.name in _SLOW_FILES or (cls is not None and cls.__name__ in _SLOW_CLASSES):
+      item.add_marker(pytest.mark.slow)
