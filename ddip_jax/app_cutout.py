@@ -138,7 +138,7 @@ class Progress:
     return min(1.0, self.done / self.total) if self.total else 0.0
 
 
-class Refinement:
+class Refinement(app_runs.Worker):
   """One `Cutout.add` in a worker thread, observed for progress and stoppable (its best result so far is kept)."""
 
   def __init__(self, cut: cutout_lib.Cutout, fg: np.ndarray, bg: np.ndarray, progress: Progress):
@@ -146,26 +146,9 @@ class Refinement:
     self.result: cutout_lib.CutoutResult | None = None
     self.error: str | None = None
     self._fg, self._bg = fg, bg
-    self._stop = threading.Event()
     self._stages: dict[str, int] = {}  # Stage name -> steps done in it.
     self._first: tuple[float, int] | None = None  # (time, steps) of the first observation: no compiling after.
-    self._thread = threading.Thread(target=self._work, name='ddip-cutout', daemon=True)
-
-  def start(self) -> 'Refinement':
-    self._thread.start()
-    return self
-
-  @property
-  def stopping(self) -> bool:
-    return self._stop.is_set()
-
-  def stop(self) -> None:
-    self._stop.set()
-
-  def wait(self, seconds: float) -> bool:
-    """Waits up to `seconds`; whether it has ended."""
-    self._thread.join(seconds)
-    return not self._thread.is_alive()
+    super().__init__('ddip-cutout')
 
   def _observe(self, stage: engine.Stage, done: int, state: Any) -> str | None:
     del state

@@ -156,7 +156,35 @@ class Snapshot:
     return self.done / self.total if self.total else 0.0
 
 
-class Run:
+class Worker:
+  """Work in a daemon thread that can be asked to stop (`stop`): a run of the page, a cut-out's refinement."""
+
+  def __init__(self, name: str):
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+
+  def start(self):
+    self._thread.start()
+    return self
+
+  @property
+  def stopping(self) -> bool:
+    return self._stop.is_set()
+
+  def stop(self) -> None:
+    """Asks the work to stop after its current steps; it keeps the best result so far."""
+    self._stop.set()
+
+  def wait(self, seconds: float) -> bool:
+    """Waits up to `seconds`; whether the work has ended."""
+    self._thread.join(seconds)
+    return not self._thread.is_alive()
+
+  def _work(self) -> None:
+    raise NotImplementedError
+
+
+class Run(Worker):
   """One run of a task in a worker thread: `api.run_config`, as `main.py` calls it.
 
   The worker thread observes its `engine.optimize` calls (`engine.observe`)
@@ -169,30 +197,12 @@ class Run:
     self.metrics: dict[str, Any] | None = None
     self.error: str | None = None  # One line for the user.
     self.stopped = False
-    self._stop = threading.Event()
     self._lock = threading.Lock()
     self._stages: list[str] = []  # Of the current optimisation.
     self._part, self._done = 1, 0
     self._stage_start: tuple[float, int] = (0.0, 0)
     self._last_preview = 0.0
-    self._thread = threading.Thread(target=self._work, name='ddip-run', daemon=True)
-
-  def start(self) -> 'Run':
-    self._thread.start()
-    return self
-
-  @property
-  def stopping(self) -> bool:
-    return self._stop.is_set()
-
-  def stop(self) -> None:
-    """Asks the run to stop after its current steps; it keeps the best result so far."""
-    self._stop.set()
-
-  def wait(self, seconds: float) -> bool:
-    """Waits up to `seconds`; whether the run has ended."""
-    self._thread.join(seconds)
-    return not self._thread.is_alive()
+    super().__init__('ddip-run')
 
   def _observe(self, stage: engine.Stage, done: int, state: engine.TrainState) -> str | None:
     now = time.monotonic()
