@@ -73,6 +73,10 @@ _COMPILED_LOCK = threading.Lock()  # Runs on several devices use it from several
 _COMPILED_SIZE = 8
 
 
+# The `_COMPILED` keys whose program `compile_ahead` has compiled: lowering it again costs a second or so.
+_AHEAD: set[tuple[Any, ...]] = set()
+
+
 # The name of the engine's jitted function of its steps, in compilation logs and events.
 STEP_FUNCTION_NAME = 'jit(chunk)'
 
@@ -157,8 +161,11 @@ def cached_jit(fn: Callable[[Any, jax.Array], Any], state: Any, key: jax.Array, 
       compiled = jax.jit(chunk, donate_argnums=1, compiler_options=options)
     _COMPILED[cache_key] = compiled  # Most recently used last.
     while len(_COMPILED) > _COMPILED_SIZE:
+      _AHEAD.discard(next(iter(_COMPILED)))
       _COMPILED.pop(next(iter(_COMPILED)))
-  return functools.partial(compiled, closed.consts)
+  chunk = functools.partial(compiled, closed.consts)
+  chunk.cache_key = cache_key
+  return chunk
 
 
 def compile_ahead(chunk: Callable[[Any, jax.Array], Any], state: Any, key: Any) -> None:
@@ -166,9 +173,17 @@ def compile_ahead(chunk: Callable[[Any, jax.Array], Any], state: Any, key: Any) 
 
   `state` and `key` may be `jax.ShapeDtypeStruct`s: only their shapes and
   dtypes matter. XLA compiles without holding the GIL, so on a thread this
-  overlaps other work.
+  overlaps other work. A program compiled ahead before is not lowered again
+  (an interactive correction reuses the first result's).
   """
+  key_of = getattr(chunk, 'cache_key', None)
+  with _COMPILED_LOCK:
+    if key_of is not None and key_of in _AHEAD:
+      return
   chunk.func.lower(*chunk.args, state, key).compile()
+  if key_of is not None:
+    with _COMPILED_LOCK:
+      _AHEAD.add(key_of)
 
 
 def thread_in_this_context(target: Callable[[], None], name: str) -> threading.Thread:
