@@ -28,6 +28,7 @@ from ddip_jax import app_safety
 from ddip_jax import app_strokes
 from ddip_jax import app_widgets
 from ddip_jax import cli
+from ddip_jax import cutout as cutout_lib
 from ddip_jax import image_io
 
 gr = app_widgets.gr  # None without Gradio: `main` says so in one line.
@@ -52,11 +53,26 @@ class SegmentationPage(app_widgets.PhotoTab):
   def load_photo(self, file: str | None, request: 'gr.Request'):  # pylint: disable=arguments-differ
     """As `PhotoTab.load_photo`; the browser session's cut-out goes, and what it showed."""
     self.sessions.drop(request.session_hash)
-    return *super().load_photo(file), None, None, None
+    shown = super().load_photo(file)
+    self._compile_ahead(shown[1])
+    return *shown, None, None, None
 
   def load_demo(self, request: 'gr.Request'):  # pylint: disable=arguments-differ
     self.sessions.drop(request.session_hash)
-    return *super().load_demo(), None, None, None
+    shown = super().load_demo()
+    self._compile_ahead(shown[1])
+    return *shown, None, None, None
+
+  def _compile_ahead(self, source: Any) -> None:
+    """Compiles the first result's step for this photo with the page's default settings while the user paints
+    (`Cutout.compile_ahead`): most of a cold first result's wait on a CPU."""
+    if not isinstance(source, str):
+      return
+    try:
+      path, config, _ = self._config(source, [None] * len(app_cutout.SETTINGS), '')
+      cutout_lib.Cutout(image_io.load_image(path), config=config).compile_ahead()
+    except app_runs.USER_ERRORS:  # Run says what is wrong.
+      pass
 
   def _session(self, source: str, settings: list[Any], extra: str, session: str | None) -> app_cutout.Session:
     """The browser session's cut-out of this photo with these settings (kept, or new)."""

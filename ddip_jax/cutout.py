@@ -21,6 +21,7 @@ earlier one where they cross.
 
 from collections.abc import Callable
 import dataclasses
+import threading
 import time
 from typing import Any
 
@@ -31,12 +32,16 @@ from scipy import ndimage
 
 from ddip_jax import api
 from ddip_jax import array_inputs
+from ddip_jax import compile_cache
 from ddip_jax import engine
 from ddip_jax import fgbg
 from ddip_jax import filters
 from ddip_jax import grow
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
+from ddip_jax import models
+from ddip_jax import resume
+from ddip_jax import steps
 from ddip_jax.tasks import segmentation
 
 # A stroke's core: its pixels at least this fraction of the stroke's half-width inside it.
@@ -153,6 +158,38 @@ class Cutout:
     self._calls = 0
     self._progress = progress
 
+  def compile_ahead(self) -> threading.Thread:
+    """Starts compiling the first result's step for this photo on a background thread, and returns the thread.
+
+    A page calls it when the photo loads: XLA compiles while the user paints
+    (the compile is most of a cold first result on a CPU), and `add` finds the
+    program compiled (`compile_cache`: the same program on other hints). It
+    assumes painted strokes (their learning rate); automatic hints compile anew.
+    """
+    config = segmentation.with_schedule(self.config, user_hints=True)
+    shape = self.image.shape[:2]
+    options = self._options(config)
+    strategy, per_call = steps.resolve_strategy(options)
+
+    def build():
+      empty = np.zeros(shape, np.float32)
+      problem = segmentation.build_problem(config, self.image, empty, empty, self._noise_key)
+      params, stats = models.generator_shapes(problem.generators, problem.inputs, jax.random.key(0))
+      stage = problem.stages[0]
+      state = steps.abstract_state(problem, stage, params, stats, options.num_perturbations)
+      key = jax.random.fold_in(self._train_key, 1)
+      chunk = steps.stage_chunk(stage, options.num_perturbations, strategy, min(per_call, stage.num_steps), state, key,
+                                compile_cache.compiler_options(options))
+      compile_cache.compile_ahead(chunk, state, key)
+      models.init_generators(problem.generators, problem.inputs, jax.random.key(0))
+
+    thread = compile_cache.thread_in_this_context(build, 'ddip_jax-cutout-ahead')
+    thread.start()
+    return thread
+
+  def _options(self, config: ml_collections.ConfigDict) -> engine.LoopOptions:
+    return dataclasses.replace(resume.loop_options(config), progress=self._progress)
+
   def _merged(self, fg, bg, replace: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The strokes so far with `fg`, `bg` (full size, any may be None) added (`replace`: instead of them):
     working fg, bg, full-size cores."""
@@ -230,8 +267,7 @@ class Cutout:
       config.early_stop_psnr = 0.0
       config.segmentation.hint_phase = 10**9  # The hints, new strokes included, hold throughout.
     problem = segmentation.build_problem(config, self.image, fg_hint, bg_hint, self._noise_key)
-    options = engine.LoopOptions(progress=self._progress, check_every=config.loop.check_every,
-                                 cpu_convolutions=config.loop.cpu_convolutions)
+    options = self._options(config)
     try:
       result = engine.optimize(problem, key=key, options=options, stop=stop, start=self._state)
     except engine.Interrupted as err:

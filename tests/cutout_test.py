@@ -74,6 +74,17 @@ class CutoutTest(absltest.TestCase):
     third = cut.add(fg=fg, bg=bg, replace=True)
     self.assertTrue(third.mask[24, 30])
 
+  def test_compiled_ahead_the_first_result_compiles_no_step(self):
+    photo, disc = _photo()
+    fg = np.zeros(disc.shape, bool)
+    fg[24, 26:38] = True
+    tiny = {**_TINY, 'generator.channels_down': (4, 4), 'generator.channels_up': (4, 4)}  # A program of its own.
+    cut = ddip_jax.Cutout(photo, progress=False, **tiny)
+    cut.compile_ahead().join()
+    with compile_cache.count_compilations() as compiled:
+      cut.add(fg=fg)
+    self.assertEqual(compiled.steps, 0)
+
   def test_same_seed_same_result(self):
     photo, disc = _photo()
     fg = np.zeros(disc.shape, bool)
