@@ -158,12 +158,12 @@ class SegmentationPage(app_widgets.PhotoTab):
     progress = app_cutout.Progress(what, total=app_cutout.schedule(state.cut.config, previous is None,
                                                                    state.cut.correction_steps))
     refinement = self._runs[session] = app_cutout.Refinement(state.cut, fg, bg, progress).start()
-    yield progress.describe(), app_widgets.progress_html(0.0, progress.describe()), drawn, *[skip] * 5
+    yield progress.describe(), app_widgets.progress_html(0.0, ''), drawn, *[skip] * 5
     try:
       while not refinement.wait(0.5):
         progress = refinement.progress
         text = progress.describe() + (' (stopping)' if refinement.stopping else '')
-        yield text, app_widgets.progress_html(progress.fraction, text), *[skip] * 6
+        yield text, app_widgets.progress_html(progress.fraction, ''), *[skip] * 6
     except GeneratorExit:  # The page was closed (Gradio cancels the event): nobody waits for the answer.
       refinement.stop()
       raise
@@ -177,7 +177,7 @@ class SegmentationPage(app_widgets.PhotoTab):
     call = app_cutout.record(state, fg, bg, result, refinement.stopping, self.runs_dir)
     text = (f'{"stopped: the best result so far" if refinement.stopping else "done"}: {what} in {result.seconds:.1f} s '
             f'({result.steps} steps). Paint a correction and Run again, or download the cut-out.')
-    yield (text, app_widgets.progress_html(1.0, text), skip, _shown(app_cutout.overlay(state.cut.photo, result.mask)),
+    yield (text, app_widgets.progress_html(1.0, ''), skip, _shown(app_cutout.overlay(state.cut.photo, result.mask)),
            self._cutout(state, soft), _shown(image_io.to_uint8(result.fg)), _shown(image_io.to_uint8(result.bg)),
            app_cutout.downloads(call, soft))
 
