@@ -6,6 +6,8 @@ Nothing here needs Gradio.
 import numpy as np
 from PIL import Image
 
+from ddip_jax import cutout
+
 FG_COLOUR = (255, 0, 0)  # Brush colours: red strokes mark the foreground ...
 BG_COLOUR = (0, 0, 255)  # ... blue ones the background.
 # A painted pixel has at least this alpha (0-255): the brush's soft edge is not a stroke.
@@ -45,16 +47,6 @@ def to_canvas(image: np.ndarray, shape: tuple[int, int] | None = None, *, fill=_
   return out
 
 
-def _resize_strokes(painted: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-  """A bool map at `shape`: nearest neighbour when enlarged; when shrunk, marked where any pixel of its block is."""
-  if painted.shape == tuple(shape):
-    return painted
-  shrink = painted.shape[0] > shape[0] or painted.shape[1] > shape[1]
-  resized = np.asarray(Image.fromarray(painted.astype(np.float32)).resize(
-      shape[::-1], Image.Resampling.BOX if shrink else Image.Resampling.NEAREST))
-  return resized > 1e-6
-
-
 def strokes_to_hints(layers: list[np.ndarray], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
   """The fg and bg hints painted in the editor's layers.
 
@@ -79,8 +71,8 @@ def strokes_to_hints(layers: list[np.ndarray], shape: tuple[int, int]) -> tuple[
     painted = layer[..., 3] >= _STROKE_ALPHA
     to_fg = np.abs(rgb - FG_COLOUR).sum(-1)
     to_bg = np.abs(rgb - BG_COLOUR).sum(-1)
-    fg |= _resize_strokes(painted & (to_fg < to_bg), shape)
-    bg |= _resize_strokes(painted & (to_bg < to_fg), shape)
+    fg |= cutout.shrink_strokes(painted & (to_fg < to_bg), shape)
+    bg |= cutout.shrink_strokes(painted & (to_bg < to_fg), shape)
   return fg, bg
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from ddip_jax import api
@@ -99,11 +100,15 @@ def stroke_core(stroke: np.ndarray) -> np.ndarray:
 
 
 def shrink_strokes(stroke: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-  """A bool (H, W) stroke map at `shape`: a pixel is marked if any pixel of its block is (thin strokes survive)."""
+  """A bool (H, W) stroke map at `shape`: nearest neighbour when enlarged; when shrunk, a pixel is marked if any
+  pixel of its block is (thin strokes survive). The page's strokes go through it too."""
   stroke = np.asarray(stroke) > 0.5
   if stroke.shape == tuple(shape):
     return stroke
-  return image_io.resize_image(stroke.astype(np.float32), shape) > 0.02
+  shrink = stroke.shape[0] > shape[0] or stroke.shape[1] > shape[1]
+  resized = np.asarray(Image.fromarray(stroke.astype(np.float32)).resize(
+      shape[::-1], Image.Resampling.BOX if shrink else Image.Resampling.NEAREST))
+  return resized > 1e-6
 
 
 class Cutout:
