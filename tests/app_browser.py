@@ -100,17 +100,33 @@ class Page:
 
   def wait_for(self, condition, seconds: float, what: str):
     """Polls `condition` until it is true (returns it) or `seconds` pass."""
+    from selenium.common.exceptions import StaleElementReferenceException  # pylint: disable=g-import-not-at-top
+
     deadline = time.monotonic() + seconds
     while True:
-      value = condition()
+      try:
+        value = condition()
+      except StaleElementReferenceException:  # The page re-rendered what it was reading: read it again.
+        value = None
       if value:
         return value
       if time.monotonic() > deadline:
         raise TimeoutError(f'waited {seconds} s for {what}; status: {self.status()!r}')
       time.sleep(0.25)
 
+  def read(self, reading):
+    """`reading()`, read again while the page re-renders what it reads (a stale element)."""
+    from selenium.common.exceptions import StaleElementReferenceException  # pylint: disable=g-import-not-at-top
+
+    for _ in range(40):
+      try:
+        return reading()
+      except StaleElementReferenceException:
+        time.sleep(0.25)
+    return reading()
+
   def status(self) -> str:
-    return self.find('#seg_status textarea').get_attribute('value') or ''
+    return self.read(lambda: self.find('#seg_status textarea').get_attribute('value') or '')
 
   def wait_status(self, prefix: str, seconds: float) -> str:
     """Waits for the status line to start with `prefix` (or with 'error:'); returns it."""
@@ -205,8 +221,11 @@ class Page:
 
   def image_src(self, elem_id: str) -> str | None:
     """The URL of the picture an image box shows (None: none)."""
-    found = self.driver.find_elements(self.by.CSS_SELECTOR, f'#{elem_id} img')
-    return (found[0].get_attribute('src') or None) if found else None
+    def reading():
+      found = self.driver.find_elements(self.by.CSS_SELECTOR, f'#{elem_id} img')
+      return (found[0].get_attribute('src') or None) if found else None
+
+    return self.read(reading)
 
   def image(self, elem_id: str):
     """The picture an image box shows, as a uint8 array (read from the page's server, as the browser reads it)."""
@@ -225,4 +244,4 @@ class Page:
                          f'a new picture in #{elem_id}')
 
   def text(self, elem_id: str) -> str:
-    return self.find(f'#{elem_id} textarea').get_attribute('value') or ''
+    return self.read(lambda: self.find(f'#{elem_id} textarea').get_attribute('value') or '')

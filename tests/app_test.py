@@ -395,8 +395,9 @@ class BrowserTest(absltest.TestCase):
     board = page.image('seg_cutout').astype(int)
     self.assertTrue(np.isin(board[~mask], (153, 204)).all())  # The checkerboard where it is transparent.
     self.assertTrue((np.abs(board[mask] - photo[mask]) <= 2).all())
-    files = [os.path.basename(a.get_attribute('href') or '').split('?')[0]
-             for a in page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_files a')]
+    files = page.wait_for(lambda: [os.path.basename(a.get_attribute('href') or '').split('?')[0]
+                                   for a in page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_files a')],
+                          30, 'the files')
     self.assertEqual(sorted(f for f in files if f), ['bg.png', 'cutout.png', 'fg.png', 'mask.png'])
     page.find('#seg_soft input').click()
     page.wait_for(lambda: any('cutout_soft.png' in (a.get_attribute('href') or '') for a in page.driver.find_elements(
