@@ -13,14 +13,18 @@ nested dicts (`segmentation={'hint_steps': 500}`).
 
 Inputs are numpy arrays, (H, W, 3) uint8 or float in [0, 1] (masks (H, W)),
 or paths; gray (H, W) and RGBA (H, W, 4) images, and uint16 values, are taken
-as `main.py` takes such files (alpha composited over white). Arrays are handed
-to the task as 8-bit PNG files (`array_inputs`; float inputs are rounded to 8
-bits). Nothing is written unless `workdir=` is given: the run goes to a
-temporary folder that is removed afterwards; with a workdir, the run is
-resumable and its files stay, as with `main.py --workdir` (the arrays too, in
-its `.inputs/` folder, named by their content: the same call again resumes, or
-returns the finished run at once; `overwrite=True` redoes it). The layers come
-back as float32 arrays read from the run's output files (8-bit precision).
+as `main.py` takes such files (alpha composited over white).
+
+Nothing is written unless `workdir=` is given. `segment` then runs in memory:
+the arrays go to the decomposition as they are (`tasks.segmentation.decompose`)
+and its float32 layers come back, no file encoded or written. The other
+functions still hand arrays to their task as 8-bit PNG files in a temporary
+folder and read the layers back from the run's files (8-bit precision; issue
+27 moves them to the same in-memory path). With a workdir, every function runs
+as `main.py --workdir` does: resumable, its files kept (the arrays too, in its
+`.inputs/` folder, named by their content: the same call again resumes, or
+returns the finished run at once; `overwrite=True` redoes it), and the layers
+read back from its files.
 
 Mistakes raise `InputError` (unreadable input, None, wrong shape, too large
 for the memory) or `ConfigError` (a field that does not exist or has a bad
@@ -52,6 +56,7 @@ from ddip_jax import progress_report
 from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import tasks
+from ddip_jax.tasks import segmentation
 
 InputError = image_io.InputError
 ConfigError = config_check.ConfigError
@@ -233,13 +238,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: Progr
     if workdir is None:
       workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_run_'))
       config.loop.checkpoint_every = 0  # Nothing to resume from a folder that goes away.
-    if isinstance(progress, bool):  # The bar on or off.
-      config.progress, progress = progress, None
-    elif progress is not None:
-      if not callable(progress):
-        raise ConfigError(f'progress={progress!r}: expected a function, True or False')
-      config.progress = False  # The caller shows progress its own way, not with the command line's bar.
-    stack.enter_context(progress_report.reporting_progress(progress))
+    stack.enter_context(_progress_shown(config, progress))
     metrics, _ = run_config(config, workdir, overwrite=overwrite)
     return read(workdir, metrics)
 
@@ -253,17 +252,35 @@ def _mask(workdir: str, name: str, shape: tuple[int, int] | None = None) -> np.n
   return image_io.load_mask(path, shape=shape or image_io.load_image(path).shape[:2])
 
 
+def _check_overrides(inputs: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+  """Refuses overrides of the function's own inputs (and of `inputs`, a batch)."""
+  fields = {'image' if field == 'frames' else field for field in inputs}
+  for field in sorted((fields | {'inputs'}) & _flat_overrides(overrides).keys()):
+    raise ConfigError('inputs: the Python API runs the input it is given; call it once per image (main.py '
+                      '--config.inputs runs a batch)' if field == 'inputs' else
+                      f'{field}: give it as the function\'s argument, not as a config override')
+
+
+@contextlib.contextmanager
+def _progress_shown(config: ml_collections.ConfigDict, progress: ProgressFn | bool | None):
+  """`progress` as the API takes it: True / False the bar on or off, a function called instead of the bar."""
+  if isinstance(progress, bool):
+    config.progress, progress = progress, None
+  elif progress is not None:
+    if not callable(progress):
+      raise ConfigError(f'progress={progress!r}: expected a function, True or False')
+    config.progress = False  # The caller shows progress its own way, not with the command line's bar.
+  with progress_report.reporting_progress(progress):
+    yield
+
+
 def _call(demo: str, task: str, inputs: dict[str, Any], config, workdir, progress, overwrite, overrides, read):
   """Writes the array inputs (in the workdir's `.inputs/`, or a temporary folder), runs the config, reads the outputs.
 
   `inputs`: field -> the caller's value (None: unset), 'frames' for a clip
   (set as `image`); `task` is the function's, which a `config` must run.
   """
-  fields = {'image' if field == 'frames' else field for field in inputs}
-  for field in sorted((fields | {'inputs'}) & _flat_overrides(overrides).keys()):
-    raise ConfigError('inputs: the Python API runs the input it is given; call it once per image (main.py '
-                      '--config.inputs runs a batch)' if field == 'inputs' else
-                      f'{field}: give it as the function\'s argument, not as a config override')
+  _check_overrides(inputs, overrides)
   with contextlib.ExitStack() as stack:
     folder = (os.path.join(workdir, runner.INPUTS) if workdir is not None else
               stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_inputs_')))
@@ -310,14 +327,33 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
     InputError, ConfigError: bad input (None too), bad config field, a config of another task.
     NumericalError, Interrupted: the run stopped early (NaN/Inf; Ctrl-C or SIGTERM).
   """
-  def read(folder, metrics):
-    fg = _image(folder, 'fg')
-    return Segmentation(fg=fg, bg=_image(folder, 'bg'), mask=_mask(folder, 'mask'),
-                        mask_binary=_mask(folder, 'mask_binary'), recomposed=_image(folder, 'recomposed'),
-                        metrics=metrics)
+  inputs = {'image': image, 'fg_hint': fg_hint, 'bg_hint': bg_hint}
+  if workdir is not None:
+    def read(folder, metrics):
+      return Segmentation(fg=_image(folder, 'fg'), bg=_image(folder, 'bg'), mask=_mask(folder, 'mask'),
+                          mask_binary=_mask(folder, 'mask_binary'), recomposed=_image(folder, 'recomposed'),
+                          metrics=metrics)
 
-  return _call('zebra', 'segmentation', {'image': image, 'fg_hint': fg_hint, 'bg_hint': bg_hint}, config, workdir,
-               progress, overwrite, overrides, read)
+    return _call('zebra', 'segmentation', inputs, config, workdir, progress, overwrite, overrides, read)
+  # In memory: the arrays go to the decomposition as they are, and nothing is written.
+  _check_overrides(inputs, overrides)
+  files, arrays = {}, {}
+  for field, value in inputs.items():
+    if value is None and field != 'image':
+      continue
+    if value is None or isinstance(value, (str, os.PathLike)):
+      files[field] = array_inputs.Inputs.existing_path(value, field)
+    else:
+      arrays[field] = array_inputs.as_float_image(value, field, channels=field == 'image')
+  built = make_config('zebra', config, {**files, **{field: f'<the {field} array>' for field in arrays}}, overrides)
+  if built.task != 'segmentation':
+    raise ConfigError(f'config={config!r} runs task {built.task!r}: this function runs \'segmentation\'')
+  tasks.validate(built)
+  with _progress_shown(built, progress):
+    result = restarts.best_of(lambda c: segmentation.decompose(c, segmentation.load_inputs(c, arrays)), built)
+  images = result.images
+  return Segmentation(fg=images['fg'], bg=images['bg'], mask=images['mask'], mask_binary=images['mask_binary'],
+                      recomposed=images['recomposed'], metrics={**result.metrics, **runner.run_record(built)})
 
 
 def separate(image1: ImageLike, image2: ImageLike | None = None, *,

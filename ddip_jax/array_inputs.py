@@ -82,15 +82,24 @@ class Inputs:
     self._names[path] = (what, f'the {what} array' if not folder else 'the frames')
     return path
 
-  def path(self, value: ImageLike, what: str, *, channels: bool = True) -> str:
-    if isinstance(value, (str, os.PathLike)):
-      path = os.fspath(value)
-      if not os.path.exists(path):
-        raise InputError(f'{what} {path!r}: no such file or folder')
-      return path
+  @staticmethod
+  def existing_path(value: str | os.PathLike | None, what: str) -> str:
+    """`value` as a path that exists.
+
+    Raises:
+      InputError: None, or no such file.
+    """
     if value is None:
       raise InputError(f'{what} is None: expected an array or an image file (cv2.imread, for one, returns None '
                        'for a file it cannot read)')
+    path = os.fspath(value)
+    if not os.path.exists(path):
+      raise InputError(f'{what} {path!r}: no such file or folder')
+    return path
+
+  def path(self, value: ImageLike, what: str, *, channels: bool = True) -> str:
+    if value is None or isinstance(value, (str, os.PathLike)):
+      return self.existing_path(value, what)
     return self._write(what, [writing.encode_png(as_float_image(value, what, channels=channels))])
 
   def frames(self, value: ImageLike | Sequence[np.ndarray]) -> str:

@@ -28,7 +28,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from ddip_jax import api
@@ -100,15 +99,9 @@ def stroke_core(stroke: np.ndarray) -> np.ndarray:
 
 
 def shrink_strokes(stroke: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-  """A bool (H, W) stroke map at `shape`: nearest neighbour when enlarged; when shrunk, a pixel is marked if any
-  pixel of its block is (thin strokes survive). The page's strokes go through it too."""
-  stroke = np.asarray(stroke) > 0.5
-  if stroke.shape == tuple(shape):
-    return stroke
-  shrink = stroke.shape[0] > shape[0] or stroke.shape[1] > shape[1]
-  resized = np.asarray(Image.fromarray(stroke.astype(np.float32)).resize(
-      shape[::-1], Image.Resampling.BOX if shrink else Image.Resampling.NEAREST))
-  return resized > 1e-6
+  """A bool (H, W) stroke map at `shape`, as a hint file is resized (`image_io.resize_mask` with `keep_thin`: thin
+  strokes survive a shrink). The page's strokes go through it too."""
+  return image_io.resize_mask(np.asarray(stroke) > 0.5, shape, keep_thin=True) > 0.5
 
 
 class Cutout:

@@ -55,9 +55,11 @@ class Stopped(Exception):
   Attributes:
     result: a `Result` with the best outputs so far (`best` is empty when there
       are none yet) and the metrics of the stages run, the last one partial.
+    partial: what a task finished from `result` (`resume.solve`), None when nothing.
   """
 
   result: 'Result'
+  partial: Any = None
 
 
 class NumericalError(Stopped, RuntimeError):

@@ -290,20 +290,38 @@ def resolve_hints(
       pixel, or marks only pixels that the other hint marks too.
   """
   shape = image.shape[-3:-1]
-  user, info = {}, {}
+  given = {}
   for name, path in (('fg_hint', fg_path), ('bg_hint', bg_path)):
     if path:
       if image.ndim == 4:
-        hint = clip_io.load_masks(path, count=image.shape[0], shape=shape)
+        given[name] = (clip_io.load_masks(path, count=image.shape[0], shape=shape), path)
       else:
-        hint = image_io.load_mask(path, shape=shape, keep_thin=True)
-      hint = (hint > 0.5).astype(np.float32)
-      if not hint.any():
-        raise image_io.InputError(f'{path}: the {name} marks no pixel (white = hinted region)')
-      if hint.all():
-        raise image_io.InputError(f'{path}: the {name} marks every pixel; it must leave the other layer some room')
-      user[name] = hint
-      info[name] = {'source': path}
+        given[name] = (image_io.load_mask(path, shape=shape, keep_thin=True), path)
+  return given_hints(image, given, method=method)
+
+
+def given_hints(image: np.ndarray, given: dict[str, tuple[np.ndarray, str]], *,
+                method: str) -> tuple[np.ndarray, np.ndarray, dict]:
+  """`resolve_hints` on hints given as arrays: name -> (mask, what to call it in messages).
+
+  A mask of one image may have another size than `image` (e.g. the full-size
+  photo's): it is resized as a hint file is (`image_io.resize_mask`, thin
+  strokes kept). Binarised at 0.5.
+
+  Raises:
+    image_io.InputError: a hint marks no pixel or every pixel, or only pixels that the other hint marks too.
+  """
+  user, info = {}, {}
+  for name, (hint, source) in given.items():
+    if image.ndim == 3:
+      hint = image_io.resize_mask(hint, image.shape[:2], keep_thin=True)
+    hint = (np.asarray(hint) > 0.5).astype(np.float32)
+    if not hint.any():
+      raise image_io.InputError(f'{source}: the {name} marks no pixel (white = hinted region)')
+    if hint.all():
+      raise image_io.InputError(f'{source}: the {name} marks every pixel; it must leave the other layer some room')
+    user[name] = hint
+    info[name] = {'source': source}
   return complete_hints(image, user, info, method=method)
 
 

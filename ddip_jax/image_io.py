@@ -251,7 +251,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def load_mask(
-    path: str | os.PathLike[str], *, shape: tuple[int, int], keep_thin: bool = False
+    path: str | os.PathLike[str], *, shape: tuple[int, int] | None, keep_thin: bool = False
 ) -> np.ndarray:
   """Loads a hint or ground-truth mask as floats, resized to `shape`.
 
@@ -263,7 +263,7 @@ def load_mask(
 
   Args:
     path: the mask file (any format Pillow reads).
-    shape: (H, W) of the output, normally the image's.
+    shape: (H, W) of the output, normally the image's; None: the file's own.
     keep_thin: binarise at 0.5 and, where the mask is shrunk, mark every
       output pixel whose block holds a marked pixel (a user's thin stroke on a
       large photo survives; nearest neighbour keeps one pixel in k).
@@ -275,7 +275,7 @@ def load_mask(
     InputError: as for `load_image`.
     ValueError: `shape` is not two positive ints.
   """
-  shape = _check_shape(shape)
+  shape = None if shape is None else _check_shape(shape)
   pixels = _decode(path)
   channels = pixels.shape[-1]
   if channels in (2, 4) and pixels[..., -1].min() < 1.0:
@@ -284,9 +284,20 @@ def load_mask(
     mask = pixels[..., :3] @ _LUMA
   else:
     mask = pixels[..., 0]
+  return resize_mask(mask, mask.shape if shape is None else shape, keep_thin=keep_thin)
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int], *, keep_thin: bool = False) -> np.ndarray:
+  """A mask (H, W) in [0, 1] as float32 at `shape`, as `load_mask` resizes a file's.
+
+  Nearest neighbour, so binary masks stay binary; with `keep_thin`, binarised at
+  0.5 first and, where shrunk, every output pixel whose block holds a marked
+  pixel is marked.
+  """
+  mask = np.asarray(mask, np.float32)
   if keep_thin:
     mask = (mask > 0.5).astype(np.float32)
-  if mask.shape != shape:
+  if mask.shape != tuple(shape):
     shrink = keep_thin and (mask.shape[0] > shape[0] or mask.shape[1] > shape[1])
     resized = Image.fromarray(np.ascontiguousarray(mask, np.float32)).resize(
         (shape[1], shape[0]), Image.Resampling.BOX if shrink else Image.Resampling.NEAREST)

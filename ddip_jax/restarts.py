@@ -19,10 +19,12 @@ interrupted one resumes from its checkpoint. A restart stopped by NaN/Inf is
 recorded as failed and the others go on; if all fail, the last error is raised.
 """
 
+from collections.abc import Callable
+import dataclasses
 import math
 import os
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from absl import logging
 import ml_collections
@@ -32,6 +34,7 @@ from ddip_jax import runner
 from ddip_jax import writing
 
 DEFAULT_SELECTION_METRIC = 'best_recon_psnr'
+T = TypeVar('T')
 
 
 def selection_metric(task: ModuleType) -> str:
@@ -55,6 +58,51 @@ def _score(metrics: dict[str, Any] | None, metric: str) -> float:
 def pick_best(scores: list[float]) -> int:
   """Index of the highest score; the first one on ties (so the lowest seed)."""
   return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def _record(index: int, seed: int, metrics: dict[str, Any] | None, error: Exception | None,
+            metric: str) -> dict[str, Any]:
+  """A restart's entry in the chosen run's `restarts`: index, seed, status, score."""
+  score = _score(metrics, metric)
+  return {'restart': index, 'seed': seed, 'status': metrics['status'] if metrics else f'failed: {error}',
+          metric: score if math.isfinite(score) else None}
+
+
+def best_of(decompose: Callable[[ml_collections.ConfigDict], T], config: ml_collections.ConfigDict,
+            metric: str = DEFAULT_SELECTION_METRIC) -> T:
+  """`run`'s restarts in memory: decompose(config of restart r) for each, the best by `metric`.
+
+  Args:
+    decompose: a task's decomposition of one config, returning a result with `metrics`
+      (a frozen dataclass, e.g. `tasks.segmentation.Decomposition`).
+    config: the full config (`config.restarts` seeds).
+    metric: the metrics key that ranks the results (higher is better).
+
+  Returns:
+    The best result, its metrics with `restarts`, `restart_chosen`, `selection_metric`, `chosen_seed` (as `run`).
+
+  Raises:
+    engine.Interrupted: a restart was stopped.
+    engine.NumericalError: every restart stopped on NaN/Inf.
+  """
+  if config.restarts <= 1:
+    return decompose(config)
+  results, records, error = [], [], None
+  for index in range(config.restarts):
+    sub_config = restart_config(config, index)
+    try:
+      result = decompose(sub_config)
+    except engine.NumericalError as err:
+      logging.warning('restart %d (seed %d) failed: %s', index, sub_config.seed, err)
+      error, result = err, None
+    results.append(result)
+    records.append(_record(index, sub_config.seed, result.metrics if result else None, error, metric))
+  if all(r is None for r in results):
+    raise error
+  best = pick_best([_score(r.metrics if r else None, metric) for r in results])
+  return dataclasses.replace(results[best], metrics={
+      **results[best].metrics, 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
+      'chosen_seed': config.seed + best})
 
 
 def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -91,10 +139,7 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
         logging.warning('restart %d (seed %d) failed: %s', index, sub_config.seed, err)
         error, metrics = err, None
     results.append(metrics)
-    score = _score(metrics, metric)
-    records.append({'restart': index, 'seed': sub_config.seed,
-                    'status': metrics['status'] if metrics else f'failed: {error}',
-                    metric: score if math.isfinite(score) else None})
+    records.append(_record(index, sub_config.seed, metrics, error, metric))
   if all(m is None for m in results):
     raise error
   best = pick_best([_score(m, metric) for m in results])

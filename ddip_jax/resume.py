@@ -1,8 +1,11 @@
 """A task's optimisation in its workdir: checkpoints to resume from, a clean stop on Ctrl-C / SIGTERM,
 and the best result so far written when a run stops early.
 
-Every task ends with `optimize_and_write` (one optimisation) or
-`optimize_parts_and_write` (several in turn: dehazing passes, video windows);
+Every optimisation goes through `solve` (in memory, or with checkpoints in a
+workdir). A task that decomposes in memory (`tasks.segmentation.decompose`)
+runs in its workdir through `decompose_and_write`; the others still end with
+`optimize_and_write` (one optimisation, their `finish` writing the files) or
+`optimize_parts_and_write` (several in turn: dehazing passes, video windows).
 `runner.run` around it owns the workdir and decides whether to run at all.
 """
 
@@ -10,7 +13,7 @@ from collections.abc import Callable, Iterator
 import contextlib
 import signal
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from absl import logging
 import jax
@@ -19,6 +22,8 @@ import ml_collections
 from ddip_jax import checkpoint_io
 from ddip_jax import engine
 from ddip_jax import runner
+
+T = TypeVar('T')
 
 
 def loop_options(config: ml_collections.ConfigDict) -> engine.LoopOptions:
@@ -119,6 +124,70 @@ def stop_on_signals(
     signal.raise_signal(signal.Signals[received[0]])
 
 
+def solve(
+    problem: engine.Problem,
+    config: ml_collections.ConfigDict,
+    *,
+    key: jax.Array,
+    finish: Callable[[engine.Result, str], T],
+    checkpoints: str | None = None,
+) -> T:
+  """Runs a task's problem and returns `finish(result, 'ok')`: every task's optimisation goes through here.
+
+  In memory unless `checkpoints` names a workdir: then the run resumes from
+  its checkpoint if there is one, saves one every `config.loop.checkpoint_every`
+  steps and at every stage's end. Either way the first Ctrl-C / SIGTERM stops
+  it cleanly (`stop_on_signals`). When it stops early (NaN/Inf, interrupted),
+  the error is re-raised with `partial` = finish(best so far, 'stopped: <why>')
+  (None when there is no result yet), for `decompose_and_write` to write.
+
+  Args:
+    problem: the task's problem.
+    config: the full config.
+    key: the root key for `engine.optimize`.
+    finish: finish(result, status) makes the task's result from the optimisation's.
+    checkpoints: the workdir to keep checkpoints in, or None.
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: with `partial` set.
+    checkpoint_io.CheckpointError: the checkpoint is of another run.
+  """
+  with stop_on_signals() as stop:
+    try:
+      result = engine.optimize(problem, key=key, options=loop_options(config),
+                               checkpoint=checkpointing(config, checkpoints) if checkpoints else None, stop=stop)
+    except engine.Stopped as err:
+      if err.result.best:
+        err.partial = finish(err.result, f'stopped: {err}')
+      raise
+  return finish(result, 'ok')
+
+
+def decompose_and_write(config: ml_collections.ConfigDict, workdir: str, decompose: Callable[[], T],
+                        write: Callable[[T], None]) -> T:
+  """A task's run in its workdir: `decompose()` (which `solve`s with checkpoints in `workdir`), then `write` its result.
+
+  The workdir must not hold another config's run (checked first). A run
+  stopped early writes its best result so far (the error's `partial`) before the
+  error is re-raised. Once the finished run's outputs are written, the
+  checkpoints are removed (they can be large; a rerun gives the same outputs).
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: after writing the best result so far.
+    checkpoint_io.CheckpointError, image_io.InputError: the workdir holds another run.
+  """
+  runner.check_workdir(workdir, config)
+  try:
+    result = decompose()
+  except engine.Stopped as err:
+    if err.partial is not None:
+      write(err.partial)
+    raise
+  write(result)
+  runner.remove_checkpoints(workdir)
+  return result
+
+
 def optimize_and_write(
     problem: engine.Problem,
     config: ml_collections.ConfigDict,
@@ -127,42 +196,14 @@ def optimize_and_write(
     key: jax.Array,
     finish: Callable[[engine.Result, str], dict[str, Any]],
 ) -> dict[str, Any]:
-  """Runs a task's problem with checkpoints in `workdir`, then writes its outputs.
-
-  Every task ends with this. The run resumes from the workdir's checkpoint if
-  there is one (a workdir holding another config's run is refused), saves one
-  every `config.loop.checkpoint_every` steps and at every stage's end, and stops
-  cleanly on Ctrl-C / SIGTERM. When the run stops early (NaN/Inf, interrupted),
-  the best result so far is written, with status 'stopped: <why>', before the
-  error is re-raised. Once the outputs of the finished run are written, the
-  checkpoint is removed (it can be large; a rerun gives the same outputs).
-
-  Args:
-    problem: the task's problem.
-    config: the full config.
-    workdir: the output folder.
-    key: the root key for `engine.optimize`.
-    finish: finish(result, status) writes every output and returns the metrics.
-
-  Returns:
-    `finish`'s metrics for the finished run (status 'ok').
+  """`solve` with checkpoints in `workdir` for a task whose `finish` writes its outputs itself and returns the
+  metrics (`decompose_and_write`'s rules: a stopped run's best result is written, checkpoints removed at the end).
 
   Raises:
-    engine.NumericalError, engine.Interrupted: after writing the best result so far.
-    checkpoint_io.CheckpointError, image_io.InputError: the workdir holds another run.
+    As `decompose_and_write`.
   """
-  runner.check_workdir(workdir, config)
-  with stop_on_signals() as stop:
-    try:
-      result = engine.optimize(problem, key=key, options=loop_options(config),
-                               checkpoint=checkpointing(config, workdir), stop=stop)
-    except engine.Stopped as err:
-      if err.result.best:
-        finish(err.result, f'stopped: {err}')
-      raise
-  metrics = finish(result, 'ok')
-  runner.remove_checkpoints(workdir)
-  return metrics
+  return decompose_and_write(config, workdir, lambda: solve(problem, config, key=key, finish=finish,
+                                                            checkpoints=workdir), lambda metrics: None)
 
 
 def optimize_parts_and_write(

@@ -20,6 +20,7 @@ from ddip_jax import array_inputs
 from ddip_jax import engine
 from ddip_jax import image_io
 from ddip_jax import memory
+from ddip_jax import outputs
 from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import writing
@@ -59,6 +60,34 @@ class SegmentTest(absltest.TestCase):
     with self.assertRaises(Exception):
       result.fg = None  # Frozen.
 
+
+  def test_in_memory_the_workdir_runs_layers_and_no_file(self):
+    """Without a workdir the arrays go to the decomposition and back as they are (issue 27): no file is encoded or
+    written, and the layers are the workdir run's to the 8 bits its files hold."""
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    image[8:24, 8:24] = (250, 30, 30)
+    fg_hint = np.zeros((32, 32), bool)
+    fg_hint[14:18, 14:18] = True
+    with mock.patch.object(writing, 'write_files', side_effect=AssertionError('wrote a file')), \
+         mock.patch.object(writing, 'encode_png', side_effect=AssertionError('encoded a PNG')):
+      in_memory = ddip_jax.segment(image, fg_hint, **_TINY)
+    with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stderr(io.StringIO()):
+      filed = ddip_jax.segment(image, fg_hint, workdir=workdir, **_TINY)
+    for name in ('fg', 'bg', 'mask', 'mask_binary', 'recomposed'):
+      self.assertEqual(getattr(in_memory, name).dtype, np.float32)
+      np.testing.assert_array_equal(image_io.to_uint8(getattr(in_memory, name)), image_io.to_uint8(getattr(filed, name)),
+                                    err_msg=name)
+    self.assertEqual(in_memory.metrics['config']['image'], '<the image array>')
+    self.assertEqual(in_memory.metrics['input_sha256'], {})
+    self.assertEqual(in_memory.metrics['hints']['fg_hint']['source'], 'the fg_hint array')
+
+    def compared(metrics):  # Less what names the inputs (arrays here, files there) and the run record.
+      metrics = outputs.without_timings(metrics)
+      del metrics['hints']['fg_hint']['source']
+      return {k: v for k, v in metrics.items() if k not in ('config', 'input_sha256', 'seed')}
+
+    self.assertEqual(compared(in_memory.metrics), compared(filed.metrics))
 
   def test_an_array_run_in_a_workdir_resumes_or_is_already_done(self):
     rng = np.random.default_rng(1)

@@ -11,6 +11,7 @@ The best step-2 result by reconstruction PSNR is kept; its mask is refined with
 a guided filter and thresholded.
 """
 
+import dataclasses
 import time
 from typing import Any
 
@@ -128,37 +129,90 @@ def with_schedule(config: ml_collections.ConfigDict, user_hints: bool | None = N
   return config
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Segments `config.image` and writes all outputs to `workdir`.
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """One photo's inputs, in memory.
 
-  Returns:
-    The metrics written to `metrics.json`.
+  Attributes:
+    image: (H, W, 3) float32 in [0, 1], at full size.
+    fg_hint, bg_hint: a user's hints, (h, w) in [0, 1] of any size (resized as
+      hint files are: `hints.given_hints`), or None (automatic).
+    gt_mask: (H, W) ground truth to score against, or None.
+    names: what to call the image and hints in messages (a path, 'the fg_hint array').
+  """
+
+  image: np.ndarray
+  fg_hint: np.ndarray | None = None
+  bg_hint: np.ndarray | None = None
+  gt_mask: np.ndarray | None = None
+  names: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decomposition:
+  """A segmentation, in memory.
+
+  Attributes:
+    images: name -> full-size array: fg, bg, mask, mask_binary, recomposed, cutout, bg_hint.
+    metrics: what metrics.json holds, less the run record `outputs.write_outputs` adds.
+    summary: the summary picture's (title, image) panels.
+  """
+
+  images: dict[str, np.ndarray]
+  metrics: dict[str, Any]
+  summary: list[tuple[str, np.ndarray]]
+
+
+def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray] | None = None) -> Inputs:
+  """Reads `config`'s files (image, fg_hint, bg_hint, gt_mask) but those given in `arrays` (float32 in [0, 1],
+  by field): the only place the task reads any.
+
+  Raises:
+    image_io.InputError: a file cannot be read.
+  """
+  arrays = arrays or {}
+  image = arrays['image'] if 'image' in arrays else image_io.load_image(config.image)
+  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
+  gt = arrays.get('gt_mask')
+  if gt is None and config.gt_mask:
+    gt = image_io.load_mask(config.gt_mask, shape=image.shape[:2])
+  hints = {name: arrays[name] if name in arrays else image_io.load_mask(config[name], shape=None, keep_thin=True)
+           for name in ('fg_hint', 'bg_hint') if name in arrays or config[name]}
+  names = {field: f'the {field} array' if field in arrays else (repr(config.image) if field == 'image' else config[field])
+           for field in ('image', *hints)}
+  return Inputs(image=image, gt_mask=gt, names=names, **hints)
+
+
+def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None) -> Decomposition:
+  """Segments `inputs.image`, in memory (`resume.solve`; with checkpoints in `checkpoints` when a workdir is given).
+
+  Raises:
+    image_io.InputError: bad hints or image size.
+    engine.NumericalError, engine.Interrupted: with the best result so far as the error's `partial`.
   """
   seg = config.segmentation
-  full = image_io.load_image(config.image)
-  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
-  gt = image_io.load_mask(config.gt_mask, shape=full.shape[:2]) if config.gt_mask else None
-  image, scale = image_io.working_image(full, config.max_side, path=repr(config.image),
-                                          min_side=2 ** len(config.generator.channels_down))
-  shape = image.shape[:2]
+  full = inputs.image
+  image, _ = image_io.working_image(full, config.max_side, path=inputs.names.get('image', 'the image'),
+                                    min_side=2 ** len(config.generator.channels_down))
   t0 = time.perf_counter()
-  fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
-      image, fg_path=config.fg_hint, bg_path=config.bg_hint, method=seg.auto_hints)
-  fg_hint, bg_hint, enforced, grown = grown_hints(image, fg_hint, bg_hint, seg, user_fg=bool(config.fg_hint),
-                                                  user_bg=bool(config.bg_hint))[:4]
+  given = {name: (hint, inputs.names.get(name, f'the {name} array'))
+           for name, hint in (('fg_hint', inputs.fg_hint), ('bg_hint', inputs.bg_hint)) if hint is not None}
+  fg_hint, bg_hint, hint_info = hints_lib.given_hints(image, given, method=seg.auto_hints)
+  fg_hint, bg_hint, enforced, grown = grown_hints(image, fg_hint, bg_hint, seg, user_fg='fg_hint' in given,
+                                                  user_bg='bg_hint' in given)[:4]
   if grown:
     hint_info['grown'] = grown
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
-  problem = build_problem(with_schedule(config), image, fg_hint, bg_hint, noise_key)
+  problem = build_problem(with_schedule(config, user_hints=bool(given)), image, fg_hint, bg_hint, noise_key)
 
-  def finish(result: engine.Result, status: str) -> dict[str, Any]:
+  def finish(result: engine.Result, status: str) -> Decomposition:
     best = {n: np.asarray(v)[0] for n, v in result.best.items()}
     images = fgbg.full_size_layers(full, best, fg_hint, seg, enforced)
     metrics = {
         'status': status,
         'image_shape': list(full.shape[:2]),
-        'working_shape': list(shape),
+        'working_shape': list(image.shape[:2]),
         'hints': hint_info,
         'hint_seconds': round(hint_seconds, 3),
         'best_recon_psnr': result.best_psnr,
@@ -167,13 +221,29 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         'foreground_fraction': float(images['mask_binary'].mean()),
         **result.metrics,
     }
-    if gt is not None:
-      metrics.update(metrics_lib.mask_scores(images, gt))
+    if inputs.gt_mask is not None:
+      metrics.update(metrics_lib.mask_scores(images, inputs.gt_mask))
     del images['mask_whole']
     images['bg_hint'] = image_io.resize_image(bg_hint, full.shape[:2])
     panels = [('input', full), ('fg', images['fg']), ('bg', images['bg']), ('mask', images['mask']),
               ('cut-out', images['cutout'])]
-    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
-    return metrics
+    return Decomposition(images=images, metrics=metrics, summary=panels)
 
-  return resume.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
+  return resume.solve(problem, config, key=train_key, finish=finish, checkpoints=checkpoints)
+
+
+def write(decomposition: Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes every layer, the summary picture and metrics.json to `workdir`."""
+  outputs.write_outputs(workdir, config, images=decomposition.images, metrics=decomposition.metrics,
+                        summary=decomposition.summary)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Segments `config.image` and writes all outputs to `workdir`: files in, `decompose`, files out.
+
+  Returns:
+    The metrics written to `metrics.json`.
+  """
+  inputs = load_inputs(config)
+  return resume.decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
+                                    lambda result: write(result, config, workdir)).metrics
