@@ -1,10 +1,12 @@
 r"""Layer PSNR/SSIM of transparent-layer separation on generated mixtures, next to FastICA.
 
   PYTHONPATH=. python benchmarks/eval_transparency.py [--regimes=uniform,realistic]
-      [--num_steps=N] [--results_dir=results/eval_transparency]
+      [--methods=default,faithful,fastica] [--size=128 --height=96] [--num_steps=N]
+      [--results_dir=results/eval_transparency]
 
-Regimes (each on the same layer pairs, 128x128, made from scikit-image's
-bundled photos by `scripts/make_transparency.py`'s functions):
+Regimes (each on the same layer pairs, 128x128 or, with --height, their
+middle rows, made from scikit-image's bundled photos by
+`scripts/make_transparency.py`'s functions):
   uniform:   I_k = a_k R + (1 - a_k) T, scalar a_1 in [0.2, 0.45], a_2 in
              [0.55, 0.8] drawn per pair: exactly FastICA's model.
   realistic: I_k = A_k(x) blur(R) + (1 - A_k(x)) T with smooth alpha maps in
@@ -13,8 +15,10 @@ bundled photos by `scripts/make_transparency.py`'s functions):
   additive:  I = (R + T) / 2, one mixture (configs/textures.py); compares
              training with and without the flip/rotation augmentations.
 
-Methods: 'generator', 'scalar', 'map' are Double-DIP with that
-`transparency.alpha` (configs/transparency.py otherwise). '<alpha>_unmix' and
+Methods: 'default' and 'faithful' are configs/transparency.py and
+configs/transparency_faithful.py as they are (the inputs and seed aside).
+'generator', 'scalar', 'map' are Double-DIP with that
+`transparency.alpha` (configs/transparency_faithful.py otherwise). '<alpha>_unmix' and
 '<alpha>_refine' ('generator' or 'scalar') are the same optimisation
 finalised with `transparency.unmix` = 'learned' / 'refined' and
 `unmix_select='always'`: the mixtures unmixed exactly with the learned (or
@@ -24,7 +28,8 @@ scikit-learn's FastICA fitted to the two mixtures' finite differences (edges
 of natural images are far closer to independent than their pixel values;
 'fastica_pixels' fits the pixel values), its mixing matrix rescaled so that
 each row sums to one (the model's a_k + (1 - a_k) = 1), then the mixtures
-unmixed with it: no ground truth is used. 'augment' and
+unmixed with it: no ground truth is used. Every method reads the same 8-bit
+mixtures (the PNGs Double-DIP reads). 'augment' and
 'no_augment' are configs/textures.py with `transparency.augment` on / off.
 Every layer is scored with dm-pix PSNR/SSIM, matched over both orderings.
 
@@ -48,14 +53,17 @@ import numpy as np
 
 from configs import textures as textures_config
 from configs import transparency as transparency_config
+from configs import transparency_faithful as faithful_config
 from benchmarks import runs_log
+from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import writing
 from ddip_jax.tasks import transparency
 from scripts import make_transparency as mixtures_lib
 
 _PAIRS = flags.DEFINE_list(
-    'pairs', ['chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut', 'rocket:chelsea'],
+    'pairs', ['chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut', 'rocket:chelsea', 'astronaut:chelsea',
+              'brick:rocket'],
     'Layer pairs R:T for the two-mixture regimes (names from make_transparency.SOURCES).')
 _ADDITIVE_PAIRS = flags.DEFINE_list(
     'additive_pairs', ['brick:grass', 'chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut'],
@@ -66,7 +74,9 @@ _METHODS = flags.DEFINE_list(
     'realistic: generator,map,fastica,fastica_pixels; additive: augment,no_augment).')
 _NUM_STEPS = flags.DEFINE_integer(
     'num_steps', None, 'Override the configs\' iterations (default: theirs); the alpha prior keeps its share.')
-_SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Side of the layers in pixels (a multiple of 32).')
+_SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Width of the layers in pixels.')
+_HEIGHT = flags.DEFINE_integer('height', None, 'Height of the layers (default: --size): the square layers '
+                               'cropped to their middle rows.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the mixtures (alphas, alpha maps) and of the runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_transparency', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
@@ -83,14 +93,19 @@ DEFAULT_METHODS = {
 FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scalar')
              for suffix, mode in (('unmix', 'learned'), ('refine', 'refined'))}
 
-_TWO_MIXTURE_METHODS = ('generator', 'scalar', 'map', 'fastica', 'fastica_pixels', *FINALISED)
+# The configs as they are: configs/transparency.py and configs/transparency_faithful.py.
+CONFIGS = {'default': transparency_config, 'faithful': faithful_config}
+_TWO_MIXTURE_METHODS = ('default', 'faithful', 'generator', 'scalar', 'map', 'fastica', 'fastica_pixels',
+                        *FINALISED)
 VALID_METHODS = {'uniform': _TWO_MIXTURE_METHODS, 'realistic': _TWO_MIXTURE_METHODS,
                  'additive': ('augment', 'no_augment')}
 
 
-def make_inputs(regime: str, pair: str, index: int, size: int, seed: int) -> dict[str, Any]:
-  """The mixtures, the layers in them and the true alphas of one (regime, pair)."""
-  r, t = (mixtures_lib.load_layer(name, size) for name in pair.split(':'))
+def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height: int | None = None
+                ) -> dict[str, Any]:
+  """The mixtures, the layers in them and the true alphas of one (regime, pair); height <= size."""
+  top = (size - (height or size)) // 2
+  r, t = (mixtures_lib.load_layer(name, size)[top:top + (height or size)] for name in pair.split(':'))
   rng = np.random.default_rng([seed, index])
   if regime == 'uniform':
     alphas = (float(rng.uniform(0.2, 0.45)), float(rng.uniform(0.55, 0.8)))
@@ -152,8 +167,11 @@ def _config(regime: str, method: str, paths: dict[str, str]):
   if regime == 'additive':
     config = textures_config.get_config()
     config.transparency.augment = method == 'augment'
+  elif method in CONFIGS:
+    config = CONFIGS[method].get_config()
+    config.transparency.image2 = paths['mix2']
   else:
-    config = transparency_config.get_config()
+    config = faithful_config.get_config()
     config.transparency.alpha = method
     config.transparency.image2 = paths['mix2']
     if method != 'map':  # All finalisations are scored; the 'refined' one is written.
@@ -178,6 +196,13 @@ def _alpha_error(estimated: list[float], truth: tuple[float, float] | None, swap
   return float(np.mean(np.abs(np.asarray(estimated) - truth)))
 
 
+def size_label() -> int | str:
+  """The runs' size in records: the side of square layers, else 'WxH'."""
+  if _HEIGHT.value in (None, _SIZE.value):
+    return _SIZE.value
+  return f'{_SIZE.value}x{_HEIGHT.value}'
+
+
 def _key(regime: str, pair: str, method: str, steps: int | None, size: int) -> tuple[Any, ...]:
   """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
   return (regime, pair, method, steps, size)
@@ -186,21 +211,23 @@ def _key(regime: str, pair: str, method: str, steps: int | None, size: int) -> t
 def _steps(regime: str, method: str) -> int | None:
   if method.startswith('fastica'):
     return None
-  default = (textures_config if regime == 'additive' else transparency_config).get_config().num_steps
+  default = (textures_config if regime == 'additive' else CONFIGS.get(method, faithful_config)).get_config().num_steps
   return _NUM_STEPS.value or default
 
 
 def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, Any]]:
   """Runs one method on one pair of one regime; returns its record (and its finalised variants')."""
   folder = os.path.join(_OUT_DIR.value, regime, pair.replace(':', '_'))
-  inputs = make_inputs(regime, pair, index, _SIZE.value, _SEED.value)
+  inputs = make_inputs(regime, pair, index, _SIZE.value, _SEED.value, _HEIGHT.value)
   paths = _save_inputs(os.path.join(folder, 'inputs'), inputs)
   start = time.perf_counter()
-  record: dict[str, Any] = {'regime': regime, 'pair': pair, 'method': method, 'size': _SIZE.value,
+  record: dict[str, Any] = {'regime': regime, 'pair': pair, 'method': method, 'size': size_label(),
                             'seed': _SEED.value, 'true_alphas': inputs['alphas']}
   if method.startswith('fastica'):
     on = 'pixels' if method == 'fastica_pixels' else 'gradients'
-    layers = fastica_layers(inputs['mixtures'], _SEED.value, on=on)
+    # The 8-bit mixtures that Double-DIP reads, not the float ones.
+    mixtures = [image_io.load_image(paths[f'mix{k + 1}']) for k in range(len(inputs['mixtures']))]
+    layers = fastica_layers(mixtures, _SEED.value, on=on)
     scores = metrics_lib.layer_pair_scores(layers, inputs['truths'])
     record.update(seconds=time.perf_counter() - start, steps=None)
     for k, layer in enumerate(layers, start=1):
@@ -210,7 +237,9 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
     metrics = transparency.run(config, os.path.join(folder, method))
     record.update(seconds=time.perf_counter() - start, steps=config.num_steps,
                   best_recon_psnr=metrics['best_recon_psnr'])
-    if 'finalise' in metrics:
+    if method in CONFIGS:
+      record['layers_from'] = metrics.get('layers_from', 'generators')
+    elif 'finalise' in metrics:
       return finalised_records(record, metrics['finalise'], inputs['alphas'])
     estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
     return [_scored(record, metrics['ground_truth'], estimated or None, inputs['alphas'])]
@@ -242,7 +271,7 @@ def _rescore(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
   records = []
   for r in runs:
     path = os.path.join(_OUT_DIR.value, r['regime'], r['pair'].replace(':', '_'), r['method'], 'metrics.json')
-    if r['method'] in ('generator', 'scalar') and r['size'] == _SIZE.value and os.path.exists(path):
+    if r['method'] in ('generator', 'scalar') and r['size'] == size_label() and os.path.exists(path):
       with open(path) as f:
         metrics = json.load(f)
       if 'finalise' in metrics and metrics['working_shape'] == [r['size']] * 2:
@@ -315,7 +344,7 @@ def main(argv):
       for pair in pairs:
         index = _pair_index(pair, regime, pairs)
         for method in methods:
-          if _key(regime, pair, method, _steps(regime, method), _SIZE.value) in done:
+          if _key(regime, pair, method, _steps(regime, method), size_label()) in done:
             continue
           for record in run_one(regime, pair, index, FINALISED.get(method, (method,))[0]):
             print(f"{regime} {pair} {record['method']}: mean PSNR {record['mean_psnr']:.2f} dB, "

@@ -9,11 +9,11 @@ true textures.
 """
 
 from configs import default
-from configs import transparency
+from configs import transparency_faithful
 
 
 def get_config():
-  config = transparency.get_config()
+  config = transparency_faithful.get_config()
   config.image = 'data/textures_mix.png'
   config.transparency.image2 = default.get_config().transparency.image2
   config.transparency.gt_layer1 = 'data/textures_layer1.png'

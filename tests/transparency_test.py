@@ -13,6 +13,7 @@ import numpy as np
 
 from configs import textures as textures_config
 from configs import transparency as transparency_config
+from configs import transparency_faithful as faithful_config
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
@@ -188,15 +189,32 @@ class UnmixTest(absltest.TestCase):
                                      min_gap=0.05)
     np.testing.assert_allclose(got, [0.7, 0.3], atol=0.01)
 
+  def test_search_needs_no_start(self):
+    mixtures, _ = self._mixtures((0.2, 0.75))
+    got = transparency.search_alphas(jnp.asarray(mixtures), min_gap=0.05)
+    np.testing.assert_allclose(got, [0.8, 0.25], atol=0.01)  # a_1 > a_2: R and T swapped.
+
+  def test_refine_from_both_takes_the_lower_edge_overlap_on_the_learned_side(self):
+    mixtures, _ = self._mixtures((0.2, 0.75))
+    # Far off, on the side a_1 < a_2: the nearby search cannot reach the truth.
+    got, info = transparency.refine_from_both(mixtures, jnp.asarray([0.6, 0.9]), radius=0.15, min_gap=0.05)
+    self.assertEqual(info['refined_from'], 'whole_range')
+    self.assertLess(info['edge_overlap']['whole_range'], info['edge_overlap']['near_learned'])
+    np.testing.assert_allclose(got, [0.2, 0.75], atol=0.01)
+    # Already close: both searches agree.
+    got, info = transparency.refine_from_both(mixtures, jnp.asarray([0.78, 0.27]), radius=0.15, min_gap=0.05)
+    np.testing.assert_allclose(got, [0.8, 0.25], atol=0.01)
+    self.assertAlmostEqual(info['edge_overlap']['whole_range'], info['edge_overlap']['near_learned'], places=3)
+
   def test_finalise_keeps_the_unmixing_only_when_it_lowers_the_loss(self):
     mixtures, (r, t) = self._mixtures((0.3, 0.7))
-    config = transparency_config.get_config()
+    config = faithful_config.get_config()
     blurry = tuple(np.full_like(x, x.mean()) for x in (r, t))  # Poor generator layers.
     start = [np.full((1, 1, 1), a, np.float32) for a in (0.38, 0.62)]
     for mode, want in (('learned', 'learned'), ('refined', 'refined')):
       config.transparency.unmix = mode
       layers, alphas, report, chosen = transparency.finalise_by_unmixing(
-          config, mixtures, mixtures, blurry, start, [r, t])
+          config, mixtures, blurry, start, [r, t])
       self.assertEqual(chosen, want)
       self.assertLess(report[want]['objective'], report['generators']['objective'])
       self.assertEqual(set(report), {'generators', 'learned'} | ({'refined'} if mode == 'refined' else set()))
@@ -211,7 +229,7 @@ class UnmixTest(absltest.TestCase):
     # The true layers already: no unmixing beats them; alphas too close are not tried.
     config.transparency.unmix = 'learned'
     close = [np.full((1, 1, 1), a, np.float32) for a in (0.49, 0.51)]
-    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, mixtures, (r, t), close, None)
+    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, (r, t), close, None)
     self.assertEqual((chosen, set(report)), ('generators', {'generators'}))
     self.assertNotIn('ground_truth', report['generators'])
 
@@ -250,6 +268,23 @@ class LayerMetricsTest(absltest.TestCase):
     np.testing.assert_allclose(got['ssim'], [1.0, 1.0], atol=1e-5)
 
 
+class ConfigTest(absltest.TestCase):
+
+  def test_faithful_is_official_and_the_default_changes_only_what_its_docstring_says(self):
+    faithful = faithful_config.get_config().to_dict()
+    self.assertEqual((faithful['num_steps'], faithful['max_side'], faithful['learning_rate']), (7000, 512, 1e-3))
+    self.assertEqual((faithful['transparency']['alpha'], faithful['transparency']['unmix'],
+                      faithful['transparency']['alpha_prior_steps']), ('generator', 'none', 1000))
+    default = transparency_config.get_config().to_dict()
+    changed = {(section, leaf) for section, value in default.items()
+               for leaf, v in (value.items() if isinstance(value, dict) else [(None, value)])
+               if v != (faithful[section][leaf] if leaf is not None else faithful[section])}
+    self.assertEqual(changed, {('max_side', None), ('num_steps', None), ('transparency', 'alpha_prior_steps'),
+                               ('transparency', 'unmix'), ('transparency', 'unmix_select')})
+    # The alpha prior keeps the official share of the run.
+    self.assertAlmostEqual(default['transparency']['alpha_prior_steps'] / default['num_steps'], 1 / 7, places=2)
+
+
 class ValidateTest(absltest.TestCase):
 
   def test_rejects_bad_fields(self):
@@ -277,6 +312,7 @@ class ValidateTest(absltest.TestCase):
 
   def test_default_configs_are_valid(self):
     tasks.validate(transparency_config.get_config())
+    tasks.validate(faithful_config.get_config())
     tasks.validate(textures_config.get_config())
 
 

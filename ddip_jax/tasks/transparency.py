@@ -15,11 +15,11 @@ Two variants, chosen by `transparency.mixture`:
   The best result by reconstruction PSNR of I_1 is kept. With scalar alphas the
   model is linear and invertible, so `transparency.unmix` can finalise the
   layers by solving the two mixtures exactly for R and T with the learned
-  alphas ('learned'), or with alphas refined near them by minimising the
-  edge overlap (`losses.gradient_correlation`) of the unmixed layers
-  ('refined'); the unmixed layers replace the generators' if they lower the
-  loss above (without the prior), or always (`unmix_select`). No ground
-  truth is used.
+  alphas ('learned'), or with the alphas that minimise the edge overlap
+  (`losses.gradient_correlation`) of the unmixed layers, searched near the
+  learned ones and over the whole range ('refined'); the unmixed layers
+  replace the generators' if they lower the loss above (without the prior),
+  or always (`unmix_select`). No ground truth is used.
 
 'additive' (the paper's texture separation): one image I = R + T, e.g. two
   textures averaged, so 2R and 2T estimate the layers:
@@ -142,6 +142,26 @@ def refine_alphas(mixtures: jax.Array, alphas: jax.Array, *, radius: float, min_
     best = jnp.where(jnp.isfinite(jnp.min(scores)), pairs[jnp.argmin(scores)], best)
     half = 4 * half / (grid - 1)
   return best
+
+
+def search_alphas(mixtures: jax.Array, *, min_gap: float, grid: int = 31, rounds: int = 3) -> jax.Array:
+  """`refine_alphas` over the whole official range: needs no start, so no generator.
+
+  Starts at (0.5, 0.5) with radius 0.45, i.e. every (a_1, a_2) in [0.05, 0.95]^2
+  with a_1 - a_2 >= `min_gap`; (a_1, a_2) and (1 - a_1, 1 - a_2) give the same
+  two layers with R and T swapped, so this side covers every unmixing.
+
+  Args:
+    mixtures: (2, H, W, C) the two mixtures, H, W >= 8.
+    min_gap: smallest |a_1 - a_2| tried.
+    grid: points per axis and round (the first round's step is 0.9 / (grid - 1)).
+    rounds: number of rounds.
+
+  Returns:
+    (2,) the alphas, a_1 > a_2.
+  """
+  return refine_alphas(mixtures, jnp.asarray([0.5, 0.5], jnp.float32), radius=0.45, min_gap=min_gap, grid=grid,
+                       rounds=rounds)
 
 
 def reconstruction_exclusion(r: jax.Array, t: jax.Array, alphas: list[jax.Array], images: jax.Array,
@@ -270,7 +290,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(0 < tr.unmix_min_gap < 0.9, 'transparency.unmix_min_gap', 'must be in (0, 0.9)', tr.unmix_min_gap)
 
 
-def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray, full: np.ndarray,
+def finalise_by_unmixing(config: ml_collections.ConfigDict, full: np.ndarray,
                          layers: tuple[np.ndarray, np.ndarray], alphas: list[np.ndarray],
                          truths: list[np.ndarray] | None
                          ) -> tuple[tuple[np.ndarray, np.ndarray], list[np.ndarray], dict[str, Any], str]:
@@ -278,8 +298,9 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
 
   Candidates: 'generators' (the optimised layers), 'learned' (`unmix` with the
   learned alphas) and, with `transparency.unmix='refined'`, 'refined' (`unmix`
-  with `refine_alphas` started there, searched on the working images); unmixed
-  layers are clipped to [0, 1]. Each is scored at full size by
+  with the alphas of `refine_from_both`: searched near the learned ones and
+  over the whole range, the lower edge overlap wins); unmixed layers are
+  clipped to [0, 1]. Each is scored at full size by
   `reconstruction_exclusion` (the training loss without the alpha prior); the
   configured candidate replaces the generators' if it scores lower or, with
   `unmix_select='always'`, whenever it was tried.
@@ -287,7 +308,6 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
 
   Args:
     config: full config (`transparency` section).
-    working: (2, h, w, 3) the working-resolution mixtures.
     full: (2, H, W, 3) the mixtures at full size.
     layers: (R, T) of the generators, (H, W, 3) each.
     alphas: the learned a_1, a_2, (1, 1, 1) each.
@@ -295,14 +315,17 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
 
   Returns:
     ((R, T), [a_1, a_2], {candidate: {'alphas', 'objective'[, 'ground_truth':
-    `metrics.layer_pair_scores`]}}, the chosen candidate's name).
+    `metrics.layer_pair_scores`][, 'refined': 'edge_overlap', 'refined_from']}},
+    the chosen candidate's name).
   """
   chex.assert_rank(full, 4)
   tr = config.transparency
   learned = jnp.asarray([float(a.item()) for a in alphas], jnp.float32)
   tried = {'learned': learned}
+  extra = {}
   if tr.unmix == 'refined':
-    tried['refined'] = _refine_jit(jnp.asarray(working), learned, radius=tr.refine_radius, min_gap=tr.unmix_min_gap)
+    tried['refined'], extra = refine_from_both(np.asarray(full), learned, radius=tr.refine_radius,
+                                               min_gap=tr.unmix_min_gap)
   candidates = {'generators': (learned, layers)}
   for name, pair in tried.items():
     if abs(float(pair[0] - pair[1])) >= tr.unmix_min_gap:
@@ -315,6 +338,8 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, working: np.ndarray,
                                             [jnp.reshape(a, (1, 1, 1, 1)) for a in pair], images,
                                             tr.exclusion_weight)
     report[name] = {'alphas': [float(a) for a in pair], 'objective': float(objective)}
+    if name == 'refined':
+      report[name].update(extra)
     if truths is not None:
       report[name]['ground_truth'] = metrics_lib.layer_pair_scores((r, t), tuple(truths))
   chosen = choose_finalisation(report, tr.unmix, tr.unmix_select)
@@ -335,6 +360,43 @@ def choose_finalisation(report: dict[str, dict[str, Any]], mode: str, select: st
 
 
 _refine_jit = jax.jit(refine_alphas, static_argnames=('radius', 'min_gap', 'grid', 'rounds'))
+_search_jit = jax.jit(search_alphas, static_argnames=('min_gap', 'grid', 'rounds'))
+_edge_overlap_jit = jax.jit(lambda mixtures, pair: losses.gradient_correlation(*(x[None] for x in unmix(mixtures,
+                                                                                                             pair))))
+# The alpha searches run on the mixtures shrunk to at most this side: scalar
+# alphas need no more pixels, and the search's cost grows with them.
+SEARCH_SIDE = 256
+
+
+def refine_from_both(full: np.ndarray, learned: jax.Array, *, radius: float, min_gap: float
+                     ) -> tuple[jax.Array, dict[str, Any]]:
+  """The alphas of least edge overlap from two searches: near the learned ones and over the whole range.
+
+  `refine_alphas` started at the generators' alphas can stay in a wrong
+  basin when they are far off; `search_alphas` needs no start. Both minimise
+  `losses.gradient_correlation` of the unmixed layers, on the mixtures shrunk
+  to at most `SEARCH_SIDE`; the lower value wins (no ground truth). The whole
+  range search's alphas are turned to the learned ones' side (a -> 1 - a),
+  so that layer 1 stays the generators' R.
+
+  Args:
+    full: (2, H, W, 3) the mixtures at full size.
+    learned: (2,) the generators' alphas.
+    radius: `refine_alphas`' search box around `learned`.
+    min_gap: smallest |a_1 - a_2| tried.
+
+  Returns:
+    ((2,) the alphas, {'edge_overlap': {'near_learned', 'whole_range'}: the two
+    searches' values, 'refined_from': the winner}).
+  """
+  mixtures = jnp.asarray(np.stack([image_io.working_image(m, SEARCH_SIDE)[0] for m in full]))
+  found = {'near_learned': _refine_jit(mixtures, learned, radius=radius, min_gap=min_gap),
+           'whole_range': _search_jit(mixtures, min_gap=min_gap)}
+  if float(learned[0]) < float(learned[1]):
+    found['whole_range'] = 1.0 - found['whole_range']
+  overlap = {name: float(_edge_overlap_jit(mixtures, pair)) for name, pair in found.items()}
+  best = min(overlap, key=overlap.get)
+  return found[best], {'edge_overlap': overlap, 'refined_from': best}
 
 
 def _load_same_size(paths: list[str], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -386,7 +448,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         alphas = [np.reshape(a, (1, 1, 1)) for a in alphas]
         if tr.unmix != 'none':
           (r, t), alphas, metrics['finalise'], metrics['layers_from'] = finalise_by_unmixing(
-              config, working, np.stack(full), (r, t), alphas, truths)
+              config, np.stack(full), (r, t), alphas, truths)
         metrics.update({n: float(a.item()) for n, a in zip(ALPHAS, alphas)})
       recons = [a * r + (1 - a) * t for a in alphas]
       for k, (recon, img) in enumerate(zip(recons, full), start=1):
