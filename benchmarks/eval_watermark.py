@@ -69,6 +69,23 @@ CASES = {
     'astronaut_white60': ('astronaut', (1.0, 1.0, 1.0), 0.6),
     'rocket_yellow50': ('rocket', (1.0, 0.85, 0.2), 0.5),
 }
+# The evaluation set of 2026-12-06 (the default --cases): 128x96 photos (`make_watermark.PHOTOS_4x3`: smooth,
+# detailed and textured) under light, dark and coloured text, thin, small and rotated text and logos (filled
+# ones too), opacity 0.3-0.6. name -> (photo, colour, opacity, `make_watermark.mark_coverage` arguments).
+CASES_4x3 = {
+    'chelsea_text_white50': ('chelsea', (1.0, 1.0, 1.0), 0.5, dict(text='\u00a9 DDIP', font_size=20, logo='ring', logo_size=20)),
+    'astronaut_smalltext_white45': ('astronaut', (1.0, 1.0, 1.0), 0.45, dict(text='stock photo', font_size=12, centre=(0.5, 0.7))),
+    'coffee_text_black50': ('coffee', (0.0, 0.0, 0.0), 0.5, dict(text='SAMPLE', font_size=20, centre=(0.5, 0.45))),
+    'rocket_text_red55': ('rocket', (0.9, 0.1, 0.1), 0.55, dict(text='PROOF', font_size=18, centre=(0.45, 0.5))),
+    'motorcycle_text_blue40': ('motorcycle', (0.15, 0.3, 0.95), 0.4, dict(text='\u00a9 2026', font_size=16, centre=(0.5, 0.6))),
+    'brick_thintext_white35': ('brick', (1.0, 1.0, 1.0), 0.35, dict(text='preview copy', font_size=10, centre=(0.5, 0.5))),
+    'gravel_rottext_black45': ('gravel', (0.0, 0.0, 0.0), 0.45, dict(text='DRAFT', font_size=20, angle=30)),
+    'rocket_rottext_yellow50': ('rocket', (1.0, 0.85, 0.2), 0.5, dict(text='demo', font_size=18, angle=-20, centre=(0.55, 0.4))),
+    'chelsea_logo_blue40': ('chelsea', (0.2, 0.4, 1.0), 0.4, dict(logo='badge', logo_size=26, centre=(0.7, 0.6))),
+    'camera_logo_white30': ('camera', (1.0, 1.0, 1.0), 0.3, dict(text='LOGO', font_size=16, logo='disc', logo_size=16, centre=(0.5, 0.3))),
+    'astronaut_logo_black60': ('astronaut', (0.0, 0.0, 0.0), 0.6, dict(text='ddip', font_size=16, logo='ring', logo_size=18, centre=(0.5, 0.5), bold=1)),
+    'coffee_rotlogo_green40': ('coffee', (0.1, 0.8, 0.2), 0.4, dict(text='Studio', font_size=14, logo='badge', logo_size=18, angle=15, centre=(0.5, 0.75))),
+}
 # Mode 'many': name -> (photos sharing the watermark, colour, opacity); white50 is configs/watermark_many.py's demo.
 MANY_SETS = {
     'white50': (('chelsea', 'coffee', 'astronaut'), (1.0, 1.0, 1.0), 0.5),
@@ -79,7 +96,7 @@ MANY_SETS = {
 METHODS = ('input', 'telea', 'ns', 'telea_strokes', 'ddip')
 INPAINT_RADIUS = 3
 
-_CASES = flags.DEFINE_list('cases', list(CASES), f'Cases to run (of {", ".join(CASES)}).')
+_CASES = flags.DEFINE_list('cases', list(CASES_4x3), 'Cases to run (of CASES_4x3, the default, and CASES).')
 _METHODS = flags.DEFINE_list('methods', ['input', 'telea', 'ddip'], f'Methods to run (of {", ".join(METHODS)}).')
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Double-DIP step-1 iterations (default: the config\'s).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Double-DIP step-2 iterations (default: the config\'s).')
@@ -106,14 +123,33 @@ _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from
 
 def make_case(name: str, folder: str) -> dict[str, str]:
   """Writes a case's watermarked image, clean photo and hint box; returns their paths."""
+  if name in CASES_4x3:
+    return write_case_4x3(name, folder)
   return _write_case(*CASES[name], folder)
+
+
+def case_arrays(name: str) -> dict[str, np.ndarray]:
+  """A case of `CASES_4x3` (at 128x96): the watermarked image, the clean photo, the hint box and the coverage."""
+  photo, colour, opacity, mark = CASES_4x3[name]
+  clean = make_watermark.load_photo_4x3(photo)
+  coverage = make_watermark.mark_coverage(clean.shape[:2], **mark)
+  image = image_io.to_uint8(make_watermark.apply_watermark(clean, coverage, colour, opacity)) / np.float32(255)
+  return {'image': image, 'clean': clean, 'box': make_watermark.hint_box(coverage), 'coverage': coverage}
+
+
+def write_case_4x3(name: str, folder: str) -> dict[str, str]:
+  arrays = case_arrays(name)
+  return _save({key: arrays[key] for key in ('image', 'clean', 'box')}, folder)
 
 
 def _write_case(photo: str, colour: tuple[float, float, float], opacity: float, folder: str) -> dict[str, str]:
   coverage = make_watermark.watermark_coverage(_SIZE.value)
   clean = make_transparency.load_layer(photo, _SIZE.value)
-  images = {'image': make_watermark.apply_watermark(clean, coverage, colour, opacity), 'clean': clean,
-            'box': make_watermark.hint_box(coverage)}
+  return _save({'image': make_watermark.apply_watermark(clean, coverage, colour, opacity), 'clean': clean,
+            'box': make_watermark.hint_box(coverage)}, folder)
+
+
+def _save(images: dict[str, np.ndarray], folder: str) -> dict[str, str]:
   paths = {}
   for key, img in images.items():
     paths[key] = os.path.join(folder, f'{key}.png')
@@ -288,7 +324,7 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  unknown = (sorted(set(_CASES.value) - set(CASES)) + sorted(set(_METHODS.value) - set(METHODS))
+  unknown = (sorted(set(_CASES.value) - set(CASES) - set(CASES_4x3)) + sorted(set(_METHODS.value) - set(METHODS))
              + sorted(set(_MANY_SETS.value) - set(MANY_SETS)))
   if unknown:
     raise app.UsageError(f'unknown cases or methods: {unknown}')

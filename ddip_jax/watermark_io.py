@@ -32,6 +32,9 @@ class Inputs:
     truths: (K, H, W, 3) clean ground truths, or None.
     box: (rows, cols) slices of the 'in box' metrics at full size, or None.
     polarity: the strokes' polarity and channel when the hint is the strokes found in the box, else None.
+    stroke_contrast: then also how much more they stand out inside the box than outside
+      (`stroke_contrast`), one of the self-check's signs (`watermark_layers.self_check`).
+    box_hint: (H, W) the user's box itself (mode 'hint'; `hint` is the strokes found in it), else None.
   """
 
   paths: list[str]
@@ -42,6 +45,8 @@ class Inputs:
   truths: np.ndarray | None
   box: tuple[slice, slice] | None
   polarity: str | None = None
+  stroke_contrast: float | None = None
+  box_hint: np.ndarray | None = None
 
 
 def _load_like(paths: list[str], shape: tuple[int, int], first: str,
@@ -73,6 +78,26 @@ def _load_region(path: str, shape: tuple[int, int], what: str) -> np.ndarray:
   return region
 
 
+def stroke_contrast(image: np.ndarray, box: np.ndarray, *, used: str, width: int) -> float:
+  """How much more the strokes `hints.stroke_hint` used stand out inside the box than outside it.
+
+  The mean top-hat of the channel and polarity `used` (as `stroke_hint` returns it, e.g. 'light (grey)')
+  inside the box over its mean outside: about 1 when the box holds no more thin strokes of that polarity
+  than the rest of the photo (a faint mark over texture), well above 1 for a clear mark.
+
+  Returns:
+    The ratio (inf when nothing outside the box stands out at all).
+  """
+  polarity, channel_name = used.split(' ')
+  channel_name = channel_name.strip('()')
+  channel = image.mean(axis=-1) if channel_name == 'grey' else image[..., 'rgb'.index(channel_name[0])]
+  tophat = hints._tophat(  # pylint: disable=protected-access
+      channel.astype(np.float32), width, polarity)
+  inside = box > 0.5
+  outside = float(tophat[~inside].mean()) if (~inside).any() else 0.0
+  return float(tophat[inside].mean()) / outside if outside > 0 else float('inf')
+
+
 def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
   """Reads and checks the images, hint, ground truths and metric box of a config."""
   wm = config.watermark
@@ -83,7 +108,7 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
   min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
   working = np.stack([image_io.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
                       for img, path in zip(full, paths)])
-  hint = hint_working = box_hint = polarity = None
+  hint = hint_working = box_hint = polarity = contrast = None
   if wm.mode == 'hint':
     hint = box_hint = _load_region(wm.hint, shape, 'hint')
     hint_working = (image_io.load_mask(wm.hint, shape=working.shape[1:3]) > 0.5).astype(np.float32)
@@ -92,6 +117,7 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
                                 'marks no pixel or all of them: draw a larger box, or set max_side=0')
     if wm.stroke_polarity != 'none':
       hint, polarity = hints.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
+      contrast = stroke_contrast(full[0], box_hint, used=polarity, width=wm.stroke_width)
       width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
       hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity, width=width)
       if not hint_working.any():
@@ -112,7 +138,7 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
     box = metrics_lib.bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
   elif box_hint is not None:
     box = metrics_lib.bounding_box(box_hint)
-  return Inputs(paths, full, working, hint, hint_working, truths, box, polarity)
+  return Inputs(paths, full, working, hint, hint_working, truths, box, polarity, contrast, box_hint)
 
 
 def save_run(path: str, layers: dict[str, np.ndarray], metrics: dict[str, Any], tag: str) -> None:

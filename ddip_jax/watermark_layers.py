@@ -9,7 +9,9 @@ Outputs ('hint'): clean.png = (1 - h) I + h median(C) (or the de-blended
 image, `clean_from`); clean_deblend.png, the input de-blended with median(M)
 and median(W) inside the box; clean_fit.png, the input de-blended per pixel
 towards one opacity and colour fitted against median(C) (`blending.fit_blend`,
-`blending.deblend_fitted`; both in metrics.json); clean_soft.png, which
+`blending.deblend_fitted`; both in metrics.json; with `clean_from='fit'`, clean.png keeps the input instead
+when `self_check` does not trust the fit, and metrics.json's `self_check` says whether it passed and why
+not); clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M); hint.png.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
@@ -26,11 +28,75 @@ from typing import Any
 
 import ml_collections
 import numpy as np
+from scipy import ndimage
 
 from ddip_jax import blending
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import watermark_io
+
+
+# The self-check of a fitted de-blending (`self_check`): the limits of a decomposition we trust. A mark
+# must stand out in the box (stroke contrast), its fitted blend must be one a watermark can have (opacity,
+# colour) and explain its strokes (consistency: the share of stroke pixels whose own opacity is within
+# [1/2, 3/2] of the fitted one), and, where the box's mean colour is close to its surroundings' (within
+# HOMOGENEOUS: a photo even at the box's scale, whose surroundings are a fair guess of the box), the result
+# must not move it further from them than the input is (within the tolerance). Chosen on
+# benchmarks/eval_watermark.py's set (docs/watermark.md).
+MIN_STROKE_CONTRAST = 1.6
+OPACITY_RANGE = (0.08, 0.85)
+COLOUR_RANGE = (-0.6, 1.6)
+MIN_CONSISTENCY = 0.75
+HOMOGENEOUS = 0.05
+SURROUNDINGS_TOLERANCE = 0.01
+# Width of the ring around the box that stands for the box's surroundings, pixels.
+RING_WIDTH = 6
+
+
+def self_check(image: np.ndarray, result: np.ndarray, clean: np.ndarray, strokes: np.ndarray, box: np.ndarray, *,
+               opacity: float, colour: np.ndarray, stroke_contrast: float | None) -> dict[str, Any]:
+  """Whether a fitted de-blending can be trusted, without ground truth.
+
+  Args:
+    image: (H, W, 3) the watermarked input.
+    result: (H, W, 3) the de-blended result.
+    clean: (H, W, 3) the clean estimate the blend was fitted against (C).
+    strokes: (H, W) the strokes found in the box (the region of the fit).
+    box: (H, W) the user's box.
+    opacity, colour: the fitted blend (`blending.fit_blend`).
+    stroke_contrast: `watermark_io.stroke_contrast` of the strokes, or None (not checked).
+
+  Returns:
+    {'passed': bool, 'reasons': the failed checks (empty when passed), and the measured values}.
+  """
+  inside, on = box > 0.5, strokes > 0.5
+  towards = colour - clean
+  own = np.sum((image - clean) * towards, axis=-1) / np.maximum(np.sum(towards**2, axis=-1), 1e-3)
+  consistency = float(np.mean((own[on] >= opacity / 2) & (own[on] <= 1.5 * opacity))) if on.any() else 0.0
+  ring = ndimage.binary_dilation(inside, iterations=RING_WIDTH) & ~inside
+  if ring.any():
+    around = image[ring].mean(axis=0)
+    input_gap = float(np.abs(image[inside].mean(axis=0) - around).max())
+    result_gap = float(np.abs(result[inside].mean(axis=0) - around).max())
+  else:
+    input_gap = result_gap = 0.0
+  values = {'stroke_contrast': None if stroke_contrast is None else round(float(stroke_contrast), 4),
+            'opacity_consistency': round(consistency, 4), 'input_gap': round(input_gap, 4),
+            'result_gap': round(result_gap, 4)}
+  reasons = []
+  if stroke_contrast is not None and stroke_contrast < MIN_STROKE_CONTRAST:
+    reasons.append(f'the strokes barely stand out of the photo (contrast {stroke_contrast:.2f} < '
+                   f'{MIN_STROKE_CONTRAST})')
+  if not OPACITY_RANGE[0] <= opacity <= OPACITY_RANGE[1]:
+    reasons.append(f'fitted opacity {opacity:.2f} outside {list(OPACITY_RANGE)}')
+  if np.any(colour < COLOUR_RANGE[0]) or np.any(colour > COLOUR_RANGE[1]):
+    reasons.append(f'fitted colour {[round(float(c), 2) for c in colour]} outside {list(COLOUR_RANGE)}')
+  if consistency < MIN_CONSISTENCY:
+    reasons.append(f'the strokes do not follow one opacity (consistency {consistency:.2f} < {MIN_CONSISTENCY})')
+  if input_gap < HOMOGENEOUS and result_gap > input_gap + SURROUNDINGS_TOLERANCE:
+    reasons.append(f'the result is further from the surroundings than the input ({result_gap:.3f} > '
+                   f'{input_gap:.3f})')
+  return {'passed': not reasons, 'reasons': reasons, **values}
 
 
 def clean_names(num_images: int) -> tuple[str, ...]:
@@ -80,6 +146,15 @@ def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, thre
     if info is not None:
       info.update(fit_opacity=round(opacity, 4), fit_colour=[round(float(c), 4) for c in colour])
     clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted}[clean_from]
+    if clean_from == 'fit':  # Ours: keep the input where the decomposition cannot be trusted.
+      box = inputs.box_hint if inputs.box_hint is not None else inputs.hint
+      check = self_check(image, fitted, up['clean'], inputs.hint, box, opacity=opacity, colour=colour,
+                         stroke_contrast=inputs.stroke_contrast)
+      check['fallback'] = 'none' if check['passed'] else 'input'
+      if not check['passed']:
+        clean = image
+      if info is not None:
+        info['self_check'] = check
     return {
         'clean': (1 - h) * image + h * clean,
         'clean_deblend': (1 - h) * image + h * deblended,

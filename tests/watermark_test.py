@@ -418,12 +418,85 @@ class ColourAndDeblendTest(absltest.TestCase):
     np.testing.assert_array_equal(got[box == 0], image[box == 0])
 
   def test_compose_fit_deblends_against_the_clean_generator(self):
-    clean, a, _, _, inputs = _watermark_case(9)
+    clean, a, box, _, inputs = _watermark_case(9)
+    inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box  # The strokes found in the box.
     medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
                'masked_watermark': np.zeros_like(clean)}
-    out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit')
+    info = {}
+    out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit', info=info)
     np.testing.assert_allclose(out['clean'], clean, atol=1e-4)
     np.testing.assert_allclose(out['clean_fit'], clean, atol=1e-4)
+    self.assertTrue(info['self_check']['passed'], info['self_check'])
+    self.assertEqual(info['self_check']['fallback'], 'none')
+    self.assertEqual(info['self_check']['reasons'], [])
+
+
+class SelfCheckTest(parameterized.TestCase):
+  """`watermark_layers.self_check`: a fitted de-blending is trusted only when it looks like a watermark's."""
+
+  def _check(self, seed=10, *, opacity=0.5, colour=1.0, contrast=3.0, clean_guess=None, strokes=None):
+    clean, a, box, image, _ = _watermark_case(seed, opacity, colour)
+    strokes = (a[..., 0] > 0).astype(np.float32) if strokes is None else strokes
+    guess = clean if clean_guess is None else clean_guess
+    fit_opacity, fit_colour = blending.fit_blend(image, guess, strokes, max_opacity=0.9)
+    result = blending.deblend_fitted(image, guess, strokes, opacity=fit_opacity, colour=fit_colour,
+                                     max_opacity=0.9)
+    return watermark_layers.self_check(image, result, guess, strokes, box, opacity=fit_opacity,
+                                       colour=fit_colour, stroke_contrast=contrast)
+
+  def test_a_true_blend_passes(self):
+    for colour in (1.0, 0.0, np.array(_YELLOW)):
+      check = self._check(colour=colour)
+      self.assertTrue(check['passed'], check)
+      self.assertGreater(check['opacity_consistency'], 0.95)
+
+  def test_a_result_further_from_even_surroundings_than_the_input_fails(self):
+    # An even photo under a faint white mark, 'removed' by darkening: the box ends up darker than its surroundings.
+    clean, a, box, image, _ = _watermark_case(13, 0.2)
+    flat = np.full_like(clean, 0.5)
+    image = (1 - a) * flat + a
+    strokes = (a[..., 0] > 0).astype(np.float32)
+    result = np.where(strokes[..., None] > 0, 0.1, image).astype(np.float32)
+    check = watermark_layers.self_check(image, result, flat, strokes, box, opacity=0.2,
+                                        colour=np.ones(3, np.float32), stroke_contrast=3.0)
+    self.assertFalse(check['passed'])
+    self.assertEqual(len(check['reasons']), 1, check)
+    self.assertIn('further from the surroundings', check['reasons'][0])
+    del clean
+
+  def test_strokes_that_barely_stand_out_fail(self):
+    check = self._check(contrast=1.1)
+    self.assertFalse(check['passed'])
+    self.assertLen(check['reasons'], 1)
+    self.assertIn('barely stand out', check['reasons'][0])
+
+  def test_strokes_that_are_not_the_watermark_fail(self):
+    # The 'strokes' are pixels of the photo the watermark does not touch, the clean guess a blur of it:
+    # no one opacity and colour explains them.
+    clean, a, box, _, _ = _watermark_case(11)
+    rng = np.random.default_rng(0)
+    wrong = ((rng.random(box.shape) < 0.3) & (box > 0.5) & (a[..., 0] == 0)).astype(np.float32)
+    blurred = np.clip(clean + rng.normal(0, 0.08, clean.shape), 0, 1).astype(np.float32)
+    check = self._check(11, clean_guess=blurred, strokes=wrong)
+    self.assertFalse(check['passed'], check)
+    self.assertNotEmpty(check['reasons'])
+
+  def test_compose_falls_back_to_the_input_when_the_check_fails(self):
+    clean, a, box, image, inputs = _watermark_case(12)
+    inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box
+    inputs.stroke_contrast = 1.0  # As over a textured photo: nothing stands out of it.
+    medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
+               'masked_watermark': np.zeros_like(clean)}
+    info = {}
+    out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit', info=info)
+    self.assertFalse(info['self_check']['passed'])
+    self.assertEqual(info['self_check']['fallback'], 'input')
+    np.testing.assert_array_equal(out['clean'], image)  # The input, box and all.
+    np.testing.assert_allclose(out['clean_fit'], clean, atol=1e-4)  # The fit itself is still written.
+    # The official composition has no self-check.
+    info = {}
+    watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='generator', info=info)
+    self.assertNotIn('self_check', info)
 
   def test_stroke_hint_replaces_the_box_but_not_the_metrics_box(self):
     folder = _tempdir(self)
@@ -509,6 +582,11 @@ class EndToEndTest(absltest.TestCase):
     metrics = watermark.run(config, workdir)
     self.assertStartsWith(metrics['stroke_polarity'], 'light (')  # The test's watermark is white.
     self.assertBetween(metrics['fit_opacity'], 0.05, 0.9)
+    check = metrics['self_check']
+    self.assertEqual(set(check), {'passed', 'reasons', 'fallback', 'stroke_contrast', 'opacity_consistency',
+                                  'input_gap', 'result_gap'})
+    self.assertEqual(check['fallback'], 'none' if check['passed'] else 'input')
+    self.assertEqual(bool(check['reasons']), not check['passed'])
     self.assertTrue(os.path.exists(os.path.join(workdir, 'clean_fit.png')))
     hint = image_io.load_mask(os.path.join(workdir, 'hint.png'), shape=(_SIZE, _SIZE)) > 0.5
     box = image_io.load_mask(config.watermark.hint, shape=(_SIZE, _SIZE)) > 0.5
