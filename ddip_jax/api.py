@@ -15,9 +15,9 @@ Inputs are numpy arrays, (H, W, 3) uint8 or float in [0, 1] (masks (H, W)),
 or paths; gray (H, W) and RGBA (H, W, 4) images, and uint16 values, are taken
 as `main.py` takes such files (alpha composited over white).
 
-Nothing is written unless `workdir=` is given. `segment` then runs in memory:
-the arrays go to the decomposition as they are (`tasks.segmentation.decompose`)
-and its float32 layers come back, no file encoded or written. The other
+Nothing is written unless `workdir=` is given. `segment` and `dehaze` then run
+in memory: the arrays go to the task's decomposition as they are (its
+`decompose`) and its float32 layers come back, no file encoded or written. The other
 functions still hand arrays to their task as 8-bit PNG files in a temporary
 folder and read the layers back from the run's files (8-bit precision; issue
 27 moves them to the same in-memory path). With a workdir, every function runs
@@ -52,11 +52,11 @@ from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import outputs
 from ddip_jax import progress_report
 from ddip_jax import restarts
 from ddip_jax import runner
 from ddip_jax import tasks
-from ddip_jax.tasks import segmentation
 
 InputError = image_io.InputError
 ConfigError = config_check.ConfigError
@@ -301,6 +301,31 @@ def _call(demo: str, task: str, inputs: dict[str, Any], config, workdir, progres
       return _run(built, workdir, progress, overwrite, read)
 
 
+def _in_memory(demo: str, task: str, inputs: dict[str, Any], config, progress, overrides) -> outputs.Decomposition:
+  """Runs a task's `decompose` on the caller's arrays (files: read as `main.py` reads them); nothing is written.
+
+  `inputs`: field -> array, path or None (unset; 'image' is required); masks are the fields ending in 'hint'.
+  """
+  _check_overrides(inputs, overrides)
+  files, arrays = {}, {}
+  for field, value in inputs.items():
+    if value is None and field != 'image':
+      continue
+    if value is None or isinstance(value, (str, os.PathLike)):
+      files[field] = array_inputs.Inputs.existing_path(value, field)
+    else:
+      arrays[field] = array_inputs.as_float_image(value, field, channels=not field.endswith('hint'))
+  built = make_config(demo, config, {**files, **{field: f'<the {field} array>' for field in arrays}}, overrides)
+  if built.task != task:
+    raise ConfigError(f'config={config!r} runs task {built.task!r}: this function runs {task!r}')
+  tasks.validate(built)
+  module = tasks.TASKS[task]
+  with _progress_shown(built, progress):
+    result = restarts.best_of(lambda c: module.decompose(c, module.load_inputs(c, arrays)), built,
+                              restarts.selection_metric(module))
+  return dataclasses.replace(result, metrics={**result.metrics, **runner.run_record(built)})
+
+
 def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLike | None = None, *,
             config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
             workdir: str | None = None, overwrite: bool = False, **overrides) -> Segmentation:
@@ -335,25 +360,10 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
                           metrics=metrics)
 
     return _call('zebra', 'segmentation', inputs, config, workdir, progress, overwrite, overrides, read)
-  # In memory: the arrays go to the decomposition as they are, and nothing is written.
-  _check_overrides(inputs, overrides)
-  files, arrays = {}, {}
-  for field, value in inputs.items():
-    if value is None and field != 'image':
-      continue
-    if value is None or isinstance(value, (str, os.PathLike)):
-      files[field] = array_inputs.Inputs.existing_path(value, field)
-    else:
-      arrays[field] = array_inputs.as_float_image(value, field, channels=field == 'image')
-  built = make_config('zebra', config, {**files, **{field: f'<the {field} array>' for field in arrays}}, overrides)
-  if built.task != 'segmentation':
-    raise ConfigError(f'config={config!r} runs task {built.task!r}: this function runs \'segmentation\'')
-  tasks.validate(built)
-  with _progress_shown(built, progress):
-    result = restarts.best_of(lambda c: segmentation.decompose(c, segmentation.load_inputs(c, arrays)), built)
+  result = _in_memory('zebra', 'segmentation', inputs, config, progress, overrides)
   images = result.images
   return Segmentation(fg=images['fg'], bg=images['bg'], mask=images['mask'], mask_binary=images['mask_binary'],
-                      recomposed=images['recomposed'], metrics={**result.metrics, **runner.run_record(built)})
+                      recomposed=images['recomposed'], metrics=result.metrics)
 
 
 def separate(image1: ImageLike, image2: ImageLike | None = None, *,
@@ -378,11 +388,16 @@ def separate(image1: ImageLike, image2: ImageLike | None = None, *,
 def dehaze(image: ImageLike, *, config: ml_collections.ConfigDict | str | None = None,
            progress: ProgressFn | bool | None = None, workdir: str | None = None, overwrite: bool = False, **overrides) -> Dehazing:
   """Dehazes one image (task 'dehaze', configs/dehaze.py). Arguments as `segment`'s."""
-  def read(folder, metrics):
-    return Dehazing(dehazed=_image(folder, 'dehazed'), transmission=_mask(folder, 'transmission'),
-                    airlight=_image(folder, 'airlight'), metrics=metrics)
+  if workdir is not None:
+    def read(folder, metrics):
+      return Dehazing(dehazed=_image(folder, 'dehazed'), transmission=_mask(folder, 'transmission'),
+                      airlight=_image(folder, 'airlight'), metrics=metrics)
 
-  return _call('dehaze', 'dehaze', {'image': image}, config, workdir, progress, overwrite, overrides, read)
+    return _call('dehaze', 'dehaze', {'image': image}, config, workdir, progress, overwrite, overrides, read)
+  result = _in_memory('dehaze', 'dehaze', {'image': image}, config, progress, overrides)
+  images = result.images
+  return Dehazing(dehazed=images['dehazed'], transmission=images['transmission'], airlight=images['airlight'],
+                  metrics=result.metrics)
 
 
 def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others: Sequence[ImageLike] = (),

@@ -1,6 +1,7 @@
 """A run's results as files: the layers, the summary picture and metrics.json (with the config, the
 input files' SHA-256 and the environment), written as one set."""
 
+import dataclasses
 import importlib.metadata
 import os
 import platform
@@ -40,6 +41,27 @@ def environment() -> dict[str, Any]:
       'backend': jax.default_backend(),
       'devices': [str(d) for d in jax.devices()],
   }
+
+
+@dataclasses.dataclass(frozen=True)
+class Decomposition:
+  """A task's result, in memory (its `decompose`): what `write` puts in a workdir.
+
+  Attributes:
+    images: name -> full-size array (a name may hold a folder: 'fg/00003').
+    metrics: what metrics.json holds, less the run record `write_outputs` adds.
+    summary: the summary picture's (title, image) panels, or the finished picture.
+  """
+
+  images: dict[str, np.ndarray]
+  metrics: dict[str, Any]
+  summary: list[tuple[str, np.ndarray]] | np.ndarray
+
+
+def write(decomposition: Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes a decomposition's images, summary picture and metrics.json to `workdir` (`write_outputs`)."""
+  write_outputs(workdir, config, images=decomposition.images, metrics=decomposition.metrics,
+                summary=decomposition.summary)
 
 
 def write_outputs(

@@ -206,6 +206,61 @@ def optimize_and_write(
                                                             checkpoints=workdir), lambda metrics: None)
 
 
+def solve_parts(
+    config: ml_collections.ConfigDict,
+    *,
+    num_parts: int,
+    part_name: str,
+    key: jax.Array,
+    problem: Callable[[int], engine.Problem],
+    keep: Callable[[int, engine.Result], None],
+    finish: Callable[[str], T],
+    checkpoints: str | None = None,
+) -> T:
+  """`solve` for a task that runs several optimisations in turn; returns `finish('ok')`.
+
+  Part i (dehazing passes, video windows) is `problem(i)`, built when part i-1
+  is done, optimised with key fold_in(key, i) and, with `checkpoints`, its own
+  checkpoint in that workdir (`<part_name><i + 1>`): a rerun resumes the part
+  that was running and finished parts come back from theirs at once.
+  `keep(i, result)` records each part's result. When a part stops early
+  (NaN/Inf, Ctrl-C / SIGTERM), its best result so far, if any, is kept too,
+  and the error is re-raised with `partial` = finish('stopped in <part_name>
+  <i + 1>: <why>') when anything was kept.
+
+  Args:
+    config: the full config.
+    num_parts: how many optimisations.
+    part_name: names the parts in checkpoints and statuses, e.g. 'pass'.
+    key: the root key; part i uses fold_in(key, i).
+    problem: problem(i) builds part i's problem.
+    keep: keep(i, result) records part i's result.
+    finish: finish(status) makes the task's result from the kept ones.
+    checkpoints: the workdir to keep checkpoints in, or None.
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: with `partial` set.
+    checkpoint_io.CheckpointError: a checkpoint is of another run.
+  """
+  kept = False
+  with stop_on_signals() as stop:
+    for index in range(num_parts):
+      checkpoint = checkpointing(config, checkpoints, name=f'{part_name}{index + 1}') if checkpoints else None
+      try:
+        result = engine.optimize(problem(index), key=jax.random.fold_in(key, index), options=loop_options(config),
+                                 checkpoint=checkpoint, stop=stop)
+      except engine.Stopped as err:
+        if err.result.best:
+          keep(index, err.result)
+          kept = True
+        if kept:
+          err.partial = finish(f'stopped in {part_name} {index + 1}: {err}')
+        raise
+      keep(index, result)
+      kept = True
+  return finish('ok')
+
+
 def optimize_parts_and_write(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -217,53 +272,12 @@ def optimize_parts_and_write(
     keep: Callable[[int, engine.Result], None],
     finish: Callable[[str], dict[str, Any]],
 ) -> dict[str, Any]:
-  """`optimize_and_write` for a task that runs several optimisations in turn.
-
-  Part i (dehazing passes, video windows) is `problem(i)`, built when part i-1
-  is done, optimised with key fold_in(key, i) and its own checkpoint in the
-  workdir (`<part_name><i + 1>`): a rerun resumes the part that was running and
-  finished parts come back from theirs at once. `keep(i, result)` records each
-  part's result. When a part stops early (NaN/Inf, Ctrl-C / SIGTERM), its best
-  result so far, if any, is kept too, and if anything was kept the outputs are
-  written with status 'stopped in <part_name> <i + 1>: <why>' before the error
-  is re-raised. Once the finished run's outputs are written, the checkpoints
-  are removed.
-
-  Args:
-    config: the full config.
-    workdir: the output folder.
-    num_parts: how many optimisations.
-    part_name: names the parts in checkpoints and statuses, e.g. 'pass'.
-    key: the root key; part i uses fold_in(key, i).
-    problem: problem(i) builds part i's problem.
-    keep: keep(i, result) records part i's result.
-    finish: finish(status) writes every output from the kept results and
-      returns the metrics.
-
-  Returns:
-    `finish`'s metrics for the finished run (status 'ok').
+  """`solve_parts` with checkpoints in `workdir` for a task whose `finish` writes its outputs itself and returns
+  the metrics (`decompose_and_write`'s rules).
 
   Raises:
-    engine.NumericalError, engine.Interrupted: after writing what was kept.
-    checkpoint_io.CheckpointError, image_io.InputError: the workdir holds another run.
+    As `decompose_and_write`.
   """
-  runner.check_workdir(workdir, config)
-  kept = False
-  with stop_on_signals() as stop:
-    for index in range(num_parts):
-      try:
-        result = engine.optimize(problem(index), key=jax.random.fold_in(key, index), options=loop_options(config),
-                                 checkpoint=checkpointing(config, workdir, name=f'{part_name}{index + 1}'),
-                                 stop=stop)
-      except engine.Stopped as err:
-        if err.result.best:
-          keep(index, err.result)
-          kept = True
-        if kept:
-          finish(f'stopped in {part_name} {index + 1}: {err}')
-        raise
-      keep(index, result)
-      kept = True
-  metrics = finish('ok')
-  runner.remove_checkpoints(workdir)
-  return metrics
+  return decompose_and_write(config, workdir, lambda: solve_parts(
+      config, num_parts=num_parts, part_name=part_name, key=key, problem=problem, keep=keep, finish=finish,
+      checkpoints=workdir), lambda metrics: None)

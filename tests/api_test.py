@@ -89,6 +89,20 @@ class SegmentTest(absltest.TestCase):
 
     self.assertEqual(compared(in_memory.metrics), compared(filed.metrics))
 
+  def test_dehaze_in_memory_the_workdir_runs_layers_and_no_file(self):
+    image = np.random.default_rng(3).integers(100, 256, (32, 32, 3), dtype=np.uint8)
+    tiny = {key: value for key, value in _TINY.items() if key != 'segmentation'}
+    with mock.patch.object(writing, 'write_files', side_effect=AssertionError('wrote a file')), \
+         mock.patch.object(writing, 'encode_png', side_effect=AssertionError('encoded a PNG')):
+      in_memory = ddip_jax.dehaze(image, progress=False, **tiny)
+    with tempfile.TemporaryDirectory() as workdir:
+      filed = ddip_jax.dehaze(image, workdir=workdir, progress=False, **tiny)
+    for name in ('dehazed', 'transmission', 'airlight'):
+      np.testing.assert_array_equal(image_io.to_uint8(getattr(in_memory, name)), image_io.to_uint8(getattr(filed, name)),
+                                    err_msg=name)
+    self.assertEqual(outputs.without_timings(in_memory.metrics)['passes'],
+                     outputs.without_timings(filed.metrics)['passes'])
+
   def test_an_array_run_in_a_workdir_resumes_or_is_already_done(self):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)

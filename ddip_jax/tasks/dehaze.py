@@ -316,33 +316,65 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(0 < dz.t_min < 1, 'dehaze.t_min', 'must be in (0, 1)', dz.t_min)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Dehazes `config.image` in `dehaze.passes` passes and writes all outputs to `workdir`.
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """One hazy photo, in memory: (H, W, 3) image in [0, 1], an optional clean ground truth of its size, and what
+  to call the image in messages."""
 
-  One optimisation per pass (`resume.optimize_parts_and_write`: a checkpoint
-  each, a rerun resumes); a run that stops early writes the best result so far
-  (the stopped pass's, else the last finished pass's) before re-raising.
+  image: np.ndarray
+  gt_clean: np.ndarray | None = None
+  name: str = 'the image'
+
+
+def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray] | None = None) -> Inputs:
+  """Reads `config`'s files (image, dehaze.gt_clean) but those given in `arrays`: the only place the task reads any.
+
+  Raises:
+    image_io.InputError: a file cannot be read, or the ground truth has another size.
+  """
+  arrays = arrays or {}
+  full = arrays['image'] if 'image' in arrays else image_io.load_image(config.image)
+  name = 'the image array' if 'image' in arrays else repr(config.image)
+  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
+  truth = image_io.load_image(config.dehaze.gt_clean) if config.dehaze.gt_clean else None
+  if truth is not None and truth.shape[:2] != full.shape[:2]:
+    raise image_io.InputError(f'{config.dehaze.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
+                              f'expected {full.shape[1]}x{full.shape[0]} like {name}')
+  return Inputs(image=full, gt_clean=truth, name=name)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Dehazes `config.image` and writes all outputs to `workdir`: files in, `decompose`, files out.
 
   Returns:
     The metrics written to `metrics.json`.
   """
+  inputs = load_inputs(config)
+  return resume.decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
+                                    lambda result: outputs.write(result, config, workdir)).metrics
+
+
+def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
+              checkpoints: str | None = None) -> outputs.Decomposition:
+  """Dehazes `inputs.image` in `dehaze.passes` passes, in memory.
+
+  One optimisation per pass (`resume.solve_parts`; with a checkpoint each in
+  `checkpoints` when a workdir is given: a rerun resumes); a run that stops
+  early raises with the best result so far (the stopped pass's, else the last
+  finished pass's) as the error's `partial`.
+  """
   dz = config.dehaze
   start = time.perf_counter()
-  full = image_io.load_image(config.image)
+  full, truth = inputs.image, inputs.gt_clean
   shape = full.shape[:2]
-  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
-  truth = image_io.load_image(dz.gt_clean) if dz.gt_clean else None
-  if truth is not None and truth.shape[:2] != shape:
-    raise image_io.InputError(f'{dz.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
-                              f'expected {shape[1]}x{shape[0]} like {config.image!r}')
-  first, _ = image_io.working_image(full, config.max_side, path=repr(config.image),
-                                       min_side=2 ** len(config.generator.channels_down))
+  first, _ = image_io.working_image(full, config.max_side, path=inputs.name,
+                                    min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
   radius = filters.radius_px(dz.guided_radius, shape)
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   passes: list[PassResult] = []
 
-  def finish(status: str) -> dict[str, Any]:
+  def finish(status: str) -> outputs.Decomposition:
     transmission, airlight = compose_passes(passes)
     dehazed = passes[-1].dehazed
     metrics: dict[str, Any] = {
@@ -369,8 +401,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       panels.append(('ground truth', truth))
     metrics['passes'] = {f'pass{k}': p.metrics for k, p in enumerate(passes, start=1)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
-    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
-    return metrics
+    return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
   def problem(index: int) -> engine.Problem:
     hazy = passes[-1].dehazed if passes else full
@@ -400,5 +431,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
 
   pending: dict[int, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = {}
-  return resume.optimize_parts_and_write(config, workdir, num_parts=dz.passes, part_name='pass',
-                                              key=train_key, problem=problem, keep=keep, finish=finish)
+  return resume.solve_parts(config, num_parts=dz.passes, part_name='pass', key=train_key, problem=problem, keep=keep,
+                            finish=finish, checkpoints=checkpoints)

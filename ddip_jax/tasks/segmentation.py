@@ -148,21 +148,6 @@ class Inputs:
   names: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
-class Decomposition:
-  """A segmentation, in memory.
-
-  Attributes:
-    images: name -> full-size array: fg, bg, mask, mask_binary, recomposed, cutout, bg_hint.
-    metrics: what metrics.json holds, less the run record `outputs.write_outputs` adds.
-    summary: the summary picture's (title, image) panels.
-  """
-
-  images: dict[str, np.ndarray]
-  metrics: dict[str, Any]
-  summary: list[tuple[str, np.ndarray]]
-
-
 def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray] | None = None) -> Inputs:
   """Reads `config`'s files (image, fg_hint, bg_hint, gt_mask) but those given in `arrays` (float32 in [0, 1],
   by field): the only place the task reads any.
@@ -183,7 +168,7 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
   return Inputs(image=image, gt_mask=gt, names=names, **hints)
 
 
-def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None) -> Decomposition:
+def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None) -> outputs.Decomposition:
   """Segments `inputs.image`, in memory (`resume.solve`; with checkpoints in `checkpoints` when a workdir is given).
 
   Raises:
@@ -206,7 +191,7 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints:
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   problem = build_problem(with_schedule(config, user_hints=bool(given)), image, fg_hint, bg_hint, noise_key)
 
-  def finish(result: engine.Result, status: str) -> Decomposition:
+  def finish(result: engine.Result, status: str) -> outputs.Decomposition:
     best = {n: np.asarray(v)[0] for n, v in result.best.items()}
     images = fgbg.full_size_layers(full, best, fg_hint, seg, enforced)
     metrics = {
@@ -227,15 +212,9 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints:
     images['bg_hint'] = image_io.resize_image(bg_hint, full.shape[:2])
     panels = [('input', full), ('fg', images['fg']), ('bg', images['bg']), ('mask', images['mask']),
               ('cut-out', images['cutout'])]
-    return Decomposition(images=images, metrics=metrics, summary=panels)
+    return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
   return resume.solve(problem, config, key=train_key, finish=finish, checkpoints=checkpoints)
-
-
-def write(decomposition: Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes every layer, the summary picture and metrics.json to `workdir`."""
-  outputs.write_outputs(workdir, config, images=decomposition.images, metrics=decomposition.metrics,
-                        summary=decomposition.summary)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -246,4 +225,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """
   inputs = load_inputs(config)
   return resume.decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
-                                    lambda result: write(result, config, workdir)).metrics
+                                    lambda result: outputs.write(result, config, workdir)).metrics
