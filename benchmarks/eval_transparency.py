@@ -28,7 +28,8 @@ scikit-learn's FastICA fitted to the two mixtures' finite differences (edges
 of natural images are far closer to independent than their pixel values;
 'fastica_pixels' fits the pixel values), its mixing matrix rescaled so that
 each row sums to one (the model's a_k + (1 - a_k) = 1), then the mixtures
-unmixed with it: no ground truth is used. Every method reads the same 8-bit
+unmixed with it: no ground truth is used; '<fastica>_channels' fits one
+mixing matrix per colour channel. Every method reads the same 8-bit
 mixtures (the PNGs Double-DIP reads). 'augment' and
 'no_augment' are configs/textures.py with `transparency.augment` on / off.
 Every layer is scored with dm-pix PSNR/SSIM, matched over both orderings.
@@ -70,8 +71,8 @@ _ADDITIVE_PAIRS = flags.DEFINE_list(
     'Layer pairs R:T for the additive regime.')
 _REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'], 'uniform, realistic and/or additive.')
 _METHODS = flags.DEFINE_list(
-    'methods', None, 'Methods to run (default: per regime, uniform: generator,scalar,fastica,fastica_pixels; '
-    'realistic: generator,map,fastica,fastica_pixels; additive: augment,no_augment).')
+    'methods', None, 'Methods to run (default: per regime, uniform and realistic: default, faithful and the '
+    'FastICA variants; additive: augment,no_augment).')
 _NUM_STEPS = flags.DEFINE_integer(
     'num_steps', None, 'Override the configs\' iterations (default: theirs); the alpha prior keeps its share.')
 _SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Width of the layers in pixels.')
@@ -84,9 +85,8 @@ _RESCORE = flags.DEFINE_bool('rescore', False, 'First rebuild the finalised rows
                              'metrics.json (e.g. after a change of the finalisations\' scoring).')
 
 DEFAULT_METHODS = {
-    'uniform': ('generator', 'generator_unmix', 'generator_refine', 'scalar', 'scalar_unmix', 'scalar_refine',
-                'fastica', 'fastica_pixels'),
-    'realistic': ('generator', 'generator_unmix', 'generator_refine', 'map', 'fastica', 'fastica_pixels'),
+    'uniform': ('default', 'faithful', 'fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels'),
+    'realistic': ('default', 'faithful', 'fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels'),
     'additive': ('augment', 'no_augment'),
 }
 # Finalised variants: method -> (the Double-DIP run it comes from, the `transparency.unmix` mode).
@@ -95,8 +95,8 @@ FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scal
 
 # The configs as they are: configs/transparency.py and configs/transparency_faithful.py.
 CONFIGS = {'default': transparency_config, 'faithful': faithful_config}
-_TWO_MIXTURE_METHODS = ('default', 'faithful', 'generator', 'scalar', 'map', 'fastica', 'fastica_pixels',
-                        *FINALISED)
+FASTICA = ('fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels')
+_TWO_MIXTURE_METHODS = ('default', 'faithful', 'generator', 'scalar', 'map', *FASTICA, *FINALISED)
 VALID_METHODS = {'uniform': _TWO_MIXTURE_METHODS, 'realistic': _TWO_MIXTURE_METHODS,
                  'additive': ('augment', 'no_augment')}
 
@@ -118,8 +118,8 @@ def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height
   raise app.UsageError(f'unknown regime {regime!r}')
 
 
-def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradients'
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradients', per_channel: bool = False,
+                   order: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """Two layers from two mixtures with FastICA, using that each mixing row sums to one.
 
   FastICA estimates X = S M^T (after centring) with sources S of arbitrary
@@ -132,12 +132,20 @@ def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradient
     on: 'gradients' estimates M from the mixtures' horizontal and vertical
       finite differences, which are far closer to independent (sparse edges)
       than the photos' pixel values; 'pixels' from the pixel values themselves.
+    per_channel: one mixing matrix per colour channel (fitted to that
+      channel alone) instead of one for all; each channel's layers are ordered
+      so that layer 1 weighs more in the second mixture.
+    order: put first the layer that weighs more in the second mixture.
 
   Returns:
     The two layers, (H, W, 3) in [0, 1].
   """
   from sklearn.decomposition import FastICA  # pylint: disable=g-import-not-at-top
 
+  if per_channel:
+    channels = [fastica_layers([m[..., c:c + 1] for m in mixtures], seed, on=on, order=True)
+                for c in range(mixtures[0].shape[-1])]
+    return tuple(np.concatenate([c[k] for c in channels], axis=-1) for k in range(2))
   shape = mixtures[0].shape
   x = np.stack([m.reshape(-1) for m in mixtures], axis=1).astype(np.float64)  # (pixels * 3, 2)
   if on == 'gradients':
@@ -149,6 +157,8 @@ def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradient
   ica.fit(fit_data)
   m = ica.mixing_
   a = m @ np.diag(np.linalg.solve(m, np.ones(2)))
+  if order and a[0, 0] > a[1, 0]:
+    a = a[:, ::-1]
   layers = x @ np.linalg.inv(a).T
   return tuple(np.clip(layers[:, k].reshape(shape), 0.0, 1.0).astype(np.float32) for k in range(2))
 
@@ -224,10 +234,10 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
   record: dict[str, Any] = {'regime': regime, 'pair': pair, 'method': method, 'size': size_label(),
                             'seed': _SEED.value, 'true_alphas': inputs['alphas']}
   if method.startswith('fastica'):
-    on = 'pixels' if method == 'fastica_pixels' else 'gradients'
+    on = 'pixels' if method.startswith('fastica_pixels') else 'gradients'
     # The 8-bit mixtures that Double-DIP reads, not the float ones.
     mixtures = [image_io.load_image(paths[f'mix{k + 1}']) for k in range(len(inputs['mixtures']))]
-    layers = fastica_layers(mixtures, _SEED.value, on=on)
+    layers = fastica_layers(mixtures, _SEED.value, on=on, per_channel=method.endswith('_channels'))
     scores = metrics_lib.layer_pair_scores(layers, inputs['truths'])
     record.update(seconds=time.perf_counter() - start, steps=None)
     for k, layer in enumerate(layers, start=1):
