@@ -81,9 +81,19 @@ def deblend_fitted(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, 
   Returns:
     (H, W, 3) float32 clean image in [0, 1].
   """
-  chex.assert_rank([image, clean, region, colour], [3, 3, 2, 1])
-  alpha = np.clip(_pixel_opacity(image, clean, colour), 0.0, opacity) * (region > 0.5)
+  alpha = fitted_opacity(image, clean, region, opacity=opacity, colour=colour)
   return deblend(image, alpha[..., None], np.broadcast_to(colour, image.shape), max_opacity=max_opacity)
+
+
+def fitted_opacity(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, opacity: float,
+                   colour: np.ndarray) -> np.ndarray:
+  """Each pixel's opacity towards a fitted colour, as `deblend_fitted` uses it: (H, W) in [0, opacity].
+
+  The projection of I - C on w - C, clipped to [0, opacity], 0 outside the region: the watermark's
+  mask as the fit sees it.
+  """
+  chex.assert_rank([image, clean, region, colour], [3, 3, 2, 1])
+  return (np.clip(_pixel_opacity(image, clean, colour), 0.0, opacity) * (region > 0.5)).astype(np.float32)
 
 
 def median_layers(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
