@@ -15,8 +15,8 @@ Inputs are numpy arrays, (H, W, 3) uint8 or float in [0, 1] (masks (H, W)),
 or paths; gray (H, W) and RGBA (H, W, 4) images, and uint16 values, are taken
 as `main.py` takes such files (alpha composited over white).
 
-Nothing is written unless `workdir=` is given. `segment` and `dehaze` then run
-in memory: the arrays go to the task's decomposition as they are (its
+Nothing is written unless `workdir=` is given. `segment`, `dehaze` and
+`decompose_video` then run in memory: the arrays go to the task's decomposition as they are (its
 `decompose`) and its float32 layers come back, no file encoded or written. The other
 functions still hand arrays to their task as 8-bit PNG files in a temporary
 folder and read the layers back from the run's files (8-bit precision; issue
@@ -309,12 +309,15 @@ def _in_memory(demo: str, task: str, inputs: dict[str, Any], config, progress, o
   _check_overrides(inputs, overrides)
   files, arrays = {}, {}
   for field, value in inputs.items():
-    if value is None and field != 'image':
+    if value is None and field not in ('image', 'frames'):
       continue
+    target = 'image' if field == 'frames' else field  # A clip is the config's `image`.
     if value is None or isinstance(value, (str, os.PathLike)):
-      files[field] = array_inputs.Inputs.existing_path(value, field)
+      files[target] = array_inputs.Inputs.existing_path(value, field)
+    elif field == 'frames':
+      arrays[target] = np.stack(array_inputs.as_float_frames(value))
     else:
-      arrays[field] = array_inputs.as_float_image(value, field, channels=not field.endswith('hint'))
+      arrays[target] = array_inputs.as_float_image(value, field, channels=not field.endswith('hint'))
   built = make_config(demo, config, {**files, **{field: f'<the {field} array>' for field in arrays}}, overrides)
   if built.task != task:
     raise ConfigError(f'config={config!r} runs task {built.task!r}: this function runs {task!r}')
@@ -440,13 +443,19 @@ def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
       a folder of frames or an animated GIF.
     config, progress, workdir, overwrite, overrides: as `segment`'s.
   """
-  def read(folder, metrics):
-    layers = {}
-    for name in ('fg', 'bg', 'mask', 'mask_binary'):
-      paths = clip_io.list_frames(os.path.join(folder, name))
-      load = image_io.load_image if name in ('fg', 'bg') else (
-          lambda p: image_io.load_mask(p, shape=image_io.load_image(p).shape[:2]))
-      layers[name] = np.stack([load(p) for p in paths])
-    return VideoDecomposition(**layers, metrics=metrics)
+  layers = ('fg', 'bg', 'mask', 'mask_binary')
+  if workdir is not None:
+    def read(folder, metrics):
+      found = {}
+      for name in layers:
+        paths = clip_io.list_frames(os.path.join(folder, name))
+        load = image_io.load_image if name in ('fg', 'bg') else (
+            lambda p: image_io.load_mask(p, shape=image_io.load_image(p).shape[:2]))
+        found[name] = np.stack([load(p) for p in paths])
+      return VideoDecomposition(**found, metrics=metrics)
 
-  return _call('video', 'video', {'frames': frames}, config, workdir, progress, overwrite, overrides, read)
+    return _call('video', 'video', {'frames': frames}, config, workdir, progress, overwrite, overrides, read)
+  result = _in_memory('video', 'video', {'frames': frames}, config, progress, overrides)
+  return VideoDecomposition(**{name: np.stack([image for key, image in sorted(result.images.items())
+                                               if key.startswith(f'{name}/')]) for name in layers},
+                            metrics=result.metrics)

@@ -61,6 +61,26 @@ def as_float_image(value: np.ndarray, what: str, *, channels: bool) -> np.ndarra
   return image_io.as_rgb(array) if channels else array.astype(np.float32)
 
 
+def as_float_frames(value: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+  """A clip, (F, H, W, 3) or a sequence of frames (F >= 2), as float32 (H, W, 3) frames (`as_float_image`).
+
+  Raises:
+    InputError: fewer than 2 frames, a bad frame, frames of different sizes, or a clip too large for the memory
+      (before any is converted).
+  """
+  frames = value if isinstance(value, np.ndarray) and value.ndim == 4 else list(value)
+  if len(frames) < 2:
+    raise InputError(f'frames: a clip needs at least 2 frames, got {len(frames)}')
+  if np.ndim(frames[0]) >= 2:  # Else as_float_image names the shape.
+    image_io.check_fits('the clip', *np.shape(frames[0])[:2], frames=len(frames))
+  floats = [as_float_image(frame, f'frame {index}', channels=True) for index, frame in enumerate(frames)]
+  for index, frame in enumerate(floats):
+    if frame.shape != floats[0].shape:
+      raise InputError(f'frames differ in size: frame {index} is {frame.shape[1]}x{frame.shape[0]}, frame 0 is '
+                       f'{floats[0].shape[1]}x{floats[0].shape[0]}; all frames of a clip must have one size')
+  return floats
+
+
 class Inputs:
   """Turns the caller's arrays into files of `folder` named by their content (paths are passed on as they are).
 
@@ -105,13 +125,7 @@ class Inputs:
   def frames(self, value: ImageLike | Sequence[np.ndarray]) -> str:
     if isinstance(value, (str, os.PathLike)) or value is None:
       return self.path(value, 'frames')
-    frames = value if isinstance(value, np.ndarray) and value.ndim == 4 else list(value)
-    if len(frames) < 2:
-      raise InputError(f'frames: a clip needs at least 2 frames, got {len(frames)}')
-    if np.ndim(frames[0]) >= 2:  # Else as_float_image names the shape.
-      image_io.check_fits('the clip', *np.shape(frames[0])[:2], frames=len(frames))
-    pngs = [writing.encode_png(as_float_image(frame, f'frame {index}', channels=True))
-            for index, frame in enumerate(frames)]
+    pngs = [writing.encode_png(frame) for frame in as_float_frames(value)]
     path = self._write('frames', pngs, folder=True)
     self._names.update({os.path.join(path, f'{k:05d}.png'): (f'frame {k}', f'frame {k}') for k in range(len(pngs))})
     return path

@@ -103,6 +103,24 @@ class SegmentTest(absltest.TestCase):
     self.assertEqual(outputs.without_timings(in_memory.metrics)['passes'],
                      outputs.without_timings(filed.metrics)['passes'])
 
+  def test_video_in_memory_the_workdir_runs_layers_and_no_file(self):
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    for k in range(3):
+      frames[k, 8:20, 4 + 6 * k:16 + 6 * k] = (250, 30, 30)  # A red square moving on noise.
+    tiny = {**{key: value for key, value in _TINY.items() if key != 'segmentation'},
+            'segmentation': {'hint_steps': 3, 'hint_phase': 1}}
+    with mock.patch.object(writing, 'write_files', side_effect=AssertionError('wrote a file')), \
+         mock.patch.object(writing, 'encode_png', side_effect=AssertionError('encoded a PNG')):
+      in_memory = ddip_jax.decompose_video(frames, progress=False, **tiny)
+    with tempfile.TemporaryDirectory() as workdir:
+      filed = ddip_jax.decompose_video(list(frames), workdir=workdir, progress=False, **tiny)
+    for name in ('fg', 'bg', 'mask', 'mask_binary'):
+      self.assertEqual(getattr(in_memory, name).shape[:3], (3, 32, 32))
+      np.testing.assert_array_equal(image_io.to_uint8(getattr(in_memory, name)), image_io.to_uint8(getattr(filed, name)),
+                                    err_msg=name)
+    self.assertEqual(in_memory.metrics['frame_names'], ['frame 0', 'frame 1', 'frame 2'])
+
   def test_an_array_run_in_a_workdir_resumes_or_is_already_done(self):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)

@@ -30,6 +30,7 @@ The windows' soft layers are blended linearly over their overlaps; then each
 frame's mask is refined and thresholded as in segmentation.
 """
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -239,23 +240,75 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(vid.summary_frames >= 1, 'video.summary_frames', 'must be at least 1', vid.summary_frames)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Decomposes the clip `config.image` and writes all outputs to `workdir`.
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """A clip, in memory.
 
-  One optimisation per window (`resume.optimize_parts_and_write`: a checkpoint
-  each, a rerun resumes); a run that stops early writes the frames done so far.
+  Attributes:
+    frames: (F, H, W, 3) float32 in [0, 1] at full size.
+    names: each frame's name (its file's, or 'frame k').
+    gt_mask: (F, H, W) ground truth to score against, or None.
+    name: what to call the clip in messages.
+  """
+
+  frames: np.ndarray
+  names: list[str]
+  gt_mask: np.ndarray | None = None
+  name: str = 'the frames'
+
+
+def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray] | None = None) -> Inputs:
+  """Reads `config`'s files (the clip `image`, hints are read by `decompose`, `gt_mask`) but the clip when
+  `arrays` gives it (as `image`, (F, H, W, 3)): the only place the task reads frames.
+
+  Raises:
+    image_io.InputError: a file cannot be read.
+  """
+  arrays = arrays or {}
+  if 'image' in arrays:
+    full = np.asarray(arrays['image'], np.float32)
+    names, name = [f'frame {k}' for k in range(len(full))], 'the frames'
+  else:
+    full, names = clip_io.load_frames(config.image)
+    name = repr(config.image)
+  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
+  gt = clip_io.load_masks(config.gt_mask, count=len(full), shape=full.shape[1:3]) if config.gt_mask else None
+  return Inputs(frames=full, names=names, gt_mask=gt, name=name)
+
+
+def write(result: outputs.Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes the frames of every layer (and a GIF of each), the summary and metrics.json to `workdir`."""
+  for name in FRAME_LAYERS:
+    frames = [image for key, image in sorted(result.images.items()) if key.startswith(f'{name}/')]
+    clip_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack(frames), duration_ms=config.video.gif_duration_ms)
+  outputs.write(result, config, workdir)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Decomposes the clip `config.image` and writes all outputs to `workdir`: files in, `decompose`, files out.
 
   Returns:
     The metrics written to `metrics.json`.
   """
+  inputs = load_inputs(config)
+  return resume.decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
+                                    lambda result: write(result, config, workdir)).metrics
+
+
+def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
+              checkpoints: str | None = None) -> outputs.Decomposition:
+  """Decomposes a clip, in memory.
+
+  One optimisation per window (`resume.solve_parts`; with a checkpoint each in
+  `checkpoints` when a workdir is given: a rerun resumes); a run that stops
+  early raises with the frames done so far as the error's `partial`.
+  """
   vid = config.video
   start = time.perf_counter()
-  full, names = clip_io.load_frames(config.image)
+  full, names, gt = inputs.frames, inputs.names, inputs.gt_mask
   num_frames, shape = len(full), full.shape[1:3]
-  # Read before the optimisation: a bad path must not cost (and lose) a whole run.
-  gt = clip_io.load_masks(config.gt_mask, count=num_frames, shape=shape) if config.gt_mask else None
-  first, _ = image_io.working_image(full[0], config.max_side, path=repr(config.image),
-                                       min_side=2 ** len(config.generator.channels_down))
+  first, _ = image_io.working_image(full[0], config.max_side, path=inputs.name,
+                                    min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
   frames = np.stack([image_io.resize_image(f, work) for f in full])
   t0 = time.perf_counter()
@@ -267,7 +320,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   spans = windows(num_frames, vid.window_size, vid.window_overlap)
   done: list[tuple[tuple[int, int], engine.Result]] = []
 
-  def finish(status: str) -> dict[str, Any]:
+  def finish(status: str) -> outputs.Decomposition:
     blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
     per_frame = {f: fgbg.full_size_layers(full[f], layers, fg_hint[f], config.segmentation)
                  for f, layers in blended.items()}
@@ -276,9 +329,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for name in FRAME_LAYERS + ('fg_hint',):
       images.update({f'{name}/{f:04d}': per_frame[f][name] for f in order})
     images.update({f'bg_hint/{f:04d}': image_io.resize_image(bg_hint[f], shape) for f in order})
-    for name in FRAME_LAYERS:
-      clip_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack([per_frame[f][name] for f in order]),
-                        duration_ms=vid.gif_duration_ms)
     recomposed_psnr = [float(losses.psnr(jnp.asarray(per_frame[f]['recomposed'])[None], jnp.asarray(full[f])[None]))
                        for f in order]
     seconds = time.perf_counter() - start
@@ -304,15 +354,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                **r.metrics} for span, r in done]
     metrics['seconds'] = round(seconds, 3)
     metrics['frames_per_second'] = round(len(order) / seconds, 4)
-    panels = summary_strip(full, per_frame, vid.summary_frames)
-    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
-    return metrics
+    return outputs.Decomposition(images=images, metrics=metrics, summary=summary_strip(full, per_frame,
+                                                                                       vid.summary_frames))
 
   def problem(index: int) -> engine.Problem:
     a, b = spans[index]
     inputs = {n: z[a:b] if z.shape[0] == num_frames else z for n, z in noise.items()}
     return build_problem(config, frames[a:b], fg_hint[a:b], bg_hint[a:b], inputs)
 
-  return resume.optimize_parts_and_write(
-      config, workdir, num_parts=len(spans), part_name='window', key=train_key, problem=problem,
-      keep=lambda index, result: done.append((spans[index], result)), finish=finish)
+  return resume.solve_parts(config, num_parts=len(spans), part_name='window', key=train_key, problem=problem,
+                            keep=lambda index, result: done.append((spans[index], result)), finish=finish,
+                            checkpoints=checkpoints)
