@@ -15,14 +15,14 @@ from flax import serialization
 import jax
 import numpy as np
 
+from ddip_jax import errors
 from ddip_jax import writing
 
 VERSION = 1
 PyTree = Any
 
 
-class CheckpointError(ValueError):
-  """A checkpoint file cannot be read or belongs to another run."""
+CheckpointError = errors.CheckpointError
 
 
 @dataclasses.dataclass(frozen=True)

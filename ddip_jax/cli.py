@@ -32,6 +32,7 @@ from ml_collections import config_dict
 from ml_collections import config_flags
 
 from ddip_jax import config_check
+from ddip_jax import errors
 
 CONFIG_FLAG = 'config'
 # absl's words for a value of the wrong type, and ours.
@@ -40,8 +41,7 @@ _VALUE_PROBLEMS = ((r'invalid literal for int\(\)', 'not a whole number'),
                    (r'Non-boolean argument', 'not true or false'))
 
 
-class UsageError(ValueError):
-  """The command line is wrong; the message is one printable line."""
+UsageError = errors.UsageError
 
 
 def _one_line(text: str) -> str:

@@ -26,12 +26,11 @@ from ml_collections import config_flags
 from ddip_jax import api
 from ddip_jax import batch
 from ddip_jax import cli
-from ddip_jax import engine
+from ddip_jax import errors
 from ddip_jax import memory
 from ddip_jax import resume
 from ddip_jax import runner
 from ddip_jax import tasks
-from ddip_jax import writing
 
 _DEFAULT_CONFIG = 'configs/zebra.py'
 # No default here: it would be loaded, with the command line's overrides, before
@@ -92,7 +91,7 @@ def main(argv):
       if config.inputs:
         return 1 if any(row.failed for row in batch.run(config, workdir, overwrite=_OVERWRITE.value)) else 0
       metrics, already_done = api.run_config(config, workdir, overwrite=_OVERWRITE.value)
-  except engine.Interrupted as err:
+  except errors.Interrupted as err:
     where = getattr(err, 'workdir', workdir)
     if config.loop.checkpoint_every > 0:
       print(f'{err}: the best result so far and a checkpoint are in {where}/; '
@@ -100,11 +99,11 @@ def main(argv):
     else:
       print(f'{err}: the best result so far is in {where}/ (checkpoints are off)', file=sys.stderr)
     return 128 + getattr(signal, err.reason, signal.SIGINT)
-  except (KeyboardInterrupt, resume.Terminated) as err:  # Outside an optimisation, or a second Ctrl-C.
-    name = 'SIGTERM' if isinstance(err, resume.Terminated) else 'SIGINT'
+  except (KeyboardInterrupt, errors.Terminated) as err:  # Outside an optimisation, or a second Ctrl-C.
+    name = 'SIGTERM' if isinstance(err, errors.Terminated) else 'SIGINT'
     print(f'interrupted ({name}) ' + _where_it_stands(config, workdir), file=sys.stderr)
     return 128 + getattr(signal, name)
-  except (*runner.RUN_ERRORS, writing.OutputError, MemoryError) as err:
+  except (errors.Error, MemoryError) as err:  # Every error of ours is one line (errors.py).
     if created and os.path.isdir(workdir) and not os.listdir(workdir):
       os.rmdir(workdir)  # Leave no empty folder behind for a run that never started.
     if _VERBOSE.value:

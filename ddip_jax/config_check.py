@@ -12,6 +12,8 @@ from typing import Any
 
 import ml_collections
 
+from ddip_jax import errors
+
 # Fields naming files a run reads (one file, a folder of frames, or a tuple of files).
 INPUT_FILE_FIELDS = ('image', 'fg_hint', 'bg_hint', 'gt_mask', 'transparency.image2', 'transparency.gt_layer1',
                      'transparency.gt_layer2', 'dehaze.gt_clean', 'watermark.hint', 'watermark.images',
@@ -25,8 +27,7 @@ GROUND_TRUTH_FIELDS = ('gt_mask', 'transparency.gt_layer1', 'transparency.gt_lay
 _NON_NEGATIVE = re.compile(r'(_weight|_steps|_phase|_radius|sigma|sigma_step)$')
 
 
-class ConfigError(ValueError):
-  """A config field has an invalid value."""
+ConfigError = errors.ConfigError
 
 
 def require(ok: bool, field: str, message: str, value) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from ddip_jax import checkpoint_io
 from ddip_jax import compile_cache
+from ddip_jax import errors
 from ddip_jax import models
 from ddip_jax import progress_report
 from ddip_jax import steps
@@ -49,33 +50,9 @@ initial_state = steps.initial_state  # Re-exported for benchmarks and tests.
 resolve_strategy = steps.resolve_strategy
 
 
-class Stopped(Exception):
-  """The optimisation ended before its last step.
-
-  Attributes:
-    result: a `Result` with the best outputs so far (`best` is empty when there
-      are none yet) and the metrics of the stages run, the last one partial.
-    partial: what a task finished from `result` (`resume.solve`), None when nothing.
-  """
-
-  result: 'Result'
-  partial: Any = None
-
-
-class NumericalError(Stopped, RuntimeError):
-  """The loss or the parameters became NaN or infinite."""
-
-
-class Interrupted(Stopped):
-  """A stop was requested (Ctrl-C, SIGTERM); the state was checkpointed first.
-
-  Attributes:
-    reason: what `stop` returned, e.g. 'SIGTERM'.
-  """
-
-  def __init__(self, message: str, reason: str):
-    super().__init__(message)
-    self.reason = reason
+Stopped = errors.Stopped
+NumericalError = errors.NumericalError
+Interrupted = errors.Interrupted
 
 
 @dataclasses.dataclass

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
+from ddip_jax import errors
 from ddip_jax import memory
 
 
@@ -39,8 +40,7 @@ from ddip_jax import memory
 _PNG16_LOW_RAWMODE = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 # ITU-R 601-2 luma, the weights Pillow uses for RGB -> L.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-class InputError(ValueError):
-  """A user-supplied file cannot be used; the message is one printable line."""
+InputError = errors.InputError
 
 
 def _one_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ import ml_collections
 
 from ddip_jax import checkpoint_io
 from ddip_jax import engine
+from ddip_jax import errors
 from ddip_jax import runner
 
 T = TypeVar('T')
@@ -50,8 +51,7 @@ def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str 
                               tag=runner.run_tag(config))
 
 
-class Terminated(BaseException):
-  """SIGTERM arrived outside an optimisation (`terminating`): what KeyboardInterrupt is to Ctrl-C."""
+Terminated = errors.Terminated
 
 
 @contextlib.contextmanager

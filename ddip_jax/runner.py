@@ -32,7 +32,7 @@ import ml_collections
 
 from ddip_jax import checkpoint_io
 from ddip_jax import config_check
-from ddip_jax import engine
+from ddip_jax import errors
 from ddip_jax import image_io
 from ddip_jax import writing
 
@@ -46,13 +46,12 @@ INPUTS = '.inputs'  # In the workdir: the Python API's array inputs, named by co
 _NOT_RESULT_FIELDS = ('progress', 'loop.checkpoint_every')
 
 
-class WorkdirBusy(image_io.InputError):
-  """Another run (process) owns the workdir."""
+WorkdirBusy = errors.WorkdirBusy
 
 
 # The errors of a run that are the user's to fix (bad input, config or disk; NaN/Inf): the command line
 # prints them as one `error:` line, a batch records them for the image and goes on.
-RUN_ERRORS = (image_io.InputError, config_check.ConfigError, engine.NumericalError, checkpoint_io.CheckpointError)
+RUN_ERRORS = (errors.InputError, errors.ConfigError, errors.NumericalError, errors.CheckpointError)
 
 
 def run_config(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any]:
@@ -337,13 +336,13 @@ def run(run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]], conf
         target = os.path.join(workdir, STAGING)
         try:
           check_workdir(target, config)
-        except (image_io.InputError, checkpoint_io.CheckpointError):
+        except (errors.InputError, errors.CheckpointError):
           shutil.rmtree(target, ignore_errors=True)  # Our own folder: a redo of other inputs, not to resume.
         metrics = finished_metrics(target, config) or run_fn(config, target)
         _swap_in(target, workdir)
         return metrics, False
       return run_fn(config, workdir), False
-    except engine.Stopped as err:
+    except errors.Stopped as err:
       err.workdir = getattr(err, 'workdir', None) or target
       raise
 

@@ -21,10 +21,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from ddip_jax import errors
 from ddip_jax import image_io
 
-class OutputError(OSError):
-  """A result cannot be written (disk full, no permission, ...); the message is one printable line."""
+OutputError = errors.OutputError
 
 
 def write_files(files: dict[str, bytes]) -> None:

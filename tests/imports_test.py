@@ -80,7 +80,39 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
   return None
 
 
+# The package's layers, bottom up: a module imports only from its own layer or the ones below (README, Layout).
+LAYERS = {
+    'base': ('errors', 'memory', 'metrics', 'filters', 'blending', 'augment', 'problem', 'progress_report',
+             'compile_cache'),
+    'io': ('image_io', 'writing', 'clip_io', 'config_check', 'checkpoint_io', 'summary_picture', 'cli',
+           'array_inputs'),
+    'core': ('models', 'losses', 'steps', 'engine'),  # Networks, losses, the step and the loop.
+    'task helpers': ('hints', 'grow', 'fgbg', 'watermark_io', 'watermark_layers'),
+    'runs': ('runner', 'outputs', 'resume', 'restarts'),  # Workdirs, results written, resuming, restarts.
+    'tasks': ('tasks', 'tasks.dehaze', 'tasks.segmentation', 'tasks.transparency', 'tasks.video', 'tasks.watermark'),
+    'front ends': ('api', 'cutout', 'batch', 'command', 'app', 'app_cutout', 'app_runs', 'app_safety', 'app_strokes',
+                   'app_widgets', ''),  # '': the package's __init__.
+}
+
+
+def layer_of() -> dict[str, int]:
+  """Module -> its layer's rank (0: base)."""
+  return {f'{_PACKAGE}.{name}' if name else _PACKAGE: rank
+          for rank, names in enumerate(LAYERS.values()) for name in names}
+
+
 class ImportsTest(absltest.TestCase):
+
+  def test_every_module_has_a_layer(self):
+    self.assertEqual(set(graph()), set(layer_of()))
+
+  def test_imports_only_go_down_the_layers(self):
+    rank, names = layer_of(), list(LAYERS)
+    for module, imported in sorted(graph().items()):
+      for other in sorted(imported):
+        with self.subTest(module=module, imports=other):
+          self.assertLessEqual(rank[other], rank[module],
+                               f'{module} ({names[rank[module]]}) imports {other} ({names[rank[other]]}), a layer above')
 
   def test_find_cycle_finds_loops_and_only_loops(self):
     self.assertIsNone(find_cycle({'a': {'b', 'c'}, 'b': {'c'}, 'c': set()}))
@@ -88,7 +120,7 @@ class ImportsTest(absltest.TestCase):
 
   def test_the_graph_sees_imports_of_every_form(self):
     edges = graph()
-    self.assertIn('ddip_jax.engine', edges['ddip_jax.runner'])  # from ddip_jax import engine
+    self.assertIn('ddip_jax.errors', edges['ddip_jax.runner'])  # from ddip_jax import errors
     self.assertIn('ddip_jax.tasks.segmentation', edges['ddip_jax.tasks'])  # from ddip_jax.tasks import ...
     self.assertIn('ddip_jax.tasks', edges['ddip_jax.api'])
 
