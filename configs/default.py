@@ -72,7 +72,7 @@ def get_config() -> config_dict.ConfigDict:
   config.transparency.sigma_step = 0.0  # Noise perturbation, segmentation's schedule with this step; 0: none (official two_mixtures).
   config.transparency.augment = False  # Train on the 8 flips/rotations of noise and image (official additive); square canvas.
   config.transparency.unmix = 'none'  # Scalar alphas: also unmix the mixtures exactly, 'learned' (with the learned alphas) or 'refined' (alphas refined by edge overlap).
-  config.transparency.unmix_select = 'loss'  # Keep the unmixed layers: 'loss' (if they lower the loss without the prior) or 'always'.
+  config.transparency.unmix_select = 'loss'  # Keep the unmixed layers: 'loss' (if they lower the loss without the prior), 'always' or 'fit' (if they stay in [0, 1]).
   config.transparency.refine_radius = 0.15  # 'refined': the alpha search box's half-width around the learned alphas.
   config.transparency.unmix_min_gap = 0.05  # Unmixing is not tried with |a_1 - a_2| below this (it divides by it).
 

@@ -61,11 +61,11 @@ def _write(workdir, images):
   return paths
 
 
-def _two_mixtures_config(workdir, alphas=(0.3, 0.7), shape=(_SIZE, _SIZE)):
+def _two_mixtures_config(workdir, alphas=(0.3, 0.7), shape=(_SIZE, _SIZE), config_module=transparency_config):
   r, t = _layers(*shape)
   paths = _write(workdir, {'mix1': alphas[0] * r + (1 - alphas[0]) * t,
                            'mix2': alphas[1] * r + (1 - alphas[1]) * t, 'gt1': r, 'gt2': t})
-  config = transparency_config.get_config()
+  config = config_module.get_config()
   config.image = paths['mix1']
   config.transparency.image2 = paths['mix2']
   config.transparency.gt_layer1 = paths['gt1']
@@ -219,6 +219,7 @@ class UnmixTest(absltest.TestCase):
       self.assertLess(report[want]['objective'], report['generators']['objective'])
       self.assertEqual(set(report), {'generators', 'learned'} | ({'refined'} if mode == 'refined' else set()))
     self.assertGreater(report['refined']['ground_truth']['mean_psnr'], 35.0)
+    self.assertEqual(report['refined']['out_of_range'], 0.0)
     np.testing.assert_allclose([a.item() for a in alphas], [0.3, 0.7], atol=0.01)
     np.testing.assert_allclose(layers[0], r, atol=0.03)
     # 'always' takes a tried candidate even where the loss prefers the generators' layers.
@@ -226,12 +227,47 @@ class UnmixTest(absltest.TestCase):
     self.assertEqual(transparency.choose_finalisation(report, 'learned', 'loss'), 'generators')
     self.assertEqual(transparency.choose_finalisation(report, 'learned', 'always'), 'learned')
     self.assertEqual(transparency.choose_finalisation(report, 'refined', 'always'), 'generators')
+    # 'fit' keeps an unmixing that stays in [0, 1].
+    report = {'generators': {'objective': 0.1}, 'refined': {'objective': 0.2, 'out_of_range': 0.0}}
+    self.assertEqual(transparency.choose_finalisation(report, 'refined', 'fit'), 'refined')
+    report['refined']['out_of_range'] = 0.01
+    self.assertEqual(transparency.choose_finalisation(report, 'refined', 'fit'), 'generators')
     # The true layers already: no unmixing beats them; alphas too close are not tried.
     config.transparency.unmix = 'learned'
     close = [np.full((1, 1, 1), a, np.float32) for a in (0.49, 0.51)]
     _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, (r, t), close, None)
     self.assertEqual((chosen, set(report)), ('generators', {'generators'}))
     self.assertNotIn('ground_truth', report['generators'])
+
+
+class ModelFitTest(absltest.TestCase):
+
+  def test_out_of_range_fraction_allows_the_amplified_rounding(self):
+    layers = (np.full((4, 5, 3), 0.5, np.float32), np.zeros((4, 5, 3), np.float32))
+    alphas = jnp.asarray([0.3, 0.7])  # Gain 2.5: the allowance is 0.05 + 2.5 / 255 = 0.0598.
+    self.assertEqual(transparency.out_of_range_fraction(layers, alphas), 0.0)
+    layers[1][0, :2, 0] = (-0.055, 1.055)  # Within the allowance.
+    self.assertEqual(transparency.out_of_range_fraction(layers, alphas), 0.0)
+    layers[1][1, :3, 0] = (-0.07, 1.07, 1.5)  # 3 values of 120 beyond it.
+    self.assertAlmostEqual(transparency.out_of_range_fraction(layers, alphas), 3 / 120)
+    # Closer alphas amplify rounding more: gain 10, allowance 0.089.
+    self.assertEqual(transparency.out_of_range_fraction(layers, jnp.asarray([0.45, 0.55])), 1 / 120)
+
+  def test_fit_keeps_the_generators_layers_when_the_alphas_vary_over_the_image(self):
+    r, t = _rectangles(0), _rectangles(1)
+    ramp = np.linspace(0.15, 0.85, _SIZE, dtype=np.float32)[None, :, None]
+    mixtures = np.stack([a * r + (1 - a) * t for a in (ramp, ramp.transpose(1, 0, 2))])  # Across, down.
+    config = transparency_config.get_config()
+    self.assertEqual(config.transparency.unmix_select, 'fit')
+    generators = (0.5 * (mixtures[0] + mixtures[1]), mixtures[0])
+    start = [np.full((1, 1, 1), a, np.float32) for a in (0.4, 0.6)]
+    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)
+    self.assertEqual(chosen, 'generators')
+    self.assertGreater(report['refined']['out_of_range'], transparency.FIT_TOLERANCE)
+    # The same layers with one alpha per mixture: the unmixing fits and is kept.
+    mixtures = np.stack([a * r + (1 - a) * t for a in (0.2, 0.8)])
+    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)
+    self.assertEqual((chosen, report['refined']['out_of_range']), ('refined', 0.0))
 
 
 class LayerMetricsTest(absltest.TestCase):
@@ -346,6 +382,17 @@ class EndToEndTest(absltest.TestCase):
       self.assertBetween(written[name], 0.05, 0.95)
     self.assertLen(seen, config.num_steps)
     self.assertLess(np.mean(seen[-3:]), 0.8 * seen[0])
+    # The default's layers are the exact unmixing, far better than 12 steps of the generators.
+    self.assertEqual(written['layers_from'], 'refined')
+    self.assertGreater(written['mean_layer_psnr'], 35.0)
+    self.assertLess(written['finalise']['generators']['ground_truth']['mean_psnr'], 25.0)
+
+  def test_faithful_two_mixtures_keeps_the_generators_layers(self):
+    config, workdir = _two_mixtures_config(_tempdir(self), config_module=faithful_config)
+    metrics = transparency.run(config, workdir)
+    self.assertNotIn('finalise', metrics)
+    self.assertNotIn('layers_from', metrics)
+    self.assertLess(metrics['mean_layer_psnr'], 25.0)
 
   def test_additive_writes_everything_on_a_non_square_image_and_loss_goes_down(self):
     # augment=True: the generators run on a square canvas, cropped back to 24x32.
