@@ -226,6 +226,9 @@ def make_config(demo: str, config: ml_collections.ConfigDict | str | None, input
   flat = _flat_overrides(overrides)
   for field, value in {**inputs, **flat}.items():
     _set_field(result, field, value)
+  foreign = config_check.foreign_field(result, set(flat))
+  if foreign:
+    raise ConfigError(foreign)
   cli.unset_empty_optionals(result)
   cli.drop_foreign_ground_truth(result, file_config, set(flat), path, warn=False)
   return result

@@ -197,6 +197,9 @@ def parse(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS, *, defau
     raise UsageError(f'--{CONFIG_FLAG}={path}: cannot load it')
   unset_empty_optionals(config)
   overridden = set(config_flags.get_override_values(flag_values[CONFIG_FLAG]))
+  foreign = config_check.foreign_field(config, overridden)
+  if foreign:
+    raise UsageError(f'--{foreign}')
   if overridden & set(config_check.INPUT_FIELDS):
     drop_foreign_ground_truth(config, load_config_file(path), overridden, path)
   return rest

@@ -29,6 +29,32 @@ _NON_NEGATIVE = re.compile(r'(_weight|_steps|_phase|_radius|sigma|sigma_step)$')
 
 ConfigError = errors.ConfigError
 
+# The config sections each task reads besides the shared ones (generator, loop, the top-level fields); a task's
+# own section first. Video reuses segmentation's composition and threshold.
+TASK_SECTIONS = {
+    'segmentation': ('segmentation',),
+    'video': ('video', 'segmentation'),
+    'transparency': ('transparency',),
+    'dehaze': ('dehaze',),
+    'watermark': ('watermark',),
+}
+
+
+def foreign_field(config: ml_collections.ConfigDict, overridden: set[str]) -> str | None:
+  """A message for the first of the `overridden` fields (dotted) that belongs to another task's section.
+
+  Such an override would change nothing in the run, yet be recorded in its
+  metrics.json and make a finished workdir count as another config's run.
+  """
+  own = TASK_SECTIONS.get(config.get('task'), ())
+  for field in sorted(overridden):
+    section = field.split('.', 1)[0]
+    owners = [task for task, sections in TASK_SECTIONS.items() if sections[0] == section]
+    if owners and section not in own:
+      return (f'config.{field} is a field of task {owners[0]!r}; this config runs task {config.task!r}, which reads '
+              f'{" and ".join(f"{s}.*" for s in own)} and the shared fields (configs/default.py)')
+  return None
+
 
 def require(ok: bool, field: str, message: str, value) -> None:
   if not ok:

@@ -47,6 +47,11 @@ class ParseTest(parameterized.TestCase):
        'mean --config.segmentation.hint_steps or --config.watermark.hint_steps'),
       ('misspelt_section', ['--config=configs/dehaze.py', '--config.dehze.passes=1'],
        '--config.dehze.passes: no such config field; did you mean --config.dehaze.passes'),
+      ('field_of_another_task', ['--config.dehaze.passes=3'], "--config.dehaze.passes is a field of task 'dehaze'; "
+       "this config runs task 'segmentation', which reads segmentation.* and the shared fields"),
+      ('field_of_another_task_for_video', ['--config=configs/video.py', '--config.watermark.runs=2'],
+       "--config.watermark.runs is a field of task 'watermark'; this config runs task 'video', which reads video.* "
+       'and segmentation.*'),
       ('word_for_an_int', ['--config.num_steps=abc'], '--config.num_steps=abc: not a whole number'),
       ('float_for_an_int', ['--config.num_steps=1e3'], '--config.num_steps=1e3: not a whole number'),
       ('word_for_a_float', ['--config.learning_rate=fast'], '--config.learning_rate=fast: not a number'),
@@ -67,10 +72,10 @@ class ParseTest(parameterized.TestCase):
 
   @parameterized.parameters('None', 'none', '')
   def test_none_or_nothing_unsets_an_optional_field(self, value):
-    config = _parse(f'--config.gt_mask={value}', f'--config.watermark.images={value}', f'--config.fg_hint={value}')
+    config = _parse(f'--config.gt_mask={value}', f'--config.fg_hint={value}')
     self.assertIsNone(config.gt_mask)
-    self.assertIsNone(config.watermark.images)
     self.assertIsNone(config.fg_hint)
+    self.assertIsNone(_parse('--config=configs/watermark.py', f'--config.watermark.images={value}').watermark.images)
 
   def test_none_is_only_unset_for_optional_fields(self):
     config = _parse('--config.task=None')
