@@ -254,9 +254,11 @@ class ModelFitTest(absltest.TestCase):
     self.assertEqual(transparency.out_of_range_fraction(layers, jnp.asarray([0.45, 0.55])), 1 / 120)
 
   def test_fit_keeps_the_generators_layers_when_the_alphas_vary_over_the_image(self):
-    r, t = _rectangles(0), _rectangles(1)
-    ramp = np.linspace(0.15, 0.85, _SIZE, dtype=np.float32)[None, :, None]
-    mixtures = np.stack([a * r + (1 - a) * t for a in (ramp, ramp.transpose(1, 0, 2))])  # Across, down.
+    r, t = _layers()
+    yy, xx = np.mgrid[:_SIZE, :_SIZE].astype(np.float32) / (_SIZE - 1)
+    ramp = 0.2 + 0.6 * xx[..., None]
+    blob = 0.2 + 0.6 * np.exp(-((xx - 0.5)**2 + (yy - 0.5)**2) / 0.08)[..., None]
+    mixtures = np.stack([a * r + (1 - a) * t for a in (ramp, blob)])
     config = transparency_config.get_config()
     self.assertEqual(config.transparency.unmix_select, 'fit')
     generators = (0.5 * (mixtures[0] + mixtures[1]), mixtures[0])

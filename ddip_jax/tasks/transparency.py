@@ -59,9 +59,10 @@ UNMIX_SELECT = ('loss', 'always', 'fit')
 # most FIT_TOLERANCE of the unmixed layers' values leave [0, 1] by more than
 # FIT_MARGIN plus the 8-bit rounding that the unmixing amplifies. Chosen on
 # the evaluation in docs/transparency.md: uniform mixtures left 0 values out,
-# mixtures with spatially varying alphas 0.05-10%.
+# mixtures with spatially varying alphas 0.05-10% (the generators' layers were
+# better where more than 1% were out).
 FIT_MARGIN = 0.05
-FIT_TOLERANCE = 1e-3
+FIT_TOLERANCE = 1e-2
 LAYERS = ('reflection', 'transmission')
 ALPHAS = ('alpha1', 'alpha2')
 # The additive demo mixes two layers as their average, so 2R and 2T are the
