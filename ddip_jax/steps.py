@@ -96,6 +96,12 @@ def make_step(stage: Stage, optimizer: optax.GradientTransformation, num_perturb
   return step_fn
 
 
+def optimizer(stage: Stage) -> optax.GradientTransformation:
+  """A stage's optimiser: Adam at its learning rate, fresh for each stage (as the official code). The one place
+  it is built: the state's moments (`initial_state`) and the step's updates (`stage_chunk`) must be of one."""
+  return optax.adam(stage.learning_rate)
+
+
 def stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int,
                  state: TrainState, key: jax.Array,
                  options: dict[str, str]) -> Callable[[TrainState, jax.Array], TrainState]:
@@ -106,7 +112,7 @@ def stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: 
   restart or image of the same size reuses the compiled executable.
   `options` are XLA compiler options (`compile_cache.compiler_options`).
   """
-  step_fn = make_step(stage, optax.adam(stage.learning_rate), num_perturbations)
+  step_fn = make_step(stage, optimizer(stage), num_perturbations)
   return compile_cache.cached_jit(compile_cache.chunk_fn(step_fn, strategy, num_steps), state, key,
                                   options=options)
 
@@ -137,15 +143,15 @@ def initial_state(
   """
   if params is None:
     params, batch_stats = models.init_generators(problem.generators, problem.inputs, key)
-  optimizer = optax.adam(stage.learning_rate)
+  adam = optimizer(stage)
   names = stage.trainable or tuple(params)
   state = TrainState(
       step=jnp.int32(0), params=params, batch_stats=batch_stats,
-      opt_state=optimizer.init({n: params[n] for n in names}),
+      opt_state=adam.init({n: params[n] for n in names}),
       loss=jnp.float32(jnp.nan), psnr=jnp.float32(-jnp.inf),
       best_psnr=jnp.float32(-jnp.inf), best_step=jnp.int32(-1),
       best=output_template(stage, params, batch_stats, best_shapes))
-  return state, make_step(stage, optimizer, num_perturbations)
+  return state, make_step(stage, adam, num_perturbations)
 
 
 def output_template(stage: Stage, params, batch_stats, shapes: Outputs | None = None) -> Outputs:
