@@ -39,7 +39,7 @@ from ddip_jax import watermark_io
 
 # The self-check of a fitted de-blending (`self_check`): the limits of a decomposition we trust. A mark
 # must stand out in the box (stroke contrast), its fitted blend must be one a watermark can have (opacity;
-# colour within 0.3 of [0, 1]: a and w trade off on thin strokes) and explain its strokes (consistency:
+# colour within 0.6 of [0, 1]: a and w trade off on thin strokes) and explain its strokes (consistency:
 # the share of stroke pixels whose own opacity is within [1/2, 3/2] of the fitted one), and, where the
 # box's mean grey level is close to its surroundings' (within HOMOGENEOUS: a photo even at the box's
 # scale), the removal must not push the box further off to the side it already is off to (by more than
@@ -48,7 +48,7 @@ from ddip_jax import watermark_io
 # benchmarks/eval_watermark.py's set (docs/watermark.md).
 MIN_STROKE_CONTRAST = 1.6
 OPACITY_RANGE = (0.08, 0.85)
-COLOUR_RANGE = (-0.3, 1.3)
+COLOUR_RANGE = (-0.6, 1.6)
 MIN_CONSISTENCY = 0.75
 HOMOGENEOUS = 0.05
 SURROUNDINGS_TOLERANCE = 0.01
