@@ -19,9 +19,10 @@ that the evaluation in docs/watermark.md measured:
   (`step2_trains_clean=False`); the fit does not use them, so it runs one
   iteration (the config check asks for one) and mask.png / watermark.png are
   the fit's;
-- C's generator has 3x3 kernels (official 5x5) and step 1 500 iterations
-  (official 4000): 0.5 s and 0.4 dB in the box from 300 to 500 iterations,
-  docs/watermark.md; about 40 s a 128x96 image on one core;
+- C's generator has 3x3 kernels (official 5x5; 2.5x the iterations a second,
+  as good) and step 1 500 iterations (official 4000; +0.3 dB in the box over
+  300 on four cases, docs/watermark.md): 18-27 s a 128x96 image on one core
+  once compiled;
 - one run instead of the official three (their per-pixel medians);
   `--config.watermark.runs=3` for the medians.
 """

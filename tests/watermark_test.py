@@ -30,6 +30,7 @@ from ddip_jax import tasks
 from ddip_jax import watermark_io
 from ddip_jax import watermark_layers
 from ddip_jax.tasks import watermark
+from scripts import make_watermark
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
 from tests.transparency_test import _tempdir  # pylint: disable=g-bad-import-order
 from tests.transparency_test import _write
@@ -526,6 +527,31 @@ class SelfCheckTest(parameterized.TestCase):
     many.watermark.clean_from = 'deblend'
     with self.assertRaisesRegex(config_check.ConfigError, 'watermark.clean_from'):
       tasks.validate(many)
+
+
+class MarkCoverageTest(absltest.TestCase):
+  """`make_watermark.mark_coverage`: the evaluation set's marks (benchmarks/eval_watermark.py)."""
+
+  def test_text_logos_and_rotation(self):
+    shape = (48, 64)
+    text = make_watermark.mark_coverage(shape, text='ab', font_size=12)
+    self.assertEqual(text.shape, shape)
+    self.assertEqual(float(text.min()), 0.0)
+    self.assertBetween(float(text.max()), 0.9, 1.0)
+    disc = make_watermark.mark_coverage(shape, logo='disc', logo_size=16)
+    self.assertEqual(disc[24, 32], 1.0)  # Filled, centred.
+    self.assertAlmostEqual(float(disc.sum()), np.pi * 8**2, delta=6)
+    ring = make_watermark.mark_coverage(shape, logo='ring', logo_size=16)
+    self.assertEqual(ring[24, 32], 0.0)  # Hollow.
+    badge = make_watermark.mark_coverage(shape, logo='badge', logo_size=16)
+    self.assertGreater(badge.sum(), ring.sum())
+    turned = make_watermark.mark_coverage(shape, text='ab', font_size=12, angle=30)
+    self.assertAlmostEqual(float(turned.sum()), float(text.sum()), delta=0.05 * text.sum())
+    self.assertGreater(np.abs(turned - text).sum(), 0.5 * text.sum())
+    box = make_watermark.hint_box(turned)
+    self.assertTrue((box[turned > 0] == 1).all())
+    with self.assertRaisesRegex(ValueError, 'unknown logo'):
+      make_watermark.mark_coverage(shape, logo='star', logo_size=8)
 
 
 class EndToEndTest(absltest.TestCase):
