@@ -5,11 +5,16 @@ r"""PSNR/SSIM of watermark removal with a hint box: Double-DIP vs OpenCV inpaint
       [--stroke_polarity=auto] [--many_sets=white50,...] \
       [--results_dir=results/eval_watermark] [--table_only]
 
-Cases (`CASES`): a scikit-image photo (`scripts/make_transparency.py`'s crops,
---size px square) under the demo's text-and-ring watermark
-(`scripts/make_watermark.py`) in a colour and opacity; the hint is the demo's
-box around it. The watermarked image is rounded to 8 bits as a PNG, like the
-demo (chelsea_white50 is the demo image itself at the default size).
+Cases: by default `CASES_4x3`, 12 scikit-image photos at 128x96
+(`make_watermark.PHOTOS_4x3`) under marks of `make_watermark.mark_coverage`
+(light, dark and coloured text, small, thin and rotated text, ring, disc and
+badge logos, opacity 0.3-0.6), the hint the mark's box grown by 4 px; and
+`CASES` (the evaluation before 2026-12-06): a scikit-image photo
+(`scripts/make_transparency.py`'s crops, --size px square) under the demo's
+text-and-ring watermark (`scripts/make_watermark.py`) in a colour and opacity;
+the hint is the demo's box around it. The watermarked image is rounded to 8
+bits as a PNG, like the demo (chelsea_white50 is the demo image itself at the
+default size).
 
 Methods, every result scored against the clean photo with dm-pix PSNR/SSIM,
 overall and inside the box (`metrics.box_scores`):
