@@ -230,7 +230,7 @@ class UnmixTest(absltest.TestCase):
     # 'fit' keeps an unmixing that stays in [0, 1].
     report = {'generators': {'objective': 0.1}, 'refined': {'objective': 0.2, 'out_of_range': 0.0}}
     self.assertEqual(transparency.choose_finalisation(report, 'refined', 'fit'), 'refined')
-    report['refined']['out_of_range'] = 0.01
+    report['refined']['out_of_range'] = 1.5 * transparency.FIT_TOLERANCE
     self.assertEqual(transparency.choose_finalisation(report, 'refined', 'fit'), 'generators')
     # The true layers already: no unmixing beats them; alphas too close are not tried.
     config.transparency.unmix = 'learned'
