@@ -50,9 +50,9 @@ from ddip_jax import writing
 from ddip_jax.tasks import video
 from scripts import make_video
 
-_VIDEOS = flags.DEFINE_list('videos', ['horse', 'duck'], 'Clips (keys of scripts/make_video.CLIPS).')
-_METHODS = flags.DEFINE_list('methods', ['mog2', 'median', 'ddip', 'ddip_temporal'],
-                             'Methods: ddip, ddip_temporal, ddip_window, mog2, median.')
+_VIDEOS = flags.DEFINE_list('videos', list(make_video.EVAL_CLIPS), 'Clips (keys of scripts/make_video.CLIPS).')
+_METHODS = flags.DEFINE_list('methods', ['mog2', 'knn', 'median', 'hints', 'ddip'],
+                             'Methods: ddip, ddip_temporal, ddip_window, mog2, knn, median, hints.')
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Override step 1 iterations (default: configs/video.py).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override step 2 iterations (default: configs/video.py).')
 _SET = flags.DEFINE_list('set', [], 'Further config overrides of the Double-DIP runs, e.g. learning_rate=0.002; '
@@ -63,7 +63,7 @@ _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the table from 
 
 _DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'video')
 _DDIP = ('ddip', 'ddip_temporal', 'ddip_window')
-METHODS = _DDIP + ('mog2', 'median')
+METHODS = _DDIP + ('mog2', 'knn', 'median', 'hints')
 
 
 def clip_folder(name: str) -> str:
@@ -79,18 +79,20 @@ def clip_folder(name: str) -> str:
   return folder
 
 
-def mog2_masks(frames: np.ndarray) -> np.ndarray:
-  """OpenCV MOG2 (default parameters, no shadows), frames fed once in order.
+def subtractor_masks(frames: np.ndarray, method: str) -> np.ndarray:
+  """OpenCV MOG2 or KNN (default parameters, no shadows), frames fed once in order.
 
   Args:
     frames: (F, H, W, 3) RGB in [0, 1].
+    method: 'mog2' or 'knn'.
 
   Returns:
     (F, H, W) float32 in {0, 1}.
   """
   import cv2  # pylint: disable=g-import-not-at-top
 
-  subtractor = cv2.createBackgroundSubtractorMOG2(detectShadows=False)
+  make = {'mog2': cv2.createBackgroundSubtractorMOG2, 'knn': cv2.createBackgroundSubtractorKNN}[method]
+  subtractor = make(detectShadows=False)
   bgr = (np.round(frames[..., ::-1] * 255)).astype(np.uint8)
   return np.stack([subtractor.apply(np.ascontiguousarray(f)) > 127 for f in bgr]).astype(np.float32)
 
@@ -98,6 +100,11 @@ def mog2_masks(frames: np.ndarray) -> np.ndarray:
 def median_masks(frames: np.ndarray) -> np.ndarray:
   """Foreground where a pixel differs from the clip's median by more than the motion hints' `high`."""
   return (hints.background_change(frames) > 12.0).astype(np.float32)
+
+
+def hint_masks(frames: np.ndarray, config) -> np.ndarray:
+  """Our starting hints as a mask: `video.motion_mask` of the Double-DIP runs' config (alignment included)."""
+  return video.motion_mask(config, frames)
 
 
 def _config(method: str, folder: str):
@@ -125,6 +132,8 @@ def _key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _planned(name: str, method: str) -> dict[str, Any]:
+  if method == 'hints':
+    return {'video': name, 'method': method, 'overrides': list(_SET.value)}
   if method not in _DDIP:
     return {'video': name, 'method': method}
   config = _config(method, '')
@@ -148,7 +157,9 @@ def run_one(name: str, method: str) -> dict[str, Any]:
   else:
     frames, _ = clip_io.load_frames(os.path.join(folder, 'frames'))
     gt = clip_io.load_masks(os.path.join(folder, 'masks'), count=len(frames), shape=frames.shape[1:3])
-    masks = mog2_masks(frames) if method == 'mog2' else median_masks(frames)
+    masks = (median_masks(frames) if method == 'median' else hint_masks(frames, _config(method, folder))
+             if method == 'hints'
+             else subtractor_masks(frames, method))
     ious = [metrics_lib.iou(m, g) for m, g in zip(masks, gt)]
     for k, m in enumerate(masks):
       writing.save_image(os.path.join(_OUT_DIR.value, name, method, f'{k:04d}.png'), m)
@@ -167,10 +178,30 @@ def _schedule(r: dict[str, Any]) -> str:
 
 def _label(r: dict[str, Any]) -> str:
   """A run's method with its schedule and overrides, if any (the mean table's rows, the run's folder)."""
+  if r['method'] == 'hints' and r.get('overrides'):
+    return f"hints [{','.join(r['overrides'])}]"
   return r['method'] if r['method'] not in _DDIP else f"{r['method']} {_schedule(r)}"
 
 
+def clip_table(runs: list[dict[str, Any]]) -> list[str]:
+  """One table: a row per clip, a column per method (mean IoU over frames), then the mean and s per clip."""
+  labels = list(dict.fromkeys(_label(r) for r in runs))
+  clips = list(dict.fromkeys(r['video'] for r in runs))
+  cell = {(r['video'], _label(r)): r for r in runs}
+  lines = ['| clip | ' + ' | '.join(labels) + ' |', '|---' * (len(labels) + 1) + '|']
+  for clip in clips:
+    lines.append(f'| {clip} | ' + ' | '.join(f"{cell[clip, m]['mean_iou']:.3f}" if (clip, m) in cell else '-'
+                                             for m in labels) + ' |')
+  for title, key, fmt in (('mean IoU', 'mean_iou', '.3f'), ('s per clip', 'seconds', '.1f')):
+    values = [[cell[c, m][key] for c in clips if (c, m) in cell] for m in labels]
+    lines.append(f'| **{title}** | ' + ' | '.join(
+        f"{np.mean(v):{fmt}}" + ('' if len(v) == len(clips) else f' ({len(v)} clips)') for v in values) + ' |')
+  return lines
+
+
 def print_table(runs: list[dict[str, Any]]) -> None:
+  print('\n'.join(clip_table(runs)))
+  print()
   print('| clip | method | steps (step 1 + step 2) | mean IoU | mean IoU, frames 1.. | s per clip | frames/s |')
   print('|---|---|---|---|---|---|---|')
   for r in runs:

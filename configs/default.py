@@ -105,6 +105,8 @@ def get_config() -> config_dict.ConfigDict:
   config.video.window_size = 8  # Frames optimised together (one batch); 0: the whole clip at once.
   config.video.window_overlap = 2  # Frames shared by consecutive windows (blended), < window_size.
   config.video.noise_correlation = 0.8  # Frame f's input = this * frame f-1's + sqrt(1 - this^2) * fresh noise (same statistics every frame).
+  config.video.align = 'auto'  # 'auto': estimate camera motion (align.py), decompose in the middle frame's coordinates when the camera moves; 'off': assume a static camera.
+  config.video.match_lighting = True  # 'motion' hints divide out each frame's global gain first (a clip that darkens does not move); False: off.
   config.video.static_background = True  # One background input for all frames (static camera); False: coherent noise.
   config.video.background_weight = 0.5  # Step 2: weight of mean(b m), b ~ 1 where the background layer draws the frame; 0: off.
   config.video.temporal_weight = 0.0  # Step 2: weight of mean(w |m_f - m_{f-1}|), w ~ 1 where the frames do not change; 0: off.

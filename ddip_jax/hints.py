@@ -154,23 +154,47 @@ def border_hints(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return np.zeros((h, w), np.float32), bg
 
 
-def background_change(frames: np.ndarray) -> np.ndarray:
+def _masked_median(values: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+  """Per-pixel median over frames (F, H, W, C) of the frames that see the pixel (`valid` (F, H, W))."""
+  if valid is None:
+    return np.median(values, axis=0)
+  with np.errstate(all='ignore'):
+    median = np.nanmedian(np.where(valid[..., None], values, np.nan), axis=0)
+  return np.nan_to_num(median)
+
+
+def background_change(frames: np.ndarray, *, valid: np.ndarray | None = None,
+                      match_lighting: bool = False) -> np.ndarray:
   """How far each pixel of a static-camera clip is from the clip's background.
 
   The background is the per-pixel median over the frames (right wherever a
   pixel shows the background in most frames); the change is the CIE Lab
-  distance (Delta E) to it, after a 3x3 blur.
+  distance (Delta E) to it, after a 3x3 blur. With `match_lighting`, each
+  frame is first divided by its gain per channel (the median ratio of its
+  pixels to the background's, then the median again): a clip that brightens
+  or darkens as a whole does not move.
 
   Args:
     frames: (F, H, W, 3) float in [0, 1], F >= 2.
+    valid: (F, H, W) bool, the pixels each frame sees (frames warped onto a
+      reference frame: `align.coverage`); None: all. The median uses those only.
+    match_lighting: divide out each frame's global gain first.
 
   Returns:
     (F, H, W) float, Delta E.
   """
   if frames.ndim != 4 or frames.shape[0] < 2 or frames.shape[-1] != 3:
     raise ValueError(f'need (F, H, W, 3) frames with F >= 2, got {frames.shape}')
+  if match_lighting:
+    for _ in range(2):
+      background = _masked_median(frames, valid)
+      ratio = frames / np.maximum(background, 0.02)[None]
+      if valid is not None:
+        ratio = np.where(valid[..., None], ratio, np.nan)
+      gain = np.nanmedian(ratio.reshape(len(frames), -1, 3), axis=1)
+      frames = np.clip(frames / np.maximum(gain, 0.05)[:, None, None, :], 0.0, 1.0)
   lab = np.stack([rgb_to_lab(np.clip(f, 0, 1)) for f in frames])
-  change = np.sqrt(((lab - np.median(lab, axis=0)) ** 2).sum(-1))
+  change = np.sqrt(((lab - _masked_median(lab, valid)) ** 2).sum(-1))
   return np.stack([box_blur(c, 1) for c in change])
 
 
@@ -181,6 +205,8 @@ def motion_hints(
     low: float = 6.0,
     margin: float = 0.01,
     min_area: float = 5e-4,
+    valid: np.ndarray | None = None,
+    match_lighting: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Hints of a clip from a static camera: what moves is foreground.
 
@@ -200,12 +226,13 @@ def motion_hints(
     low: change below which, away from moving regions, a pixel is background.
     margin: band left unhinted around moving regions, fraction of the longer side.
     min_area: smallest foreground-hint region kept, fraction of the frame.
+    valid, match_lighting: as in `background_change`.
 
   Returns:
     (fg_hint, bg_hint), each (F, H, W) float32 in {0, 1}.
   """
   h, w = frames.shape[1:3]
-  change = background_change(frames)
+  change = background_change(frames, valid=valid, match_lighting=match_lighting)
   erode = max(1, round(0.01 * max(h, w)))
   dilate = max(1, round(margin * max(h, w)))
   min_pixels = min_area * h * w
@@ -242,10 +269,11 @@ CLIP_METHODS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] =
 }
 
 
-def automatic_hints(image: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+def automatic_hints(image: np.ndarray, method: str, clip_options: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
   """The automatic hints of an image (H, W, 3) or a clip (F, H, W, 3).
 
-  A clip takes a `CLIP_METHODS` method or any of `METHODS`, applied frame by frame.
+  A clip takes a `CLIP_METHODS` method (with keyword arguments `clip_options`,
+  e.g. 'motion''s `valid`, `match_lighting`) or any of `METHODS`, applied frame by frame.
 
   Returns:
     (fg_hint, bg_hint), each float32 of the input's shape less its channels.
@@ -253,7 +281,7 @@ def automatic_hints(image: np.ndarray, method: str) -> tuple[np.ndarray, np.ndar
   if method in CLIP_METHODS:
     if image.ndim != 4:
       raise ValueError(f'automatic hints {method!r} need a clip (F, H, W, 3), got {image.shape}')
-    return CLIP_METHODS[method](image)
+    return CLIP_METHODS[method](image, **(clip_options or {}))
   if image.ndim == 4:
     fg, bg = zip(*(METHODS[method](frame) for frame in image))
     return np.stack(fg), np.stack(bg)
@@ -266,6 +294,7 @@ def resolve_hints(
     fg_path: str | None,
     bg_path: str | None,
     method: str,
+    clip_options: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
   """The hints for one image or clip: user files where given, automatic ones otherwise.
 
@@ -279,6 +308,7 @@ def resolve_hints(
       frame or one PNG for every frame (`clip_io.load_masks`).
     bg_path: background hint, likewise.
     method: automatic method for hints not given (`automatic_hints`).
+    clip_options: keyword arguments of a clip method (`automatic_hints`).
 
   Returns:
     (fg_hint, bg_hint, info): float32 maps in {0, 1} of the image's shape less
@@ -297,11 +327,11 @@ def resolve_hints(
         given[name] = (clip_io.load_masks(path, count=image.shape[0], shape=shape), path)
       else:
         given[name] = (image_io.load_mask(path, shape=shape, keep_thin=True), path)
-  return given_hints(image, given, method=method)
+  return given_hints(image, given, method=method, clip_options=clip_options)
 
 
 def given_hints(image: np.ndarray, given: dict[str, tuple[np.ndarray, str]], *,
-                method: str) -> tuple[np.ndarray, np.ndarray, dict]:
+                method: str, clip_options: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
   """`resolve_hints` on hints given as arrays: name -> (mask, what to call it in messages).
 
   A mask of one image may have another size than `image` (e.g. the full-size
@@ -322,11 +352,11 @@ def given_hints(image: np.ndarray, given: dict[str, tuple[np.ndarray, str]], *,
       raise image_io.InputError(f'{source}: the {name} marks every pixel; it must leave the other layer some room')
     user[name] = hint
     info[name] = {'source': source}
-  return complete_hints(image, user, info, method=method)
+  return complete_hints(image, user, info, method=method, clip_options=clip_options)
 
 
 def complete_hints(image: np.ndarray, user: dict[str, np.ndarray], info: dict[str, dict], *,
-                   method: str) -> tuple[np.ndarray, np.ndarray, dict]:
+                   method: str, clip_options: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
   """The user's hints (arrays, in memory), completed by automatic ones where missing (`resolve_hints`).
 
   Args:
@@ -348,7 +378,7 @@ def complete_hints(image: np.ndarray, user: dict[str, np.ndarray], info: dict[st
       auto = dict(zip(('fg_hint', 'bg_hint'), METHODS[method](image, user['bg_hint'])))
       method = f'{method} (against the bg_hint)'
     else:
-      auto = dict(zip(('fg_hint', 'bg_hint'), automatic_hints(image, method)))
+      auto = dict(zip(('fg_hint', 'bg_hint'), automatic_hints(image, method, clip_options)))
     for name in ('fg_hint', 'bg_hint'):
       if name not in user:
         user[name] = auto[name]

@@ -21,7 +21,7 @@ def pytest_sessionfinish(session, exitstatus):
 # The fast tier (`pytest -m "not slow"`, a few minutes) leaves out these: end-to-end runs of main.py, the
 # README's commands, the golden runs, the browser and HTTP tests, multi-process batches. CI runs everything.
 _SLOW_FILES = ('readme_test.py', 'golden_test.py', 'main_test.py', 'app_security_test.py', 'batch_test.py')
-_SLOW_CLASSES = ('BrowserTest', 'EndToEndTest', 'BatchedTest', 'CutoutTest', 'ResumeTest')
+_SLOW_CLASSES = ('BrowserTest', 'EndToEndTest', 'MovingCameraTest', 'BatchedTest', 'CutoutTest', 'ResumeTest')
 _SLOW_TESTS = ('test_other_data_of_the_same_shapes_reuses_the_compiled_step', 'test_chunking_does_not_change_results',
                'test_a_second_restart_reuses_the_compiled_steps', 'test_batchnorm_uses_batch_statistics')
 

@@ -14,8 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from configs import default
+from ddip_jax import align
 from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import engine
@@ -23,6 +25,7 @@ from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import memory
+from ddip_jax import metrics
 from ddip_jax import models
 from ddip_jax import tasks
 from ddip_jax import writing
@@ -458,6 +461,88 @@ class WindowsTest(absltest.TestCase):
     self.assertEqual(written['frames_done'], 2)
     self.assertLen(written['iou_per_frame'], 2)
     self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'mask'))), ['0000.png', '0001.png'])
+
+
+def _panned_clip(shifts: list[tuple[int, int]], size: tuple[int, int] = (48, 64)) -> tuple[np.ndarray, np.ndarray]:
+  """Windows of a smooth random texture shifted by whole pixels, a square moving over them; and its masks."""
+  rng = np.random.default_rng(3)
+  world = np.stack([ndimage.gaussian_filter(rng.uniform(0, 1, (96, 128)), 1.5) for _ in range(3)], -1)
+  world = (world - world.min()) / (world.max() - world.min())
+  h, w = size
+  frames, masks = [], []
+  for f, (dx, dy) in enumerate(shifts):
+    frame = world[20 + dy:20 + dy + h, 30 + dx:30 + dx + w].copy()
+    mask = np.zeros((h, w), np.float32)
+    mask[18:28, 4 + 6 * f:14 + 6 * f] = 1
+    frame[mask > 0] = (1.0, 0.1, 0.1)
+    frames.append(frame)
+    masks.append(mask)
+  return np.stack(frames).astype(np.float32), np.stack(masks)
+
+
+class AlignTest(parameterized.TestCase):
+
+  def test_a_static_clip_gets_identities(self):
+    frames, _ = _panned_clip([(0, 0)] * 5)
+    np.testing.assert_array_equal(align.camera_motion(frames), np.tile(np.eye(3), (5, 1, 1)))
+
+  def test_a_pan_is_recovered_and_undone(self):
+    shifts = [(2 * f, -f) for f in range(5)]
+    frames, _ = _panned_clip(shifts)
+    transforms = align.camera_motion(frames)
+    # Frame f's pixel (x, y) shows the world at (x + dx_f, y + dy_f): the middle frame's (x + dx_f - dx_2, ...).
+    expected = np.array([[s[0] - shifts[2][0], s[1] - shifts[2][1]] for s in shifts], np.float64)
+    np.testing.assert_allclose(transforms[:, :2, 2], expected, atol=0.3)
+    np.testing.assert_allclose(transforms[:, :2, :2], np.tile(np.eye(2), (5, 1, 1)), atol=0.01)
+    self.assertFalse(align.is_static(transforms))
+    aligned = align.to_reference(frames, transforms)
+    seen = align.coverage(transforms, frames.shape[1:3])
+    self.assertFalse(seen[0].all())  # The first frame does not see the right edge of the middle one.
+    inner = seen.all(0)
+    inner[16:30] = False  # The moving square.
+    residual = np.abs(aligned[:, inner] - aligned[2][inner])  # Sub-pixel errors of the estimate: small.
+    self.assertLess(residual.mean(), 0.01)
+    self.assertLess(residual.max(), 0.1)
+    round_trip = align.from_reference(align.to_reference(frames, transforms, nearest=True), transforms, nearest=True)
+    np.testing.assert_array_equal(round_trip[4, 10:-10, 10:-10], frames[4, 10:-10, 10:-10])
+
+  def test_motion_mask_follows_the_object_of_a_panned_clip(self):
+    frames, masks = _panned_clip([(2 * f, -f) for f in range(7)])
+    config = default.get_config()
+    moving = video.motion_mask(config, frames)
+    config.video.align = 'off'
+    still = video.motion_mask(config, frames)
+    ious = [np.mean([metrics.iou(m, g) for m, g in zip(found, masks)]) for found in (moving, still)]
+    self.assertGreater(ious[0], 0.6)  # The 3x3 blur of the change widens a 10x10 square to about 12x12.
+    self.assertLess(ious[1], 0.2)  # Without alignment, the whole textured background moves.
+
+  def test_match_lighting(self):
+    frames, _ = _panned_clip([(0, 0)] * 4)
+    darker = frames * np.array([1.0, 0.9, 0.8, 0.7], np.float32)[:, None, None, None]
+    plain = hints.background_change(darker)
+    matched = hints.background_change(darker, match_lighting=True)
+    away = np.r_[0:14, 32:48]  # Rows the moving square never comes near.
+    self.assertGreater(plain[3, away].mean(), 5.0)
+    self.assertLess(matched[:, away].max(), 1.0)
+
+
+class MovingCameraTest(absltest.TestCase):
+  """A decomposition end to end (tiny generators, 4 steps) of a clip whose camera pans."""
+
+  def test_a_moving_camera_is_decomposed_in_the_middle_frames_coordinates(self):
+    frames, masks = _panned_clip([(2 * f, -f) for f in range(5)], size=(32, 64))
+    config = _tiny_config(_tempdir(self))
+    result = video.decompose(config, video.Inputs(frames=frames, names=[str(k) for k in range(5)], gt_mask=masks))
+    self.assertTrue(result.metrics['camera_moves'])
+    self.assertAlmostEqual(result.metrics['camera_corner_motion_px'], 4.5, delta=0.5)
+    binary = np.stack([result.images[f'mask_binary/{k:04d}'] for k in range(5)])
+    self.assertEqual(binary.shape, masks.shape)
+    np.testing.assert_array_equal(result.images['cutout/0000'][binary[0] > 0.5], frames[0][binary[0] > 0.5])
+    # Warped back: each frame's foreground hint lies on its own square.
+    for k in range(5):
+      hint = result.images[f'fg_hint/{k:04d}'] > 0.5
+      self.assertGreater(hint.sum(), 20)
+      self.assertTrue(ndimage.binary_dilation(masks[k] > 0, iterations=1)[hint].all())
 
 
 if __name__ == '__main__':

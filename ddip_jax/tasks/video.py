@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ddip_jax import align
 from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import engine
@@ -199,6 +200,24 @@ def build_problem(
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
+def unwarped(layers: dict[str, np.ndarray], full: np.ndarray, transform: np.ndarray) -> dict[str, np.ndarray]:
+  """One frame's `fgbg.full_size_layers`, made in the reference frame's coordinates, warped back onto `full`.
+
+  Args:
+    layers: name -> (H, W[, C]) in the reference frame's coordinates.
+    full: (H, W, 3) the frame itself.
+    transform: (3, 3) the frame's transform onto the reference frame.
+
+  Returns:
+    The same names, in the frame's coordinates; 'cutout' cut from `full`.
+  """
+  out = {name: align.from_reference(value[None], transform[None], nearest=name.startswith('mask_'))[0]
+         for name, value in layers.items()}
+  binary = out['mask_binary'][..., None]
+  out['cutout'] = full * binary + 0.5 * (1 - binary)
+  return out
+
+
 def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], count: int) -> np.ndarray:
   """`summary.png`: rows input, fg, bg, mask, cut-out; columns `count` frames spread over the clip.
 
@@ -221,6 +240,53 @@ def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], co
   return np.concatenate([part for row in rows for part in (row, gap)][:-1])
 
 
+ALIGN_MODES = ('auto', 'off')
+
+
+def camera_motion(config: ml_collections.ConfigDict, frames: np.ndarray) -> np.ndarray:
+  """Each frame's transform onto the middle frame (`align.camera_motion`); identities with `video.align` 'off'.
+
+  Returns:
+    (F, 3, 3) in the pixel coordinates of `frames` (F, H, W, 3).
+  """
+  if config.video.align == 'off':
+    return np.tile(np.eye(3), (len(frames), 1, 1))
+  return align.camera_motion(frames)
+
+
+def rescaled(transforms: np.ndarray, source: tuple[int, int], target: tuple[int, int]) -> np.ndarray:
+  """Transforms (F, 3, 3) between frames of size `source` (H, W), for frames of size `target`."""
+  scale = np.diag([target[1] / source[1], target[0] / source[0], 1.0])
+  return scale @ transforms @ np.linalg.inv(scale)
+
+
+def clip_hint_options(config: ml_collections.ConfigDict, transforms: np.ndarray,
+                      shape: tuple[int, int]) -> dict[str, Any]:
+  """The 'motion' hints' options (`hints.motion_hints`) for frames warped by `transforms`."""
+  if config.video.auto_hints not in hints_lib.CLIP_METHODS:
+    return {}
+  valid = None if align.is_static(transforms) else align.coverage(transforms, shape)
+  return {'valid': valid, 'match_lighting': config.video.match_lighting}
+
+
+def motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray, *, high: float = 12.0) -> np.ndarray:
+  """What the automatic 'motion' hints start from, as a mask: change above `high` Delta E (`hints.background_change`),
+  on frames aligned as `decompose` aligns them and warped back.
+
+  Args:
+    frames: (F, H, W, 3) in [0, 1].
+
+  Returns:
+    (F, H, W) float32 in {0, 1}.
+  """
+  transforms = camera_motion(config, frames)
+  aligned = align.to_reference(frames, transforms)
+  options = clip_hint_options(config, transforms, frames.shape[1:3])
+  change = hints_lib.background_change(aligned, valid=options.get('valid'),
+                                       match_lighting=config.video.match_lighting)
+  return align.from_reference((change > high).astype(np.float32), transforms, nearest=True)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `video` section and the `segmentation` fields it uses."""
   fgbg.validate(config)
@@ -232,6 +298,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           'must be 0 (whole clip) or at least 2 frames', vid.window_size)
   require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
           'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
+  require(vid.align in ALIGN_MODES, 'video.align', f'one of {ALIGN_MODES}', vid.align)
   require(0 <= vid.noise_correlation <= 1, 'video.noise_correlation', 'must be in [0, 1]', vid.noise_correlation)
   for field in ('temporal_weight', 'background_weight'):
     require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
@@ -290,9 +357,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   Returns:
     The metrics written to `metrics.json`.
   """
-  inputs = load_inputs(config)
-  return resume.decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
-                                    lambda result: write(result, config, workdir)).metrics
+  return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose, write=write)
 
 
 def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
@@ -312,8 +377,17 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   work = first.shape[:2]
   frames = np.stack([image_io.resize_image(f, work) for f in full])
   t0 = time.perf_counter()
+  # A moving camera: everything below works in the middle frame's coordinates; `finish` warps back.
+  transforms = camera_motion(config, frames)
+  moving = not align.is_static(transforms)
+  full_transforms = rescaled(transforms, work, shape)
+  seen = full
+  if moving:
+    frames = align.to_reference(frames, transforms)
+    seen = align.to_reference(full, full_transforms)
   fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
-      frames, fg_path=config.fg_hint, bg_path=config.bg_hint, method=vid.auto_hints)
+      frames, fg_path=config.fg_hint, bg_path=config.bg_hint, method=vid.auto_hints,
+      clip_options=clip_hint_options(config, transforms, work))
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   noise = clip_noise(config, noise_key, num_frames, work)
@@ -322,13 +396,18 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
 
   def finish(status: str) -> outputs.Decomposition:
     blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
-    per_frame = {f: fgbg.full_size_layers(full[f], layers, fg_hint[f], config.segmentation)
+    per_frame = {f: fgbg.full_size_layers(seen[f], layers, fg_hint[f], config.segmentation)
                  for f, layers in blended.items()}
+    if moving:
+      per_frame = {f: unwarped(layers, full[f], full_transforms[f]) for f, layers in per_frame.items()}
     order = sorted(per_frame)
     images = {}
     for name in FRAME_LAYERS + ('fg_hint',):
       images.update({f'{name}/{f:04d}': per_frame[f][name] for f in order})
-    images.update({f'bg_hint/{f:04d}': image_io.resize_image(bg_hint[f], shape) for f in order})
+    bg_hints = {f: image_io.resize_image(bg_hint[f], shape) for f in order}
+    if moving:
+      bg_hints = {f: align.from_reference(h[None], full_transforms[f][None], nearest=True)[0] for f, h in bg_hints.items()}
+    images.update({f'bg_hint/{f:04d}': bg_hints[f] for f in order})
     recomposed_psnr = [float(losses.psnr(jnp.asarray(per_frame[f]['recomposed'])[None], jnp.asarray(full[f])[None]))
                        for f in order]
     seconds = time.perf_counter() - start
@@ -342,6 +421,8 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
         'windows': [list(span) for span, _ in done],
         'windows_planned': len(spans),
         'hints': hint_info,
+        'camera_moves': moving,
+        'camera_corner_motion_px': round(align.corner_motion(full_transforms, shape), 2),
         'hint_seconds': round(hint_seconds, 3),
         'recomposed_psnr': float(np.mean(recomposed_psnr)),
         'foreground_fraction': float(np.mean([per_frame[f]['mask_binary'].mean() for f in order])),
