@@ -22,6 +22,7 @@ import ml_collections
 from ddip_jax import checkpoint_io
 from ddip_jax import engine
 from ddip_jax import errors
+from ddip_jax import outputs
 from ddip_jax import runner
 
 T = TypeVar('T')
@@ -186,6 +187,20 @@ def decompose_and_write(config: ml_collections.ConfigDict, workdir: str, decompo
   write(result)
   runner.remove_checkpoints(workdir)
   return result
+
+
+def run_decomposition(config: ml_collections.ConfigDict, workdir: str, *, load_inputs: Callable[[Any], Any],
+                      decompose: Callable[..., Any], write: Callable[[Any, Any, str], None] | None = None) -> dict[str, Any]:
+  """A task's `run(config, workdir)`: files in (`load_inputs(config)`), `decompose(config, inputs, checkpoints=workdir)`
+  (`decompose_and_write`'s rules), files out (`write(result, config, workdir)`, default `outputs.write`).
+
+  Returns:
+    The metrics of the result written.
+  """
+  inputs = load_inputs(config)
+  write = write or outputs.write
+  return decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
+                             lambda result: write(result, config, workdir)).metrics
 
 
 def optimize_and_write(

@@ -223,6 +223,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   Returns:
     The metrics written to `metrics.json`.
   """
-  inputs = load_inputs(config)
-  return resume.decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
-                                    lambda result: outputs.write(result, config, workdir)).metrics
+  return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose)
