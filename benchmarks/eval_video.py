@@ -1,12 +1,14 @@
-r"""Mean IoU of video foreground masks on the demo clips: Double-DIP vs background subtraction.
+r"""Mean IoU of video foreground masks on the evaluation set: Double-DIP vs background subtraction.
 
-  PYTHONPATH=. python benchmarks/eval_video.py [--videos=horse,duck] [--methods=...]
+  PYTHONPATH=. python benchmarks/eval_video.py [--videos=horse24,...] [--methods=...]
       [--hint_steps=N --num_steps=N] [--set=learning_rate=0.002,...]
       [--results_dir=results/eval_video] [--table_only]
 
-Clips: `scripts/make_video.py`'s CLIPS (12 frames of 128x96, exact masks);
-those shipped in data/video/ are read from there, the others are made into
-<results_dir>/clips/ (the stamp is fetched as the script does; --stamps_root).
+Clips: `scripts/make_video.py`'s EVAL_CLIPS by default (8 clips of 24 frames
+of 128x96 with exact masks, static, panning, zooming and hand-held cameras;
+data/README.md), or any of its CLIPS; those shipped in data/video/ are read
+from there, the others are made into <results_dir>/clips/ (a Tux Paint stamp
+is fetched as the script does; --stamps_root).
 
 Methods:
   ddip:          configs/video.py (one shared background generator, coherent
@@ -14,15 +16,21 @@ Methods:
   ddip_temporal: the same with the temporal term on (video.temporal_weight);
   ddip_window:   the same as ddip with two windows of 8 frames (overlap 4)
                  instead of the whole clip at once;
-  mog2:          OpenCV's MOG2 background subtraction
-                 (cv2.createBackgroundSubtractorMOG2, default parameters,
+  mog2, knn:     OpenCV's MOG2 / KNN background subtraction
+                 (cv2.createBackgroundSubtractorMOG2 / KNN, default parameters,
                  shadows off), fed the frames once in order, as a live camera
                  would; its first frame has no background model yet;
-  median:        the clip's per-pixel median as background, foreground where a
-                 pixel's Lab distance to it exceeds the motion hints' `high`
-                 threshold (12 Delta E): what our automatic hints start from.
-The table gives the mean IoU over all frames and over frames 1..F-1 (without
-the first, which MOG2 cannot know), and the time per clip.
+  median:        the clip's per-pixel temporal median as background,
+                 foreground where a pixel's Lab distance to it exceeds the
+                 motion hints' `high` threshold (12 Delta E);
+  hints:         what our automatic hints start from (`video.motion_mask`):
+                 the same on frames aligned to the middle one when the camera
+                 moves (`video.align`) and with each frame's gain divided out
+                 (`video.match_lighting`), warped back; --set applies.
+The first table has a row per clip and a column per method (mean IoU over
+frames), then the mean over clips and the seconds per clip; the second, each
+run with the mean IoU over frames 1..F-1 too (without the first, which MOG2
+cannot know).
 
 Each finished run is appended to `<results_dir>/runs.jsonl` right away and runs
 already there are skipped, so the evaluation can be interrupted and resumed;
