@@ -99,9 +99,15 @@ def stroke_core(stroke: np.ndarray) -> np.ndarray:
 
 
 def shrink_strokes(stroke: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-  """A bool (H, W) stroke map at `shape`, as a hint file is resized (`image_io.resize_mask` with `keep_thin`: thin
-  strokes survive a shrink). The page's strokes go through it too."""
-  return image_io.resize_mask(np.asarray(stroke) > 0.5, shape, keep_thin=True) > 0.5
+  """A bool (H, W) stroke map at `shape`: a pixel is marked where the resized stroke covers more than 2% of it
+  (thin strokes survive a shrink; a painted edge keeps its anti-aliased pixel). The page's strokes go through it too.
+
+  Not the hint files' rule (`image_io.resize_mask`, nearest / any pixel of the block): with it, 2 of the 24
+  photos of data/segbench lost most of their first result (docs/segmentation.md)."""
+  stroke = np.asarray(stroke) > 0.5
+  if stroke.shape == tuple(shape):
+    return stroke
+  return image_io.resize_image(stroke.astype(np.float32), shape) > 0.02
 
 
 class Cutout:

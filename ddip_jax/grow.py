@@ -126,6 +126,10 @@ def grow_masks(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray) -> d
   return grown
 
 
+# Pixels a click's region may reach beyond twice the click's distance from the mask's other side.
+REACH_MARGIN = 3.0
+
+
 def corrected_start(image: np.ndarray, start: np.ndarray, *, new_fg: np.ndarray, new_bg: np.ndarray,
                     fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
   """A previous mask with the region each new click points at flipped to the click's side (`dense_hints`'s start).
@@ -151,8 +155,14 @@ def corrected_start(image: np.ndarray, start: np.ndarray, *, new_fg: np.ndarray,
       continue
     if lab is None:
       lab = hints_lib.box_blur(hints_lib.rgb_to_lab(np.clip(image, 0, 1)), 1)
+    # What the click points at reaches about as far from it again as it lies from the mask's other side (a click
+    # is placed inside what is wrong); beyond that the previous mask's side competes with it, as strokes do.
+    wrong = start != side
+    depth = ndimage.distance_transform_edt(wrong)[new].max(initial=0.0)
+    far = ndimage.distance_transform_edt(~new) > 2.0 * depth + REACH_MARGIN
+    competing = others | (wrong & far)
     to_click = geodesic_distance(lab, new)
-    to_others = geodesic_distance(lab, others) if others.any() else np.full(start.shape, np.inf)
+    to_others = geodesic_distance(lab, competing) if competing.any() else np.full(start.shape, np.inf)
     start |= new if side else False
     flip = (start != side) & (to_click < to_others)
     start[flip] = side

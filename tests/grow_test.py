@@ -120,6 +120,21 @@ class CorrectionTest(absltest.TestCase):
     self.assertFalse(back[click].any())
     self.assertTrue(back[15, 30])  # The fg click's own pixel stays.
 
+  def test_a_click_on_a_missed_tip_does_not_flood_the_background_like_it(self):
+    image = np.full((30, 60, 3), 0.5, np.float32)  # Grey background.
+    image[5:25, 10:30] = 0.1  # A dark body the previous mask has...
+    image[14:17, 30:35] = 0.47  # ...and a tip of nearly the background's grey that it missed.
+    start = np.zeros((30, 60), bool)
+    start[5:25, 10:30] = True
+    fg = np.zeros((30, 60), bool)
+    fg[15, 33] = True  # A click on the tip.
+    bg = np.zeros((30, 60), bool)
+    bg[:, -1] = True  # The user's background stroke: the right edge, far away.
+    out = grow.corrected_start(image, start, new_fg=fg, new_bg=np.zeros_like(fg), fg=fg, bg=bg)
+    self.assertTrue(out[15, 30:35].all())  # The tip.
+    self.assertTrue(out[5:25, 10:30].all())  # The body stays.
+    self.assertLess(out[:, 30:].sum(), 60)  # Not halfway to the far stroke (about 700 pixels before the reach).
+
   def test_dense_hints_from_a_start_keep_the_strokes(self):
     image = np.zeros((30, 60, 3), np.float32)
     image[:, 20:40] = [0.9, 0.1, 0.1]
