@@ -396,7 +396,10 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
 
   def finish(status: str) -> outputs.Decomposition:
     blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
-    per_frame = {f: fgbg.full_size_layers(seen[f], layers, fg_hint[f], config.segmentation)
+    # The hints' sure pixels keep their side (`segmentation.respect_hints`): the decomposition decides the
+    # band between them, so its mask cannot lose what the hints already had (issue 28).
+    per_frame = {f: fgbg.full_size_layers(seen[f], layers, fg_hint[f], config.segmentation,
+                                          enforced=(fg_hint[f], bg_hint[f]))
                  for f, layers in blended.items()}
     if moving:
       per_frame = {f: unwarped(layers, full[f], full_transforms[f]) for f, layers in per_frame.items()}
