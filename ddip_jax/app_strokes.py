@@ -6,7 +6,7 @@ Nothing here needs Gradio.
 import numpy as np
 from PIL import Image
 
-from ddip_jax import cutout
+from ddip_jax import image_io
 
 FG_COLOUR = (255, 0, 0)  # Brush colours: red strokes mark the foreground ...
 BG_COLOUR = (0, 0, 255)  # ... blue ones the background.
@@ -71,8 +71,10 @@ def strokes_to_hints(layers: list[np.ndarray], shape: tuple[int, int]) -> tuple[
     painted = layer[..., 3] >= _STROKE_ALPHA
     to_fg = np.abs(rgb - FG_COLOUR).sum(-1)
     to_bg = np.abs(rgb - BG_COLOUR).sum(-1)
-    fg |= cutout.shrink_strokes(painted & (to_fg < to_bg), shape)
-    bg |= cutout.shrink_strokes(painted & (to_bg < to_fg), shape)
+    # Canvas -> photo as hint files are resized (a canvas pixel at most); the cut-out resizes them to its working
+    # size its own way (`cutout.shrink_strokes`).
+    fg |= image_io.resize_mask(painted & (to_fg < to_bg), shape, keep_thin=True) > 0.5
+    bg |= image_io.resize_mask(painted & (to_bg < to_fg), shape, keep_thin=True) > 0.5
   return fg, bg
 
 

@@ -99,15 +99,17 @@ def stroke_core(stroke: np.ndarray) -> np.ndarray:
 
 
 def shrink_strokes(stroke: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-  """A bool (H, W) stroke map at `shape`: a pixel is marked where the resized stroke covers more than 2% of it
-  (thin strokes survive a shrink; a painted edge keeps its anti-aliased pixel). The page's strokes go through it too.
+  """A bool (H, W) stroke map at `shape`: nearest neighbour when enlarged (a page's smaller canvas); when shrunk,
+  a pixel is marked where the resized stroke covers more than 2% of it (thin strokes survive).
 
-  Not the hint files' rule (`image_io.resize_mask`, nearest / any pixel of the block): with it, 2 of the 24
+  Not the hint files' shrinking rule (`image_io.resize_mask`: any pixel of the block): with it, 2 of the 24
   photos of data/segbench lost most of their first result (docs/segmentation.md)."""
   stroke = np.asarray(stroke) > 0.5
   if stroke.shape == tuple(shape):
     return stroke
-  return image_io.resize_image(stroke.astype(np.float32), shape) > 0.02
+  if stroke.shape[0] > shape[0] or stroke.shape[1] > shape[1]:
+    return image_io.resize_image(stroke.astype(np.float32), shape) > 0.02
+  return image_io.resize_mask(stroke, shape) > 0.5
 
 
 class Cutout:
