@@ -46,7 +46,9 @@ def foreign_field(config: ml_collections.ConfigDict, overridden: set[str]) -> st
   Such an override would change nothing in the run, yet be recorded in its
   metrics.json and make a finished workdir count as another config's run.
   """
-  own = TASK_SECTIONS.get(config.get('task'), ())
+  if config.get('task') not in TASK_SECTIONS:
+    return None  # An unknown task: `tasks.validate` says so.
+  own = TASK_SECTIONS[config.task]
   for field in sorted(overridden):
     section = field.split('.', 1)[0]
     owners = [task for task, sections in TASK_SECTIONS.items() if sections[0] == section]
