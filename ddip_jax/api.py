@@ -15,12 +15,12 @@ Inputs are numpy arrays, (H, W, 3) uint8 or float in [0, 1] (masks (H, W)),
 or paths; gray (H, W) and RGBA (H, W, 4) images, and uint16 values, are taken
 as `main.py` takes such files (alpha composited over white).
 
-Nothing is written unless `workdir=` is given. `segment`, `dehaze` and
-`decompose_video` then run in memory: the arrays go to the task's decomposition as they are (its
-`decompose`) and its float32 layers come back, no file encoded or written. The other
-functions still hand arrays to their task as 8-bit PNG files in a temporary
-folder and read the layers back from the run's files (8-bit precision; issue
-27 moves them to the same in-memory path). With a workdir, every function runs
+Nothing is written unless `workdir=` is given. `segment`, `separate`, `dehaze`
+and `decompose_video` then run in memory: the arrays go to the task's decomposition as they are (its
+`decompose`) and its float32 layers come back, no file encoded or written. `remove_watermark`
+still hands arrays to its task as 8-bit PNG files in a temporary
+folder and reads the layers back from the run's files (8-bit precision; issue
+27 moves it to the same in-memory path). With a workdir, every function runs
 as `main.py --workdir` does: resumable, its files kept (the arrays too, in its
 `.inputs/` folder, named by their content: the same call again resumes, or
 returns the finished run at once; `overwrite=True` redoes it), and the layers
@@ -381,14 +381,21 @@ def separate(image1: ImageLike, image2: ImageLike | None = None, *,
   without, one additive mixture I = R + T (configs/textures.py). Arguments as
   `segment`'s; images (H, W, 3).
   """
-  def read(folder, metrics):
-    two = os.path.exists(os.path.join(folder, 'recomposed2.png'))  # One mixture writes recomposed.png.
-    return Separation(layer1=_image(folder, 'layer1'), layer2=_image(folder, 'layer2'),
-                      recomposed1=_image(folder, 'recomposed1' if two else 'recomposed'),
-                      recomposed2=_image(folder, 'recomposed2') if two else None, metrics=metrics)
+  demo, inputs = 'transparency' if image2 is not None else 'textures', {'image': image1, 'transparency.image2': image2}
+  if workdir is not None:
+    def read(folder, metrics):
+      two = os.path.exists(os.path.join(folder, 'recomposed2.png'))  # One mixture writes recomposed.png.
+      return Separation(layer1=_image(folder, 'layer1'), layer2=_image(folder, 'layer2'),
+                        recomposed1=_image(folder, 'recomposed1' if two else 'recomposed'),
+                        recomposed2=_image(folder, 'recomposed2') if two else None, metrics=metrics)
 
-  return _call('transparency' if image2 is not None else 'textures', 'transparency',
-               {'image': image1, 'transparency.image2': image2}, config, workdir, progress, overwrite, overrides, read)
+    return _call(demo, 'transparency', inputs, config, workdir, progress, overwrite, overrides, read)
+  result = _in_memory(demo, 'transparency', inputs, config, progress, overrides)
+  images = result.images
+  two = 'recomposed2' in images
+  return Separation(layer1=images['layer1'], layer2=images['layer2'],
+                    recomposed1=images['recomposed1' if two else 'recomposed'],
+                    recomposed2=images['recomposed2'] if two else None, metrics=result.metrics)
 
 
 def dehaze(image: ImageLike, *, config: ml_collections.ConfigDict | str | None = None,

@@ -121,6 +121,20 @@ class SegmentTest(absltest.TestCase):
                                     err_msg=name)
     self.assertEqual(in_memory.metrics['frame_names'], ['frame 0', 'frame 1', 'frame 2'])
 
+  def test_separate_in_memory_the_workdir_runs_layers_and_no_file(self):
+    rng = np.random.default_rng(5)
+    a, b = (rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2))
+    mix1, mix2 = ((w * a + (1 - w) * b).astype(np.uint8) for w in (0.7, 0.3))
+    tiny = {key: value for key, value in _TINY.items() if key != 'segmentation'}
+    with mock.patch.object(writing, 'write_files', side_effect=AssertionError('wrote a file')), \
+         mock.patch.object(writing, 'encode_png', side_effect=AssertionError('encoded a PNG')):
+      in_memory = ddip_jax.separate(mix1, mix2, progress=False, **tiny)
+    with tempfile.TemporaryDirectory() as workdir:
+      filed = ddip_jax.separate(mix1, mix2, workdir=workdir, progress=False, **tiny)
+    for name in ('layer1', 'layer2', 'recomposed1', 'recomposed2'):
+      np.testing.assert_array_equal(image_io.to_uint8(getattr(in_memory, name)), image_io.to_uint8(getattr(filed, name)),
+                                    err_msg=name)
+
   def test_an_array_run_in_a_workdir_resumes_or_is_already_done(self):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)

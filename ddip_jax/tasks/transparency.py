@@ -32,6 +32,7 @@ schedule, `sigma_step`) and train on the 8 flips/rotations of noise and image
 (`augment`, see `ddip_jax/augment.py`); every generator has its own noise.
 """
 
+import dataclasses
 from typing import Any
 
 import chex
@@ -438,35 +439,73 @@ def refine_from_both(full: np.ndarray, learned: jax.Array, *, radius: float, min
   return found[best], {'edge_overlap': overlap, 'refined_from': best}
 
 
-def _load_same_size(paths: list[str], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
-  """Loads RGB images that must all have `shape` (default: the first one's)."""
-  images = [image_io.load_image(p) for p in paths]
+def _same_size(images: list[np.ndarray], names: list[str], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
+  """`images`, which must all have `shape` (default: the first one's).
+
+  Raises:
+    image_io.InputError: naming the first of another size.
+  """
   shape = shape or images[0].shape[:2]
-  for path, img in zip(paths, images):
+  for name, img in zip(names, images):
     if img.shape[:2] != shape:
       raise image_io.InputError(
-          f'{path!r} is {img.shape[1]}x{img.shape[0]}, expected {shape[1]}x{shape[0]} like the first mixture')
+          f'{name} is {img.shape[1]}x{img.shape[0]}, expected {shape[1]}x{shape[0]} like the first mixture')
   return images
 
 
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+  """The mixture(s), in memory: (H, W, 3) float32 images of one size, the ground-truth layers or None, and what to
+  call the first image in messages."""
+
+  mixtures: list[np.ndarray]
+  truths: list[np.ndarray] | None = None
+  name: str = 'the image'
+
+
+def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray] | None = None) -> Inputs:
+  """Reads `config`'s files (image, transparency.image2, the ground-truth layers) but those given in `arrays` (by
+  field): the only place the task reads any.
+
+  Raises:
+    image_io.InputError: a file cannot be read, or the images differ in size.
+  """
+  arrays = arrays or {}
+  tr = config.transparency
+  fields = ['image', 'transparency.image2'] if tr.mixture == 'two_mixtures' else ['image']
+  paths = [config.image, tr.image2]
+  names = [f'the {f} array' if f in arrays else repr(p) for f, p in zip(fields, paths)]
+  full = _same_size([arrays[f] if f in arrays else image_io.load_image(p) for f, p in zip(fields, paths)], names)
+  truths = None
+  if tr.gt_layer1:
+    truths = _same_size([image_io.load_image(p) for p in (tr.gt_layer1, tr.gt_layer2)],
+                        [repr(tr.gt_layer1), repr(tr.gt_layer2)], full[0].shape[:2])
+  return Inputs(mixtures=full, truths=truths, name=names[0])
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Separates the mixture(s) into two layers and writes all outputs to `workdir`.
+  """Separates the mixture(s) of `config` and writes all outputs to `workdir`: files in, `decompose`, files out.
 
   Returns:
     The metrics written to `metrics.json`.
   """
+  return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose)
+
+
+def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
+              checkpoints: str | None = None) -> outputs.Decomposition:
+  """Separates the mixture(s) into two layers, in memory (`resume.solve`; checkpoints in `checkpoints` if given)."""
   tr = config.transparency
   two = tr.mixture == 'two_mixtures'
-  full = _load_same_size([config.image, tr.image2] if two else [config.image])
+  full, truths = inputs.mixtures, inputs.truths
   shape = full[0].shape[:2]
-  truths = _load_same_size([tr.gt_layer1, tr.gt_layer2], shape) if tr.gt_layer1 else None
   working = np.stack([image_io.working_image(img, config.max_side)[0] for img in full])
   if min(working.shape[1:3]) < 8:
-    raise image_io.InputError(f'{config.image!r}: the working image needs sides >= 8 pixels')
+    raise image_io.InputError(f'{inputs.name}: the working image needs sides >= 8 pixels')
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   problem = build_problem(config, working, noise_key)
 
-  def finish(result: engine.Result, status: str) -> dict[str, Any]:
+  def finish(result: engine.Result, status: str) -> outputs.Decomposition:
     best = {n: np.asarray(v)[0] for n, v in result.best.items()}
     r = image_io.resize_image(best['reflection'], shape)
     t = image_io.resize_image(best['transmission'], shape)
@@ -511,7 +550,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       order = truths[::-1] if scores['swapped'] else truths
       panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
     metrics.update(result.metrics)
-    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
-    return metrics
+    return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
-  return resume.optimize_and_write(problem, config, workdir, key=train_key, finish=finish)
+  return resume.solve(problem, config, key=train_key, finish=finish, checkpoints=checkpoints)
