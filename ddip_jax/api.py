@@ -466,6 +466,4 @@ def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
 
     return _call('video', 'video', {'frames': frames}, config, workdir, progress, overwrite, overrides, read)
   result = _in_memory('video', 'video', {'frames': frames}, config, progress, overrides)
-  return VideoDecomposition(**{name: np.stack([image for key, image in sorted(result.images.items())
-                                               if key.startswith(f'{name}/')]) for name in layers},
-                            metrics=result.metrics)
+  return VideoDecomposition(**{name: result.frames(name) for name in layers}, metrics=result.metrics)

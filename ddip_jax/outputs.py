@@ -57,6 +57,10 @@ class Decomposition:
   metrics: dict[str, Any]
   summary: list[tuple[str, np.ndarray]] | np.ndarray
 
+  def frames(self, name: str) -> np.ndarray:
+    """A clip's layer: the images of folder `name` ('fg' for 'fg/0000', 'fg/0001', ...) stacked in order."""
+    return np.stack([image for key, image in sorted(self.images.items()) if key.startswith(f'{name}/')])
+
 
 def write(decomposition: Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes a decomposition's images, summary picture and metrics.json to `workdir` (`write_outputs`)."""

@@ -346,8 +346,7 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
 def write(result: outputs.Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes the frames of every layer (and a GIF of each), the summary and metrics.json to `workdir`."""
   for name in FRAME_LAYERS:
-    frames = [image for key, image in sorted(result.images.items()) if key.startswith(f'{name}/')]
-    clip_io.save_gif(os.path.join(workdir, f'{name}.gif'), np.stack(frames), duration_ms=config.video.gif_duration_ms)
+    clip_io.save_gif(os.path.join(workdir, f'{name}.gif'), result.frames(name), duration_ms=config.video.gif_duration_ms)
   outputs.write(result, config, workdir)
 
 
