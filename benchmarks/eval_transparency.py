@@ -58,6 +58,7 @@ from configs import transparency_faithful as faithful_config
 from benchmarks import runs_log
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import unmixing
 from ddip_jax import writing
 from ddip_jax.tasks import transparency
 from scripts import make_transparency as mixtures_lib
@@ -269,8 +270,8 @@ def finalised_records(record: dict[str, Any], report: dict[str, Any],
   records = [_scored(dict(record), base['ground_truth'], base['alphas'], true_alphas)]
   for name, (alpha, mode) in FINALISED.items():
     if alpha == record['method']:
-      chosen = report[transparency.choose_finalisation(report, mode, 'always')]
-      kept = transparency.choose_finalisation(report, mode, 'loss') == mode
+      chosen = report[unmixing.choose_finalisation(report, mode, 'always')]
+      kept = unmixing.choose_finalisation(report, mode, 'loss') == mode
       records.append(_scored(dict(record, method=name, kept_by_loss=kept), chosen['ground_truth'],
                              chosen['alphas'], true_alphas))
   return records

@@ -21,6 +21,7 @@ from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import tasks
+from ddip_jax import unmixing
 from ddip_jax import writing
 from ddip_jax.tasks import transparency
 
@@ -98,7 +99,7 @@ class AlphaTest(parameterized.TestCase):
 
   def test_official_mapping(self):
     a = np.array([0.0, 0.25, 0.5, 1.0], np.float32)
-    np.testing.assert_allclose(transparency.alpha_from_unit(a), [0.05, 0.275, 0.5, 0.95], rtol=1e-6)
+    np.testing.assert_allclose(unmixing.alpha_from_unit(a), [0.05, 0.275, 0.5, 0.95], rtol=1e-6)
 
   @parameterized.parameters((5, 6), (4, 4), (7, 3))
   def test_centre_pixel(self, h, w):
@@ -175,34 +176,34 @@ class UnmixTest(absltest.TestCase):
 
   def test_unmix_with_the_true_alphas_gives_the_layers(self):
     mixtures, (r, t) = self._mixtures((0.3, 0.7))
-    got_r, got_t = transparency.unmix(jnp.asarray(mixtures), jnp.asarray([0.3, 0.7]))
+    got_r, got_t = unmixing.unmix(jnp.asarray(mixtures), jnp.asarray([0.3, 0.7]))
     np.testing.assert_allclose(got_r, r, atol=1e-5)
     np.testing.assert_allclose(got_t, t, atol=1e-5)
 
   def test_refine_finds_the_alphas_from_a_wrong_start(self):
     mixtures, _ = self._mixtures((0.3, 0.7))
     for start in ((0.4, 0.6), (0.2, 0.8)):
-      got = transparency.refine_alphas(jnp.asarray(mixtures), jnp.asarray(start), radius=0.15, min_gap=0.05)
+      got = unmixing.refine_alphas(jnp.asarray(mixtures), jnp.asarray(start), radius=0.15, min_gap=0.05)
       np.testing.assert_allclose(got, [0.3, 0.7], atol=0.01, err_msg=str(start))
     # Started with a_1 > a_2, the search stays on that side: R and T swap roles.
-    got = transparency.refine_alphas(jnp.asarray(mixtures[::-1]), jnp.asarray((0.6, 0.4)), radius=0.15,
+    got = unmixing.refine_alphas(jnp.asarray(mixtures[::-1]), jnp.asarray((0.6, 0.4)), radius=0.15,
                                      min_gap=0.05)
     np.testing.assert_allclose(got, [0.7, 0.3], atol=0.01)
 
   def test_search_needs_no_start(self):
     mixtures, _ = self._mixtures((0.2, 0.75))
-    got = transparency.search_alphas(jnp.asarray(mixtures), min_gap=0.05)
+    got = unmixing.search_alphas(jnp.asarray(mixtures), min_gap=0.05)
     np.testing.assert_allclose(got, [0.8, 0.25], atol=0.01)  # a_1 > a_2: R and T swapped.
 
   def test_refine_from_both_takes_the_lower_edge_overlap_on_the_learned_side(self):
     mixtures, _ = self._mixtures((0.2, 0.75))
     # Far off, on the side a_1 < a_2: the nearby search cannot reach the truth.
-    got, info = transparency.refine_from_both(mixtures, jnp.asarray([0.6, 0.9]), radius=0.15, min_gap=0.05)
+    got, info = unmixing.refine_from_both(mixtures, jnp.asarray([0.6, 0.9]), radius=0.15, min_gap=0.05)
     self.assertEqual(info['refined_from'], 'whole_range')
     self.assertLess(info['edge_overlap']['whole_range'], info['edge_overlap']['near_learned'])
     np.testing.assert_allclose(got, [0.2, 0.75], atol=0.01)
     # Already close: both searches agree.
-    got, info = transparency.refine_from_both(mixtures, jnp.asarray([0.78, 0.27]), radius=0.15, min_gap=0.05)
+    got, info = unmixing.refine_from_both(mixtures, jnp.asarray([0.78, 0.27]), radius=0.15, min_gap=0.05)
     np.testing.assert_allclose(got, [0.8, 0.25], atol=0.01)
     self.assertAlmostEqual(info['edge_overlap']['whole_range'], info['edge_overlap']['near_learned'], places=3)
 
@@ -224,14 +225,14 @@ class UnmixTest(absltest.TestCase):
     np.testing.assert_allclose(layers[0], r, atol=0.03)
     # 'always' takes a tried candidate even where the loss prefers the generators' layers.
     report = {'generators': {'objective': 0.1}, 'learned': {'objective': 0.2}}
-    self.assertEqual(transparency.choose_finalisation(report, 'learned', 'loss'), 'generators')
-    self.assertEqual(transparency.choose_finalisation(report, 'learned', 'always'), 'learned')
-    self.assertEqual(transparency.choose_finalisation(report, 'refined', 'always'), 'generators')
+    self.assertEqual(unmixing.choose_finalisation(report, 'learned', 'loss'), 'generators')
+    self.assertEqual(unmixing.choose_finalisation(report, 'learned', 'always'), 'learned')
+    self.assertEqual(unmixing.choose_finalisation(report, 'refined', 'always'), 'generators')
     # 'fit' keeps an unmixing that stays in [0, 1].
     report = {'generators': {'objective': 0.1}, 'refined': {'objective': 0.2, 'out_of_range': 0.0}}
-    self.assertEqual(transparency.choose_finalisation(report, 'refined', 'fit'), 'refined')
-    report['refined']['out_of_range'] = 1.5 * transparency.FIT_TOLERANCE
-    self.assertEqual(transparency.choose_finalisation(report, 'refined', 'fit'), 'generators')
+    self.assertEqual(unmixing.choose_finalisation(report, 'refined', 'fit'), 'refined')
+    report['refined']['out_of_range'] = 1.5 * unmixing.FIT_TOLERANCE
+    self.assertEqual(unmixing.choose_finalisation(report, 'refined', 'fit'), 'generators')
     # The true layers already: no unmixing beats them; alphas too close are not tried.
     config.transparency.unmix = 'learned'
     close = [np.full((1, 1, 1), a, np.float32) for a in (0.49, 0.51)]
@@ -245,13 +246,13 @@ class ModelFitTest(absltest.TestCase):
   def test_out_of_range_fraction_allows_the_amplified_rounding(self):
     layers = (np.full((4, 5, 3), 0.5, np.float32), np.zeros((4, 5, 3), np.float32))
     alphas = jnp.asarray([0.3, 0.7])  # Gain 2.5: the allowance is 0.05 + 2.5 / 255 = 0.0598.
-    self.assertEqual(transparency.out_of_range_fraction(layers, alphas), 0.0)
+    self.assertEqual(unmixing.out_of_range_fraction(layers, alphas), 0.0)
     layers[1][0, :2, 0] = (-0.055, 1.055)  # Within the allowance.
-    self.assertEqual(transparency.out_of_range_fraction(layers, alphas), 0.0)
+    self.assertEqual(unmixing.out_of_range_fraction(layers, alphas), 0.0)
     layers[1][1, :3, 0] = (-0.07, 1.07, 1.5)  # 3 values of 120 beyond it.
-    self.assertAlmostEqual(transparency.out_of_range_fraction(layers, alphas), 3 / 120)
+    self.assertAlmostEqual(unmixing.out_of_range_fraction(layers, alphas), 3 / 120)
     # Closer alphas amplify rounding more: gain 10, allowance 0.089.
-    self.assertEqual(transparency.out_of_range_fraction(layers, jnp.asarray([0.45, 0.55])), 1 / 120)
+    self.assertEqual(unmixing.out_of_range_fraction(layers, jnp.asarray([0.45, 0.55])), 1 / 120)
 
   def test_fit_keeps_the_generators_layers_when_the_alphas_vary_over_the_image(self):
     r, t = _layers()
@@ -265,7 +266,7 @@ class ModelFitTest(absltest.TestCase):
     start = [np.full((1, 1, 1), a, np.float32) for a in (0.4, 0.6)]
     _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)
     self.assertEqual(chosen, 'generators')
-    self.assertGreater(report['refined']['out_of_range'], transparency.FIT_TOLERANCE)
+    self.assertGreater(report['refined']['out_of_range'], unmixing.FIT_TOLERANCE)
     # The same layers with one alpha per mixture: the unmixing fits and is kept.
     mixtures = np.stack([a * r + (1 - a) * t for a in (0.2, 0.8)])
     _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)

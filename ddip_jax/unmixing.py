@@ -1,0 +1,192 @@
+"""Exact unmixing of two mixtures I_k = a_k R + (1 - a_k) T with scalar alphas, and the alpha searches.
+
+With one scalar weight per mixture the model is linear and invertible: once
+a_1 != a_2 are known, `unmix` solves the two mixtures for R and T. The alphas
+are searched (`refine_alphas` near a start, `search_alphas` over the whole
+range, `refine_from_both` both) to minimise the edge overlap
+(`losses.gradient_correlation`) of the unmixed layers; `out_of_range_fraction`
+says whether the model fits (`choose_finalisation`). No ground truth is used.
+The task (`tasks/transparency.py`) puts these together with its generators.
+"""
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ddip_jax import image_io
+from ddip_jax import losses
+
+# unmix_select='fit': the one-alpha-per-mixture model is taken to fit when at
+# most FIT_TOLERANCE of the unmixed layers' values leave [0, 1] by more than
+# FIT_MARGIN plus the 8-bit rounding that the unmixing amplifies. Chosen on
+# the evaluation in docs/transparency.md: uniform mixtures left 0 values out,
+# mixtures with spatially varying alphas 0.05-10% (the generators' layers were
+# better where more than 1% were out).
+FIT_MARGIN = 0.05
+FIT_TOLERANCE = 1e-2
+
+
+def alpha_from_unit(a: jax.Array) -> jax.Array:
+  """The official mapping of a value in [0, 1] to a mixing weight in [0.05, 0.95]."""
+  return a * 0.9 + 0.05
+
+
+def unmix(mixtures: jax.Array, alphas: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """R and T solved exactly from I_k = a_k R + (1 - a_k) T, k = 1, 2 (a_1 != a_2).
+
+  Args:
+    mixtures: (2, H, W, C) the two mixtures.
+    alphas: (2,) the mixing weights a_1, a_2 of R.
+
+  Returns:
+    (R, T), each (H, W, C), not clipped.
+  """
+  chex.assert_rank(mixtures, 4)
+  chex.assert_shape(alphas, (2,))
+  (i1, i2), (a1, a2) = mixtures, alphas
+  return ((1 - a2) * i1 - (1 - a1) * i2) / (a1 - a2), (a1 * i2 - a2 * i1) / (a1 - a2)
+
+
+def refine_alphas(mixtures: jax.Array, alphas: jax.Array, *, radius: float, min_gap: float,
+                  grid: int = 21, rounds: int = 3) -> jax.Array:
+  """Alphas near `alphas` whose exact unmixing gives layers with the least shared edges.
+
+  A coarse-to-fine grid search of `losses.gradient_correlation(R, T)` over
+  (a_1, a_2), (R, T) = `unmix(mixtures, (a_1, a_2))` (not clipped: clipping
+  would hide the other layer's edges where they overshoot): round 1
+  covers +-`radius` around `alphas` with `grid` x `grid` points, each later
+  round +-2 grid steps around the best so far. Alphas stay in [0.05, 0.95]
+  (the official range) and at least `min_gap` apart, on the side of a_1 - a_2
+  they start on (so R stays the layer weighted by a_k).
+
+  Args:
+    mixtures: (2, H, W, C) the two mixtures, H, W >= 8.
+    alphas: (2,) start, e.g. the generators' estimate.
+    radius: half-width of the first round's search box.
+    min_gap: smallest |a_1 - a_2| tried (the unmixing divides by it).
+    grid: points per axis and round.
+    rounds: number of rounds.
+
+  Returns:
+    (2,) the refined alphas.
+  """
+  chex.assert_rank(mixtures, 4)
+  chex.assert_shape(alphas, (2,))
+  sign = jnp.where(alphas[0] >= alphas[1], 1.0, -1.0)
+  low, high = alpha_from_unit(0.0), alpha_from_unit(1.0)
+
+  def score(pair):
+    r, t = unmix(mixtures, pair)
+    value = losses.gradient_correlation(r[None], t[None])
+    feasible = sign * (pair[0] - pair[1]) >= min_gap
+    return jnp.where(feasible, value, jnp.inf)
+
+  best, half = jnp.asarray(alphas, jnp.float32), radius
+  offsets = jnp.linspace(-1.0, 1.0, grid)
+  for _ in range(rounds):
+    a1, a2 = jnp.meshgrid(best[0] + half * offsets, best[1] + half * offsets, indexing='ij')
+    pairs = jnp.clip(jnp.stack([a1.ravel(), a2.ravel()], axis=1), low, high)
+    scores = jax.lax.map(score, pairs)
+    best = jnp.where(jnp.isfinite(jnp.min(scores)), pairs[jnp.argmin(scores)], best)
+    half = 4 * half / (grid - 1)
+  return best
+
+
+def search_alphas(mixtures: jax.Array, *, min_gap: float, grid: int = 31, rounds: int = 3) -> jax.Array:
+  """`refine_alphas` over the whole official range: needs no start, so no generator.
+
+  Starts at (0.5, 0.5) with radius 0.45, i.e. every (a_1, a_2) in [0.05, 0.95]^2
+  with a_1 - a_2 >= `min_gap`; (a_1, a_2) and (1 - a_1, 1 - a_2) give the same
+  two layers with R and T swapped, so this side covers every unmixing.
+
+  Args:
+    mixtures: (2, H, W, C) the two mixtures, H, W >= 8.
+    min_gap: smallest |a_1 - a_2| tried.
+    grid: points per axis and round (the first round's step is 0.9 / (grid - 1)).
+    rounds: number of rounds.
+
+  Returns:
+    (2,) the alphas, a_1 > a_2.
+  """
+  return refine_alphas(mixtures, jnp.asarray([0.5, 0.5], jnp.float32), radius=0.45, min_gap=min_gap, grid=grid,
+                       rounds=rounds)
+
+
+def choose_finalisation(report: dict[str, dict[str, Any]], mode: str, select: str) -> str:
+  """Candidate `mode` of `finalise_by_unmixing`'s report, or 'generators'.
+
+  `select` 'loss': `mode` only if its objective is lower; 'always': whenever
+  it was tried (the scalar-alpha model taken as exact: the unmixing then
+  reproduces both mixtures, which the generators' layers do not); 'fit':
+  whenever its `out_of_range_fraction` is at most `FIT_TOLERANCE` (the model
+  fits these mixtures; spatially varying alphas leave the other layer in
+  each unmixed one, beyond [0, 1] in places).
+  """
+  if mode not in report:
+    return 'generators'
+  keep = {'always': True, 'loss': report[mode]['objective'] < report['generators']['objective'],
+          'fit': report[mode].get('out_of_range', 1.0) <= FIT_TOLERANCE}[select]
+  return mode if keep else 'generators'
+
+
+def out_of_range_fraction(layers: tuple[np.ndarray, np.ndarray], alphas: jax.Array) -> float:
+  """The share of the unmixed layers' values beyond [0, 1] by more than the model allows.
+
+  The allowance is `FIT_MARGIN` plus one 8-bit level times the unmixing's
+  gain on rounding errors, max(|1 - a_1| + |1 - a_2|, |a_1| + |a_2|) / |a_1 - a_2|.
+
+  Args:
+    layers: (R, T) of `unmix`, not clipped, (H, W, C) each.
+    alphas: (2,) the alphas they were unmixed with.
+
+  Returns:
+    A fraction in [0, 1].
+  """
+  a1, a2 = (float(a) for a in alphas)
+  gain = max(abs(1 - a1) + abs(1 - a2), abs(a1) + abs(a2)) / abs(a1 - a2)
+  margin = FIT_MARGIN + gain / 255
+  values = np.stack(layers)
+  return float(np.mean((values < -margin) | (values > 1 + margin)))
+
+
+_refine_jit = jax.jit(refine_alphas, static_argnames=('radius', 'min_gap', 'grid', 'rounds'))
+_search_jit = jax.jit(search_alphas, static_argnames=('min_gap', 'grid', 'rounds'))
+_edge_overlap_jit = jax.jit(lambda mixtures, pair: losses.gradient_correlation(*(x[None] for x in unmix(mixtures,
+                                                                                                             pair))))
+# The alpha searches run on the mixtures shrunk to at most this side: scalar
+# alphas need no more pixels, and the search's cost grows with them.
+SEARCH_SIDE = 256
+
+
+def refine_from_both(full: np.ndarray, learned: jax.Array, *, radius: float, min_gap: float
+                     ) -> tuple[jax.Array, dict[str, Any]]:
+  """The alphas of least edge overlap from two searches: near the learned ones and over the whole range.
+
+  `refine_alphas` started at the generators' alphas can stay in a wrong
+  basin when they are far off; `search_alphas` needs no start. Both minimise
+  `losses.gradient_correlation` of the unmixed layers, on the mixtures shrunk
+  to at most `SEARCH_SIDE`; the lower value wins (no ground truth). The whole
+  range search's alphas are turned to the learned ones' side (a -> 1 - a),
+  so that layer 1 stays the generators' R.
+
+  Args:
+    full: (2, H, W, 3) the mixtures at full size.
+    learned: (2,) the generators' alphas.
+    radius: `refine_alphas`' search box around `learned`.
+    min_gap: smallest |a_1 - a_2| tried.
+
+  Returns:
+    ((2,) the alphas, {'edge_overlap': {'near_learned', 'whole_range'}: the two
+    searches' values, 'refined_from': the winner}).
+  """
+  mixtures = jnp.asarray(np.stack([image_io.working_image(m, SEARCH_SIDE)[0] for m in full]))
+  found = {'near_learned': _refine_jit(mixtures, learned, radius=radius, min_gap=min_gap),
+           'whole_range': _search_jit(mixtures, min_gap=min_gap)}
+  if float(learned[0]) < float(learned[1]):
+    found['whole_range'] = 1.0 - found['whole_range']
+  overlap = {name: float(_edge_overlap_jit(mixtures, pair)) for name, pair in found.items()}
+  best = min(overlap, key=overlap.get)
+  return found[best], {'edge_overlap': overlap, 'refined_from': best}
