@@ -27,4 +27,7 @@ def get_config():
   config.num_steps = 100
   config.segmentation.guided_radius = 0.03
   config.loop.strategy = 'step'
+  # The 'motion' hints' background: 'mode' (the colour a pixel keeps longest, ddip_jax/video_hints.py) or
+  # 'median' (the per-pixel median, the old hints). Only here, not in configs/default.py: see docs/video.md.
+  config.video.background = 'mode'
   return config

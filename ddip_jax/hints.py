@@ -163,8 +163,8 @@ def _masked_median(values: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
   return np.nan_to_num(median)
 
 
-def background_change(frames: np.ndarray, *, valid: np.ndarray | None = None,
-                      match_lighting: bool = False) -> np.ndarray:
+def background_change(frames: np.ndarray, *, valid: np.ndarray | None = None, match_lighting: bool = False,
+                      estimate_background: Callable[..., np.ndarray] | None = None) -> np.ndarray:
   """How far each pixel of a static-camera clip is from the clip's background.
 
   The background is the per-pixel median over the frames (right wherever a
@@ -179,6 +179,8 @@ def background_change(frames: np.ndarray, *, valid: np.ndarray | None = None,
     valid: (F, H, W) bool, the pixels each frame sees (frames warped onto a
       reference frame: `align.coverage`); None: all. The median uses those only.
     match_lighting: divide out each frame's global gain first.
+    estimate_background: f(lab (F, H, W, 3), valid) -> (H, W, 3), the clip's
+      background in Lab (e.g. `video_hints.mode_background`); None: the median.
 
   Returns:
     (F, H, W) float, Delta E.
@@ -194,7 +196,8 @@ def background_change(frames: np.ndarray, *, valid: np.ndarray | None = None,
       gain = np.nanmedian(ratio.reshape(len(frames), -1, 3), axis=1)
       frames = np.clip(frames / np.maximum(gain, 0.05)[:, None, None, :], 0.0, 1.0)
   lab = np.stack([rgb_to_lab(np.clip(f, 0, 1)) for f in frames])
-  change = np.sqrt(((lab - _masked_median(lab, valid)) ** 2).sum(-1))
+  reference = _masked_median(lab, valid) if estimate_background is None else estimate_background(lab, valid)
+  change = np.sqrt(((lab - reference) ** 2).sum(-1))
   return np.stack([box_blur(c, 1) for c in change])
 
 
@@ -207,6 +210,7 @@ def motion_hints(
     min_area: float = 5e-4,
     valid: np.ndarray | None = None,
     match_lighting: bool = False,
+    estimate_background: Callable[..., np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Hints of a clip from a static camera: what moves is foreground.
 
@@ -226,13 +230,14 @@ def motion_hints(
     low: change below which, away from moving regions, a pixel is background.
     margin: band left unhinted around moving regions, fraction of the longer side.
     min_area: smallest foreground-hint region kept, fraction of the frame.
-    valid, match_lighting: as in `background_change`.
+    valid, match_lighting, estimate_background: as in `background_change`.
 
   Returns:
     (fg_hint, bg_hint), each (F, H, W) float32 in {0, 1}.
   """
   h, w = frames.shape[1:3]
-  change = background_change(frames, valid=valid, match_lighting=match_lighting)
+  change = background_change(frames, valid=valid, match_lighting=match_lighting,
+                              estimate_background=estimate_background)
   erode = max(1, round(0.01 * max(h, w)))
   dilate = max(1, round(margin * max(h, w)))
   min_pixels = min_area * h * w

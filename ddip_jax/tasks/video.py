@@ -54,6 +54,7 @@ from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import resume
 from ddip_jax import summary_picture
+from ddip_jax import video_hints
 
 # Per-frame outputs: a folder of PNGs and a GIF each (fg_hint, bg_hint: PNGs only).
 FRAME_LAYERS = ('fg', 'bg', 'mask', 'mask_binary', 'cutout')
@@ -241,6 +242,7 @@ def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], co
 
 
 ALIGN_MODES = ('auto', 'off')
+HINT_SIDE = 256  # Longest side of the frames camera motion and hints are found on (at most the frames').
 
 
 def camera_motion(config: ml_collections.ConfigDict, frames: np.ndarray) -> np.ndarray:
@@ -266,7 +268,17 @@ def clip_hint_options(config: ml_collections.ConfigDict, transforms: np.ndarray,
   if config.video.auto_hints not in hints_lib.CLIP_METHODS:
     return {}
   valid = None if align.is_static(transforms) else align.coverage(transforms, shape)
-  return {'valid': valid, 'match_lighting': config.video.match_lighting}
+  return {'valid': valid, 'match_lighting': config.video.match_lighting,
+          'estimate_background': background_model(config)}
+
+
+BACKGROUND_MODELS = ('mode', 'median')
+
+
+def background_model(config: ml_collections.ConfigDict):
+  """The 'motion' hints' background (`hints.background_change`'s `estimate_background`): `video.background` 'mode'
+  (`video_hints.mode_background`) or 'median' (None: the default, and of a config without the field)."""
+  return video_hints.mode_background if config.video.get('background', 'median') == 'mode' else None
 
 
 def motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray, *, high: float = 12.0) -> np.ndarray:
@@ -283,7 +295,8 @@ def motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray, *, high: 
   aligned = align.to_reference(frames, transforms)
   options = clip_hint_options(config, transforms, frames.shape[1:3])
   change = hints_lib.background_change(aligned, valid=options.get('valid'),
-                                       match_lighting=config.video.match_lighting)
+                                       match_lighting=config.video.match_lighting,
+                                       estimate_background=background_model(config))
   return align.from_reference((change > high).astype(np.float32), transforms, nearest=True)
 
 
@@ -299,6 +312,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
           'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
   require(vid.align in ALIGN_MODES, 'video.align', f'one of {ALIGN_MODES}', vid.align)
+  background = vid.get('background', 'median')
+  require(background in BACKGROUND_MODELS, 'video.background', f'one of {BACKGROUND_MODELS}', background)
   require(0 <= vid.noise_correlation <= 1, 'video.noise_correlation', 'must be in [0, 1]', vid.noise_correlation)
   for field in ('temporal_weight', 'background_weight'):
     require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
@@ -374,19 +389,25 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   first, _ = image_io.working_image(full[0], config.max_side, path=inputs.name,
                                     min_side=2 ** len(config.generator.channels_down))
   work = first.shape[:2]
-  frames = np.stack([image_io.resize_image(f, work) for f in full])
   t0 = time.perf_counter()
+  # Camera motion and hints at up to HINT_SIDE pixels, whatever the generators' working size: both lose
+  # thin parts and matches when the frames shrink, and both are cheap next to the optimisation.
+  sharp = np.stack([image_io.working_image(f, max(HINT_SIDE, config.max_side))[0] for f in full])
+  hint_shape = sharp.shape[1:3]
   # A moving camera: everything below works in the middle frame's coordinates; `finish` warps back.
-  transforms = camera_motion(config, frames)
+  transforms = camera_motion(config, sharp)
   moving = not align.is_static(transforms)
-  full_transforms = rescaled(transforms, work, shape)
+  full_transforms = rescaled(transforms, hint_shape, shape)
   seen = full
   if moving:
-    frames = align.to_reference(frames, transforms)
+    sharp = align.to_reference(sharp, transforms)
     seen = align.to_reference(full, full_transforms)
-  fg_hint, bg_hint, hint_info = hints_lib.resolve_hints(
-      frames, fg_path=config.fg_hint, bg_path=config.bg_hint, method=vid.auto_hints,
-      clip_options=clip_hint_options(config, transforms, work))
+  sure_fg, sure_bg, hint_info = hints_lib.resolve_hints(
+      sharp, fg_path=config.fg_hint, bg_path=config.bg_hint, method=vid.auto_hints,
+      clip_options=clip_hint_options(config, transforms, hint_shape))
+  frames = np.stack([image_io.resize_image(f, work) for f in sharp])
+  fg_hint, bg_hint = ((np.stack([image_io.resize_image(h, work) for h in hint]) > 0.5).astype(np.float32)
+                      for hint in (sure_fg, sure_bg))
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   noise = clip_noise(config, noise_key, num_frames, work)
@@ -397,8 +418,8 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
     # The hints' sure pixels keep their side (`segmentation.respect_hints`): the decomposition decides the
     # band between them, so its mask cannot lose what the hints already had (issue 28).
-    per_frame = {f: fgbg.full_size_layers(seen[f], layers, fg_hint[f], config.segmentation,
-                                          enforced=(fg_hint[f], bg_hint[f]))
+    per_frame = {f: fgbg.full_size_layers(seen[f], layers, sure_fg[f], config.segmentation,
+                                          enforced=(sure_fg[f], sure_bg[f]))
                  for f, layers in blended.items()}
     if moving:
       per_frame = {f: unwarped(layers, full[f], full_transforms[f]) for f, layers in per_frame.items()}
@@ -406,7 +427,7 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     images = {}
     for name in FRAME_LAYERS + ('fg_hint',):
       images.update({f'{name}/{f:04d}': per_frame[f][name] for f in order})
-    bg_hints = {f: image_io.resize_image(bg_hint[f], shape) for f in order}
+    bg_hints = {f: image_io.resize_image(sure_bg[f], shape) for f in order}
     if moving:
       bg_hints = {f: align.from_reference(h[None], full_transforms[f][None], nearest=True)[0] for f, h in bg_hints.items()}
     images.update({f'bg_hint/{f:04d}': bg_hints[f] for f in order})
