@@ -15,12 +15,9 @@ Inputs are numpy arrays, (H, W, 3) uint8 or float in [0, 1] (masks (H, W)),
 or paths; gray (H, W) and RGBA (H, W, 4) images, and uint16 values, are taken
 as `main.py` takes such files (alpha composited over white).
 
-Nothing is written unless `workdir=` is given. `segment`, `separate`, `dehaze`
-and `decompose_video` then run in memory: the arrays go to the task's decomposition as they are (its
-`decompose`) and its float32 layers come back, no file encoded or written. `remove_watermark`
-still hands arrays to its task as 8-bit PNG files in a temporary
-folder and reads the layers back from the run's files (8-bit precision; issue
-27 moves it to the same in-memory path). With a workdir, every function runs
+Nothing is written unless `workdir=` is given: every function then runs in memory, the arrays go to
+the task's decomposition as they are (its `decompose`) and its float32 layers come back, no file
+encoded or written. With a workdir, every function runs
 as `main.py --workdir` does: resumable, its files kept (the arrays too, in its
 `.inputs/` folder, named by their content: the same call again resumes, or
 returns the finished run at once; `overwrite=True` redoes it), and the layers
@@ -315,13 +312,19 @@ def _in_memory(demo: str, task: str, inputs: dict[str, Any], config, progress, o
     if value is None and field not in ('image', 'frames'):
       continue
     target = 'image' if field == 'frames' else field  # A clip is the config's `image`.
-    if value is None or isinstance(value, (str, os.PathLike)):
+    if isinstance(value, tuple):  # watermark.images: each an array, or a file the task reads (None in `arrays`).
+      names = [f'other{k}' for k in range(1, len(value) + 1)]
+      arrays[target] = tuple(None if isinstance(v, (str, os.PathLike)) else
+                             array_inputs.as_float_image(v, name, channels=True) for v, name in zip(value, names))
+      files[target] = tuple(f'<the {name} array>' if a is not None else array_inputs.Inputs.existing_path(v, name)
+                            for v, name, a in zip(value, names, arrays[target]))
+    elif value is None or isinstance(value, (str, os.PathLike)):
       files[target] = array_inputs.Inputs.existing_path(value, field)
     elif field == 'frames':
       arrays[target] = np.stack(array_inputs.as_float_frames(value))
     else:
       arrays[target] = array_inputs.as_float_image(value, field, channels=not field.endswith('hint'))
-  built = make_config(demo, config, {**files, **{field: f'<the {field} array>' for field in arrays}}, overrides)
+  built = make_config(demo, config, {**{field: f'<the {field} array>' for field in arrays}, **files}, overrides)
   if built.task != task:
     raise ConfigError(f'config={config!r} runs task {built.task!r}: this function runs {task!r}')
   tasks.validate(built)
@@ -430,17 +433,21 @@ def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others:
     raise InputError('remove_watermark needs either a hint (a box around the watermark) or others '
                      '(images under the same watermark), not both')
 
-  def read(folder, metrics):
-    if others:
-      clean = [_image(folder, f'clean{k}') for k in range(1, len(others) + 2)]
-    else:
-      clean = [_image(folder, 'clean')]
-    return WatermarkRemoval(clean=clean[0], others_clean=tuple(clean[1:]), watermark=_image(folder, 'watermark'),
-                            mask=_mask(folder, 'mask'), metrics=metrics)
-
+  names = [f'clean{k}' for k in range(1, len(others) + 2)] if others else ['clean']
   inputs = {'image': image, 'watermark.hint': hint, 'watermark.images': tuple(others) or None}
-  return _call('watermark_many' if others else 'watermark', 'watermark', inputs, config, workdir, progress, overwrite,
-               overrides, read)
+  demo = 'watermark_many' if others else 'watermark'
+  if workdir is not None:
+    def read(folder, metrics):
+      clean = [_image(folder, name) for name in names]
+      return WatermarkRemoval(clean=clean[0], others_clean=tuple(clean[1:]), watermark=_image(folder, 'watermark'),
+                              mask=_mask(folder, 'mask'), metrics=metrics)
+
+    return _call(demo, 'watermark', inputs, config, workdir, progress, overwrite, overrides, read)
+  result = _in_memory(demo, 'watermark', inputs, config, progress, overrides)
+  images = result.images
+  return WatermarkRemoval(clean=images[names[0]], others_clean=tuple(images[name] for name in names[1:]),
+                          watermark=images['watermark'], mask=images['mask'][..., 0] if images['mask'].ndim == 3
+                          else images['mask'], metrics=result.metrics)
 
 
 def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,

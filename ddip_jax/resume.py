@@ -1,11 +1,11 @@
 """A task's optimisation in its workdir: checkpoints to resume from, a clean stop on Ctrl-C / SIGTERM,
 and the best result so far written when a run stops early.
 
-Every optimisation goes through `solve` (in memory, or with checkpoints in a
-workdir). A task that decomposes in memory (`tasks.segmentation.decompose`)
-runs in its workdir through `decompose_and_write`; the others still end with
-`optimize_and_write` (one optimisation, their `finish` writing the files) or
-`optimize_parts_and_write` (several in turn: dehazing passes, video windows).
+Every optimisation goes through `solve`, or `solve_parts` for several in turn
+(dehazing passes, video windows, watermark runs), in memory or with checkpoints
+in a workdir. Every task decomposes in memory (`tasks.<task>.decompose`) and
+runs in its workdir through `run_decomposition` / `decompose_and_write`;
+`optimize_and_write` remains for a `finish` that writes its own files (tests).
 `runner.run` around it owns the workdir and decides whether to run at all.
 """
 
@@ -231,6 +231,7 @@ def solve_parts(
     keep: Callable[[int, engine.Result], None],
     finish: Callable[[str], T],
     checkpoints: str | None = None,
+    first: int = 0,
 ) -> T:
   """`solve` for a task that runs several optimisations in turn; returns `finish('ok')`.
 
@@ -252,14 +253,15 @@ def solve_parts(
     keep: keep(i, result) records part i's result.
     finish: finish(status) makes the task's result from the kept ones.
     checkpoints: the workdir to keep checkpoints in, or None.
+    first: the parts before it are done (the caller kept their results, e.g. from files of its own).
 
   Raises:
     engine.NumericalError, engine.Interrupted: with `partial` set.
     checkpoint_io.CheckpointError: a checkpoint is of another run.
   """
-  kept = False
+  kept = first > 0
   with stop_on_signals() as stop:
-    for index in range(num_parts):
+    for index in range(first, num_parts):
       checkpoint = checkpointing(config, checkpoints, name=f'{part_name}{index + 1}') if checkpoints else None
       try:
         result = engine.optimize(problem(index), key=jax.random.fold_in(key, index), options=loop_options(config),
@@ -274,25 +276,3 @@ def solve_parts(
       keep(index, result)
       kept = True
   return finish('ok')
-
-
-def optimize_parts_and_write(
-    config: ml_collections.ConfigDict,
-    workdir: str,
-    *,
-    num_parts: int,
-    part_name: str,
-    key: jax.Array,
-    problem: Callable[[int], engine.Problem],
-    keep: Callable[[int, engine.Result], None],
-    finish: Callable[[str], dict[str, Any]],
-) -> dict[str, Any]:
-  """`solve_parts` with checkpoints in `workdir` for a task whose `finish` writes its outputs itself and returns
-  the metrics (`decompose_and_write`'s rules).
-
-  Raises:
-    As `decompose_and_write`.
-  """
-  return decompose_and_write(config, workdir, lambda: solve_parts(
-      config, num_parts=num_parts, part_name=part_name, key=key, problem=problem, keep=keep, finish=finish,
-      checkpoints=workdir), lambda metrics: None)

@@ -49,33 +49,43 @@ class Inputs:
   box_hint: np.ndarray | None = None
 
 
-def _load_like(paths: list[str], shape: tuple[int, int], first: str,
-               why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
-  """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it (refused saying `why`)."""
-  images = []
-  for path in paths:
-    img = image_io.load_image(path)
+def _like(images: list[np.ndarray], names: list[str], shape: tuple[int, int], first: str,
+          why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
+  """RGB images resized to `shape` unless their aspect ratio is too far from it (refused saying `why`)."""
+  result = []
+  for img, name in zip(images, names):
     if img.shape[:2] != shape:
       aspect, want = img.shape[1] / img.shape[0], shape[1] / shape[0]
       if abs(aspect / want - 1) > ASPECT_TOLERANCE:
         raise image_io.InputError(
-            f'{path!r} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first!r}\'s '
+            f'{name} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first}\'s '
             f'{shape[1]}x{shape[0]} ({want:.3g}): {why}')
       img = image_io.resize_image(img, shape)
-    images.append(img)
-  return images
+    result.append(img)
+  return result
+
+
+def _load_like(paths: list[str], shape: tuple[int, int], first: str,
+               why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
+  """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it (`_like`)."""
+  return _like([image_io.load_image(path) for path in paths], [repr(path) for path in paths], shape, first, why)
+
+
+def _region(mask: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
+  """A binary (H, W) mask (> 0.5) at `shape` that must mark some pixels but not all; `name` names it in errors."""
+  region = (image_io.resize_mask(mask, shape) > 0.5).astype(np.float32)
+  if not region.any():
+    raise image_io.InputError(f'{name} marks no pixel (none above 0.5): paint the box around the '
+                              'watermark white on black')
+  if region.all():
+    raise image_io.InputError(f'{name} covers the whole image: the clean layer is learnt from the '
+                              'pixels outside the box, so leave some black')
+  return region
 
 
 def _load_region(path: str, shape: tuple[int, int], what: str) -> np.ndarray:
-  """A binary (H, W) mask (> 0.5) that must mark some pixels but not all."""
-  region = (image_io.load_mask(path, shape=shape) > 0.5).astype(np.float32)
-  if not region.any():
-    raise image_io.InputError(f'{what} {path!r} marks no pixel (none above 0.5): paint the box around the '
-                              'watermark white on black')
-  if region.all():
-    raise image_io.InputError(f'{what} {path!r} covers the whole image: the clean layer is learnt from the '
-                              'pixels outside the box, so leave some black')
-  return region
+  """`_region` of a mask file."""
+  return _region(image_io.load_mask(path, shape=None), shape, f'{what} {path!r}')
 
 
 def stroke_contrast(image: np.ndarray, box: np.ndarray, *, used: str, width: int) -> float:
@@ -98,22 +108,42 @@ def stroke_contrast(image: np.ndarray, box: np.ndarray, *, used: str, width: int
   return float(tophat[inside].mean()) / outside if outside > 0 else float('inf')
 
 
-def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
-  """Reads and checks the images, hint, ground truths and metric box of a config."""
+def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None = None) -> Inputs:
+  """Reads and checks the images, hint, ground truths and metric box of a config: the only place the task reads
+  any file.
+
+  Args:
+    config: the full config.
+    arrays: the inputs given as arrays instead of files, by field: 'image' (H, W, 3) and 'watermark.hint' (H, W)
+      float32 in [0, 1]; 'watermark.images' a tuple with an (H, W, 3) array, or None (read the config's file),
+      per other image.
+
+  Raises:
+    image_io.InputError: a file cannot be read, a hint marks no pixel or all, images or truths of other framing.
+  """
   wm = config.watermark
-  first = image_io.load_image(config.image)
+  arrays = arrays or {}
+  first = arrays['image'] if 'image' in arrays else image_io.load_image(config.image)
+  first_name = 'the image array' if 'image' in arrays else repr(config.image)
   shape = first.shape[:2]
   paths = [config.image] + (list(wm.images) if wm.mode == 'many' else [])
-  full = np.stack([first] + _load_like(paths[1:], shape, config.image))
+  others, names = [], []
+  given = arrays.get('watermark.images') or (None,) * (len(paths) - 1)
+  for k, (path, array) in enumerate(zip(paths[1:], given), start=1):
+    others.append(image_io.load_image(path) if array is None else array)
+    names.append(repr(path) if array is None else f'the other{k} array')
+  full = np.stack([first] + _like(others, names, shape, first_name))
   min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
-  working = np.stack([image_io.working_image(img, config.max_side, min_side=min_side, path=repr(path))[0]
-                      for img, path in zip(full, paths)])
+  working = np.stack([image_io.working_image(img, config.max_side, min_side=min_side, path=name)[0]
+                      for img, name in zip(full, [first_name] + names)])
   hint = hint_working = box_hint = polarity = contrast = None
   if wm.mode == 'hint':
-    hint = box_hint = _load_region(wm.hint, shape, 'hint')
-    hint_working = (image_io.load_mask(wm.hint, shape=working.shape[1:3]) > 0.5).astype(np.float32)
+    raw = arrays['watermark.hint'] if 'watermark.hint' in arrays else image_io.load_mask(wm.hint, shape=None)
+    hint_name = 'the hint array' if 'watermark.hint' in arrays else f'hint {wm.hint!r}'
+    hint = box_hint = _region(raw, shape, hint_name)
+    hint_working = (image_io.resize_mask(raw, working.shape[1:3]) > 0.5).astype(np.float32)
     if not hint_working.any() or hint_working.all():
-      raise image_io.InputError(f'hint {wm.hint!r} at the working size {working.shape[2]}x{working.shape[1]} '
+      raise image_io.InputError(f'{hint_name} at the working size {working.shape[2]}x{working.shape[1]} '
                                 'marks no pixel or all of them: draw a larger box, or set max_side=0')
     if wm.stroke_polarity != 'none':
       hint, polarity = hints.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
@@ -121,7 +151,7 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
       width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
       hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity, width=width)
       if not hint_working.any():
-        raise image_io.InputError(f'no {wm.stroke_polarity} strokes found in the hint box of {wm.hint!r}: try '
+        raise image_io.InputError(f'no {wm.stroke_polarity} strokes found in the box of {hint_name}: try '
                                   'watermark.stroke_polarity=none (the whole box) or another polarity')
   gt_paths = [wm.gt_clean] + (list(wm.gt_images or []) if wm.mode == 'many' else [])
   truths = None
@@ -129,7 +159,7 @@ def load_inputs(config: ml_collections.ConfigDict) -> Inputs:
     if wm.mode == 'many' and not wm.gt_images:
       raise image_io.InputError('watermark.gt_clean is set but not watermark.gt_images: give every image\'s '
                                 'ground truth or none')
-    truths = np.stack(_load_like(gt_paths, shape, config.image, 'a ground truth (watermark.gt_clean, gt_images) '
+    truths = np.stack(_load_like(gt_paths, shape, first_name, 'a ground truth (watermark.gt_clean, gt_images) '
                                  'shows the same picture without the watermark'))
   elif wm.mode == 'many' and wm.gt_images:
     raise image_io.InputError('watermark.gt_images is set but not watermark.gt_clean (the first image\'s)')

@@ -135,6 +135,38 @@ class SegmentTest(absltest.TestCase):
       np.testing.assert_array_equal(image_io.to_uint8(getattr(in_memory, name)), image_io.to_uint8(getattr(filed, name)),
                                     err_msg=name)
 
+  def test_watermark_in_memory_the_workdir_runs_layers_and_no_file(self):
+    rng = np.random.default_rng(6)
+    image = rng.integers(60, 200, (32, 32, 3), dtype=np.uint8)
+    image[14:18, 6:26] = 250  # A light bar: the mark.
+    hint = np.zeros((32, 32), bool)
+    hint[10:22, 4:28] = True
+    others = [rng.integers(60, 200, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    for other in others:
+      other[14:18, 6:26] = 250
+    tiny = {**{key: value for key, value in _TINY.items() if key != 'segmentation'},
+            'watermark': {'hint_steps': 3, 'mask_channels': (4, 8), 'mask_skip': (0, 0), 'runs': 2}}
+    for case, call in (('hint', lambda **kw: ddip_jax.remove_watermark(image, hint, progress=False, **tiny, **kw)),
+                       ('many', lambda **kw: ddip_jax.remove_watermark(image, others=others, progress=False, **tiny,
+                                                                       **kw))):
+      with self.subTest(case):
+        with mock.patch.object(writing, 'write_files', side_effect=AssertionError('wrote a file')), \
+             mock.patch.object(writing, 'encode_png', side_effect=AssertionError('encoded a PNG')):
+          in_memory = call()
+        with tempfile.TemporaryDirectory() as workdir:
+          filed = call(workdir=workdir)
+        self.assertLen(in_memory.others_clean, 2 if case == 'many' else 0)
+        for name, got, want in [('clean', in_memory.clean, filed.clean), ('watermark', in_memory.watermark,
+                                                                          filed.watermark),
+                                ('mask', in_memory.mask, filed.mask)] + [
+                                    (f'other{k}', a, b) for k, (a, b) in enumerate(zip(in_memory.others_clean,
+                                                                                       filed.others_clean))]:
+          self.assertEqual(got.dtype, np.float32, name)
+          self.assertEqual(got.shape, want.shape, name)
+          np.testing.assert_array_equal(image_io.to_uint8(got), image_io.to_uint8(want), err_msg=name)
+        self.assertEqual(in_memory.metrics['config']['image'], '<the image array>')
+        self.assertEqual(outputs.without_timings(in_memory.metrics)['runs'], outputs.without_timings(filed.metrics)['runs'])
+
   def test_an_array_run_in_a_workdir_resumes_or_is_already_done(self):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)

@@ -584,6 +584,14 @@ class EndToEndTest(absltest.TestCase):
       self.assertEqual(f.read(), before)
     self.assertEqual(again['runs'], metrics['runs'])  # Loaded, timings and all.
     self.assertEqual(outputs.without_timings(again)['psnr_box'], metrics['psnr_box'])
+    # Only the first run finished: the second is redone with its own noise and key, the same layers.
+    for name in ('clean.png', 'metrics.json', 'run2.npz'):
+      os.remove(os.path.join(workdir, name))
+    redone = watermark.run(config, workdir)
+    with open(os.path.join(workdir, 'clean.png'), 'rb') as f:
+      self.assertEqual(f.read(), before)
+    self.assertEqual(redone['runs']['run1'], metrics['runs']['run1'])
+    self.assertEqual(outputs.without_timings(redone['runs']['run2']), outputs.without_timings(metrics['runs']['run2']))
     # A run file of another config (here: another seed) is refused, not mixed in.
     os.remove(os.path.join(workdir, 'metrics.json'))
     config.seed = 1

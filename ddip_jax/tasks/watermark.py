@@ -41,9 +41,9 @@ initialisation, and the layers are the per-pixel medians over the runs. The
 runs are independent, so they can run one after another or together with their
 parameters batched by `jax.vmap` (`watermark.batch_runs`; `auto`: sequential on
 CPU, where vmap over parameters lowers convolutions to slow grouped ones,
-batched on accelerators; see benchmarks/watermark_batching.py). Each finished
-run's layers are written to `run<k>.npz` in the workdir at once and reused by a
-rerun of the same config; the run in progress has its own checkpoint.
+batched on accelerators; see benchmarks/watermark_batching.py). With a workdir,
+each finished run's layers are written to `run<k>.npz` at once and reused by a
+rerun of the same config; the run in progress has its own checkpoint (`decompose`).
 
 The outputs, from the medians of the runs' layers, are `watermark_layers`'s
 (its module docstring lists them).
@@ -311,37 +311,83 @@ def resolve_batching(batch_runs: str) -> str:
   return 'sequential' if jax.default_backend() == 'cpu' else 'batched'
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Removes the watermark with `watermark.runs` runs and writes all outputs to `workdir`.
+def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None = None) -> watermark_io.Inputs:
+  """Reads `config`'s files but those given in `arrays` (`watermark_io.load_inputs`): the only place the task
+  reads any."""
+  return watermark_io.load_inputs(config, arrays)
 
-  Like `resume.optimize_and_write`, for several optimisations: a finished run's
-  layers go to `run<k>.npz` at once (its checkpoint is then removed) and a
-  rerun of the same config reuses them; the run in progress checkpoints to
-  `checkpoint_run<k>.msgpack` (batched: `checkpoint_runs.msgpack`) and resumes.
-  Ctrl-C / SIGTERM stop cleanly; a run that stops early writes the median of
-  the finished runs (or, with none, the stopped run's current layers) before
-  re-raising.
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Removes the watermark of `config`'s image(s) and writes all outputs to `workdir`: files in, `decompose`,
+  files out.
 
   Returns:
     The metrics written to `metrics.json`.
   """
+  return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose)
+
+
+def _run_file(folder: str, index: int) -> str:
+  return os.path.join(folder, f'run{index + 1}.npz')
+
+
+def decompose(config: ml_collections.ConfigDict, inputs: watermark_io.Inputs, *,
+              checkpoints: str | None = None) -> outputs.Decomposition:
+  """Removes the watermark with `watermark.runs` runs, in memory; the layers are the medians over the runs.
+
+  Run k is part k of `resume.solve_parts` (batched runs: one part, named by its first run). With a
+  workdir in `checkpoints`, a finished run's layers go to `run<k>.npz` at once (its checkpoint is then
+  removed) and a rerun of the same config reuses them; the run in progress checkpoints to
+  `checkpoint_run<k>.msgpack` and resumes. A run that stops early (NaN/Inf, Ctrl-C / SIGTERM) raises with
+  the error's `partial` = the median of the finished runs (with none, the stopped run's current layers if
+  it reached the last stage; else None).
+
+  Raises:
+    engine.NumericalError, engine.Interrupted: as above.
+    image_io.InputError: a `run<k>.npz` of another config.
+  """
   wm = config.watermark
   start = time.perf_counter()
-  inputs = watermark_io.load_inputs(config)
-  runner.check_workdir(workdir, config)
-  tag = runner.run_tag(config)
+  tag = runner.run_tag(config) if checkpoints else ''
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   batching = resolve_batching(wm.batch_runs)
   finished: dict[int, dict[str, np.ndarray]] = {}
   run_metrics: dict[int, dict[str, Any]] = {}
-  for k in range(wm.runs):
-    path = os.path.join(workdir, f'run{k + 1}.npz')
-    if os.path.exists(path):
-      finished[k], run_metrics[k] = watermark_io.load_run(path, tag)
-  pending = [k for k in range(wm.runs) if k not in finished]
+  # Runs finish in order: the finished ones are the first few.
+  while checkpoints and len(finished) < wm.runs and os.path.exists(_run_file(checkpoints, len(finished))):
+    k = len(finished)
+    finished[k], run_metrics[k] = watermark_io.load_run(_run_file(checkpoints, k), tag)
+  first = len(finished)
+  pending = list(range(first, wm.runs))
+  # Part index -> the runs it optimises; its key is fold_in(train_key, index), index its first run.
+  groups = {first: pending} if batching == 'batched' and len(pending) > 1 else {k: [k] for k in pending}
+  partial: list[dict[str, np.ndarray]] = []
+  built: list[engine.Problem] = []
 
-  def finish(status: str, partial: list[dict[str, np.ndarray]] = ()) -> dict[str, Any]:
-    layers = [finished[k] for k in sorted(finished)] or list(partial)
+  def problem(index: int) -> engine.Problem:
+    keys = [jax.random.fold_in(noise_key, k) for k in groups[index]]
+    # After the first, the same stages: the steps compiled for the first run serve the others too.
+    built[:] = [reseed(built[0], config, keys) if built else
+                build_problem(config, inputs.working, inputs.hint_working, keys)]
+    return built[0]
+
+  def keep(index: int, result: engine.Result) -> None:
+    if not result.last:  # Stopped: its latest layers, if it got to the last stage and no run finished.
+      complete = set(result.best) == set(built[0].generators) - {NOISE}
+      layers = [] if finished or not complete else watermark_layers.run_layers(result.best)
+      partial[:] = [p for p in layers if all(np.isfinite(x).all() for x in p.values())]
+      return
+    for k, layers in zip(groups[index], watermark_layers.run_layers(result.last)):
+      finished[k], run_metrics[k] = layers, result.metrics
+      if checkpoints:
+        watermark_io.save_run(_run_file(checkpoints, k), layers, result.metrics, tag)
+    if checkpoints and os.path.exists(runner.checkpoint_path(checkpoints, f'run{index + 1}')):
+      os.remove(runner.checkpoint_path(checkpoints, f'run{index + 1}'))
+
+  def finish(status: str) -> outputs.Decomposition | None:
+    layers = [finished[k] for k in sorted(finished)] or partial
+    if not layers:
+      return None
     metrics: dict[str, Any] = {
         'status': status,
         'mode': wm.mode,
@@ -355,37 +401,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     images, panels = watermark_layers.final_images(inputs, layers, wm, metrics)
     metrics['runs'] = {f'run{k + 1}': run_metrics[k] for k in sorted(run_metrics)}
     metrics['seconds'] = round(time.perf_counter() - start, 3)
-    outputs.write_outputs(workdir, config, images=images, metrics=metrics, summary=panels)
-    return metrics
+    return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
-  groups = [pending] if batching == 'batched' and len(pending) > 1 else [[k] for k in pending]
-  problem = None
-  with resume.stop_on_signals() as stop:
-    for group in groups:
-      keys = [jax.random.fold_in(noise_key, k) for k in group]
-      if problem is None:
-        problem = build_problem(config, inputs.working, inputs.hint_working, keys)
-      else:  # Same stages: the steps compiled for the first run serve this one too.
-        problem = reseed(problem, config, keys)
-      name = f'run{group[0] + 1}' if len(group) == 1 else 'runs'
-      try:
-        result = engine.optimize(problem, key=jax.random.fold_in(train_key, group[0]),
-                                 options=resume.loop_options(config),
-                                 checkpoint=resume.checkpointing(config, workdir, name=name), stop=stop)
-      except engine.Stopped as err:
-        # With no finished run, the stopped one's latest layers, if it got to the last stage.
-        complete = set(err.result.best) == set(problem.generators) - {NOISE}
-        partial = [] if finished or not complete else watermark_layers.run_layers(err.result.best)
-        partial = [p for p in partial if all(np.isfinite(x).all() for x in p.values())]
-        if finished or partial:
-          finish(f'stopped in run {group[0] + 1}: {err}', partial)
-        raise
-      for k, layers in zip(group, watermark_layers.run_layers(result.last)):
-        finished[k], run_metrics[k] = layers, result.metrics
-        watermark_io.save_run(os.path.join(workdir, f'run{k + 1}.npz'), layers, result.metrics, tag)
-      checkpoint = runner.checkpoint_path(workdir, name)
-      if os.path.exists(checkpoint):
-        os.remove(checkpoint)
-  metrics = finish('ok')
-  runner.remove_checkpoints(workdir)
-  return metrics
+  return resume.solve_parts(config, num_parts=max(groups, default=wm.runs - 1) + 1, part_name='run', key=train_key,
+                            problem=problem, keep=keep, finish=finish, checkpoints=checkpoints, first=first)
