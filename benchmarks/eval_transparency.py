@@ -12,8 +12,9 @@ middle rows, made from scikit-image's bundled photos by
   realistic: I_k = A_k(x) blur(R) + (1 - A_k(x)) T with smooth alpha maps in
              [0.2, 0.8] and a Gaussian-blurred (sigma 1.5 px) reflection, as in
              real window reflections; scored against blur(R) and T.
-  additive:  I = (R + T) / 2, one mixture (configs/textures.py); compares
-             training with and without the flip/rotation augmentations.
+  additive:  I = (R + T) / 2, one mixture (configs/textures.py) of two tinted
+             textures (--additive_pairs: brick, grass, gravel, text);
+  photo_texture: the same with a photo as R (--photo_texture_pairs).
 
 Methods: 'default' and 'faithful' are configs/transparency.py and
 configs/transparency_faithful.py as they are (the inputs and seed aside).
@@ -32,6 +33,15 @@ unmixed with it: no ground truth is used; '<fastica>_channels' fits one
 mixing matrix per colour channel. Every method reads the same 8-bit
 mixtures (the PNGs Double-DIP reads). 'augment' and
 'no_augment' are configs/textures.py with `transparency.augment` on / off.
+For one mixture ('additive', 'photo_texture'): 'default' and 'faithful' are
+configs/textures.py and configs/textures_faithful.py; 'colour' is the
+colour-plane unmixing alone (`unmixing.colour_plane_unmix`, kept whatever
+its fit); the classic structure/texture splits 'tv_<w>' (`denoise_tv_chambolle`
+of weight w: structure u, texture I - u) and 'guided_<r>' (the image's
+self-guided filter of radius r, eps 0.01) give the layers 2u - m and
+2(I - u) + m, m the image's mean (the true layers' means are unknown to
+them; this gives both the image's mean); 'augment' and 'no_augment' are the
+faithful config with `transparency.augment` on / off.
 Every layer is scored with dm-pix PSNR/SSIM, matched over both orderings.
 
 Each finished run is appended to `<results_dir>/runs.jsonl` right away, and runs
@@ -53,9 +63,11 @@ from absl import flags
 import numpy as np
 
 from configs import textures as textures_config
+from configs import textures_faithful as textures_faithful_config
 from configs import transparency as transparency_config
 from configs import transparency_faithful as faithful_config
 from benchmarks import runs_log
+from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import unmixing
@@ -68,9 +80,13 @@ _PAIRS = flags.DEFINE_list(
               'brick:rocket'],
     'Layer pairs R:T for the two-mixture regimes (names from make_transparency.SOURCES).')
 _ADDITIVE_PAIRS = flags.DEFINE_list(
-    'additive_pairs', ['brick:grass', 'chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut'],
-    'Layer pairs R:T for the additive regime.')
-_REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'], 'uniform, realistic and/or additive.')
+    'additive_pairs', ['brick:grass', 'gravel:brick', 'grass:gravel', 'text:gravel', 'text:brick', 'grass:text'],
+    'Texture pairs R:T for the additive regime.')
+_PHOTO_TEXTURE_PAIRS = flags.DEFINE_list(
+    'photo_texture_pairs', ['chelsea:grass', 'coffee:gravel', 'astronaut:text'],
+    'Photo:texture pairs R:T for the photo_texture regime.')
+_REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'],
+                             'uniform, realistic, additive and/or photo_texture.')
 _METHODS = flags.DEFINE_list(
     'methods', None, 'Methods to run (default: per regime, uniform and realistic: default, faithful and the '
     'FastICA variants; additive: augment,no_augment).')
@@ -88,8 +104,10 @@ _RESCORE = flags.DEFINE_bool('rescore', False, 'First rebuild the finalised rows
 DEFAULT_METHODS = {
     'uniform': ('default', 'faithful', 'fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels'),
     'realistic': ('default', 'faithful', 'fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels'),
-    'additive': ('augment', 'no_augment'),
+    'additive': ('default', 'colour', 'tv_0.05', 'tv_0.1', 'tv_0.2', 'guided_2', 'guided_4', 'guided_8'),
 }
+DEFAULT_METHODS['photo_texture'] = DEFAULT_METHODS['additive']
+ONE_MIXTURE = ('additive', 'photo_texture')
 # Finalised variants: method -> (the Double-DIP run it comes from, the `transparency.unmix` mode).
 FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scalar')
              for suffix, mode in (('unmix', 'learned'), ('refine', 'refined'))}
@@ -98,8 +116,15 @@ FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scal
 CONFIGS = {'default': transparency_config, 'faithful': faithful_config}
 FASTICA = ('fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels')
 _TWO_MIXTURE_METHODS = ('default', 'faithful', 'generator', 'scalar', 'map', *FASTICA, *FINALISED)
-VALID_METHODS = {'uniform': _TWO_MIXTURE_METHODS, 'realistic': _TWO_MIXTURE_METHODS,
-                 'additive': ('augment', 'no_augment')}
+_ONE_MIXTURE_METHODS = ('default', 'faithful', 'colour', 'augment', 'no_augment')
+ADDITIVE_CONFIGS = {'default': textures_config, 'faithful': textures_faithful_config}
+
+
+def valid_method(regime: str, method: str) -> bool:
+  """Whether `method` applies to `regime` ('tv_<w>' and 'guided_<r>' take their parameter in the name)."""
+  if regime in ONE_MIXTURE:
+    return method in _ONE_MIXTURE_METHODS or method.startswith(('tv_', 'guided_'))
+  return method in _TWO_MIXTURE_METHODS
 
 
 def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height: int | None = None
@@ -114,7 +139,7 @@ def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height
   if regime == 'realistic':
     mixtures, truths = mixtures_lib.realistic_mixtures(r, t, rng)
     return {'mixtures': mixtures, 'truths': truths, 'alphas': None}
-  if regime == 'additive':
+  if regime in ONE_MIXTURE:
     return {'mixtures': [(r + t) / 2], 'truths': (r, t), 'alphas': None}
   raise app.UsageError(f'unknown regime {regime!r}')
 
@@ -164,6 +189,24 @@ def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradient
   return tuple(np.clip(layers[:, k].reshape(shape), 0.0, 1.0).astype(np.float32) for k in range(2))
 
 
+def structure_texture_layers(image: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+  """A classic structure/texture split of one mixture I = (R + T) / 2: 'tv_<weight>' or 'guided_<radius>'.
+
+  Returns:
+    (2u - m, 2(I - u) + m) clipped to [0, 1]: u the structure, m the image's mean.
+  """
+  from skimage.restoration import denoise_tv_chambolle  # pylint: disable=g-import-not-at-top
+
+  kind, value = method.split('_', 1)
+  if kind == 'tv':
+    structure = denoise_tv_chambolle(image, weight=float(value), channel_axis=-1)
+  else:
+    structure = filters.guided_filter(image, image, radius=int(value), eps=0.01)
+  mean = float(image.mean())
+  return tuple(np.clip(x, 0.0, 1.0).astype(np.float32)
+               for x in (2 * structure - mean, 2 * (image - structure) + mean))
+
+
 def _save_inputs(folder: str, inputs: dict[str, Any]) -> dict[str, str]:
   paths = {}
   named = {f'mix{k + 1}': m for k, m in enumerate(inputs['mixtures'])}
@@ -175,9 +218,10 @@ def _save_inputs(folder: str, inputs: dict[str, Any]) -> dict[str, str]:
 
 
 def _config(regime: str, method: str, paths: dict[str, str]):
-  if regime == 'additive':
-    config = textures_config.get_config()
-    config.transparency.augment = method == 'augment'
+  if regime in ONE_MIXTURE:
+    config = ADDITIVE_CONFIGS.get(method, textures_faithful_config).get_config()
+    if method in ('augment', 'no_augment'):
+      config.transparency.augment = method == 'augment'
   elif method in CONFIGS:
     config = CONFIGS[method].get_config()
     config.transparency.image2 = paths['mix2']
@@ -220,9 +264,10 @@ def _key(regime: str, pair: str, method: str, steps: int | None, size: int) -> t
 
 
 def _steps(regime: str, method: str) -> int | None:
-  if method.startswith('fastica'):
+  if method.startswith(('fastica', 'colour', 'tv_', 'guided_')):
     return None
-  default = (textures_config if regime == 'additive' else CONFIGS.get(method, faithful_config)).get_config().num_steps
+  default = (ADDITIVE_CONFIGS.get(method, textures_faithful_config) if regime in ONE_MIXTURE
+             else CONFIGS.get(method, faithful_config)).get_config().num_steps
   return _NUM_STEPS.value or default
 
 
@@ -243,16 +288,30 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
     record.update(seconds=time.perf_counter() - start, steps=None)
     for k, layer in enumerate(layers, start=1):
       writing.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
+  elif method == 'colour' or method.startswith(('tv_', 'guided_')):
+    image = image_io.load_image(paths['mix1'])
+    if method == 'colour':
+      unmixed, info = unmixing.colour_plane_unmix(image)
+      record['model_fits'] = unmixing.colour_plane_fits(info, unmixed)[0]
+      layers = tuple(np.clip(2 * x, 0.0, 1.0) for x in unmixed)
+    else:
+      layers = structure_texture_layers(image, method)
+    scores = metrics_lib.layer_pair_scores(layers, inputs['truths'])
+    record.update(seconds=time.perf_counter() - start, steps=None)
+    for k, layer in enumerate(layers, start=1):
+      writing.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
   else:
     config = _config(regime, method, paths)
     metrics = transparency.run(config, os.path.join(folder, method))
     record.update(seconds=time.perf_counter() - start, steps=config.num_steps,
                   best_recon_psnr=metrics['best_recon_psnr'])
-    if method in CONFIGS:
+    if method in CONFIGS or regime in ONE_MIXTURE:
       record['layers_from'] = metrics.get('layers_from', 'generators')
+      if regime in ONE_MIXTURE and 'finalise' in metrics:
+        record['generators_psnr'] = metrics['finalise']['generators']['ground_truth']['mean_psnr']
     elif 'finalise' in metrics:
       return finalised_records(record, metrics['finalise'], inputs['alphas'])
-    estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime != 'additive' else []
+    estimated = [metrics.get(a) for a in transparency.ALPHAS] if regime not in ONE_MIXTURE else []
     return [_scored(record, metrics['ground_truth'], estimated or None, inputs['alphas'])]
   return [_scored(record, scores, None, inputs['alphas'])]
 
@@ -330,7 +389,7 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
 
 def _pair_index(pair: str, regime: str, pairs: list[str]) -> int:
   """The pair's place in the default --pairs (its mixtures' seed), so that a subset run makes the same mixtures."""
-  defaults = (_ADDITIVE_PAIRS if regime == 'additive' else _PAIRS).default
+  defaults = {'additive': _ADDITIVE_PAIRS, 'photo_texture': _PHOTO_TEXTURE_PAIRS}.get(regime, _PAIRS).default
   return defaults.index(pair) if pair in defaults else len(defaults) + pairs.index(pair)
 
 
@@ -346,12 +405,13 @@ def main(argv):
     done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size'])
             for r in runs_log.load_runs(runs_path)}
     for regime in _REGIMES.value:
-      pairs = _ADDITIVE_PAIRS.value if regime == 'additive' else _PAIRS.value
+      if regime not in DEFAULT_METHODS:
+        raise app.UsageError(f'unknown regime {regime!r} (one of {", ".join(DEFAULT_METHODS)})')
+      pairs = {'additive': _ADDITIVE_PAIRS, 'photo_texture': _PHOTO_TEXTURE_PAIRS}.get(regime, _PAIRS).value
       methods = _METHODS.value or DEFAULT_METHODS[regime]
-      unknown = set(methods) - set(VALID_METHODS[regime])
+      unknown = [m for m in methods if not valid_method(regime, m)]
       if unknown:
-        raise app.UsageError(f'methods {sorted(unknown)} do not apply to regime {regime!r} '
-                             f'(valid: {", ".join(VALID_METHODS[regime])})')
+        raise app.UsageError(f'methods {unknown} do not apply to regime {regime!r}')
       for pair in pairs:
         index = _pair_index(pair, regime, pairs)
         for method in methods:

@@ -123,12 +123,13 @@ def choose_finalisation(report: dict[str, dict[str, Any]], mode: str, select: st
   reproduces both mixtures, which the generators' layers do not); 'fit':
   whenever its `out_of_range_fraction` is at most `FIT_TOLERANCE` (the model
   fits these mixtures; spatially varying alphas leave the other layer in
-  each unmixed one, beyond [0, 1] in places).
+  each unmixed one, beyond [0, 1] in places), or, where the report says,
+  whenever its 'model_fits' (one additive mixture: `colour_plane_fits`).
   """
   if mode not in report:
     return 'generators'
   keep = {'always': True, 'loss': report[mode]['objective'] < report['generators']['objective'],
-          'fit': report[mode].get('out_of_range', 1.0) <= FIT_TOLERANCE}[select]
+          'fit': report[mode].get('model_fits', report[mode].get('out_of_range', 1.0) <= FIT_TOLERANCE)}[select]
   return mode if keep else 'generators'
 
 
@@ -190,3 +191,112 @@ def refine_from_both(full: np.ndarray, learned: jax.Array, *, radius: float, min
   overlap = {name: float(_edge_overlap_jit(mixtures, pair)) for name, pair in found.items()}
   best = min(overlap, key=overlap.get)
   return found[best], {'edge_overlap': overlap, 'refined_from': best}
+
+
+# One additive mixture I = R + T whose layers each have one colour (a grey
+# level times an RGB vector, like tinted textures): the pixels lie on a plane
+# through black, and R and T are the image's coordinates along the two colours.
+# The plane fits when the image's RMS distance from it is at most
+# COLOUR_PLANE_RMS (a few 8-bit levels: a photo's third colour dimension is far
+# above it), and the two colours are taken to differ when the plane's second
+# singular value is at least COLOUR_PLANE_MIN_SPREAD of the first (one colour
+# for both layers gives 0.002 from 8-bit rounding).
+COLOUR_PLANE_RMS = 2.0 / 255
+COLOUR_PLANE_MIN_SPREAD = 0.01
+# E[log cosh(s)] of a unit-variance Gaussian: the negentropy contrast's reference.
+_LOGCOSH_GAUSS = 0.374567
+
+
+def _whitened(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """x (N, 2) centred and whitened: (z, W) with z = (x - mean) W^T of unit covariance."""
+  x = x - x.mean(axis=0)
+  values, vectors = np.linalg.eigh(np.cov(x, rowvar=False))
+  whitening = (vectors / np.sqrt(np.maximum(values, 1e-20))).T
+  return x @ whitening.T, whitening
+
+
+def independent_directions(data: np.ndarray, *, angles: int = 360) -> np.ndarray:
+  """The 2 x 2 unmixing matrix of two-component ICA: the rotation of the whitened data of most negentropy.
+
+  After whitening, the independent components are an orthogonal pair of
+  directions; each angle in [0, pi/2) is scored by the sum over both
+  components of (E[log cosh s] - E_gauss)^2 (FastICA's contrast), the best on
+  a grid of `angles`, refined by a finer grid around it. Deterministic.
+
+  Args:
+    data: (N, 2) samples of two mixtures of two independent, non-Gaussian
+      sources (e.g. the finite differences of two images).
+    angles: grid points in [0, pi/2).
+
+  Returns:
+    (2, 2) W with sources = data W^T (up to scale, sign and order).
+  """
+  chex.assert_rank(data, 2)
+  z, whitening = _whitened(np.asarray(data, np.float64))
+
+  def contrast(theta: np.ndarray) -> np.ndarray:
+    directions = np.stack([np.cos(theta), np.sin(theta)], axis=0)  # (2, A)
+    total = 0.0
+    for rotated in (directions, np.stack([-directions[1], directions[0]])):
+      s = z @ rotated
+      total = total + (np.mean(np.log(np.cosh(np.clip(s, -30, 30))), axis=0) - _LOGCOSH_GAUSS)**2
+    return total
+
+  step = (np.pi / 2) / angles
+  thetas = np.arange(angles) * step
+  best = thetas[np.argmax(contrast(thetas))]
+  fine = best + np.linspace(-step, step, 41)
+  theta = fine[np.argmax(contrast(fine))]
+  rotation = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+  return rotation @ whitening
+
+
+def colour_plane_unmix(image: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
+  """R and T of one additive mixture I = R + T where each layer has one colour.
+
+  The plane through black that holds the pixels is the span of the image's two
+  first right singular vectors (not centred: the plane holds black); on it each
+  pixel is g_R c_R + g_T c_T. The colours c_R, c_T are the mixing directions of
+  `independent_directions` fitted to the plane coordinates' finite
+  differences (two unrelated layers' edges are independent and sparse); the
+  layers are each colour's share of the pixels, so R + T is the image's
+  projection on the plane. No ground truth; nothing to train.
+
+  Args:
+    image: (H, W, 3) in [0, 1], H, W >= 2.
+
+  Returns:
+    ((R, T) float32 (H, W, 3), not clipped, {'off_plane_rms': the image's RMS
+    distance from the plane, 'spread': second over first singular value,
+    'colours': [c_R, c_T] (RGB, largest component 1)}).
+  """
+  chex.assert_rank(image, 3)
+  x = np.asarray(image, np.float64).reshape(-1, 3)
+  _, singular, vt = np.linalg.svd(x, full_matrices=False)
+  basis = vt[:2]
+  plane = (x @ basis.T).reshape(image.shape[:2] + (2,))
+  edges = np.concatenate([np.diff(plane, axis=axis).reshape(-1, 2) for axis in (0, 1)])
+  unmixing = independent_directions(edges)
+  mixing = np.linalg.inv(unmixing)
+  sources = plane.reshape(-1, 2) @ unmixing.T  # (N, 2) grey levels (arbitrary scale)
+  layers, colours = [], []
+  for k in range(2):
+    colour = mixing[:, k] @ basis
+    layers.append(np.outer(sources[:, k], colour).reshape(image.shape).astype(np.float32))
+    colours.append([float(c) for c in colour / np.max(np.abs(colour))])
+  info = {'off_plane_rms': float(singular[2] / np.sqrt(len(x) * 3)), 'spread': float(singular[1] / singular[0]),
+          'colours': colours}
+  return (layers[0], layers[1]), info
+
+
+def colour_plane_fits(info: dict[str, Any], layers: tuple[np.ndarray, np.ndarray]) -> tuple[bool, float]:
+  """Whether `colour_plane_unmix`'s model fits: on the plane, two distinct colours, layers in [0, 1].
+
+  Returns:
+    (fits, the share of the layers' values beyond [0, 1] by more than FIT_MARGIN).
+  """
+  values = np.stack(layers)
+  out = float(np.mean((values < -FIT_MARGIN) | (values > 1 + FIT_MARGIN)))
+  fits = (info['off_plane_rms'] <= COLOUR_PLANE_RMS and info['spread'] >= COLOUR_PLANE_MIN_SPREAD
+          and out <= FIT_TOLERANCE)
+  return fits, out

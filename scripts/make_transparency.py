@@ -41,6 +41,9 @@ SOURCES = {
     'rocket': ('rocket.jpg', (107, 0, 534, 427), None),
     'brick': ('brick.png', (0, 0, 256, 256), (1.0, 0.6, 0.48)),
     'grass': ('grass.png', (128, 128, 384, 384), (0.62, 1.0, 0.42)),
+    # The texture evaluation set's other textures (benchmarks/eval_transparency.py; not in the demos).
+    'gravel': ('gravel.png', (0, 0, 256, 256), (0.75, 0.7, 1.0)),
+    'text': ('text.png', (100, 0, 272, 172), (1.0, 0.9, 0.65)),
 }
 DEMO_PAIR = ('chelsea', 'coffee')  # (R, T) of configs/transparency.py.
 DEMO_ALPHAS = (0.3, 0.65)

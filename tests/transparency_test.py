@@ -417,5 +417,71 @@ class EndToEndTest(absltest.TestCase):
       transparency.run(config, workdir)
 
 
+def _tinted_textures(height=48, width=40, colours=((1.0, 0.6, 0.48), (0.62, 1.0, 0.42))):
+  """Two grey textures (sparse blocks, thin diagonal lines) each times one RGB colour, and their mean."""
+  rng = np.random.default_rng(0)
+  blocks = np.kron(rng.uniform(0.1, 0.9, (height // 8 + 1, width // 8 + 1)), np.ones((8, 8)))[:height, :width]
+  yy, xx = np.mgrid[:height, :width]
+  lines = 0.2 + 0.7 * ((xx + 2 * yy) % 7 == 0) + 0.1 * rng.uniform(size=(height, width))
+  r, t = (np.clip(g[..., None] * np.asarray(c), 0, 1).astype(np.float32) for g, c in zip((blocks, lines), colours))
+  return r, t, ((r + t) / 2).astype(np.float32)
+
+
+class ColourPlaneTest(absltest.TestCase):
+
+  def test_independent_directions_undo_a_known_mixing(self):
+    sources = np.random.default_rng(1).laplace(size=(4000, 2))
+    mixing = np.array([[1.0, 0.6], [0.3, 1.0]])
+    product = unmixing.independent_directions(sources @ mixing.T) @ mixing
+    # A scaled permutation: one large entry per row.
+    ratios = np.sort(np.abs(product), axis=1)
+    self.assertTrue(np.all(ratios[:, 0] < 0.05 * ratios[:, 1]), product)
+
+  def test_tinted_layers_are_recovered_and_fit(self):
+    r, t, image = _tinted_textures()
+    (got_r, got_t), info = unmixing.colour_plane_unmix(image)
+    fits, out = unmixing.colour_plane_fits(info, (got_r, got_t))
+    self.assertTrue(fits, info)
+    self.assertEqual(out, 0.0)
+    np.testing.assert_allclose(got_r + got_t, image, atol=1e-5)  # The image is on the plane.
+    scores = metrics_lib.layer_pair_scores((2 * got_r, 2 * got_t), (r, t))
+    self.assertGreater(scores['mean_psnr'], 35.0)
+    colours = [info['colours'][k] for k in ((1, 0) if scores['swapped'] else (0, 1))]
+    np.testing.assert_allclose(colours, [[1.0, 0.6, 0.48], [0.62, 1.0, 0.42]], atol=0.02)
+
+  def test_a_full_colour_layer_or_one_colour_for_both_does_not_fit(self):
+    photo, _ = _layers()
+    _, t, _ = _tinted_textures(_SIZE, _SIZE)
+    unmixed, info = unmixing.colour_plane_unmix((photo + t) / 2)
+    self.assertGreater(info['off_plane_rms'], unmixing.COLOUR_PLANE_RMS)
+    self.assertFalse(unmixing.colour_plane_fits(info, unmixed)[0])
+    same = _tinted_textures(colours=((0.62, 1.0, 0.42),) * 2)[2]
+    unmixed, info = unmixing.colour_plane_unmix(np.round(same * 255) / 255)
+    self.assertLess(info['spread'], unmixing.COLOUR_PLANE_MIN_SPREAD)
+    self.assertFalse(unmixing.colour_plane_fits(info, unmixed)[0])
+
+  def test_the_additive_run_keeps_the_colour_layers_where_they_fit(self):
+    tmp = _tempdir(self)
+    r, t, image = _tinted_textures()
+    paths = _write(tmp, {'mix': image, 'gt1': r, 'gt2': t})
+    config, workdir = _tiny(textures_config.get_config(), os.path.join(tmp, 'out'))
+    config.image, config.transparency.gt_layer1, config.transparency.gt_layer2 = paths['mix'], paths['gt1'], paths['gt2']
+    metrics = transparency.run(config, workdir)
+    self.assertEqual(metrics['layers_from'], 'colour')
+    self.assertTrue(metrics['finalise']['colour']['model_fits'])
+    self.assertGreater(metrics['mean_layer_psnr'], 35.0)
+    self.assertGreater(metrics['mean_layer_psnr'], metrics['finalise']['generators']['ground_truth']['mean_psnr'])
+
+  def test_colour_unmixing_needs_one_additive_mixture(self):
+    config = transparency_config.get_config()
+    config.transparency.unmix = 'colour'
+    with self.assertRaisesRegex(config_check.ConfigError, 'additive'):
+      tasks.validate(config)
+    config = textures_config.get_config()
+    config.transparency.unmix = 'refined'
+    with self.assertRaisesRegex(config_check.ConfigError, 'two mixtures'):
+      tasks.validate(config)
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -25,7 +25,10 @@ Two variants, chosen by `transparency.mixture`:
 'additive' (the paper's texture separation): one image I = R + T, e.g. two
   textures averaged, so 2R and 2T estimate the layers:
     loss = L1(R + T, I) + w_excl * Exclusion(R, T)
-  The best result by reconstruction PSNR of I is kept.
+  The best result by reconstruction PSNR of I is kept. With `unmix='colour'`
+  the layers are finalised by `unmixing.colour_plane_unmix` (each layer one
+  colour times a grey level: the pixels lie on a plane, and the two colours
+  are its independent directions) where that model fits (`unmix_select`).
 
 Both variants optionally perturb the noise every iteration (segmentation's
 schedule, `sigma_step`) and train on the 8 flips/rotations of noise and image
@@ -55,7 +58,7 @@ from ddip_jax import unmixing
 
 MIXTURES = ('two_mixtures', 'additive')
 ALPHA_MODES = ('generator', 'scalar', 'map')
-UNMIX_MODES = ('none', 'learned', 'refined')
+UNMIX_MODES = ('none', 'learned', 'refined', 'colour')
 UNMIX_SELECT = ('loss', 'always', 'fit')
 LAYERS = ('reflection', 'transmission')
 ALPHAS = ('alpha1', 'alpha2')
@@ -198,7 +201,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ('exclusion_weight', 'alpha_prior_weight', 'alpha_prior_steps', 'sigma_step'):
     require(tr[field] >= 0, f'transparency.{field}', 'must be >= 0', tr[field])
   require(tr.unmix in UNMIX_MODES, 'transparency.unmix', f'unknown unmixing (one of {list(UNMIX_MODES)})', tr.unmix)
-  if tr.unmix != 'none':
+  if tr.unmix == 'colour':
+    require(tr.mixture == 'additive', 'transparency.unmix', "'colour' unmixes one additive mixture", tr.unmix)
+  elif tr.unmix != 'none':
     require(tr.mixture == 'two_mixtures' and tr.alpha != 'map', 'transparency.unmix',
             'unmixing needs two mixtures and scalar alphas (alpha generator or scalar)', tr.unmix)
   require(tr.unmix_select in UNMIX_SELECT, 'transparency.unmix_select', f'one of {list(UNMIX_SELECT)}',
@@ -267,6 +272,45 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, full: np.ndarray,
   chosen = unmixing.choose_finalisation(report, tr.unmix, tr.unmix_select)
   pair, chosen_layers = candidates[chosen]
   return chosen_layers, [np.reshape(float(a), (1, 1, 1)) for a in pair], report, chosen
+
+
+def finalise_additive(config: ml_collections.ConfigDict, image: np.ndarray, layers: tuple[np.ndarray, np.ndarray],
+                      truths: list[np.ndarray] | None
+                      ) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any], str]:
+  """The generators' layers of one additive mixture, or its colour-plane unmixing where that model fits.
+
+  Candidates: 'generators' and 'colour' (`unmixing.colour_plane_unmix` of the
+  full-size image, clipped to [0, 1]), each scored by the training loss
+  (L1(R + T, I) + w_excl * Exclusion(R, T)); 'colour' replaces the generators'
+  as `unmixing.choose_finalisation` says (`unmix_select`; 'fit':
+  `unmixing.colour_plane_fits`).
+
+  Args:
+    config: full config (`transparency` section).
+    image: (H, W, 3) the mixture at full size.
+    layers: (R, T) of the generators, (H, W, 3) each.
+    truths: the true layers, for the report only (never for the choice), or None.
+
+  Returns:
+    ((R, T), {candidate: {'objective'[, 'ground_truth'][, colour: 'out_of_range',
+    'model_fits', 'off_plane_rms', 'spread', 'colours']}}, the chosen candidate's name).
+  """
+  tr = config.transparency
+  unmixed, info = unmixing.colour_plane_unmix(image)
+  fits, out = unmixing.colour_plane_fits(info, unmixed)
+  candidates = {'generators': layers, 'colour': tuple(np.clip(x, 0.0, 1.0) for x in unmixed)}
+  report = {}
+  target = jnp.asarray(image)[None]
+  for name, (r, t) in candidates.items():
+    r, t = jnp.asarray(r)[None], jnp.asarray(t)[None]
+    objective = losses.l1(r + t, target) + tr.exclusion_weight * losses.exclusion_loss(r, t)
+    report[name] = {'objective': float(objective)}
+    if truths is not None:
+      report[name]['ground_truth'] = metrics_lib.layer_pair_scores(
+          tuple(ADDITIVE_LAYER_SCALE * x for x in candidates[name]), tuple(truths))
+  report['colour'].update(out_of_range=out, model_fits=fits, **info)
+  chosen = unmixing.choose_finalisation(report, 'colour', tr.unmix_select)
+  return candidates[chosen], report, chosen
 
 
 def _same_size(images: list[np.ndarray], names: list[str], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -367,6 +411,8 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
         images.update({n: a for n, a in zip(ALPHAS, alphas)})
       panels = [('input 1', full[0]), ('input 2', full[1]), ('layer 1', r), ('layer 2', t)]
     else:
+      if tr.unmix == 'colour':
+        (r, t), metrics['finalise'], metrics['layers_from'] = finalise_additive(config, full[0], (r, t), truths)
       recon = r + t
       metrics['recomposed_psnr'] = float(losses.psnr(jnp.asarray(recon)[None], jnp.asarray(full[0])[None]))
       estimates = (ADDITIVE_LAYER_SCALE * r, ADDITIVE_LAYER_SCALE * t)
