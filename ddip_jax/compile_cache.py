@@ -111,17 +111,17 @@ def count_compilations() -> Iterator[Compilations]:
 
 
 def chunk_fn(step_fn, strategy: str, num_steps: int):
-  """A function running `num_steps` steps of `step_fn` (a `lax.scan` for 'scan')."""
+  """A function running `num_steps` steps of `step_fn` (a `lax.scan` for 'scan'): chunk(state, key, *data)."""
   if strategy == 'scan' and num_steps > 1:
 
-    def chunk(state, key):
-      return jax.lax.scan(lambda s, _: (step_fn(s, key), None), state, None, length=num_steps)[0]
+    def chunk(state, key, *data):
+      return jax.lax.scan(lambda s, _: (step_fn(s, key, *data), None), state, None, length=num_steps)[0]
 
   else:
 
-    def chunk(state, key):
+    def chunk(state, key, *data):
       for _ in range(num_steps):
-        state = step_fn(state, key)
+        state = step_fn(state, key, *data)
       return state
 
   return chunk
@@ -135,40 +135,90 @@ def make_chunk(step_fn, strategy: str, num_steps: int, options: dict[str, str] |
   return jax.jit(chunk_fn(step_fn, strategy, num_steps), donate_argnums=0, compiler_options=options)
 
 
-def cached_jit(fn: Callable[[Any, jax.Array], Any], state: Any, key: jax.Array, *,
-               options: dict[str, str]) -> Callable[[Any, jax.Array], Any]:
-  """`fn` (e.g. a `chunk_fn`) compiled for arguments like (state, key), state donated (module docstring).
+class Chunk:
+  """A `cached_jit` program bound to its constants (and trailing arguments): chunk(state, key) -> state."""
+
+  def __init__(self, jitted: Callable[..., Any], consts: list[Any], cache_key: tuple[Any, ...], extra: tuple[Any, ...]):
+    self.jitted, self.consts, self.cache_key, self.extra = jitted, consts, cache_key, extra
+
+  def __call__(self, state: Any, key: jax.Array) -> Any:
+    return self.jitted(self.consts, state, key, *self.extra)
+
+  def compile(self, state: Any, key: Any) -> None:
+    """Compiles the program for arguments like (state, key) (shapes and dtypes are what matter)."""
+    self.jitted.lower(self.consts, state, key, *self.extra).compile()
+
+
+# `cached_jit` by the caller's identity of `fn` (e.g. the stage's loss function) and the arguments' types: a
+# caller that runs the same `fn` again on other trailing arguments (a correction's new hints) finds its program
+# without tracing it again (about a second); least recently used dropped beyond `_COMPILED_SIZE`.
+_BY_IDENTITY: dict[tuple[Any, ...], tuple[tuple[Any, ...], list[Any]]] = {}
+
+
+def _avals(tree: Any) -> tuple[Any, ...]:
+  return jax.tree.structure(tree), tuple(jax.typeof(x) for x in jax.tree.leaves(tree))
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+  """Puts `value` last (most recently used) and drops the least recently used beyond `_COMPILED_SIZE`."""
+  cache.pop(key, None)
+  cache[key] = value
+  while len(cache) > _COMPILED_SIZE:
+    dropped = next(iter(cache))
+    if cache is _COMPILED:
+      _AHEAD.discard(dropped)
+    cache.pop(dropped)
+
+
+def cached_jit(fn: Callable[..., Any], state: Any, key: jax.Array, *extra: Any, options: dict[str, str],
+               identity: Any = None) -> Chunk:
+  """`fn` (e.g. a `chunk_fn`) compiled for arguments like (state, key, *extra), state donated (module docstring).
+
+  Args:
+    fn: fn(state, key, *extra) -> new state.
+    state, key: example arguments (their structure, shapes and dtypes).
+    *extra: trailing arguments, bound to the chunk returned (a stage's data).
+    options: XLA compiler options.
+    identity: a hashable that names what `fn` computes (None: nothing): a
+      later call with the same identity and arguments of the same types reuses
+      the program found then without tracing `fn`.
 
   Returns:
-    chunk(state, key) -> fn's result, sharing the compiled executable with
-    every earlier call whose `fn` traced to the same program on arguments of
-    the same structure, shapes and dtypes (least recently used of
-    `_COMPILED_SIZE` dropped).
+    chunk(state, key) -> fn(state, key, *extra), sharing the compiled
+    executable with every earlier call whose `fn` traced to the same program
+    on arguments of the same structure, shapes and dtypes (least recently used
+    of `_COMPILED_SIZE` dropped).
   """
-  closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(state, key)
-  in_tree, out_tree = jax.tree.structure((state, key)), jax.tree.structure(out_shape)
+  known = None
+  if identity is not None:
+    identity = (identity, _avals((state, key, extra)), tuple(sorted(options.items())))
+    with _COMPILED_LOCK:
+      known = _BY_IDENTITY.get(identity)
+      if known is not None and known[0] in _COMPILED:
+        _remember(_BY_IDENTITY, identity, known)
+        _remember(_COMPILED, known[0], _COMPILED[known[0]])
+        return Chunk(_COMPILED[known[0]], known[1], known[0], extra)
+  closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(state, key, *extra)
+  in_tree, out_tree = jax.tree.structure((state, key, extra)), jax.tree.structure(out_shape)
   cache_key = (str(closed.jaxpr), in_tree, out_tree, tuple(map(jax.typeof, closed.consts)),
                tuple(sorted(options.items())))
   with _COMPILED_LOCK:
-    compiled = _COMPILED.pop(cache_key, None)
+    compiled = _COMPILED.get(cache_key)
     if compiled is None:
       jaxpr = closed.jaxpr
 
-      def chunk(consts, state, key):  # pylint: disable=redefined-outer-name  # STEP_FUNCTION_NAME.
-        flat = jax.core.eval_jaxpr(jaxpr, consts, *jax.tree.leaves((state, key)))
+      def chunk(consts, state, key, *extra):  # pylint: disable=redefined-outer-name  # STEP_FUNCTION_NAME.
+        flat = jax.core.eval_jaxpr(jaxpr, consts, *jax.tree.leaves((state, key, extra)))
         return jax.tree.unflatten(out_tree, flat)
 
       compiled = jax.jit(chunk, donate_argnums=1, compiler_options=options)
-    _COMPILED[cache_key] = compiled  # Most recently used last.
-    while len(_COMPILED) > _COMPILED_SIZE:
-      _AHEAD.discard(next(iter(_COMPILED)))
-      _COMPILED.pop(next(iter(_COMPILED)))
-  chunk = functools.partial(compiled, closed.consts)
-  chunk.cache_key = cache_key
-  return chunk
+    _remember(_COMPILED, cache_key, compiled)
+    if identity is not None:
+      _remember(_BY_IDENTITY, identity, (cache_key, closed.consts))
+  return Chunk(compiled, closed.consts, cache_key, extra)
 
 
-def compile_ahead(chunk: Callable[[Any, jax.Array], Any], state: Any, key: Any) -> None:
+def compile_ahead(chunk: Chunk, state: Any, key: Any) -> None:
   """Compiles a `cached_jit` chunk for arguments like (state, key) now, so that its first call does not.
 
   `state` and `key` may be `jax.ShapeDtypeStruct`s: only their shapes and
@@ -176,14 +226,12 @@ def compile_ahead(chunk: Callable[[Any, jax.Array], Any], state: Any, key: Any) 
   overlaps other work. A program compiled ahead before is not lowered again
   (an interactive correction reuses the first result's).
   """
-  key_of = getattr(chunk, 'cache_key', None)
   with _COMPILED_LOCK:
-    if key_of is not None and key_of in _AHEAD:
+    if chunk.cache_key in _AHEAD:
       return
-  chunk.func.lower(*chunk.args, state, key).compile()
-  if key_of is not None:
-    with _COMPILED_LOCK:
-      _AHEAD.add(key_of)
+  chunk.compile(state, key)
+  with _COMPILED_LOCK:
+    _AHEAD.add(chunk.cache_key)
 
 
 def thread_in_this_context(target: Callable[[], None], name: str) -> threading.Thread:

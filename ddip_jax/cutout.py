@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from scipy import ndimage
@@ -161,6 +162,7 @@ class Cutout:
     self._fg_core, self._bg_core = np.zeros(photo.shape[:2], bool), np.zeros(photo.shape[:2], bool)
     self._noise_key, self._train_key = jax.random.split(jax.random.key(self.config.seed))
     self._state: engine.TrainState | None = None
+    self._problem: engine.Problem | None = None  # The first result's.
     self._calls = 0
     self._progress = progress
 
@@ -266,13 +268,13 @@ class Cutout:
     fg_hint, bg_hint, enforced, _ = self._hints(fg_work, bg_work)
     config = segmentation.with_schedule(self.config, user_hints=bool(user))
     key = jax.random.fold_in(self._train_key, self._calls)
-    if self._state is not None:  # A correction: step 2's loss (the same program) for a few more steps.
-      config = config.copy_and_resolve_references()
-      config.segmentation.hint_steps = 0
-      config.num_steps = self.correction_steps
-      config.early_stop_psnr = 0.0
-      config.segmentation.hint_phase = 10**9  # The hints, new strokes included, hold throughout.
-    problem = segmentation.build_problem(config, self.image, fg_hint, bg_hint, self._noise_key)
+    if self._state is None:
+      problem = segmentation.build_problem(config, self.image, fg_hint, bg_hint, self._noise_key)
+    else:  # A correction: the first result's step 2 (its compiled program) on the new hints, for a few steps.
+      fg_data, bg_data = (jnp.asarray(h, jnp.float32)[None, ..., None] for h in (fg_hint, bg_hint))
+      stage = fgbg.correction_stage(self._problem.stages[-1], fg_data, bg_data, self.correction_steps)
+      problem = dataclasses.replace(self._problem, stages=[
+          dataclasses.replace(stage, learning_rate=config.learning_rate)])
     options = self._options(config)
     try:
       result = engine.optimize(problem, key=key, options=options, stop=stop, start=self._state)
@@ -284,6 +286,8 @@ class Cutout:
     if not result.best:  # Stopped before any step: nothing new.
       self._state = result.state
       return self.result
+    if self._state is None:
+      self._problem = problem  # Its last stage is what corrections continue.
     self._state, self._calls = result.state, self._calls + 1
     self._fg, self._bg, self._fg_core, self._bg_core = fg_work, bg_work, fg_core, bg_core
     self.result = self._answer(result, fg_hint, enforced, steps=sum(

@@ -8,6 +8,7 @@ and the checks of the `segmentation` config section both tasks read.
 """
 
 from collections.abc import Callable
+import dataclasses
 import math
 from typing import Any
 
@@ -58,6 +59,31 @@ def perturbed_layers(
   return layers
 
 
+def stage_data(fg_hint: jax.Array, bg_hint: jax.Array, num_steps: int, *, hint_until: float, mask_fit: float,
+               recon: float, gray: float, extra: float) -> dict[str, jax.Array]:
+  """A decomposition stage's data: the hints (N, H, W, 1), the mask's target, the terms' weights and its length."""
+  return {
+      'fg_hint': fg_hint,
+      'bg_hint': bg_hint,
+      'mask_target': ((fg_hint - bg_hint) + 1.0) / 2.0,
+      'weights': jnp.asarray([hint_until, mask_fit, recon, gray, extra], jnp.float32),
+      'total': jnp.asarray([num_steps], jnp.int32),
+  }
+
+
+def correction_stage(stage: engine.Stage, fg_hint: jax.Array, bg_hint: jax.Array, num_steps: int) -> engine.Stage:
+  """Step 2 of `decomposition_stages` continued on new hints (N, H, W, 1) for `num_steps` steps, the hint terms
+  on throughout and no early stop (an interactive correction): the same loss function on other data, so the
+  engine runs its compiled program again without tracing it."""
+  weights = stage.data['weights'].at[0].set(CORRECTION_HINT_UNTIL)
+  data = {**stage_data(fg_hint, bg_hint, num_steps, hint_until=0.0, mask_fit=0.0, recon=0.0, gray=0.0, extra=0.0),
+          'weights': weights}
+  return dataclasses.replace(stage, name='correction', num_steps=num_steps, early_stop_psnr=None, data=data)
+
+
+CORRECTION_HINT_UNTIL = 1e9  # A correction's hint phase: its whole length.
+
+
 def decomposition_stages(
     config: ml_collections.ConfigDict,
     *,
@@ -82,45 +108,40 @@ def decomposition_stages(
     The non-empty stages among step 1 and step 2.
   """
   seg = config.segmentation
-  mask_target = ((fg_hint - bg_hint) + 1.0) / 2.0
 
-  def hint_terms(out):
-    return losses.extended_l1(out['fg'], image, fg_hint) + losses.extended_l1(out['bg'], image, bg_hint)
+  # Both steps are one loss function whose hints, term weights and length come
+  # as the stage's data: the engine then runs one compiled program for both
+  # stages, traced once (about half the start-up; issue 17), and a correction
+  # with new hints (`with_hints`) runs it again without tracing it.
+  def hint_terms(out, data):
+    return (losses.extended_l1(out['fg'], image, data['fg_hint'])
+            + losses.extended_l1(out['bg'], image, data['bg_hint']))
 
-  # Both steps are one loss whose terms are weighted by a vector held as data:
-  # the two traced programs are then the same program on other data, and the
-  # engine compiles it once for both stages (about half the start-up; issue 17).
-  # Arrays of shape (1,) and more stay constants of the program; a Python number
-  # (or a scalar array) would be written into it as a literal.
-  def stage_loss(num_steps: int, *, hint_until: float, mask_fit: float, recon: float, gray: float, extra: float):
-    weights = jnp.asarray([hint_until, mask_fit, recon, gray, extra], jnp.float32)
-    total = jnp.asarray([num_steps], jnp.int32)
-
-    def loss_fn(params, batch_stats, step, key):
-      out, stats = layers(params, batch_stats, step, key, total[0])
-      recon_image = losses.blend(out['mask'], out['fg'], out['bg'])
-      loss = (
-          jnp.where(step.astype(jnp.float32) <= weights[0], hint_terms(out), 0.0)
-          + weights[1] * losses.l1(out['mask'], mask_target)
-          + weights[2] * losses.l1(recon_image, image)
-          + weights[3] * (jnp.minimum(step, 1000) // 100) * losses.gray_loss(out['mask']))
-      if extra_loss is not None:
-        loss += weights[4] * extra_loss(out)
-      return loss, (stats, out, losses.psnr(recon_image, image))
-
-    return loss_fn
+  def loss_fn(params, batch_stats, step, key, data):
+    out, stats = layers(params, batch_stats, step, key, data['total'][0])
+    weights = data['weights']
+    recon_image = losses.blend(out['mask'], out['fg'], out['bg'])
+    loss = (
+        jnp.where(step.astype(jnp.float32) <= weights[0], hint_terms(out, data), 0.0)
+        + weights[1] * losses.l1(out['mask'], data['mask_target'])
+        + weights[2] * losses.l1(recon_image, image)
+        + weights[3] * (jnp.minimum(step, 1000) // 100) * losses.gray_loss(out['mask']))
+    if extra_loss is not None:
+      loss += weights[4] * extra_loss(out)
+    return loss, (stats, out, losses.psnr(recon_image, image))
 
   # Step 1 fits the hints (hint terms always on, the mask to the hint target);
   # step 2 recomposes the image, keeping the hint terms for it <= hint_phase.
-  step1_loss = stage_loss(seg.hint_steps, hint_until=math.inf, mask_fit=1.0, recon=0.0, gray=0.0, extra=0.0)
-  step2_loss = stage_loss(config.num_steps, hint_until=seg.hint_phase, mask_fit=0.0, recon=seg.recon_weight,
-                          gray=seg.gray_weight, extra=1.0)
+  step1 = stage_data(fg_hint, bg_hint, seg.hint_steps, hint_until=math.inf, mask_fit=1.0, recon=0.0, gray=0.0,
+                     extra=0.0)
+  step2 = stage_data(fg_hint, bg_hint, config.num_steps, hint_until=seg.hint_phase, mask_fit=0.0,
+                     recon=seg.recon_weight, gray=seg.gray_weight, extra=1.0)
   early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
   # Step 1 tracks its best result too: the step functions are then the same program.
   stages = [
-      engine.Stage('step1_hints', seg.hint_steps, step1_loss, config.learning_rate),
-      engine.Stage('step2_decompose', config.num_steps, step2_loss, config.learning_rate,
-                   early_stop_psnr=early_stop),
+      engine.Stage('step1_hints', seg.hint_steps, loss_fn, config.learning_rate, data=step1),
+      engine.Stage('step2_decompose', config.num_steps, loss_fn, config.learning_rate,
+                   early_stop_psnr=early_stop, data=step2),
   ]
   return [s for s in stages if s.num_steps > 0]
 

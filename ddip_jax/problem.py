@@ -16,10 +16,11 @@ import jax
 
 PyTree = Any
 Outputs = dict[str, jax.Array]
-# loss_fn(params, batch_stats, step, key) -> (loss, (batch_stats, outputs, psnr)).
+# loss_fn(params, batch_stats, step, key[, data]) -> (loss, (batch_stats, outputs, psnr)).
 # `params`/`batch_stats` map generator names to their collections, `step` is the
 # int32 step within the stage, `outputs` are the layers worth keeping and `psnr`
-# is the reconstruction PSNR used to select the best result.
+# is the reconstruction PSNR used to select the best result; `data` is the
+# stage's `data`, for a stage that has some.
 LossFn = Callable[..., tuple[jax.Array, tuple[PyTree, Outputs, jax.Array]]]
 
 
@@ -35,6 +36,10 @@ class Stage:
     trainable: generator names optimised in this stage (None: all).
     track_best: keep the outputs with the best PSNR seen in this stage.
     early_stop_psnr: stop once the PSNR exceeds this (None: never).
+    data: arrays the loss takes as its last argument (None: it takes four).
+      Stages of one loss function on other data run one compiled program,
+      found without tracing the loss again (e.g. segmentation's two steps, and
+      an interactive correction's new hints).
   """
 
   name: str
@@ -44,6 +49,7 @@ class Stage:
   trainable: tuple[str, ...] | None = None
   track_best: bool = True
   early_stop_psnr: float | None = None
+  data: PyTree = None
 
 
 @dataclasses.dataclass(frozen=True)

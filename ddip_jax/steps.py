@@ -50,28 +50,32 @@ def resolve_strategy(options: LoopOptions) -> tuple[str, int]:
 
 
 def make_step(stage: Stage, optimizer: optax.GradientTransformation, num_perturbations: int):
-  """Builds the pure single-step function for a stage."""
+  """Builds the pure single-step function for a stage: step_fn(state, key) -> state, or
+  step_fn(state, key, data) -> state for a stage with `data` (its loss's last argument)."""
 
-  def loss_over_perturbations(trainable, frozen, batch_stats, step, key):
+  def loss_fn(params, batch_stats, step, key, *data):
+    return stage.loss_fn(params, batch_stats, step, key, *data)
+
+  def loss_over_perturbations(trainable, frozen, batch_stats, step, key, *data):
     params = {**frozen, **trainable}
     if num_perturbations == 1:
-      return stage.loss_fn(params, batch_stats, step, key)
+      return loss_fn(params, batch_stats, step, key, *data)
     keys = jax.random.split(key, num_perturbations)
     losses, (stats, outputs, psnrs) = jax.vmap(
-        stage.loss_fn, in_axes=(None, None, None, 0))(params, batch_stats, step, keys)
+        loss_fn, in_axes=(None, None, None, 0) + (None,) * len(data))(params, batch_stats, step, keys, *data)
     stats = jax.tree.map(lambda s: s.mean(axis=0), stats)
     outputs = jax.tree.map(lambda o: o[0], outputs)
     return losses.mean(), (stats, outputs, psnrs[0])
 
   grad_fn = jax.value_and_grad(loss_over_perturbations, has_aux=True)
 
-  def step_fn(state: TrainState, key: jax.Array) -> TrainState:
+  def step_fn(state: TrainState, key: jax.Array, *data: PyTree) -> TrainState:
     names = stage.trainable or tuple(state.params)
     trainable = {n: state.params[n] for n in names}
     frozen = {n: p for n, p in state.params.items() if n not in names}
     step_key = jax.random.fold_in(key, state.step)
     (loss, (stats, outputs, psnr)), grads = grad_fn(
-        trainable, frozen, state.batch_stats, state.step, step_key)
+        trainable, frozen, state.batch_stats, state.step, step_key, *data)
     updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
     trainable = optax.apply_updates(trainable, updates)
     if stage.track_best:
@@ -109,12 +113,18 @@ def stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: 
 
   A task's loss functions close over its data (image, hints, noise inputs...);
   the cache compiles the chunk as a function of that data, so that another
-  restart or image of the same size reuses the compiled executable.
+  restart or image of the same size reuses the compiled executable. A stage's
+  `data` is an argument of the chunk, bound to the chunk returned.
   `options` are XLA compiler options (`compile_cache.compiler_options`).
   """
   step_fn = make_step(stage, optimizer(stage), num_perturbations)
-  return compile_cache.cached_jit(compile_cache.chunk_fn(step_fn, strategy, num_steps), state, key,
-                                  options=options)
+  data = () if stage.data is None else (stage.data,)
+  # With data, the stage's loss function names the program: a stage of the same loss on other data (the other
+  # step of segmentation, a correction's new hints) finds it without tracing it again.
+  identity = None if stage.data is None else (stage.loss_fn, stage.learning_rate, stage.trainable, stage.track_best,
+                                              num_perturbations, strategy, num_steps)
+  return compile_cache.cached_jit(compile_cache.chunk_fn(step_fn, strategy, num_steps), state, key, *data,
+                                  options=options, identity=identity)
 
 
 def initial_state(
@@ -157,8 +167,9 @@ def initial_state(
 def output_template(stage: Stage, params, batch_stats, shapes: Outputs | None = None) -> Outputs:
   """Zero arrays shaped like the stage's outputs (the initial best result); `shapes` if given, else traced."""
   if shapes is None:
+    data = () if stage.data is None else (stage.data,)
     shapes = jax.eval_shape(
-        lambda p, s: stage.loss_fn(p, s, jnp.int32(0), jax.random.key(0))[1][1], params, batch_stats)
+        lambda p, s: stage.loss_fn(p, s, jnp.int32(0), jax.random.key(0), *data)[1][1], params, batch_stats)
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
