@@ -34,9 +34,9 @@ mixing matrix per colour channel. Every method reads the same 8-bit
 mixtures (the PNGs Double-DIP reads). 'augment' and
 'no_augment' are configs/textures.py with `transparency.augment` on / off.
 For one mixture ('additive', 'photo_texture'): 'default' and 'faithful' are
-configs/textures.py and configs/textures_faithful.py; 'colour' is the
-colour-plane unmixing alone (`unmixing.colour_plane_unmix`, kept whatever
-its fit); the classic structure/texture splits 'tv_<w>' (`denoise_tv_chambolle`
+configs/textures.py and configs/textures_faithful.py; 'colour' and
+'photo_unmix' are the default's unmixings alone, kept whatever their fit
+(`unmixing.colour_plane_unmix`, `unmixing.photo_texture_unmix`); the classic structure/texture splits 'tv_<w>' (`denoise_tv_chambolle`
 of weight w: structure u, texture I - u) and 'guided_<r>' (the image's
 self-guided filter of radius r, eps 0.01) give the layers 2u - m and
 2(I - u) + m, m the image's mean (the true layers' means are unknown to
@@ -116,7 +116,7 @@ FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scal
 CONFIGS = {'default': transparency_config, 'faithful': faithful_config}
 FASTICA = ('fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels')
 _TWO_MIXTURE_METHODS = ('default', 'faithful', 'generator', 'scalar', 'map', *FASTICA, *FINALISED)
-_ONE_MIXTURE_METHODS = ('default', 'faithful', 'colour', 'augment', 'no_augment')
+_ONE_MIXTURE_METHODS = ('default', 'faithful', 'colour', 'photo_unmix', 'augment', 'no_augment')
 ADDITIVE_CONFIGS = {'default': textures_config, 'faithful': textures_faithful_config}
 
 
@@ -264,7 +264,7 @@ def _key(regime: str, pair: str, method: str, steps: int | None, size: int) -> t
 
 
 def _steps(regime: str, method: str) -> int | None:
-  if method.startswith(('fastica', 'colour', 'tv_', 'guided_')):
+  if method.startswith(('fastica', 'colour', 'photo_unmix', 'tv_', 'guided_')):
     return None
   default = (ADDITIVE_CONFIGS.get(method, textures_faithful_config) if regime in ONE_MIXTURE
              else CONFIGS.get(method, faithful_config)).get_config().num_steps
@@ -288,11 +288,13 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
     record.update(seconds=time.perf_counter() - start, steps=None)
     for k, layer in enumerate(layers, start=1):
       writing.save_image(os.path.join(folder, method, f'layer{k}.png'), layer)
-  elif method == 'colour' or method.startswith(('tv_', 'guided_')):
+  elif method in ('colour', 'photo_unmix') or method.startswith(('tv_', 'guided_')):
     image = image_io.load_image(paths['mix1'])
-    if method == 'colour':
-      unmixed, info = unmixing.colour_plane_unmix(image)
-      record['model_fits'] = unmixing.colour_plane_fits(info, unmixed)[0]
+    if method in ('colour', 'photo_unmix'):
+      unmix_fn, fits_fn = ((unmixing.colour_plane_unmix, unmixing.colour_plane_fits) if method == 'colour' else
+                           (unmixing.photo_texture_unmix, unmixing.photo_texture_fits))
+      unmixed, info = unmix_fn(image)
+      record['model_fits'] = fits_fn(info, unmixed)[0]
       layers = tuple(np.clip(2 * x, 0.0, 1.0) for x in unmixed)
     else:
       layers = structure_texture_layers(image, method)
@@ -307,7 +309,7 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
                   best_recon_psnr=metrics['best_recon_psnr'])
     if method in CONFIGS or regime in ONE_MIXTURE:
       record['layers_from'] = metrics.get('layers_from', 'generators')
-      if regime in ONE_MIXTURE and 'finalise' in metrics:
+      if 'generators' in metrics.get('finalise', {}) and regime in ONE_MIXTURE:
         record['generators_psnr'] = metrics['finalise']['generators']['ground_truth']['mean_psnr']
     elif 'finalise' in metrics:
       return finalised_records(record, metrics['finalise'], inputs['alphas'])

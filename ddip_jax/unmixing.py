@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import losses
 
@@ -300,3 +301,115 @@ def colour_plane_fits(info: dict[str, Any], layers: tuple[np.ndarray, np.ndarray
   fits = (info['off_plane_rms'] <= COLOUR_PLANE_RMS and info['spread'] >= COLOUR_PLANE_MIN_SPREAD
           and out <= FIT_TOLERANCE)
   return fits, out
+
+
+# A photo over a one-colour texture, I = R + g c: in a small window a photo's
+# colours lie near a line (the colour-line prior), so the window's colours
+# span a plane that holds c. c is the direction closest to every window's
+# plane; the model fits when the windows' planes agree on it
+# (`texture_colour`'s disagreement at most TEXTURE_COLOUR_DISAGREEMENT; photos
+# over tinted textures gave 0.0007-0.0022 in docs/transparency.md, two photos
+# 0.0030-0.0052) and the texture layer stays >= 0.
+TEXTURE_COLOUR_DISAGREEMENT = 0.0025
+TEXTURE_WINDOW = 3  # Radius of the windows whose planes find c.
+PHOTO_GUIDE_RADIUS = 8  # The guided filter that predicts the photo's c-component from its other two.
+PHOTO_GUIDE_EPS = 1e-4
+DARK_PERCENTILE = 0.5  # The photo layer's darkest pixels (this percentile) are taken as black.
+
+
+def _window_covariances(image: np.ndarray, radius: int) -> np.ndarray:
+  """(H * W, 3, 3) the colour covariance of each pixel's (2r+1)^2 window."""
+  means = [filters.box_mean(image[..., i], radius) for i in range(3)]
+  cov = np.empty(image.shape[:2] + (3, 3))
+  for i in range(3):
+    for j in range(i, 3):
+      cov[..., i, j] = cov[..., j, i] = filters.box_mean(image[..., i] * image[..., j], radius) - means[i] * means[j]
+  return cov.reshape(-1, 3, 3)
+
+
+def texture_colour(image: np.ndarray, *, radius: int = TEXTURE_WINDOW) -> tuple[np.ndarray, float]:
+  """The one colour added to a photo everywhere: the direction nearest to every window's colour plane.
+
+  Each window's plane is given by its normal, the least eigenvector of its
+  colour covariance, weighted by how flat the window's colours are (second
+  over least eigenvalue, at most 1000); c minimises the weighted sum of
+  (n . c)^2.
+
+  Args:
+    image: (H, W, 3).
+    radius: the windows' radius.
+
+  Returns:
+    (c, unit (3,) with a positive sum; the disagreement: the least eigenvalue
+    of the weighted normals' scatter over its trace, 0 when every plane holds c).
+  """
+  values, vectors = np.linalg.eigh(_window_covariances(np.asarray(image, np.float64), radius))
+  normals = vectors[:, :, 0]
+  weights = np.minimum(values[:, 1] / (values[:, 0] + 1e-8), 1e3)
+  scatter = np.einsum('n,ni,nj->ij', weights, normals, normals)
+  spread, directions = np.linalg.eigh(scatter)
+  colour = directions[:, 0]
+  return colour * np.sign(colour.sum()), float(spread[0] / spread.sum())
+
+
+def photo_texture_unmix(image: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
+  """R (a photo) and T = g c (a texture of one colour) of one additive mixture I = R + T.
+
+  c is `texture_colour`. The image's two components across c are the
+  photo's alone; its component along c is the photo's plus the texture. The
+  photo's part of it is predicted from the other two by a guided filter
+  (locally linear, as the colour-line prior says), the texture g is the rest,
+  up to a constant: the one that makes the photo layer's darkest pixels
+  (`DARK_PERCENTILE`) black. No ground truth; nothing to train.
+
+  Args:
+    image: (H, W, 3) in [0, 1].
+
+  Returns:
+    ((R, T) float32 (H, W, 3), not clipped, {'texture_colour': c,
+    'disagreement': `texture_colour`'s}).
+  """
+  chex.assert_rank(image, 3)
+  x = np.asarray(image, np.float64)
+  colour, disagreement = texture_colour(x)
+  across = np.linalg.svd(np.eye(3) - np.outer(colour, colour))[0][:, :2]
+  along = x @ colour
+  photo_along = filters.guided_filter((x @ across).astype(np.float32), along[..., None].astype(np.float32),
+                                      radius=PHOTO_GUIDE_RADIUS, eps=PHOTO_GUIDE_EPS)[..., 0]
+  texture = along - photo_along
+  # The photo R = I - (texture + k) c is >= 0 where k <= min_i I_i / c_i - texture.
+  headroom = np.min(x / np.maximum(colour, 1e-3), axis=-1) - texture
+  texture = texture + np.percentile(headroom, DARK_PERCENTILE)
+  t = (texture[..., None] * colour).astype(np.float32)
+  info = {'texture_colour': [float(c) for c in colour / np.max(np.abs(colour))], 'disagreement': disagreement}
+  return ((x - t).astype(np.float32), t), info
+
+
+def photo_texture_fits(info: dict[str, Any], layers: tuple[np.ndarray, np.ndarray]) -> tuple[bool, float]:
+  """Whether `photo_texture_unmix`'s model fits: one texture colour for every window, layers in [0, 1].
+
+  Returns:
+    (fits, the share of the layers' values beyond [0, 1] by more than FIT_MARGIN).
+  """
+  values = np.stack(layers)
+  out = float(np.mean((values < -FIT_MARGIN) | (values > 1 + FIT_MARGIN)))
+  return info['disagreement'] <= TEXTURE_COLOUR_DISAGREEMENT and out <= FIT_TOLERANCE, out
+
+
+def additive_unmixings(image: np.ndarray
+                       ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict[str, Any]], str]:
+  """The unmixings of one additive mixture, in turn until one's model fits: colour plane, then photo + texture.
+
+  Returns:
+    ({name: (R, T) clipped to [0, 1]}, {name: the model's entries, 'out_of_range', 'model_fits'}, the last one's name).
+  """
+  layers, report = {}, {}
+  for name, unmix_fn, fits_fn in (('colour', colour_plane_unmix, colour_plane_fits),
+                                  ('photo_texture', photo_texture_unmix, photo_texture_fits)):
+    unmixed, info = unmix_fn(image)
+    fits, out = fits_fn(info, unmixed)
+    layers[name] = tuple(np.clip(x, 0.0, 1.0) for x in unmixed)
+    report[name] = dict(info, out_of_range=out, model_fits=fits)
+    if fits:
+      break
+  return layers, report, name

@@ -400,6 +400,7 @@ class EndToEndTest(absltest.TestCase):
   def test_additive_writes_everything_on_a_non_square_image_and_loss_goes_down(self):
     # augment=True: the generators run on a square canvas, cropped back to 24x32.
     config, workdir = _additive_config(_tempdir(self), shape=(24, 32))
+    config.transparency.unmix = 'none'  # The generators' layers (an unmixing fits these layers: no training).
     metrics, seen = _run_recording_losses(config, workdir)
     for name in ('layer1', 'layer2', 'layer1_x2', 'layer2_x2', 'recomposed', 'summary'):
       self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
@@ -470,7 +471,29 @@ class ColourPlaneTest(absltest.TestCase):
     self.assertEqual(metrics['layers_from'], 'colour')
     self.assertTrue(metrics['finalise']['colour']['model_fits'])
     self.assertGreater(metrics['mean_layer_psnr'], 35.0)
+    # The model fits, so the generators are not trained ('fit' would discard their layers).
+    self.assertEqual((metrics['steps'], set(metrics['finalise'])), (0, {'colour'}))
+    self.assertEqual(metrics['best_recon_psnr'], metrics['recomposed_psnr'])
+    for name in ('layer1', 'layer2', 'layer1_x2', 'layer2_x2', 'recomposed', 'summary'):
+      self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
+    # 'always' trains them and still takes the unmixing.
+    config.transparency.unmix_select = 'always'
+    metrics = transparency.run(config, os.path.join(tmp, 'always'))
+    self.assertEqual((metrics['layers_from'], set(metrics['finalise'])), ('colour', {'generators', 'colour'}))
     self.assertGreater(metrics['mean_layer_psnr'], metrics['finalise']['generators']['ground_truth']['mean_psnr'])
+
+  def test_a_photo_over_a_one_colour_texture_fits_the_photo_texture_model(self):
+    _, photo = _layers(48, 40)  # Colours that change across the image: a ramp and a disc.
+    _, t, _ = _tinted_textures()
+    image = np.round((photo + t) / 2 * 255) / 255
+    layers, report, name = unmixing.additive_unmixings(image)
+    self.assertEqual(name, 'photo_texture')
+    self.assertFalse(report['colour']['model_fits'])
+    self.assertTrue(report['photo_texture']['model_fits'], report['photo_texture'])
+    np.testing.assert_allclose(report['photo_texture']['texture_colour'], [0.62, 1.0, 0.42], atol=0.03)
+    # The texture up to a constant (set by taking the photo's darkest pixels as black, which this one has not).
+    texture = layers[name][1][..., 1]
+    self.assertGreater(np.corrcoef(texture.ravel(), t[..., 1].ravel())[0, 1], 0.95)
 
   def test_colour_unmixing_needs_one_additive_mixture(self):
     config = transparency_config.get_config()

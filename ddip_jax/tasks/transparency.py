@@ -28,7 +28,9 @@ Two variants, chosen by `transparency.mixture`:
   The best result by reconstruction PSNR of I is kept. With `unmix='colour'`
   the layers are finalised by `unmixing.colour_plane_unmix` (each layer one
   colour times a grey level: the pixels lie on a plane, and the two colours
-  are its independent directions) where that model fits (`unmix_select`).
+  are its independent directions) or, where that does not fit,
+  `unmixing.photo_texture_unmix` (a photo over a texture of one colour),
+  where that model fits (`unmix_select`).
 
 Both variants optionally perturb the noise every iteration (segmentation's
 schedule, `sigma_step`) and train on the 8 flips/rotations of noise and image
@@ -36,6 +38,7 @@ schedule, `sigma_step`) and train on the 8 flips/rotations of noise and image
 """
 
 import dataclasses
+import time
 from typing import Any
 
 import chex
@@ -274,42 +277,43 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, full: np.ndarray,
   return chosen_layers, [np.reshape(float(a), (1, 1, 1)) for a in pair], report, chosen
 
 
-def finalise_additive(config: ml_collections.ConfigDict, image: np.ndarray, layers: tuple[np.ndarray, np.ndarray],
-                      truths: list[np.ndarray] | None
+def finalise_additive(config: ml_collections.ConfigDict, image: np.ndarray,
+                      layers: tuple[np.ndarray, np.ndarray] | None, truths: list[np.ndarray] | None
                       ) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any], str]:
-  """The generators' layers of one additive mixture, or its colour-plane unmixing where that model fits.
+  """The generators' layers of one additive mixture, or an unmixing of it where its model fits.
 
-  Candidates: 'generators' and 'colour' (`unmixing.colour_plane_unmix` of the
-  full-size image, clipped to [0, 1]), each scored by the training loss
-  (L1(R + T, I) + w_excl * Exclusion(R, T)); 'colour' replaces the generators'
-  as `unmixing.choose_finalisation` says (`unmix_select`; 'fit':
-  `unmixing.colour_plane_fits`).
+  Unmixings, of the full-size image, clipped to [0, 1]: 'colour'
+  (`unmixing.colour_plane_unmix`: each layer one colour) and, where that
+  model does not fit, 'photo_texture' (`unmixing.photo_texture_unmix`: a
+  photo and a texture of one colour) (`unmixing.additive_unmixings`). Each candidate is scored by the training
+  loss (L1(R + T, I) + w_excl * Exclusion(R, T)); the unmixing replaces the
+  generators' layers as `unmixing.choose_finalisation` says (`unmix_select`;
+  'fit': its model fits, `unmixing.colour_plane_fits` / `photo_texture_fits`).
 
   Args:
     config: full config (`transparency` section).
     image: (H, W, 3) the mixture at full size.
-    layers: (R, T) of the generators, (H, W, 3) each.
+    layers: (R, T) of the generators, (H, W, 3) each, or None: none were run (the
+      last unmixing is then chosen whatever `unmix_select`).
     truths: the true layers, for the report only (never for the choice), or None.
 
   Returns:
-    ((R, T), {candidate: {'objective'[, 'ground_truth'][, colour: 'out_of_range',
-    'model_fits', 'off_plane_rms', 'spread', 'colours']}}, the chosen candidate's name).
+    ((R, T), {candidate: {'objective'[, 'ground_truth'][, unmixings: 'out_of_range',
+    'model_fits' and the model's own entries]}}, the chosen candidate's name).
   """
   tr = config.transparency
-  unmixed, info = unmixing.colour_plane_unmix(image)
-  fits, out = unmixing.colour_plane_fits(info, unmixed)
-  candidates = {'generators': layers, 'colour': tuple(np.clip(x, 0.0, 1.0) for x in unmixed)}
+  unmixed, models_info, name = unmixing.additive_unmixings(image)
+  candidates = {'generators': layers, **unmixed} if layers is not None else unmixed
   report = {}
   target = jnp.asarray(image)[None]
   for name, (r, t) in candidates.items():
     r, t = jnp.asarray(r)[None], jnp.asarray(t)[None]
     objective = losses.l1(r + t, target) + tr.exclusion_weight * losses.exclusion_loss(r, t)
-    report[name] = {'objective': float(objective)}
+    report[name] = {'objective': float(objective), **models_info.get(name, {})}
     if truths is not None:
       report[name]['ground_truth'] = metrics_lib.layer_pair_scores(
           tuple(ADDITIVE_LAYER_SCALE * x for x in candidates[name]), tuple(truths))
-  report['colour'].update(out_of_range=out, model_fits=fits, **info)
-  chosen = unmixing.choose_finalisation(report, 'colour', tr.unmix_select)
+  chosen = unmixing.choose_finalisation(report, name, tr.unmix_select) if layers is not None else name
   return candidates[chosen], report, chosen
 
 
@@ -366,6 +370,32 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose)
 
 
+def _score_layers(estimates: tuple[np.ndarray, np.ndarray], truths: list[np.ndarray] | None, metrics: dict[str, Any],
+                  panels: list[tuple[str, np.ndarray]]) -> None:
+  """Adds the layers' scores against `truths` to `metrics` and the truths to `panels` (nothing without truths)."""
+  if truths is not None:
+    scores = metrics_lib.layer_pair_scores(estimates, truths)
+    metrics.update(mean_layer_psnr=scores['mean_psnr'], mean_layer_ssim=scores['mean_ssim'], ground_truth=scores)
+    order = truths[::-1] if scores['swapped'] else truths
+    panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
+
+
+def _additive_decomposition(image: np.ndarray, layers: tuple[np.ndarray, np.ndarray], truths: list[np.ndarray] | None,
+                            metrics: dict[str, Any], run_metrics: dict[str, Any]) -> outputs.Decomposition:
+  """One additive mixture's result: R, T, 2R, 2T and R + T, scored against `truths`; `run_metrics` added last."""
+  r, t = layers
+  recon = r + t
+  metrics['recomposed_psnr'] = float(losses.psnr(jnp.asarray(recon)[None], jnp.asarray(image)[None]))
+  if metrics['best_recon_psnr'] is None:  # No generators: the kept result is the unmixing.
+    metrics['best_recon_psnr'] = metrics['recomposed_psnr']
+  estimates = (ADDITIVE_LAYER_SCALE * r, ADDITIVE_LAYER_SCALE * t)
+  images = {'layer1': r, 'layer2': t, 'layer1_x2': estimates[0], 'layer2_x2': estimates[1], 'recomposed': recon}
+  panels = [('input', image), ('2 x layer 1', estimates[0]), ('2 x layer 2', estimates[1])]
+  _score_layers(estimates, truths, metrics, panels)
+  metrics.update(run_metrics)
+  return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
+
+
 def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
               checkpoints: str | None = None) -> outputs.Decomposition:
   """Separates the mixture(s) into two layers, in memory (`resume.solve`; checkpoints in `checkpoints` if given)."""
@@ -376,6 +406,16 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   working = np.stack([image_io.working_image(img, config.max_side)[0] for img in full])
   if min(working.shape[1:3]) < 8:
     raise image_io.InputError(f'{inputs.name}: the working image needs sides >= 8 pixels')
+  if not two and tr.unmix == 'colour' and tr.unmix_select == 'fit':
+    # Where an unmixing fits, 'fit' discards the generators' layers: do not train them.
+    start = time.perf_counter()
+    (r, t), report, name = finalise_additive(config, full[0], None, truths)
+    if report[name]['model_fits']:
+      metrics = {'status': 'ok', 'mixture': tr.mixture, 'image_shape': list(shape), 'working_shape': list(shape),
+                 'best_recon_psnr': None, 'best_step': None, 'finalise': report, 'layers_from': name,
+                 'generators': f'not run: the {name} unmixing fits', 'steps': 0}
+      return _additive_decomposition(full[0], (r, t), truths, metrics,
+                                     {'seconds': round(time.perf_counter() - start, 3)})
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   problem = build_problem(config, working, noise_key)
 
@@ -413,18 +453,8 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     else:
       if tr.unmix == 'colour':
         (r, t), metrics['finalise'], metrics['layers_from'] = finalise_additive(config, full[0], (r, t), truths)
-      recon = r + t
-      metrics['recomposed_psnr'] = float(losses.psnr(jnp.asarray(recon)[None], jnp.asarray(full[0])[None]))
-      estimates = (ADDITIVE_LAYER_SCALE * r, ADDITIVE_LAYER_SCALE * t)
-      images = {'layer1': r, 'layer2': t, 'layer1_x2': estimates[0], 'layer2_x2': estimates[1],
-                'recomposed': recon}
-      panels = [('input', full[0]), ('2 x layer 1', estimates[0]), ('2 x layer 2', estimates[1])]
-    if truths is not None:
-      scores = metrics_lib.layer_pair_scores(estimates, truths)
-      metrics.update(mean_layer_psnr=scores['mean_psnr'], mean_layer_ssim=scores['mean_ssim'],
-                     ground_truth=scores)
-      order = truths[::-1] if scores['swapped'] else truths
-      panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
+      return _additive_decomposition(full[0], (r, t), truths, metrics, result.metrics)
+    _score_layers(estimates, truths, metrics, panels)
     metrics.update(result.metrics)
     return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
