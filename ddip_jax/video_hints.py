@@ -65,3 +65,26 @@ def mode_background(lab: np.ndarray, valid: np.ndarray | None = None, *, toleran
     best_count = np.where(better, count, best_count)
     best = np.where(better[..., None], mean, best)
   return best
+
+
+def motion_map(change: np.ndarray, *, low: float = 6.0, high: float = 12.0) -> np.ndarray:
+  """A soft mask from the change to the background (Delta E): 0 below `low`, 1 above `high`, linear between.
+
+  `low` and `high` are `hints.motion_hints`' thresholds: the hints' sure background and sure foreground.
+  """
+  return np.clip((np.asarray(change, np.float32) - low) / (high - low), 0.0, 1.0)
+
+
+def confident_blend(dip_mask: np.ndarray, motion: np.ndarray, confident: float) -> np.ndarray:
+  """Double-DIP's soft mask where it is sure (below `confident` or above 1 - `confident`), the motion map elsewhere.
+
+  Double-DIP's mask after a short schedule is right where it is sure (it fills
+  an object's core that never leaves its pixels, which no background model sees)
+  and blurred across edges where it is not; the change to the background
+  follows edges to the pixel.
+
+  Args:
+    dip_mask, motion: same shape, in [0, 1].
+    confident: in [0, 0.5]; 0: the motion map alone.
+  """
+  return np.where(np.minimum(dip_mask, 1.0 - dip_mask) < confident, dip_mask, motion).astype(np.float32)

@@ -300,6 +300,44 @@ def motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray, *, high: 
   return align.from_reference((change > high).astype(np.float32), transforms, nearest=True)
 
 
+def motion_map(config: ml_collections.ConfigDict, frames: np.ndarray, transforms: np.ndarray) -> np.ndarray | None:
+  """The automatic 'motion' hints' soft mask (`video_hints.motion_map`) of the (aligned) `frames`, (F, H, W);
+  None when `video.confident_mask` is unset or the hints are not all automatic 'motion' ones."""
+  vid = config.video
+  if (vid.get('confident_mask') is None or vid.auto_hints not in hints_lib.CLIP_METHODS
+      or config.fg_hint or config.bg_hint):
+    return None
+  options = clip_hint_options(config, transforms, frames.shape[1:3])
+  change = hints_lib.background_change(frames, valid=options['valid'], match_lighting=options['match_lighting'],
+                                       estimate_background=options['estimate_background'])
+  return video_hints.motion_map(change)
+
+
+def with_motion_mask(layers: dict[str, np.ndarray], full: np.ndarray, motion: np.ndarray,
+                     enforced: tuple[np.ndarray, np.ndarray], config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """One frame's `fgbg.full_size_layers` with the final mask made from Double-DIP's soft mask where it is sure and
+  the motion map elsewhere (`video_hints.confident_blend`), refined, thresholded and kept to the hints as there.
+
+  Args:
+    layers: `fgbg.full_size_layers`' output for the frame (its 'mask_raw' is Double-DIP's).
+    full: (H, W, 3) the frame (the guided filter's guide).
+    motion: (h, w) the frame's motion map.
+    enforced: (fg, bg) hints (h, w).
+  """
+  seg = config.segmentation
+  shape = full.shape[:2]
+  soft = video_hints.confident_blend(layers['mask_raw'], image_io.resize_image(motion, shape),
+                                     config.video.confident_mask)
+  mask = fgbg.refine_mask(soft, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
+  whole = (mask > seg.threshold).astype(np.float32)
+  binary = fgbg.keep_hinted_components(whole, layers['fg_hint']) if seg.keep_hinted_components else whole
+  if seg.respect_hints:
+    sure_fg, sure_bg = (image_io.resize_image(h, shape) > 0.5 for h in enforced)
+    binary = (np.maximum(binary, sure_fg) * ~sure_bg).astype(np.float32)
+  return {**layers, 'mask': mask, 'mask_whole': whole, 'mask_binary': binary,
+          'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None])}
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the `video` section and the `segmentation` fields it uses."""
   fgbg.validate(config)
@@ -314,6 +352,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(vid.align in ALIGN_MODES, 'video.align', f'one of {ALIGN_MODES}', vid.align)
   background = vid.get('background', 'median')
   require(background in BACKGROUND_MODELS, 'video.background', f'one of {BACKGROUND_MODELS}', background)
+  confident = vid.get('confident_mask')
+  require(confident is None or 0 <= confident <= 0.5, 'video.confident_mask', 'must be in [0, 0.5]', confident)
   require(0 <= vid.noise_correlation <= 1, 'video.noise_correlation', 'must be in [0, 1]', vid.noise_correlation)
   for field in ('temporal_weight', 'background_weight'):
     require(vid[field] >= 0, f'video.{field}', 'must be >= 0', vid[field])
@@ -405,6 +445,7 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   sure_fg, sure_bg, hint_info = hints_lib.resolve_hints(
       sharp, fg_path=config.fg_hint, bg_path=config.bg_hint, method=vid.auto_hints,
       clip_options=clip_hint_options(config, transforms, hint_shape))
+  motion = motion_map(config, sharp, transforms)
   frames = np.stack([image_io.resize_image(f, work) for f in sharp])
   fg_hint, bg_hint = ((np.stack([image_io.resize_image(h, work) for h in hint]) > 0.5).astype(np.float32)
                       for hint in (sure_fg, sure_bg))
@@ -421,6 +462,9 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     per_frame = {f: fgbg.full_size_layers(seen[f], layers, sure_fg[f], config.segmentation,
                                           enforced=(sure_fg[f], sure_bg[f]))
                  for f, layers in blended.items()}
+    if motion is not None:
+      per_frame = {f: with_motion_mask(layers, seen[f], motion[f], (sure_fg[f], sure_bg[f]), config)
+                   for f, layers in per_frame.items()}
     if moving:
       per_frame = {f: unwarped(layers, full[f], full_transforms[f]) for f, layers in per_frame.items()}
     order = sorted(per_frame)
