@@ -26,7 +26,11 @@ Methods:
   hints:         what our automatic hints start from (`video.motion_mask`):
                  the same on frames aligned to the middle one when the camera
                  moves (`video.align`) and with each frame's gain divided out
-                 (`video.match_lighting`), warped back; --set applies.
+                 (`video.match_lighting`), warped back; --set applies;
+  refined:       the final mask with Double-DIP unsure everywhere
+                 (`video.refined_motion_mask`: the motion map refined by the
+                 guided filter on the frame, the hints' sure pixels kept), no
+                 optimisation; --set applies.
 The first table has a row per clip and a column per method (mean IoU over
 frames), then the mean over clips and the seconds per clip; the second, each
 run with the mean IoU over frames 1..F-1 too (without the first, which MOG2
@@ -60,7 +64,7 @@ from scripts import make_video
 
 _VIDEOS = flags.DEFINE_list('videos', list(make_video.EVAL_CLIPS), 'Clips (keys of scripts/make_video.CLIPS).')
 _METHODS = flags.DEFINE_list('methods', ['mog2', 'knn', 'median', 'hints', 'ddip'],
-                             'Methods: ddip, ddip_temporal, ddip_window, mog2, knn, median, hints.')
+                             'Methods: ddip, ddip_temporal, ddip_window, mog2, knn, median, hints, refined.')
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Override step 1 iterations (default: configs/video.py).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override step 2 iterations (default: configs/video.py).')
 _SET = flags.DEFINE_list('set', [], 'Further config overrides of the Double-DIP runs, e.g. learning_rate=0.002; '
@@ -71,7 +75,7 @@ _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the table from 
 
 _DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'video')
 _DDIP = ('ddip', 'ddip_temporal', 'ddip_window')
-METHODS = _DDIP + ('mog2', 'knn', 'median', 'hints')
+METHODS = _DDIP + ('mog2', 'knn', 'median', 'hints', 'refined')
 
 
 def clip_folder(name: str) -> str:
@@ -140,7 +144,7 @@ def _key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _planned(name: str, method: str) -> dict[str, Any]:
-  if method == 'hints':
+  if method in ('hints', 'refined'):
     return {'video': name, 'method': method, 'overrides': list(_SET.value)}
   if method not in _DDIP:
     return {'video': name, 'method': method}
@@ -165,9 +169,14 @@ def run_one(name: str, method: str) -> dict[str, Any]:
   else:
     frames, _ = clip_io.load_frames(os.path.join(folder, 'frames'))
     gt = clip_io.load_masks(os.path.join(folder, 'masks'), count=len(frames), shape=frames.shape[1:3])
-    masks = (median_masks(frames) if method == 'median' else hint_masks(frames, _config(method, folder))
-             if method == 'hints'
-             else subtractor_masks(frames, method))
+    if method == 'median':
+      masks = median_masks(frames)
+    elif method == 'hints':
+      masks = hint_masks(frames, _config(method, folder))
+    elif method == 'refined':
+      masks = video.refined_motion_mask(_config(method, folder), frames)
+    else:
+      masks = subtractor_masks(frames, method)
     ious = [metrics_lib.iou(m, g) for m, g in zip(masks, gt)]
     for k, m in enumerate(masks):
       writing.save_image(os.path.join(_OUT_DIR.value, name, method, f'{k:04d}.png'), m)
@@ -186,8 +195,8 @@ def _schedule(r: dict[str, Any]) -> str:
 
 def _label(r: dict[str, Any]) -> str:
   """A run's method with its schedule and overrides, if any (the mean table's rows, the run's folder)."""
-  if r['method'] == 'hints' and r.get('overrides'):
-    return f"hints [{','.join(r['overrides'])}]"
+  if r['method'] in ('hints', 'refined') and r.get('overrides'):
+    return f"{r['method']} [{','.join(r['overrides'])}]"
   return r['method'] if r['method'] not in _DDIP else f"{r['method']} {_schedule(r)}"
 
 

@@ -28,6 +28,7 @@ from ddip_jax import memory
 from ddip_jax import metrics
 from ddip_jax import models
 from ddip_jax import tasks
+from ddip_jax import video_hints
 from ddip_jax import writing
 from ddip_jax.tasks import video
 from tests import image_io_test  # pylint: disable=g-bad-import-order
@@ -524,6 +525,94 @@ class AlignTest(parameterized.TestCase):
     away = np.r_[0:14, 32:48]  # Rows the moving square never comes near.
     self.assertGreater(plain[3, away].mean(), 5.0)
     self.assertLess(matched[:, away].max(), 1.0)
+
+
+def _slow_object_clip(num_frames: int = 10, covered: range = range(7)) -> tuple[np.ndarray, np.ndarray]:
+  """A textured still background and a 12x12 square of fresh random texture every frame: over rows and columns
+  8..19 in the frames `covered` (most of them: the median there is the square's texture), over rows 20..31 in
+  the others (which show the background at rows 8..19)."""
+  rng = np.random.default_rng(3)
+  background = rng.uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+  frames = np.repeat(background[None], num_frames, 0)
+  masks = np.zeros((num_frames, 32, 32), np.float32)
+  for f in range(num_frames):
+    top = 8 if f in covered else 20
+    frames[f, top:top + 12, 8:20] = rng.uniform(0.0, 1.0, (12, 12, 3))
+    masks[f, top:top + 12, 8:20] = 1
+  return frames, masks
+
+
+class VideoHintsTest(parameterized.TestCase):
+  """The mode background, the motion map and the final mask's confident rule (ddip_jax/video_hints.py)."""
+
+  def test_the_mode_is_the_background_where_the_median_is_the_object(self):
+    frames, _ = _slow_object_clip()
+    lab = np.stack([hints.rgb_to_lab(f) for f in frames])
+    truth = hints.rgb_to_lab(frames[9])  # Frames 7..9 show the background over rows 8..19.
+    mode = video_hints.mode_background(lab)
+    median = np.median(lab, axis=0)
+    core = (slice(8, 20), slice(8, 20))
+    self.assertLess(np.abs(mode[core] - truth[core]).max(), 1e-3)
+    self.assertGreater(np.abs(median[core] - truth[core]).mean(), 5.0)  # The median is the square's texture.
+    below = hints.rgb_to_lab(frames[0])[20:]  # Frame 0 shows the background below row 20.
+    self.assertLess(np.abs(mode[20:] - below).max(), 1e-3)
+
+  def test_mode_background_uses_only_the_frames_that_see_a_pixel(self):
+    frames, _ = _slow_object_clip()
+    lab = np.stack([hints.rgb_to_lab(f) for f in frames])
+    valid = np.ones(lab.shape[:3], bool)
+    valid[7:, 8:20, 8:20] = False  # The frames showing the background there are not seen: the square's mode wins.
+    mode = video_hints.mode_background(lab, valid)
+    self.assertGreater(np.abs(mode[8:20, 8:20] - hints.rgb_to_lab(frames[9])[8:20, 8:20]).mean(), 5.0)
+    self.assertEqual(video_hints.mode_background(lab, np.zeros_like(valid)).max(), 0.0)
+
+  def test_noise_level_and_tolerance(self):
+    frames, _ = _slow_object_clip()
+    lab = np.stack([hints.rgb_to_lab(f) for f in frames])
+    self.assertEqual(video_hints.noise_level(lab), 0.0)
+    noisy = lab + np.random.default_rng(0).normal(0, 1.0, lab.shape)
+    self.assertAlmostEqual(video_hints.noise_level(noisy), 2.7, delta=0.4)  # |N(0, 2 I_3)|'s median is ~2.7.
+
+  def test_mode_hints_leave_no_ghost(self):
+    frames, masks = _slow_object_clip()
+    found = [hints.background_change(frames, estimate_background=estimate) > 12
+             for estimate in (None, video_hints.mode_background)]
+    ghost = [mask[7:, 8:18, 8:20].mean() for mask in found]  # Where the square stood (2 rows off its next place).
+    self.assertGreater(ghost[0], 0.5)
+    self.assertLess(ghost[1], 0.05)
+    self.assertGreater(np.mean([metrics.iou(m, g) for m, g in zip(found[1], masks)]), 0.7)  # The 3x3 blur widens it.
+
+  def test_motion_map(self):
+    np.testing.assert_allclose(video_hints.motion_map(np.array([0.0, 6.0, 9.0, 12.0, 30.0])),
+                               [0.0, 0.0, 0.5, 1.0, 1.0])
+
+  def test_confident_blend(self):
+    dip = np.array([0.05, 0.5, 0.95, 0.2])
+    motion = np.array([1.0, 0.9, 0.0, 0.0])
+    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.1), [0.05, 0.9, 0.95, 0.0])
+    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.0), motion)
+    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.3), [0.05, 0.9, 0.95, 0.2])
+
+  def test_refined_motion_mask_keeps_the_hints(self):
+    frames, masks = _slow_object_clip()
+    config = default.get_config()
+    config.video.background = 'mode'
+    config.video.confident_mask = 0.1
+    config.segmentation.guided_radius = 0.03
+    refined = video.refined_motion_mask(config, frames)
+    self.assertGreater(np.mean([metrics.iou(m, g) for m, g in zip(refined, masks)]), 0.7)
+    self.assertLess(refined[7:, 8:18, 8:20].mean(), 0.05)
+    fg, bg = hints.motion_hints(frames, estimate_background=video_hints.mode_background)
+    self.assertTrue((refined[fg > 0.5] == 1).all())
+    self.assertTrue((refined[bg > 0.5] == 0).all())
+
+  @parameterized.parameters(('background', 'mean'), ('confident_mask', 0.6), ('confident_mask', -0.1))
+  def test_validate_new_fields(self, field, value):
+    config = default.get_config()
+    config.task, config.image = 'video', 'clip/'
+    config.video[field] = value
+    with self.assertRaisesRegex(config_check.ConfigError, f'video.{field}'):
+      tasks.validate(config)
 
 
 class MovingCameraTest(absltest.TestCase):

@@ -300,6 +300,29 @@ def motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray, *, high: 
   return align.from_reference((change > high).astype(np.float32), transforms, nearest=True)
 
 
+def refined_motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray) -> np.ndarray:
+  """The final mask with Double-DIP unsure everywhere (no optimisation): the motion map refined, thresholded and
+  kept to the hints as `with_motion_mask` does, on frames aligned as `decompose` aligns them, warped back.
+
+  Args:
+    frames: (F, H, W, 3) in [0, 1] (hints found at this size).
+
+  Returns:
+    (F, H, W) float32 in {0, 1}.
+  """
+  transforms = camera_motion(config, frames)
+  aligned = align.to_reference(frames, transforms)
+  options = clip_hint_options(config, transforms, frames.shape[1:3])
+  fg, bg = hints_lib.motion_hints(aligned, **options)
+  motion = video_hints.motion_map(hints_lib.background_change(
+      aligned, valid=options['valid'], match_lighting=options['match_lighting'],
+      estimate_background=options['estimate_background']))
+  unsure = {'mask_raw': np.full(frames.shape[1:3], 0.5, np.float32)}
+  masks = [with_motion_mask({**unsure, 'fg_hint': fg[f]}, aligned[f], motion[f], (fg[f], bg[f]), config)['mask_binary']
+           for f in range(len(frames))]
+  return align.from_reference(np.stack(masks), transforms, nearest=True)
+
+
 def motion_map(config: ml_collections.ConfigDict, frames: np.ndarray, transforms: np.ndarray) -> np.ndarray | None:
   """The automatic 'motion' hints' soft mask (`video_hints.motion_map`) of the (aligned) `frames`, (F, H, W);
   None when `video.confident_mask` is unset or the hints are not all automatic 'motion' ones."""
