@@ -90,6 +90,8 @@ def get_config() -> config_dict.ConfigDict:
   config.dehaze.transmission_prior_weight = 1.0  # Weight of MSE(t, t_prior).
   config.dehaze.transmission_prior_until = 1.0  # The prior term applies for the first this fraction of the iterations.
   config.dehaze.dcp_omega = 0.95  # He et al.'s omega in the dark-channel transmission prior.
+  config.dehaze.transmission_residual = 0.0  # > 0 (needs prior_full_size): t = the prior + a correction of at most this drawn by t's generator; 0: t drawn whole (official).
+  config.dehaze.prior_full_size = False  # Estimate A and the (guided-filter refined) prior t on the full-size input, then shrink t to the working size; False: both on the working image.
   config.dehaze.airlight_std_weight = 0.1  # Weight of StdLoss(A), learned airlight only.
   config.dehaze.airlight_tie_steps = 1000  # Learned airlight: MSE(A, A0) for it < this.
   config.dehaze.guided_radius = 0.0625  # Guided-filter radius of t as a fraction of the longer side (50 px at 800 px); 0: off.

@@ -15,6 +15,7 @@ import numpy as np
 from configs import dehaze as dehaze_config
 from ddip_jax import config_check
 from ddip_jax import engine
+from ddip_jax import haze_priors
 from ddip_jax import image_io
 from ddip_jax import models
 from ddip_jax import outputs
@@ -179,7 +180,8 @@ class ValidateTest(absltest.TestCase):
                                   ('guided_eps', 0.0, 'positive'),
                                   ('transmission_prior', 'fog', 'unknown prior'),
                                   ('transmission_prior_until', 1.5, r'\[0, 1\]'),
-                                  ('dcp_omega', 0.0, r'\(0, 1\]')):
+                                  ('dcp_omega', 0.0, r'\(0, 1\]'),
+                                  ('transmission_residual', 1.5, r'\[0, 1\]')):
       config = dehaze_config.get_config()
       config.dehaze[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
@@ -363,6 +365,74 @@ class EndToEndTest(absltest.TestCase):
     writing.save_image(config.dehaze.gt_clean, np.zeros((8, 8, 3), np.float32))
     with self.assertRaisesRegex(image_io.InputError, 'expected 56x40'):
       dehaze.run(config, os.path.join(os.path.dirname(config.image), 'out'))
+
+
+class HazePriorsTest(absltest.TestCase):
+
+  def test_min_filter_matches_loops(self):
+    x = np.random.default_rng(0).random((7, 9)).astype(np.float32)
+    want = np.array([[x[max(0, i - 2):i + 3, max(0, j - 2):j + 3].min() for j in range(9)] for i in range(7)])
+    np.testing.assert_array_equal(haze_priors.min_filter(x, 5), want)
+
+  def test_quadtree_airlight_follows_the_bright_smooth_quadrant_not_a_white_speck(self):
+    image = np.full((32, 32, 3), 0.2, np.float32)
+    image[:16, 16:] = (0.8, 0.85, 0.9)  # Haze-like: bright and flat, top right.
+    image[20:23, 4:7] = 1.0  # A small white object elsewhere (He et al.'s rule would pick it).
+    image[0, 31] = (0.82, 0.9, 0.95)  # In the chosen quadrant, the pixel nearest to white.
+    np.testing.assert_allclose(haze_priors.quadtree_airlight(image, min_side=4), [0.82, 0.9, 0.95], rtol=1e-6)
+    np.testing.assert_allclose(haze_priors.quadtree_airlight(np.zeros((16, 16, 3), np.float32)), [1 / 255] * 3)
+
+  def test_cap_depth_is_zhus_linear_model_min_filtered(self):
+    image = np.random.default_rng(1).random((6, 8, 3)).astype(np.float32)
+    value, low = image.max(-1), image.min(-1)
+    raw = 0.121779 + 0.959710 * value - 0.780245 * (value - low) / value
+    np.testing.assert_allclose(haze_priors.cap_depth(image, patch=1), raw, rtol=1e-5)
+    np.testing.assert_allclose(haze_priors.cap_depth(image, patch=3), haze_priors.min_filter(raw, 3), rtol=1e-5)
+
+  def test_colour_attenuation_dehaze_inverts_its_own_model(self):
+    clean, hazy = _scene(24, 32)
+    dehazed, t, airlight = haze_priors.colour_attenuation_dehaze(hazy.astype(np.float32), radius=4)
+    self.assertEqual(dehazed.shape, (24, 32, 3))
+    self.assertTrue(np.all((t >= 0.1) & (t <= 0.9)))
+    want = np.clip((hazy - airlight) / t[..., None] + airlight, 0, 1)
+    np.testing.assert_allclose(dehazed, want, atol=1e-5)
+    # It removes haze: closer to the clean image than the input is.
+    self.assertLess(np.mean((dehazed - clean)**2), np.mean((hazy - clean)**2))
+
+
+class ResidualTransmissionTest(absltest.TestCase):
+
+  def test_t_is_the_prior_plus_a_bounded_correction(self):
+    config = _tiny_config(_tempdir(self), 1)
+    config.dehaze.transmission_residual = 0.15
+    _, hazy = _scene(10, 14)
+    t0 = np.linspace(0.3, 0.9, 10 * 14, dtype=np.float32).reshape(10, 14)
+    problem = dehaze.build_problem(config, hazy, np.array([0.8, 0.85, 0.9], np.float32), jax.random.key(0),
+                                   learned_airlight=False, transmission0=t0)
+    variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    _, (_, out, _) = jax.jit(problem.stages[0].loss_fn)(*variables, jnp.int32(0), jax.random.key(2))
+    t = np.asarray(out['transmission'])[0, ..., 0]
+    self.assertLessEqual(np.abs(t - t0).max(), 0.15 + 1e-6)
+    self.assertGreater(np.abs(t - t0).max(), 0.0)
+
+  def test_finalize_adds_the_upsampled_correction_to_the_full_size_prior(self):
+    _, hazy = _scene(20, 28)
+    full_prior = np.linspace(0.2, 1.0, 20 * 28, dtype=np.float32).reshape(20, 28)
+    work_prior = image_io.resize_image(full_prior, (10, 14))
+    best = {'transmission': (work_prior + 0.05)[None, ..., None], 'clean': np.zeros((1, 10, 14, 3))}
+    result = engine.Result(params={}, batch_stats={}, best=best, best_psnr=30.0, best_step=3, metrics={})
+    done = dehaze.finalize_pass(result, hazy, np.array([0.8, 0.85, 0.9], np.float32), radius=2,
+                                dz=dehaze_config.get_config().dehaze, facts={}, prior=(full_prior, work_prior))
+    np.testing.assert_allclose(done.transmission, np.clip(full_prior + 0.05, 0.1, 1.0), atol=1e-5)
+
+  def test_a_wide_photo_keeps_its_short_side_for_the_generators(self):
+    config = dehaze_config.get_config()
+    config.image, config.dehaze.gt_clean = '', None
+    config.num_steps, config.progress = 2, False
+    _, hazy = _scene(40, 150)  # 64 px on the long side would leave 17 rows, under the generators' 32.
+    result = dehaze.decompose(config, dehaze.Inputs(image=hazy.astype(np.float32)))
+    self.assertEqual(result.metrics['working_shape'], [32, 120])
+    self.assertEqual(result.images['dehazed'].shape, (40, 150, 3))
 
 
 if __name__ == '__main__':

@@ -5,6 +5,8 @@ J is the haze-free image, t the transmission map and A the airlight. Generators
 noise inputs; the airlight A is, by `dehaze.airlight` (first pass):
   'estimate' (official default): the dark-channel-prior estimate of He et al.
              2009 on the working image, a constant RGB;
+  'quadtree': Kim et al. 2013's hierarchical search (`haze_priors`), a
+             constant RGB, less drawn to white objects than 'estimate';
   'given':   `dehaze.airlight_rgb`, a constant RGB;
   'learned': a map drawn by a third generator ('airlight', 3 channels) from a
              meshgrid input, tied to the estimate A0 for the first iterations.
@@ -29,6 +31,7 @@ of the passes' transmissions (see `compose_passes`).
 
 import dataclasses
 import functools
+import math
 import time
 from typing import Any
 
@@ -41,6 +44,7 @@ import numpy as np
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import filters
+from ddip_jax import haze_priors
 from ddip_jax import image_io
 from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
@@ -48,7 +52,7 @@ from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import resume
 
-AIRLIGHT_MODES = ('estimate', 'given', 'learned')
+AIRLIGHT_MODES = ('estimate', 'quadtree', 'given', 'learned')
 TRANSMISSION_PRIORS = ('none', 'dark_channel')
 # The estimated airlight's least value per channel: one 8-bit level.
 AIRLIGHT_FLOOR = 1 / 255
@@ -160,7 +164,8 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
     transmission0: optional (H, W) prior transmission (the dark-channel
       estimate); t is pulled to it by `dehaze.transmission_prior_weight` *
       MSE(t, t0) for the first `dehaze.transmission_prior_until` fraction of
-      the iterations.
+      the iterations; with `dehaze.transmission_residual` > 0, t is the prior
+      plus a correction of at most that size drawn by the generator.
 
   Returns:
     An `engine.Problem` with one stage, generators 'clean', 'transmission' and,
@@ -184,6 +189,7 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
   img = jnp.asarray(image, jnp.float32)[None]
   a0 = jnp.broadcast_to(jnp.asarray(airlight0, jnp.float32), img.shape)
   num_steps = config.num_steps
+  residual = transmission0 is not None and dz.transmission_residual > 0
   if transmission0 is not None:
     t0 = jnp.asarray(transmission0, jnp.float32)[None, :, :, None]
     prior_steps = round(dz.transmission_prior_until * num_steps)
@@ -194,6 +200,8 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
     noisy = {n: models.perturb(z, keys[n], sigma) if n in keys else z for n, z in inputs.items()}
     out, stats = models.apply_generators(generators, params, batch_stats, noisy)
     out = {n: models.center_crop(o, height, width) for n, o in out.items()}
+    if residual:  # The generator draws a bounded correction of the prior: at 0.5 it is the prior itself.
+      out['transmission'] = jnp.clip(t0 + dz.transmission_residual * (2.0 * out['transmission'] - 1.0), dz.t_min, 1.0)
     t, airlight = out['transmission'], out.get('airlight', a0)
     recon = losses.blend(t, out['clean'], airlight)
     loss = losses.mse(recon, img) + dz.transmission_std_weight * losses.std_loss(t)
@@ -229,7 +237,8 @@ class PassResult:
 
 
 def finalize_pass(result: engine.Result, hazy: np.ndarray, airlight: np.ndarray, *, radius: int,
-                  dz: ml_collections.ConfigDict, facts: dict[str, Any]) -> PassResult:
+                  dz: ml_collections.ConfigDict, facts: dict[str, Any],
+                  prior: tuple[np.ndarray, np.ndarray] | None = None) -> PassResult:
   """Brings a pass's best outputs to full size and recovers J (see module docstring).
 
   Args:
@@ -240,14 +249,22 @@ def finalize_pass(result: engine.Result, hazy: np.ndarray, airlight: np.ndarray,
     radius: guided-filter radius in pixels.
     dz: the `dehaze` config section.
     facts: what the caller knows of the pass, first in its metrics.
+    prior: (full-size refined prior t, working-size prior t) of a residual
+      pass: t is then the full-size prior plus the upsampled correction (its
+      edges are the prior's, already guided-filtered; no second filtering).
   """
   shape = hazy.shape[:2]
   best = {n: np.asarray(v)[0] for n, v in result.best.items()}
   t_raw = image_io.resize_image(best['transmission'][..., 0], shape)
   if 'airlight' in best:
     airlight = image_io.resize_image(best['airlight'], shape)
-  t = refine_transmission(t_raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min,
-                          opencv_compat=dz.guided_opencv)
+  if prior is not None:
+    full_prior, work_prior = prior
+    correction = image_io.resize_image(best['transmission'][..., 0] - work_prior, shape)
+    t = np.clip(full_prior + correction, dz.t_min, 1.0).astype(np.float32)
+  else:
+    t = refine_transmission(t_raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min,
+                            opencv_compat=dz.guided_opencv)
   metrics = {
       **facts,
       'airlight': np.asarray(airlight, np.float32).reshape(-1, 3).mean(axis=0).tolist(),
@@ -311,6 +328,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
           f'unknown prior (one of {list(TRANSMISSION_PRIORS)})', dz.transmission_prior)
   require(0 <= dz.transmission_prior_until <= 1, 'dehaze.transmission_prior_until', 'must be in [0, 1]',
           dz.transmission_prior_until)
+  require(0 <= dz.transmission_residual <= 1, 'dehaze.transmission_residual', 'must be in [0, 1]',
+          dz.transmission_residual)
   require(0 < dz.dcp_omega <= 1, 'dehaze.dcp_omega', 'must be in (0, 1]', dz.dcp_omega)
   require(dz.guided_eps > 0, 'dehaze.guided_eps', 'must be positive', dz.guided_eps)
   require(0 < dz.t_min < 1, 'dehaze.t_min', 'must be in (0, 1)', dz.t_min)
@@ -365,8 +384,11 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   start = time.perf_counter()
   full, truth = inputs.image, inputs.gt_clean
   shape = full.shape[:2]
-  first, _ = image_io.working_image(full, config.max_side, path=inputs.name,
-                                    min_side=2 ** len(config.generator.channels_down))
+  min_side = 2 ** len(config.generator.channels_down)
+  max_side = config.max_side
+  if max_side > 0:  # A small working side must not refuse a wide photo that is big enough at full size.
+    max_side = max(max_side, min(max(shape), math.ceil(min_side * max(shape) / min(shape))))
+  first, _ = image_io.working_image(full, max_side, path=inputs.name, min_side=min_side)
   work = first.shape[:2]
   radius = filters.radius_px(dz.guided_radius, shape)
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
@@ -407,8 +429,12 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     if index == 0 and dz.airlight == 'given':
       airlight0, learned, mode = np.asarray(dz.airlight_rgb, np.float32), False, 'given'
     elif index == 0:
-      airlight0 = np.asarray(estimate_airlight(jnp.asarray(working), patch=dz.dcp_patch,
-                                               top_fraction=dz.dcp_top_fraction))
+      source = hazy if dz.prior_full_size else working
+      if dz.airlight == 'quadtree':
+        airlight0 = haze_priors.quadtree_airlight(source)
+      else:
+        airlight0 = np.asarray(estimate_airlight(jnp.asarray(source), patch=dz.dcp_patch,
+                                                 top_fraction=dz.dcp_top_fraction))
       learned, mode = dz.airlight == 'learned', dz.airlight
     else:  # Tied to the previous pass's airlight.
       previous = passes[-1].airlight
@@ -416,18 +442,27 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
       learned, mode = True, 'learned'
     facts = {'pass': index + 1, 'airlight_mode': mode,
              'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
-    pending[index] = (hazy, airlight0, facts)
-    transmission0 = None
-    if dz.transmission_prior == 'dark_channel':
+    transmission0 = prior = None
+    if dz.transmission_prior == 'dark_channel' and dz.prior_full_size and np.ndim(airlight0) == 1:
+      # He et al.'s estimate where its patch was meant to work, refined by the guided filter, then shrunk.
+      raw = np.asarray(dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=dz.dcp_patch,
+                                                 omega=dz.dcp_omega))
+      refined = refine_transmission(raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min,
+                                    opencv_compat=dz.guided_opencv)
+      transmission0 = image_io.resize_image(refined, work)
+      if dz.transmission_residual > 0:
+        prior = (refined, transmission0)
+    elif dz.transmission_prior == 'dark_channel':
       transmission0 = np.asarray(dark_channel_transmission(
           jnp.asarray(working), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega))
+    pending[index] = (hazy, airlight0, facts, prior)
     return build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index), learned_airlight=learned,
                          transmission0=transmission0)
 
   def keep(index: int, result: engine.Result) -> None:
-    hazy, airlight0, facts = pending.pop(index)
-    passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts))
+    hazy, airlight0, facts, prior = pending.pop(index)
+    passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts, prior=prior))
 
-  pending: dict[int, tuple[np.ndarray, np.ndarray, dict[str, Any]]] = {}
+  pending: dict[int, tuple[np.ndarray, np.ndarray, dict[str, Any], Any]] = {}
   return resume.solve_parts(config, num_parts=dz.passes, part_name='pass', key=train_key, problem=problem, keep=keep,
                             finish=finish, checkpoints=checkpoints)

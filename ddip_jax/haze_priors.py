@@ -1,0 +1,99 @@
+"""Classic single-image dehazing priors, in numpy: airlight estimates and the colour attenuation prior.
+
+The dark channel prior itself (He et al. 2009) lives with the dehazing task
+(`tasks/dehaze.py`: `dark_channel`, `estimate_airlight`,
+`dark_channel_transmission`), which uses it as the transmission prior of its
+optimisation. This module adds what the task and its evaluation need besides:
+
+  quadtree_airlight: Kim et al. 2013 ("Optimized contrast enhancement for
+      real-time image and video dehazing", JVCIR): the airlight is searched in
+      the quadrant of largest mean minus standard deviation, recursively, then
+      the pixel nearest to white; a bright object is textured or small, so it
+      does not capture the search as it captures He et al.'s brightest
+      dark-channel pixels.
+  colour attenuation prior (Zhu, Mai & Shao 2015, IEEE TIP): scene depth is
+      linear in brightness minus saturation, d = 0.121779 + 0.959710 v
+      - 0.780245 s, min-filtered and refined by a guided filter; t = exp(-d)
+      (beta = 1), A from the farthest 0.1% of the pixels.
+"""
+
+import cv2
+import numpy as np
+
+from ddip_jax import filters
+
+# Zhu et al.'s linear model of depth in value and saturation (their learned coefficients).
+CAP_THETA = (0.121779, 0.959710, -0.780245)
+
+
+def min_filter(x: np.ndarray, patch: int) -> np.ndarray:
+  """Min over a patch x patch window (replicated borders, i.e. windows clipped at the border).
+
+  Args:
+    x: (H, W) float.
+    patch: odd window side.
+  """
+  kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (patch, patch))
+  return cv2.erode(np.asarray(x, np.float32), kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def quadtree_airlight(image: np.ndarray, *, min_side: int = 8) -> np.ndarray:
+  """Kim et al.'s hierarchical airlight search.
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    min_side: the search stops when a quadrant's shorter side is below this.
+
+  Returns:
+    (3,) float32 airlight, each channel at least 1/255.
+  """
+  region = np.asarray(image, np.float32)
+  while min(region.shape[:2]) >= 2 * min_side:
+    h, w = region.shape[0] // 2, region.shape[1] // 2
+    quadrants = (region[:h, :w], region[:h, w:], region[h:, :w], region[h:, w:])
+    region = max(quadrants, key=lambda q: float(q.mean() - q.std()))
+  pixels = region.reshape(-1, 3)
+  best = pixels[np.argmin(np.linalg.norm(pixels - 1.0, axis=1))]
+  return np.maximum(best, 1 / 255).astype(np.float32)
+
+
+def cap_depth(image: np.ndarray, *, patch: int = 15) -> np.ndarray:
+  """Zhu et al.'s raw depth, min-filtered over patch x patch windows (not yet refined).
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+
+  Returns:
+    (H, W) float32 relative depth (larger: farther).
+  """
+  value = image.max(axis=-1)
+  saturation = np.where(value > 0, (value - image.min(axis=-1)) / np.maximum(value, 1e-6), 0.0)
+  theta0, theta1, theta2 = CAP_THETA
+  return min_filter(theta0 + theta1 * value + theta2 * saturation, patch)
+
+
+def colour_attenuation_dehaze(image: np.ndarray, *, radius: int, eps: float = 1e-3, patch: int = 15,
+                              beta: float = 1.0, t_range: tuple[float, float] = (0.1, 0.9),
+                              top_fraction: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The colour attenuation prior dehazer (Zhu et al. 2015).
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    radius, eps: the guided filter refining the depth (guide: the image).
+    patch: min-filter window side.
+    beta: scattering coefficient, t = exp(-beta d) (Zhu et al.: 1).
+    t_range: t is clipped to it (Zhu et al.: [0.1, 0.9]).
+    top_fraction: A is the brightest pixel among this fraction of the farthest.
+
+  Returns:
+    (J (H, W, 3), t (H, W), A (3,)), float32.
+  """
+  image = np.asarray(image, np.float32)
+  depth = filters.guided_filter(image, cap_depth(image, patch=patch), radius=radius, eps=eps)
+  flat = depth.reshape(-1)
+  far = np.argsort(flat)[-max(1, int(flat.size * top_fraction)):]
+  candidates = image.reshape(-1, 3)[far]
+  airlight = np.maximum(candidates[np.argmax(candidates.sum(axis=1))], 1 / 255)
+  t = np.clip(np.exp(-beta * depth), *t_range)
+  dehazed = np.clip((image - airlight) / t[..., None] + airlight, 0.0, 1.0)
+  return dehazed.astype(np.float32), t.astype(np.float32), airlight.astype(np.float32)
