@@ -31,7 +31,7 @@ from ddip_jax import app_runs
 from ddip_jax import app_safety
 from ddip_jax import cli
 from ddip_jax import cutout as cutout_lib
-from ddip_jax import engine
+from ddip_jax import hooks
 from ddip_jax import image_io
 from ddip_jax import writing
 from ddip_jax.tasks import segmentation
@@ -150,10 +150,12 @@ class Refinement(app_runs.Worker):
     self._first: tuple[float, int] | None = None  # (time, steps) of the first observation: no compiling after.
     super().__init__('ddip-cutout')
 
-  def _observe(self, stage: engine.Stage, done: int, state: Any) -> str | None:
-    del state
+  def _observe(self, event: hooks.Event) -> str | None:
+    """A hook (`hooks.Hook`): the progress after every compiled call; 'stop button' once Stop was pressed."""
+    if event.kind != 'step':
+      return None
     now = time.monotonic()
-    self._stages[stage.name] = done
+    self._stages[event.stage] = event.done
     total = sum(self._stages.values())
     if self._first is None:
       self._first = (now, total)
@@ -164,7 +166,7 @@ class Refinement(app_runs.Worker):
 
   def _work(self) -> None:
     try:
-      with engine.observe(self._observe):
+      with hooks.listening(self._observe):
         self.result = self.cut.add(fg=self._fg, bg=self._bg, replace=True)
     except app_runs.USER_ERRORS as err:
       self.error = str(err)

@@ -4,7 +4,7 @@ A run is what the command line runs: its inputs (the photo, the painted strokes 
 written to a run folder (`<runs_dir>/<run>/input/`), its config built by the command line's own
 parser and checks (`cli.parse`, `tasks.validate`) from the `main.py` arguments the page shows, and
 `Run` calls `api.run_config` (what `main.py` calls) in a worker thread, into `<run>/output/`, observed
-through `engine.observe` for progress, previews and Stop (as Ctrl-C: the best result so far is kept).
+through `hooks.listening` for progress, previews and Stop (as Ctrl-C: the best result so far is kept).
 Nothing here needs Gradio.
 """
 
@@ -33,6 +33,7 @@ from ddip_jax import app_safety
 from ddip_jax import app_strokes
 from ddip_jax import cli
 from ddip_jax import engine
+from ddip_jax import hooks
 from ddip_jax import hints as hints_lib
 from ddip_jax import image_io
 from ddip_jax import runner
@@ -127,7 +128,7 @@ class Snapshot:
 
   Attributes:
     stage: the stage's name; stage_index its 1-based place in its optimisation.
-    part: the 1-based count of optimisations run (restarts, video windows, dehazing passes).
+    part: which optimisation of the run ('' for the only one; e.g. 'restart 2', 'window 3', 'pass 1').
     done, total: steps of the stage.
     rate: steps per second since the stage's first compiled call (None before).
     previews: layer name -> (H, W, C) float image of the best result so far.
@@ -135,7 +136,7 @@ class Snapshot:
 
   stage: str = ''
   stage_index: int = 0
-  part: int = 1
+  part: str = ''
   done: int = 0
   total: int = 0
   rate: float | None = None
@@ -145,7 +146,7 @@ class Snapshot:
     """One line in plain words: stage, step and the time left in the stage."""
     if not self.stage:
       return 'starting: loading the photo, hints, compiling the step (a minute on a CPU the first time)'
-    part = f', optimisation {self.part}' if self.part > 1 else ''
+    part = f', {self.part}' if self.part else ''
     text = f'stage {self.stage_index} ({self.stage}{part}): step {self.done}/{self.total}'
     if self.rate:
       text += f', about {(self.total - self.done) / self.rate:.0f} s left in this stage'
@@ -187,7 +188,7 @@ class Worker:
 class Run(Worker):
   """One run of a task in a worker thread: `api.run_config`, as `main.py` calls it.
 
-  The worker thread observes its `engine.optimize` calls (`engine.observe`)
+  The worker thread listens to its `engine.optimize` calls (`hooks.listening`)
   to keep a `Snapshot` and to stop when asked (`stop`).
   """
 
@@ -198,36 +199,34 @@ class Run(Worker):
     self.error: str | None = None  # One line for the user.
     self.stopped = False
     self._lock = threading.Lock()
-    self._stages: list[str] = []  # Of the current optimisation.
-    self._part, self._done = 1, 0
+    self._stage: tuple[str, str] = ('', '')  # (part, stage) of the last event.
     self._stage_start: tuple[float, int] = (0.0, 0)
     self._last_preview = 0.0
     super().__init__('ddip-run')
 
-  def _observe(self, stage: engine.Stage, done: int, state: engine.TrainState) -> str | None:
+  def _observe(self, event: hooks.Event) -> str | None:
+    """A hook (`hooks.Hook`): the snapshot after every compiled call; 'stop button' once Stop was pressed."""
+    if event.kind != 'step':
+      return None
     now = time.monotonic()
-    again = stage.name in self._stages[:-1] or (stage.name in self._stages[-1:] and done <= self._done)
-    if again:  # A stage seen before, from its start: the next optimisation.
-      self._stages, self._part = [], self._part + 1
-    if stage.name not in self._stages[-1:]:
-      self._stages.append(stage.name)
-      self._stage_start = (now, done)  # After the first call: the compilation is not in the rate.
+    if (event.part, event.stage) != self._stage:
+      self._stage = (event.part, event.stage)
+      self._stage_start = (now, event.done)  # After the first call: the compilation is not in the rate.
       self._last_preview = 0.0
-    self._done = done
     started, first = self._stage_start
-    snapshot = dataclasses.replace(self.snapshot, stage=stage.name, stage_index=len(self._stages), part=self._part,
-                                   done=done, total=stage.num_steps,
-                                   rate=(done - first) / (now - started) if done > first else None)
-    if now - self._last_preview >= PREVIEW_SECONDS or done == stage.num_steps:
+    snapshot = dataclasses.replace(self.snapshot, stage=event.stage, stage_index=event.stage_index + 1,
+                                   part=event.part, done=event.done, total=event.total,
+                                   rate=(event.done - first) / (now - started) if event.done > first else None)
+    if now - self._last_preview >= PREVIEW_SECONDS or event.done == event.total:
       self._last_preview = now
-      snapshot.previews = {name: np.asarray(value)[0] for name, value in jax.device_get(state.best).items()}
+      snapshot.previews = {name: np.asarray(value)[0] for name, value in jax.device_get(event.state.best).items()}
     with self._lock:
       self.snapshot = snapshot
     return 'stop button' if self._stop.is_set() else None
 
   def _work(self) -> None:
     try:
-      with engine.observe(self._observe):
+      with hooks.listening(self._observe):
         self.metrics, _ = api.run_config(self.config, self.workdir)
     except engine.Interrupted as err:
       self.stopped = True

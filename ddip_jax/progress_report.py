@@ -1,39 +1,24 @@
-"""Progress of an optimisation: the command line's tqdm bar, and a caller's progress function.
+"""Progress of an optimisation: the command line's tqdm bar, and a caller's progress function, as hooks.
 
-`engine.optimize` makes one `Progress` per stage and updates it after every
-compiled call; loss and PSNR are fetched from the device at most twice a second.
+`engine.optimize` gives every run a `ProgressHook(TqdmBar())` when its
+`LoopOptions.progress` is set; `ddip_jax.segment(progress=fn)` and the other
+API functions listen with `ProgressHook(fn)` (`hooks.listening`). Loss and PSNR
+are fetched from the device at most twice a second.
 """
 
-from collections.abc import Callable, Iterator
-import contextlib
-import contextvars
+from collections.abc import Callable
 import math
 import sys
 import time
-from typing import Any
 
 import tqdm
+
+from ddip_jax import hooks
 
 # progress(step, total, loss, psnr, stage): what a caller (a notebook, a web page) is told as a stage runs;
 # the first call of a stage (before its first step, or on resuming) has loss and psnr NaN.
 ProgressFn = Callable[[int, int, float, float, str], None]
-_PROGRESS_FN: contextvars.ContextVar[ProgressFn | None] = contextvars.ContextVar('ddip_jax_progress', default=None)
 _REPORT_INTERVAL = 0.5  # Seconds between two calls of a progress function (each fetches loss and PSNR).
-
-
-@contextlib.contextmanager
-def reporting_progress(progress: ProgressFn | None) -> Iterator[None]:
-  """Calls `progress(step, total, loss, psnr, stage)` from every `engine.optimize` that runs in this block.
-
-  At a stage's start, then at most twice a second and at its end; `step`
-  counts the stage's steps done (of `total`). The command line's use of the
-  same reports is the tqdm bar (`TqdmBar`, `LoopOptions.progress`).
-  """
-  token = _PROGRESS_FN.set(progress)
-  try:
-    yield
-  finally:
-    _PROGRESS_FN.reset(token)
 
 
 class TqdmBar:
@@ -57,41 +42,42 @@ class TqdmBar:
       self._bar.set_postfix(loss=f'{loss:.4f}', psnr=f'{psnr:.2f}', refresh=False)
 
   def close(self) -> None:
+    """Ends this stage's bar; the next call starts a new one."""
     if self._bar is not None:
       self._bar.close()
+      self._bar = None
 
 
-class Progress:
-  """One stage's progress, reported to its progress functions: the tqdm bar (`enabled`) and the caller's.
+class ProgressHook:
+  """A progress function as a hook (`hooks.Hook`): called at a stage's start (loss and PSNR NaN), then at most
+  every `interval` seconds (the function's `interval` attribute, else 0.5) and at the stage's last step; its
+  `close()`, if it has one, at the stage's end.
 
-  Each function is called at the stage's start, then at most every its
-  `interval` (default `_REPORT_INTERVAL`) and at the stage's end; loss and PSNR
-  are fetched from the device once for all the functions due.
+  Attributes:
+    skip_finished: say nothing of a stage that a checkpoint holds as finished (the bar shows work being done).
   """
 
-  def __init__(self, stage: Any, enabled: bool, initial: int = 0):
-    """`stage`: an `engine.Stage` (its name and num_steps); `enabled`: show the bar; `initial`: steps done."""
-    caller = _PROGRESS_FN.get()
-    self._fns = ([TqdmBar()] if enabled else []) + ([caller] if caller is not None else [])
-    self._last = [time.monotonic()] * len(self._fns)
-    self._done, self._stage = initial, stage
-    for fn in self._fns:
-      fn(initial, stage.num_steps, math.nan, math.nan, stage.name)
+  def __init__(self, fn: ProgressFn, *, skip_finished: bool = False):
+    self.fn, self.skip_finished = fn, skip_finished
+    self._interval = getattr(fn, 'interval', _REPORT_INTERVAL)
+    self._last, self._silent = 0.0, False
 
-  def update(self, n: int, state: Any) -> None:
-    """`n` more steps done; `state`: the `engine.TrainState` after them."""
-    self._done += n
-    now = time.monotonic()
-    total = self._stage.num_steps
-    due = [i for i, fn in enumerate(self._fns)
-           if now - self._last[i] > getattr(fn, 'interval', _REPORT_INTERVAL) or self._done == total]
-    if due:
-      loss, psnr = float(state.loss), float(state.psnr)
-      for i in due:
-        self._last[i] = now
-        self._fns[i](self._done, total, loss, psnr, self._stage.name)
+  def __call__(self, event: hooks.Event) -> None:
+    if event.kind == 'start':
+      self._silent = self.skip_finished and event.done >= event.total
+      if not self._silent:
+        self._last = time.monotonic()
+        self.fn(event.done, event.total, math.nan, math.nan, event.stage)
+    elif event.kind == 'step' and not self._silent:
+      now = time.monotonic()
+      if now - self._last > self._interval or event.done == event.total:
+        self._last = now
+        self.fn(event.done, event.total, float(event.state.loss), float(event.state.psnr), event.stage)
+    elif event.kind == 'end' and not self._silent and hasattr(self.fn, 'close'):
+      self.fn.close()
 
-  def close(self) -> None:
-    for fn in self._fns:
-      if hasattr(fn, 'close'):
-        fn.close()
+
+def reporting_progress(progress: ProgressFn | None):
+  """A block in which every `engine.optimize` of this thread reports to `progress(step, total, loss, psnr, stage)`
+  (`ProgressHook`; None: to nothing more)."""
+  return hooks.listening(*([ProgressHook(progress)] if progress is not None else []))

@@ -30,6 +30,7 @@ from absl import logging
 import ml_collections
 
 from ddip_jax import engine
+from ddip_jax import hooks
 from ddip_jax import runner
 from ddip_jax import writing
 
@@ -91,7 +92,8 @@ def best_of(decompose: Callable[[ml_collections.ConfigDict], T], config: ml_coll
   for index in range(config.restarts):
     sub_config = restart_config(config, index)
     try:
-      result = decompose(sub_config)
+      with hooks.part(f'restart {index + 1} of {config.restarts}'):
+        result = decompose(sub_config)
     except engine.NumericalError as err:
       logging.warning('restart %d (seed %d) failed: %s', index, sub_config.seed, err)
       error, result = err, None
@@ -134,7 +136,8 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
     if metrics is None:
       logging.info('restart %d of %d (seed %d) in %s', index + 1, config.restarts, sub_config.seed, sub_workdir)
       try:
-        metrics = task.run(sub_config, sub_workdir)
+        with hooks.part(f'restart {index + 1} of {config.restarts}'):
+          metrics = task.run(sub_config, sub_workdir)
       except engine.NumericalError as err:
         logging.warning('restart %d (seed %d) failed: %s', index, sub_config.seed, err)
         error, metrics = err, None

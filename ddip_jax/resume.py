@@ -22,6 +22,7 @@ import ml_collections
 from ddip_jax import checkpoint_io
 from ddip_jax import engine
 from ddip_jax import errors
+from ddip_jax import hooks
 from ddip_jax import outputs
 from ddip_jax import runner
 
@@ -264,8 +265,9 @@ def solve_parts(
     for index in range(first, num_parts):
       checkpoint = checkpointing(config, checkpoints, name=f'{part_name}{index + 1}') if checkpoints else None
       try:
-        result = engine.optimize(problem(index), key=jax.random.fold_in(key, index), options=loop_options(config),
-                                 checkpoint=checkpoint, stop=stop)
+        with hooks.part(f'{part_name} {index + 1} of {num_parts}'):
+          result = engine.optimize(problem(index), key=jax.random.fold_in(key, index),
+                                   options=loop_options(config), checkpoint=checkpoint, stop=stop)
       except engine.Stopped as err:
         if err.result.best:
           keep(index, err.result)

@@ -36,6 +36,7 @@ from ddip_jax import app_widgets
 from ddip_jax import cli
 from ddip_jax import cutout as cutout_lib
 from ddip_jax import hints as hints_lib
+from ddip_jax import hooks
 from ddip_jax import image_io
 
 _ZEBRA_MASK = os.path.join(app_browser.REPO, 'data', 'zebra_mask.png')
@@ -162,26 +163,25 @@ class HelpersTest(absltest.TestCase):
     self.assertEqual(done.returncode, 2)
     self.assertEqual(done.stderr, 'error: the web app needs Gradio: pip install -r requirements-app.txt\n')
 
-  def test_run_counts_stages_and_optimisations(self):
+  def test_run_shows_the_stage_and_the_optimisation_the_events_name(self):
     state = types.SimpleNamespace(psnr=np.float32(20.0), best={'fg': np.zeros((1, 2, 2, 3))})
 
-    def observe(run, calls):
-      seen = []
-      for name, total, done in calls:
-        self.assertIsNone(run._observe(types.SimpleNamespace(name=name, num_steps=total), done, state))
-        seen.append((run.snapshot.stage_index, run.snapshot.part, run.snapshot.done))
-      return seen
+    def event(part, stage, index, total, done, kind='step'):
+      return hooks.Event(kind=kind, part=part, stage=stage, stage_index=index, num_stages=2, done=done, total=total,
+                         state=state)
 
-    # Two stages, then the same again: the next optimisation (restarts, video windows).
-    self.assertEqual(observe(app_runs.Run(None, ''), [('step1', 5, 2), ('step1', 5, 4), ('step2', 5, 2),
-                                                     ('step2', 5, 5), ('step1', 5, 2), ('step2', 5, 2)]),
-                     [(1, 1, 2), (1, 1, 4), (2, 1, 2), (2, 1, 5), (1, 2, 2), (2, 2, 2)])
-    run = app_runs.Run(None, '')  # One stage, twice (dehazing passes): its steps start over.
-    self.assertEqual(observe(run, [('pass', 3, 2), ('pass', 3, 3), ('pass', 3, 1)]), [(1, 1, 2), (1, 1, 3), (1, 2, 1)])
-    self.assertEqual(run.snapshot.describe(), 'stage 1 (pass, optimisation 2): step 1/3')
+    run = app_runs.Run(None, '')
+    seen = []
+    for args in [('', 'step1', 0, 5, 2), ('', 'step1', 0, 5, 4), ('', 'step2', 1, 5, 2), ('pass 2 of 2', 'pass', 0, 3, 1)]:
+      self.assertIsNone(run._observe(event(*args)))
+      seen.append((run.snapshot.stage_index, run.snapshot.part, run.snapshot.done))
+    self.assertEqual(seen, [(1, '', 2), (1, '', 4), (2, '', 2), (1, 'pass 2 of 2', 1)])
+    self.assertEqual(run.snapshot.describe(), 'stage 1 (pass, pass 2 of 2): step 1/3')
     self.assertNotIn('PSNR', run.snapshot.describe())
+    self.assertIsNone(run._observe(event('', 'step1', 0, 5, 0, kind='start')))  # Only steps change the snapshot.
+    self.assertEqual(run.snapshot.done, 1)
     run.stop()
-    self.assertEqual(run._observe(types.SimpleNamespace(name='pass', num_steps=3), 2, state), 'stop button')
+    self.assertEqual(run._observe(event('', 'pass', 0, 3, 2)), 'stop button')
 
   def test_watermark_args_paint_the_box_around_the_strokes(self):
     folder = app_runs.new_run_folder(tempfile.mkdtemp(), 'watermark')

@@ -82,7 +82,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 # The package's layers, bottom up: a module imports only from its own layer or the ones below (README, Layout).
 LAYERS = {
-    'base': ('errors', 'memory', 'metrics', 'filters', 'blending', 'augment', 'problem', 'progress_report',
+    'base': ('errors', 'memory', 'metrics', 'filters', 'blending', 'augment', 'problem', 'hooks', 'progress_report',
              'compile_cache', 'align'),
     'io': ('image_io', 'writing', 'clip_io', 'config_check', 'checkpoint_io', 'summary_picture', 'cli',
            'array_inputs'),

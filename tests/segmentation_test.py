@@ -219,7 +219,7 @@ class HelpersTest(parameterized.TestCase):
     params, stats = jax.eval_shape(
         lambda: models.init_generators(problem.generators, problem.inputs, jax.random.key(1)))
     for stage in problem.stages:
-      outputs = jax.eval_shape(stage.loss_fn, params, stats, jnp.int32(0), jax.random.key(2))[1][1]
+      outputs = jax.eval_shape(stage.loss_fn, params, stats, jnp.int32(0), jax.random.key(2), stage.data)[1][1]
       self.assertEqual({n: o.shape for n, o in outputs.items()},
                        {'fg': (1, height, width, 3), 'bg': (1, height, width, 3), 'mask': (1, height, width, 1)})
 
