@@ -90,8 +90,8 @@ LAYERS = {
     'task helpers': ('hints', 'grow', 'fgbg', 'watermark_io', 'watermark_layers', 'unmixing', 'video_hints', 'haze_priors'),
     'runs': ('runner', 'outputs', 'resume', 'restarts'),  # Workdirs, results written, resuming, restarts.
     'tasks': ('tasks', 'tasks.dehaze', 'tasks.segmentation', 'tasks.transparency', 'tasks.video', 'tasks.watermark'),
-    'front ends': ('api', 'cutout', 'batch', 'command', 'app', 'app_cutout', 'app_runs', 'app_safety', 'app_strokes',
-                   'app_widgets', ''),  # '': the package's __init__.
+    'front ends': ('api_results', 'api', 'cutout', 'batch', 'command', 'app', 'app_cutout', 'app_runs',
+                   'app_safety', 'app_strokes', 'app_widgets', ''),  # '': the package's __init__.
 }
 
 
