@@ -36,7 +36,7 @@ mixtures (the PNGs Double-DIP reads). 'augment' and
 For one mixture ('additive', 'photo_texture'): 'default' and 'faithful' are
 configs/textures.py and configs/textures_faithful.py; 'colour' and
 'photo_unmix' are the default's unmixings alone, kept whatever their fit
-(`unmixing.colour_plane_unmix`, `unmixing.photo_texture_unmix`); the classic structure/texture splits 'tv_<w>' (`denoise_tv_chambolle`
+(`colour_unmixing.colour_plane_unmix`, `colour_unmixing.photo_texture_unmix`); the classic structure/texture splits 'tv_<w>' (`denoise_tv_chambolle`
 of weight w: structure u, texture I - u) and 'guided_<r>' (the image's
 self-guided filter of radius r, eps 0.01) give the layers 2u - m and
 2(I - u) + m, m the image's mean (the true layers' means are unknown to
@@ -67,6 +67,7 @@ from configs import textures_faithful as textures_faithful_config
 from configs import transparency as transparency_config
 from configs import transparency_faithful as faithful_config
 from benchmarks import runs_log
+from ddip_jax import colour_unmixing
 from ddip_jax import filters
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
@@ -291,8 +292,8 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
   elif method in ('colour', 'photo_unmix') or method.startswith(('tv_', 'guided_')):
     image = image_io.load_image(paths['mix1'])
     if method in ('colour', 'photo_unmix'):
-      unmix_fn, fits_fn = ((unmixing.colour_plane_unmix, unmixing.colour_plane_fits) if method == 'colour' else
-                           (unmixing.photo_texture_unmix, unmixing.photo_texture_fits))
+      unmix_fn, fits_fn = ((colour_unmixing.colour_plane_unmix, colour_unmixing.colour_plane_fits) if method == 'colour' else
+                           (colour_unmixing.photo_texture_unmix, colour_unmixing.photo_texture_fits))
       unmixed, info = unmix_fn(image)
       record['model_fits'] = fits_fn(info, unmixed)[0]
       layers = tuple(np.clip(2 * x, 0.0, 1.0) for x in unmixed)

@@ -2,21 +2,20 @@
 
 The demo mixes two photos with a_1 = 0.3, a_2 = 0.65 (`scripts/make_transparency.py`,
 data/README.md); the run reports each recovered layer's PSNR/SSIM against the
-true ones. The official networks and losses (`configs/transparency_faithful.py`)
-with the changes that docs/transparency.md measured:
-- the layers are the mixtures unmixed exactly (`transparency.unmix='refined'`)
-  with the alphas of least edge overlap between the two unmixed layers,
-  searched near the generators' alphas and over the whole range (no ground
-  truth): with uniform weights the generators' own layers are far less
-  accurate;
-- `unmix_select='fit'`: the unmixed layers are kept where they stay in
-  [0, 1] (the one-alpha-per-mixture model fits); otherwise, e.g. real
-  reflections with spatially varying weights, the generators' layers are;
-- the generators give the nearby search its start and, where the model does
-  not fit, the layers; they run on a 64 px working image for 500 iterations
-  (the alpha prior keeps its 1/7 share), so that a run takes about 3 minutes
-  on 2 cores; the unmixing is done at full size.
-docs/transparency.md has the measurements (both kinds of weights).
+true ones. No generator is trained (`transparency.unmix='varying'`,
+`unmixing.varying_unmix`; docs/transparency.md measured each step):
+- the mixtures are unmixed exactly, R = ((1 - a_2) I_1 - (1 - a_1) I_2) / (a_1 - a_2),
+  T = (a_1 I_2 - a_2 I_1) / (a_1 - a_2), with the alphas of least edge overlap
+  between the two unmixed layers, searched over the whole range (no ground
+  truth); kept where no value leaves [0, 1] beyond 8-bit rounding (one alpha
+  per mixture fits);
+- otherwise (weights that vary over the image, as real reflections through
+  a window) smooth weight maps A_k(x) (a 4 x 4 grid, interpolated) are fitted
+  jointly with the layers to both mixtures, started from that unmixing, with
+  sparse gradients for one layer and smooth ones for the other (a reflection
+  is usually out of focus).
+A run takes seconds with uniform weights, about a minute otherwise (2 cores).
+`configs/transparency_faithful.py` is the official Double-DIP method.
 """
 
 from configs import transparency_faithful
@@ -24,9 +23,5 @@ from configs import transparency_faithful
 
 def get_config():
   config = transparency_faithful.get_config()
-  config.max_side = 64
-  config.num_steps = 500
-  config.transparency.alpha_prior_steps = 71
-  config.transparency.unmix = 'refined'
-  config.transparency.unmix_select = 'fit'
+  config.transparency.unmix = 'varying'
   return config

@@ -7,13 +7,16 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from configs import textures as textures_config
+from configs import textures_faithful as textures_faithful_config
 from configs import transparency as transparency_config
 from configs import transparency_faithful as faithful_config
+from ddip_jax import colour_unmixing
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
@@ -261,7 +264,8 @@ class ModelFitTest(absltest.TestCase):
     blob = 0.2 + 0.6 * np.exp(-((xx - 0.5)**2 + (yy - 0.5)**2) / 0.08)[..., None]
     mixtures = np.stack([a * r + (1 - a) * t for a in (ramp, blob)])
     config = transparency_config.get_config()
-    self.assertEqual(config.transparency.unmix_select, 'fit')
+    config.transparency.unmix = 'refined'  # The generators' path ('varying' runs none).
+    config.transparency.unmix_select = 'fit'
     generators = (0.5 * (mixtures[0] + mixtures[1]), mixtures[0])
     start = [np.full((1, 1, 1), a, np.float32) for a in (0.4, 0.6)]
     _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)
@@ -271,6 +275,46 @@ class ModelFitTest(absltest.TestCase):
     mixtures = np.stack([a * r + (1 - a) * t for a in (0.2, 0.8)])
     _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)
     self.assertEqual((chosen, report['refined']['out_of_range']), ('refined', 0.0))
+
+
+class VaryingWeightsTest(absltest.TestCase):
+
+  def _varying(self):
+    r, t = _layers()
+    yy, xx = np.mgrid[:_SIZE, :_SIZE].astype(np.float32) / (_SIZE - 1)
+    maps = (0.2 + 0.6 * xx[..., None], 0.2 + 0.6 * np.exp(-((xx - 0.5)**2 + (yy - 0.5)**2) / 0.08)[..., None])
+    return np.stack([a * r + (1 - a) * t for a in maps]), (r, t)
+
+  def test_uniform_weights_keep_the_exact_unmixing(self):
+    r, t = _rectangles(0), _rectangles(1)
+    mixtures = np.stack([a * r + (1 - a) * t for a in (0.3, 0.7)])
+    layers, weights, report, name = unmixing.varying_unmix(mixtures, min_gap=0.05, truths=[r, t])
+    self.assertEqual((name, set(report)), ('refined', {'refined'}))
+    self.assertEqual(weights.shape, (2, 1, 1, 1))
+    self.assertGreater(report['refined']['ground_truth']['mean_psnr'], 40.0)
+
+  def test_smooth_maps_where_the_weights_vary(self):
+    mixtures, truths = self._varying()
+    layers, weights, report, name = unmixing.varying_unmix(mixtures, min_gap=0.05, truths=list(truths))
+    self.assertEqual(name, 'smooth_alphas')
+    self.assertGreater(report['refined']['out_of_range'], unmixing.EXACT_FIT_TOLERANCE)
+    self.assertEqual(weights.shape, (2, _SIZE, _SIZE, 1))
+    self.assertTrue(np.all((weights >= 0.05) & (weights <= 0.95)))
+    chex.assert_tree_all_finite(layers)
+    # Better than the scalar unmixing it starts from, and the maps' fit reproduces both mixtures.
+    self.assertGreater(report[name]['ground_truth']['mean_psnr'], report['refined']['ground_truth']['mean_psnr'])
+    recons = weights * layers[0] + (1 - weights) * layers[1]
+    self.assertGreater(_psnr(recons, mixtures), 35.0)
+
+  def test_the_default_run_trains_no_generator(self):
+    config, workdir = _two_mixtures_config(_tempdir(self))
+    self.assertEqual(config.transparency.unmix, 'varying')
+    metrics = transparency.run(config, workdir)
+    self.assertEqual((metrics['steps'], metrics['layers_from']), (0, 'refined'))
+    self.assertEqual(metrics['best_recon_psnr'], metrics['recomposed1_psnr'])
+    self.assertGreater(metrics['mean_layer_psnr'], 35.0)
+    for name in ('layer1', 'layer2', 'recomposed1', 'recomposed2', 'summary'):
+      self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
 
 
 class LayerMetricsTest(absltest.TestCase):
@@ -318,10 +362,18 @@ class ConfigTest(absltest.TestCase):
     changed = {(section, leaf) for section, value in default.items()
                for leaf, v in (value.items() if isinstance(value, dict) else [(None, value)])
                if v != (faithful[section][leaf] if leaf is not None else faithful[section])}
-    self.assertEqual(changed, {('max_side', None), ('num_steps', None), ('transparency', 'alpha_prior_steps'),
-                               ('transparency', 'unmix'), ('transparency', 'unmix_select')})
-    # The alpha prior keeps the official share of the run.
-    self.assertAlmostEqual(default['transparency']['alpha_prior_steps'] / default['num_steps'], 1 / 7, places=2)
+    self.assertEqual(changed, {('transparency', 'unmix')})
+    self.assertEqual(default['transparency']['unmix'], 'varying')
+
+  def test_textures_default_changes_only_what_its_docstring_says(self):
+    faithful = textures_faithful_config.get_config().to_dict()
+    self.assertEqual((faithful['num_steps'], faithful['transparency']['unmix']), (8000, 'none'))
+    default = textures_config.get_config().to_dict()
+    changed = {(section, leaf) for section, value in default.items()
+               for leaf, v in (value.items() if isinstance(value, dict) else [(None, value)])
+               if v != (faithful[section][leaf] if leaf is not None else faithful[section])}
+    self.assertEqual(changed, {('max_side', None), ('num_steps', None), ('transparency', 'unmix'),
+                               ('transparency', 'unmix_select')})
 
 
 class ValidateTest(absltest.TestCase):
@@ -372,6 +424,7 @@ class EndToEndTest(absltest.TestCase):
 
   def test_two_mixtures_writes_everything_and_loss_goes_down(self):
     config, workdir = _two_mixtures_config(_tempdir(self))
+    config.transparency.unmix, config.transparency.unmix_select = 'refined', 'fit'  # With generators.
     metrics, seen = _run_recording_losses(config, workdir)
     for name in ('layer1', 'layer2', 'recomposed1', 'recomposed2', 'summary'):
       self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
@@ -433,15 +486,15 @@ class ColourPlaneTest(absltest.TestCase):
   def test_independent_directions_undo_a_known_mixing(self):
     sources = np.random.default_rng(1).laplace(size=(4000, 2))
     mixing = np.array([[1.0, 0.6], [0.3, 1.0]])
-    product = unmixing.independent_directions(sources @ mixing.T) @ mixing
+    product = colour_unmixing.independent_directions(sources @ mixing.T) @ mixing
     # A scaled permutation: one large entry per row.
     ratios = np.sort(np.abs(product), axis=1)
     self.assertTrue(np.all(ratios[:, 0] < 0.05 * ratios[:, 1]), product)
 
   def test_tinted_layers_are_recovered_and_fit(self):
     r, t, image = _tinted_textures()
-    (got_r, got_t), info = unmixing.colour_plane_unmix(image)
-    fits, out = unmixing.colour_plane_fits(info, (got_r, got_t))
+    (got_r, got_t), info = colour_unmixing.colour_plane_unmix(image)
+    fits, out = colour_unmixing.colour_plane_fits(info, (got_r, got_t))
     self.assertTrue(fits, info)
     self.assertEqual(out, 0.0)
     np.testing.assert_allclose(got_r + got_t, image, atol=1e-5)  # The image is on the plane.
@@ -453,13 +506,13 @@ class ColourPlaneTest(absltest.TestCase):
   def test_a_full_colour_layer_or_one_colour_for_both_does_not_fit(self):
     photo, _ = _layers()
     _, t, _ = _tinted_textures(_SIZE, _SIZE)
-    unmixed, info = unmixing.colour_plane_unmix((photo + t) / 2)
-    self.assertGreater(info['off_plane_rms'], unmixing.COLOUR_PLANE_RMS)
-    self.assertFalse(unmixing.colour_plane_fits(info, unmixed)[0])
+    unmixed, info = colour_unmixing.colour_plane_unmix((photo + t) / 2)
+    self.assertGreater(info['off_plane_rms'], colour_unmixing.COLOUR_PLANE_RMS)
+    self.assertFalse(colour_unmixing.colour_plane_fits(info, unmixed)[0])
     same = _tinted_textures(colours=((0.62, 1.0, 0.42),) * 2)[2]
-    unmixed, info = unmixing.colour_plane_unmix(np.round(same * 255) / 255)
-    self.assertLess(info['spread'], unmixing.COLOUR_PLANE_MIN_SPREAD)
-    self.assertFalse(unmixing.colour_plane_fits(info, unmixed)[0])
+    unmixed, info = colour_unmixing.colour_plane_unmix(np.round(same * 255) / 255)
+    self.assertLess(info['spread'], colour_unmixing.COLOUR_PLANE_MIN_SPREAD)
+    self.assertFalse(colour_unmixing.colour_plane_fits(info, unmixed)[0])
 
   def test_the_additive_run_keeps_the_colour_layers_where_they_fit(self):
     tmp = _tempdir(self)
@@ -486,7 +539,7 @@ class ColourPlaneTest(absltest.TestCase):
     _, photo = _layers(48, 40)  # Colours that change across the image: a ramp and a disc.
     _, t, _ = _tinted_textures()
     image = np.round((photo + t) / 2 * 255) / 255
-    layers, report, name = unmixing.additive_unmixings(image)
+    layers, report, name = colour_unmixing.additive_unmixings(image)
     self.assertEqual(name, 'photo_texture')
     self.assertFalse(report['colour']['model_fits'])
     self.assertTrue(report['photo_texture']['model_fits'], report['photo_texture'])

@@ -20,16 +20,18 @@ Two variants, chosen by `transparency.mixture`:
   learned ones and over the whole range ('refined'); the unmixed layers
   replace the generators' if they lower the loss above (without the prior),
   always, or where they stay in [0, 1] (the model fits, 'fit')
-  (`unmix_select`). No ground truth is used.
+  (`unmix_select`). 'varying' trains no generator: the whole-range unmixing
+  where it fits exactly, else smooth weight maps fitted with the layers
+  (`unmixing.varying_unmix`). No ground truth is used.
 
 'additive' (the paper's texture separation): one image I = R + T, e.g. two
   textures averaged, so 2R and 2T estimate the layers:
     loss = L1(R + T, I) + w_excl * Exclusion(R, T)
   The best result by reconstruction PSNR of I is kept. With `unmix='colour'`
-  the layers are finalised by `unmixing.colour_plane_unmix` (each layer one
+  the layers are finalised by `colour_unmixing.colour_plane_unmix` (each layer one
   colour times a grey level: the pixels lie on a plane, and the two colours
   are its independent directions) or, where that does not fit,
-  `unmixing.photo_texture_unmix` (a photo over a texture of one colour),
+  `colour_unmixing.photo_texture_unmix` (a photo over a texture of one colour),
   where that model fits (`unmix_select`).
 
 Both variants optionally perturb the noise every iteration (segmentation's
@@ -49,6 +51,7 @@ import ml_collections
 import numpy as np
 
 from ddip_jax import augment
+from ddip_jax import colour_unmixing
 from ddip_jax import config_check
 from ddip_jax import engine
 from ddip_jax import image_io
@@ -61,7 +64,7 @@ from ddip_jax import unmixing
 
 MIXTURES = ('two_mixtures', 'additive')
 ALPHA_MODES = ('generator', 'scalar', 'map')
-UNMIX_MODES = ('none', 'learned', 'refined', 'colour')
+UNMIX_MODES = ('none', 'learned', 'refined', 'colour', 'varying')
 UNMIX_SELECT = ('loss', 'always', 'fit')
 LAYERS = ('reflection', 'transmission')
 ALPHAS = ('alpha1', 'alpha2')
@@ -206,6 +209,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(tr.unmix in UNMIX_MODES, 'transparency.unmix', f'unknown unmixing (one of {list(UNMIX_MODES)})', tr.unmix)
   if tr.unmix == 'colour':
     require(tr.mixture == 'additive', 'transparency.unmix', "'colour' unmixes one additive mixture", tr.unmix)
+  elif tr.unmix == 'varying':
+    require(tr.mixture == 'two_mixtures', 'transparency.unmix', "'varying' unmixes two mixtures", tr.unmix)
   elif tr.unmix != 'none':
     require(tr.mixture == 'two_mixtures' and tr.alpha != 'map', 'transparency.unmix',
             'unmixing needs two mixtures and scalar alphas (alpha generator or scalar)', tr.unmix)
@@ -277,46 +282,6 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, full: np.ndarray,
   return chosen_layers, [np.reshape(float(a), (1, 1, 1)) for a in pair], report, chosen
 
 
-def finalise_additive(config: ml_collections.ConfigDict, image: np.ndarray,
-                      layers: tuple[np.ndarray, np.ndarray] | None, truths: list[np.ndarray] | None
-                      ) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any], str]:
-  """The generators' layers of one additive mixture, or an unmixing of it where its model fits.
-
-  Unmixings, of the full-size image, clipped to [0, 1]: 'colour'
-  (`unmixing.colour_plane_unmix`: each layer one colour) and, where that
-  model does not fit, 'photo_texture' (`unmixing.photo_texture_unmix`: a
-  photo and a texture of one colour) (`unmixing.additive_unmixings`). Each candidate is scored by the training
-  loss (L1(R + T, I) + w_excl * Exclusion(R, T)); the unmixing replaces the
-  generators' layers as `unmixing.choose_finalisation` says (`unmix_select`;
-  'fit': its model fits, `unmixing.colour_plane_fits` / `photo_texture_fits`).
-
-  Args:
-    config: full config (`transparency` section).
-    image: (H, W, 3) the mixture at full size.
-    layers: (R, T) of the generators, (H, W, 3) each, or None: none were run (the
-      last unmixing is then chosen whatever `unmix_select`).
-    truths: the true layers, for the report only (never for the choice), or None.
-
-  Returns:
-    ((R, T), {candidate: {'objective'[, 'ground_truth'][, unmixings: 'out_of_range',
-    'model_fits' and the model's own entries]}}, the chosen candidate's name).
-  """
-  tr = config.transparency
-  unmixed, models_info, name = unmixing.additive_unmixings(image)
-  candidates = {'generators': layers, **unmixed} if layers is not None else unmixed
-  report = {}
-  target = jnp.asarray(image)[None]
-  for name, (r, t) in candidates.items():
-    r, t = jnp.asarray(r)[None], jnp.asarray(t)[None]
-    objective = losses.l1(r + t, target) + tr.exclusion_weight * losses.exclusion_loss(r, t)
-    report[name] = {'objective': float(objective), **models_info.get(name, {})}
-    if truths is not None:
-      report[name]['ground_truth'] = metrics_lib.layer_pair_scores(
-          tuple(ADDITIVE_LAYER_SCALE * x for x in candidates[name]), tuple(truths))
-  chosen = unmixing.choose_finalisation(report, name, tr.unmix_select) if layers is not None else name
-  return candidates[chosen], report, chosen
-
-
 def _same_size(images: list[np.ndarray], names: list[str], shape: tuple[int, int] | None = None) -> list[np.ndarray]:
   """`images`, which must all have `shape` (default: the first one's).
 
@@ -380,6 +345,25 @@ def _score_layers(estimates: tuple[np.ndarray, np.ndarray], truths: list[np.ndar
     panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
 
 
+def _two_mixture_decomposition(full: list[np.ndarray], layers: tuple[np.ndarray, np.ndarray],
+                               alphas: list[np.ndarray], truths: list[np.ndarray] | None, metrics: dict[str, Any],
+                               run_metrics: dict[str, Any], *, maps: bool) -> outputs.Decomposition:
+  """Two mixtures' result: R, T and both recompositions (the weight maps too if `maps`); `run_metrics` added last."""
+  r, t = layers
+  recons = [a * r + (1 - a) * t for a in alphas]
+  for k, (recon, img) in enumerate(zip(recons, full), start=1):
+    metrics[f'recomposed{k}_psnr'] = float(losses.psnr(jnp.asarray(recon)[None], jnp.asarray(img)[None]))
+  if metrics['best_recon_psnr'] is None:  # No generators: the kept result is the unmixing.
+    metrics['best_recon_psnr'] = metrics['recomposed1_psnr']
+  images = {'layer1': r, 'layer2': t, 'recomposed1': recons[0], 'recomposed2': recons[1]}
+  if maps:
+    images.update({n: a for n, a in zip(ALPHAS, alphas)})
+  panels = [('input 1', full[0]), ('input 2', full[1]), ('layer 1', r), ('layer 2', t)]
+  _score_layers((r, t), truths, metrics, panels)
+  metrics.update(run_metrics)
+  return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
+
+
 def _additive_decomposition(image: np.ndarray, layers: tuple[np.ndarray, np.ndarray], truths: list[np.ndarray] | None,
                             metrics: dict[str, Any], run_metrics: dict[str, Any]) -> outputs.Decomposition:
   """One additive mixture's result: R, T, 2R, 2T and R + T, scored against `truths`; `run_metrics` added last."""
@@ -406,14 +390,26 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   working = np.stack([image_io.working_image(img, config.max_side)[0] for img in full])
   if min(working.shape[1:3]) < 8:
     raise image_io.InputError(f'{inputs.name}: the working image needs sides >= 8 pixels')
+  additive_options = dict(exclusion_weight=tr.exclusion_weight, select=tr.unmix_select,
+                          layer_scale=ADDITIVE_LAYER_SCALE)
+  start = time.perf_counter()
+  no_generators = {'status': 'ok', 'mixture': tr.mixture, 'image_shape': list(shape), 'working_shape': list(shape),
+                   'best_recon_psnr': None, 'best_step': None}
+  if two and tr.unmix == 'varying':  # No generators: the unmixing or its smooth-weight refinement.
+    (r, t), weights, report, name = unmixing.varying_unmix(np.stack(full), min_gap=tr.unmix_min_gap, truths=truths)
+    metrics = dict(no_generators, finalise=report, layers_from=name, generators='not run (unmix=varying)', steps=0)
+    if name == 'smooth_alphas':
+      metrics.update({f'{n}_mean': float(a.mean()) for n, a in zip(ALPHAS, weights)})
+    else:
+      metrics.update({n: float(a.item()) for n, a in zip(ALPHAS, weights)})
+    return _two_mixture_decomposition(full, (r, t), list(weights), truths, metrics,
+                                      {'seconds': round(time.perf_counter() - start, 3)}, maps=name == 'smooth_alphas')
   if not two and tr.unmix == 'colour' and tr.unmix_select == 'fit':
     # Where an unmixing fits, 'fit' discards the generators' layers: do not train them.
-    start = time.perf_counter()
-    (r, t), report, name = finalise_additive(config, full[0], None, truths)
+    (r, t), report, name = colour_unmixing.finalise_additive(full[0], None, truths, **additive_options)
     if report[name]['model_fits']:
-      metrics = {'status': 'ok', 'mixture': tr.mixture, 'image_shape': list(shape), 'working_shape': list(shape),
-                 'best_recon_psnr': None, 'best_step': None, 'finalise': report, 'layers_from': name,
-                 'generators': f'not run: the {name} unmixing fits', 'steps': 0}
+      metrics = dict(no_generators, finalise=report, layers_from=name,
+                     generators=f'not run: the {name} unmixing fits', steps=0)
       return _additive_decomposition(full[0], (r, t), truths, metrics,
                                      {'seconds': round(time.perf_counter() - start, 3)})
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
@@ -442,20 +438,11 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
           (r, t), alphas, metrics['finalise'], metrics['layers_from'] = finalise_by_unmixing(
               config, np.stack(full), (r, t), alphas, truths)
         metrics.update({n: float(a.item()) for n, a in zip(ALPHAS, alphas)})
-      recons = [a * r + (1 - a) * t for a in alphas]
-      for k, (recon, img) in enumerate(zip(recons, full), start=1):
-        metrics[f'recomposed{k}_psnr'] = float(losses.psnr(jnp.asarray(recon)[None], jnp.asarray(img)[None]))
-      estimates = (r, t)
-      images = {'layer1': r, 'layer2': t, 'recomposed1': recons[0], 'recomposed2': recons[1]}
-      if tr.alpha == 'map':
-        images.update({n: a for n, a in zip(ALPHAS, alphas)})
-      panels = [('input 1', full[0]), ('input 2', full[1]), ('layer 1', r), ('layer 2', t)]
-    else:
-      if tr.unmix == 'colour':
-        (r, t), metrics['finalise'], metrics['layers_from'] = finalise_additive(config, full[0], (r, t), truths)
-      return _additive_decomposition(full[0], (r, t), truths, metrics, result.metrics)
-    _score_layers(estimates, truths, metrics, panels)
-    metrics.update(result.metrics)
-    return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
+      return _two_mixture_decomposition(full, (r, t), alphas, truths, metrics, result.metrics,
+                                        maps=tr.alpha == 'map')
+    if tr.unmix == 'colour':
+      (r, t), metrics['finalise'], metrics['layers_from'] = colour_unmixing.finalise_additive(
+          full[0], (r, t), truths, **additive_options)
+    return _additive_decomposition(full[0], (r, t), truths, metrics, result.metrics)
 
   return resume.solve(problem, config, key=train_key, finish=finish, checkpoints=checkpoints)
