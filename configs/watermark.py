@@ -8,9 +8,12 @@ that the evaluation in docs/watermark.md measured:
 - the hint is the watermark's strokes found in the box (`stroke_polarity`:
   'auto' guesses light or dark; say 'light' or 'dark' when you know), so C
   inpaints only them and the pixels between them keep the input;
-- the clean image is the input de-blended per pixel towards one opacity and
-  colour fitted against C (`clean_from='fit'`), which keeps the photo's texture
-  under the strokes; a self-check without ground truth
+- the clean image is the input de-blended towards one opacity and colour
+  (`clean_from='fit_tv'`, since 2026-12-06: the opacity, colour and each
+  pixel's coverage that minimise the box's total variation once de-blended,
+  `watermark_layers.fit_blend_tv`; 'fit' fits them against C by least
+  squares), which keeps the photo's texture under the strokes; a self-check
+  without ground truth
   (`watermark_layers.self_check`: do the strokes stand out, is the fitted
   blend a watermark's, does one opacity explain the strokes, does the box stay
   as close to its surroundings) keeps the input when the fit is not
@@ -34,7 +37,7 @@ def get_config():
   config = watermark_faithful.get_config()
   config.watermark.stroke_polarity = 'auto'
   config.watermark.step2_trains_clean = False
-  config.watermark.clean_from = 'fit'
+  config.watermark.clean_from = 'fit_tv'
   config.watermark.hint_steps = 500
   config.num_steps = 1
   config.watermark.runs = 1

@@ -14,6 +14,7 @@ from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import ndimage
 
 from configs import watermark as watermark_recommended_config
 from configs import watermark_faithful as watermark_config
@@ -432,6 +433,34 @@ class ColourAndDeblendTest(absltest.TestCase):
     self.assertEqual(info['self_check']['reasons'], [])
     np.testing.assert_allclose(out['mask'], a, atol=1e-4)  # The fit's opacity, not step 2's M.
     np.testing.assert_allclose(out['watermark'], a * np.ones(3), atol=1e-4)
+
+
+  def test_fit_blend_tv_recovers_opacity_colour_and_coverage_without_a_clean_guess(self):
+    for colour in (1.0, 0.0, _YELLOW):
+      clean, a, box, image, _ = _watermark_case(9, 0.45, colour, photo_contrast=0.3)
+      strokes = (a[..., 0] > 0).astype(np.float32)
+      opacity, fitted, coverage = watermark_layers.fit_blend_tv(image, strokes, box)
+      self.assertAlmostEqual(opacity, 0.45, delta=0.005)
+      np.testing.assert_allclose(fitted, np.broadcast_to(colour, 3), atol=0.005)
+      np.testing.assert_array_equal(coverage, strokes)  # Hard-edged marks: full coverage, nothing around.
+      # Strokes that miss a third of the mark's pixels: the coverage still takes only the mark's.
+      partial = strokes * (np.arange(_SIZE)[None, :] % 3 != 0)
+      _, _, coverage = watermark_layers.fit_blend_tv(image, partial, box)
+      self.assertFalse((coverage[strokes == 0] > 0).any())
+
+  def test_compose_fit_tv_changes_only_the_strokes_and_their_edges(self):
+    clean, a, box, image, inputs = _watermark_case(9, photo_contrast=0.3)
+    inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box
+    medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
+               'masked_watermark': np.zeros_like(clean)}
+    info = {}
+    out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit_tv', info=info)
+    self.assertTrue(info['self_check']['passed'], info['self_check'])
+    self.assertEqual(set(info['tv_fit']), {'opacity', 'colour', 'covered_pixels'})
+    np.testing.assert_allclose(out['clean'], clean, atol=1e-3)
+    np.testing.assert_allclose(out['mask'], a, atol=1e-2)
+    far = ~ndimage.binary_dilation(a[..., 0] > 0)
+    np.testing.assert_array_equal(out['clean'][far], image[far])
 
 
 class SelfCheckTest(parameterized.TestCase):

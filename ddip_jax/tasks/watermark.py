@@ -79,7 +79,7 @@ BATCH_RUNS = ('auto', 'sequential', 'batched')
 WATERMARK_MODELS = ('generator', 'colour')
 # Where the clean image inside the box comes from: C's generator (official), or
 # de-blending the input with the recovered M and W (ours).
-CLEAN_FROM = ('generator', 'deblend', 'fit')
+CLEAN_FROM = ('generator', 'deblend', 'fit', 'fit_tv')
 KEEP_FROM = ('watermark', 'effect', 'both')
 # Augment only every fourth iteration (the official watermark schedule).
 AUGMENT_PERIOD = 4
@@ -287,7 +287,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
           wm.watermark_model)
   require(wm.clean_from in CLEAN_FROM, 'watermark.clean_from', f'one of {list(CLEAN_FROM)}', wm.clean_from)
   require(wm.clean_from == 'generator' or wm.mode == 'hint', 'watermark.clean_from',
-          "'deblend' and 'fit' are for mode 'hint'", wm.clean_from)
+          "'deblend', 'fit' and 'fit_tv' are for mode 'hint'", wm.clean_from)
   require(wm.exclusion_weight >= 0, 'watermark.exclusion_weight', 'must be >= 0', wm.exclusion_weight)
   require(0 <= wm.max_opacity < 1, 'watermark.max_opacity', 'must be in [0, 1)', wm.max_opacity)
   require(wm.stroke_polarity in hints.STROKE_POLARITIES, 'watermark.stroke_polarity',
