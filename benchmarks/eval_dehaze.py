@@ -16,14 +16,15 @@ Methods, every result scored against the clean image with dm-pix PSNR/SSIM:
   dcp:   the dark-channel-prior dehazer of He et al. (CVPR 2009 / TPAMI 2011)
          built from our filters: A from the brightest 0.1% of the dark channel
          (`dehaze.estimate_airlight`), t = 1 - 0.95 * dark_channel(I / A) with
-         15x15 patches, refined by the same guided filter as Double-DIP's t
-         (the config's radius fraction, eps and OpenCV mode), clipped below
+         15x15 patches, refined by the guided filter of the official
+         Double-DIP (radius 6.25% of the longer side, eps 1e-4, OpenCV mode), clipped below
          at t0 = 0.1, J = (I - A) / t + A;
   cap:   the colour attenuation prior of Zhu et al. (IEEE TIP 2015,
          `haze_priors.colour_attenuation_dehaze`: their coefficients, 15x15
          min filter, guided filter eps 1e-3, beta 1, t in [0.1, 0.9]);
   prior: the starting point of ours without any optimisation: `dcp` with
-         Kim et al.'s quadtree airlight (`haze_priors.quadtree_airlight`);
+         Kim et al.'s quadtree airlight (`haze_priors.quadtree_airlight`) and
+         ours' guided-filter eps (`configs/dehaze.py`);
   ddip:  `configs/dehaze.py` (ours);
   ddip_faithful: `configs/dehaze_faithful.py` (official: two passes, no prior,
          4000 iterations a pass). --num_steps overrides both.
@@ -66,6 +67,7 @@ DCP_PATCH = 15
 DCP_OMEGA = 0.95
 DCP_T0 = 0.1
 DCP_TOP_FRACTION = 1e-3
+DCP_EPS = 1e-4  # The guided filter's eps for He et al.'s t (the official Double-DIP refinement's).
 
 _IMAGES = flags.DEFINE_list('images', list(make_dehaze.EVAL_SET), 'Images of make_dehaze.EVAL_SET to run.')
 _METHODS = flags.DEFINE_list('methods', list(METHODS), f'Methods to run (of {", ".join(METHODS)}).')
@@ -148,7 +150,8 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
     if method == 'cap':
       dehazed, t, airlight = haze_priors.colour_attenuation_dehaze(hazy, radius=radius)
     else:
-      dehazed, t, airlight = dark_channel_prior(hazy, radius=radius, eps=config.dehaze.guided_eps,
+      eps = config.dehaze.guided_eps if method == 'prior' else DCP_EPS  # 'prior': ours' refinement.
+      dehazed, t, airlight = dark_channel_prior(hazy, radius=radius, eps=eps,
                                                 opencv_compat=config.dehaze.guided_opencv, quadtree=method == 'prior')
     for file, img in (('dehazed', dehazed), ('transmission', t)):
       writing.save_image(os.path.join(folder, method, f'{file}.png'), img)
