@@ -75,16 +75,25 @@ def motion_map(change: np.ndarray, *, low: float = 6.0, high: float = 12.0) -> n
   return np.clip((np.asarray(change, np.float32) - low) / (high - low), 0.0, 1.0)
 
 
-def confident_blend(dip_mask: np.ndarray, motion: np.ndarray, confident: float) -> np.ndarray:
-  """Double-DIP's soft mask where it is sure (below `confident` or above 1 - `confident`), the motion map elsewhere.
+def confident_blend(dip_mask: np.ndarray, motion: np.ndarray, confident: float, *, remove: bool = False) -> np.ndarray:
+  """The motion map, raised to Double-DIP's soft mask where that is sure of foreground (above 1 - `confident`)
+  and, with `remove`, lowered to it where it is sure of background (below `confident`).
 
-  Double-DIP's mask after a short schedule is right where it is sure (it fills
-  an object's core that never leaves its pixels, which no background model sees)
-  and blurred across edges where it is not; the change to the background
-  follows edges to the pixel.
+  Double-DIP's mask after a short schedule is right where it is sure of
+  foreground (it fills an object's core that never leaves its pixels, which no
+  background model sees) and blurred across edges elsewhere; the change to the
+  background follows edges to the pixel. Its sure background is less so: it
+  cuts into objects the background layer happens to draw (fish_stops,
+  docs/video.md), hence `remove` off by default.
 
   Args:
     dip_mask, motion: same shape, in [0, 1].
     confident: in [0, 0.5]; 0: the motion map alone.
+    remove: Double-DIP's sure background decides too.
   """
-  return np.where(np.minimum(dip_mask, 1.0 - dip_mask) < confident, dip_mask, motion).astype(np.float32)
+  dip_mask = np.asarray(dip_mask, np.float32)
+  motion = np.asarray(motion, np.float32)
+  out = np.where(dip_mask > 1.0 - confident, np.maximum(dip_mask, motion), motion)
+  if remove:
+    out = np.where(dip_mask < confident, dip_mask, out)
+  return out.astype(np.float32)

@@ -589,9 +589,10 @@ class VideoHintsTest(parameterized.TestCase):
   def test_confident_blend(self):
     dip = np.array([0.05, 0.5, 0.95, 0.2])
     motion = np.array([1.0, 0.9, 0.0, 0.0])
-    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.1), [0.05, 0.9, 0.95, 0.0])
-    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.0), motion)
-    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.3), [0.05, 0.9, 0.95, 0.2])
+    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.1), [1.0, 0.9, 0.95, 0.0])
+    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.1, remove=True), [0.05, 0.9, 0.95, 0.0])
+    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.0, remove=True), motion)
+    np.testing.assert_allclose(video_hints.confident_blend(dip, motion, 0.3, remove=True), [0.05, 0.9, 0.95, 0.2])
 
   def test_refined_motion_mask_keeps_the_hints(self):
     frames, masks = _slow_object_clip()

@@ -338,8 +338,8 @@ def motion_map(config: ml_collections.ConfigDict, frames: np.ndarray, transforms
 
 def with_motion_mask(layers: dict[str, np.ndarray], full: np.ndarray, motion: np.ndarray,
                      enforced: tuple[np.ndarray, np.ndarray], config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-  """One frame's `fgbg.full_size_layers` with the final mask made from Double-DIP's soft mask where it is sure and
-  the motion map elsewhere (`video_hints.confident_blend`), refined, thresholded and kept to the hints as there.
+  """One frame's `fgbg.full_size_layers` with the final mask made from the motion map and Double-DIP's soft mask
+  where it is sure (`video_hints.confident_blend`), refined, thresholded and kept to the hints as there.
 
   Args:
     layers: `fgbg.full_size_layers`' output for the frame (its 'mask_raw' is Double-DIP's).
@@ -350,7 +350,7 @@ def with_motion_mask(layers: dict[str, np.ndarray], full: np.ndarray, motion: np
   seg = config.segmentation
   shape = full.shape[:2]
   soft = video_hints.confident_blend(layers['mask_raw'], image_io.resize_image(motion, shape),
-                                     config.video.confident_mask)
+                                     config.video.confident_mask, remove=config.video.get('confident_removes', False))
   mask = fgbg.refine_mask(soft, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
   whole = (mask > seg.threshold).astype(np.float32)
   binary = fgbg.keep_hinted_components(whole, layers['fg_hint']) if seg.keep_hinted_components else whole
