@@ -4,6 +4,7 @@ The Python API (`ddip_jax/api.py`): `segment`, `separate`, `dehaze`, `remove_wat
 `decompose_video`, each returning numpy layers and metrics; their errors `InputError`, `ConfigError`
 (bad input or config), `NumericalError` and `Interrupted` (a run stopped early). `Cutout`
 (`ddip_jax/cutout.py`): an interactive cut-out whose corrections continue the last result in memory.
+`hooks` (`ddip_jax/hooks.py`): `hooks.listening(hook)` hears every event of the runs in its block.
 """
 
 from ddip_jax.api import ConfigError
@@ -22,5 +23,6 @@ from ddip_jax.api import VideoDecomposition
 from ddip_jax.api import WatermarkRemoval
 from ddip_jax.cutout import Cutout
 from ddip_jax.cutout import CutoutResult
+from ddip_jax import hooks  # pylint: disable=g-bad-import-order  # The module itself, for `hooks.listening`.
 
 __version__ = '0.1.0'
