@@ -22,7 +22,7 @@ overall and inside the box (`metrics.box_scores`):
   telea: `cv2.inpaint(..., cv2.INPAINT_TELEA)` of the whole box (radius 3),
          which discards what shows through the watermark;
   ns:    the same with `cv2.INPAINT_NS` (Navier-Stokes), not run by default;
-  telea_strokes: Telea inpainting of only the strokes `hints.stroke_hint` finds
+  telea_strokes: Telea inpainting of only the strokes `watermark_strokes.stroke_hint` finds
          in the box (--stroke_polarity, 'auto' for 'none'; --stroke_width), the
          hint of `watermark.stroke_polarity` with OpenCV in place of Double-DIP;
   ddip:  configs/watermark.py (mode 'hint', ours; configs/watermark_faithful.py is
@@ -59,9 +59,9 @@ import numpy as np
 from benchmarks import runs_log
 from configs import watermark as watermark_config
 from configs import watermark_many as watermark_many_config
-from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import watermark_strokes
 from ddip_jax import writing
 from ddip_jax.tasks import watermark
 from scripts import make_transparency
@@ -113,7 +113,7 @@ _EXCLUSION_WEIGHT = flags.DEFINE_float('exclusion_weight', None,
                                        'Double-DIP watermark.exclusion_weight (default: the config\'s).')
 _CLEAN_FROM = flags.DEFINE_enum('clean_from', None, list(watermark.CLEAN_FROM),
                                 'Double-DIP watermark.clean_from (default: the config\'s).')
-_STROKE_POLARITY = flags.DEFINE_enum('stroke_polarity', None, list(hints.STROKE_POLARITIES),
+_STROKE_POLARITY = flags.DEFINE_enum('stroke_polarity', None, list(watermark_strokes.STROKE_POLARITIES),
                                       'Double-DIP watermark.stroke_polarity (default: the config\'s).')
 _STROKE_WIDTH = flags.DEFINE_integer('stroke_width', None, 'watermark.stroke_width (default: the config\'s).')
 _MANY_SETS = flags.DEFINE_list('many_sets', [], f'Mode \'many\' sets to run (of {", ".join(MANY_SETS)}): '
@@ -224,7 +224,8 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     result = inpaint(image, box_mask, method)
   elif method == 'telea_strokes':
     steps = _method_steps(method)
-    strokes, _ = hints.stroke_hint(image, box_mask, polarity=steps['stroke_polarity'], width=steps['stroke_width'])
+    strokes, _ = watermark_strokes.stroke_hint(image, box_mask, polarity=steps['stroke_polarity'],
+                                               width=steps['stroke_width'])
     result = inpaint(image, strokes, 'telea')
     record['steps'] = steps
   else:

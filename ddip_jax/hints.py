@@ -29,7 +29,6 @@ the user's rough box (a top-hat cut at Otsu's threshold).
 from collections.abc import Callable
 
 from absl import logging
-import chex
 import numpy as np
 from scipy import ndimage
 
@@ -56,7 +55,7 @@ def box_blur(x: np.ndarray, radius: int) -> np.ndarray:
   return ndimage.uniform_filter(x, size=size, mode='nearest')
 
 
-def _otsu(values: np.ndarray) -> float:
+def otsu(values: np.ndarray) -> float:
   """Otsu's threshold of values in [0, 1]."""
   hist, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
   p = hist / max(hist.sum(), 1)
@@ -127,7 +126,7 @@ def saliency_hints(image: np.ndarray, background: np.ndarray | None = None, *,
   sal = saliency_map(image, background=known_bg)
   if known_bg is not None:
     sal = np.where(known_bg, 0.0, sal)
-  high = min(0.9, max(0.5, _otsu(sal) + 0.15))
+  high = min(0.9, max(0.5, otsu(sal) + 0.15))
   fg = sal > high
   labels, n = ndimage.label(fg)
   if n > 1:
@@ -136,7 +135,7 @@ def saliency_hints(image: np.ndarray, background: np.ndarray | None = None, *,
   r = max(1, round(0.01 * max(h, w)))
   fg = ndimage.binary_erosion(fg, structure=np.ones((2 * r + 1, 2 * r + 1)))
   band = max(2, round(0.02 * min(h, w)))
-  bg = sal < min(0.25, _otsu(sal) * 0.5) if low_saliency_bg else np.zeros((h, w), bool)
+  bg = sal < min(0.25, otsu(sal) * 0.5) if low_saliency_bg else np.zeros((h, w), bool)
   if known_bg is None:
     bg[:band], bg[-band:], bg[:, :band], bg[:, -band:] = True, True, True, True
   else:
@@ -427,65 +426,3 @@ def check_automatic_hints(fg: np.ndarray, bg: np.ndarray, info: dict) -> None:
           f'the automatic hints ({method}) mark {"every" if hint.any() else "no"} pixel as '
           f'{"foreground" if name == "fg_hint" else "background"}: nothing stands out of the image; '
           'give hint files (--config.fg_hint, --config.bg_hint)')
-
-
-STROKE_POLARITIES = ('none', 'light', 'dark', 'auto')
-# `stroke_hint` takes a colour channel over the grey level only when its contrast is this many times larger.
-COLOUR_CHANNEL_MARGIN = 1.5
-
-
-def _tophat(channel: np.ndarray, width: int, polarity: str) -> np.ndarray:
-  """How much each pixel stands out of its surroundings towards `polarity`, (H, W) >= 0.
-
-  A grey-level top-hat with a disk of diameter `width`: 'light' is the image less
-  its opening (thin bright lines), 'dark' its closing less the image.
-  """
-  r = (width - 1) / 2
-  yy, xx = np.mgrid[-(width // 2):width // 2 + 1, -(width // 2):width // 2 + 1]
-  disk = xx**2 + yy**2 <= r * r + r  # The rasterised disk of OpenCV's MORPH_ELLIPSE.
-  if polarity == 'light':
-    return channel - ndimage.grey_opening(channel, footprint=disk, mode='reflect')
-  return ndimage.grey_closing(channel, footprint=disk, mode='reflect') - channel
-
-
-def stroke_hint(image: np.ndarray, box: np.ndarray, *, polarity: str, width: int) -> tuple[np.ndarray, str]:
-  """The pixels of a rough watermark box that belong to the watermark's thin strokes.
-
-  A watermark of text and line art blends thin strokes of one colour into the
-  photo; pixels of the box between the strokes are untouched. In the grey
-  level (or a colour channel) where the watermark is lighter (or darker) than
-  the photo, the strokes stand out of the top-hat with a disk wider than
-  them. Of the grey level, the colour channels and the allowed polarities
-  ('auto': both), the one whose top-hat is the strongest inside the box
-  relative to outside it is used, a colour channel only if it beats the grey
-  level by `COLOUR_CHANNEL_MARGIN` (a guess: say 'light' or 'dark' when you
-  know); inside the box, its top-hat is cut at its Otsu threshold.
-
-  Args:
-    image: (H, W, 3) image in [0, 1].
-    box: (H, W) in {0, 1}, 1 inside the rough box around the watermark.
-    polarity: 'light', 'dark' or 'auto' (not 'none': the box is the hint then).
-    width: disk diameter in pixels (odd, >= 3), wider than the strokes.
-
-  Returns:
-    (stroke mask (H, W) float32 in {0, 1}, inside the box; what was used, e.g. 'light (blue)').
-  """
-  chex.assert_rank([image, box], [3, 2])
-  chex.assert_equal_shape_prefix([image, box], 2)
-  if polarity not in STROKE_POLARITIES[1:]:
-    raise ValueError(f'polarity must be one of {STROKE_POLARITIES[1:]}, got {polarity!r}')
-  if width < 3 or width % 2 == 0:
-    raise ValueError(f'width must be odd and >= 3, got {width}')
-  inside = box > 0.5
-  best, best_contrast, used = None, -np.inf, ''
-  channels = {'grey': image.mean(axis=-1), 'red': image[..., 0], 'green': image[..., 1], 'blue': image[..., 2]}
-  for channel_name, channel in channels.items():
-    for p in (('light', 'dark') if polarity == 'auto' else (polarity,)):
-      tophat = _tophat(channel.astype(np.float32), width, p)
-      contrast = tophat[inside].mean() - (tophat[~inside].mean() if (~inside).any() else 0.0)
-      if channel_name != 'grey':  # A colour channel only where it clearly beats the grey level's (coloured marks).
-        contrast /= COLOUR_CHANNEL_MARGIN
-      if contrast > best_contrast:
-        best, best_contrast, used = tophat, contrast, f'{p} ({channel_name})'
-  strokes = inside & (best > _otsu(np.clip(best[inside], 0.0, 1.0)))
-  return strokes.astype(np.float32), used

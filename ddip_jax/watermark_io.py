@@ -9,9 +9,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from ddip_jax import hints
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import watermark_strokes
 from ddip_jax import writing
 
 
@@ -89,7 +89,7 @@ def _load_region(path: str, shape: tuple[int, int], what: str) -> np.ndarray:
 
 
 def stroke_contrast(image: np.ndarray, box: np.ndarray, *, used: str, width: int) -> float:
-  """How much more the strokes `hints.stroke_hint` used stand out inside the box than outside it.
+  """How much more the strokes `watermark_strokes.stroke_hint` used stand out inside the box than outside it.
 
   The mean top-hat of the channel and polarity `used` (as `stroke_hint` returns it, e.g. 'light (grey)')
   inside the box over its mean outside: about 1 when the box holds no more thin strokes of that polarity
@@ -101,7 +101,7 @@ def stroke_contrast(image: np.ndarray, box: np.ndarray, *, used: str, width: int
   polarity, channel_name = used.split(' ')
   channel_name = channel_name.strip('()')
   channel = image.mean(axis=-1) if channel_name == 'grey' else image[..., 'rgb'.index(channel_name[0])]
-  tophat = hints._tophat(  # pylint: disable=protected-access
+  tophat = watermark_strokes.tophat(
       channel.astype(np.float32), width, polarity)
   inside = box > 0.5
   outside = float(tophat[~inside].mean()) if (~inside).any() else 0.0
@@ -146,10 +146,11 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None
       raise image_io.InputError(f'{hint_name} at the working size {working.shape[2]}x{working.shape[1]} '
                                 'marks no pixel or all of them: draw a larger box, or set max_side=0')
     if wm.stroke_polarity != 'none':
-      hint, polarity = hints.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
+      hint, polarity = watermark_strokes.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
       contrast = stroke_contrast(full[0], box_hint, used=polarity, width=wm.stroke_width)
       width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
-      hint_working, _ = hints.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity, width=width)
+      hint_working, _ = watermark_strokes.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity,
+                                                      width=width)
       if not hint_working.any():
         raise image_io.InputError(f'no {wm.stroke_polarity} strokes found in the box of {hint_name}: try '
                                   'watermark.stroke_polarity=none (the whole box) or another polarity')

@@ -9,6 +9,7 @@ import numpy as np
 
 from ddip_jax import hints
 from ddip_jax import image_io
+from ddip_jax import watermark_strokes
 from ddip_jax import writing
 
 
@@ -271,7 +272,7 @@ class StrokeHintTest(parameterized.TestCase):
   @parameterized.parameters(('light', 1.0), ('dark', 0.0), ('auto', 1.0), ('auto', 0.0))
   def test_finds_the_strokes_inside_the_box(self, polarity, colour):
     image, strokes, box = self._watermarked(colour)
-    found, used = hints.stroke_hint(image, box, polarity=polarity, width=5)
+    found, used = watermark_strokes.stroke_hint(image, box, polarity=polarity, width=5)
     self.assertTrue(used.startswith('light (' if colour else 'dark ('), used)
     self.assertEqual(found.dtype, np.float32)
     self.assertFalse(found[box == 0].any())  # Never outside the box.
@@ -281,7 +282,7 @@ class StrokeHintTest(parameterized.TestCase):
 
   def test_wrong_polarity_misses_the_strokes(self):
     image, strokes, box = self._watermarked(1.0)
-    found, _ = hints.stroke_hint(image, box, polarity='dark', width=5)
+    found, _ = watermark_strokes.stroke_hint(image, box, polarity='dark', width=5)
     self.assertLess(((found > 0) & strokes).sum() / strokes.sum(), 0.2)
 
   @parameterized.parameters(({'polarity': 'none', 'width': 5}, 'polarity'), ({'polarity': 'light', 'width': 4}, 'odd'),
@@ -289,4 +290,4 @@ class StrokeHintTest(parameterized.TestCase):
   def test_bad_arguments(self, kwargs, message):
     image, _, box = self._watermarked(1.0)
     with self.assertRaisesRegex(ValueError, message):
-      hints.stroke_hint(image, box, **kwargs)
+      watermark_strokes.stroke_hint(image, box, **kwargs)

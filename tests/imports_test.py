@@ -87,8 +87,8 @@ LAYERS = {
     'io': ('image_io', 'writing', 'clip_io', 'config_check', 'checkpoint_io', 'summary_picture', 'cli',
            'array_inputs'),
     'core': ('models', 'losses', 'steps', 'engine'),  # Networks, losses, the step and the loop.
-    'task helpers': ('hints', 'grow', 'fgbg', 'watermark_io', 'watermark_layers', 'unmixing', 'colour_unmixing',
-                     'video_hints', 'haze_priors'),
+    'task helpers': ('hints', 'grow', 'fgbg', 'watermark_io', 'watermark_layers', 'watermark_strokes', 'unmixing',
+                     'colour_unmixing', 'video_hints', 'haze_priors'),
     'runs': ('runner', 'outputs', 'resume', 'restarts'),  # Workdirs, results written, resuming, restarts.
     'tasks': ('tasks', 'tasks.dehaze', 'tasks.segmentation', 'tasks.transparency', 'tasks.video', 'tasks.watermark'),
     'front ends': ('api_results', 'api', 'cutout', 'batch', 'command', 'app', 'app_cutout', 'app_runs',

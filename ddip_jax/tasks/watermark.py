@@ -18,7 +18,7 @@ Two modes, chosen by `watermark.mode`:
   takes the clean image inside the box as (I - h M W) / (1 - h M) (`blending.deblend`),
   which keeps what shows through a semi-transparent watermark, instead of C.
   `stroke_polarity` != 'none' (ours) replaces the box by the watermark's
-  strokes found in it (`hints.stroke_hint`, a top-hat of one colour channel
+  strokes found in it (`watermark_strokes.stroke_hint`, a top-hat of one colour channel
   cut at Otsu's threshold): C then inpaints only the strokes, from the box's
   untouched pixels between them, and everything else keeps the input.
   `step2_trains_clean=False` (ours) keeps C as step 1 left it, so that step 2
@@ -64,7 +64,6 @@ import numpy as np
 from ddip_jax import augment
 from ddip_jax import config_check
 from ddip_jax import engine
-from ddip_jax import hints
 from ddip_jax import losses
 from ddip_jax import models
 from ddip_jax import outputs
@@ -72,6 +71,7 @@ from ddip_jax import resume
 from ddip_jax import runner
 from ddip_jax import watermark_io
 from ddip_jax import watermark_layers
+from ddip_jax import watermark_strokes
 
 MODES = ('hint', 'many')
 BATCH_RUNS = ('auto', 'sequential', 'batched')
@@ -290,8 +290,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
           "'deblend', 'fit' and 'fit_tv' are for mode 'hint'", wm.clean_from)
   require(wm.exclusion_weight >= 0, 'watermark.exclusion_weight', 'must be >= 0', wm.exclusion_weight)
   require(0 <= wm.max_opacity < 1, 'watermark.max_opacity', 'must be in [0, 1)', wm.max_opacity)
-  require(wm.stroke_polarity in hints.STROKE_POLARITIES, 'watermark.stroke_polarity',
-          f'one of {list(hints.STROKE_POLARITIES)}', wm.stroke_polarity)
+  require(wm.stroke_polarity in watermark_strokes.STROKE_POLARITIES, 'watermark.stroke_polarity',
+          f'one of {list(watermark_strokes.STROKE_POLARITIES)}', wm.stroke_polarity)
   require(wm.stroke_width >= 3 and wm.stroke_width % 2 == 1, 'watermark.stroke_width', 'must be an odd size >= 3',
           wm.stroke_width)
   channels, skip = tuple(wm.mask_channels), tuple(wm.mask_skip)
