@@ -297,6 +297,10 @@ def smooth_alpha_unmix(full: np.ndarray, alphas: jax.Array) -> tuple[tuple[np.nd
 # with spatially varying weights 0.05-10%, docs/transparency.md); elsewhere
 # `smooth_alpha_unmix` starts from it.
 EXACT_FIT_TOLERANCE = 1e-4
+# The smooth-weight fit runs on the mixtures shrunk to at most this side (its
+# 2000 Adam steps at full size would take hours on a 12-megapixel photo); its
+# layers and maps are then resized to full size.
+VARYING_SIDE = 512
 
 
 def varying_unmix(full: np.ndarray, *, min_gap: float, truths: list[np.ndarray] | None = None
@@ -305,7 +309,8 @@ def varying_unmix(full: np.ndarray, *, min_gap: float, truths: list[np.ndarray] 
 
   The scalar weights are `whole_range_alphas`; their unmixing is kept if
   `out_of_range_fraction` <= `EXACT_FIT_TOLERANCE` ('refined'), else the layers
-  and maps of `smooth_alpha_unmix` started from it ('smooth_alphas').
+  and maps of `smooth_alpha_unmix` started from it ('smooth_alphas'; fitted at
+  most `VARYING_SIDE` px wide, then resized to full size).
 
   Args:
     full: (2, H, W, 3) the mixtures.
@@ -325,8 +330,11 @@ def varying_unmix(full: np.ndarray, *, min_gap: float, truths: list[np.ndarray] 
   name = 'refined'
   if out > EXACT_FIT_TOLERANCE:
     name = 'smooth_alphas'
-    layers[name], report[name] = smooth_alpha_unmix(full, alphas)
-    weights = np.asarray(smooth_alpha_maps(report[name].pop('alpha_logits'), full.shape[1:3]))
+    shape = full.shape[1:3]
+    small = np.stack([image_io.working_image(m, VARYING_SIDE)[0] for m in full])
+    fitted, report[name] = smooth_alpha_unmix(small, alphas)
+    layers[name] = tuple(x if x.shape[:2] == shape else image_io.resize_image(x, shape) for x in fitted)
+    weights = np.asarray(smooth_alpha_maps(report[name].pop('alpha_logits'), shape))
   if truths is not None:
     for candidate, pair in layers.items():
       report[candidate]['ground_truth'] = metrics_lib.layer_pair_scores(pair, tuple(truths))
