@@ -76,15 +76,14 @@ def motion_map(change: np.ndarray, *, low: float = 6.0, high: float = 12.0) -> n
 
 
 def confident_blend(dip_mask: np.ndarray, motion: np.ndarray, confident: float, *, remove: bool = False) -> np.ndarray:
-  """The motion map, raised to Double-DIP's soft mask where that is sure of foreground (above 1 - `confident`)
-  and, with `remove`, lowered to it where it is sure of background (below `confident`).
+  """The motion map, raised to Double-DIP's soft mask where that is sure of foreground (above 1 - `confident`);
+  with `remove`, Double-DIP's soft mask wherever it is sure (below `confident` too).
 
-  Double-DIP's mask after a short schedule is right where it is sure of
-  foreground (it fills an object's core that never leaves its pixels, which no
-  background model sees) and blurred across edges elsewhere; the change to the
-  background follows edges to the pixel. Its sure background is less so: it
-  cuts into objects the background layer happens to draw (fish_stops,
-  docs/video.md), hence `remove` off by default.
+  Double-DIP's mask after a short schedule is mostly right where it is sure (it
+  fills an object's core that never leaves its pixels, which no background
+  model sees) and blurred across edges elsewhere; the change to the background
+  follows edges to the pixel. Its sure background helps on the moving-camera
+  clips and cuts into the fish that stops (docs/video.md).
 
   Args:
     dip_mask, motion: same shape, in [0, 1].
@@ -93,7 +92,6 @@ def confident_blend(dip_mask: np.ndarray, motion: np.ndarray, confident: float, 
   """
   dip_mask = np.asarray(dip_mask, np.float32)
   motion = np.asarray(motion, np.float32)
-  out = np.where(dip_mask > 1.0 - confident, np.maximum(dip_mask, motion), motion)
-  if remove:
-    out = np.where(dip_mask < confident, dip_mask, out)
-  return out.astype(np.float32)
+  if remove:  # Double-DIP's mask wherever it is sure.
+    return np.where(np.minimum(dip_mask, 1.0 - dip_mask) < confident, dip_mask, motion).astype(np.float32)
+  return np.where(dip_mask > 1.0 - confident, np.maximum(dip_mask, motion), motion).astype(np.float32)
