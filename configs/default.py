@@ -71,7 +71,7 @@ def get_config() -> config_dict.ConfigDict:
   config.transparency.exclusion_weight = 0.1  # Weight of Exclusion(R, T) (official: 0.1 two_mixtures, 0.01 additive).
   config.transparency.sigma_step = 0.0  # Noise perturbation, segmentation's schedule with this step; 0: none (official two_mixtures).
   config.transparency.augment = False  # Train on the 8 flips/rotations of noise and image (official additive); square canvas.
-  config.transparency.unmix = 'none'  # Scalar alphas: also unmix the mixtures exactly, 'learned' (with the learned alphas) or 'refined' (alphas refined by edge overlap).
+  config.transparency.unmix = 'none'  # Scalar alphas: also unmix exactly, 'learned' (learned alphas) or 'refined' (edge overlap); 'varying': smooth weight maps, no generator (two mixtures); 'colour': colour-plane unmixing (one additive mixture).
   config.transparency.unmix_select = 'loss'  # Keep the unmixed layers: 'loss' (if they lower the loss without the prior), 'always' or 'fit' (if they stay in [0, 1]).
   config.transparency.refine_radius = 0.15  # 'refined': the alpha search box's half-width around the learned alphas.
   config.transparency.unmix_min_gap = 0.05  # Unmixing is not tried with |a_1 - a_2| below this (it divides by it).
@@ -109,6 +109,9 @@ def get_config() -> config_dict.ConfigDict:
   config.video.noise_correlation = 0.8  # Frame f's input = this * frame f-1's + sqrt(1 - this^2) * fresh noise (same statistics every frame).
   config.video.align = 'auto'  # 'auto': estimate camera motion (align.py), decompose in the middle frame's coordinates when the camera moves; 'off': assume a static camera.
   config.video.match_lighting = True  # 'motion' hints divide out each frame's global gain first (a clip that darkens does not move); False: off.
+  config.video.background = 'median'  # The 'motion' hints' background: 'median' (per pixel over the frames) or 'mode' (the colour a pixel keeps longest; configs/video.py).
+  config.video.confident_mask = config_dict.placeholder(float)  # Set (e.g. 0.1): the final mask is the motion map raised to Double-DIP's where it is above 1 - this ('motion' hints only); None: Double-DIP's.
+  config.video.confident_removes = False  # With confident_mask: also lowered to Double-DIP's where it is below confident_mask.
   config.video.static_background = True  # One background input for all frames (static camera); False: coherent noise.
   config.video.background_weight = 0.5  # Step 2: weight of mean(b m), b ~ 1 where the background layer draws the frame; 0: off.
   config.video.temporal_weight = 0.0  # Step 2: weight of mean(w |m_f - m_{f-1}|), w ~ 1 where the frames do not change; 0: off.
@@ -142,7 +145,7 @@ def get_config() -> config_dict.ConfigDict:
   config.watermark.effect_threshold = 0.2  # Mode 'many', keep_from 'effect' or 'both': see keep_from.
   config.watermark.watermark_model = 'generator'  # W: 'generator' (a DIP generator, official) or 'colour' (one learned RGB colour; ours).
   config.watermark.exclusion_weight = 0.0  # Mode 'hint' step 2: weight of exclusion_loss(C, h M W), edges of C apart from the watermark's (ours; official: 0).
-  config.watermark.clean_from = 'generator'  # Mode 'hint': clean inside the box from C ('generator', official) or (I - M W) / (1 - M) ('deblend'; ours).
+  config.watermark.clean_from = 'generator'  # Mode 'hint': clean inside the box from C ('generator', official), (I - M W) / (1 - M) ('deblend'), or the de-blending fit of least total variation ('fit_tv'; configs/watermark.py).
   config.watermark.max_opacity = 0.9  # 'deblend': M is clipped to this (< 1) before dividing by 1 - M.
   config.watermark.stroke_polarity = 'none'  # Mode 'hint': 'none' (official: the box is the hint) or the strokes found in it, 'light' / 'dark' / 'auto' (ours).
   config.watermark.step2_trains_clean = True  # Mode 'hint': step 2 trains C too (official) or only M and W (False; ours).

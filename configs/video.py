@@ -30,9 +30,7 @@ def get_config():
   config.num_steps = 50
   config.segmentation.guided_radius = 0.03
   config.loop.strategy = 'step'
-  # Only here, not in configs/default.py (its fields are in every task's metrics.json; see docs/video.md):
-  # the 'motion' hints' background, 'mode' (the colour a pixel keeps longest, ddip_jax/video_hints.py) or
-  # 'median' (the per-pixel median, the old hints);
+  # The 'motion' hints' background: the colour a pixel keeps longest (ddip_jax/video_hints.py), not the median;
   config.video.background = 'mode'
   # the final mask is the motion map raised to Double-DIP's where that is above 1 - this (automatic 'motion'
   # hints only; None: Double-DIP's everywhere, the old rule) ...

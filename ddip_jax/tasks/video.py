@@ -277,8 +277,8 @@ BACKGROUND_MODELS = ('mode', 'median')
 
 def background_model(config: ml_collections.ConfigDict):
   """The 'motion' hints' background (`hints.background_change`'s `estimate_background`): `video.background` 'mode'
-  (`video_hints.mode_background`) or 'median' (None: the default, and of a config without the field)."""
-  return video_hints.mode_background if config.video.get('background', 'median') == 'mode' else None
+  (`video_hints.mode_background`) or 'median' (None: the default)."""
+  return video_hints.mode_background if config.video.background == 'mode' else None
 
 
 def motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray, *, high: float = 12.0) -> np.ndarray:
@@ -327,7 +327,7 @@ def motion_map(config: ml_collections.ConfigDict, frames: np.ndarray, transforms
   """The automatic 'motion' hints' soft mask (`video_hints.motion_map`) of the (aligned) `frames`, (F, H, W);
   None when `video.confident_mask` is unset or the hints are not all automatic 'motion' ones."""
   vid = config.video
-  if (vid.get('confident_mask') is None or vid.auto_hints not in hints_lib.CLIP_METHODS
+  if (vid.confident_mask is None or vid.auto_hints not in hints_lib.CLIP_METHODS
       or config.fg_hint or config.bg_hint):
     return None
   options = clip_hint_options(config, transforms, frames.shape[1:3])
@@ -350,7 +350,7 @@ def with_motion_mask(layers: dict[str, np.ndarray], full: np.ndarray, motion: np
   seg = config.segmentation
   shape = full.shape[:2]
   soft = video_hints.confident_blend(layers['mask_raw'], image_io.resize_image(motion, shape),
-                                     config.video.confident_mask, remove=config.video.get('confident_removes', False))
+                                     config.video.confident_mask, remove=config.video.confident_removes)
   mask = fgbg.refine_mask(soft, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
   whole = (mask > seg.threshold).astype(np.float32)
   binary = fgbg.keep_hinted_components(whole, layers['fg_hint']) if seg.keep_hinted_components else whole
@@ -373,9 +373,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
           'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
   require(vid.align in ALIGN_MODES, 'video.align', f'one of {ALIGN_MODES}', vid.align)
-  background = vid.get('background', 'median')
-  require(background in BACKGROUND_MODELS, 'video.background', f'one of {BACKGROUND_MODELS}', background)
-  confident = vid.get('confident_mask')
+  require(vid.background in BACKGROUND_MODELS, 'video.background', f'one of {BACKGROUND_MODELS}', vid.background)
+  confident = vid.confident_mask
   require(confident is None or 0 <= confident <= 0.5, 'video.confident_mask', 'must be in [0, 0.5]', confident)
   require(0 <= vid.noise_correlation <= 1, 'video.noise_correlation', 'must be in [0, 1]', vid.noise_correlation)
   for field in ('temporal_weight', 'background_weight'):
