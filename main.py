@@ -1,7 +1,7 @@
 r"""Runs a Double-DIP task from a config file: `ddip_jax/command.py` (also the `ddip-jax` command).
 
-  python main.py --config=configs/zebra.py [--config.num_steps=500] [--workdir=DIR]
-  python main.py --config=configs/zebra.py --config.inputs='photos/*.jpg' --workdir=DIR  # Many images.
+python main.py --config=configs/zebra.py [--config.num_steps=500] [--workdir=DIR]
+python main.py --config=configs/zebra.py --config.inputs='photos/*.jpg' --workdir=DIR  # Many images.
 """
 
 from ddip_jax import command

@@ -45,8 +45,14 @@ INPUT_DEPTH = 8
 
 def generator() -> models.SkipGenerator:
   channels = (8, 16, 32, 64, 128)
-  return models.SkipGenerator(out_channels=3, channels_down=channels, channels_up=channels,
-                              channels_skip=(0, 0, 0, 4, 4), kernel_down=5, kernel_up=5)
+  return models.SkipGenerator(
+      out_channels=3,
+      channels_down=channels,
+      channels_up=channels,
+      channels_skip=(0, 0, 0, 4, 4),
+      kernel_down=5,
+      kernel_up=5,
+  )
 
 
 def make_step(gen: models.SkipGenerator, optimizer: optax.GradientTransformation):
@@ -90,8 +96,10 @@ def main(argv):
   params0, stats0 = variables['params'], variables['batch_stats']
   for z, t in ((z_full, target), (z_small, small_target)):  # Compile both sizes before any clock starts.
     jax.block_until_ready(step(params0, stats0, optimizer.init(params0), z, t))
-  print(f'jax {jax.__version__}, {jax.devices()[0].device_kind}, {size}x{size} photo, '
-        f'{size // 2}x{size // 2} coarse', flush=True)
+  print(
+      f'jax {jax.__version__}, {jax.devices()[0].device_kind}, {size}x{size} photo, ' f'{size // 2}x{size // 2} coarse',
+      flush=True,
+  )
 
   def run(name, params, stats, z, t, num_steps, clock):
     opt_state = optimizer.init(params)
@@ -99,8 +107,10 @@ def main(argv):
     for i in range(1, num_steps + 1):
       params, stats, opt_state, mse = step(params, stats, opt_state, z, t)
       if i % _EVERY.value == 0 or i == num_steps:
-        print(f'{name:10s} step {i:5d}  psnr {psnr(mse):6.2f} dB  at {clock + time.perf_counter() - start:7.1f} s',
-              flush=True)
+        print(
+            f'{name:10s} step {i:5d}  psnr {psnr(mse):6.2f} dB  at {clock + time.perf_counter() - start:7.1f} s',
+            flush=True,
+        )
     jax.block_until_ready(params)
     return params, stats, clock + time.perf_counter() - start
 
@@ -111,8 +121,10 @@ def main(argv):
   for mode in _MODES.value:
     z = z_carried[mode]
     out, _ = gen.apply({'params': params, 'batch_stats': stats}, z, mutable=['batch_stats'])
-    print(f'{mode}: carried to full size, psnr {psnr(jnp.mean((out - target) ** 2)):.2f} dB before its first step',
-          flush=True)
+    print(
+        f'{mode}: carried to full size, psnr {psnr(jnp.mean((out - target) ** 2)):.2f} dB before its first step',
+        flush=True,
+    )
     run(mode, params, stats, z, target, _FINE_STEPS.value, coarse_seconds)
 
 

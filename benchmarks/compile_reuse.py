@@ -58,8 +58,7 @@ class CompileCounter:
 
   def snapshot(self) -> tuple[int, float, int, float]:
     """(step compilations, their seconds, all compilations, their seconds) so far."""
-    return (self.count[STEP_NAME], self.seconds[STEP_NAME], sum(self.count.values()),
-            sum(self.seconds.values()))
+    return (self.count[STEP_NAME], self.seconds[STEP_NAME], sum(self.count.values()), sum(self.seconds.values()))
 
 
 class _TimedTask:
@@ -79,8 +78,11 @@ class _TimedTask:
 
 def report(label: str, seconds: float, before, after) -> None:
   step, step_s, total, total_s = (b - a for a, b in zip(before, after))
-  print(f'{label:<24} {seconds:8.1f} s wall   step compiles {step:2d} ({step_s:5.1f} s)   '
-        f'all compiles {total:4d} ({total_s:5.1f} s)', flush=True)
+  print(
+      f'{label:<24} {seconds:8.1f} s wall   step compiles {step:2d} ({step_s:5.1f} s)   '
+      f'all compiles {total:4d} ({total_s:5.1f} s)',
+      flush=True,
+  )
 
 
 def config_for():
@@ -96,8 +98,10 @@ def config_for():
 def main(argv):
   del argv
   counter = CompileCounter()
-  print(f'backend {jax.default_backend()}, zebra at max_side {_MAX_SIDE.value}, '
-        f'{_HINT_STEPS.value} + {_NUM_STEPS.value} steps')
+  print(
+      f'backend {jax.default_backend()}, zebra at max_side {_MAX_SIDE.value}, '
+      f'{_HINT_STEPS.value} + {_NUM_STEPS.value} steps'
+  )
   with tempfile.TemporaryDirectory() as tmp:
     config = config_for()
     config.restarts = _RESTARTS.value
@@ -106,7 +110,7 @@ def main(argv):
     report(f'{config.restarts} restarts in all', time.perf_counter() - start, before, counter.snapshot())
 
     photo = image_io.load_image(config.image)
-    variants = [photo, photo[:, ::-1], photo[::-1], photo[::-1, ::-1]][:_IMAGES.value]
+    variants = [photo, photo[:, ::-1], photo[::-1], photo[::-1, ::-1]][: _IMAGES.value]
     for i, image in enumerate(variants):
       writing.save_image(os.path.join(tmp, 'in', f'image_{i}.png'), np.ascontiguousarray(image))
     config = config_for()
@@ -115,10 +119,18 @@ def main(argv):
     rows = []
     for path in batch.input_paths(config.inputs):  # batch.run's loop, one image at a time to count each.
       row_before, row_start = counter.snapshot(), time.perf_counter()
-      row = batch.run_image(config, path, os.path.join(tmp, 'batch', os.path.basename(path)),
-                            batch.Row(image=path, output=os.path.basename(path)))
-      report(f'image {os.path.basename(path)} ({row.status})', time.perf_counter() - row_start, row_before,
-             counter.snapshot())
+      row = batch.run_image(
+          config,
+          path,
+          os.path.join(tmp, 'batch', os.path.basename(path)),
+          batch.Row(image=path, output=os.path.basename(path)),
+      )
+      report(
+          f'image {os.path.basename(path)} ({row.status})',
+          time.perf_counter() - row_start,
+          row_before,
+          counter.snapshot(),
+      )
       rows.append(row)
     report(f'{len(rows)} images in all', time.perf_counter() - start, before, counter.snapshot())
 

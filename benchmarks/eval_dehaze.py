@@ -60,8 +60,14 @@ from ddip_jax.tasks import dehaze
 from scripts import make_dehaze
 
 # Method -> the config of its Double-DIP runs (None: not Double-DIP).
-METHODS = {'hazy': None, 'dcp': None, 'cap': None, 'prior': None, 'ddip': dehaze_config,
-           'ddip_faithful': dehaze_faithful_config}
+METHODS = {
+    'hazy': None,
+    'dcp': None,
+    'cap': None,
+    'prior': None,
+    'ddip': dehaze_config,
+    'ddip_faithful': dehaze_faithful_config,
+}
 # He et al.'s parameters.
 DCP_PATCH = 15
 DCP_OMEGA = 0.95
@@ -71,18 +77,24 @@ DCP_EPS = 1e-4  # The guided filter's eps for He et al.'s t (the official Double
 
 _IMAGES = flags.DEFINE_list('images', list(make_dehaze.EVAL_SET), 'Images of make_dehaze.EVAL_SET to run.')
 _METHODS = flags.DEFINE_list('methods', list(METHODS), f'Methods to run (of {", ".join(METHODS)}).')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Iterations per Double-DIP pass (default: the config\'s).')
-_PASSES = flags.DEFINE_integer('passes', None, 'Override the configs\' Double-DIP passes; k passes also give the '
-                                'results of the first 1..k-1.')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', None, "Iterations per Double-DIP pass (default: the config's).")
+_PASSES = flags.DEFINE_integer(
+    'passes', None, "Override the configs' Double-DIP passes; k passes also give the " 'results of the first 1..k-1.'
+)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
-_SET = flags.DEFINE_list('set', [], 'Config overrides of the Double-DIP methods, e.g. '
-                         'dehaze.transmission_prior_until=0.5; they name the runs (method[overrides]).')
+_SET = flags.DEFINE_list(
+    'set',
+    [],
+    'Config overrides of the Double-DIP methods, e.g. '
+    'dehaze.transmission_prior_until=0.5; they name the runs (method[overrides]).',
+)
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_dehaze', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
 
 
-def dark_channel_prior(hazy: np.ndarray, *, radius: int, eps: float, opencv_compat: bool, quadtree: bool = False
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dark_channel_prior(
+    hazy: np.ndarray, *, radius: int, eps: float, opencv_compat: bool, quadtree: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """He et al.'s dehazer (see the module docstring).
 
   Args:
@@ -138,12 +150,27 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
   paths = make_inputs(name, os.path.join(folder, 'inputs'))
   hazy, clean = image_io.load_image(paths['hazy']), image_io.load_image(paths['clean'])
   _, _, beta, true_airlight = make_dehaze.EVAL_SET[name]
-  base = {'haze': name, 'beta': beta, 'true_airlight': list(true_airlight), 'seed': _SEED.value,
-          'run': _run_name(method), 'shape': list(hazy.shape[:2])}
+  base = {
+      'haze': name,
+      'beta': beta,
+      'true_airlight': list(true_airlight),
+      'seed': _SEED.value,
+      'run': _run_name(method),
+      'shape': list(hazy.shape[:2]),
+  }
   start, cpu = time.perf_counter(), time.process_time()
   if method == 'hazy':
-    return [{**base, 'method': 'hazy', 'steps': None, 'airlight': None, 'seconds': 0.0, 'cpu_seconds': 0.0,
-             **metrics_lib.image_scores(hazy, clean)}]
+    return [
+        {
+            **base,
+            'method': 'hazy',
+            'steps': None,
+            'airlight': None,
+            'seconds': 0.0,
+            'cpu_seconds': 0.0,
+            **metrics_lib.image_scores(hazy, clean),
+        }
+    ]
   config = _config('ddip', paths)
   if method in ('dcp', 'cap', 'prior'):
     radius = int(round(config.dehaze.guided_radius * max(hazy.shape[:2])))
@@ -151,24 +178,43 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
       dehazed, t, airlight = haze_priors.colour_attenuation_dehaze(hazy, radius=radius)
     else:
       eps = config.dehaze.guided_eps if method == 'prior' else DCP_EPS  # 'prior': ours' refinement.
-      dehazed, t, airlight = dark_channel_prior(hazy, radius=radius, eps=eps,
-                                                opencv_compat=config.dehaze.guided_opencv, quadtree=method == 'prior')
+      dehazed, t, airlight = dark_channel_prior(
+          hazy, radius=radius, eps=eps, opencv_compat=config.dehaze.guided_opencv, quadtree=method == 'prior'
+      )
     for file, img in (('dehazed', dehazed), ('transmission', t)):
       writing.save_image(os.path.join(folder, method, f'{file}.png'), img)
-    return [{**base, 'method': method, 'steps': None, 'airlight': np.asarray(airlight).tolist(),
-             'seconds': time.perf_counter() - start, 'cpu_seconds': time.process_time() - cpu,
-             **metrics_lib.image_scores(dehazed, clean)}]
+    return [
+        {
+            **base,
+            'method': method,
+            'steps': None,
+            'airlight': np.asarray(airlight).tolist(),
+            'seconds': time.perf_counter() - start,
+            'cpu_seconds': time.process_time() - cpu,
+            **metrics_lib.image_scores(dehazed, clean),
+        }
+    ]
   config = _config(method, paths)
   metrics = dehaze.run(config, os.path.join(folder, re.sub(r'[^\w.=-]+', '_', _run_name(method))))
   cpu_seconds = time.process_time() - cpu
   records = []
   for k, p in enumerate(metrics['passes'].values(), start=1):
     seconds = sum(q['seconds'] for q in list(metrics['passes'].values())[:k])
-    records.append({**base, 'method': f'{_run_name(method)} {k} pass' + ('es' if k > 1 else ''), 'steps': config.num_steps,
-                    'passes': config.dehaze.passes, 'working_shape': metrics['working_shape'],
-                    'airlight': p['airlight'], 'seconds': seconds, 'psnr': p['psnr'], 'ssim': p['ssim'],
-                    'cpu_seconds': cpu_seconds if k == len(metrics['passes']) else None,
-                    'best_recon_psnr': p['best_recon_psnr']})
+    records.append(
+        {
+            **base,
+            'method': f'{_run_name(method)} {k} pass' + ('es' if k > 1 else ''),
+            'steps': config.num_steps,
+            'passes': config.dehaze.passes,
+            'working_shape': metrics['working_shape'],
+            'airlight': p['airlight'],
+            'seconds': seconds,
+            'psnr': p['psnr'],
+            'ssim': p['ssim'],
+            'cpu_seconds': cpu_seconds if k == len(metrics['passes']) else None,
+            'best_recon_psnr': p['best_recon_psnr'],
+        }
+    )
   return records
 
 
@@ -185,12 +231,16 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
     a = '-' if r['airlight'] is None else '(' + ', '.join(f'{v:.2f}' for v in r['airlight']) + ')'
     true_a = '(' + ', '.join(f'{v:.2f}' for v in r['true_airlight']) + ')'
     cpu = '-' if r.get('cpu_seconds') is None else f"{r['cpu_seconds']:.1f}"
-    print(f"| {r['haze']} | {r['beta']} | {true_a} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {a} | "
-          f"{r['steps'] or '-'} | {r['seconds']:.1f} | {cpu} |")
+    print(
+        f"| {r['haze']} | {r['beta']} | {true_a} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {a} | "
+        f"{r['steps'] or '-'} | {r['seconds']:.1f} | {cpu} |"
+    )
   print()
   dcp = {r['haze']: r['psnr'] for r in runs if r['method'] == 'dcp'}
-  print('| method | images | mean PSNR (dB) | mean SSIM | vs DCP: mean / worst (dB) | images > 0.5 dB below DCP '
-        '| mean s per image (128 px / 256 px) |')
+  print(
+      '| method | images | mean PSNR (dB) | mean SSIM | vs DCP: mean / worst (dB) | images > 0.5 dB below DCP '
+      '| mean s per image (128 px / 256 px) |'
+  )
   print('|---|---|---|---|---|---|---|')
   groups: dict[str, list[dict[str, Any]]] = {}
   for r in runs:
@@ -199,9 +249,13 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
     diffs = [r['psnr'] - dcp[r['haze']] for r in rs if r['haze'] in dcp]
     vs = f'{np.mean(diffs):+.2f} / {min(diffs):+.2f}' if diffs else '-'
     below = sum(d < -0.5 for d in diffs) if diffs else '-'
-    times = [np.mean([r['seconds'] for r in rs if max(r.get('shape') or [0]) == side] or [np.nan]) for side in (128, 256)]
-    print(f"| {method} | {len(rs)} | {np.mean([r['psnr'] for r in rs]):.2f} | "
-          f"{np.mean([r['ssim'] for r in rs]):.3f} | {vs} | {below} | {times[0]:.1f} / {times[1]:.1f} |")
+    times = [
+        np.mean([r['seconds'] for r in rs if max(r.get('shape') or [0]) == side] or [np.nan]) for side in (128, 256)
+    ]
+    print(
+        f"| {method} | {len(rs)} | {np.mean([r['psnr'] for r in rs]):.2f} | "
+        f"{np.mean([r['ssim'] for r in rs]):.3f} | {vs} | {below} | {times[0]:.1f} / {times[1]:.1f} |"
+    )
 
 
 def main(argv):
@@ -214,18 +268,23 @@ def main(argv):
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
-    done = {_key(r['haze'], r['run'], r['steps'], r.get('passes'), r['seed'])
-            for r in runs_log.load_runs(runs_path)}
+    done = {_key(r['haze'], r['run'], r['steps'], r.get('passes'), r['seed']) for r in runs_log.load_runs(runs_path)}
     for name in _IMAGES.value:
       for method in _METHODS.value:
         ddip = METHODS[method] is not None
         config = _config(method, {'hazy': '', 'clean': ''}) if ddip else None
-        if _key(name, _run_name(method), config and config.num_steps, config and config.dehaze.passes, _SEED.value) in done:
+        if (
+            _key(name, _run_name(method), config and config.num_steps, config and config.dehaze.passes, _SEED.value)
+            in done
+        ):
           continue
         records = run_one(name, method)
         for record in records:
-          print(f"{name} {record['method']}: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
-                f"{record['seconds']:.1f} s", flush=True)
+          print(
+              f"{name} {record['method']}: PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.3f}, "
+              f"{record['seconds']:.1f} s",
+              flush=True,
+          )
           runs_log.append_run(runs_path, record)
   print_tables(runs_log.load_runs(runs_path))
 

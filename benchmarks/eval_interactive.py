@@ -73,8 +73,8 @@ def next_click(mask: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, bool] |
   _, missed, region = max(regions, key=lambda r: r[0])
   depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]  # The photo's edge bounds a region too.
   y, x = np.unravel_index(np.argmax(depth), depth.shape)
-  yy, xx = np.mgrid[:mask.shape[0], :mask.shape[1]]
-  return (yy - y) ** 2 + (xx - x) ** 2 <= _DAB ** 2, missed
+  yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+  return (yy - y) ** 2 + (xx - x) ** 2 <= _DAB**2, missed
 
 
 def run_ours(image, truth, fg, bg, seed: int, clicks: int) -> dict:
@@ -173,8 +173,11 @@ def main(argv):
       for seed in ([int(s) for s in _SEEDS.value] if method == 'ours' else [0]):
         if (method, case, seed) in done:
           continue
-        out = run_ours(image, truth, fg, bg, seed, clicks) if method == 'ours' else run_grabcut(
-            image, truth, fg, bg, clicks)
+        out = (
+            run_ours(image, truth, fg, bg, seed, clicks)
+            if method == 'ours'
+            else run_grabcut(image, truth, fg, bg, clicks)
+        )
         row = {'method': method, 'case': case, 'seed': seed, 'clicks': clicks, **out}
         rows.append(row)
         with open(rows_path, 'a') as f:
@@ -182,8 +185,10 @@ def main(argv):
         print(f'{method:8s} {case:20s} seed {seed}: ' + ' '.join(f'{v:.3f}' for v in out['ious']), flush=True)
 
   curves = {}
-  print(f'\n| method | click 0 | after 5 clicks | after {clicks} | NoC@85 | NoC@90 | cases reaching 0.90 (of {len(cases)}) '
-        '| first result (s) | correction (s) | preview (s) |')
+  print(
+      f'\n| method | click 0 | after 5 clicks | after {clicks} | NoC@85 | NoC@90 | cases reaching 0.90 (of {len(cases)}) '
+      '| first result (s) | correction (s) | preview (s) |'
+  )
   print('|---|---|---|---|---|---|---|---|---|---|')
   for method in _METHODS.value:
     mine = [r for r in rows if r['method'] == method and r['case'] in cases and r['clicks'] == clicks]
@@ -192,16 +197,20 @@ def main(argv):
     ious = np.array([r['ious'] for r in mine])
     curves[method] = list(ious.mean(0))
     mean = lambda key: np.mean([v for r in mine for v in (r[key] if isinstance(r[key], list) else [r[key]])] or [0])
-    print(f'| {method} | {ious[:, 0].mean():.3f} | {ious[:, min(5, clicks)].mean():.3f} | {ious[:, -1].mean():.3f} '
-          f'| {np.mean([noc(list(i), 0.85, clicks) for i in ious]):.2f} '
-          f'| {np.mean([noc(list(i), 0.90, clicks) for i in ious]):.2f} '
-          f'| {np.mean([(i >= 0.90).any() for i in ious]) * len(cases):.1f} '
-          f'| {mean("first_s"):.1f} | {mean("correction_s"):.2f} | {mean("preview_s"):.3f} |')
+    print(
+        f'| {method} | {ious[:, 0].mean():.3f} | {ious[:, min(5, clicks)].mean():.3f} | {ious[:, -1].mean():.3f} '
+        f'| {np.mean([noc(list(i), 0.85, clicks) for i in ious]):.2f} '
+        f'| {np.mean([noc(list(i), 0.90, clicks) for i in ious]):.2f} '
+        f'| {np.mean([(i >= 0.90).any() for i in ious]) * len(cases):.1f} '
+        f'| {mean("first_s"):.1f} | {mean("correction_s"):.2f} | {mean("preview_s"):.3f} |'
+    )
   print('\nper case (mean over seeds), IoU at click 0 / 5 /', clicks)
   for case in cases:
     line = []
     for method in curves:
-      ious = np.array([r['ious'] for r in rows if r['method'] == method and r['case'] == case and r['clicks'] == clicks])
+      ious = np.array(
+          [r['ious'] for r in rows if r['method'] == method and r['case'] == case and r['clicks'] == clicks]
+      )
       line.append(f'{method} {ious[:, 0].mean():.3f} / {ious[:, min(5, clicks)].mean():.3f} / {ious[:, -1].mean():.3f}')
     print(f'  {case:20s} ' + '   '.join(line))
   if curves:

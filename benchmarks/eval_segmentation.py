@@ -169,8 +169,10 @@ def main(argv):
           t0 = time.perf_counter()
           masks = grabcut_masks(case_dir)
           seconds = (time.perf_counter() - t0) / len(masks)
-          new = [{'case': case, 'method': n, 'seed': 0, 'iou': metrics_lib.iou(m, gt), 'seconds': seconds}
-                 for n, m in masks.items()]
+          new = [
+              {'case': case, 'method': n, 'seed': 0, 'iou': metrics_lib.iou(m, gt), 'seconds': seconds}
+              for n, m in masks.items()
+          ]
           os.makedirs(os.path.join(workdir, 'grabcut', case), exist_ok=True)
           for n, m in masks.items():
             writing.save_image(os.path.join(workdir, 'grabcut', case, f'{n}.png'), m.astype(np.float32))
@@ -182,8 +184,16 @@ def main(argv):
           config_check.validate(config)
           t0 = time.perf_counter()
           m = segmentation.run(config, os.path.join(workdir, method, case, f'seed{seed}'))
-          new.append({'case': case, 'method': method, 'seed': seed, 'iou': m['iou'],
-                      'iou_raw': m['iou_raw_mask'], 'seconds': time.perf_counter() - t0})
+          new.append(
+              {
+                  'case': case,
+                  'method': method,
+                  'seed': seed,
+                  'iou': m['iou'],
+                  'iou_raw': m['iou_raw_mask'],
+                  'seconds': time.perf_counter() - t0,
+              }
+          )
           print(f'{case:20s} {method:9s} seed {seed}: IoU {m["iou"]:.3f}', flush=True)
         with open(rows_path, 'a') as f:
           for row in new:
@@ -205,8 +215,10 @@ def main(argv):
         means[c].append(np.mean(values))
       cells.append(f'{np.mean(values):13.3f}' if values else f'{"-":>13s}')
     print(f'{case:20s}' + ''.join(cells))
-  print(f'{"mean":20s}' + ''.join(
-      f'{np.mean(means[c]):13.3f}' if len(means[c]) == len(cases) else f'{"(partial)":>13s}' for c in columns))
+  print(
+      f'{"mean":20s}'
+      + ''.join(f'{np.mean(means[c]):13.3f}' if len(means[c]) == len(cases) else f'{"(partial)":>13s}' for c in columns)
+  )
   print(f'{">= 0.85":20s}' + ''.join(f'{sum(v >= 0.85 for v in means[c]):13d}' for c in columns))
   print(f'{"seconds/run":20s}' + ''.join(f'{np.mean(seconds[c]) if seconds[c] else 0:13.1f}' for c in columns))
   _contact_sheet(os.path.join(workdir, 'contact_sheet.png'), data, cases, columns, workdir)

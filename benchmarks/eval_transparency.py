@@ -77,30 +77,43 @@ from ddip_jax.tasks import transparency
 from scripts import make_transparency as mixtures_lib
 
 _PAIRS = flags.DEFINE_list(
-    'pairs', ['chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut', 'rocket:chelsea', 'astronaut:chelsea',
-              'brick:rocket'],
-    'Layer pairs R:T for the two-mixture regimes (names from make_transparency.SOURCES).')
+    'pairs',
+    ['chelsea:coffee', 'astronaut:rocket', 'coffee:astronaut', 'rocket:chelsea', 'astronaut:chelsea', 'brick:rocket'],
+    'Layer pairs R:T for the two-mixture regimes (names from make_transparency.SOURCES).',
+)
 _ADDITIVE_PAIRS = flags.DEFINE_list(
-    'additive_pairs', ['brick:grass', 'gravel:brick', 'grass:gravel', 'text:gravel', 'text:brick', 'grass:text'],
-    'Texture pairs R:T for the additive regime.')
+    'additive_pairs',
+    ['brick:grass', 'gravel:brick', 'grass:gravel', 'text:gravel', 'text:brick', 'grass:text'],
+    'Texture pairs R:T for the additive regime.',
+)
 _PHOTO_TEXTURE_PAIRS = flags.DEFINE_list(
-    'photo_texture_pairs', ['chelsea:grass', 'coffee:gravel', 'astronaut:text'],
-    'Photo:texture pairs R:T for the photo_texture regime.')
-_REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'],
-                             'uniform, realistic, additive and/or photo_texture.')
+    'photo_texture_pairs',
+    ['chelsea:grass', 'coffee:gravel', 'astronaut:text'],
+    'Photo:texture pairs R:T for the photo_texture regime.',
+)
+_REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'], 'uniform, realistic, additive and/or photo_texture.')
 _METHODS = flags.DEFINE_list(
-    'methods', None, 'Methods to run (default: per regime, uniform and realistic: default, faithful and the '
-    'FastICA variants; additive: augment,no_augment).')
+    'methods',
+    None,
+    'Methods to run (default: per regime, uniform and realistic: default, faithful and the '
+    'FastICA variants; additive: augment,no_augment).',
+)
 _NUM_STEPS = flags.DEFINE_integer(
-    'num_steps', None, 'Override the configs\' iterations (default: theirs); the alpha prior keeps its share.')
+    'num_steps', None, "Override the configs' iterations (default: theirs); the alpha prior keeps its share."
+)
 _SIZE = flags.DEFINE_integer('size', mixtures_lib.SIZE, 'Width of the layers in pixels.')
-_HEIGHT = flags.DEFINE_integer('height', None, 'Height of the layers (default: --size): the square layers '
-                               'cropped to their middle rows.')
+_HEIGHT = flags.DEFINE_integer(
+    'height', None, 'Height of the layers (default: --size): the square layers ' 'cropped to their middle rows.'
+)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the mixtures (alphas, alpha maps) and of the runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_transparency', 'Where inputs, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from runs.jsonl.')
-_RESCORE = flags.DEFINE_bool('rescore', False, 'First rebuild the finalised rows of the --size runs from their '
-                             'metrics.json (e.g. after a change of the finalisations\' scoring).')
+_RESCORE = flags.DEFINE_bool(
+    'rescore',
+    False,
+    'First rebuild the finalised rows of the --size runs from their '
+    "metrics.json (e.g. after a change of the finalisations' scoring).",
+)
 
 DEFAULT_METHODS = {
     'uniform': ('default', 'faithful', 'fastica', 'fastica_pixels', 'fastica_channels', 'fastica_pixels_channels'),
@@ -110,8 +123,11 @@ DEFAULT_METHODS = {
 DEFAULT_METHODS['photo_texture'] = DEFAULT_METHODS['additive']
 ONE_MIXTURE = ('additive', 'photo_texture')
 # Finalised variants: method -> (the Double-DIP run it comes from, the `transparency.unmix` mode).
-FINALISED = {f'{alpha}_{suffix}': (alpha, mode) for alpha in ('generator', 'scalar')
-             for suffix, mode in (('unmix', 'learned'), ('refine', 'refined'))}
+FINALISED = {
+    f'{alpha}_{suffix}': (alpha, mode)
+    for alpha in ('generator', 'scalar')
+    for suffix, mode in (('unmix', 'learned'), ('refine', 'refined'))
+}
 
 # The configs as they are: configs/transparency.py and configs/transparency_faithful.py.
 CONFIGS = {'default': transparency_config, 'faithful': faithful_config}
@@ -128,11 +144,10 @@ def valid_method(regime: str, method: str) -> bool:
   return method in _TWO_MIXTURE_METHODS
 
 
-def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height: int | None = None
-                ) -> dict[str, Any]:
+def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height: int | None = None) -> dict[str, Any]:
   """The mixtures, the layers in them and the true alphas of one (regime, pair); height <= size."""
   top = (size - (height or size)) // 2
-  r, t = (mixtures_lib.load_layer(name, size)[top:top + (height or size)] for name in pair.split(':'))
+  r, t = (mixtures_lib.load_layer(name, size)[top : top + (height or size)] for name in pair.split(':'))
   rng = np.random.default_rng([seed, index])
   if regime == 'uniform':
     alphas = (float(rng.uniform(0.2, 0.45)), float(rng.uniform(0.55, 0.8)))
@@ -145,8 +160,9 @@ def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height
   raise app.UsageError(f'unknown regime {regime!r}')
 
 
-def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradients', per_channel: bool = False,
-                   order: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def fastica_layers(
+    mixtures: list[np.ndarray], seed: int, *, on: str = 'gradients', per_channel: bool = False, order: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
   """Two layers from two mixtures with FastICA, using that each mixing row sums to one.
 
   FastICA estimates X = S M^T (after centring) with sources S of arbitrary
@@ -170,14 +186,17 @@ def fastica_layers(mixtures: list[np.ndarray], seed: int, *, on: str = 'gradient
   from sklearn.decomposition import FastICA  # pylint: disable=g-import-not-at-top
 
   if per_channel:
-    channels = [fastica_layers([m[..., c:c + 1] for m in mixtures], seed, on=on, order=True)
-                for c in range(mixtures[0].shape[-1])]
+    channels = [
+        fastica_layers([m[..., c : c + 1] for m in mixtures], seed, on=on, order=True)
+        for c in range(mixtures[0].shape[-1])
+    ]
     return tuple(np.concatenate([c[k] for c in channels], axis=-1) for k in range(2))
   shape = mixtures[0].shape
   x = np.stack([m.reshape(-1) for m in mixtures], axis=1).astype(np.float64)  # (pixels * 3, 2)
   if on == 'gradients':
-    fit_data = np.concatenate([
-        np.stack([np.diff(m, axis=axis).reshape(-1) for m in mixtures], axis=1) for axis in (0, 1)])
+    fit_data = np.concatenate(
+        [np.stack([np.diff(m, axis=axis).reshape(-1) for m in mixtures], axis=1) for axis in (0, 1)]
+    )
   else:
     fit_data = x
   ica = FastICA(n_components=2, whiten='unit-variance', random_state=seed, max_iter=2000, tol=1e-6)
@@ -204,8 +223,7 @@ def structure_texture_layers(image: np.ndarray, method: str) -> tuple[np.ndarray
   else:
     structure = filters.guided_filter(image, image, radius=int(value), eps=0.01)
   mean = float(image.mean())
-  return tuple(np.clip(x, 0.0, 1.0).astype(np.float32)
-               for x in (2 * structure - mean, 2 * (image - structure) + mean))
+  return tuple(np.clip(x, 0.0, 1.0).astype(np.float32) for x in (2 * structure - mean, 2 * (image - structure) + mean))
 
 
 def _save_inputs(folder: str, inputs: dict[str, Any]) -> dict[str, str]:
@@ -267,8 +285,15 @@ def _key(regime: str, pair: str, method: str, steps: int | None, size: int) -> t
 def _steps(regime: str, method: str) -> int | None:
   if method.startswith(('fastica', 'colour', 'photo_unmix', 'tv_', 'guided_')):
     return None
-  default = (ADDITIVE_CONFIGS.get(method, textures_faithful_config) if regime in ONE_MIXTURE
-             else CONFIGS.get(method, faithful_config)).get_config().num_steps
+  default = (
+      (
+          ADDITIVE_CONFIGS.get(method, textures_faithful_config)
+          if regime in ONE_MIXTURE
+          else CONFIGS.get(method, faithful_config)
+      )
+      .get_config()
+      .num_steps
+  )
   return _NUM_STEPS.value or default
 
 
@@ -278,8 +303,14 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
   inputs = make_inputs(regime, pair, index, _SIZE.value, _SEED.value, _HEIGHT.value)
   paths = _save_inputs(os.path.join(folder, 'inputs'), inputs)
   start = time.perf_counter()
-  record: dict[str, Any] = {'regime': regime, 'pair': pair, 'method': method, 'size': size_label(),
-                            'seed': _SEED.value, 'true_alphas': inputs['alphas']}
+  record: dict[str, Any] = {
+      'regime': regime,
+      'pair': pair,
+      'method': method,
+      'size': size_label(),
+      'seed': _SEED.value,
+      'true_alphas': inputs['alphas'],
+  }
   if method.startswith('fastica'):
     on = 'pixels' if method.startswith('fastica_pixels') else 'gradients'
     # The 8-bit mixtures that Double-DIP reads, not the float ones.
@@ -292,8 +323,11 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
   elif method in ('colour', 'photo_unmix') or method.startswith(('tv_', 'guided_')):
     image = image_io.load_image(paths['mix1'])
     if method in ('colour', 'photo_unmix'):
-      unmix_fn, fits_fn = ((colour_unmixing.colour_plane_unmix, colour_unmixing.colour_plane_fits) if method == 'colour' else
-                           (colour_unmixing.photo_texture_unmix, colour_unmixing.photo_texture_fits))
+      unmix_fn, fits_fn = (
+          (colour_unmixing.colour_plane_unmix, colour_unmixing.colour_plane_fits)
+          if method == 'colour'
+          else (colour_unmixing.photo_texture_unmix, colour_unmixing.photo_texture_fits)
+      )
       unmixed, info = unmix_fn(image)
       record['model_fits'] = fits_fn(info, unmixed)[0]
       layers = tuple(np.clip(2 * x, 0.0, 1.0) for x in unmixed)
@@ -306,8 +340,9 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
   else:
     config = _config(regime, method, paths)
     metrics = transparency.run(config, os.path.join(folder, method))
-    record.update(seconds=time.perf_counter() - start, steps=config.num_steps,
-                  best_recon_psnr=metrics['best_recon_psnr'])
+    record.update(
+        seconds=time.perf_counter() - start, steps=config.num_steps, best_recon_psnr=metrics['best_recon_psnr']
+    )
     if method in CONFIGS or regime in ONE_MIXTURE:
       record['layers_from'] = metrics.get('layers_from', 'generators')
       if 'generators' in metrics.get('finalise', {}) and regime in ONE_MIXTURE:
@@ -319,8 +354,9 @@ def run_one(regime: str, pair: str, index: int, method: str) -> list[dict[str, A
   return [_scored(record, scores, None, inputs['alphas'])]
 
 
-def finalised_records(record: dict[str, Any], report: dict[str, Any],
-                      true_alphas: tuple[float, float] | None) -> list[dict[str, Any]]:
+def finalised_records(
+    record: dict[str, Any], report: dict[str, Any], true_alphas: tuple[float, float] | None
+) -> list[dict[str, Any]]:
   """The records of a Double-DIP run scored with all finalisations (`finalise_by_unmixing`'s report).
 
   The generators' layers are `record`'s method; '<method>_unmix' / '_refine'
@@ -334,8 +370,9 @@ def finalised_records(record: dict[str, Any], report: dict[str, Any],
     if alpha == record['method']:
       chosen = report[unmixing.choose_finalisation(report, mode, 'always')]
       kept = unmixing.choose_finalisation(report, mode, 'loss') == mode
-      records.append(_scored(dict(record, method=name, kept_by_loss=kept), chosen['ground_truth'],
-                             chosen['alphas'], true_alphas))
+      records.append(
+          _scored(dict(record, method=name, kept_by_loss=kept), chosen['ground_truth'], chosen['alphas'], true_alphas)
+      )
   return records
 
 
@@ -348,20 +385,28 @@ def _rescore(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
       with open(path) as f:
         metrics = json.load(f)
       if 'finalise' in metrics and metrics['working_shape'] == [r['size']] * 2:
-        records += finalised_records({k: v for k, v in r.items() if k in _RUN_FIELDS}, metrics['finalise'],
-                                     r['true_alphas'])[1:]
+        records += finalised_records(
+            {k: v for k, v in r.items() if k in _RUN_FIELDS}, metrics['finalise'], r['true_alphas']
+        )[1:]
   return records
 
 
 _RUN_FIELDS = ('regime', 'pair', 'method', 'size', 'seed', 'true_alphas', 'seconds', 'steps', 'best_recon_psnr')
 
 
-def _scored(record: dict[str, Any], scores: dict[str, Any], alphas: list[float] | None,
-            true_alphas: tuple[float, float] | None) -> dict[str, Any]:
+def _scored(
+    record: dict[str, Any], scores: dict[str, Any], alphas: list[float] | None, true_alphas: tuple[float, float] | None
+) -> dict[str, Any]:
   """`record` with the layer scores and the estimated alphas added."""
-  record.update(alphas=alphas, psnr=scores['psnr'], ssim=scores['ssim'], mean_psnr=scores['mean_psnr'],
-                mean_ssim=scores['mean_ssim'], swapped=scores['swapped'],
-                alpha_error=_alpha_error(alphas or [None], true_alphas, scores['swapped']))
+  record.update(
+      alphas=alphas,
+      psnr=scores['psnr'],
+      ssim=scores['ssim'],
+      mean_psnr=scores['mean_psnr'],
+      mean_ssim=scores['mean_ssim'],
+      swapped=scores['swapped'],
+      alpha_error=_alpha_error(alphas or [None], true_alphas, scores['swapped']),
+  )
   return record
 
 
@@ -369,25 +414,33 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
   """Per-run rows, then the mean per (regime, method); a later record of the same run replaces an earlier one."""
   latest = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size']): r for r in runs}
   runs = list(latest.values())
-  print('| regime | pair | method | size | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |')
+  print(
+      '| regime | pair | method | size | PSNR R / T (dB) | SSIM R / T | mean PSNR | mean SSIM | alpha err | steps | s |'
+  )
   print('|---|---|---|---|---|---|---|---|---|---|---|')
   for r in runs:
     err = '-' if r['alpha_error'] is None else f"{r['alpha_error']:.3f}"
-    print(f"| {r['regime']} | {r['pair']} | {r['method']} | {r['size']} | {r['psnr'][0]:.2f} / {r['psnr'][1]:.2f} | "
-          f"{r['ssim'][0]:.3f} / {r['ssim'][1]:.3f} | {r['mean_psnr']:.2f} | {r['mean_ssim']:.3f} | {err} | "
-          f"{r['steps'] or '-'} | {r['seconds']:.1f} |")
+    print(
+        f"| {r['regime']} | {r['pair']} | {r['method']} | {r['size']} | {r['psnr'][0]:.2f} / {r['psnr'][1]:.2f} | "
+        f"{r['ssim'][0]:.3f} / {r['ssim'][1]:.3f} | {r['mean_psnr']:.2f} | {r['mean_ssim']:.3f} | {err} | "
+        f"{r['steps'] or '-'} | {r['seconds']:.1f} |"
+    )
   print()
-  print('| regime | method | size | steps | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run | '
-        'loss guard keeps it |')
+  print(
+      '| regime | method | size | steps | pairs | mean layer PSNR (dB) | mean layer SSIM | mean s per run | '
+      'loss guard keeps it |'
+  )
   print('|---|---|---|---|---|---|---|---|---|')
   groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
   for r in runs:  # Runs at other sizes or schedules are other experiments.
     groups.setdefault((r['regime'], r['method'], r['size'], r['steps']), []).append(r)
   for (regime, method, size, steps), rs in groups.items():
     kept = [r['kept_by_loss'] for r in rs if 'kept_by_loss' in r]
-    print(f"| {regime} | {method} | {size} | {steps or '-'} | {len(rs)} | {np.mean([r['mean_psnr'] for r in rs]):.2f} | "
-          f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} | "
-          f"{f'{sum(kept)} of {len(kept)}' if kept else '-'} |")
+    print(
+        f"| {regime} | {method} | {size} | {steps or '-'} | {len(rs)} | {np.mean([r['mean_psnr'] for r in rs]):.2f} | "
+        f"{np.mean([r['mean_ssim'] for r in rs]):.3f} | {np.mean([r['seconds'] for r in rs]):.1f} | "
+        f"{f'{sum(kept)} of {len(kept)}' if kept else '-'} |"
+    )
 
 
 def _pair_index(pair: str, regime: str, pairs: list[str]) -> int:
@@ -405,8 +458,7 @@ def main(argv):
     for record in _rescore(runs_log.load_runs(runs_path)):
       runs_log.append_run(runs_path, record)
   if not _TABLE_ONLY.value:
-    done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size'])
-            for r in runs_log.load_runs(runs_path)}
+    done = {_key(r['regime'], r['pair'], r['method'], r['steps'], r['size']) for r in runs_log.load_runs(runs_path)}
     for regime in _REGIMES.value:
       if regime not in DEFAULT_METHODS:
         raise app.UsageError(f'unknown regime {regime!r} (one of {", ".join(DEFAULT_METHODS)})')
@@ -421,8 +473,11 @@ def main(argv):
           if _key(regime, pair, method, _steps(regime, method), size_label()) in done:
             continue
           for record in run_one(regime, pair, index, FINALISED.get(method, (method,))[0]):
-            print(f"{regime} {pair} {record['method']}: mean PSNR {record['mean_psnr']:.2f} dB, "
-                  f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s", flush=True)
+            print(
+                f"{regime} {pair} {record['method']}: mean PSNR {record['mean_psnr']:.2f} dB, "
+                f"SSIM {record['mean_ssim']:.3f}, {record['seconds']:.1f} s",
+                flush=True,
+            )
             runs_log.append_run(runs_path, record)
             done.add(_key(regime, pair, record['method'], record['steps'], record['size']))
   print_tables(runs_log.load_runs(runs_path))

@@ -63,12 +63,18 @@ from ddip_jax.tasks import video
 from scripts import make_video
 
 _VIDEOS = flags.DEFINE_list('videos', list(make_video.EVAL_CLIPS), 'Clips (keys of scripts/make_video.CLIPS).')
-_METHODS = flags.DEFINE_list('methods', ['mog2', 'knn', 'median', 'hints', 'ddip'],
-                             'Methods: ddip, ddip_temporal, ddip_window, mog2, knn, median, hints, refined.')
+_METHODS = flags.DEFINE_list(
+    'methods',
+    ['mog2', 'knn', 'median', 'hints', 'ddip'],
+    'Methods: ddip, ddip_temporal, ddip_window, mog2, knn, median, hints, refined.',
+)
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Override step 1 iterations (default: configs/video.py).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Override step 2 iterations (default: configs/video.py).')
-_SET = flags.DEFINE_list('set', [], 'Further config overrides of the Double-DIP runs, e.g. learning_rate=0.002; '
-                         'they are part of the run\'s record.')
+_SET = flags.DEFINE_list(
+    'set',
+    [],
+    'Further config overrides of the Double-DIP runs, e.g. learning_rate=0.002; ' "they are part of the run's record.",
+)
 _TEMPORAL_WEIGHT = flags.DEFINE_float('temporal_weight', 1.0, 'video.temporal_weight of ddip_temporal.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_video', 'Where clips, outputs and runs.jsonl go.')
 _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the table from runs.jsonl.')
@@ -138,9 +144,17 @@ def _config(method: str, folder: str):
 
 def _key(record: dict[str, Any]) -> tuple[Any, ...]:
   """What identifies a run in runs.jsonl (a run with other settings is not skipped)."""
-  return (record['video'], record['method'], record.get('hint_steps'), record.get('num_steps'),
-          record.get('temporal_weight'), record.get('window_size'), record.get('background_weight'),
-          record.get('noise_correlation'), tuple(record.get('overrides', ())))
+  return (
+      record['video'],
+      record['method'],
+      record.get('hint_steps'),
+      record.get('num_steps'),
+      record.get('temporal_weight'),
+      record.get('window_size'),
+      record.get('background_weight'),
+      record.get('noise_correlation'),
+      tuple(record.get('overrides', ())),
+  )
 
 
 def _planned(name: str, method: str) -> dict[str, Any]:
@@ -149,10 +163,17 @@ def _planned(name: str, method: str) -> dict[str, Any]:
   if method not in _DDIP:
     return {'video': name, 'method': method}
   config = _config(method, '')
-  return {'video': name, 'method': method, 'hint_steps': config.segmentation.hint_steps,
-          'num_steps': config.num_steps, 'temporal_weight': config.video.temporal_weight,
-          'window_size': config.video.window_size, 'background_weight': config.video.background_weight,
-          'noise_correlation': config.video.noise_correlation, 'overrides': list(_SET.value)}
+  return {
+      'video': name,
+      'method': method,
+      'hint_steps': config.segmentation.hint_steps,
+      'num_steps': config.num_steps,
+      'temporal_weight': config.video.temporal_weight,
+      'window_size': config.video.window_size,
+      'background_weight': config.video.background_weight,
+      'noise_correlation': config.video.noise_correlation,
+      'overrides': list(_SET.value),
+  }
 
 
 def run_one(name: str, method: str) -> dict[str, Any]:
@@ -180,8 +201,12 @@ def run_one(name: str, method: str) -> dict[str, Any]:
     ious = [metrics_lib.iou(m, g) for m, g in zip(masks, gt)]
     for k, m in enumerate(masks):
       writing.save_image(os.path.join(_OUT_DIR.value, name, method, f'{k:04d}.png'), m)
-  record.update(seconds=time.perf_counter() - start, iou_per_frame=ious, mean_iou=float(np.mean(ious)),
-                mean_iou_after_first=float(np.mean(ious[1:])))
+  record.update(
+      seconds=time.perf_counter() - start,
+      iou_per_frame=ious,
+      mean_iou=float(np.mean(ious)),
+      mean_iou_after_first=float(np.mean(ious[1:])),
+  )
   return record
 
 
@@ -207,12 +232,18 @@ def clip_table(runs: list[dict[str, Any]]) -> list[str]:
   cell = {(r['video'], _label(r)): r for r in runs}
   lines = ['| clip | ' + ' | '.join(labels) + ' |', '|---' * (len(labels) + 1) + '|']
   for clip in clips:
-    lines.append(f'| {clip} | ' + ' | '.join(f"{cell[clip, m]['mean_iou']:.3f}" if (clip, m) in cell else '-'
-                                             for m in labels) + ' |')
+    lines.append(
+        f'| {clip} | '
+        + ' | '.join(f"{cell[clip, m]['mean_iou']:.3f}" if (clip, m) in cell else '-' for m in labels)
+        + ' |'
+    )
   for title, key, fmt in (('mean IoU', 'mean_iou', '.3f'), ('s per clip', 'seconds', '.1f')):
     values = [[cell[c, m][key] for c in clips if (c, m) in cell] for m in labels]
-    lines.append(f'| **{title}** | ' + ' | '.join(
-        f"{np.mean(v):{fmt}}" + ('' if len(v) == len(clips) else f' ({len(v)} clips)') for v in values) + ' |')
+    lines.append(
+        f'| **{title}** | '
+        + ' | '.join(f'{np.mean(v):{fmt}}' + ('' if len(v) == len(clips) else f' ({len(v)} clips)') for v in values)
+        + ' |'
+    )
   return lines
 
 
@@ -224,13 +255,25 @@ def print_table(runs: list[dict[str, Any]]) -> None:
   for r in runs:
     steps = _schedule(r)
     fps = len(r['iou_per_frame']) / max(r['seconds'], 1e-9)
-    print(f"| {r['video']} | {r['method']} | {steps} | {r['mean_iou']:.3f} | {r['mean_iou_after_first']:.3f} | "
-          f"{r['seconds']:.1f} | {fps:.3g} |")
+    print(
+        f"| {r['video']} | {r['method']} | {steps} | {r['mean_iou']:.3f} | {r['mean_iou_after_first']:.3f} | "
+        f"{r['seconds']:.1f} | {fps:.3g} |"
+    )
   print()
-  print('\n'.join(runs_log.mean_table(runs, group=_label, title='method', columns=[
-      ('mean IoU', lambda r: r['mean_iou'], '.3f'),
-      ('mean IoU, frames 1..', lambda r: r['mean_iou_after_first'], '.3f'),
-      ('s per clip', lambda r: r['seconds'], '.1f')])))
+  print(
+      '\n'.join(
+          runs_log.mean_table(
+              runs,
+              group=_label,
+              title='method',
+              columns=[
+                  ('mean IoU', lambda r: r['mean_iou'], '.3f'),
+                  ('mean IoU, frames 1..', lambda r: r['mean_iou_after_first'], '.3f'),
+                  ('s per clip', lambda r: r['seconds'], '.1f'),
+              ],
+          )
+      )
+  )
 
 
 def main(argv):
@@ -238,16 +281,27 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   unknown = (set(_METHODS.value) - set(METHODS)) | (set(_VIDEOS.value) - set(make_video.CLIPS))
   if unknown:
-    raise app.UsageError(f'unknown methods or clips {sorted(unknown)} (methods: {", ".join(METHODS)}; '
-                         f'clips: {", ".join(make_video.CLIPS)})')
+    raise app.UsageError(
+        f'unknown methods or clips {sorted(unknown)} (methods: {", ".join(METHODS)}; '
+        f'clips: {", ".join(make_video.CLIPS)})'
+    )
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
-    jobs = [(_key(_planned(name, method)), functools.partial(run_one, name, method))
-            for name in _VIDEOS.value for method in _METHODS.value]
-    runs_log.run_missing(runs_path, jobs, _key, lambda r: (
-        f"{r['video']} {r['method']}: mean IoU {r['mean_iou']:.3f} "
-        f"(frames 1..: {r['mean_iou_after_first']:.3f}), {r['seconds']:.1f} s"))
+    jobs = [
+        (_key(_planned(name, method)), functools.partial(run_one, name, method))
+        for name in _VIDEOS.value
+        for method in _METHODS.value
+    ]
+    runs_log.run_missing(
+        runs_path,
+        jobs,
+        _key,
+        lambda r: (
+            f"{r['video']} {r['method']}: mean IoU {r['mean_iou']:.3f} "
+            f"(frames 1..: {r['mean_iou_after_first']:.3f}), {r['seconds']:.1f} s"
+        ),
+    )
   print_table(runs_log.load_runs(runs_path))
 
 

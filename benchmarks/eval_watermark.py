@@ -78,18 +78,58 @@ CASES = {
 # detailed and textured) under light, dark and coloured text, thin, small and rotated text and logos (filled
 # ones too), opacity 0.3-0.6. name -> (photo, colour, opacity, `make_watermark.mark_coverage` arguments).
 CASES_4x3 = {
-    'chelsea_text_white50': ('chelsea', (1.0, 1.0, 1.0), 0.5, dict(text='\u00a9 DDIP', font_size=20, logo='ring', logo_size=20)),
-    'astronaut_smalltext_white45': ('astronaut', (1.0, 1.0, 1.0), 0.45, dict(text='stock photo', font_size=12, centre=(0.5, 0.7))),
+    'chelsea_text_white50': (
+        'chelsea',
+        (1.0, 1.0, 1.0),
+        0.5,
+        dict(text='\u00a9 DDIP', font_size=20, logo='ring', logo_size=20),
+    ),
+    'astronaut_smalltext_white45': (
+        'astronaut',
+        (1.0, 1.0, 1.0),
+        0.45,
+        dict(text='stock photo', font_size=12, centre=(0.5, 0.7)),
+    ),
     'coffee_text_black50': ('coffee', (0.0, 0.0, 0.0), 0.5, dict(text='SAMPLE', font_size=20, centre=(0.5, 0.45))),
     'rocket_text_red55': ('rocket', (0.9, 0.1, 0.1), 0.55, dict(text='PROOF', font_size=18, centre=(0.45, 0.5))),
-    'motorcycle_text_blue40': ('motorcycle', (0.15, 0.3, 0.95), 0.4, dict(text='\u00a9 2026', font_size=16, centre=(0.5, 0.6))),
-    'brick_thintext_white35': ('brick', (1.0, 1.0, 1.0), 0.35, dict(text='preview copy', font_size=10, centre=(0.5, 0.5))),
+    'motorcycle_text_blue40': (
+        'motorcycle',
+        (0.15, 0.3, 0.95),
+        0.4,
+        dict(text='\u00a9 2026', font_size=16, centre=(0.5, 0.6)),
+    ),
+    'brick_thintext_white35': (
+        'brick',
+        (1.0, 1.0, 1.0),
+        0.35,
+        dict(text='preview copy', font_size=10, centre=(0.5, 0.5)),
+    ),
     'gravel_rottext_black45': ('gravel', (0.0, 0.0, 0.0), 0.45, dict(text='DRAFT', font_size=20, angle=30)),
-    'rocket_rottext_yellow50': ('rocket', (1.0, 0.85, 0.2), 0.5, dict(text='demo', font_size=18, angle=-20, centre=(0.55, 0.4))),
+    'rocket_rottext_yellow50': (
+        'rocket',
+        (1.0, 0.85, 0.2),
+        0.5,
+        dict(text='demo', font_size=18, angle=-20, centre=(0.55, 0.4)),
+    ),
     'chelsea_logo_blue40': ('chelsea', (0.2, 0.4, 1.0), 0.4, dict(logo='badge', logo_size=26, centre=(0.7, 0.6))),
-    'camera_logo_white30': ('camera', (1.0, 1.0, 1.0), 0.3, dict(text='LOGO', font_size=16, logo='disc', logo_size=16, centre=(0.5, 0.3))),
-    'astronaut_logo_black60': ('astronaut', (0.0, 0.0, 0.0), 0.6, dict(text='ddip', font_size=16, logo='ring', logo_size=18, centre=(0.5, 0.5), bold=1)),
-    'coffee_rotlogo_green40': ('coffee', (0.1, 0.8, 0.2), 0.4, dict(text='Studio', font_size=14, logo='badge', logo_size=18, angle=15, centre=(0.5, 0.75))),
+    'camera_logo_white30': (
+        'camera',
+        (1.0, 1.0, 1.0),
+        0.3,
+        dict(text='LOGO', font_size=16, logo='disc', logo_size=16, centre=(0.5, 0.3)),
+    ),
+    'astronaut_logo_black60': (
+        'astronaut',
+        (0.0, 0.0, 0.0),
+        0.6,
+        dict(text='ddip', font_size=16, logo='ring', logo_size=18, centre=(0.5, 0.5), bold=1),
+    ),
+    'coffee_rotlogo_green40': (
+        'coffee',
+        (0.1, 0.8, 0.2),
+        0.4,
+        dict(text='Studio', font_size=14, logo='badge', logo_size=18, angle=15, centre=(0.5, 0.75)),
+    ),
 }
 # Mode 'many': name -> (photos sharing the watermark, colour, opacity); white50 is configs/watermark_many.py's demo.
 MANY_SETS = {
@@ -103,23 +143,40 @@ INPAINT_RADIUS = 3
 
 _CASES = flags.DEFINE_list('cases', list(CASES_4x3), 'Cases to run (of CASES_4x3, the default, and CASES).')
 _METHODS = flags.DEFINE_list('methods', ['input', 'telea', 'ddip'], f'Methods to run (of {", ".join(METHODS)}).')
-_HINT_STEPS = flags.DEFINE_integer('hint_steps', None, 'Double-DIP step-1 iterations (default: the config\'s).')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', None, 'Double-DIP step-2 iterations (default: the config\'s).')
-_RUNS = flags.DEFINE_integer('runs', None, 'Double-DIP runs whose median is taken (default: the config\'s).')
-_MASK_WEIGHT = flags.DEFINE_float('mask_weight', None, 'Double-DIP watermark.mask_weight (default: the config\'s).')
-_WATERMARK_MODEL = flags.DEFINE_enum('watermark_model', None, list(watermark.WATERMARK_MODELS),
-                                     'Double-DIP watermark.watermark_model (default: the config\'s).')
-_EXCLUSION_WEIGHT = flags.DEFINE_float('exclusion_weight', None,
-                                       'Double-DIP watermark.exclusion_weight (default: the config\'s).')
-_CLEAN_FROM = flags.DEFINE_enum('clean_from', None, list(watermark.CLEAN_FROM),
-                                'Double-DIP watermark.clean_from (default: the config\'s).')
-_STROKE_POLARITY = flags.DEFINE_enum('stroke_polarity', None, list(watermark_strokes.STROKE_POLARITIES),
-                                      'Double-DIP watermark.stroke_polarity (default: the config\'s).')
-_STROKE_WIDTH = flags.DEFINE_integer('stroke_width', None, 'watermark.stroke_width (default: the config\'s).')
-_MANY_SETS = flags.DEFINE_list('many_sets', [], f'Mode \'many\' sets to run (of {", ".join(MANY_SETS)}): '
-                                'input, telea and configs/watermark_many.py (--num_steps, --runs) per image.')
-_SET = flags.DEFINE_list('set', [], 'Further config overrides of the Double-DIP runs, e.g. '
-                         'watermark.step2_trains_clean=False; they name the runs.')
+_HINT_STEPS = flags.DEFINE_integer('hint_steps', None, "Double-DIP step-1 iterations (default: the config's).")
+_NUM_STEPS = flags.DEFINE_integer('num_steps', None, "Double-DIP step-2 iterations (default: the config's).")
+_RUNS = flags.DEFINE_integer('runs', None, "Double-DIP runs whose median is taken (default: the config's).")
+_MASK_WEIGHT = flags.DEFINE_float('mask_weight', None, "Double-DIP watermark.mask_weight (default: the config's).")
+_WATERMARK_MODEL = flags.DEFINE_enum(
+    'watermark_model',
+    None,
+    list(watermark.WATERMARK_MODELS),
+    "Double-DIP watermark.watermark_model (default: the config's).",
+)
+_EXCLUSION_WEIGHT = flags.DEFINE_float(
+    'exclusion_weight', None, "Double-DIP watermark.exclusion_weight (default: the config's)."
+)
+_CLEAN_FROM = flags.DEFINE_enum(
+    'clean_from', None, list(watermark.CLEAN_FROM), "Double-DIP watermark.clean_from (default: the config's)."
+)
+_STROKE_POLARITY = flags.DEFINE_enum(
+    'stroke_polarity',
+    None,
+    list(watermark_strokes.STROKE_POLARITIES),
+    "Double-DIP watermark.stroke_polarity (default: the config's).",
+)
+_STROKE_WIDTH = flags.DEFINE_integer('stroke_width', None, "watermark.stroke_width (default: the config's).")
+_MANY_SETS = flags.DEFINE_list(
+    'many_sets',
+    [],
+    f'Mode \'many\' sets to run (of {", ".join(MANY_SETS)}): '
+    'input, telea and configs/watermark_many.py (--num_steps, --runs) per image.',
+)
+_SET = flags.DEFINE_list(
+    'set',
+    [],
+    'Further config overrides of the Double-DIP runs, e.g. ' 'watermark.step2_trains_clean=False; they name the runs.',
+)
 _SIZE = flags.DEFINE_integer('size', make_watermark.SIZE, 'Side of the images in pixels.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the Double-DIP runs.')
 _OUT_DIR = flags.DEFINE_string('results_dir', 'results/eval_watermark', 'Where inputs, outputs and runs.jsonl go.')
@@ -150,8 +207,14 @@ def write_case_4x3(name: str, folder: str) -> dict[str, str]:
 def _write_case(photo: str, colour: tuple[float, float, float], opacity: float, folder: str) -> dict[str, str]:
   coverage = make_watermark.watermark_coverage(_SIZE.value)
   clean = make_transparency.load_layer(photo, _SIZE.value)
-  return _save({'image': make_watermark.apply_watermark(clean, coverage, colour, opacity), 'clean': clean,
-            'box': make_watermark.hint_box(coverage)}, folder)
+  return _save(
+      {
+          'image': make_watermark.apply_watermark(clean, coverage, colour, opacity),
+          'clean': clean,
+          'box': make_watermark.hint_box(coverage),
+      },
+      folder,
+  )
 
 
 def _save(images: dict[str, np.ndarray], folder: str) -> dict[str, str]:
@@ -174,24 +237,35 @@ def inpaint(image: np.ndarray, box: np.ndarray, method: str) -> np.ndarray:
 def schedule() -> dict[str, Any]:
   """The Double-DIP schedule and mask weight run: the config's, with the flags' overrides."""
   config = watermark_config.get_config()
-  variant = {name: flag.value if flag.value is not None else config.watermark[name]
-             for name, flag in (('watermark_model', _WATERMARK_MODEL), ('exclusion_weight', _EXCLUSION_WEIGHT),
-                                ('clean_from', _CLEAN_FROM))}
+  variant = {
+      name: flag.value if flag.value is not None else config.watermark[name]
+      for name, flag in (
+          ('watermark_model', _WATERMARK_MODEL),
+          ('exclusion_weight', _EXCLUSION_WEIGHT),
+          ('clean_from', _CLEAN_FROM),
+      )
+  }
   strokes = stroke_settings()
   if strokes['stroke_polarity'] != 'none':  # Only then in the record, so that earlier records keep matching.
     variant.update(strokes)
   if _SET.value:
     variant['set'] = ','.join(_SET.value)
-  return {**variant, 'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
-          'num_steps': _NUM_STEPS.value or config.num_steps, 'runs': _RUNS.value or config.watermark.runs,
-          'mask_weight': _MASK_WEIGHT.value if _MASK_WEIGHT.value is not None else config.watermark.mask_weight}
+  return {
+      **variant,
+      'hint_steps': _HINT_STEPS.value if _HINT_STEPS.value is not None else config.watermark.hint_steps,
+      'num_steps': _NUM_STEPS.value or config.num_steps,
+      'runs': _RUNS.value or config.watermark.runs,
+      'mask_weight': _MASK_WEIGHT.value if _MASK_WEIGHT.value is not None else config.watermark.mask_weight,
+  }
 
 
 def stroke_settings() -> dict[str, Any]:
   """`watermark.stroke_polarity` and `stroke_width`: the config's, with the flags' overrides."""
   config = watermark_config.get_config()
-  return {'stroke_polarity': _STROKE_POLARITY.value or config.watermark.stroke_polarity,
-          'stroke_width': _STROKE_WIDTH.value or config.watermark.stroke_width}
+  return {
+      'stroke_polarity': _STROKE_POLARITY.value or config.watermark.stroke_polarity,
+      'stroke_width': _STROKE_WIDTH.value or config.watermark.stroke_width,
+  }
 
 
 def _method_steps(method: str) -> dict[str, Any] | None:
@@ -224,8 +298,9 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     result = inpaint(image, box_mask, method)
   elif method == 'telea_strokes':
     steps = _method_steps(method)
-    strokes, _ = watermark_strokes.stroke_hint(image, box_mask, polarity=steps['stroke_polarity'],
-                                               width=steps['stroke_width'])
+    strokes, _ = watermark_strokes.stroke_hint(
+        image, box_mask, polarity=steps['stroke_polarity'], width=steps['stroke_width']
+    )
     result = inpaint(image, strokes, 'telea')
     record['steps'] = steps
   else:
@@ -233,9 +308,11 @@ def run_one(case: str, method: str) -> dict[str, Any]:
     config = watermark_config.get_config()
     config.image, config.watermark.hint, config.watermark.gt_clean = paths['image'], paths['box'], paths['clean']
     config.watermark.hint_steps, config.num_steps, config.watermark.runs = (
-        steps['hint_steps'], steps['num_steps'], steps['runs'])
-    for name in ('mask_weight', 'watermark_model', 'exclusion_weight', 'clean_from', 'stroke_polarity',
-                 'stroke_width'):
+        steps['hint_steps'],
+        steps['num_steps'],
+        steps['runs'],
+    )
+    for name in ('mask_weight', 'watermark_model', 'exclusion_weight', 'clean_from', 'stroke_polarity', 'stroke_width'):
       if name in steps:
         config.watermark[name] = steps[name]
     runs_log.apply_overrides(config, steps['set'].split(',') if steps.get('set') else [])
@@ -275,11 +352,19 @@ def run_many(name: str) -> list[dict[str, Any]]:
   for k, (photo, case) in enumerate(zip(photos, cases), start=1):
     image, truth = image_io.load_image(case['image']), image_io.load_image(case['clean'])
     box_mask = image_io.load_mask(case['box'], shape=truth.shape[:2])
-    results = {'input': (image, None), 'telea': (inpaint(image, box_mask, 'telea'), None),
-               'ddip_many': (image_io.load_image(os.path.join(workdir, f'clean{k}.png')), steps)}
+    results = {
+        'input': (image, None),
+        'telea': (inpaint(image, box_mask, 'telea'), None),
+        'ddip_many': (image_io.load_image(os.path.join(workdir, f'clean{k}.png')), steps),
+    }
     for method, (result, method_steps) in results.items():
-      record = {'case': f'many_{name}/{photo}', 'method': method, 'size': _SIZE.value, 'steps': method_steps,
-                'seconds': seconds if method == 'ddip_many' else 0.0}
+      record = {
+          'case': f'many_{name}/{photo}',
+          'method': method,
+          'size': _SIZE.value,
+          'steps': method_steps,
+          'seconds': seconds if method == 'ddip_many' else 0.0,
+      }
       record.update(metrics_lib.box_scores(result, truth, metrics_lib.bounding_box(box_mask)))
       records.append(record)
   return records
@@ -305,33 +390,44 @@ def _schedule_name(steps: dict[str, Any] | None) -> str:
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
   """Per-run rows, then the mean per method (and schedule)."""
+
   def schedule_name(r):
     return _schedule_name(r['steps'])
 
   print('| case | method | schedule | PSNR in box (dB) | PSNR overall | SSIM in box | SSIM overall | s |')
   print('|---|---|---|---|---|---|---|---|')
   for r in runs:
-    print(f"| {r['case']} | {r['method']} | {schedule_name(r)} | {r['psnr_box']:.2f} | {r['psnr']:.2f} | "
-          f"{r['ssim_box']:.3f} | {r['ssim']:.3f} | {r['seconds']:.1f} |")
+    print(
+        f"| {r['case']} | {r['method']} | {schedule_name(r)} | {r['psnr_box']:.2f} | {r['psnr']:.2f} | "
+        f"{r['ssim_box']:.3f} | {r['ssim']:.3f} | {r['seconds']:.1f} |"
+    )
   print()
-  print('| set | method | schedule | cases | mean PSNR in box | mean PSNR overall | mean SSIM in box | mean SSIM '
-        '| mean s |')
+  print(
+      '| set | method | schedule | cases | mean PSNR in box | mean PSNR overall | mean SSIM in box | mean SSIM '
+      '| mean s |'
+  )
   print('|---|---|---|---|---|---|---|---|---|')
   groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
   for r in runs:  # Mode 'many' cases are many_<set>/<photo>; the others form one set, 'hint'.
-    groups.setdefault((r['case'].split('/')[0] if '/' in r['case'] else 'hint', r['method'], schedule_name(r)),
-                      []).append(r)
+    groups.setdefault(
+        (r['case'].split('/')[0] if '/' in r['case'] else 'hint', r['method'], schedule_name(r)), []
+    ).append(r)
   for (group, method, sched), rs in sorted(groups.items(), key=lambda item: item[0][0]):
     means = {k: np.mean([r[k] for r in rs]) for k in ('psnr_box', 'psnr', 'ssim_box', 'ssim', 'seconds')}
-    print(f"| {group} | {method} | {sched} | {len(rs)} | {means['psnr_box']:.2f} | {means['psnr']:.2f} | "
-          f"{means['ssim_box']:.3f} | {means['ssim']:.3f} | {means['seconds']:.1f} |")
+    print(
+        f"| {group} | {method} | {sched} | {len(rs)} | {means['psnr_box']:.2f} | {means['psnr']:.2f} | "
+        f"{means['ssim_box']:.3f} | {means['ssim']:.3f} | {means['seconds']:.1f} |"
+    )
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  unknown = (sorted(set(_CASES.value) - set(CASES) - set(CASES_4x3)) + sorted(set(_METHODS.value) - set(METHODS))
-             + sorted(set(_MANY_SETS.value) - set(MANY_SETS)))
+  unknown = (
+      sorted(set(_CASES.value) - set(CASES) - set(CASES_4x3))
+      + sorted(set(_METHODS.value) - set(METHODS))
+      + sorted(set(_MANY_SETS.value) - set(MANY_SETS))
+  )
   if unknown:
     raise app.UsageError(f'unknown cases or methods: {unknown}')
   os.makedirs(_OUT_DIR.value, exist_ok=True)
@@ -343,12 +439,17 @@ def main(argv):
         if _key(case, method, _method_steps(method), _SIZE.value) in done:
           continue
         record = run_one(case, method)
-        print(f"{case} {method}: PSNR in box {record['psnr_box']:.2f} dB, overall {record['psnr']:.2f} dB, "
-              f"{record['seconds']:.1f} s", flush=True)
+        print(
+            f"{case} {method}: PSNR in box {record['psnr_box']:.2f} dB, overall {record['psnr']:.2f} dB, "
+            f"{record['seconds']:.1f} s",
+            flush=True,
+        )
         runs_log.append_run(runs_path, record)
     for name in _MANY_SETS.value:
-      steps = {'num_steps': _NUM_STEPS.value or watermark_many_config.get_config().num_steps,
-               'runs': _RUNS.value or watermark_many_config.get_config().watermark.runs}
+      steps = {
+          'num_steps': _NUM_STEPS.value or watermark_many_config.get_config().num_steps,
+          'runs': _RUNS.value or watermark_many_config.get_config().watermark.runs,
+      }
       if any(_key(f'many_{name}/{p}', 'ddip_many', steps, _SIZE.value) in done for p in MANY_SETS[name][0]):
         continue
       for record in run_many(name):

@@ -62,8 +62,13 @@ def run_missing(
     append_run(path, record)
 
 
-def mean_table(runs: list[dict[str, Any]], *, group: Callable[[dict[str, Any]], str], title: str,
-               columns: Sequence[tuple[str, Callable[[dict[str, Any]], float], str]]) -> list[str]:
+def mean_table(
+    runs: list[dict[str, Any]],
+    *,
+    group: Callable[[dict[str, Any]], str],
+    title: str,
+    columns: Sequence[tuple[str, Callable[[dict[str, Any]], float], str]],
+) -> list[str]:
   """A Markdown table with one row per group of runs: its size and the mean of each column.
 
   Args:
@@ -78,8 +83,7 @@ def mean_table(runs: list[dict[str, Any]], *, group: Callable[[dict[str, Any]], 
   groups: dict[str, list[dict[str, Any]]] = {}
   for r in runs:
     groups.setdefault(group(r), []).append(r)
-  lines = ['| ' + ' | '.join([title, 'runs'] + [c[0] for c in columns]) + ' |',
-           '|' + '---|' * (len(columns) + 2)]
+  lines = ['| ' + ' | '.join([title, 'runs'] + [c[0] for c in columns]) + ' |', '|' + '---|' * (len(columns) + 2)]
   for name, rs in groups.items():
     means = [format(float(np.mean([value(r) for r in rs])), spec) for _, value, spec in columns]
     lines.append('| ' + ' | '.join([name, str(len(rs))] + means) + ' |')

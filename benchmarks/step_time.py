@@ -54,15 +54,16 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repeats per worker (median 
 _REPEAT_SECONDS = flags.DEFINE_float('repeat_seconds', 1.5, 'Approximate duration of one timed repeat.')
 _ZEBRA = flags.DEFINE_bool('zebra', False, 'Also time the default zebra run end to end.')
 _WORKER = flags.DEFINE_enum('worker', None, ['jax', 'torch'], 'Internal: run as a timing worker.')
-_TASK = flags.DEFINE_string('task', 'segmentation', 'Internal: the worker\'s task.')
-_SIZE = flags.DEFINE_integer('size', 64, 'Internal: the worker\'s image side.')
-_TORCH_THREADS = flags.DEFINE_list('torch_threads', None,
-                                   'PyTorch thread counts to time (default: all cores, and 1).')
-_THREADS = flags.DEFINE_integer('threads', 0, 'Internal: the torch worker\'s threads (0: all cores).')
-_CPU_CONVOLUTIONS = flags.DEFINE_enum('cpu_convolutions', 'eigen', ['eigen', 'xla_default'],
-                                      'Internal: the jax worker\'s config.loop.cpu_convolutions.')
-_XLA_DEFAULT_TOO = flags.DEFINE_bool('xla_default_too', False,
-                                     'Also time our step with loop.cpu_convolutions=xla_default (XLA:CPU).')
+_TASK = flags.DEFINE_string('task', 'segmentation', "Internal: the worker's task.")
+_SIZE = flags.DEFINE_integer('size', 64, "Internal: the worker's image side.")
+_TORCH_THREADS = flags.DEFINE_list('torch_threads', None, 'PyTorch thread counts to time (default: all cores, and 1).')
+_THREADS = flags.DEFINE_integer('threads', 0, "Internal: the torch worker's threads (0: all cores).")
+_CPU_CONVOLUTIONS = flags.DEFINE_enum(
+    'cpu_convolutions', 'eigen', ['eigen', 'xla_default'], "Internal: the jax worker's config.loop.cpu_convolutions."
+)
+_XLA_DEFAULT_TOO = flags.DEFINE_bool(
+    'xla_default_too', False, 'Also time our step with loop.cpu_convolutions=xla_default (XLA:CPU).'
+)
 
 TORCH_MIN_SIDE = {'segmentation': 16, 'transparency': 96}
 
@@ -96,8 +97,8 @@ def jax_stepper(task: str, size: int, cpu_convolutions: str = 'eigen'):
     config = zebra.get_config()
     image = rng.random((size, size, 3), np.float32)
     fg, bg = np.zeros((size, size), np.float32), np.zeros((size, size), np.float32)
-    fg[size // 3:2 * size // 3, size // 3:2 * size // 3] = 1
-    bg[:size // 8] = 1
+    fg[size // 3 : 2 * size // 3, size // 3 : 2 * size // 3] = 1
+    bg[: size // 8] = 1
     problem = segmentation.build_problem(config, image, fg, bg, jax.random.key(0))
   else:
     config = transparency_config.get_config()
@@ -106,8 +107,9 @@ def jax_stepper(task: str, size: int, cpu_convolutions: str = 'eigen'):
   config.loop.cpu_convolutions = cpu_convolutions
   options = resume.loop_options(config)
   strategy, per_call = engine.resolve_strategy(options)
-  state, step_fn = engine.initial_state(problem, stage, key=jax.random.key(1),
-                                        num_perturbations=options.num_perturbations)
+  state, step_fn = engine.initial_state(
+      problem, stage, key=jax.random.key(1), num_perturbations=options.num_perturbations
+  )
   chunk = compile_cache.make_chunk(step_fn, strategy, per_call, compile_cache.compiler_options(options))
   key = jax.random.key(2)
   holder = [state]
@@ -157,13 +159,31 @@ def worker(kind: str, task: str, size: int) -> None:
 class Worker:
   """A worker subprocess (see `worker`)."""
 
-  def __init__(self, kind: str, task: str, size: int, num_threads: int = 0, env: dict[str, str] | None = None,
-               cpu_convolutions: str = 'eigen'):
+  def __init__(
+      self,
+      kind: str,
+      task: str,
+      size: int,
+      num_threads: int = 0,
+      env: dict[str, str] | None = None,
+      cpu_convolutions: str = 'eigen',
+  ):
     self.kind = kind
     self.proc = subprocess.Popen(
-        [sys.executable, __file__, f'--worker={kind}', f'--task={task}', f'--size={size}',
-         f'--threads={num_threads}', f'--cpu_convolutions={cpu_convolutions}'],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        [
+            sys.executable,
+            __file__,
+            f'--worker={kind}',
+            f'--task={task}',
+            f'--size={size}',
+            f'--threads={num_threads}',
+            f'--cpu_convolutions={cpu_convolutions}',
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
   def ready(self) -> tuple[float, int]:
     line = self.proc.stdout.readline().split()
@@ -178,7 +198,7 @@ class Worker:
     return [float(x) for x in self.proc.stdout.readline().split()]
 
   def close(self) -> float:
-    rss, = self.ask('quit')
+    (rss,) = self.ask('quit')
     self.proc.wait()
     return rss
 
@@ -220,8 +240,9 @@ def measure(task: str, size: int) -> dict[str, float]:
     torch_kinds = [k for k in kinds if k.startswith('torch')]
     if torch_kinds:
       faster = min(torch_kinds, key=lambda k: row[f'{k}_ms'])
-      row.update(torch_ms=row[f'{faster}_ms'], torch_cpu_ms=row[f'{faster}_cpu_ms'],
-                 torch_rss_mb=row[f'{faster}_rss_mb'])
+      row.update(
+          torch_ms=row[f'{faster}_ms'], torch_cpu_ms=row[f'{faster}_cpu_ms'], torch_rss_mb=row[f'{faster}_rss_mb']
+      )
   finally:
     for w in workers.values():
       if w.proc.poll() is None:
@@ -234,8 +255,16 @@ def zebra_run() -> tuple[float, float]:
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, os.path.join(root, 'main.py'), '--config=configs/zebra.py',
-                             f'--workdir={workdir}', '--config.progress=False'], cwd=root)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(root, 'main.py'),
+            '--config=configs/zebra.py',
+            f'--workdir={workdir}',
+            '--config.progress=False',
+        ],
+        cwd=root,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
   if status:
@@ -251,15 +280,19 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
 
-  print(f'backend {jax.default_backend()}, jax {jax.__version__}, torch {torch.__version__}, '
-        f'{threads()} cores, median of {_REPEATS.value} interleaved repeats')
+  print(
+      f'backend {jax.default_backend()}, jax {jax.__version__}, torch {torch.__version__}, '
+      f'{threads()} cores, median of {_REPEATS.value} interleaved repeats'
+  )
   counts = torch_thread_counts()
-  print('| generators | size | ours ms/step | ' + ' | '.join(f'PyTorch ms/step, {n} thread{"s" * (n > 1)}'
-                                                     for n in counts)
-        + ' | faster PyTorch / ours | CPU ms/step: ours, PyTorch (ratio) | peak RSS MB: ours, PyTorch '
-        '| ours warm-up s |' + ' ours, XLA default convolutions |' * _XLA_DEFAULT_TOO.value)
+  print(
+      '| generators | size | ours ms/step | '
+      + ' | '.join(f'PyTorch ms/step, {n} thread{"s" * (n > 1)}' for n in counts)
+      + ' | faster PyTorch / ours | CPU ms/step: ours, PyTorch (ratio) | peak RSS MB: ours, PyTorch '
+      '| ours warm-up s |' + ' ours, XLA default convolutions |' * _XLA_DEFAULT_TOO.value
+  )
   if _XLA_DEFAULT_TOO.value:
-    print('(last column: ours with loop.cpu_convolutions=xla_default, ms/step and its time / the default\'s)')
+    print("(last column: ours with loop.cpu_convolutions=xla_default, ms/step and its time / the default's)")
   print('|---' * (7 + len(counts) + _XLA_DEFAULT_TOO.value) + '|')
   for task in _TASKS.value:
     for size in map(int, _SIZES.value):
@@ -273,8 +306,16 @@ def main(argv):
         rss = f'{row["jax_rss_mb"]:.0f}, {row["torch_rss_mb"]:.0f}'
       else:
         ratio, cpu, rss = '-', f'{row["jax_cpu_ms"]:.0f}, n/a', f'{row["jax_rss_mb"]:.0f}, n/a'
-      cells = [task, f'{size}x{size}', f'{row["jax_ms"]:.1f}', *torch_cells, ratio, cpu, rss,
-               f'{row["jax_setup_s"]:.0f}']
+      cells = [
+          task,
+          f'{size}x{size}',
+          f'{row["jax_ms"]:.1f}',
+          *torch_cells,
+          ratio,
+          cpu,
+          rss,
+          f'{row["jax_setup_s"]:.0f}',
+      ]
       if _XLA_DEFAULT_TOO.value:
         cells.append(f'{row["jax_xla_default_ms"]:.1f} ({row["jax_xla_default_ms"] / row["jax_ms"]:.2f}x)')
       print('| ' + ' | '.join(cells) + ' |', flush=True)

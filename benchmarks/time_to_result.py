@@ -114,13 +114,21 @@ def _schedule_flags(code: str, item: str, fraction: float) -> list[str]:
     return []
   if item in _DEMOS:
     raise app.UsageError(f'--fractions is for the segmentation items, not {item!r}')
-  script = ('import sys; sys.path.insert(0, "."); from configs import default; c = default.get_config(); '
-            'print(c.segmentation.hint_steps, c.num_steps)')
-  hint, main = map(int, subprocess.run([sys.executable, '-c', script], cwd=code, check=True,
-                                       capture_output=True, text=True).stdout.split())
+  script = (
+      'import sys; sys.path.insert(0, "."); from configs import default; c = default.get_config(); '
+      'print(c.segmentation.hint_steps, c.num_steps)'
+  )
+  hint, main = map(
+      int,
+      subprocess.run(
+          [sys.executable, '-c', script], cwd=code, check=True, capture_output=True, text=True
+      ).stdout.split(),
+  )
   del item
-  return [f'--config.segmentation.hint_steps={max(1, round(hint * fraction))}',
-          f'--config.num_steps={max(1, round(main * fraction))}']
+  return [
+      f'--config.segmentation.hint_steps={max(1, round(hint * fraction))}',
+      f'--config.num_steps={max(1, round(main * fraction))}',
+  ]
 
 
 def run_once(code: str, flags_: list[str], cache: str, workdir: str) -> dict:
@@ -128,8 +136,9 @@ def run_once(code: str, flags_: list[str], cache: str, workdir: str) -> dict:
   shutil.rmtree(workdir, ignore_errors=True)
   env = {**os.environ, 'XDG_CACHE_HOME': cache, 'PYTHONPATH': code}
   start = time.perf_counter()
-  proc = subprocess.run([sys.executable, 'main.py', *flags_, f'--workdir={workdir}'], cwd=code, env=env,
-                        capture_output=True, text=True)
+  proc = subprocess.run(
+      [sys.executable, 'main.py', *flags_, f'--workdir={workdir}'], cwd=code, env=env, capture_output=True, text=True
+  )
   wall = time.perf_counter() - start
   if proc.returncode != 0:
     raise RuntimeError(f'{flags_} failed:\n{proc.stderr[-3000:]}')
@@ -218,8 +227,11 @@ def main(argv):
       if fraction != 1.0:
         jobs.append((('current', item, fraction), lambda i=item, f=fraction: job('current', i, f)))
   runs_log.run_missing(
-      log, jobs, key=lambda r: (r['version'], r['item'], r['fraction']),
-      describe=lambda r: f"{r['version']} {r['item']} x{r['fraction']}: {json.dumps(r.get('cold') or r['warm'])}")
+      log,
+      jobs,
+      key=lambda r: (r['version'], r['item'], r['fraction']),
+      describe=lambda r: f"{r['version']} {r['item']} x{r['fraction']}: {json.dumps(r.get('cold') or r['warm'])}",
+  )
   shutil.rmtree(scratch, ignore_errors=True)
 
   runs = runs_log.load_runs(log)

@@ -62,8 +62,10 @@ class Concat(nn.Module):
     outs = [branch(x) for branch in self.branches]
     h = min(o.shape[2] for o in outs)
     w = min(o.shape[3] for o in outs)
-    outs = [o[:, :, (o.shape[2] - h) // 2:(o.shape[2] - h) // 2 + h,
-              (o.shape[3] - w) // 2:(o.shape[3] - w) // 2 + w] for o in outs]
+    outs = [
+        o[:, :, (o.shape[2] - h) // 2 : (o.shape[2] - h) // 2 + h, (o.shape[3] - w) // 2 : (o.shape[3] - w) // 2 + w]
+        for o in outs
+    ]
     return torch.cat(outs, dim=1)
 
 
@@ -76,8 +78,16 @@ class Skip(nn.Sequential):
       `BatchNorm_<i>` submodules (for `load_flax_variables`).
   """
 
-  def __init__(self, *, in_channels: int = 2, out_channels: int = 3, channels: Sequence[int] = (8, 16, 32),
-               channels_skip: Sequence[int] = (0, 0, 0), kernel: int = 3, negative_slope: float = 0.2):
+  def __init__(
+      self,
+      *,
+      in_channels: int = 2,
+      out_channels: int = 3,
+      channels: Sequence[int] = (8, 16, 32),
+      channels_skip: Sequence[int] = (0, 0, 0),
+      kernel: int = 3,
+      negative_slope: float = 0.2,
+  ):
     super().__init__()
     num_scales = len(channels)
     per_scale = []  # (down convs, down bns, skip conv, skip bn, concat bn, up convs, up bns) per scale.
@@ -189,21 +199,29 @@ class StepProblem:
     shape = (1, 2, size, size)
     # Synthetic data: timings do not depend on the pixel values.
     if task == 'segmentation':
-      self.nets = {'fg': Skip(out_channels=3, channels=channels, channels_skip=skip, kernel=kernel),
-                   'bg': Skip(out_channels=3, channels=channels, channels_skip=skip, kernel=kernel),
-                   'mask': Skip(out_channels=1, channels=channels, channels_skip=skip, kernel=kernel)}
+      self.nets = {
+          'fg': Skip(out_channels=3, channels=channels, channels_skip=skip, kernel=kernel),
+          'bg': Skip(out_channels=3, channels=channels, channels_skip=skip, kernel=kernel),
+          'mask': Skip(out_channels=1, channels=channels, channels_skip=skip, kernel=kernel),
+      }
       layers_noise = torch.rand(shape) * 0.1 - 0.05
       self.noise = {'fg': layers_noise, 'bg': layers_noise, 'mask': torch.rand(shape) * 0.1 - 0.05}
       self.image = torch.rand(1, 3, size, size)
       hint = torch.zeros(1, 1, size, size)
       self.fg_hint = hint.clone()
-      self.fg_hint[..., size // 3:2 * size // 3, size // 3:2 * size // 3] = 1
+      self.fg_hint[..., size // 3 : 2 * size // 3, size // 3 : 2 * size // 3] = 1
       self.bg_hint = hint.clone()
-      self.bg_hint[..., :size // 8, :] = 1
+      self.bg_hint[..., : size // 8, :] = 1
     else:
-      self.nets = {n: Skip(out_channels=3 if n in ('reflection', 'transmission') else 1, channels=channels,
-                           channels_skip=skip, kernel=kernel)
-                   for n in ('alpha1', 'alpha2', 'reflection', 'transmission')}
+      self.nets = {
+          n: Skip(
+              out_channels=3 if n in ('reflection', 'transmission') else 1,
+              channels=channels,
+              channels_skip=skip,
+              kernel=kernel,
+          )
+          for n in ('alpha1', 'alpha2', 'reflection', 'transmission')
+      }
       self.noise = {n: torch.rand(shape) * 0.01 - 0.005 for n in self.nets}
       self.images = [torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)]
     for net in self.nets.values():
@@ -226,7 +244,7 @@ class StepProblem:
     out = {n: net(self.noise[n]) for n, net in self.nets.items()}
     r, t = out['reflection'], out['transmission']
     h, w = r.shape[2] // 2, r.shape[3] // 2
-    alphas = [out[a][:, :, h:h + 1, w:w + 1] * 0.9 + 0.05 for a in ('alpha1', 'alpha2')]
+    alphas = [out[a][:, :, h : h + 1, w : w + 1] * 0.9 + 0.05 for a in ('alpha1', 'alpha2')]
     recons = [a * r + (1 - a) * t for a in alphas]
     loss = sum(torch.mean(torch.square(x - img)) for x, img in zip(recons, self.images))
     loss = loss + 0.1 * exclusion_loss(r, t)
@@ -252,5 +270,7 @@ if __name__ == '__main__':
   for task in ARCHITECTURES:
     problem = StepProblem(task, 128)
     values = [float(problem.step()) for _ in range(3)]
-    print(f'{task}: {parameter_count(problem)} parameters, PSNR after 3 steps {values[-1]:.2f}, '
-          f'finite {all(math.isfinite(v) for v in values)}')
+    print(
+        f'{task}: {parameter_count(problem)} parameters, PSNR after 3 steps {values[-1]:.2f}, '
+        f'finite {all(math.isfinite(v) for v in values)}'
+    )

@@ -51,16 +51,20 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   strategy, per_call = engine.resolve_strategy(engine.LoopOptions())
   runs = _RUNS.value
-  print(f'backend {jax.default_backend()}, mode {_MODE.value}, {_SIZE.value}x{_SIZE.value}, {runs} runs, '
-        f'loop {strategy} x{per_call}, {flags.FLAGS.steps} steps x {flags.FLAGS.repeats} repeats')
+  print(
+      f'backend {jax.default_backend()}, mode {_MODE.value}, {_SIZE.value}x{_SIZE.value}, {runs} runs, '
+      f'loop {strategy} x{per_call}, {flags.FLAGS.steps} steps x {flags.FLAGS.repeats} repeats'
+  )
   one_compile, one_ms = loop_strategy.time_strategy(build(1), strategy, per_call)
   all_compile, all_ms = loop_strategy.time_strategy(build(runs), strategy, per_call)
   print(f'{"variant":>22} {"compile s":>10} {"ms/step":>8} {"ms per run-step":>16}')
   print(f'{"sequential (one run)":>22} {one_compile:>10.1f} {one_ms:>8.1f} {one_ms:>16.1f}')
   print(f'{f"batched ({runs} runs)":>22} {all_compile:>10.1f} {all_ms:>8.1f} {all_ms / runs:>16.1f}')
   # Sequential runs share one compiled step (watermark.reseed + the engine's per-Stage memo).
-  print(f'batched / sequential time per run-step: {all_ms / runs / one_ms:.2f}x; '
-        f'compile: sequential {one_compile:.0f} s once for all runs, batched {all_compile:.0f} s')
+  print(
+      f'batched / sequential time per run-step: {all_ms / runs / one_ms:.2f}x; '
+      f'compile: sequential {one_compile:.0f} s once for all runs, batched {all_compile:.0f} s'
+  )
 
 
 if __name__ == '__main__':

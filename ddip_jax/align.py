@@ -20,8 +20,14 @@ def _grey(frame: np.ndarray) -> np.ndarray:
   return cv2.cvtColor(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
 
 
-def camera_motion(frames: np.ndarray, *, reference: int | None = None, min_inliers: int = 12,
-                 still_px: float = 1.0, consensus_sets: int = 3) -> np.ndarray:
+def camera_motion(
+    frames: np.ndarray,
+    *,
+    reference: int | None = None,
+    min_inliers: int = 12,
+    still_px: float = 1.0,
+    consensus_sets: int = 3,
+) -> np.ndarray:
   """Each frame's similarity transform onto the reference frame, as a 3x3 matrix.
 
   Args:
@@ -38,8 +44,7 @@ def camera_motion(frames: np.ndarray, *, reference: int | None = None, min_inlie
   num_frames, h, w = frames.shape[:3]
   reference = num_frames // 2 if reference is None else reference
   # Small frames: a smaller patch and border than ORB's defaults (31), or 128x96 keeps few features.
-  orb = cv2.ORB_create(nfeatures=1500, edgeThreshold=8, patchSize=15, fastThreshold=10, scaleFactor=1.15,
-                       nlevels=6)
+  orb = cv2.ORB_create(nfeatures=1500, edgeThreshold=8, patchSize=15, fastThreshold=10, scaleFactor=1.15, nlevels=6)
   matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
   features = [orb.detectAndCompute(_grey(frame), None) for frame in frames]
 
@@ -108,8 +113,10 @@ def warp(images: np.ndarray, transforms: np.ndarray, *, nearest: bool = False) -
   """
   h, w = images.shape[1:3]
   flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-  out = [cv2.warpPerspective(np.asarray(image, np.float32), t, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-         for image, t in zip(images, transforms)]
+  out = [
+      cv2.warpPerspective(np.asarray(image, np.float32), t, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+      for image, t in zip(images, transforms)
+  ]
   return np.stack(out).reshape(images.shape).astype(np.float32)
 
 
@@ -117,8 +124,10 @@ def coverage(transforms: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
   """(F, H, W) bool: which pixels of the reference frame frame f sees (warped with `transforms`)."""
   ones = np.ones((len(transforms), *shape), np.float32)
   h, w = shape
-  seen = [cv2.warpPerspective(o, t, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-          for o, t in zip(ones, transforms)]
+  seen = [
+      cv2.warpPerspective(o, t, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+      for o, t in zip(ones, transforms)
+  ]
   return np.stack(seen) > 0.5
 
 

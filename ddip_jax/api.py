@@ -72,8 +72,9 @@ WatermarkRemoval = api_results.WatermarkRemoval
 VideoDecomposition = api_results.VideoDecomposition
 
 
-def run_config(config: ml_collections.ConfigDict, workdir: str, *,
-               overwrite: bool = False) -> tuple[dict[str, Any], bool]:
+def run_config(
+    config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = False
+) -> tuple[dict[str, Any], bool]:
   """Checks `config` and runs its task into `workdir`: what `main.py`, the batch and this API run.
 
   The run owns `workdir`, resumes an interrupted run there, and runs
@@ -87,8 +88,7 @@ def run_config(config: ml_collections.ConfigDict, workdir: str, *,
     Whatever `runner.run` raises.
   """
   tasks.validate(config)
-  return runner.run(functools.partial(restarts.run, tasks.TASKS[config.task]), config, workdir,
-                    overwrite=overwrite)
+  return runner.run(functools.partial(restarts.run, tasks.TASKS[config.task]), config, workdir, overwrite=overwrite)
 
 
 def _flat_overrides(overrides: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
@@ -131,8 +131,9 @@ def _plain(value: Any) -> Any:
   return value
 
 
-def make_config(demo: str, config: ml_collections.ConfigDict | str | None, inputs: Mapping[str, Any],
-                overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:
+def make_config(
+    demo: str, config: ml_collections.ConfigDict | str | None, inputs: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> ml_collections.ConfigDict:
   """The config of an API call: `config` (default: configs/<demo>.py), the inputs set, then `overrides`.
 
   Args:
@@ -172,8 +173,13 @@ def make_config(demo: str, config: ml_collections.ConfigDict | str | None, input
   return result
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str | None, progress: ProgressFn | bool | None,
-         overwrite: bool, read: Any) -> Any:
+def _run(
+    config: ml_collections.ConfigDict,
+    workdir: str | None,
+    progress: ProgressFn | bool | None,
+    overwrite: bool,
+    read: Any,
+) -> Any:
   """Runs `config` in `workdir` (or a temporary folder) and returns read(workdir, metrics)."""
   with contextlib.ExitStack() as stack:
     if workdir is None:
@@ -197,9 +203,12 @@ def _check_overrides(inputs: dict[str, Any], overrides: Mapping[str, Any]) -> No
   """Refuses overrides of the function's own inputs (and of `inputs`, a batch)."""
   fields = {'image' if field == 'frames' else field for field in inputs}
   for field in sorted((fields | {'inputs'}) & _flat_overrides(overrides).keys()):
-    raise ConfigError('inputs: the Python API runs the input it is given; call it once per image (main.py '
-                      '--config.inputs runs a batch)' if field == 'inputs' else
-                      f'{field}: give it as the function\'s argument, not as a config override')
+    raise ConfigError(
+        'inputs: the Python API runs the input it is given; call it once per image (main.py '
+        '--config.inputs runs a batch)'
+        if field == 'inputs'
+        else f"{field}: give it as the function's argument, not as a config override"
+    )
 
 
 @contextlib.contextmanager
@@ -223,8 +232,11 @@ def _call(demo: str, task: str, inputs: dict[str, Any], config, workdir, progres
   """
   _check_overrides(inputs, overrides)
   with contextlib.ExitStack() as stack:
-    folder = (os.path.join(workdir, runner.INPUTS) if workdir is not None else
-              stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_inputs_')))
+    folder = (
+        os.path.join(workdir, runner.INPUTS)
+        if workdir is not None
+        else stack.enter_context(tempfile.TemporaryDirectory(prefix='ddip_jax_inputs_'))
+    )
     files = array_inputs.Inputs(folder)
     paths = {}
     for field, value in inputs.items():
@@ -255,10 +267,14 @@ def _in_memory(demo: str, task: str, inputs: dict[str, Any], config, progress, o
     target = 'image' if field == 'frames' else field  # A clip is the config's `image`.
     if isinstance(value, tuple):  # watermark.images: each an array, or a file the task reads (None in `arrays`).
       names = [f'other{k}' for k in range(1, len(value) + 1)]
-      arrays[target] = tuple(None if isinstance(v, (str, os.PathLike)) else
-                             array_inputs.as_float_image(v, name, channels=True) for v, name in zip(value, names))
-      files[target] = tuple(f'<the {name} array>' if a is not None else array_inputs.Inputs.existing_path(v, name)
-                            for v, name, a in zip(value, names, arrays[target]))
+      arrays[target] = tuple(
+          None if isinstance(v, (str, os.PathLike)) else array_inputs.as_float_image(v, name, channels=True)
+          for v, name in zip(value, names)
+      )
+      files[target] = tuple(
+          f'<the {name} array>' if a is not None else array_inputs.Inputs.existing_path(v, name)
+          for v, name, a in zip(value, names, arrays[target])
+      )
     elif value is None or isinstance(value, (str, os.PathLike)):
       files[target] = array_inputs.Inputs.existing_path(value, field)
     elif field == 'frames':
@@ -271,14 +287,23 @@ def _in_memory(demo: str, task: str, inputs: dict[str, Any], config, progress, o
   tasks.validate(built)
   module = tasks.TASKS[task]
   with _progress_shown(built, progress):
-    result = restarts.best_of(lambda c: module.decompose(c, module.load_inputs(c, arrays)), built,
-                              restarts.selection_metric(module))
+    result = restarts.best_of(
+        lambda c: module.decompose(c, module.load_inputs(c, arrays)), built, restarts.selection_metric(module)
+    )
   return dataclasses.replace(result, metrics={**result.metrics, **runner.run_record(built)})
 
 
-def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLike | None = None, *,
-            config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-            workdir: str | None = None, overwrite: bool = False, **overrides) -> Segmentation:
+def segment(
+    image: ImageLike,
+    fg_hint: ImageLike | None = None,
+    bg_hint: ImageLike | None = None,
+    *,
+    config: ml_collections.ConfigDict | str | None = None,
+    progress: ProgressFn | bool | None = None,
+    workdir: str | None = None,
+    overwrite: bool = False,
+    **overrides,
+) -> Segmentation:
   """Foreground/background segmentation of one image (task 'segmentation', default configs/zebra.py).
 
   Args:
@@ -304,21 +329,40 @@ def segment(image: ImageLike, fg_hint: ImageLike | None = None, bg_hint: ImageLi
   """
   inputs = {'image': image, 'fg_hint': fg_hint, 'bg_hint': bg_hint}
   if workdir is not None:
+
     def read(folder, metrics):
-      return Segmentation(fg=_image(folder, 'fg'), bg=_image(folder, 'bg'), mask=_mask(folder, 'mask'),
-                          mask_binary=_mask(folder, 'mask_binary'), recomposed=_image(folder, 'recomposed'),
-                          metrics=metrics)
+      return Segmentation(
+          fg=_image(folder, 'fg'),
+          bg=_image(folder, 'bg'),
+          mask=_mask(folder, 'mask'),
+          mask_binary=_mask(folder, 'mask_binary'),
+          recomposed=_image(folder, 'recomposed'),
+          metrics=metrics,
+      )
 
     return _call('zebra', 'segmentation', inputs, config, workdir, progress, overwrite, overrides, read)
   result = _in_memory('zebra', 'segmentation', inputs, config, progress, overrides)
   images = result.images
-  return Segmentation(fg=images['fg'], bg=images['bg'], mask=images['mask'], mask_binary=images['mask_binary'],
-                      recomposed=images['recomposed'], metrics=result.metrics)
+  return Segmentation(
+      fg=images['fg'],
+      bg=images['bg'],
+      mask=images['mask'],
+      mask_binary=images['mask_binary'],
+      recomposed=images['recomposed'],
+      metrics=result.metrics,
+  )
 
 
-def separate(image1: ImageLike, image2: ImageLike | None = None, *,
-             config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-             workdir: str | None = None, overwrite: bool = False, **overrides) -> Separation:
+def separate(
+    image1: ImageLike,
+    image2: ImageLike | None = None,
+    *,
+    config: ml_collections.ConfigDict | str | None = None,
+    progress: ProgressFn | bool | None = None,
+    workdir: str | None = None,
+    overwrite: bool = False,
+    **overrides,
+) -> Separation:
   """Separates two transparent layers (task 'transparency').
 
   With `image2`, two mixtures of the same layers (configs/transparency.py);
@@ -327,39 +371,72 @@ def separate(image1: ImageLike, image2: ImageLike | None = None, *,
   """
   demo, inputs = 'transparency' if image2 is not None else 'textures', {'image': image1, 'transparency.image2': image2}
   if workdir is not None:
+
     def read(folder, metrics):
       two = os.path.exists(os.path.join(folder, 'recomposed2.png'))  # One mixture writes recomposed.png.
-      return Separation(layer1=_image(folder, 'layer1'), layer2=_image(folder, 'layer2'),
-                        recomposed1=_image(folder, 'recomposed1' if two else 'recomposed'),
-                        recomposed2=_image(folder, 'recomposed2') if two else None, metrics=metrics)
+      return Separation(
+          layer1=_image(folder, 'layer1'),
+          layer2=_image(folder, 'layer2'),
+          recomposed1=_image(folder, 'recomposed1' if two else 'recomposed'),
+          recomposed2=_image(folder, 'recomposed2') if two else None,
+          metrics=metrics,
+      )
 
     return _call(demo, 'transparency', inputs, config, workdir, progress, overwrite, overrides, read)
   result = _in_memory(demo, 'transparency', inputs, config, progress, overrides)
   images = result.images
   two = 'recomposed2' in images
-  return Separation(layer1=images['layer1'], layer2=images['layer2'],
-                    recomposed1=images['recomposed1' if two else 'recomposed'],
-                    recomposed2=images['recomposed2'] if two else None, metrics=result.metrics)
+  return Separation(
+      layer1=images['layer1'],
+      layer2=images['layer2'],
+      recomposed1=images['recomposed1' if two else 'recomposed'],
+      recomposed2=images['recomposed2'] if two else None,
+      metrics=result.metrics,
+  )
 
 
-def dehaze(image: ImageLike, *, config: ml_collections.ConfigDict | str | None = None,
-           progress: ProgressFn | bool | None = None, workdir: str | None = None, overwrite: bool = False, **overrides) -> Dehazing:
+def dehaze(
+    image: ImageLike,
+    *,
+    config: ml_collections.ConfigDict | str | None = None,
+    progress: ProgressFn | bool | None = None,
+    workdir: str | None = None,
+    overwrite: bool = False,
+    **overrides,
+) -> Dehazing:
   """Dehazes one image (task 'dehaze', configs/dehaze.py). Arguments as `segment`'s."""
   if workdir is not None:
+
     def read(folder, metrics):
-      return Dehazing(dehazed=_image(folder, 'dehazed'), transmission=_mask(folder, 'transmission'),
-                      airlight=_image(folder, 'airlight'), metrics=metrics)
+      return Dehazing(
+          dehazed=_image(folder, 'dehazed'),
+          transmission=_mask(folder, 'transmission'),
+          airlight=_image(folder, 'airlight'),
+          metrics=metrics,
+      )
 
     return _call('dehaze', 'dehaze', {'image': image}, config, workdir, progress, overwrite, overrides, read)
   result = _in_memory('dehaze', 'dehaze', {'image': image}, config, progress, overrides)
   images = result.images
-  return Dehazing(dehazed=images['dehazed'], transmission=images['transmission'], airlight=images['airlight'],
-                  metrics=result.metrics)
+  return Dehazing(
+      dehazed=images['dehazed'],
+      transmission=images['transmission'],
+      airlight=images['airlight'],
+      metrics=result.metrics,
+  )
 
 
-def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others: Sequence[ImageLike] = (),
-                     config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-                     workdir: str | None = None, overwrite: bool = False, **overrides) -> WatermarkRemoval:
+def remove_watermark(
+    image: ImageLike,
+    hint: ImageLike | None = None,
+    *,
+    others: Sequence[ImageLike] = (),
+    config: ml_collections.ConfigDict | str | None = None,
+    progress: ProgressFn | bool | None = None,
+    workdir: str | None = None,
+    overwrite: bool = False,
+    **overrides,
+) -> WatermarkRemoval:
   """Removes a watermark (task 'watermark').
 
   Args:
@@ -371,29 +448,47 @@ def remove_watermark(image: ImageLike, hint: ImageLike | None = None, *, others:
     config, progress, workdir, overwrite, overrides: as `segment`'s.
   """
   if (hint is None) == (not others):
-    raise InputError('remove_watermark needs either a hint (a box around the watermark) or others '
-                     '(images under the same watermark), not both')
+    raise InputError(
+        'remove_watermark needs either a hint (a box around the watermark) or others '
+        '(images under the same watermark), not both'
+    )
 
   names = [f'clean{k}' for k in range(1, len(others) + 2)] if others else ['clean']
   inputs = {'image': image, 'watermark.hint': hint, 'watermark.images': tuple(others) or None}
   demo = 'watermark_many' if others else 'watermark'
   if workdir is not None:
+
     def read(folder, metrics):
       clean = [_image(folder, name) for name in names]
-      return WatermarkRemoval(clean=clean[0], others_clean=tuple(clean[1:]), watermark=_image(folder, 'watermark'),
-                              mask=_mask(folder, 'mask'), metrics=metrics)
+      return WatermarkRemoval(
+          clean=clean[0],
+          others_clean=tuple(clean[1:]),
+          watermark=_image(folder, 'watermark'),
+          mask=_mask(folder, 'mask'),
+          metrics=metrics,
+      )
 
     return _call(demo, 'watermark', inputs, config, workdir, progress, overwrite, overrides, read)
   result = _in_memory(demo, 'watermark', inputs, config, progress, overrides)
   images = result.images
-  return WatermarkRemoval(clean=images[names[0]], others_clean=tuple(images[name] for name in names[1:]),
-                          watermark=images['watermark'], mask=images['mask'][..., 0] if images['mask'].ndim == 3
-                          else images['mask'], metrics=result.metrics)
+  return WatermarkRemoval(
+      clean=images[names[0]],
+      others_clean=tuple(images[name] for name in names[1:]),
+      watermark=images['watermark'],
+      mask=images['mask'][..., 0] if images['mask'].ndim == 3 else images['mask'],
+      metrics=result.metrics,
+  )
 
 
-def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
-                    config: ml_collections.ConfigDict | str | None = None, progress: ProgressFn | bool | None = None,
-                    workdir: str | None = None, overwrite: bool = False, **overrides) -> VideoDecomposition:
+def decompose_video(
+    frames: ImageLike | Sequence[np.ndarray],
+    *,
+    config: ml_collections.ConfigDict | str | None = None,
+    progress: ProgressFn | bool | None = None,
+    workdir: str | None = None,
+    overwrite: bool = False,
+    **overrides,
+) -> VideoDecomposition:
   """Foreground/background decomposition of a clip (task 'video', configs/video.py).
 
   Args:
@@ -403,12 +498,16 @@ def decompose_video(frames: ImageLike | Sequence[np.ndarray], *,
   """
   layers = ('fg', 'bg', 'mask', 'mask_binary')
   if workdir is not None:
+
     def read(folder, metrics):
       found = {}
       for name in layers:
         paths = clip_io.list_frames(os.path.join(folder, name))
-        load = image_io.load_image if name in ('fg', 'bg') else (
-            lambda p: image_io.load_mask(p, shape=image_io.load_image(p).shape[:2]))
+        load = (
+            image_io.load_image
+            if name in ('fg', 'bg')
+            else (lambda p: image_io.load_mask(p, shape=image_io.load_image(p).shape[:2]))
+        )
         found[name] = np.stack([load(p) for p in paths])
       return VideoDecomposition(**found, metrics=metrics)
 

@@ -18,6 +18,7 @@ class Segmentation:
     recomposed: mask * fg + (1 - mask) * bg with the generator's mask.
     metrics: what metrics.json holds (PSNRs, IoUs with a ground truth, timings, ...).
   """
+
   fg: np.ndarray
   bg: np.ndarray
   mask: np.ndarray
@@ -29,6 +30,7 @@ class Segmentation:
 @dataclasses.dataclass(frozen=True)
 class Separation:
   """`separate`'s result: the two layers (H, W, 3), each mixture's recomposition (None where absent), metrics."""
+
   layer1: np.ndarray
   layer2: np.ndarray
   recomposed1: np.ndarray
@@ -39,6 +41,7 @@ class Separation:
 @dataclasses.dataclass(frozen=True)
 class Dehazing:
   """`dehaze`'s result: the dehazed image and the transmission (H, W[, 3]), the airlight picture, metrics."""
+
   dehazed: np.ndarray
   transmission: np.ndarray
   airlight: np.ndarray
@@ -56,6 +59,7 @@ class WatermarkRemoval:
     mask: (h, w) its opacity.
     metrics: what metrics.json holds.
   """
+
   clean: np.ndarray
   others_clean: tuple[np.ndarray, ...]
   watermark: np.ndarray
@@ -66,6 +70,7 @@ class WatermarkRemoval:
 @dataclasses.dataclass(frozen=True)
 class VideoDecomposition:
   """`decompose_video`'s result: (F, H, W, 3) fg and bg, (F, H, W) mask and mask_binary, metrics."""
+
   fg: np.ndarray
   bg: np.ndarray
   mask: np.ndarray

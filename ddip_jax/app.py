@@ -43,8 +43,10 @@ class SegmentationPage(app_widgets.PhotoTab):
 
   demo_config = app_runs.DEMO_CONFIG
   colours = (app_strokes.FG_COLOUR, app_strokes.BG_COLOUR)
-  paint = ('paint a stroke inside the object in red and one on the background in blue (or press Automatic hints), '
-           'then Run')
+  paint = (
+      'paint a stroke inside the object in red and one on the background in blue (or press Automatic hints), '
+      'then Run'
+  )
 
   def __init__(self, runs_dir: str, runs: dict[str, Any], *, keep_s: float = 86400.0):
     super().__init__(runs_dir, runs, keep_s=keep_s)
@@ -100,11 +102,12 @@ class SegmentationPage(app_widgets.PhotoTab):
       layer = self._automatic(photo, config)
     except app_runs.USER_ERRORS as err:
       return gr.skip(), f'error: {err}'
-    return (app_widgets.editor(photo, self.colours, layer),
-            'automatic hints drawn (red: object, blue: background): correct them, then Run')
+    return (
+        app_widgets.editor(photo, self.colours, layer),
+        'automatic hints drawn (red: object, blue: background): correct them, then Run',
+    )
 
-  def preview(self, editor: dict | None, source: str | None, settings: list[Any], extra: str,
-              session: str | None):
+  def preview(self, editor: dict | None, source: str | None, settings: list[Any], extra: str, session: str | None):
     """The mask the editor's strokes give by hint growth alone, on the photo (a fraction of a second)."""
     editor = editor or {}
     if editor.get('background') is None or source is None:
@@ -130,8 +133,9 @@ class SegmentationPage(app_widgets.PhotoTab):
     rgba = app_cutout.rgba_cutout(state.cut.photo, result.alpha if soft else result.mask)
     return _shown(app_cutout.on_checkerboard(rgba))
 
-  def run(self, editor: dict | None, source: str | None, settings: list[Any], extra: str, soft: bool,
-          session: str | None):
+  def run(
+      self, editor: dict | None, source: str | None, settings: list[Any], extra: str, soft: bool, session: str | None
+  ):
     """The first result, or a correction; yields (status, progress, editor, overlay, cut-out, fg, bg, files).
 
     `settings` are the SETTINGS fields' values; `session` names the browser session (its cut-out, Stop).
@@ -155,8 +159,9 @@ class SegmentationPage(app_widgets.PhotoTab):
       return
     previous = state.cut.result
     what = 'first result' if previous is None else f'correction {len(state.calls)}'
-    progress = app_cutout.Progress(what, total=app_cutout.schedule(state.cut.config, previous is None,
-                                                                   state.cut.correction_steps))
+    progress = app_cutout.Progress(
+        what, total=app_cutout.schedule(state.cut.config, previous is None, state.cut.correction_steps)
+    )
     refinement = self._runs[session] = app_cutout.Refinement(state.cut, fg, bg, progress).start()
     yield progress.describe(), app_widgets.progress_html(0.0, ''), drawn, *[skip] * 5
     try:
@@ -175,11 +180,20 @@ class SegmentationPage(app_widgets.PhotoTab):
       yield text, app_widgets.progress_html(None, ''), *[skip] * 6
       return
     call = app_cutout.record(state, fg, bg, result, refinement.stopping, self.runs_dir)
-    text = (f'{"stopped: the best result so far" if refinement.stopping else "done"}: {what} in {result.seconds:.1f} s '
-            f'({result.steps} steps). Paint a correction and Run again, or download the cut-out.')
-    yield (text, app_widgets.progress_html(1.0, ''), skip, _shown(app_cutout.overlay(state.cut.photo, result.mask)),
-           self._cutout(state, soft), _shown(image_io.to_uint8(result.fg)), _shown(image_io.to_uint8(result.bg)),
-           app_cutout.downloads(call, soft))
+    text = (
+        f'{"stopped: the best result so far" if refinement.stopping else "done"}: {what} in {result.seconds:.1f} s '
+        f'({result.steps} steps). Paint a correction and Run again, or download the cut-out.'
+    )
+    yield (
+        text,
+        app_widgets.progress_html(1.0, ''),
+        skip,
+        _shown(app_cutout.overlay(state.cut.photo, result.mask)),
+        self._cutout(state, soft),
+        _shown(image_io.to_uint8(result.fg)),
+        _shown(image_io.to_uint8(result.bg)),
+        app_cutout.downloads(call, soft),
+    )
 
 
 def _shown(image: np.ndarray) -> np.ndarray:
@@ -192,9 +206,11 @@ def _shown(image: np.ndarray) -> np.ndarray:
 
 def _segmentation_tab(page: SegmentationPage, defaults: ml_collections.ConfigDict) -> None:
   """The widgets and events of the segmentation tab (inside a `gr.Tab`)."""
-  gr.Markdown('Upload a photo (or pick the zebra), paint a stroke **inside the object in red** and one on the '
-              '**background in blue** (or press *Automatic hints*): the mask they give shows at once. **Run** '
-              'refines it; then paint corrections where it is wrong and **Run** again (a few seconds each).')
+  gr.Markdown(
+      'Upload a photo (or pick the zebra), paint a stroke **inside the object in red** and one on the '
+      '**background in blue** (or press *Automatic hints*): the mask they give shows at once. **Run** '
+      'refines it; then paint corrections where it is wrong and **Run** again (a few seconds each).'
+  )
   # The photo's file or DEMO. Photos come only through the file box (read as main.py reads them, with
   # its messages) or the demo button: the editor's own upload would leave the file unknown.
   source = gr.State(None)
@@ -204,54 +220,89 @@ def _segmentation_tab(page: SegmentationPage, defaults: ml_collections.ConfigDic
         upload = gr.File(label='Photo (any image file)', elem_id='seg_upload', type='filepath', height=120)
         demo_button = gr.Button('Zebra demo', elem_id='seg_demo', scale=0)
       editor = gr.ImageEditor(
-          label='Paint hints: red = object, blue = background', elem_id='seg_editor', type='numpy',
-          image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-          brush=app_widgets.brush(app_strokes.CANVAS, SegmentationPage.colours), canvas_size=app_strokes.CANVAS[::-1])
+          label='Paint hints: red = object, blue = background',
+          elem_id='seg_editor',
+          type='numpy',
+          image_mode='RGBA',
+          format='png',
+          sources=(),
+          layers=False,
+          transforms=(),
+          brush=app_widgets.brush(app_strokes.CANVAS, SegmentationPage.colours),
+          canvas_size=app_strokes.CANVAS[::-1],
+      )
       with gr.Row():
         auto_button = gr.Button('Automatic hints', elem_id='seg_auto')
         run_button = gr.Button('Run', variant='primary', elem_id='seg_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id='seg_stop')
-      settings, extra = app_widgets.settings_boxes(defaults, 'seg', app_cutout.SETTINGS,
-                                                   values={'correction_steps': app_cutout.CORRECTION_STEPS})
+      settings, extra = app_widgets.settings_boxes(
+          defaults, 'seg', app_cutout.SETTINGS, values={'correction_steps': app_cutout.CORRECTION_STEPS}
+      )
     with gr.Column(scale=3):
       status = gr.Textbox(label='Status', elem_id='seg_status', interactive=False)
       progress = gr.HTML(app_widgets.progress_html(None, ''), elem_id='seg_progress')
-      shown = gr.Image(label='The mask on the photo (outside it dimmed)', elem_id='seg_overlay',
-                       interactive=False, format='png')
-      cutout = gr.Image(label='The cut-out (transparent where grey-checked)', elem_id='seg_cutout',
-                        interactive=False, format='png')
-      soft = gr.Checkbox(label='Soft edge (the cut-out\'s alpha follows the object\'s edge)', value=False,
-                         elem_id='seg_soft')
+      shown = gr.Image(
+          label='The mask on the photo (outside it dimmed)', elem_id='seg_overlay', interactive=False, format='png'
+      )
+      cutout = gr.Image(
+          label='The cut-out (transparent where grey-checked)', elem_id='seg_cutout', interactive=False, format='png'
+      )
+      soft = gr.Checkbox(
+          label="Soft edge (the cut-out's alpha follows the object's edge)", value=False, elem_id='seg_soft'
+      )
       with gr.Accordion('The layers', open=False):
         with gr.Row():
           fg = gr.Image(label='foreground', elem_id='seg_fg', interactive=False, format='png')
           bg = gr.Image(label='background', elem_id='seg_bg', interactive=False, format='png')
-      download = gr.File(label='Download: the cut-out (transparent PNG), mask, foreground, background',
-                         elem_id='seg_files', interactive=False, file_count='multiple')
+      download = gr.File(
+          label='Download: the cut-out (transparent PNG), mask, foreground, background',
+          elem_id='seg_files',
+          interactive=False,
+          file_count='multiple',
+      )
   cleared = [editor, source, status, shown, cutout, download]
   upload.upload(page.load_photo, inputs=upload, outputs=cleared)
   demo_button.click(page.load_demo, outputs=cleared)
-  auto_button.click(lambda photo, kind, *values: page.auto_hints(photo, kind, list(values[:-1]), values[-1]),
-                    inputs=[editor, source, *settings, extra], outputs=[editor, status])
+  auto_button.click(
+      lambda photo, kind, *values: page.auto_hints(photo, kind, list(values[:-1]), values[-1]),
+      inputs=[editor, source, *settings, extra],
+      outputs=[editor, status],
+  )
 
   def preview(values: dict, request: gr.Request):
-    return page.preview(values[editor], values[source], [values[c] for c in settings], values[extra],
-                        request.session_hash)
+    return page.preview(
+        values[editor], values[source], [values[c] for c in settings], values[extra], request.session_hash
+    )
 
   # Every stroke (and every hint drawn): the preview, not queued behind a run.
-  editor.change(preview, inputs={editor, source, *settings, extra}, outputs=shown, trigger_mode='always_last',
-                concurrency_limit=2, concurrency_id='preview', show_progress='hidden')
+  editor.change(
+      preview,
+      inputs={editor, source, *settings, extra},
+      outputs=shown,
+      trigger_mode='always_last',
+      concurrency_limit=2,
+      concurrency_id='preview',
+      show_progress='hidden',
+  )
+
   def soft_edge(value: bool, request: gr.Request):
     return page.soft_edge(value, request.session_hash)
 
   soft.change(soft_edge, inputs=soft, outputs=[cutout, download], queue=False)
 
   def run(values: dict, request: gr.Request):
-    yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra], values[soft],
-                        request.session_hash)
+    yield from page.run(
+        values[editor], values[source], [values[c] for c in settings], values[extra], values[soft], request.session_hash
+    )
 
-  app_widgets.connect(page, run, run_button, stop_button, {editor, source, *settings, extra, soft},
-           [status, progress, editor, shown, cutout, fg, bg, download])
+  app_widgets.connect(
+      page,
+      run,
+      run_button,
+      stop_button,
+      {editor, source, *settings, extra, soft},
+      [status, progress, editor, shown, cutout, fg, bg, download],
+  )
 
 
 def build(runs_dir: str, *, keep_hours: float = 24.0):
@@ -262,31 +313,45 @@ def build(runs_dir: str, *, keep_hours: float = 24.0):
   defaults = cli.load_config_file(os.path.join(app_runs.REPO, app_runs.PHOTO_CONFIG))
   # Gradio deletes its uploads and cached images older than `keep_hours`, checking every hour.
   cache_age = int(keep_hours * 3600) if keep_hours > 0 else None
-  with gr.Blocks(title='Double-DIP', analytics_enabled=False,
-                 delete_cache=(3600, cache_age) if cache_age else None) as demo:
+  with gr.Blocks(
+      title='Double-DIP', analytics_enabled=False, delete_cache=(3600, cache_age) if cache_age else None
+  ) as demo:
     gr.Markdown('# Double-DIP: decompose your own photo')
     with gr.Tab('Segmentation'):
       _segmentation_tab(page, defaults)
     with gr.Tab('Watermark'):
-      app_widgets.watermark_tab(app_widgets.WatermarkPage(runs_dir, runs, keep_s=keep_s),
-                     cli.load_config_file(os.path.join(app_runs.REPO, app_runs.WATERMARK_CONFIG)))
+      app_widgets.watermark_tab(
+          app_widgets.WatermarkPage(runs_dir, runs, keep_s=keep_s),
+          cli.load_config_file(os.path.join(app_runs.REPO, app_runs.WATERMARK_CONFIG)),
+      )
     for tab in app_runs.TASK_TABS:
       with gr.Tab(tab.title):
-        app_widgets.task_tab(tab, app_widgets.TaskPage(tab, runs_dir, runs, keep_s=keep_s), cli.load_config_file(os.path.join(app_runs.REPO, tab.config)))
+        app_widgets.task_tab(
+            tab,
+            app_widgets.TaskPage(tab, runs_dir, runs, keep_s=keep_s),
+            cli.load_config_file(os.path.join(app_runs.REPO, tab.config)),
+        )
   return demo
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-  parser.add_argument('--host', default='127.0.0.1',
-                      help='Address to serve on; beyond this machine (e.g. 0.0.0.0) only with --allow_remote.')
-  parser.add_argument('--allow_remote', action='store_true',
-                      help='Serve on an address other machines reach (set DDIP_APP_AUTH=user:password for a login).')
+  parser.add_argument(
+      '--host',
+      default='127.0.0.1',
+      help='Address to serve on; beyond this machine (e.g. 0.0.0.0) only with --allow_remote.',
+  )
+  parser.add_argument(
+      '--allow_remote',
+      action='store_true',
+      help='Serve on an address other machines reach (set DDIP_APP_AUTH=user:password for a login).',
+  )
   parser.add_argument('--port', type=int, default=7860, help='Port to serve on (0: a free one).')
   parser.add_argument('--runs_dir', default='results/app', help='Folder of the runs made from the page.')
   parser.add_argument('--max_upload_mb', type=float, default=50.0, help='Largest file the page takes (MB).')
-  parser.add_argument('--keep_hours', type=float, default=24.0,
-                      help='Run folders and uploads older than this are deleted (0: kept).')
+  parser.add_argument(
+      '--keep_hours', type=float, default=24.0, help='Run folders and uploads older than this are deleted (0: kept).'
+  )
   args = parser.parse_args(argv)
   if gr is None:
     print('error: the web app needs Gradio: pip install -r requirements-app.txt', file=sys.stderr)
@@ -298,11 +363,18 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   if not app_safety.is_loopback(args.host):
     if not args.allow_remote:
-      print(f'error: --host={args.host} serves other machines too: add --allow_remote if you mean it '
-            '(and set DDIP_APP_AUTH=user:password for a login)', file=sys.stderr)
+      print(
+          f'error: --host={args.host} serves other machines too: add --allow_remote if you mean it '
+          '(and set DDIP_APP_AUTH=user:password for a login)',
+          file=sys.stderr,
+      )
       return 2
-    print(f'warning: serving on {args.host}: anyone who reaches this port can run decompositions on this machine'
-          + ('' if auth else ' (no login: set DDIP_APP_AUTH=user:password)'), file=sys.stderr, flush=True)
+    print(
+        f'warning: serving on {args.host}: anyone who reaches this port can run decompositions on this machine'
+        + ('' if auth else ' (no login: set DDIP_APP_AUTH=user:password)'),
+        file=sys.stderr,
+        flush=True,
+    )
   runs_dir = os.path.abspath(args.runs_dir)
   # Config files import `configs.default` and name data by paths relative to the repository, as for main.py.
   os.chdir(app_runs.REPO)
@@ -315,8 +387,16 @@ def main(argv: list[str] | None = None) -> int:
   port = args.port or _free_port(args.host)
   try:
     # share=False whatever GRADIO_SHARE says: the page never opens a public link.
-    demo.launch(server_name=args.host, server_port=port, prevent_thread_lock=True, quiet=True, share=False,
-                auth=auth, allowed_paths=[runs_dir], max_file_size=int(args.max_upload_mb * 2**20))
+    demo.launch(
+        server_name=args.host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        share=False,
+        auth=auth,
+        allowed_paths=[runs_dir],
+        max_file_size=int(args.max_upload_mb * 2**20),
+    )
   except OSError as err:  # The port is taken, or the address is not this machine's.
     print(f'error: cannot serve on {args.host}:{port}: {err} (--port=0 picks a free port)', file=sys.stderr)
     return 2

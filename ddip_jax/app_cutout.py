@@ -40,9 +40,13 @@ MAX_SESSIONS = 4  # Cut-outs kept in memory (one per browser session); the oldes
 MAX_CORRECTION_STEPS = 10000
 # The segmentation tab's settings: config fields (the first result's schedule with strokes, seed, working
 # side), and the steps of a correction (`Cutout.correction_steps`, not a config field).
-SETTINGS = (('segmentation.user_hint_steps', 'First result: hint steps (step 1)'),
-            ('segmentation.user_num_steps', 'First result: steps (step 2)'),
-            ('correction_steps', 'Steps per correction'), ('seed', 'Seed'), ('max_side', 'Max side (px)'))
+SETTINGS = (
+    ('segmentation.user_hint_steps', 'First result: hint steps (step 1)'),
+    ('segmentation.user_num_steps', 'First result: steps (step 2)'),
+    ('correction_steps', 'Steps per correction'),
+    ('seed', 'Seed'),
+    ('max_side', 'Max side (px)'),
+)
 CORRECTION_STEPS = 60  # The default of the 'correction_steps' box.
 _DIM = 0.35  # Outside the mask, the overlay keeps this much of the photo ...
 _TINT = np.array([20, 30, 70], np.float32)  # ... over this colour;
@@ -126,8 +130,9 @@ class Progress:
   def describe(self) -> str:
     """One line in plain words, e.g. 'refining (correction 2): step 40/60, about 2 s left'."""
     if not self.done:
-      return f'{self.what}: preparing' + (' (compiling: about a minute on a CPU)' if self.what == 'first result'
-                                          else '')
+      return f'{self.what}: preparing' + (
+          ' (compiling: about a minute on a CPU)' if self.what == 'first result' else ''
+      )
     text = f'{self.what}: step {self.done}/{self.total}'
     if self.rate:
       text += f', about {max(0, self.total - self.done) / self.rate:.0f} s left'
@@ -224,8 +229,9 @@ class Sessions:
     return len(self._sessions)
 
 
-def session_for(sessions: Sessions, session: str | None, photo_path: str, config: ml_collections.ConfigDict,
-                correction_steps: int) -> Session:
+def session_for(
+    sessions: Sessions, session: str | None, photo_path: str, config: ml_collections.ConfigDict, correction_steps: int
+) -> Session:
   """The browser session's cut-out of this photo with this config: the one kept, or a new one."""
   key = (photo_path, config.to_json_best_effort(sort_keys=True))
   found = sessions.get(session)
@@ -239,8 +245,9 @@ def session_for(sessions: Sessions, session: str | None, photo_path: str, config
   return found
 
 
-def record(session: Session, fg: np.ndarray, bg: np.ndarray, result: cutout_lib.CutoutResult, stopped: bool,
-           runs_dir: str) -> str:
+def record(
+    session: Session, fg: np.ndarray, bg: np.ndarray, result: cutout_lib.CutoutResult, stopped: bool, runs_dir: str
+) -> str:
   """Writes an answer into the session's run folder (`call<N>/`; the first makes the folder); returns that folder.
 
   The folder holds the photo (a copy) and `config.json`; each answer
@@ -255,14 +262,28 @@ def record(session: Session, fg: np.ndarray, bg: np.ndarray, result: cutout_lib.
   call = os.path.join(session.folder, f'call{len(session.calls) + 1}')
   os.makedirs(call, exist_ok=True)
   photo = session.cut.photo
-  images = {'fg_strokes': fg, 'bg_strokes': bg, 'mask': result.mask, 'alpha': result.alpha,
-            'soft_mask': result.soft_mask, 'fg': result.fg, 'bg': result.bg}
+  images = {
+      'fg_strokes': fg,
+      'bg_strokes': bg,
+      'mask': result.mask,
+      'alpha': result.alpha,
+      'soft_mask': result.soft_mask,
+      'fg': result.fg,
+      'bg': result.bg,
+  }
   for name, image in images.items():
     writing.save_image(os.path.join(call, f'{name}.png'), np.asarray(image, np.float32))
   for name, alpha in (('cutout', result.mask), ('cutout_soft', result.alpha)):
     Image.fromarray(rgba_cutout(photo, alpha), 'RGBA').save(os.path.join(call, f'{name}.png'))
-  session.calls.append({'call': len(session.calls) + 1, 'steps': result.steps, 'seconds': result.seconds,
-                        'stopped': stopped, 'foreground_fraction': round(float(result.mask.mean()), 4)})
+  session.calls.append(
+      {
+          'call': len(session.calls) + 1,
+          'steps': result.steps,
+          'seconds': result.seconds,
+          'stopped': stopped,
+          'foreground_fraction': round(float(result.mask.mean()), 4),
+      }
+  )
   with open(os.path.join(session.folder, 'calls.json'), 'w') as f:
     json.dump(session.calls, f, indent=2)
   session.last = call
@@ -271,5 +292,6 @@ def record(session: Session, fg: np.ndarray, bg: np.ndarray, result: cutout_lib.
 
 def downloads(call: str, soft: bool) -> list[str]:
   """The files a user downloads of an answer: the cut-out (soft-edged or not, as shown), mask, fg, bg."""
-  return [os.path.join(call, name) for name in ('cutout_soft.png' if soft else 'cutout.png', 'mask.png', 'fg.png',
-                                                'bg.png')]
+  return [
+      os.path.join(call, name) for name in ('cutout_soft.png' if soft else 'cutout.png', 'mask.png', 'fg.png', 'bg.png')
+  ]

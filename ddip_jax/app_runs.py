@@ -46,14 +46,21 @@ PHOTO_CONFIG = 'configs/default.py'  # A user's photo, as the README's "Segmenta
 WATERMARK_CONFIG = 'configs/watermark.py'  # Its demo, and a user's photo with the box they paint.
 DEMO = 'demo'  # The page's photo is the zebra demo's.
 # What a user may set on the page, with the config field each one overrides.
-SETTINGS = (('num_steps', 'Steps (step 2)'), ('segmentation.hint_steps', 'Hint steps (step 1)'),
-            ('seed', 'Seed'), ('restarts', 'Restarts'), ('max_side', 'Max side (px)'))
+SETTINGS = (
+    ('num_steps', 'Steps (step 2)'),
+    ('segmentation.hint_steps', 'Hint steps (step 1)'),
+    ('seed', 'Seed'),
+    ('restarts', 'Restarts'),
+    ('max_side', 'Max side (px)'),
+)
 # Errors whose message is one line for the user, as main.py prints them.
 USER_ERRORS = runner.RUN_ERRORS + (writing.OutputError, cli.UsageError)
 PREVIEW_SECONDS = 2.0  # Previews are fetched from the device at most this often.
 # The watermark tab's: its step 1 is `watermark.hint_steps`.
-WATERMARK_SETTINGS = tuple(('watermark.hint_steps', label) if field == 'segmentation.hint_steps' else (field, label)
-                           for field, label in SETTINGS)
+WATERMARK_SETTINGS = tuple(
+    ('watermark.hint_steps', label) if field == 'segmentation.hint_steps' else (field, label)
+    for field, label in SETTINGS
+)
 # Metrics named in the status line of a finished run (those a run has; scores, not the optimisation's PSNR).
 _SHOWN_METRICS = ('iou', 'mean_iou', 'foreground_fraction')
 
@@ -64,8 +71,9 @@ def relative(path: str) -> str:
   return os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
 
 
-def segmentation_args(*, photo: str | None, fg_hint: str | None, bg_hint: str | None,
-                      settings: dict[str, Any], extra: str = '') -> list[str]:
+def segmentation_args(
+    *, photo: str | None, fg_hint: str | None, bg_hint: str | None, settings: dict[str, Any], extra: str = ''
+) -> list[str]:
   """The `main.py` arguments (less --workdir) of a segmentation run.
 
   Args:
@@ -114,8 +122,9 @@ def parse_config(args: list[str]) -> ml_collections.ConfigDict:
   argv = ['main.py', *args]
   flag_values = flags.FlagValues()
   # The overrides' flags are defined from `sys_argv`, as main.py's are from the real command line.
-  config_flags.DEFINE_config_file(cli.CONFIG_FLAG, None, 'Task config file.', flag_values=flag_values,
-                                  lock_config=True, sys_argv=argv)
+  config_flags.DEFINE_config_file(
+      cli.CONFIG_FLAG, None, 'Task config file.', flag_values=flag_values, lock_config=True, sys_argv=argv
+  )
   cli.parse(argv, flag_values, default_config=PHOTO_CONFIG)
   config = flag_values[cli.CONFIG_FLAG].value
   tasks.validate(config)
@@ -214,9 +223,15 @@ class Run(Worker):
       self._stage_start = (now, event.done)  # After the first call: the compilation is not in the rate.
       self._last_preview = 0.0
     started, first = self._stage_start
-    snapshot = dataclasses.replace(self.snapshot, stage=event.stage, stage_index=event.stage_index + 1,
-                                   part=event.part, done=event.done, total=event.total,
-                                   rate=(event.done - first) / (now - started) if event.done > first else None)
+    snapshot = dataclasses.replace(
+        self.snapshot,
+        stage=event.stage,
+        stage_index=event.stage_index + 1,
+        part=event.part,
+        done=event.done,
+        total=event.total,
+        rate=(event.done - first) / (now - started) if event.done > first else None,
+    )
     if now - self._last_preview >= PREVIEW_SECONDS or event.done == event.total:
       self._last_preview = now
       snapshot.previews = {name: np.asarray(value)[0] for name, value in jax.device_get(event.state.best).items()}
@@ -272,8 +287,9 @@ def copy_photo(folder: str, photo: str | None, demo_config: str) -> tuple[str | 
   return path, image_io.load_image(path).shape[:2]
 
 
-def watermark_args(folder: str, *, photo: str | None, layers: list[np.ndarray], settings: dict[str, Any],
-                   extra: str = '') -> list[str]:
+def watermark_args(
+    folder: str, *, photo: str | None, layers: list[np.ndarray], settings: dict[str, Any], extra: str = ''
+) -> list[str]:
   """The `main.py` arguments (less --workdir) of a watermark run; writes its inputs into `folder`/input.
 
   The photo is copied; the box around the strokes in `layers` is the hint. `photo` None: the demo's (with its
@@ -319,8 +335,9 @@ def automatic_hints(photo: np.ndarray, config: ml_collections.ConfigDict) -> tup
   Raises:
     image_io.InputError: nothing stands out of the photo, or it is too small.
   """
-  working, _ = image_io.working_image(photo, config.max_side, path='the photo',
-                                      min_side=2 ** len(config.generator.channels_down))
+  working, _ = image_io.working_image(
+      photo, config.max_side, path='the photo', min_side=2 ** len(config.generator.channels_down)
+  )
   fg, bg, _ = hints_lib.resolve_hints(working, fg_path=None, bg_path=None, method=config.segmentation.auto_hints)
   return image_io.resize_image(fg, photo.shape[:2]) > 0.5, image_io.resize_image(bg, photo.shape[:2]) > 0.5
 
@@ -328,8 +345,7 @@ def automatic_hints(photo: np.ndarray, config: ml_collections.ConfigDict) -> tup
 def ended(run: Run) -> str:
   """The status line of an ended run that made a result (its files are the page's downloads)."""
   metrics = run.metrics or {}
-  scores = '  '.join(f'{k}={v:.3g}' for k, v in metrics.items()
-                     if k in _SHOWN_METRICS and isinstance(v, (int, float)))
+  scores = '  '.join(f'{k}={v:.3g}' for k, v in metrics.items() if k in _SHOWN_METRICS and isinstance(v, (int, float)))
   return f'{"stopped: the best result so far" if run.stopped else "done"}' + (f': {scores}' if scores else '')
 
 
@@ -357,18 +373,32 @@ class TaskTab:
 
 
 TASK_TABS = (
-    TaskTab('Dehazing', 'configs/dehaze.py', (('image', 'Hazy photo'),),
-            (('dehazed.png', 'dehazed'), ('transmission.png', 'transmission'), ('airlight.png', 'airlight')),
-            ('clean', 'transmission'), 'One hazy photo: the haze-free image, the transmission map and the airlight.',
-            ('segmentation.hint_steps',)),
-    TaskTab('Transparency', 'configs/transparency.py',
-            (('image', 'First mixture'), ('transparency.image2', 'Second mixture')),
-            (('layer1.png', 'layer 1'), ('layer2.png', 'layer 2')), ('layer1', 'layer2'),
-            'Two photos of the same two transparent layers mixed in other proportions (e.g. a reflection).',
-            ('segmentation.hint_steps',)),
-    TaskTab('Video', 'configs/video.py', (('image', 'Clip (animated GIF)'),),
-            (('fg.gif', 'foreground'), ('bg.gif', 'background'), ('mask.gif', 'mask')), ('fg', 'bg', 'mask'),
-            'A short clip from a still camera as an animated GIF: moving foreground and background, as GIFs.'),
+    TaskTab(
+        'Dehazing',
+        'configs/dehaze.py',
+        (('image', 'Hazy photo'),),
+        (('dehazed.png', 'dehazed'), ('transmission.png', 'transmission'), ('airlight.png', 'airlight')),
+        ('clean', 'transmission'),
+        'One hazy photo: the haze-free image, the transmission map and the airlight.',
+        ('segmentation.hint_steps',),
+    ),
+    TaskTab(
+        'Transparency',
+        'configs/transparency.py',
+        (('image', 'First mixture'), ('transparency.image2', 'Second mixture')),
+        (('layer1.png', 'layer 1'), ('layer2.png', 'layer 2')),
+        ('layer1', 'layer2'),
+        'Two photos of the same two transparent layers mixed in other proportions (e.g. a reflection).',
+        ('segmentation.hint_steps',),
+    ),
+    TaskTab(
+        'Video',
+        'configs/video.py',
+        (('image', 'Clip (animated GIF)'),),
+        (('fg.gif', 'foreground'), ('bg.gif', 'background'), ('mask.gif', 'mask')),
+        ('fg', 'bg', 'mask'),
+        'A short clip from a still camera as an animated GIF: moving foreground and background, as GIFs.',
+    ),
 )
 
 
@@ -381,6 +411,7 @@ def task_args(tab: TaskTab, files: dict[str, str], *, settings: dict[str, Any], 
   missing = [label for field, label in tab.inputs if not files.get(field)]
   if files and missing:
     raise cli.UsageError(f'give the {" and the ".join(missing).lower()} too (or no file, for the demo)')
-  args = [f'--config={tab.config}'] + [f'--config.{field}={relative(files[field])}' for field, _ in tab.inputs
-                                       if files.get(field)]
+  args = [f'--config={tab.config}'] + [
+      f'--config.{field}={relative(files[field])}' for field, _ in tab.inputs if files.get(field)
+  ]
   return args + _setting_args(settings, extra)

@@ -23,11 +23,25 @@ import ml_collections
 from ddip_jax import cli
 
 # String fields a request may set, each to a plain name (the config's checks then refuse an unknown one).
-CHOICE_FIELDS = ('generator.upsample_mode', 'generator.noise_method', 'segmentation.auto_hints',
-                 'segmentation.grow_hints', 'transparency.mixture', 'transparency.alpha', 'transparency.unmix',
-                 'transparency.unmix_select', 'dehaze.airlight', 'dehaze.transmission_prior', 'video.auto_hints',
-                 'watermark.batch_runs', 'watermark.keep_from', 'watermark.watermark_model',
-                 'watermark.clean_from', 'watermark.stroke_polarity', 'loop.strategy')
+CHOICE_FIELDS = (
+    'generator.upsample_mode',
+    'generator.noise_method',
+    'segmentation.auto_hints',
+    'segmentation.grow_hints',
+    'transparency.mixture',
+    'transparency.alpha',
+    'transparency.unmix',
+    'transparency.unmix_select',
+    'dehaze.airlight',
+    'dehaze.transmission_prior',
+    'video.auto_hints',
+    'watermark.batch_runs',
+    'watermark.keep_from',
+    'watermark.watermark_model',
+    'watermark.clean_from',
+    'watermark.stroke_polarity',
+    'loop.strategy',
+)
 # Fields of another kind a request may not set although their values are plain.
 _NOT_FROM_PAGE = ('task', 'progress', 'generator.dtype', 'loop.cpu_convolutions', 'loop.checkpoint_every')
 MAX_OVERRIDES = 32  # Arguments in the "More config overrides" box.
@@ -86,13 +100,17 @@ def page_overrides(extra: str | None, allowed: dict[str, str]) -> list[str]:
   for token in tokens:
     match = _OVERRIDE.fullmatch(token)
     if not match:
-      raise cli.UsageError(f'more config overrides: {_short(token)} is not --config.<field>=<value> '
-                           '(the page takes no other flag and no config file)')
+      raise cli.UsageError(
+          f'more config overrides: {_short(token)} is not --config.<field>=<value> '
+          '(the page takes no other flag and no config file)'
+      )
     field, value = match.groups()
     kind = allowed.get(field)
     if kind is None:
-      raise cli.UsageError(f'more config overrides: config.{field} cannot be set from the page (files come only '
-                           'through its upload boxes and strokes)')
+      raise cli.UsageError(
+          f'more config overrides: config.{field} cannot be set from the page (files come only '
+          'through its upload boxes and strokes)'
+      )
     if not _PLAIN[kind].fullmatch(value.strip()):
       raise cli.UsageError(f'more config overrides: config.{field} takes a plain {kind}, not {_short(value)}')
     args.append(f'--config.{field}={value.strip()}')

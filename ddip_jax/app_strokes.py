@@ -43,7 +43,7 @@ def to_canvas(image: np.ndarray, shape: tuple[int, int] | None = None, *, fill=_
     fitted = np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
   out = np.empty((*CANVAS, channels), np.uint8)
   out[...] = (0, 0, 0, 0) if channels == 4 else fill[:channels]
-  out[top:top + height, left:left + width] = fitted
+  out[top : top + height, left : left + width] = fitted
   return out
 
 
@@ -66,7 +66,7 @@ def strokes_to_hints(layers: list[np.ndarray], shape: tuple[int, int]) -> tuple[
       continue  # An RGB layer has no strokes of its own: it is the photo.
     if layer.shape[:2] == CANVAS:
       top, left, height, width = canvas_box(shape)
-      layer = layer[top:top + height, left:left + width]
+      layer = layer[top : top + height, left : left + width]
     rgb = layer[..., :3].astype(np.float32)
     painted = layer[..., 3] >= _STROKE_ALPHA
     to_fg = np.abs(rgb - FG_COLOUR).sum(-1)
@@ -93,5 +93,5 @@ def strokes_to_box(layers: list[np.ndarray], shape: tuple[int, int]) -> np.ndarr
   if not rows.size:
     return None
   box = np.zeros(shape, np.float32)
-  box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = 1.0
+  box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = 1.0
   return box

@@ -71,8 +71,9 @@ def editor(photo: np.ndarray, colours: tuple[tuple[int, int, int], ...], layer: 
   """
   background = app_strokes.to_canvas(image_io.to_uint8(photo))
   layers = [] if layer is None else [app_strokes.to_canvas(layer, photo.shape[:2])]
-  return gr.ImageEditor(value={'background': background, 'layers': layers, 'composite': None},
-                        brush=brush(app_strokes.CANVAS, colours))
+  return gr.ImageEditor(
+      value={'background': background, 'layers': layers, 'composite': None}, brush=brush(app_strokes.CANVAS, colours)
+  )
 
 
 def by_field(fields: tuple[tuple[str, str], ...], values: list[Any]) -> dict[str, Any]:
@@ -82,8 +83,9 @@ def by_field(fields: tuple[tuple[str, str], ...], values: list[Any]) -> dict[str
 
 def progress_html(fraction: float | None, text: str) -> str:
   """A line of text over a bar at `fraction` done (None: empty)."""
-  return (f'<div>{html.escape(text)}</div><progress value="{fraction or 0.0:.3f}" max="1" style="width:100%">'
-          '</progress>')
+  return (
+      f'<div>{html.escape(text)}</div><progress value="{fraction or 0.0:.3f}" max="1" style="width:100%">' '</progress>'
+  )
 
 
 def results_column(key: str, previews: tuple[str, ...], layers: tuple[tuple[str, str], ...]) -> list[Any]:
@@ -92,19 +94,27 @@ def results_column(key: str, previews: tuple[str, ...], layers: tuple[tuple[str,
     status = gr.Textbox(label='Status', elem_id=f'{key}_status', interactive=False)
     progress = gr.HTML(progress_html(None, ''), elem_id=f'{key}_progress')
     with gr.Row():
-      shown = [gr.Image(label=f'{name} (while it runs)', interactive=False, format='png', height=240)
-               for name in previews]
+      shown = [
+          gr.Image(label=f'{name} (while it runs)', interactive=False, format='png', height=240) for name in previews
+      ]
     with gr.Row():
-      results = [gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath',
-                          height=240) for name, label in layers]
+      results = [
+          gr.Image(label=label, elem_id=f'{key}_{name.split(".")[0]}', interactive=False, type='filepath', height=240)
+          for name, label in layers
+      ]
     download = gr.File(label='All outputs (zip)', elem_id=f'{key}_zip', interactive=False)
     command = gr.Textbox(label='The same run from the command line', interactive=False)
   return [status, progress, *shown, *results, download, command]
 
 
-def settings_boxes(defaults: ml_collections.ConfigDict, key: str,
-                   fields: tuple[tuple[str, str], ...] = app_runs.SETTINGS, *, hidden: tuple[str, ...] = (),
-                   values: dict[str, Any] | None = None):
+def settings_boxes(
+    defaults: ml_collections.ConfigDict,
+    key: str,
+    fields: tuple[tuple[str, str], ...] = app_runs.SETTINGS,
+    *,
+    hidden: tuple[str, ...] = (),
+    values: dict[str, Any] | None = None,
+):
   """The Settings accordion: a number box per field of `fields` (the config's value) and the extra overrides.
 
   Fields in `hidden` do nothing on this tab: their boxes are hidden and empty (None: the config's value), so
@@ -112,13 +122,22 @@ def settings_boxes(defaults: ml_collections.ConfigDict, key: str,
   """
   values = values or {}
   with gr.Accordion('Settings', open=False, elem_id=f'{key}_settings'):
-    settings = [gr.Number(value=None if field in hidden else values.get(field, config_check.get_field(defaults, field)),
-                          label=label, precision=0, visible=field not in hidden,
-                          elem_id=f'{key}_{field.replace(".", "_")}') for field, label in fields]
-    extra = gr.Textbox(label='More config overrides (as on the command line)', elem_id=f'{key}_extra',
-                       placeholder='--config.learning_rate=0.002')
+    settings = [
+        gr.Number(
+            value=None if field in hidden else values.get(field, config_check.get_field(defaults, field)),
+            label=label,
+            precision=0,
+            visible=field not in hidden,
+            elem_id=f'{key}_{field.replace(".", "_")}',
+        )
+        for field, label in fields
+    ]
+    extra = gr.Textbox(
+        label='More config overrides (as on the command line)',
+        elem_id=f'{key}_extra',
+        placeholder='--config.learning_rate=0.002',
+    )
   return settings, extra
-
 
 
 class Tab:
@@ -135,8 +154,15 @@ class Tab:
     run.stop()
     return 'stopping after the current steps; the best result so far is kept'
 
-  def run_and_show(self, folder: str, make_args: Callable[[], list[str]], session: str | None, *,
-                   previews: tuple[str, ...], layers: list[str]):
+  def run_and_show(
+      self,
+      folder: str,
+      make_args: Callable[[], list[str]],
+      session: str | None,
+      *,
+      previews: tuple[str, ...],
+      layers: list[str],
+  ):
     """Runs the `main.py` arguments `make_args()` (which writes the inputs to `folder`) into `folder`/output.
 
     Yields (status, progress, *previews, *layers, zip, command) for the page as it goes: every few seconds
@@ -157,8 +183,7 @@ class Tab:
       return
     app_runs.save_run_record(folder, command, config)
     # The last run's results go, the command of this one shows.
-    yield ('running', progress_html(0.0, app_runs.Snapshot().describe()), *[None] * (len(quiet) - 1),
-           command)
+    yield ('running', progress_html(0.0, app_runs.Snapshot().describe()), *[None] * (len(quiet) - 1), command)
     run = self._runs[session] = app_runs.Run(config, workdir).start()
     try:
       last = time.monotonic()
@@ -167,8 +192,13 @@ class Tab:
           last = time.monotonic()
           snap = run.snapshot
           shown = [preview(snap.previews.get(n)) for n in previews]
-          yield ('running' + (' (stopping)' if run.stopping else ''), progress_html(snap.fraction, snap.describe()),
-                 *[skip if image is None else image for image in shown], *quiet[len(shown):-1], command)
+          yield (
+              'running' + (' (stopping)' if run.stopping else ''),
+              progress_html(snap.fraction, snap.describe()),
+              *[skip if image is None else image for image in shown],
+              *quiet[len(shown) : -1],
+              command,
+          )
     except GeneratorExit:  # The page was closed (Gradio cancels the event): nobody waits for the run.
       run.stop()
       raise
@@ -184,8 +214,13 @@ class Tab:
       yield ('stopped before any result', progress_html(None, ''), *quiet[:-1], command)
       return
     shown = [*[skip] * len(previews), *(path if os.path.exists(path) else None for path in paths)]
-    yield (app_runs.ended(run), progress_html(run.snapshot.fraction, run.snapshot.describe()), *shown,
-           app_runs.zip_folder(folder, os.path.join(folder, 'outputs.zip')), command)
+    yield (
+        app_runs.ended(run),
+        progress_html(run.snapshot.fraction, run.snapshot.describe()),
+        *shown,
+        app_runs.zip_folder(folder, os.path.join(folder, 'outputs.zip')),
+        command,
+    )
 
 
 class PhotoTab(Tab):
@@ -210,8 +245,11 @@ class PhotoTab(Tab):
       photo = image_io.load_image(file)
     except (image_io.InputError, cli.UsageError) as err:
       return None, None, f'error: {err}'
-    return (editor(photo, self.colours), file,
-            f'photo {os.path.basename(file)}: {photo.shape[1]}x{photo.shape[0]}; {self.paint}')
+    return (
+        editor(photo, self.colours),
+        file,
+        f'photo {os.path.basename(file)}: {photo.shape[1]}x{photo.shape[0]}; {self.paint}',
+    )
 
   def load_demo(self):
     """The demo into the editor (no photo file: the run uses the demo config's)."""
@@ -236,9 +274,13 @@ class WatermarkPage(PhotoTab):
     def make_args():
       if source is None or (editor or {}).get('background') is None:
         raise cli.UsageError('upload a photo or pick the demo first')
-      return app_runs.watermark_args(folder, photo=None if source == app_runs.DEMO else source,
-                                     layers=list(editor.get('layers') or []),
-                                     settings=by_field(app_runs.WATERMARK_SETTINGS, settings), extra=extra)
+      return app_runs.watermark_args(
+          folder,
+          photo=None if source == app_runs.DEMO else source,
+          layers=list(editor.get('layers') or []),
+          settings=by_field(app_runs.WATERMARK_SETTINGS, settings),
+          extra=extra,
+      )
 
     yield from self.run_and_show(folder, make_args, session, previews=self.previews, layers=list(self.layers))
 
@@ -262,11 +304,11 @@ class TaskPage(Tab):
         if upload:  # A copy in the run folder: the run is reproducible from it.
           files[field] = os.path.join(folder, 'input', field.replace('.', '_') + os.path.splitext(upload)[1].lower())
           shutil.copyfile(upload, files[field])
-      return app_runs.task_args(tab, files, settings=by_field(app_runs.SETTINGS, settings),
-                                extra=extra)
+      return app_runs.task_args(tab, files, settings=by_field(app_runs.SETTINGS, settings), extra=extra)
 
-    yield from self.run_and_show(folder, make_args, session, previews=tab.previews,
-                                 layers=[name for name, _ in tab.layers])
+    yield from self.run_and_show(
+        folder, make_args, session, previews=tab.previews, layers=[name for name, _ in tab.layers]
+    )
 
 
 def task_tab(tab: app_runs.TaskTab, page: TaskPage, defaults: ml_collections.ConfigDict) -> None:
@@ -275,8 +317,10 @@ def task_tab(tab: app_runs.TaskTab, page: TaskPage, defaults: ml_collections.Con
   gr.Markdown(tab.note + ' Give no file to run the demo.')
   with gr.Row():
     with gr.Column(scale=3):
-      uploads = [gr.File(label=label, elem_id=f'{key}_{field.replace(".", "_")}', type='filepath', height=120)
-                 for field, label in tab.inputs]
+      uploads = [
+          gr.File(label=label, elem_id=f'{key}_{field.replace(".", "_")}', type='filepath', height=120)
+          for field, label in tab.inputs
+      ]
       with gr.Row():
         run_button = gr.Button('Run', variant='primary', elem_id=f'{key}_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id=f'{key}_stop')
@@ -284,36 +328,51 @@ def task_tab(tab: app_runs.TaskTab, page: TaskPage, defaults: ml_collections.Con
     outputs = results_column(key, tab.previews, tab.layers)
 
   def run(values: dict, request: gr.Request):
-    yield from page.run([values[u] for u in uploads], [values[c] for c in settings], values[extra],
-                        request.session_hash)
+    yield from page.run(
+        [values[u] for u in uploads], [values[c] for c in settings], values[extra], request.session_hash
+    )
 
   connect(page, run, run_button, stop_button, {*uploads, *settings, extra}, outputs)
 
 
-def connect(page: Tab, run: Callable[..., Any], run_button: Any, stop_button: Any, inputs: set[Any],
-             outputs: list[Any]) -> None:
+def connect(
+    page: Tab, run: Callable[..., Any], run_button: Any, stop_button: Any, inputs: set[Any], outputs: list[Any]
+) -> None:
   """Run (one at a time: others wait in the queue) and Stop (not queued: it must reach a running run)."""
+
   def stop(request: gr.Request):
     return page.stop(request.session_hash)
 
-  run_button.click(run, inputs=inputs, outputs=outputs, concurrency_limit=1, concurrency_id='run',
-                   show_progress='minimal')
+  run_button.click(
+      run, inputs=inputs, outputs=outputs, concurrency_limit=1, concurrency_id='run', show_progress='minimal'
+  )
   stop_button.click(stop, outputs=outputs[0], queue=False)
 
 
 def watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> None:
   """The widgets and events of the watermark tab (inside a `gr.Tab`)."""
-  gr.Markdown('A photo with a watermark: paint over the watermark (the box around your strokes is the hint), '
-              'then Run; or pick the demo and Run.')
+  gr.Markdown(
+      'A photo with a watermark: paint over the watermark (the box around your strokes is the hint), '
+      'then Run; or pick the demo and Run.'
+  )
   source = gr.State(None)  # As the segmentation tab's.
   with gr.Row():
     with gr.Column(scale=3):
       with gr.Row():
         upload = gr.File(label='Photo (any image file)', elem_id='watermark_upload', type='filepath', height=120)
         demo_button = gr.Button('Demo', elem_id='watermark_demo', scale=0)
-      editor = gr.ImageEditor(label='Paint over the watermark', elem_id='watermark_editor', type='numpy',
-                              image_mode='RGBA', format='png', sources=(), layers=False, transforms=(),
-                              brush=brush(app_strokes.CANVAS, page.colours), canvas_size=app_strokes.CANVAS[::-1])
+      editor = gr.ImageEditor(
+          label='Paint over the watermark',
+          elem_id='watermark_editor',
+          type='numpy',
+          image_mode='RGBA',
+          format='png',
+          sources=(),
+          layers=False,
+          transforms=(),
+          brush=brush(app_strokes.CANVAS, page.colours),
+          canvas_size=app_strokes.CANVAS[::-1],
+      )
       with gr.Row():
         run_button = gr.Button('Run', variant='primary', elem_id='watermark_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id='watermark_stop')
@@ -323,7 +382,8 @@ def watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> N
   demo_button.click(page.load_demo, outputs=[editor, source, outputs[0]])
 
   def run(values: dict, request: gr.Request):
-    yield from page.run(values[editor], values[source], [values[c] for c in settings], values[extra],
-                        request.session_hash)
+    yield from page.run(
+        values[editor], values[source], [values[c] for c in settings], values[extra], request.session_hash
+    )
 
   connect(page, run, run_button, stop_button, {editor, source, *settings, extra}, outputs)

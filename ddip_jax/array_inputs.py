@@ -56,8 +56,10 @@ def as_float_image(value: np.ndarray, what: str, *, channels: bool) -> np.ndarra
     raise InputError(f'{what} has dtype {array.dtype}: expected uint8, uint16, bool or float in [0, 1]')
   elif not np.all(np.isfinite(array)) or array.min(initial=0.0) < 0.0 or array.max(initial=0.0) > 1.0:
     looks_8_bit = np.all(np.isfinite(array)) and array.min(initial=0.0) >= 0.0 and array.max(initial=0.0) <= 255.0
-    raise InputError(f'{what}: float values must be finite and in [0, 1]'
-                     + ('; these look like 0-255 values: divide them by 255 or pass uint8' if looks_8_bit else ''))
+    raise InputError(
+        f'{what}: float values must be finite and in [0, 1]'
+        + ('; these look like 0-255 values: divide them by 255 or pass uint8' if looks_8_bit else '')
+    )
   return image_io.as_rgb(array) if channels else array.astype(np.float32)
 
 
@@ -76,8 +78,10 @@ def as_float_frames(value: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray
   floats = [as_float_image(frame, f'frame {index}', channels=True) for index, frame in enumerate(frames)]
   for index, frame in enumerate(floats):
     if frame.shape != floats[0].shape:
-      raise InputError(f'frames differ in size: frame {index} is {frame.shape[1]}x{frame.shape[0]}, frame 0 is '
-                       f'{floats[0].shape[1]}x{floats[0].shape[0]}; all frames of a clip must have one size')
+      raise InputError(
+          f'frames differ in size: frame {index} is {frame.shape[1]}x{frame.shape[0]}, frame 0 is '
+          f'{floats[0].shape[1]}x{floats[0].shape[0]}; all frames of a clip must have one size'
+      )
   return floats
 
 
@@ -110,8 +114,10 @@ class Inputs:
       InputError: None, or no such file.
     """
     if value is None:
-      raise InputError(f'{what} is None: expected an array or an image file (cv2.imread, for one, returns None '
-                       'for a file it cannot read)')
+      raise InputError(
+          f'{what} is None: expected an array or an image file (cv2.imread, for one, returns None '
+          'for a file it cannot read)'
+      )
     path = os.fspath(value)
     if not os.path.exists(path):
       raise InputError(f'{what} {path!r}: no such file or folder')

@@ -44,7 +44,8 @@ def _check(x: jax.Array) -> None:
   if x.shape[1] != x.shape[2]:
     raise ValueError(
         'dihedral augmentation needs square spatial dims (quarter turns swap H and W), '
-        f'got shape {x.shape}; run the generators on a square canvas.')
+        f'got shape {x.shape}; run the generators on a square canvas.'
+    )
 
 
 def transform(x: jax.Array, index: jax.Array | int) -> jax.Array:

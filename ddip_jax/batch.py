@@ -76,8 +76,11 @@ def is_batch_output(path: str, workdir: str) -> bool:
   if os.path.commonpath([parent, folder]) != folder:
     return False
   while parent != folder:
-    if (os.path.exists(os.path.join(parent, runner.METRICS)) or os.path.exists(os.path.join(parent, runner.LOCK))
-        or runner.checkpoint_files(parent)):
+    if (
+        os.path.exists(os.path.join(parent, runner.METRICS))
+        or os.path.exists(os.path.join(parent, runner.LOCK))
+        or runner.checkpoint_files(parent)
+    ):
       return True
     parent = os.path.dirname(parent)
   return False
@@ -115,8 +118,10 @@ def input_paths(spec: str, workdir: str | None = None) -> list[str]:
         if ours:
           logging.info('config.inputs: %d files matching %r are outputs of this batch: left out', len(ours), item)
         if len(ours) == len(matches):
-          raise image_io.InputError(f'config.inputs: no file matches {item!r}'
-                                    + (f' but the outputs in --workdir {workdir!r}' if ours else ''))
+          raise image_io.InputError(
+              f'config.inputs: no file matches {item!r}'
+              + (f' but the outputs in --workdir {workdir!r}' if ours else '')
+          )
         paths += [p for p in matches if p not in ours]
       elif item:
         paths.append(item)
@@ -125,8 +130,10 @@ def input_paths(spec: str, workdir: str | None = None) -> list[str]:
     raise image_io.InputError(f'config.inputs = {spec!r} lists no image')
   for path in paths:
     if workdir is not None and is_batch_output(path, workdir):
-      raise image_io.InputError(f'config.inputs: {path!r} is an output of this batch (in --workdir {workdir!r}); '
-                                'list the images, not the results')
+      raise image_io.InputError(
+          f'config.inputs: {path!r} is an output of this batch (in --workdir {workdir!r}); '
+          'list the images, not the results'
+      )
   return paths
 
 
@@ -143,8 +150,10 @@ def _list_file(path: str) -> list[str]:
     with open(path, 'rb') as f:
       info = os.fstat(f.fileno())
       if info.st_size > MAX_LIST_BYTES:
-        raise image_io.InputError(f'config.inputs: the list {path!r} is {info.st_size} bytes: more than '
-                                  f'{MAX_LIST_BYTES}, too large for a list of paths')
+        raise image_io.InputError(
+            f'config.inputs: the list {path!r} is {info.st_size} bytes: more than '
+            f'{MAX_LIST_BYTES}, too large for a list of paths'
+        )
       lines = f.read(MAX_LIST_BYTES + 1).splitlines()
   except OSError as err:
     raise image_io.InputError(f'config.inputs: cannot read the list {path!r}: {err.strerror or err}') from err
@@ -192,12 +201,14 @@ class Row:
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
   """The top-level numbers of a run's metrics (the columns of results.csv)."""
-  return {k: v for k, v in metrics.items()
-          if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k not in _FIXED_COLUMNS}
+  return {
+      k: v
+      for k, v in metrics.items()
+      if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k not in _FIXED_COLUMNS
+  }
 
 
-def run_image(config: ml_collections.ConfigDict, path: str, workdir: str, row: Row, *,
-              overwrite: bool = False) -> Row:
+def run_image(config: ml_collections.ConfigDict, path: str, workdir: str, row: Row, *, overwrite: bool = False) -> Row:
   """Runs one image into `workdir` (its own folder, locked while it runs), filling `row`.
 
   Errors of the image are recorded, not raised; an image whose folder another
@@ -227,8 +238,9 @@ def run_image(config: ml_collections.ConfigDict, path: str, workdir: str, row: R
   return row
 
 
-def _run_on_devices(config: ml_collections.ConfigDict, rows: list[Row], workdir: str,
-                    devices: Sequence[jax.Device], overwrite: bool) -> None:
+def _run_on_devices(
+    config: ml_collections.ConfigDict, rows: list[Row], workdir: str, devices: Sequence[jax.Device], overwrite: bool
+) -> None:
   """Runs every row's image, each device taking the next one from a shared queue."""
   if len(devices) <= 1 or len(rows) <= 1:
     for row in rows:
@@ -294,8 +306,15 @@ def _gather_rows(rows: list[Row], process_index: int, process_count: int) -> lis
   return [row for p in range(process_count) for row in gathered[p]]
 
 
-def initialize_distributed(coordinator_address: str | None, num_processes: int | None, process_id: int | None,
-                           *, force: bool = False, bind_address: str | None = None, timeout_s: int = 300) -> None:
+def initialize_distributed(
+    coordinator_address: str | None,
+    num_processes: int | None,
+    process_id: int | None,
+    *,
+    force: bool = False,
+    bind_address: str | None = None,
+    timeout_s: int = 300,
+) -> None:
   """Starts `jax.distributed` when a multi-process run is asked for.
 
   Each argument falls back to an environment variable (JAX_COORDINATOR_ADDRESS,
@@ -315,19 +334,32 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
     return
   bind_address = bind_address or coordinator_address
   if coordinator_address:
-    print(f'process {process_id} of {num_processes}: waiting up to {timeout_s} s for every process to reach the '
-          f'coordinator {coordinator_address}' + (f' (listening on {bind_address})' if process_id == 0 else ''),
-          file=sys.stderr, flush=True)
+    print(
+        f'process {process_id} of {num_processes}: waiting up to {timeout_s} s for every process to reach the '
+        f'coordinator {coordinator_address}' + (f' (listening on {bind_address})' if process_id == 0 else ''),
+        file=sys.stderr,
+        flush=True,
+    )
   try:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id, initialization_timeout=timeout_s,
-                               coordinator_bind_address=bind_address)
+    jax.distributed.initialize(
+        coordinator_address,
+        num_processes,
+        process_id,
+        initialization_timeout=timeout_s,
+        coordinator_bind_address=bind_address,
+    )
   except (ValueError, TypeError, RuntimeError) as err:  # Bad or missing settings, coordinator unreachable.
     raise config_check.ConfigError(f'cannot start the multi-process run: {err}') from err
   logging.info('process %d of %d', jax.process_index(), jax.process_count())
 
 
-def _results(config: ml_collections.ConfigDict, workdir: str, paths: Sequence[str], names: Sequence[str],
-             known: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _results(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    paths: Sequence[str],
+    names: Sequence[str],
+    known: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
   """One row per image, in input order: the rows run here (or gathered), and for the others (not run
   here, or left to another process) what their folders hold now."""
   by_image = {r['image']: r for r in known}
@@ -378,11 +410,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = Fa
   except OSError as err:
     raise image_io.InputError(f'cannot use --workdir {workdir!r}: {err.strerror or err}') from err
   process_index, process_count = jax.process_index(), jax.process_count()
-  rows = [Row(image=p, output=n, process=process_index)
-          for p, n in list(zip(paths, names))[process_index::process_count]]
+  rows = [
+      Row(image=p, output=n, process=process_index) for p, n in list(zip(paths, names))[process_index::process_count]
+  ]
   devices = jax.local_devices()
-  logging.info('process %d of %d: %d of %d images on %d device(s)', process_index, process_count, len(rows),
-               len(paths), len(devices))
+  logging.info(
+      'process %d of %d: %d of %d images on %d device(s)',
+      process_index,
+      process_count,
+      len(rows),
+      len(paths),
+      len(devices),
+  )
   try:
     _run_on_devices(config, rows, workdir, devices, overwrite)
   except BaseException:
@@ -395,8 +434,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, overwrite: bool = Fa
     results = _results(config, workdir, paths, names, gathered)
     _write_results(workdir, results)
     counts = collections.Counter(r['status'].split(':')[0] for r in results)
-    others = ''.join(f'; {n} {_STATUS_WORDS.get(status, status)}' for status, n in sorted(counts.items())
-                     if status != 'ok')
-    print(f'done: {counts["ok"]} of {len(results)} images, results in {os.path.join(workdir, RESULTS)}{others}',
-          flush=True)
+    others = ''.join(
+        f'; {n} {_STATUS_WORDS.get(status, status)}' for status, n in sorted(counts.items()) if status != 'ok'
+    )
+    print(
+        f'done: {counts["ok"]} of {len(results)} images, results in {os.path.join(workdir, RESULTS)}{others}',
+        flush=True,
+    )
   return rows

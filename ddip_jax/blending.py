@@ -29,8 +29,9 @@ def _pixel_opacity(image: np.ndarray, clean: np.ndarray, colour: np.ndarray) -> 
   return np.sum((image - clean) * towards, axis=-1) / np.maximum(np.sum(towards**2, axis=-1), 1e-3)
 
 
-def fit_blend(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, max_opacity: float,
-              refits: int = 2) -> tuple[float, np.ndarray]:
+def fit_blend(
+    image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, max_opacity: float, refits: int = 2
+) -> tuple[float, np.ndarray]:
   """One opacity a and colour w with I = (1 - a) C + a w on a region, by least squares.
 
   I - C = -a C + a w is linear in (a, a w): 4 unknowns over the region's
@@ -69,8 +70,9 @@ def fit_blend(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, max_o
   return opacity, colour
 
 
-def deblend_fitted(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, opacity: float,
-                   colour: np.ndarray, max_opacity: float) -> np.ndarray:
+def deblend_fitted(
+    image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, opacity: float, colour: np.ndarray, max_opacity: float
+) -> np.ndarray:
   """De-blends each pixel of a region by its own opacity towards a fitted colour.
 
   A pixel's opacity is the projection of I - C on w - C, clipped to
@@ -85,8 +87,9 @@ def deblend_fitted(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, 
   return deblend(image, alpha[..., None], np.broadcast_to(colour, image.shape), max_opacity=max_opacity)
 
 
-def fitted_opacity(image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, opacity: float,
-                   colour: np.ndarray) -> np.ndarray:
+def fitted_opacity(
+    image: np.ndarray, clean: np.ndarray, region: np.ndarray, *, opacity: float, colour: np.ndarray
+) -> np.ndarray:
   """Each pixel's opacity towards a fitted colour, as `deblend_fitted` uses it: (H, W) in [0, opacity].
 
   The projection of I - C on w - C, clipped to [0, opacity], 0 outside the region: the watermark's
@@ -110,6 +113,7 @@ def median_layers(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   if not runs:
     raise ValueError('median_layers needs at least one run')
   medians = {name: np.median(np.stack([r[name] for r in runs]), axis=0).astype(np.float32) for name in runs[0]}
-  medians['masked_watermark'] = np.median(
-      np.stack([r['watermark'] * r['mask'] for r in runs]), axis=0).astype(np.float32)
+  medians['masked_watermark'] = np.median(np.stack([r['watermark'] * r['mask'] for r in runs]), axis=0).astype(
+      np.float32
+  )
   return medians

@@ -55,11 +55,13 @@ def load_checkpoint(path: str) -> dict[str, Any]:
   except OSError as err:
     raise CheckpointError(f'cannot read checkpoint {path!r}: {err.strerror or err}') from err
   except Exception as err:  # msgpack raises many kinds of errors on bad data.
-    raise CheckpointError(f'checkpoint {path!r} is corrupt ({type(err).__name__}); '
-                          'delete it to start the run over') from err
+    raise CheckpointError(
+        f'checkpoint {path!r} is corrupt ({type(err).__name__}); ' 'delete it to start the run over'
+    ) from err
   if not isinstance(payload, dict) or payload.get('version') != VERSION:
-    raise CheckpointError(f'{path!r} is not a checkpoint of this version of ddip_jax; '
-                          'delete it to start the run over')
+    raise CheckpointError(
+        f'{path!r} is not a checkpoint of this version of ddip_jax; ' 'delete it to start the run over'
+    )
   return payload
 
 
@@ -74,7 +76,8 @@ def restore_like(template: PyTree, saved: Any, path: str) -> PyTree:
     if got.shape != want.shape or got.dtype != want.dtype:
       raise CheckpointError(
           f'checkpoint {path!r} does not fit this problem: {jax.tree_util.keystr(where)} is '
-          f'{got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}')
+          f'{got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}'
+      )
   return jax.device_put(restored)
 
 

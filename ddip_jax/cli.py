@@ -36,9 +36,11 @@ from ddip_jax import errors
 
 CONFIG_FLAG = 'config'
 # absl's words for a value of the wrong type, and ours.
-_VALUE_PROBLEMS = ((r'invalid literal for int\(\)', 'not a whole number'),
-                   (r'could not convert string to float', 'not a number'),
-                   (r'Non-boolean argument', 'not true or false'))
+_VALUE_PROBLEMS = (
+    (r'invalid literal for int\(\)', 'not a whole number'),
+    (r'could not convert string to float', 'not a number'),
+    (r'Non-boolean argument', 'not true or false'),
+)
 
 
 UsageError = errors.UsageError
@@ -68,8 +70,10 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
   """
   file = path.split(':', 1)[0]
   if not os.path.isfile(file):
-    raise UsageError(f'--{CONFIG_FLAG}={path}: ' + ('is a directory, not a config file' if os.path.isdir(file) else
-                                                    'no such config file'))
+    raise UsageError(
+        f'--{CONFIG_FLAG}={path}: '
+        + ('is a directory, not a config file' if os.path.isdir(file) else 'no such config file')
+    )
   try:
     spec = importlib.util.spec_from_file_location('ddip_jax_config_file', file)
     module = importlib.util.module_from_spec(spec)
@@ -107,8 +111,11 @@ def unknown_field(argv: list[str], config: ml_collections.ConfigDict) -> str | N
     # The same name in another section first, then names spelt alike.
     close = [name for name in fields if name.rsplit('.', 1)[-1] == leaf]
     close += [name for name in difflib.get_close_matches(field, fields, n=3, cutoff=0.6) if name not in close]
-    advice = (f'did you mean {" or ".join(f"--{CONFIG_FLAG}.{name}" for name in close[:3])}?' if close
-              else 'the fields are listed in configs/default.py')
+    advice = (
+        f'did you mean {" or ".join(f"--{CONFIG_FLAG}.{name}" for name in close[:3])}?'
+        if close
+        else 'the fields are listed in configs/default.py'
+    )
     return f'--{CONFIG_FLAG}.{field}: no such config field; {advice}'
   return None
 
@@ -141,14 +148,23 @@ def unset_empty_optionals(config: ml_collections.ConfigDict) -> None:
       config[name] = None
 
 
-def drop_foreign_ground_truth(config: ml_collections.ConfigDict, file_config: ml_collections.ConfigDict,
-                              overridden: set[str], config_path: str, *, warn: bool = True) -> None:
+def drop_foreign_ground_truth(
+    config: ml_collections.ConfigDict,
+    file_config: ml_collections.ConfigDict,
+    overridden: set[str],
+    config_path: str,
+    *,
+    warn: bool = True,
+) -> None:
   """Unsets the config file's ground truths when the command line changed the input they describe.
 
   Says so as a warning (`warn`), else in the log's info lines (the API, whose callers are told in its docs).
   """
-  changed = [f for f in config_check.INPUT_FIELDS
-             if config_check.get_field(config, f) != config_check.get_field(file_config, f)]
+  changed = [
+      f
+      for f in config_check.INPUT_FIELDS
+      if config_check.get_field(config, f) != config_check.get_field(file_config, f)
+  ]
   if not changed:
     return
   for field in config_check.GROUND_TRUTH_FIELDS:
@@ -157,9 +173,16 @@ def drop_foreign_ground_truth(config: ml_collections.ConfigDict, file_config: ml
       section, _, leaf = field.rpartition('.')
       (config_check.get_field(config, section) if section else config)[leaf] = None
       log = logging.warning if warn else logging.info
-      log('config.%s = %r is the ground truth of %s\'s own input, not of config.%s = %r: not used '
-          '(give --config.%s=PATH to score against yours)', field, value, config_path, changed[0],
-          config_check.get_field(config, changed[0]), field)
+      log(
+          "config.%s = %r is the ground truth of %s's own input, not of config.%s = %r: not used "
+          '(give --config.%s=PATH to score against yours)',
+          field,
+          value,
+          config_path,
+          changed[0],
+          config_check.get_field(config, changed[0]),
+          field,
+      )
 
 
 def parse(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS, *, default_config: str) -> list[str]:

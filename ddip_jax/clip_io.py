@@ -13,6 +13,7 @@ from PIL import Image, ImageSequence
 from ddip_jax import image_io
 from ddip_jax import writing
 
+
 def list_frames(folder: str | os.PathLike[str]) -> list[str]:
   """The PNG/JPEG files of `folder` in natural name order (frame2 before frame10).
 
@@ -31,14 +32,16 @@ def list_frames(folder: str | os.PathLike[str]) -> list[str]:
   return frames
 
 
-def _stacked(path: str, count: int, height: int, width: int, frames: Iterator[np.ndarray],
-             files: list[str]) -> np.ndarray:
+def _stacked(
+    path: str, count: int, height: int, width: int, frames: Iterator[np.ndarray], files: list[str]
+) -> np.ndarray:
   """The clip as one (F, H, W, 3) array, filled a frame at a time, once its run is known to fit in memory."""
   image_io.check_fits(repr(path), height, width, frames=count)
   if count < 2:
     list(frames)  # A truncated file is called that, not a clip of one frame.
-    raise image_io.InputError(f"{path!r} has {count} frame; a video needs at least 2 "
-                              "(segment a single image with task 'segmentation')")
+    raise image_io.InputError(
+        f"{path!r} has {count} frame; a video needs at least 2 " "(segment a single image with task 'segmentation')"
+    )
   clip = None
   for index, (file, frame) in enumerate(zip(files, frames)):
     if clip is None:
@@ -46,7 +49,8 @@ def _stacked(path: str, count: int, height: int, width: int, frames: Iterator[np
     elif frame.shape != clip.shape[1:]:
       raise image_io.InputError(
           f"frames differ in size: {file!r} is {frame.shape[1]}x{frame.shape[0]}, "
-          f"{files[0]!r} is {clip.shape[2]}x{clip.shape[1]}; all frames of {path!r} must have one size")
+          f"{files[0]!r} is {clip.shape[2]}x{clip.shape[1]}; all frames of {path!r} must have one size"
+      )
     clip[index] = frame
   return clip
 
@@ -76,20 +80,22 @@ def load_frames(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
   if os.path.isdir(path):
     files = list_frames(path)
     names = [os.path.basename(f) for f in files]
-    return _stacked(path, len(files), *image_io.header_size(files[0]), (image_io.load_image(f) for f in files),
-                    files), names
+    return (
+        _stacked(path, len(files), *image_io.header_size(files[0]), (image_io.load_image(f) for f in files), files),
+        names,
+    )
   image_io.check_file(path)
   with image_io.decoding(path), Image.open(path) as im:
     if im.format != "GIF":
-      raise image_io.InputError(f"{path!r} is a {im.format or 'non-GIF'} file, not an animated GIF "
-                                "(give a folder of frames or a GIF)")
+      raise image_io.InputError(
+          f"{path!r} is a {im.format or 'non-GIF'} file, not an animated GIF " "(give a folder of frames or a GIF)"
+      )
     names = [f"frame_{k:04d}" for k in range(im.n_frames)]
     frames = (image_io.frame_pixels(frame) for frame in ImageSequence.Iterator(im))
     return _stacked(path, len(names), im.height, im.width, frames, names), names
 
 
-def load_masks(path: str | os.PathLike[str], *, count: int,
-               shape: tuple[int, int]) -> np.ndarray:
+def load_masks(path: str | os.PathLike[str], *, count: int, shape: tuple[int, int]) -> np.ndarray:
   """Per-frame masks (hints, ground truth) of a clip of `count` frames.
 
   Args:
@@ -114,8 +120,7 @@ def load_masks(path: str | os.PathLike[str], *, count: int,
   return np.stack([image_io.load_mask(f, shape=shape) for f in files])
 
 
-def save_gif(path: str | os.PathLike[str], frames: npt.ArrayLike, *,
-             duration_ms: int = 100) -> None:
+def save_gif(path: str | os.PathLike[str], frames: npt.ArrayLike, *, duration_ms: int = 100) -> None:
   """Writes frames as a looping animated GIF, atomically.
 
   Colour frames are quantised to 256 colours each (GIF's limit). Pillow merges
@@ -134,10 +139,10 @@ def save_gif(path: str | os.PathLike[str], frames: npt.ArrayLike, *,
   if arr.ndim == 4 and arr.shape[-1] == 1:
     arr = arr[..., 0]
   if not (arr.ndim == 3 or (arr.ndim == 4 and arr.shape[-1] == 3)) or 0 in arr.shape:
-    raise ValueError(f"frames must be (F, H, W), (F, H, W, 1) or (F, H, W, 3) with no empty "
-                     f"axis, got {np.shape(frames)}")
+    raise ValueError(
+        f"frames must be (F, H, W), (F, H, W, 1) or (F, H, W, 3) with no empty " f"axis, got {np.shape(frames)}"
+    )
   images = [Image.fromarray(image_io.to_uint8(frame)) for frame in arr]
   buf = io.BytesIO()
-  images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
-                 duration=duration_ms, loop=0)
+  images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
   writing.write_bytes(path, buf.getvalue())

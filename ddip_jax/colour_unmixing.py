@@ -68,7 +68,7 @@ def independent_directions(data: np.ndarray, *, angles: int = 360) -> np.ndarray
     total = 0.0
     for rotated in (directions, np.stack([-directions[1], directions[0]])):
       s = z @ rotated
-      total = total + (np.mean(np.log(np.cosh(np.clip(s, -30, 30))), axis=0) - _LOGCOSH_GAUSS)**2
+      total = total + (np.mean(np.log(np.cosh(np.clip(s, -30, 30))), axis=0) - _LOGCOSH_GAUSS) ** 2
     return total
 
   step = (np.pi / 2) / angles
@@ -113,8 +113,11 @@ def colour_plane_unmix(image: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray]
     colour = mixing[:, k] @ basis
     layers.append(np.outer(sources[:, k], colour).reshape(image.shape).astype(np.float32))
     colours.append([float(c) for c in colour / np.max(np.abs(colour))])
-  info = {'off_plane_rms': float(singular[2] / np.sqrt(len(x) * 3)), 'spread': float(singular[1] / singular[0]),
-          'colours': colours}
+  info = {
+      'off_plane_rms': float(singular[2] / np.sqrt(len(x) * 3)),
+      'spread': float(singular[1] / singular[0]),
+      'colours': colours,
+  }
   return (layers[0], layers[1]), info
 
 
@@ -126,8 +129,9 @@ def colour_plane_fits(info: dict[str, Any], layers: tuple[np.ndarray, np.ndarray
   """
   values = np.stack(layers)
   out = float(np.mean((values < -FIT_MARGIN) | (values > 1 + FIT_MARGIN)))
-  fits = (info['off_plane_rms'] <= COLOUR_PLANE_RMS and info['spread'] >= COLOUR_PLANE_MIN_SPREAD
-          and out <= FIT_TOLERANCE)
+  fits = (
+      info['off_plane_rms'] <= COLOUR_PLANE_RMS and info['spread'] >= COLOUR_PLANE_MIN_SPREAD and out <= FIT_TOLERANCE
+  )
   return fits, out
 
 
@@ -202,8 +206,12 @@ def photo_texture_unmix(image: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray
   colour, disagreement = texture_colour(x)
   across = np.linalg.svd(np.eye(3) - np.outer(colour, colour))[0][:, :2]
   along = x @ colour
-  photo_along = filters.guided_filter((x @ across).astype(np.float32), along[..., None].astype(np.float32),
-                                      radius=PHOTO_GUIDE_RADIUS, eps=PHOTO_GUIDE_EPS)[..., 0]
+  photo_along = filters.guided_filter(
+      (x @ across).astype(np.float32),
+      along[..., None].astype(np.float32),
+      radius=PHOTO_GUIDE_RADIUS,
+      eps=PHOTO_GUIDE_EPS,
+  )[..., 0]
   texture = along - photo_along
   # The photo R = I - (texture + k) c is >= 0 where k <= min_i I_i / c_i - texture.
   headroom = np.min(x / np.maximum(colour, 1e-3), axis=-1) - texture
@@ -224,16 +232,19 @@ def photo_texture_fits(info: dict[str, Any], layers: tuple[np.ndarray, np.ndarra
   return info['disagreement'] <= TEXTURE_COLOUR_DISAGREEMENT and out <= FIT_TOLERANCE, out
 
 
-def additive_unmixings(image: np.ndarray
-                       ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict[str, Any]], str]:
+def additive_unmixings(
+    image: np.ndarray,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict[str, Any]], str]:
   """The unmixings of one additive mixture, in turn until one's model fits: colour plane, then photo + texture.
 
   Returns:
     ({name: (R, T) clipped to [0, 1]}, {name: the model's entries, 'out_of_range', 'model_fits'}, the last one's name).
   """
   layers, report = {}, {}
-  for name, unmix_fn, fits_fn in (('colour', colour_plane_unmix, colour_plane_fits),
-                                  ('photo_texture', photo_texture_unmix, photo_texture_fits)):
+  for name, unmix_fn, fits_fn in (
+      ('colour', colour_plane_unmix, colour_plane_fits),
+      ('photo_texture', photo_texture_unmix, photo_texture_fits),
+  ):
     unmixed, info = unmix_fn(image)
     fits, out = fits_fn(info, unmixed)
     layers[name] = tuple(np.clip(x, 0.0, 1.0) for x in unmixed)
@@ -243,9 +254,15 @@ def additive_unmixings(image: np.ndarray
   return layers, report, name
 
 
-def finalise_additive(image: np.ndarray, layers: tuple[np.ndarray, np.ndarray] | None,
-                      truths: list[np.ndarray] | None, *, exclusion_weight: float, select: str,
-                      layer_scale: float) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any], str]:
+def finalise_additive(
+    image: np.ndarray,
+    layers: tuple[np.ndarray, np.ndarray] | None,
+    truths: list[np.ndarray] | None,
+    *,
+    exclusion_weight: float,
+    select: str,
+    layer_scale: float,
+) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any], str]:
   """The generators' layers of one additive mixture, or an unmixing of it where its model fits.
 
   Unmixings, of the full-size image, clipped to [0, 1]: 'colour'
@@ -279,6 +296,7 @@ def finalise_additive(image: np.ndarray, layers: tuple[np.ndarray, np.ndarray] |
     report[candidate] = {'objective': float(objective), **models_info.get(candidate, {})}
     if truths is not None:
       report[candidate]['ground_truth'] = metrics_lib.layer_pair_scores(
-          tuple(layer_scale * x for x in candidates[candidate]), tuple(truths))
+          tuple(layer_scale * x for x in candidates[candidate]), tuple(truths)
+      )
   chosen = unmixing.choose_finalisation(report, name, select) if layers is not None else name
   return candidates[chosen], report, chosen

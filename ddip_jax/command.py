@@ -35,27 +35,36 @@ from ddip_jax import tasks
 _DEFAULT_CONFIG = 'configs/zebra.py'
 # No default here: it would be loaded, with the command line's overrides, before
 # any mistake in them can be reported; `cli.parse` supplies _DEFAULT_CONFIG.
-_CONFIG = config_flags.DEFINE_config_file('config', None, f'Task config file (default: {_DEFAULT_CONFIG}).',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, f'Task config file (default: {_DEFAULT_CONFIG}).', lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output folder (default: results/<config name>).')
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False,
-                               'Run again even if the workdir holds a finished run of this config (or one made '
-                               'from other input files); its results are replaced only once the new run finishes.')
-_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
-                                   'host:port of process 0, for a batch shared by several processes.')
+_OVERWRITE = flags.DEFINE_bool(
+    'overwrite',
+    False,
+    'Run again even if the workdir holds a finished run of this config (or one made '
+    'from other input files); its results are replaced only once the new run finishes.',
+)
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0, for a batch shared by several processes.'
+)
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes sharing the batch.')
-_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process\'s index, 0 .. num_processes - 1.')
-_BIND_ADDRESS = flags.DEFINE_string('coordinator_bind_address', None,
-                                    'Where process 0\'s coordinator listens (default: --coordinator_address; '
-                                    '[::]:PORT for every interface).')
-_DISTRIBUTED = flags.DEFINE_bool('distributed', False,
-                                 'Initialise jax.distributed even without the flags above (cluster managers).')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, "This process's index, 0 .. num_processes - 1.")
+_BIND_ADDRESS = flags.DEFINE_string(
+    'coordinator_bind_address',
+    None,
+    "Where process 0's coordinator listens (default: --coordinator_address; " '[::]:PORT for every interface).',
+)
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False, 'Initialise jax.distributed even without the flags above (cluster managers).'
+)
 _COMPILATION_CACHE = flags.DEFINE_string(
-    'compilation_cache', os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
-                                      'ddip_jax', 'xla'),
-    'Folder of JAX\'s persistent compilation cache: a rerun of the same config and image size skips '
-    'the compilation of its steps. Empty: no cache.')
+    'compilation_cache',
+    os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'ddip_jax', 'xla'),
+    "Folder of JAX's persistent compilation cache: a rerun of the same config and image size skips "
+    'the compilation of its steps. Empty: no cache.',
+)
 
 
 def _enable_compilation_cache(path: str) -> None:
@@ -68,8 +77,10 @@ def _enable_compilation_cache(path: str) -> None:
 def _where_it_stands(config, workdir: str) -> str:
   """After an interruption outside an optimisation: whether the outputs are complete, and what to do."""
   if config.inputs:
-    return (f': {os.path.join(workdir, batch.RESULTS)} lists the images finished; run the same command again '
-            'for the others')
+    return (
+        f': {os.path.join(workdir, batch.RESULTS)} lists the images finished; run the same command again '
+        'for the others'
+    )
   if runner.finished_metrics(workdir, config) is not None:
     return f'after the run finished: its outputs are complete in {workdir}/'
   return 'before the outputs were complete: run the same command again to resume (or redo) it'
@@ -85,8 +96,13 @@ def main(argv):
     with resume.terminating():  # SIGTERM outside an optimisation: a message and 143, as Ctrl-C's 130.
       tasks.validate(config)
       _enable_compilation_cache(_COMPILATION_CACHE.value)
-      batch.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                                   force=_DISTRIBUTED.value, bind_address=_BIND_ADDRESS.value)
+      batch.initialize_distributed(
+          _COORDINATOR.value,
+          _NUM_PROCESSES.value,
+          _PROCESS_ID.value,
+          force=_DISTRIBUTED.value,
+          bind_address=_BIND_ADDRESS.value,
+      )
       logging.info('task %s, writing to %s', config.task, workdir)
       if config.inputs:
         return 1 if any(row.failed for row in batch.run(config, workdir, overwrite=_OVERWRITE.value)) else 0
@@ -94,8 +110,10 @@ def main(argv):
   except errors.Interrupted as err:
     where = getattr(err, 'workdir', workdir)
     if config.loop.checkpoint_every > 0:
-      print(f'{err}: the best result so far and a checkpoint are in {where}/; '
-            'run the same command again to resume', file=sys.stderr)
+      print(
+          f'{err}: the best result so far and a checkpoint are in {where}/; ' 'run the same command again to resume',
+          file=sys.stderr,
+      )
     else:
       print(f'{err}: the best result so far is in {where}/ (checkpoints are off)', file=sys.stderr)
     return 128 + getattr(signal, err.reason, signal.SIGINT)
@@ -113,13 +131,17 @@ def main(argv):
     print(f'error: {err}', file=sys.stderr)
     return 2
   summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and k != 'status'}
-  print(('already done (same config and input files; --overwrite to run it again)' if already_done else 'done')
-        + f': outputs in {workdir}/  ' + '  '.join(
-            f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in summary.items()))
+  print(
+      ('already done (same config and input files; --overwrite to run it again)' if already_done else 'done')
+      + f': outputs in {workdir}/  '
+      + '  '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in summary.items())
+  )
   return 0
 
 
 def run() -> None:
   """The program: `python main.py ...` and the `ddip-jax` command (pyproject.toml) run this."""
-  app.run(lambda argv: sys.exit(main(argv)), flags_parser=functools.partial(cli.parse_or_exit,
-                                                                             default_config=_DEFAULT_CONFIG))
+  app.run(
+      lambda argv: sys.exit(main(argv)),
+      flags_parser=functools.partial(cli.parse_or_exit, default_config=_DEFAULT_CONFIG),
+  )

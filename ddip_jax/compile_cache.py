@@ -170,8 +170,9 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache.pop(dropped)
 
 
-def cached_jit(fn: Callable[..., Any], state: Any, key: jax.Array, *extra: Any, options: dict[str, str],
-               identity: Any = None) -> Chunk:
+def cached_jit(
+    fn: Callable[..., Any], state: Any, key: jax.Array, *extra: Any, options: dict[str, str], identity: Any = None
+) -> Chunk:
   """`fn` (e.g. a `chunk_fn`) compiled for arguments like (state, key, *extra), state donated (module docstring).
 
   Args:
@@ -200,8 +201,13 @@ def cached_jit(fn: Callable[..., Any], state: Any, key: jax.Array, *extra: Any, 
         return Chunk(_COMPILED[known[0]], known[1], known[0], extra)
   closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(state, key, *extra)
   in_tree, out_tree = jax.tree.structure((state, key, extra)), jax.tree.structure(out_shape)
-  cache_key = (str(closed.jaxpr), in_tree, out_tree, tuple(map(jax.typeof, closed.consts)),
-               tuple(sorted(options.items())))
+  cache_key = (
+      str(closed.jaxpr),
+      in_tree,
+      out_tree,
+      tuple(map(jax.typeof, closed.consts)),
+      tuple(sorted(options.items())),
+  )
   with _COMPILED_LOCK:
     compiled = _COMPILED.get(cache_key)
     if compiled is None:

@@ -15,14 +15,33 @@ import ml_collections
 from ddip_jax import errors
 
 # Fields naming files a run reads (one file, a folder of frames, or a tuple of files).
-INPUT_FILE_FIELDS = ('image', 'fg_hint', 'bg_hint', 'gt_mask', 'transparency.image2', 'transparency.gt_layer1',
-                     'transparency.gt_layer2', 'dehaze.gt_clean', 'watermark.hint', 'watermark.images',
-                     'watermark.gt_clean', 'watermark.gt_images', 'watermark.eval_box')
+INPUT_FILE_FIELDS = (
+    'image',
+    'fg_hint',
+    'bg_hint',
+    'gt_mask',
+    'transparency.image2',
+    'transparency.gt_layer1',
+    'transparency.gt_layer2',
+    'dehaze.gt_clean',
+    'watermark.hint',
+    'watermark.images',
+    'watermark.gt_clean',
+    'watermark.gt_images',
+    'watermark.eval_box',
+)
 # The images a config decomposes; its ground truths (below) describe these.
 INPUT_FIELDS = ('image', 'inputs', 'transparency.image2', 'watermark.images')
 # Evaluation only (IoU, PSNR, the metrics' box): they belong to the config file's own inputs.
-GROUND_TRUTH_FIELDS = ('gt_mask', 'transparency.gt_layer1', 'transparency.gt_layer2', 'dehaze.gt_clean',
-                       'watermark.gt_clean', 'watermark.gt_images', 'watermark.eval_box')
+GROUND_TRUTH_FIELDS = (
+    'gt_mask',
+    'transparency.gt_layer1',
+    'transparency.gt_layer2',
+    'dehaze.gt_clean',
+    'watermark.gt_clean',
+    'watermark.gt_images',
+    'watermark.eval_box',
+)
 # Numeric fields that make no sense below 0, by the end of their name (weights, step counts, noise, radii).
 _NON_NEGATIVE = re.compile(r'(_weight|_steps|_phase|_radius|sigma|sigma_step)$')
 
@@ -53,8 +72,10 @@ def foreign_field(config: ml_collections.ConfigDict, overridden: set[str]) -> st
     section = field.split('.', 1)[0]
     owners = [task for task, sections in TASK_SECTIONS.items() if sections[0] == section]
     if owners and section not in own:
-      return (f'config.{field} is a field of task {owners[0]!r}; this config runs task {config.task!r}, which reads '
-              f'{" and ".join(f"{s}.*" for s in own)} and the shared fields (configs/default.py)')
+      return (
+          f'config.{field} is a field of task {owners[0]!r}; this config runs task {config.task!r}, which reads '
+          f'{" and ".join(f"{s}.*" for s in own)} and the shared fields (configs/default.py)'
+      )
   return None
 
 
@@ -94,8 +115,12 @@ def numbers(config: ml_collections.ConfigDict, prefix: str = '') -> Iterator[tup
 def require_ints(values, field: str, minimum: int) -> None:
   """Every entry of `values` is an int >= `minimum`."""
   values = tuple(values)
-  require(all(isinstance(v, int) and not isinstance(v, bool) for v in values), field,
-          'must be whole numbers, e.g. --config.' + field + "='(8, 16)'", values)
+  require(
+      all(isinstance(v, int) and not isinstance(v, bool) for v in values),
+      field,
+      'must be whole numbers, e.g. --config.' + field + "='(8, 16)'",
+      values,
+  )
   require(all(v >= minimum for v in values), field, f'entries must be >= {minimum}', values)
 
 
@@ -113,8 +138,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Raises:
     ConfigError: naming the first invalid field.
   """
-  require(bool(config.get('image')) or bool(config.get('inputs')), 'image',
-          'an input image path is required (or config.inputs for many images)', config.get('image'))
+  require(
+      bool(config.get('image')) or bool(config.get('inputs')),
+      'image',
+      'an input image path is required (or config.inputs for many images)',
+      config.get('image'),
+  )
   _check_numbers(config)
   require(config.restarts >= 1, 'restarts', 'must be at least 1', config.restarts)
   require(config.num_steps >= 1, 'num_steps', 'must be at least 1', config.num_steps)
@@ -125,25 +154,45 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = tuple(gen[field])
     require(len(value) > 0, f'generator.{field}', 'must list at least one scale', value)
     require_ints(value, f'generator.{field}', 0 if field == 'channels_skip' else 1)
-    require(len(value) == len(gen.channels_down), f'generator.{field}',
-            'needs one entry per scale, like generator.channels_down', value)
+    require(
+        len(value) == len(gen.channels_down),
+        f'generator.{field}',
+        'needs one entry per scale, like generator.channels_down',
+        value,
+    )
   for field in ('kernel_down', 'kernel_up'):
     require(gen[field] >= 1 and gen[field] % 2 == 1, f'generator.{field}', 'must be an odd size >= 1', gen[field])
-  require(gen.upsample_mode in ('bilinear', 'nearest'), 'generator.upsample_mode',
-          "must be 'bilinear' or 'nearest'", gen.upsample_mode)
+  require(
+      gen.upsample_mode in ('bilinear', 'nearest'),
+      'generator.upsample_mode',
+      "must be 'bilinear' or 'nearest'",
+      gen.upsample_mode,
+  )
   require(gen.dtype in ('float32', 'bfloat16'), 'generator.dtype', "must be 'float32' or 'bfloat16'", gen.dtype)
   require(gen.input_depth >= 1, 'generator.input_depth', 'must be at least 1', gen.input_depth)
-  require(gen.noise_var > 0, 'generator.noise_var', 'must be positive (the noise is uniform in +-var/2)',
-          gen.noise_var)
+  require(gen.noise_var > 0, 'generator.noise_var', 'must be positive (the noise is uniform in +-var/2)', gen.noise_var)
   require(gen.negative_slope >= 0, 'generator.negative_slope', 'must be >= 0', gen.negative_slope)
-  require(gen.noise_method in ('noise', 'meshgrid'), 'generator.noise_method',
-          "must be 'noise' or 'meshgrid'", gen.noise_method)
+  require(
+      gen.noise_method in ('noise', 'meshgrid'),
+      'generator.noise_method',
+      "must be 'noise' or 'meshgrid'",
+      gen.noise_method,
+  )
   loop = config.loop
-  require(loop.strategy in ('auto', 'step', 'unroll', 'scan'), 'loop.strategy',
-          "must be 'auto', 'step', 'unroll' or 'scan'", loop.strategy)
+  require(
+      loop.strategy in ('auto', 'step', 'unroll', 'scan'),
+      'loop.strategy',
+      "must be 'auto', 'step', 'unroll' or 'scan'",
+      loop.strategy,
+  )
   for field in ('steps_per_call', 'check_every', 'num_perturbations'):
     require(loop[field] >= 1, f'loop.{field}', 'must be at least 1', loop[field])
-  require(loop.cpu_convolutions in ('eigen', 'xla_default'), 'loop.cpu_convolutions',
-          "must be 'eigen' or 'xla_default'", loop.cpu_convolutions)
-  require(loop.checkpoint_every >= 0, 'loop.checkpoint_every', 'must be >= 0 (0: no checkpoints)',
-          loop.checkpoint_every)
+  require(
+      loop.cpu_convolutions in ('eigen', 'xla_default'),
+      'loop.cpu_convolutions',
+      "must be 'eigen' or 'xla_default'",
+      loop.cpu_convolutions,
+  )
+  require(
+      loop.checkpoint_every >= 0, 'loop.checkpoint_every', 'must be >= 0 (0: no checkpoints)', loop.checkpoint_every
+  )

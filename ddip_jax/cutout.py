@@ -125,8 +125,15 @@ class Cutout:
     result: the last `CutoutResult` (None before the first `add`).
   """
 
-  def __init__(self, image: array_inputs.ImageLike, *, config: ml_collections.ConfigDict | str | None = None,
-               correction_steps: int = 60, progress: bool = False, **overrides: Any):
+  def __init__(
+      self,
+      image: array_inputs.ImageLike,
+      *,
+      config: ml_collections.ConfigDict | str | None = None,
+      correction_steps: int = 60,
+      progress: bool = False,
+      **overrides: Any,
+  ):
     """Takes the photo and the config; compiles and runs nothing yet.
 
     Args:
@@ -152,8 +159,9 @@ class Cutout:
     if int(correction_steps) < 1 or isinstance(correction_steps, bool):
       raise api.ConfigError(f'correction_steps = {correction_steps!r}: must be at least 1')
     self.photo = photo
-    self.image, _ = image_io.working_image(photo, self.config.max_side, path='the photo',
-                                           min_side=2 ** len(self.config.generator.channels_down))
+    self.image, _ = image_io.working_image(
+        photo, self.config.max_side, path='the photo', min_side=2 ** len(self.config.generator.channels_down)
+    )
     self.correction_steps = int(correction_steps)
     self.edge = max(1, round(0.005 * max(photo.shape[:2])))
     self.result: CutoutResult | None = None
@@ -186,8 +194,15 @@ class Cutout:
       stage = problem.stages[0]
       state = steps.abstract_state(problem, stage, params, stats, options.num_perturbations)
       key = jax.random.fold_in(self._train_key, 1)
-      chunk = steps.stage_chunk(stage, options.num_perturbations, strategy, min(per_call, stage.num_steps), state, key,
-                                compile_cache.compiler_options(options))
+      chunk = steps.stage_chunk(
+          stage,
+          options.num_perturbations,
+          strategy,
+          min(per_call, stage.num_steps),
+          state,
+          key,
+          compile_cache.compiler_options(options),
+      )
       compile_cache.compile_ahead(chunk, state, key)
       models.init_generators(problem.generators, problem.inputs, jax.random.key(0))
 
@@ -204,10 +219,13 @@ class Cutout:
     full = self.photo.shape[:2]
     strokes = []
     for stroke in (fg, bg):
-      stroke = np.zeros(full, bool) if stroke is None else array_inputs.as_float_image(
-          stroke, 'stroke', channels=False) > 0.5
+      stroke = (
+          np.zeros(full, bool)
+          if stroke is None
+          else array_inputs.as_float_image(stroke, 'stroke', channels=False) > 0.5
+      )
       if stroke.shape != full:
-        raise image_io.InputError(f'a stroke map of shape {stroke.shape} on a photo of {full}: give the photo\'s (H, W)')
+        raise image_io.InputError(f"a stroke map of shape {stroke.shape} on a photo of {full}: give the photo's (H, W)")
       strokes.append(stroke)
     fg, bg = strokes
     shape = self.image.shape[:2]
@@ -215,26 +233,37 @@ class Cutout:
     fg_core, bg_core = stroke_core(fg), stroke_core(bg)
     if replace:
       return fg_work & ~bg_work, bg_work & ~fg_work, fg_core & ~bg, bg_core & ~fg
-    return ((self._fg & ~bg_work) | fg_work, (self._bg & ~fg_work) | bg_work,
-            (self._fg_core & ~bg) | fg_core, (self._bg_core & ~fg) | bg_core)
+    return (
+        (self._fg & ~bg_work) | fg_work,
+        (self._bg & ~fg_work) | bg_work,
+        (self._fg_core & ~bg) | fg_core,
+        (self._bg_core & ~fg) | bg_core,
+    )
 
   def _hints(self, fg: np.ndarray, bg: np.ndarray):
     """(fg_hint, bg_hint, enforced, grown mask) from the working-size strokes, as `segment` grows hint files; once
     there is a result, grown from it (`grow.dense_hints`'s `start`): a correction changes the mask near the click."""
     seg = self.config.segmentation
     user = {name: hint.astype(np.float32) for name, hint in (('fg_hint', fg), ('bg_hint', bg)) if hint.any()}
-    fg_hint, bg_hint, _ = hints_lib.complete_hints(self.image, user, {n: {'source': 'the strokes'} for n in user},
-                                                   method=seg.auto_hints)
+    fg_hint, bg_hint, _ = hints_lib.complete_hints(
+        self.image, user, {n: {'source': 'the strokes'} for n in user}, method=seg.auto_hints
+    )
     start = None
     if self.result is not None:
-      start = grow.corrected_start(self.image, image_io.resize_image(self.result.mask, self.image.shape[:2]) > 0.5,
-                                   new_fg=fg & ~self._fg, new_bg=bg & ~self._bg, fg=fg, bg=bg)
+      start = grow.corrected_start(
+          self.image,
+          image_io.resize_image(self.result.mask, self.image.shape[:2]) > 0.5,
+          new_fg=fg & ~self._fg,
+          new_bg=bg & ~self._bg,
+          fg=fg,
+          bg=bg,
+      )
     fg_hint, bg_hint, enforced, _, grown = segmentation.grown_hints(
-        self.image, fg_hint, bg_hint, seg, user_fg='fg_hint' in user, user_bg='bg_hint' in user, start=start)
+        self.image, fg_hint, bg_hint, seg, user_fg='fg_hint' in user, user_bg='bg_hint' in user, start=start
+    )
     return fg_hint, bg_hint, enforced, grown
 
-  def preview(self, fg: np.ndarray | None = None, bg: np.ndarray | None = None, *,
-              replace: bool = False) -> np.ndarray:
+  def preview(self, fg: np.ndarray | None = None, bg: np.ndarray | None = None, *, replace: bool = False) -> np.ndarray:
     """The mask hint growth alone gives with these strokes added (`replace`: with these strokes only); nothing is
     kept: (H, W) bool, in a fraction of a second."""
     fg_work, bg_work, fg_core, bg_core = self._merged(fg, bg, replace)
@@ -244,8 +273,14 @@ class Cutout:
     mask = image_io.resize_image(grown.astype(np.float32), self.photo.shape[:2]) > 0.5
     return (mask | fg_core) & ~bg_core
 
-  def add(self, fg: np.ndarray | None = None, bg: np.ndarray | None = None, *, replace: bool = False,
-          stop: Callable[[], str | None] | None = None) -> CutoutResult:
+  def add(
+      self,
+      fg: np.ndarray | None = None,
+      bg: np.ndarray | None = None,
+      *,
+      replace: bool = False,
+      stop: Callable[[], str | None] | None = None,
+  ) -> CutoutResult:
     """Adds strokes and returns the refined cut-out: the first call runs the strokes' schedule, later ones
     continue it for `correction_steps` steps.
 
@@ -273,8 +308,9 @@ class Cutout:
     else:  # A correction: the first result's step 2 (its compiled program) on the new hints, for a few steps.
       fg_data, bg_data = (jnp.asarray(h, jnp.float32)[None, ..., None] for h in (fg_hint, bg_hint))
       stage = fgbg.correction_stage(self._problem.stages[-1], fg_data, bg_data, self.correction_steps)
-      problem = dataclasses.replace(self._problem, stages=[
-          dataclasses.replace(stage, learning_rate=config.learning_rate)])
+      problem = dataclasses.replace(
+          self._problem, stages=[dataclasses.replace(stage, learning_rate=config.learning_rate)]
+      )
     options = self._options(config)
     try:
       result = engine.optimize(problem, key=key, options=options, stop=stop, start=self._state)
@@ -290,12 +326,18 @@ class Cutout:
       self._problem = problem  # Its last stage is what corrections continue.
     self._state, self._calls = result.state, self._calls + 1
     self._fg, self._bg, self._fg_core, self._bg_core = fg_work, bg_work, fg_core, bg_core
-    self.result = self._answer(result, fg_hint, enforced, steps=sum(
-        s['steps'] for s in result.metrics['stages'].values()), seconds=time.perf_counter() - start)
+    self.result = self._answer(
+        result,
+        fg_hint,
+        enforced,
+        steps=sum(s['steps'] for s in result.metrics['stages'].values()),
+        seconds=time.perf_counter() - start,
+    )
     return self.result
 
-  def _answer(self, result: engine.Result, fg_hint: np.ndarray, enforced, *, steps: int,
-              seconds: float) -> CutoutResult:
+  def _answer(
+      self, result: engine.Result, fg_hint: np.ndarray, enforced, *, steps: int, seconds: float
+  ) -> CutoutResult:
     best = {name: np.asarray(value)[0] for name, value in result.best.items()}
     images = fgbg.full_size_layers(self.photo, best, fg_hint, self.config.segmentation, enforced)
     mask = (images['mask_binary'] > 0.5) | self._fg_core
@@ -305,5 +347,13 @@ class Cutout:
     near_edge = (band > 0.0) & (band < 1.0)
     alpha = np.where(near_edge, images['mask'], mask).astype(np.float32)
     alpha[self._fg_core], alpha[self._bg_core] = 1.0, 0.0
-    return CutoutResult(mask=mask.astype(np.float32), alpha=alpha, soft_mask=images['mask'], fg=images['fg'],
-                        bg=images['bg'], steps=steps, seconds=round(seconds, 3), photo=self.photo)
+    return CutoutResult(
+        mask=mask.astype(np.float32),
+        alpha=alpha,
+        soft_mask=images['mask'],
+        fg=images['fg'],
+        bg=images['bg'],
+        steps=steps,
+        seconds=round(seconds, 3),
+        photo=self.photo,
+    )

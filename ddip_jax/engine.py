@@ -36,6 +36,7 @@ from ddip_jax import hooks as hooks_lib
 from ddip_jax import models
 from ddip_jax import progress_report
 from ddip_jax import steps
+
 # The problem's types, re-exported: tasks write `engine.Stage`, `engine.Problem`.
 from ddip_jax.problem import LoopOptions  # pylint: disable=unused-import
 from ddip_jax.problem import LossFn  # pylint: disable=unused-import
@@ -90,8 +91,9 @@ def _check_finite(state: TrainState, done: int, stage: Stage) -> None:
     raise NumericalError(f'loss is {loss} at step {done} of stage {stage.name!r}')
   bad = [name for name, ok in _finite_by_generator(state.params).items() if not ok]
   if bad:
-    raise NumericalError(f'parameters of {", ".join(sorted(bad))} are not finite at step {done} '
-                         f'of stage {stage.name!r}')
+    raise NumericalError(
+        f'parameters of {", ".join(sorted(bad))} are not finite at step {done} ' f'of stage {stage.name!r}'
+    )
 
 
 def _crossed(prev: int, done: int, every: int) -> bool:
@@ -207,8 +209,14 @@ class _Run:
   """One `optimize` call, read top to bottom: `run` resumes or starts, then each stage `_prepare`s its state,
   takes its `_steps` and is `_recorded`; `_save` writes the checkpoint."""
 
-  def __init__(self, problem: Problem, key: jax.Array, options: LoopOptions, listeners: Sequence[hooks_lib.Hook],
-               checkpoint: checkpoint_io.Checkpointing | None):
+  def __init__(
+      self,
+      problem: Problem,
+      key: jax.Array,
+      options: LoopOptions,
+      listeners: Sequence[hooks_lib.Hook],
+      checkpoint: checkpoint_io.Checkpointing | None,
+  ):
     self.problem, self.key, self.options, self.checkpoint = problem, key, options, checkpoint
     self.listeners, self.part = tuple(listeners), hooks_lib.current_part()
     self.strategy, self.per_call = resolve_strategy(options)
@@ -226,14 +234,22 @@ class _Run:
       return None, 0
     saved = checkpoint_io.load_checkpoint(checkpoint.path)
     if saved.get('tag') != checkpoint.tag:
-      raise checkpoint_io.CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run of another config; '
-                                          'delete it or use another workdir')
+      raise checkpoint_io.CheckpointError(
+          f'checkpoint {checkpoint.path!r} belongs to a run of another config; ' 'delete it or use another workdir'
+      )
     if not np.array_equal(saved.get('key'), self.key_data) or saved.get('stages') != self.stage_list:
-      raise checkpoint_io.CheckpointError(f'checkpoint {checkpoint.path!r} belongs to a run with another seed or '
-                                          'stages; delete it or use another workdir')
+      raise checkpoint_io.CheckpointError(
+          f'checkpoint {checkpoint.path!r} belongs to a run with another seed or '
+          'stages; delete it or use another workdir'
+      )
     rec = saved['record']
-    self.record = _Record(json.loads(rec['metrics']), dict(rec['best']), float(rec['best_psnr']),
-                          int(rec['best_step']), float(rec['seconds']))
+    self.record = _Record(
+        json.loads(rec['metrics']),
+        dict(rec['best']),
+        float(rec['best_psnr']),
+        int(rec['best_step']),
+        float(rec['seconds']),
+    )
     return saved, int(saved['stage'])
 
   def run(self, start: TrainState | None) -> Result:
@@ -245,9 +261,14 @@ class _Run:
     # A stage a checkpoint holds as complete needs no step.
     ahead_from = self.first + 1 if self.saved is not None and bool(self.saved['complete']) else self.first
     ahead = steps.ChunksAhead(
-        problem, [(i, s, jax.random.fold_in(key, i + 1)) for i, s in enumerate(problem.stages) if i >= ahead_from],
-        *shapes, strategy=self.strategy, steps_per_call=self.per_call,
-        num_perturbations=self.options.num_perturbations, options=self.xla_options)
+        problem,
+        [(i, s, jax.random.fold_in(key, i + 1)) for i, s in enumerate(problem.stages) if i >= ahead_from],
+        *shapes,
+        strategy=self.strategy,
+        steps_per_call=self.per_call,
+        num_perturbations=self.options.num_perturbations,
+        options=self.xla_options,
+    )
     try:
       if start is None:
         params, batch_stats = models.init_generators(problem.generators, problem.inputs, init_key)
@@ -259,8 +280,9 @@ class _Run:
         if index < self.first:
           continue
         built = ahead.get(index)
-        state, done, complete, seconds_before = self._prepare(index, stage, built, params, batch_stats,
-                                                              start if index == 0 else None)
+        state, done, complete, seconds_before = self._prepare(
+            index, stage, built, params, batch_stats, start if index == 0 else None
+        )
         state = self._steps(index, stage, state, done, complete, seconds_before, built)
         params, batch_stats = state.params, state.batch_stats
       self.record.metrics['seconds'] = round(self.record.seconds + time.perf_counter() - self.started, 3)
@@ -268,22 +290,29 @@ class _Run:
       # A stage that does not track a best result keeps its latest outputs in `best`.
       last = jax.device_get(state.best) if problem.stages and not problem.stages[-1].track_best else {}
       record = self.record
-      return Result(params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics, last,
-                    state=state)
+      return Result(
+          params, batch_stats, record.best, record.best_psnr, record.best_step, record.metrics, last, state=state
+      )
     finally:
       ahead.close()
 
-  def _prepare(self, index: int, stage: Stage, built, params: PyTree, batch_stats: PyTree,
-               continued: TrainState | None) -> tuple[TrainState, int, bool, float]:
+  def _prepare(
+      self, index: int, stage: Stage, built, params: PyTree, batch_stats: PyTree, continued: TrainState | None
+  ) -> tuple[TrainState, int, bool, float]:
     """Stage `index`'s starting state, steps done, whether it is complete and its seconds before this session:
     fresh (a new Adam), continued from `continued` (Adam's moments and the step go on; the best is of this
     run) or restored from the checkpoint."""
     if continued is not None:
       state = continued._replace(best_psnr=jax.numpy.float32(-math.inf), best_step=jax.numpy.int32(-1))
     else:
-      state, _ = initial_state(self.problem, stage, params=params, batch_stats=batch_stats,
-                               num_perturbations=self.options.num_perturbations,
-                               best_shapes=built[0].best if built else None)
+      state, _ = initial_state(
+          self.problem,
+          stage,
+          params=params,
+          batch_stats=batch_stats,
+          num_perturbations=self.options.num_perturbations,
+          best_shapes=built[0].best if built else None,
+      )
     if self.saved is None or index != self.first:
       return state, 0, False, 0.0
     saved = self.saved
@@ -291,8 +320,9 @@ class _Run:
     logging.info('resuming from %s: stage %r, step %d', self.checkpoint.path, stage.name, int(saved['done']))
     return state, int(saved['done']), bool(saved['complete']), float(saved['stage_seconds'])
 
-  def _steps(self, index: int, stage: Stage, state: TrainState, done: int, complete: bool, seconds_before: float,
-             built) -> TrainState:
+  def _steps(
+      self, index: int, stage: Stage, state: TrainState, done: int, complete: bool, seconds_before: float, built
+  ) -> TrainState:
     """Runs the stage's remaining steps in compiled chunks, telling the hooks ('start', 'step', 'check', 'end'),
     checking for NaN/Inf and early stopping, checkpointing; records the finished stage. Raises `Stopped` with
     the best result so far."""
@@ -311,8 +341,9 @@ class _Run:
       while not complete:
         n = min(per_call, stage.num_steps - done)
         if n not in chunks:
-          chunks[n] = steps.stage_chunk(stage, options.num_perturbations, self.strategy, n, state, stage_key,
-                                        self.xla_options)
+          chunks[n] = steps.stage_chunk(
+              stage, options.num_perturbations, self.strategy, n, state, stage_key, self.xla_options
+          )
         state = chunks[n](state, stage_key)
         prev, done = done, done + n
         reason = self._send('step', index, stage, done, state)
@@ -333,15 +364,17 @@ class _Run:
       if reason and index + 1 < len(self.problem.stages):
         raise Interrupted(f'interrupted ({reason}) at the end of stage {stage.name!r}', reason)
     except Stopped as err:
-      err.result = _partial_result(stage, state, self.record, _stage_metrics(stage, state, done, stopped_early,
-                                                                               seconds()))
+      err.result = _partial_result(
+          stage, state, self.record, _stage_metrics(stage, state, done, stopped_early, seconds())
+      )
       raise
     finally:
       self._send('end', index, stage, done, state)
     return state
 
-  def _recorded(self, index: int, stage: Stage, state: TrainState, done: int, stopped_early: bool,
-                seconds: float) -> None:
+  def _recorded(
+      self, index: int, stage: Stage, state: TrainState, done: int, stopped_early: bool, seconds: float
+  ) -> None:
     """A finished stage's metrics (and best outputs, if it tracks them) go to the record and the checkpoint."""
     jax.block_until_ready(state)
     record = self.record
@@ -353,17 +386,37 @@ class _Run:
       self._save(index, state, done, True, record.metrics['stages'][stage.name]['seconds'])
 
   def _send(self, kind: str, index: int, stage: Stage, done: int, state: TrainState) -> str | None:
-    return hooks_lib.send(self.listeners, hooks_lib.Event(
-        kind=kind, part=self.part, stage=stage.name, stage_index=index, num_stages=len(self.problem.stages),
-        done=done, total=stage.num_steps, state=state))
+    return hooks_lib.send(
+        self.listeners,
+        hooks_lib.Event(
+            kind=kind,
+            part=self.part,
+            stage=stage.name,
+            stage_index=index,
+            num_stages=len(self.problem.stages),
+            done=done,
+            total=stage.num_steps,
+            state=state,
+        ),
+    )
 
   def _save(self, index: int, state: TrainState, done: int, complete: bool, stage_seconds: float) -> None:
     record = self.record
     payload = {
-        'tag': self.checkpoint.tag, 'key': self.key_data, 'stages': self.stage_list,
-        'stage': index, 'done': done, 'complete': complete, 'stage_seconds': stage_seconds,
+        'tag': self.checkpoint.tag,
+        'key': self.key_data,
+        'stages': self.stage_list,
+        'stage': index,
+        'done': done,
+        'complete': complete,
+        'stage_seconds': stage_seconds,
         'state': serialization.to_state_dict(jax.device_get(state)),
-        'record': {'metrics': json.dumps(record.metrics), 'best': record.best, 'best_psnr': record.best_psnr,
-                   'best_step': record.best_step, 'seconds': record.seconds + time.perf_counter() - self.started},
+        'record': {
+            'metrics': json.dumps(record.metrics),
+            'best': record.best,
+            'best_psnr': record.best_psnr,
+            'best_step': record.best_step,
+            'seconds': record.seconds + time.perf_counter() - self.started,
+        },
     }
     checkpoint_io.save(self.checkpoint.path, payload)

@@ -59,8 +59,17 @@ def perturbed_layers(
   return layers
 
 
-def stage_data(fg_hint: jax.Array, bg_hint: jax.Array, num_steps: int, *, hint_until: float, mask_fit: float,
-               recon: float, gray: float, extra: float) -> dict[str, jax.Array]:
+def stage_data(
+    fg_hint: jax.Array,
+    bg_hint: jax.Array,
+    num_steps: int,
+    *,
+    hint_until: float,
+    mask_fit: float,
+    recon: float,
+    gray: float,
+    extra: float,
+) -> dict[str, jax.Array]:
   """A decomposition stage's data: the hints (N, H, W, 1), the mask's target, the terms' weights and its length."""
   return {
       'fg_hint': fg_hint,
@@ -76,8 +85,10 @@ def correction_stage(stage: engine.Stage, fg_hint: jax.Array, bg_hint: jax.Array
   on throughout and no early stop (an interactive correction): the same loss function on other data, so the
   engine runs its compiled program again without tracing it."""
   weights = stage.data['weights'].at[0].set(CORRECTION_HINT_UNTIL)
-  data = {**stage_data(fg_hint, bg_hint, num_steps, hint_until=0.0, mask_fit=0.0, recon=0.0, gray=0.0, extra=0.0),
-          'weights': weights}
+  data = {
+      **stage_data(fg_hint, bg_hint, num_steps, hint_until=0.0, mask_fit=0.0, recon=0.0, gray=0.0, extra=0.0),
+      'weights': weights,
+  }
   return dataclasses.replace(stage, name='correction', num_steps=num_steps, early_stop_psnr=None, data=data)
 
 
@@ -114,8 +125,7 @@ def decomposition_stages(
   # stages, traced once (about half the start-up; issue 17), and a correction
   # with new hints (`with_hints`) runs it again without tracing it.
   def hint_terms(out, data):
-    return (losses.extended_l1(out['fg'], image, data['fg_hint'])
-            + losses.extended_l1(out['bg'], image, data['bg_hint']))
+    return losses.extended_l1(out['fg'], image, data['fg_hint']) + losses.extended_l1(out['bg'], image, data['bg_hint'])
 
   def loss_fn(params, batch_stats, step, key, data):
     out, stats = layers(params, batch_stats, step, key, data['total'][0])
@@ -125,23 +135,34 @@ def decomposition_stages(
         jnp.where(step.astype(jnp.float32) <= weights[0], hint_terms(out, data), 0.0)
         + weights[1] * losses.l1(out['mask'], data['mask_target'])
         + weights[2] * losses.l1(recon_image, image)
-        + weights[3] * (jnp.minimum(step, 1000) // 100) * losses.gray_loss(out['mask']))
+        + weights[3] * (jnp.minimum(step, 1000) // 100) * losses.gray_loss(out['mask'])
+    )
     if extra_loss is not None:
       loss += weights[4] * extra_loss(out)
     return loss, (stats, out, losses.psnr(recon_image, image))
 
   # Step 1 fits the hints (hint terms always on, the mask to the hint target);
   # step 2 recomposes the image, keeping the hint terms for it <= hint_phase.
-  step1 = stage_data(fg_hint, bg_hint, seg.hint_steps, hint_until=math.inf, mask_fit=1.0, recon=0.0, gray=0.0,
-                     extra=0.0)
-  step2 = stage_data(fg_hint, bg_hint, config.num_steps, hint_until=seg.hint_phase, mask_fit=0.0,
-                     recon=seg.recon_weight, gray=seg.gray_weight, extra=1.0)
+  step1 = stage_data(
+      fg_hint, bg_hint, seg.hint_steps, hint_until=math.inf, mask_fit=1.0, recon=0.0, gray=0.0, extra=0.0
+  )
+  step2 = stage_data(
+      fg_hint,
+      bg_hint,
+      config.num_steps,
+      hint_until=seg.hint_phase,
+      mask_fit=0.0,
+      recon=seg.recon_weight,
+      gray=seg.gray_weight,
+      extra=1.0,
+  )
   early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
   # Step 1 tracks its best result too: the step functions are then the same program.
   stages = [
       engine.Stage('step1_hints', seg.hint_steps, loss_fn, config.learning_rate, data=step1),
-      engine.Stage('step2_decompose', config.num_steps, loss_fn, config.learning_rate,
-                   early_stop_psnr=early_stop, data=step2),
+      engine.Stage(
+          'step2_decompose', config.num_steps, loss_fn, config.learning_rate, early_stop_psnr=early_stop, data=step2
+      ),
   ]
   return [s for s in stages if s.num_steps > 0]
 
@@ -231,7 +252,12 @@ def full_size_layers(
       binary = binary * (image_io.resize_image(sure_bg, shape) <= 0.5)
     binary = binary.astype(np.float32)
   return {
-      'fg': fg, 'bg': bg, 'mask': mask, 'mask_raw': mask_raw, 'mask_whole': whole, 'mask_binary': binary,
+      'fg': fg,
+      'bg': bg,
+      'mask': mask,
+      'mask_raw': mask_raw,
+      'mask_whole': whole,
+      'mask_binary': binary,
       'recomposed': mask_raw[..., None] * fg + (1 - mask_raw[..., None]) * bg,
       'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None]),
       'fg_hint': fg_hint,
@@ -258,5 +284,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(seg.user_hint_steps >= 0, 'segmentation.user_hint_steps', 'must be >= 0', seg.user_hint_steps)
   require(seg.user_num_steps >= 0, 'segmentation.user_num_steps', 'must be >= 0', seg.user_num_steps)
   require(seg.user_learning_rate >= 0, 'segmentation.user_learning_rate', 'must be >= 0', seg.user_learning_rate)
-  require(seg.auto_hints in hints_lib.METHODS, 'segmentation.auto_hints',
-          f'unknown method (one of {sorted(hints_lib.METHODS)})', seg.auto_hints)
+  require(
+      seg.auto_hints in hints_lib.METHODS,
+      'segmentation.auto_hints',
+      f'unknown method (one of {sorted(hints_lib.METHODS)})',
+      seg.auto_hints,
+  )

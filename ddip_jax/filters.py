@@ -43,8 +43,9 @@ def _box(x: np.ndarray, radius: int, border: str, normalize: bool) -> np.ndarray
   border_type = cv2.BORDER_REFLECT if border == 'reflect' else cv2.BORDER_CONSTANT
   if flat.shape[-1] <= 512:  # CV_CN_MAX channels a call; OpenCV drops a single channel's axis (reshape).
     return cv2.boxFilter(flat, -1, size, normalize=normalize, borderType=border_type).reshape(x.shape)
-  return np.concatenate([_box(flat[..., i:i + 512], radius, border, normalize)
-                         for i in range(0, flat.shape[-1], 512)], axis=-1).reshape(x.shape)
+  return np.concatenate(
+      [_box(flat[..., i : i + 512], radius, border, normalize) for i in range(0, flat.shape[-1], 512)], axis=-1
+  ).reshape(x.shape)
 
 
 def box_sum(x: np.ndarray, radius: int, *, border: str = 'clip') -> np.ndarray:
@@ -184,8 +185,8 @@ def guided_filter(
 
   def coefficients_of(moment_rows):  # a (g x k planes), then b (k planes) of every window.
     planes = [moment_rows[..., n] for n in range(moment_rows.shape[-1])]
-    mean_i, mean_p, rest = planes[:g], planes[g:g + k], planes[g + k:]
-    second = dict(zip(pairs, rest[:len(pairs)]))
+    mean_i, mean_p, rest = planes[:g], planes[g : g + k], planes[g + k :]
+    second = dict(zip(pairs, rest[: len(pairs)]))
     sigma = [[None] * g for _ in range(g)]
     for c, d in pairs:
       sigma[c][d] = sigma[d][c] = second[c, d] - mean_i[c] * mean_i[d] + (np.float32(eps) if c == d else 0)
@@ -200,8 +201,12 @@ def guided_filter(
 
   def output_of(guide_rows, coefficient_rows):  # q = mean(a)^T I + mean(b).
     i = [guide_rows[..., c] - guide_offset[c] for c in range(g)]
-    return [sum(coefficient_rows[..., c * k + j] * i[c] for c in range(g)) + coefficient_rows[..., g * k + j]
-            + src_offset[j] for j in range(k)]
+    return [
+        sum(coefficient_rows[..., c * k + j] * i[c] for c in range(g))
+        + coefficient_rows[..., g * k + j]
+        + src_offset[j]
+        for j in range(k)
+    ]
 
   # The box filters run on whole images (OpenCV); the per-pixel algebra runs on
   # bands of rows, whose temporaries stay small (on a 12-megapixel photo,
@@ -211,13 +216,14 @@ def guided_filter(
   return _by_rows(output_of, (h, w, k), guide, coefficients).reshape(src.shape)
 
 
-def _by_rows(fn: Callable[..., list[np.ndarray]], shape: tuple[int, int, int], *images: np.ndarray,
-             rows: int = 64) -> np.ndarray:
+def _by_rows(
+    fn: Callable[..., list[np.ndarray]], shape: tuple[int, int, int], *images: np.ndarray, rows: int = 64
+) -> np.ndarray:
   """fn applied to bands of `rows` rows of `images`: a (H, W, C) float32 array whose band's channels are fn's planes."""
   out = np.empty(shape, np.float32)
   for top in range(0, shape[0], rows):
-    for channel, plane in enumerate(fn(*(image[top:top + rows] for image in images))):
-      out[top:top + rows, :, channel] = plane
+    for channel, plane in enumerate(fn(*(image[top : top + rows] for image in images))):
+      out[top : top + rows, :, channel] = plane
   return out
 
 
@@ -281,12 +287,12 @@ def _reflect_pad_bwd(pad: int, _, g: jax.Array):
     _, vjp = jax.vjp(functools.partial(_jnp_reflect_pad, pad=pad), jnp.zeros((g.shape[0], h, w, g.shape[3]), g.dtype))
     return vjp(g)
   # Padded column j < pad copies column pad - j, padded column w + pad + j copies w - 2 - j.
-  gw = g[:, :, pad:pad + w]
-  gw = gw.at[:, :, 1:pad + 1].add(jnp.flip(g[:, :, :pad], 2))
-  gw = gw.at[:, :, w - 1 - pad:w - 1].add(jnp.flip(g[:, :, w + pad:], 2))
-  gh = gw[:, pad:pad + h]  # The same for rows.
-  gh = gh.at[:, 1:pad + 1].add(jnp.flip(gw[:, :pad], 1))
-  gh = gh.at[:, h - 1 - pad:h - 1].add(jnp.flip(gw[:, h + pad:], 1))
+  gw = g[:, :, pad : pad + w]
+  gw = gw.at[:, :, 1 : pad + 1].add(jnp.flip(g[:, :, :pad], 2))
+  gw = gw.at[:, :, w - 1 - pad : w - 1].add(jnp.flip(g[:, :, w + pad :], 2))
+  gh = gw[:, pad : pad + h]  # The same for rows.
+  gh = gh.at[:, 1 : pad + 1].add(jnp.flip(gw[:, :pad], 1))
+  gh = gh.at[:, h - 1 - pad : h - 1].add(jnp.flip(gw[:, h + pad :], 1))
   return (gh,)
 
 
@@ -304,13 +310,13 @@ def _upsample_axis_x2(x: jax.Array, axis: int) -> jax.Array:
   even = 0.75 * x + 0.25 * before
   odd = 0.75 * x + 0.25 * after
   out = jnp.stack([even, odd], axis=axis + 1)
-  return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+  return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1 :])
 
 
 def _upsample_axis_x2_transpose(g: jax.Array, axis: int) -> jax.Array:
   """The gradient of `_upsample_axis_x2` (linear): g (2n along `axis`) -> (n along `axis`)."""
   n = g.shape[axis] // 2
-  pairs = g.reshape(g.shape[:axis] + (n, 2) + g.shape[axis + 1:])
+  pairs = g.reshape(g.shape[:axis] + (n, 2) + g.shape[axis + 1 :])
   even = jax.lax.index_in_dim(pairs, 0, axis + 1, keepdims=False)
   odd = jax.lax.index_in_dim(pairs, 1, axis + 1, keepdims=False)
   if n == 1:
@@ -320,8 +326,7 @@ def _upsample_axis_x2_transpose(g: jax.Array, axis: int) -> jax.Array:
   # Input k is `before` of output 2k + 2 (and of output 0 for k = 0), `after` of
   # output 2k - 1 (and of output 2n - 1 for k = n - 1).
   from_before = jnp.concatenate([piece(even, 0, 1) + piece(even, 1, 2), piece(even, 2, n), zero], axis)
-  from_after = jnp.concatenate([zero, piece(odd, 0, n - 2), piece(odd, n - 2, n - 1) + piece(odd, n - 1, n)],
-                               axis)
+  from_after = jnp.concatenate([zero, piece(odd, 0, n - 2), piece(odd, n - 2, n - 1) + piece(odd, n - 1, n)], axis)
   return 0.75 * (even + odd) + 0.25 * (from_before + from_after)
 
 

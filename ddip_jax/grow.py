@@ -61,9 +61,9 @@ def geodesic_distance(lab: np.ndarray, seeds: np.ndarray, *, length_cost: float 
   src, dst, cost = [], [], []
   for dy, dx in _STEPS:
     if dx >= 0:
-      a, b = index[:h - dy, :w - dx].ravel(), index[dy:, dx:].ravel()
+      a, b = index[: h - dy, : w - dx].ravel(), index[dy:, dx:].ravel()
     else:
-      a, b = index[:h - dy, -dx:].ravel(), index[dy:, :w + dx].ravel()
+      a, b = index[: h - dy, -dx:].ravel(), index[dy:, : w + dx].ravel()
     step = np.hypot(dy, dx)
     src.append(a)
     dst.append(b)
@@ -74,7 +74,7 @@ def geodesic_distance(lab: np.ndarray, seeds: np.ndarray, *, length_cost: float 
   cols = np.concatenate(dst + [seed_index])
   vals = np.concatenate(cost + [np.full(seed_index.size, 1e-9)])
   graph = sparse.coo_matrix((vals, (rows, cols)), shape=(h * w + 1, h * w + 1)).tocsr()
-  return csgraph.dijkstra(graph, directed=False, indices=source)[:h * w].reshape(h, w)
+  return csgraph.dijkstra(graph, directed=False, indices=source)[: h * w].reshape(h, w)
 
 
 def grabcut(image: np.ndarray, labels: np.ndarray, *, iterations: int = 5) -> np.ndarray:
@@ -130,8 +130,9 @@ def grow_masks(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray) -> d
 REACH_MARGIN = 3.0
 
 
-def corrected_start(image: np.ndarray, start: np.ndarray, *, new_fg: np.ndarray, new_bg: np.ndarray,
-                    fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+def corrected_start(
+    image: np.ndarray, start: np.ndarray, *, new_fg: np.ndarray, new_bg: np.ndarray, fg: np.ndarray, bg: np.ndarray
+) -> np.ndarray:
   """A previous mask with the region each new click points at flipped to the click's side (`dense_hints`'s start).
 
   A click on a region the mask got wrong flips the pixels of that side that are
@@ -226,7 +227,7 @@ def dense_hints(
   else:
     raise ValueError(f'unknown method {method!r}')
   r = max(1, round(margin * max(fg.shape)))
-  disk = np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= r
+  disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
   new_fg = ndimage.binary_erosion(sure_fg, structure=disk, border_value=1) | fg
   new_bg = ndimage.binary_erosion(sure_bg, structure=disk, border_value=1)
   if bg_allowed is not None:

@@ -72,9 +72,16 @@ def cap_depth(image: np.ndarray, *, patch: int = 15) -> np.ndarray:
   return min_filter(theta0 + theta1 * value + theta2 * saturation, patch)
 
 
-def colour_attenuation_dehaze(image: np.ndarray, *, radius: int, eps: float = 1e-3, patch: int = 15,
-                              beta: float = 1.0, t_range: tuple[float, float] = (0.1, 0.9),
-                              top_fraction: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def colour_attenuation_dehaze(
+    image: np.ndarray,
+    *,
+    radius: int,
+    eps: float = 1e-3,
+    patch: int = 15,
+    beta: float = 1.0,
+    t_range: tuple[float, float] = (0.1, 0.9),
+    top_fraction: float = 1e-3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """The colour attenuation prior dehazer (Zhu et al. 2015).
 
   Args:
@@ -91,7 +98,7 @@ def colour_attenuation_dehaze(image: np.ndarray, *, radius: int, eps: float = 1e
   image = np.asarray(image, np.float32)
   depth = filters.guided_filter(image, cap_depth(image, patch=patch), radius=radius, eps=eps)
   flat = depth.reshape(-1)
-  far = np.argsort(flat)[-max(1, int(flat.size * top_fraction)):]
+  far = np.argsort(flat)[-max(1, int(flat.size * top_fraction)) :]
   candidates = image.reshape(-1, 3)[far]
   airlight = np.maximum(candidates[np.argmax(candidates.sum(axis=1))], 1 / 255)
   t = np.clip(np.exp(-beta * depth), *t_range)

@@ -39,9 +39,9 @@ from ddip_jax import image_io
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
   """sRGB (H, W, 3) in [0, 1] -> CIE Lab (D65), L in [0, 100]."""
   c = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-  m = np.array([[0.4124564, 0.3575761, 0.1804375],
-                [0.2126729, 0.7151522, 0.0721750],
-                [0.0193339, 0.1191920, 0.9503041]])
+  m = np.array(
+      [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+  )
   xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
   f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
   return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
@@ -65,8 +65,9 @@ def otsu(values: np.ndarray) -> float:
   return float(edges[1:][np.argmax(between)])
 
 
-def saliency_map(image: np.ndarray, *, work_side: int = 128, border: float = 0.05, k: int = 8,
-                 background: np.ndarray | None = None) -> np.ndarray:
+def saliency_map(
+    image: np.ndarray, *, work_side: int = 128, border: float = 0.05, k: int = 8, background: np.ndarray | None = None
+) -> np.ndarray:
   """Boundary-prior colour-contrast saliency (see the module docstring).
 
   Args:
@@ -104,8 +105,9 @@ def saliency_map(image: np.ndarray, *, work_side: int = 128, border: float = 0.0
   return image_io.resize_image(sal, (h, w)).clip(0, 1)
 
 
-def saliency_hints(image: np.ndarray, background: np.ndarray | None = None, *,
-                   low_saliency_bg: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def saliency_hints(
+    image: np.ndarray, background: np.ndarray | None = None, *, low_saliency_bg: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
   """Automatic hints from `saliency_map` (see the module docstring).
 
   Args:
@@ -162,8 +164,13 @@ def _masked_median(values: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
   return np.nan_to_num(median)
 
 
-def background_change(frames: np.ndarray, *, valid: np.ndarray | None = None, match_lighting: bool = False,
-                      estimate_background: Callable[..., np.ndarray] | None = None) -> np.ndarray:
+def background_change(
+    frames: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    match_lighting: bool = False,
+    estimate_background: Callable[..., np.ndarray] | None = None,
+) -> np.ndarray:
   """How far each pixel of a static-camera clip is from the clip's background.
 
   The background is the per-pixel median over the frames (right wherever a
@@ -235,8 +242,9 @@ def motion_hints(
     (fg_hint, bg_hint), each (F, H, W) float32 in {0, 1}.
   """
   h, w = frames.shape[1:3]
-  change = background_change(frames, valid=valid, match_lighting=match_lighting,
-                              estimate_background=estimate_background)
+  change = background_change(
+      frames, valid=valid, match_lighting=match_lighting, estimate_background=estimate_background
+  )
   erode = max(1, round(0.01 * max(h, w)))
   dilate = max(1, round(margin * max(h, w)))
   min_pixels = min_area * h * w
@@ -334,8 +342,9 @@ def resolve_hints(
   return given_hints(image, given, method=method, clip_options=clip_options)
 
 
-def given_hints(image: np.ndarray, given: dict[str, tuple[np.ndarray, str]], *,
-                method: str, clip_options: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def given_hints(
+    image: np.ndarray, given: dict[str, tuple[np.ndarray, str]], *, method: str, clip_options: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, dict]:
   """`resolve_hints` on hints given as arrays: name -> (mask, what to call it in messages).
 
   A mask of one image may have another size than `image` (e.g. the full-size
@@ -359,8 +368,14 @@ def given_hints(image: np.ndarray, given: dict[str, tuple[np.ndarray, str]], *,
   return complete_hints(image, user, info, method=method, clip_options=clip_options)
 
 
-def complete_hints(image: np.ndarray, user: dict[str, np.ndarray], info: dict[str, dict], *,
-                   method: str, clip_options: dict | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def complete_hints(
+    image: np.ndarray,
+    user: dict[str, np.ndarray],
+    info: dict[str, dict],
+    *,
+    method: str,
+    clip_options: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
   """The user's hints (arrays, in memory), completed by automatic ones where missing (`resolve_hints`).
 
   Args:
@@ -398,7 +413,8 @@ def complete_hints(image: np.ndarray, user: dict[str, np.ndarray], info: dict[st
       if not info[name]['source'].startswith('auto:') and not hint.any():
         raise image_io.InputError(
             f'{info[name]["source"]}: every pixel the {name} marks is also marked in the {other} '
-            f'({info[other]["source"]}); the two hints must mark different pixels')
+            f'({info[other]["source"]}); the two hints must mark different pixels'
+        )
   info['fg_hint']['fraction'] = float(fg.mean())
   info['bg_hint']['fraction'] = float(bg.mean())
   info['overlap_pixels'] = int(overlap.sum())
@@ -425,4 +441,5 @@ def check_automatic_hints(fg: np.ndarray, bg: np.ndarray, info: dict) -> None:
       raise image_io.InputError(
           f'the automatic hints ({method}) mark {"every" if hint.any() else "no"} pixel as '
           f'{"foreground" if name == "fg_hint" else "background"}: nothing stands out of the image; '
-          'give hint files (--config.fg_hint, --config.bg_hint)')
+          'give hint files (--config.fg_hint, --config.bg_hint)'
+      )

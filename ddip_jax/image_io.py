@@ -32,8 +32,6 @@ from PIL import Image, ImageOps
 from ddip_jax import errors
 from ddip_jax import memory
 
-
-
 # Pillow decodes 16-bit RGB(A) PNGs through these raw modes, which keep only the
 # high byte of each sample; decoding again with the little-endian raw mode of the
 # same bit width yields the low bytes (see `_png16_low_bytes`).
@@ -49,9 +47,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 # What a path that is not a regular file is, for messages.
-_FILE_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe)"),
-               (stat.S_ISSOCK, "is a socket"), (stat.S_ISCHR, "is a character device"),
-               (stat.S_ISBLK, "is a block device"))
+_FILE_KINDS = (
+    (stat.S_ISDIR, "is a directory"),
+    (stat.S_ISFIFO, "is a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "is a socket"),
+    (stat.S_ISCHR, "is a character device"),
+    (stat.S_ISBLK, "is a block device"),
+)
 
 
 def file_kind(mode: int) -> str | None:
@@ -67,8 +69,9 @@ def check_file(path: str) -> None:
     if e.errno == errno.ELOOP:
       raise InputError(f"cannot read {path!r}: symbolic link loop") from e
     if isinstance(e, FileNotFoundError) and os.path.islink(path):
-      raise InputError(f"cannot read {path!r}: broken symbolic link "
-                       f"(to {os.readlink(path)!r}, which does not exist)") from e
+      raise InputError(
+          f"cannot read {path!r}: broken symbolic link " f"(to {os.readlink(path)!r}, which does not exist)"
+      ) from e
     if isinstance(e, FileNotFoundError):
       raise InputError(f"cannot read {path!r}: no such file") from e
     raise InputError(f"cannot read {path!r}: {e.strerror or e}") from e
@@ -78,8 +81,7 @@ def check_file(path: str) -> None:
     raise InputError(f"cannot read {path!r}: file is empty (0 bytes)")
 
 
-def _png16_low_bytes(path: str, im: Image.Image,
-                     tiles: list[Any]) -> Image.Image | None:
+def _png16_low_bytes(path: str, im: Image.Image, tiles: list[Any]) -> Image.Image | None:
   """Low bytes of a 16-bit RGB(A) PNG that Pillow reduced to 8 bits, else None.
 
   Args:
@@ -96,8 +98,7 @@ def _png16_low_bytes(path: str, im: Image.Image,
   low = Image.open(path)
   tile = tiles[0]
   try:
-    low.tile = [tile._replace(args=low_rawmode) if hasattr(tile, "_replace")
-                else (codec, extents, offset, low_rawmode)]
+    low.tile = [tile._replace(args=low_rawmode) if hasattr(tile, "_replace") else (codec, extents, offset, low_rawmode)]
     low.load()
   except BaseException:
     low.close()
@@ -120,8 +121,7 @@ def _pixels(im: Image.Image, low: Image.Image | None) -> np.ndarray:
   if mode == "F":  # Float gray is taken to be in [0, 1] already.
     arr = np.nan_to_num(np.asarray(im, np.float32), nan=0.0)
     return np.clip(arr, 0.0, 1.0)[..., None]
-  if low is not None and (mode == "RGBA" or
-                          (mode == "RGB" and not im.has_transparency_data)):
+  if low is not None and (mode == "RGBA" or (mode == "RGB" and not im.has_transparency_data)):
     high = np.asarray(im, np.float32)
     return (high * 256.0 + np.asarray(low, np.float32)) / 65535.0
   gray = mode in ("1", "L", "LA", "La")
@@ -155,9 +155,7 @@ def decoding(path: str) -> Iterator[None]:
   except MemoryError as e:  # Not corrupt: too large for the memory left.
     raise InputError(f"cannot read {path!r}: not enough memory to decode it") from e
   except Exception as e:  # Decoders raise anything on corrupt data.
-    raise InputError(
-        f"cannot read {path!r}: corrupt or unsupported image ({_one_line(e)})"
-    ) from e
+    raise InputError(f"cannot read {path!r}: corrupt or unsupported image ({_one_line(e)})") from e
 
 
 def check_fits(what: str, height: int, width: int, frames: int = 1) -> None:
@@ -194,9 +192,7 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
     im.load()  # Decode now so truncated data fails here, not later.
     low = _png16_low_bytes(path, im, tiles)
     try:
-      pixels = _pixels(
-          ImageOps.exif_transpose(im),
-          None if low is None else ImageOps.exif_transpose(low))
+      pixels = _pixels(ImageOps.exif_transpose(im), None if low is None else ImageOps.exif_transpose(low))
     finally:
       if low is not None:
         low.close()
@@ -250,9 +246,7 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
   return as_rgb(_decode(path))
 
 
-def load_mask(
-    path: str | os.PathLike[str], *, shape: tuple[int, int] | None, keep_thin: bool = False
-) -> np.ndarray:
+def load_mask(path: str | os.PathLike[str], *, shape: tuple[int, int] | None, keep_thin: bool = False) -> np.ndarray:
   """Loads a hint or ground-truth mask as floats, resized to `shape`.
 
   If the file has an alpha channel that is not fully opaque, the alpha is the
@@ -300,7 +294,8 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int], *, keep_thin: bool = F
   if mask.shape != tuple(shape):
     shrink = keep_thin and (mask.shape[0] > shape[0] or mask.shape[1] > shape[1])
     resized = Image.fromarray(np.ascontiguousarray(mask, np.float32)).resize(
-        (shape[1], shape[0]), Image.Resampling.BOX if shrink else Image.Resampling.NEAREST)
+        (shape[1], shape[0]), Image.Resampling.BOX if shrink else Image.Resampling.NEAREST
+    )
     mask = np.asarray(resized)
     if shrink:  # BOX is the block's mean: any marked pixel makes it positive.
       mask = (mask > 1e-6).astype(np.float32)
@@ -308,8 +303,7 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int], *, keep_thin: bool = F
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
-  if (len(shape) != 2
-      or not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape)):
+  if len(shape) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape):
     raise ValueError(f"shape must be (H, W) with positive ints, got {shape!r}")
   return int(shape[0]), int(shape[1])
 
@@ -317,8 +311,7 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
 def check_image(img: npt.ArrayLike, *, what: str) -> np.ndarray:
   arr = np.asarray(img)
   if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (1, 3))):
-    raise ValueError(f"{what} must be (H, W), (H, W, 1) or (H, W, 3), "
-                     f"got shape {arr.shape}")
+    raise ValueError(f"{what} must be (H, W), (H, W, 1) or (H, W, 3), " f"got shape {arr.shape}")
   if arr.shape[0] == 0 or arr.shape[1] == 0:
     raise ValueError(f"{what} is empty: shape {arr.shape}")
   return arr
@@ -353,9 +346,12 @@ def resize_image(img: npt.ArrayLike, shape: tuple[int, int]) -> np.ndarray:
   method = Image.Resampling.LANCZOS if shrinks else Image.Resampling.BICUBIC
   planes = arr[..., None] if arr.ndim == 2 else arr
   out = np.stack(
-      [np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]))
-                  .resize((out_w, out_h), method))
-       for c in range(planes.shape[-1])], axis=-1)
+      [
+          np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c])).resize((out_w, out_h), method))
+          for c in range(planes.shape[-1])
+      ],
+      axis=-1,
+  )
   out = np.clip(out, arr.min(), arr.max())
   return out[..., 0] if arr.ndim == 2 else out
 
@@ -378,15 +374,16 @@ FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")  # Frame files of a folder (any case)
 
 def _natural_key(name: str) -> list[Any]:
   """Sort key comparing runs of digits as numbers: frame2 < frame10."""
-  return [int(part) if part.isdigit() else part.lower()
-          for part in re.split(r"(\d+)", name)]
+  return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def frame_files(folder: str) -> list[str]:
   """The PNG/JPEG files of `folder`, in natural name order (raises OSError)."""
-  names = [n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES)
-           and os.path.isfile(os.path.join(folder, n))]
+  names = [
+      n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES) and os.path.isfile(os.path.join(folder, n))
+  ]
   return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
+
 
 def _expand_folders(paths: Sequence[str]) -> Iterator[str]:
   """`paths`, each readable folder replaced by its frame files."""
@@ -395,6 +392,7 @@ def _expand_folders(paths: Sequence[str]) -> Iterator[str]:
       yield from frame_files(path) if os.path.isdir(path) else [path]
     except OSError:
       continue
+
 
 def file_digests(paths: Sequence[str]) -> dict[str, str]:
   """SHA-256 (hex) of the content of every input file among `paths`.
@@ -421,8 +419,9 @@ def file_digests(paths: Sequence[str]) -> dict[str, str]:
   return digests
 
 
-def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
-                  path: str = 'the image') -> tuple[np.ndarray, float]:
+def working_image(
+    image: np.ndarray, max_side: int, *, min_side: int = 1, path: str = "the image"
+) -> tuple[np.ndarray, float]:
   """Downscales an image so that its longer side is at most `max_side`.
 
   Args:
@@ -444,10 +443,18 @@ def working_image(image: np.ndarray, max_side: int, *, min_side: int = 1,
     scale = max_side / longest
     shape = (max(1, round(height * scale)), max(1, round(width * scale)))
     working = resize_image(image, shape)
-    logging.info('%s is %dx%d: working at %dx%d (max_side=%d), results come back at full size',
-                 path, width, height, shape[1], shape[0], max_side)
+    logging.info(
+        "%s is %dx%d: working at %dx%d (max_side=%d), results come back at full size",
+        path,
+        width,
+        height,
+        shape[1],
+        shape[0],
+        max_side,
+    )
   if min(working.shape[:2]) < min_side:
-    scaled = f', {working.shape[1]}x{working.shape[0]} at max_side={max_side}' if scale < 1 else ''
-    raise InputError(f'{path} is {width}x{height}{scaled}: too small, the generators need '
-                              f'sides of at least {min_side} pixels')
+    scaled = f", {working.shape[1]}x{working.shape[0]} at max_side={max_side}" if scale < 1 else ""
+    raise InputError(
+        f"{path} is {width}x{height}{scaled}: too small, the generators need " f"sides of at least {min_side} pixels"
+    )
   return working, scale

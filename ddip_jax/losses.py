@@ -121,8 +121,7 @@ def std_loss(x: jax.Array) -> jax.Array:
     raise ValueError(f'std_loss needs H, W >= 5, got shape {x.shape}.')
   gray = jnp.mean(x, axis=-1, keepdims=True)
   centre = gray[:, 2:-2, 2:-2, :]
-  box = jax.lax.reduce_window(
-      gray, 0.0, jax.lax.add, (1, 5, 5, 1), (1, 1, 1, 1), 'VALID') / 25.0
+  box = jax.lax.reduce_window(gray, 0.0, jax.lax.add, (1, 5, 5, 1), (1, 1, 1, 1), 'VALID') / 25.0
   return jnp.mean(jnp.square(centre - box))
 
 
@@ -136,7 +135,7 @@ def _safe_fourth_root(x: jax.Array) -> jax.Array:
 def _avg_pool_2x2(x: jax.Array) -> jax.Array:
   """`torch.nn.AvgPool2d(2, stride=2)` on NHWC: odd trailing rows/cols dropped."""
   n, h, w, c = x.shape
-  x = x[:, :h // 2 * 2, :w // 2 * 2, :]
+  x = x[:, : h // 2 * 2, : w // 2 * 2, :]
   return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
@@ -174,8 +173,7 @@ def exclusion_loss(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.Array:
     sq_b = jnp.square(2.0 * jax.nn.sigmoid(grad_b) - 1.0)
     count = grad_a.shape[0] * grad_a.shape[1] * grad_a.shape[2]
     # (C, C) matrix of means over N, H, W; HIGHEST keeps it fp32 on GPU/TPU.
-    means = jnp.einsum(
-        'nhwj,nhwi->ij', sq_a, sq_b, precision=jax.lax.Precision.HIGHEST) / count
+    means = jnp.einsum('nhwj,nhwi->ij', sq_a, sq_b, precision=jax.lax.Precision.HIGHEST) / count
     return jnp.sum(_safe_fourth_root(means))
 
   terms = [pair_terms(ga, gb) for ga, gb in _pyramid_gradients(a, b, levels)]
@@ -186,7 +184,7 @@ def exclusion_loss(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.Array:
 
 def _check_levels(a: jax.Array, levels: int, name: str) -> None:
   """Raises unless the coarsest of `levels` 2x2-pooled scales still has a gradient."""
-  coarsest = 2**(levels - 1)
+  coarsest = 2 ** (levels - 1)
   if levels < 1 or a.shape[1] // coarsest < 2 or a.shape[2] // coarsest < 2:
     raise ValueError(f'{name} with levels={levels} needs H, W >= {2 * coarsest}, got shape {a.shape}.')
 
@@ -228,8 +226,9 @@ def gradient_correlation(a: jax.Array, b: jax.Array, *, levels: int = 3) -> jax.
     abs_a, abs_b = jnp.abs(grad_a), jnp.abs(grad_b)
     hi = jax.lax.Precision.HIGHEST
     cross = jnp.einsum('nhwj,nhwi->ji', abs_a, abs_b, precision=hi)
-    norms = jnp.sqrt(jnp.sum(jnp.square(abs_a), axis=(0, 1, 2))[:, None] *
-                     jnp.sum(jnp.square(abs_b), axis=(0, 1, 2))[None, :])
+    norms = jnp.sqrt(
+        jnp.sum(jnp.square(abs_a), axis=(0, 1, 2))[:, None] * jnp.sum(jnp.square(abs_b), axis=(0, 1, 2))[None, :]
+    )
     return jnp.mean(cross / jnp.maximum(norms, _DENOMINATOR_FLOOR))
 
   grads = _pyramid_gradients(a, b, levels)

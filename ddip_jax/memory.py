@@ -55,7 +55,7 @@ def memory_limit() -> tuple[int, str]:
       raise ValueError(f'{MEMORY_ENV}={value!r}: must be a positive number of GB, e.g. 16')
     return int(limit * 1e9), f'{MEMORY_ENV}={value}'
   machine = machine_memory()
-  return machine * 3 // 4, f'3/4 of this machine\'s {machine / 1e9:.1f} GB; set {MEMORY_ENV} to change it'
+  return machine * 3 // 4, f"3/4 of this machine's {machine / 1e9:.1f} GB; set {MEMORY_ENV} to change it"
 
 
 def needed_bytes(height: int, width: int, frames: int = 1) -> int:
@@ -92,10 +92,14 @@ def refusal(what: str, height: int, width: int, frames: int = 1) -> str | None:
     fits = f'at most {frames_fit} frames of this size fit'
   else:
     scale = (fit / pixels) ** 0.5
-    fits = (f'at most {fit / 1e6:.1f} megapixels {"a frame " if frames > 1 else ""}fit (e.g. {int(width * scale)}x'
-            f'{int(height * scale)}: downscale it first)')
-  return (f'{what} is {size}: its run needs about {need / 1e9:.1f} GB of memory, more than the limit of '
-          f'{limit / 1e9:.1f} GB ({source}); {fits}')
+    fits = (
+        f'at most {fit / 1e6:.1f} megapixels {"a frame " if frames > 1 else ""}fit (e.g. {int(width * scale)}x'
+        f'{int(height * scale)}: downscale it first)'
+    )
+  return (
+      f'{what} is {size}: its run needs about {need / 1e9:.1f} GB of memory, more than the limit of '
+      f'{limit / 1e9:.1f} GB ({source}); {fits}'
+  )
 
 
 def _fitting_pixels(limit: int) -> int:

@@ -79,8 +79,9 @@ def box_scores(estimate: np.ndarray, truth: np.ndarray, box: tuple[slice, slice]
   return result
 
 
-def layer_pair_scores(estimates: tuple[np.ndarray, np.ndarray], truths: tuple[np.ndarray, np.ndarray]
-                      ) -> dict[str, Any]:
+def layer_pair_scores(
+    estimates: tuple[np.ndarray, np.ndarray], truths: tuple[np.ndarray, np.ndarray]
+) -> dict[str, Any]:
   """PSNR / SSIM of two recovered layers against the true ones, in whichever order matches better.
 
   Args:

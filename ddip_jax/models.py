@@ -82,7 +82,7 @@ def center_crop(x: jax.Array, height: int, width: int) -> jax.Array:
   """Centre-crops the spatial dims of an NHWC tensor to (height, width)."""
   dh = (x.shape[1] - height) // 2
   dw = (x.shape[2] - width) // 2
-  return x[:, dh:dh + height, dw:dw + width, :]
+  return x[:, dh : dh + height, dw : dw + width, :]
 
 
 def canvas_shape(height: int, width: int, num_scales: int) -> tuple[int, int]:
@@ -281,15 +281,22 @@ def generator_from_config(gen_config, *, out_channels: int, **overrides) -> Skip
 
 def noise_from_config(gen_config, key: jax.Array, shape: tuple[int, int]) -> jax.Array:
   """A generator input from a config's `generator` section: (1, H, W, input_depth)."""
-  return make_noise(key, shape, gen_config.input_depth, var=gen_config.noise_var,
-                    method=gen_config.noise_method)
+  return make_noise(key, shape, gen_config.input_depth, var=gen_config.noise_var, method=gen_config.noise_method)
 
 
-def video_noise_from_config(gen_config, key: jax.Array, shape: tuple[int, int], *, num_frames: int,
-                            correlation: float) -> jax.Array:
+def video_noise_from_config(
+    gen_config, key: jax.Array, shape: tuple[int, int], *, num_frames: int, correlation: float
+) -> jax.Array:
   """`make_video_noise` from a config's `generator` section: (F, H, W, input_depth)."""
-  return make_video_noise(key, shape, gen_config.input_depth, num_frames, var=gen_config.noise_var,
-                          correlation=correlation, method=gen_config.noise_method)
+  return make_video_noise(
+      key,
+      shape,
+      gen_config.input_depth,
+      num_frames,
+      var=gen_config.noise_var,
+      correlation=correlation,
+      method=gen_config.noise_method,
+  )
 
 
 def apply_generators(
@@ -306,7 +313,8 @@ def apply_generators(
   outputs, new_stats = {}, {}
   for name, z in inputs.items():
     out, updates = generators[name].apply(
-        {'params': params[name], 'batch_stats': batch_stats[name]}, z, mutable=['batch_stats'])
+        {'params': params[name], 'batch_stats': batch_stats[name]}, z, mutable=['batch_stats']
+    )
     outputs[name] = out
     new_stats[name] = updates['batch_stats']
   return outputs, {**batch_stats, **new_stats}
@@ -400,10 +408,17 @@ def batched_generator(generator: SkipGenerator, runs: int) -> nn.Module:
   copy initialised with its own key), so (runs, N, H, W, D) noise gives
   (runs, N, H, W, C) outputs with every run's BatchNorm on its own batch.
   """
-  fields = {f.name: getattr(generator, f.name) for f in dataclasses.fields(generator)
-            if f.name not in ('parent', 'name')}
-  cls = nn.vmap(type(generator), variable_axes={'params': 0, 'batch_stats': 0}, split_rngs={'params': True},
-                in_axes=0, out_axes=0, axis_size=runs)
+  fields = {
+      f.name: getattr(generator, f.name) for f in dataclasses.fields(generator) if f.name not in ('parent', 'name')
+  }
+  cls = nn.vmap(
+      type(generator),
+      variable_axes={'params': 0, 'batch_stats': 0},
+      split_rngs={'params': True},
+      in_axes=0,
+      out_axes=0,
+      axis_size=runs,
+  )
   return cls(**fields)
 
 

@@ -64,8 +64,9 @@ class Decomposition:
 
 def write(decomposition: Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes a decomposition's images, summary picture and metrics.json to `workdir` (`write_outputs`)."""
-  write_outputs(workdir, config, images=decomposition.images, metrics=decomposition.metrics,
-                summary=decomposition.summary)
+  write_outputs(
+      workdir, config, images=decomposition.images, metrics=decomposition.metrics, summary=decomposition.summary
+  )
 
 
 def write_outputs(
@@ -95,4 +96,3 @@ def write_outputs(
   record = {**metrics, **runner.run_record(config), 'environment': environment()}
   files[os.path.join(workdir, runner.METRICS)] = writing.json_bytes(record)
   writing.write_files(files)
-

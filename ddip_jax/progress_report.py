@@ -34,8 +34,15 @@ class TqdmBar:
 
   def __call__(self, step: int, total: int, loss: float, psnr: float, stage: str) -> None:
     if self._bar is None:
-      self._bar = tqdm.tqdm(total=total, initial=step, desc=stage, file=sys.stderr, mininterval=self.interval,
-                            dynamic_ncols=True, unit='it')
+      self._bar = tqdm.tqdm(
+          total=total,
+          initial=step,
+          desc=stage,
+          file=sys.stderr,
+          mininterval=self.interval,
+          dynamic_ncols=True,
+          unit='it',
+      )
     else:
       self._bar.update(step - self._bar.n)
     if math.isfinite(loss):

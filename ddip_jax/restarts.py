@@ -61,16 +61,24 @@ def pick_best(scores: list[float]) -> int:
   return max(range(len(scores)), key=lambda i: (scores[i], -i))
 
 
-def _record(index: int, seed: int, metrics: dict[str, Any] | None, error: Exception | None,
-            metric: str) -> dict[str, Any]:
+def _record(
+    index: int, seed: int, metrics: dict[str, Any] | None, error: Exception | None, metric: str
+) -> dict[str, Any]:
   """A restart's entry in the chosen run's `restarts`: index, seed, status, score."""
   score = _score(metrics, metric)
-  return {'restart': index, 'seed': seed, 'status': metrics['status'] if metrics else f'failed: {error}',
-          metric: score if math.isfinite(score) else None}
+  return {
+      'restart': index,
+      'seed': seed,
+      'status': metrics['status'] if metrics else f'failed: {error}',
+      metric: score if math.isfinite(score) else None,
+  }
 
 
-def best_of(decompose: Callable[[ml_collections.ConfigDict], T], config: ml_collections.ConfigDict,
-            metric: str = DEFAULT_SELECTION_METRIC) -> T:
+def best_of(
+    decompose: Callable[[ml_collections.ConfigDict], T],
+    config: ml_collections.ConfigDict,
+    metric: str = DEFAULT_SELECTION_METRIC,
+) -> T:
   """`run`'s restarts in memory: decompose(config of restart r) for each, the best by `metric`.
 
   Args:
@@ -102,9 +110,16 @@ def best_of(decompose: Callable[[ml_collections.ConfigDict], T], config: ml_coll
   if all(r is None for r in results):
     raise error
   best = pick_best([_score(r.metrics if r else None, metric) for r in results])
-  return dataclasses.replace(results[best], metrics={
-      **results[best].metrics, 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
-      'chosen_seed': config.seed + best})
+  return dataclasses.replace(
+      results[best],
+      metrics={
+          **results[best].metrics,
+          'restarts': records,
+          'restart_chosen': best,
+          'selection_metric': metric,
+          'chosen_seed': config.seed + best,
+      },
+  )
 
 
 def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -153,10 +168,17 @@ def run(task: ModuleType, config: ml_collections.ConfigDict, workdir: str) -> di
     if os.path.isfile(source) and name != runner.METRICS and not name.startswith('.'):
       with open(source, 'rb') as f:
         files[os.path.join(workdir, name)] = f.read()
-  metrics = {**results[best], 'restarts': records, 'restart_chosen': best, 'selection_metric': metric,
-             'chosen_seed': config.seed + best, **runner.run_record(config)}
+  metrics = {
+      **results[best],
+      'restarts': records,
+      'restart_chosen': best,
+      'selection_metric': metric,
+      'chosen_seed': config.seed + best,
+      **runner.run_record(config),
+  }
   files[os.path.join(workdir, runner.METRICS)] = writing.json_bytes(metrics)
   writing.write_files(files)  # As a set: a failed write replaces nothing.
-  logging.info('restart %d (seed %d) has the best %s: %.4g', best, config.seed + best, metric,
-               _score(results[best], metric))
+  logging.info(
+      'restart %d (seed %d) has the best %s: %.4g', best, config.seed + best, metric, _score(results[best], metric)
+  )
   return metrics

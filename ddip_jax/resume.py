@@ -41,7 +41,9 @@ def loop_options(config: ml_collections.ConfigDict) -> engine.LoopOptions:
   )
 
 
-def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str = '') -> checkpoint_io.Checkpointing | None:
+def checkpointing(
+    config: ml_collections.ConfigDict, workdir: str, *, name: str = ''
+) -> checkpoint_io.Checkpointing | None:
   """`engine.optimize`'s checkpoint options for a run of `config` in `workdir`.
 
   A task that runs several optimisations (e.g. passes) gives each its own
@@ -49,8 +51,9 @@ def checkpointing(config: ml_collections.ConfigDict, workdir: str, *, name: str 
   """
   if config.loop.checkpoint_every <= 0:
     return None
-  return checkpoint_io.Checkpointing(runner.checkpoint_path(workdir, name), every=config.loop.checkpoint_every,
-                              tag=runner.run_tag(config))
+  return checkpoint_io.Checkpointing(
+      runner.checkpoint_path(workdir, name), every=config.loop.checkpoint_every, tag=runner.run_tag(config)
+  )
 
 
 Terminated = errors.Terminated
@@ -108,8 +111,11 @@ def stop_on_signals(
     del frame
     received.append(signal.Signals(signum).name)
     restore()
-    logging.warning('%s: stopping after the current steps, writing a checkpoint and the best result so far '
-                    '(again to quit at once)', received[0])
+    logging.warning(
+        '%s: stopping after the current steps, writing a checkpoint and the best result so far '
+        '(again to quit at once)',
+        received[0],
+    )
 
   def stop():
     return received[0] if received else None
@@ -156,8 +162,13 @@ def solve(
   """
   with stop_on_signals() as stop:
     try:
-      result = engine.optimize(problem, key=key, options=loop_options(config),
-                               checkpoint=checkpointing(config, checkpoints) if checkpoints else None, stop=stop)
+      result = engine.optimize(
+          problem,
+          key=key,
+          options=loop_options(config),
+          checkpoint=checkpointing(config, checkpoints) if checkpoints else None,
+          stop=stop,
+      )
     except engine.Stopped as err:
       if err.result.best:
         err.partial = finish(err.result, f'stopped: {err}')
@@ -165,8 +176,9 @@ def solve(
   return finish(result, 'ok')
 
 
-def decompose_and_write(config: ml_collections.ConfigDict, workdir: str, decompose: Callable[[], T],
-                        write: Callable[[T], None]) -> T:
+def decompose_and_write(
+    config: ml_collections.ConfigDict, workdir: str, decompose: Callable[[], T], write: Callable[[T], None]
+) -> T:
   """A task's run in its workdir: `decompose()` (which `solve`s with checkpoints in `workdir`), then `write` its result.
 
   The workdir must not hold another config's run (checked first). A run
@@ -190,8 +202,14 @@ def decompose_and_write(config: ml_collections.ConfigDict, workdir: str, decompo
   return result
 
 
-def run_decomposition(config: ml_collections.ConfigDict, workdir: str, *, load_inputs: Callable[[Any], Any],
-                      decompose: Callable[..., Any], write: Callable[[Any, Any, str], None] | None = None) -> dict[str, Any]:
+def run_decomposition(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    load_inputs: Callable[[Any], Any],
+    decompose: Callable[..., Any],
+    write: Callable[[Any, Any, str], None] | None = None,
+) -> dict[str, Any]:
   """A task's `run(config, workdir)`: files in (`load_inputs(config)`), `decompose(config, inputs, checkpoints=workdir)`
   (`decompose_and_write`'s rules), files out (`write(result, config, workdir)`, default `outputs.write`).
 
@@ -200,8 +218,12 @@ def run_decomposition(config: ml_collections.ConfigDict, workdir: str, *, load_i
   """
   inputs = load_inputs(config)
   write = write or outputs.write
-  return decompose_and_write(config, workdir, lambda: decompose(config, inputs, checkpoints=workdir),
-                             lambda result: write(result, config, workdir)).metrics
+  return decompose_and_write(
+      config,
+      workdir,
+      lambda: decompose(config, inputs, checkpoints=workdir),
+      lambda result: write(result, config, workdir),
+  ).metrics
 
 
 def optimize_and_write(
@@ -218,8 +240,9 @@ def optimize_and_write(
   Raises:
     As `decompose_and_write`.
   """
-  return decompose_and_write(config, workdir, lambda: solve(problem, config, key=key, finish=finish,
-                                                            checkpoints=workdir), lambda metrics: None)
+  return decompose_and_write(
+      config, workdir, lambda: solve(problem, config, key=key, finish=finish, checkpoints=workdir), lambda metrics: None
+  )
 
 
 def solve_parts(
@@ -266,8 +289,13 @@ def solve_parts(
       checkpoint = checkpointing(config, checkpoints, name=f'{part_name}{index + 1}') if checkpoints else None
       try:
         with hooks.part(f'{part_name} {index + 1} of {num_parts}'):
-          result = engine.optimize(problem(index), key=jax.random.fold_in(key, index),
-                                   options=loop_options(config), checkpoint=checkpoint, stop=stop)
+          result = engine.optimize(
+              problem(index),
+              key=jax.random.fold_in(key, index),
+              options=loop_options(config),
+              checkpoint=checkpoint,
+              stop=stop,
+          )
       except engine.Stopped as err:
         if err.result.best:
           keep(index, err.result)

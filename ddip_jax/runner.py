@@ -94,8 +94,9 @@ def check_inputs_outside(workdir: str, config: ml_collections.ConfigDict) -> Non
     inside = [(p, f) for p, f in ((plain, folder), (real, real_folder)) if _inside(p, f)]
     if inside and not any(_inside(p, os.path.join(f, INPUTS)) for p, f in inside):
       raise image_io.InputError(
-          f'--workdir {workdir!r} holds the input {path!r}: the run\'s outputs could replace it; give a '
-          '--workdir that holds none of its inputs (e.g. a new folder in results/)')
+          f"--workdir {workdir!r} holds the input {path!r}: the run's outputs could replace it; give a "
+          '--workdir that holds none of its inputs (e.g. a new folder in results/)'
+      )
 
 
 def input_digests(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, str]:
@@ -125,8 +126,12 @@ def finished_metrics(workdir: str, config: ml_collections.ConfigDict) -> dict[st
   ones already done when the same command runs again.
   """
   metrics = _read_metrics(workdir)
-  if (metrics is None or metrics.get('status') != 'ok' or not isinstance(metrics.get('config'), dict)
-      or run_config(metrics['config']) != run_config(config)):
+  if (
+      metrics is None
+      or metrics.get('status') != 'ok'
+      or not isinstance(metrics.get('config'), dict)
+      or run_config(metrics['config']) != run_config(config)
+  ):
     return None
   return metrics if metrics.get('input_sha256') == input_digests(config) else None
 
@@ -183,16 +188,27 @@ def check_workdir(workdir: str, config: ml_collections.ConfigDict, *, inputs: bo
     record = {'config': record}
   stored = run_config(record['config']) if isinstance(record.get('config'), dict) else None
   if stored != run_config(config):
-    what = f'{source} records no config' if stored is None else _differences(
-        _flatten(stored), _flatten(run_config(config)), lambda k, old, new: f'{k}: {old!r} there, {new!r} now')
-    raise image_io.InputError(f'--workdir {workdir!r} holds a run of another config ({what}); '
-                              'give another --workdir, or empty that one')
+    what = (
+        f'{source} records no config'
+        if stored is None
+        else _differences(
+            _flatten(stored), _flatten(run_config(config)), lambda k, old, new: f'{k}: {old!r} there, {new!r} now'
+        )
+    )
+    raise image_io.InputError(
+        f'--workdir {workdir!r} holds a run of another config ({what}); ' 'give another --workdir, or empty that one'
+    )
   recorded, current = record.get('input_sha256'), input_digests(config)
   if inputs and recorded != current:
-    what = (_differences(recorded, current, _changed_file) if isinstance(recorded, dict)
-            else f'{source} records no input digests (an older version)')
-    raise image_io.InputError(f'--workdir {workdir!r} holds a run of other input files ({what}); '
-                              'give another --workdir, or add --overwrite to redo it')
+    what = (
+        _differences(recorded, current, _changed_file)
+        if isinstance(recorded, dict)
+        else f'{source} records no input digests (an older version)'
+    )
+    raise image_io.InputError(
+        f'--workdir {workdir!r} holds a run of other input files ({what}); '
+        'give another --workdir, or add --overwrite to redo it'
+    )
 
 
 def checkpoint_files(workdir: str) -> list[str]:
@@ -236,8 +252,10 @@ def _lock(path: str, workdir: str) -> int:
         return fd
     except BlockingIOError:
       os.close(fd)
-      raise WorkdirBusy(f'--workdir {workdir!r} is in use by another run ({_holder(path)}); wait for it to '
-                        'finish, or give another --workdir') from None
+      raise WorkdirBusy(
+          f'--workdir {workdir!r} is in use by another run ({_holder(path)}); wait for it to '
+          'finish, or give another --workdir'
+      ) from None
     except FileNotFoundError:
       pass  # Locked a lock file that its owner has just removed: try again.
     except BaseException:
@@ -294,12 +312,18 @@ def _swap_in(staging: str, workdir: str) -> None:
       os.replace(os.path.join(staging, name), target)
     os.rmdir(staging)
   except OSError as err:
-    raise writing.OutputError(f'cannot move the new results from {staging!r} into {workdir!r}: '
-                               f'{err.strerror or err}') from err
+    raise writing.OutputError(
+        f'cannot move the new results from {staging!r} into {workdir!r}: ' f'{err.strerror or err}'
+    ) from err
 
 
-def run(run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]], config: ml_collections.ConfigDict,
-        workdir: str, *, overwrite: bool = False) -> tuple[dict[str, Any], bool]:
+def run(
+    run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]],
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    overwrite: bool = False,
+) -> tuple[dict[str, Any], bool]:
   """Runs `run_fn(config, workdir)` as the one owner of `workdir` (see the module docstring).
 
   Args:
@@ -345,4 +369,3 @@ def run(run_fn: Callable[[ml_collections.ConfigDict, str], dict[str, Any]], conf
     except errors.Stopped as err:
       err.workdir = getattr(err, 'workdir', None) or target
       raise
-

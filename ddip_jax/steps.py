@@ -61,8 +61,9 @@ def make_step(stage: Stage, optimizer: optax.GradientTransformation, num_perturb
     if num_perturbations == 1:
       return loss_fn(params, batch_stats, step, key, *data)
     keys = jax.random.split(key, num_perturbations)
-    losses, (stats, outputs, psnrs) = jax.vmap(
-        loss_fn, in_axes=(None, None, None, 0) + (None,) * len(data))(params, batch_stats, step, keys, *data)
+    losses, (stats, outputs, psnrs) = jax.vmap(loss_fn, in_axes=(None, None, None, 0) + (None,) * len(data))(
+        params, batch_stats, step, keys, *data
+    )
     stats = jax.tree.map(lambda s: s.mean(axis=0), stats)
     outputs = jax.tree.map(lambda o: o[0], outputs)
     return losses.mean(), (stats, outputs, psnrs[0])
@@ -74,8 +75,7 @@ def make_step(stage: Stage, optimizer: optax.GradientTransformation, num_perturb
     trainable = {n: state.params[n] for n in names}
     frozen = {n: p for n, p in state.params.items() if n not in names}
     step_key = jax.random.fold_in(key, state.step)
-    (loss, (stats, outputs, psnr)), grads = grad_fn(
-        trainable, frozen, state.batch_stats, state.step, step_key, *data)
+    (loss, (stats, outputs, psnr)), grads = grad_fn(trainable, frozen, state.batch_stats, state.step, step_key, *data)
     updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
     trainable = optax.apply_updates(trainable, updates)
     if stage.track_best:
@@ -106,9 +106,15 @@ def optimizer(stage: Stage) -> optax.GradientTransformation:
   return optax.adam(stage.learning_rate)
 
 
-def stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: int,
-                 state: TrainState, key: jax.Array,
-                 options: dict[str, str]) -> Callable[[TrainState, jax.Array], TrainState]:
+def stage_chunk(
+    stage: Stage,
+    num_perturbations: int,
+    strategy: str,
+    num_steps: int,
+    state: TrainState,
+    key: jax.Array,
+    options: dict[str, str],
+) -> Callable[[TrainState, jax.Array], TrainState]:
   """The compiled chunk of a stage's steps, as `chunk(state, key) -> state` (`compile_cache.cached_jit`).
 
   A task's loss functions close over its data (image, hints, noise inputs...);
@@ -121,10 +127,22 @@ def stage_chunk(stage: Stage, num_perturbations: int, strategy: str, num_steps: 
   data = () if stage.data is None else (stage.data,)
   # With data, the stage's loss function names the program: a stage of the same loss on other data (the other
   # step of segmentation, a correction's new hints) finds it without tracing it again.
-  identity = None if stage.data is None else (stage.loss_fn, stage.learning_rate, stage.trainable, stage.track_best,
-                                              num_perturbations, strategy, num_steps)
-  return compile_cache.cached_jit(compile_cache.chunk_fn(step_fn, strategy, num_steps), state, key, *data,
-                                  options=options, identity=identity)
+  identity = (
+      None
+      if stage.data is None
+      else (
+          stage.loss_fn,
+          stage.learning_rate,
+          stage.trainable,
+          stage.track_best,
+          num_perturbations,
+          strategy,
+          num_steps,
+      )
+  )
+  return compile_cache.cached_jit(
+      compile_cache.chunk_fn(step_fn, strategy, num_steps), state, key, *data, options=options, identity=identity
+  )
 
 
 def initial_state(
@@ -156,11 +174,16 @@ def initial_state(
   adam = optimizer(stage)
   names = stage.trainable or tuple(params)
   state = TrainState(
-      step=jnp.int32(0), params=params, batch_stats=batch_stats,
+      step=jnp.int32(0),
+      params=params,
+      batch_stats=batch_stats,
       opt_state=adam.init({n: params[n] for n in names}),
-      loss=jnp.float32(jnp.nan), psnr=jnp.float32(-jnp.inf),
-      best_psnr=jnp.float32(-jnp.inf), best_step=jnp.int32(-1),
-      best=output_template(stage, params, batch_stats, best_shapes))
+      loss=jnp.float32(jnp.nan),
+      psnr=jnp.float32(-jnp.inf),
+      best_psnr=jnp.float32(-jnp.inf),
+      best_step=jnp.int32(-1),
+      best=output_template(stage, params, batch_stats, best_shapes),
+  )
   return state, make_step(stage, adam, num_perturbations)
 
 
@@ -169,16 +192,20 @@ def output_template(stage: Stage, params, batch_stats, shapes: Outputs | None = 
   if shapes is None:
     data = () if stage.data is None else (stage.data,)
     shapes = jax.eval_shape(
-        lambda p, s: stage.loss_fn(p, s, jnp.int32(0), jax.random.key(0), *data)[1][1], params, batch_stats)
+        lambda p, s: stage.loss_fn(p, s, jnp.int32(0), jax.random.key(0), *data)[1][1], params, batch_stats
+    )
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-def abstract_state(problem: Problem, stage: Stage, params: PyTree, batch_stats: PyTree,
-                   num_perturbations: int = 1) -> TrainState:
+def abstract_state(
+    problem: Problem, stage: Stage, params: PyTree, batch_stats: PyTree, num_perturbations: int = 1
+) -> TrainState:
   """The shapes and dtypes (`jax.ShapeDtypeStruct`s) of a stage's starting state, for variables like those given."""
   return jax.eval_shape(
       lambda p, s: initial_state(problem, stage, params=p, batch_stats=s, num_perturbations=num_perturbations)[0],
-      params, batch_stats)
+      params,
+      batch_stats,
+  )
 
 
 class ChunksAhead:
@@ -191,9 +218,18 @@ class ChunksAhead:
   the caller builds it itself (raising the same error in its own thread).
   """
 
-  def __init__(self, problem: Problem, stages: Sequence[tuple[int, Stage, jax.Array]], params: PyTree,
-               batch_stats: PyTree, *, strategy: str, steps_per_call: int, num_perturbations: int,
-               options: dict[str, str]):
+  def __init__(
+      self,
+      problem: Problem,
+      stages: Sequence[tuple[int, Stage, jax.Array]],
+      params: PyTree,
+      batch_stats: PyTree,
+      *,
+      strategy: str,
+      steps_per_call: int,
+      num_perturbations: int,
+      options: dict[str, str],
+  ):
     """`stages`: (index, stage, its key) in the order they run; `params`, `batch_stats`: the variables' shapes."""
     stages = [(index, stage, key) for index, stage, key in stages if stage.num_steps > 0]  # Others run no step.
     self._planned = {index for index, _, _ in stages}
@@ -209,8 +245,9 @@ class ChunksAhead:
         try:
           state = abstract_state(problem, stage, params, batch_stats, num_perturbations)
           # The chunk the stage's loop calls first: a stage shorter than a chunk runs in one shorter call.
-          chunk = stage_chunk(stage, num_perturbations, strategy, min(steps_per_call, stage.num_steps), state, key,
-                              options)
+          chunk = stage_chunk(
+              stage, num_perturbations, strategy, min(steps_per_call, stage.num_steps), state, key, options
+          )
           compile_cache.compile_ahead(chunk, state, key)
           built = (state, chunk)
         except Exception as err:  # pylint: disable=broad-exception-caught  # The caller builds it and raises.

@@ -17,8 +17,7 @@ _TITLE_HEIGHT = 18  # Pixels of the title strip above each summary panel.
 _GAP = 4  # Pixels of white between summary panels.
 
 
-def _fit_title(draw: ImageDraw.ImageDraw, title: str, font: Any,
-               width: int) -> str:
+def _fit_title(draw: ImageDraw.ImageDraw, title: str, font: Any, width: int) -> str:
   """Shortens `title` with an ellipsis until it fits in `width` pixels."""
   if draw.textlength(title, font=font) <= width:
     return title
@@ -27,9 +26,7 @@ def _fit_title(draw: ImageDraw.ImageDraw, title: str, font: Any,
   return title + "..." if title else ""
 
 
-def make_summary(
-    panels: Sequence[tuple[str, npt.ArrayLike]], *, height: int = 256
-) -> np.ndarray:
+def make_summary(panels: Sequence[tuple[str, npt.ArrayLike]], *, height: int = 256) -> np.ndarray:
   """Lays out titled images side by side, for `summary.png`.
 
   Each image is resized to `height` keeping its aspect ratio (`image_io.resize_image`) and
@@ -67,12 +64,11 @@ def make_summary(
   x = 0
   for (title, _), arr in zip(panels, images):
     w = arr.shape[1]
-    canvas[_TITLE_HEIGHT:, x:x + w] = arr
+    canvas[_TITLE_HEIGHT:, x : x + w] = arr
     text = _fit_title(draw, str(title), font, w - 2)
     # Centred by hand: bitmap fonts (Pillow without FreeType) take no anchor.
     _, top, _, bottom = draw.textbbox((0, 0), text or " ", font=font)
-    draw.text((x + 1, (_TITLE_HEIGHT - (bottom - top)) // 2 - top), text,
-              fill="black", font=font)
+    draw.text((x + 1, (_TITLE_HEIGHT - (bottom - top)) // 2 - top), text, fill="black", font=font)
     x += w + _GAP
   canvas[:_TITLE_HEIGHT] = np.asarray(strip, np.float32) / 255.0
   return canvas

@@ -52,8 +52,9 @@ def unmix(mixtures: jax.Array, alphas: jax.Array) -> tuple[jax.Array, jax.Array]
   return ((1 - a2) * i1 - (1 - a1) * i2) / (a1 - a2), (a1 * i2 - a2 * i1) / (a1 - a2)
 
 
-def refine_alphas(mixtures: jax.Array, alphas: jax.Array, *, radius: float, min_gap: float,
-                  grid: int = 21, rounds: int = 3) -> jax.Array:
+def refine_alphas(
+    mixtures: jax.Array, alphas: jax.Array, *, radius: float, min_gap: float, grid: int = 21, rounds: int = 3
+) -> jax.Array:
   """Alphas near `alphas` whose exact unmixing gives layers with the least shared edges.
 
   A coarse-to-fine grid search of `losses.gradient_correlation(R, T)` over
@@ -113,8 +114,9 @@ def search_alphas(mixtures: jax.Array, *, min_gap: float, grid: int = 31, rounds
   Returns:
     (2,) the alphas, a_1 > a_2.
   """
-  return refine_alphas(mixtures, jnp.asarray([0.5, 0.5], jnp.float32), radius=0.45, min_gap=min_gap, grid=grid,
-                       rounds=rounds)
+  return refine_alphas(
+      mixtures, jnp.asarray([0.5, 0.5], jnp.float32), radius=0.45, min_gap=min_gap, grid=grid, rounds=rounds
+  )
 
 
 def choose_finalisation(report: dict[str, dict[str, Any]], mode: str, select: str) -> str:
@@ -130,8 +132,11 @@ def choose_finalisation(report: dict[str, dict[str, Any]], mode: str, select: st
   """
   if mode not in report:
     return 'generators'
-  keep = {'always': True, 'loss': report[mode]['objective'] < report['generators']['objective'],
-          'fit': report[mode].get('model_fits', report[mode].get('out_of_range', 1.0) <= FIT_TOLERANCE)}[select]
+  keep = {
+      'always': True,
+      'loss': report[mode]['objective'] < report['generators']['objective'],
+      'fit': report[mode].get('model_fits', report[mode].get('out_of_range', 1.0) <= FIT_TOLERANCE),
+  }[select]
   return mode if keep else 'generators'
 
 
@@ -157,15 +162,17 @@ def out_of_range_fraction(layers: tuple[np.ndarray, np.ndarray], alphas: jax.Arr
 
 _refine_jit = jax.jit(refine_alphas, static_argnames=('radius', 'min_gap', 'grid', 'rounds'))
 _search_jit = jax.jit(search_alphas, static_argnames=('min_gap', 'grid', 'rounds'))
-_edge_overlap_jit = jax.jit(lambda mixtures, pair: losses.gradient_correlation(*(x[None] for x in unmix(mixtures,
-                                                                                                             pair))))
+_edge_overlap_jit = jax.jit(
+    lambda mixtures, pair: losses.gradient_correlation(*(x[None] for x in unmix(mixtures, pair)))
+)
 # The alpha searches run on the mixtures shrunk to at most this side: scalar
 # alphas need no more pixels, and the search's cost grows with them.
 SEARCH_SIDE = 256
 
 
-def refine_from_both(full: np.ndarray, learned: jax.Array, *, radius: float, min_gap: float
-                     ) -> tuple[jax.Array, dict[str, Any]]:
+def refine_from_both(
+    full: np.ndarray, learned: jax.Array, *, radius: float, min_gap: float
+) -> tuple[jax.Array, dict[str, Any]]:
   """The alphas of least edge overlap from two searches: near the learned ones and over the whole range.
 
   `refine_alphas` started at the generators' alphas can stay in a wrong
@@ -186,8 +193,10 @@ def refine_from_both(full: np.ndarray, learned: jax.Array, *, radius: float, min
     searches' values, 'refined_from': the winner}).
   """
   mixtures = jnp.asarray(np.stack([image_io.working_image(m, SEARCH_SIDE)[0] for m in full]))
-  found = {'near_learned': _refine_jit(mixtures, learned, radius=radius, min_gap=min_gap),
-           'whole_range': _search_jit(mixtures, min_gap=min_gap)}
+  found = {
+      'near_learned': _refine_jit(mixtures, learned, radius=radius, min_gap=min_gap),
+      'whole_range': _search_jit(mixtures, min_gap=min_gap),
+  }
   if float(learned[0]) < float(learned[1]):
     found['whole_range'] = 1.0 - found['whole_range']
   overlap = {name: float(_edge_overlap_jit(mixtures, pair)) for name, pair in found.items()}
@@ -223,16 +232,18 @@ def _gradients(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jnp.diff(x, axis=0), jnp.diff(x, axis=1)
 
 
-def _smooth_alpha_objective(params: dict[str, jax.Array], mixtures: jax.Array, smooth_is_r: jax.Array
-                            ) -> jax.Array:
+def _smooth_alpha_objective(params: dict[str, jax.Array], mixtures: jax.Array, smooth_is_r: jax.Array) -> jax.Array:
   """Data term of both mixtures + sparse gradients of one layer + smooth gradients of the other."""
   maps = smooth_alpha_maps(params['alpha_logits'], mixtures.shape[1:3])
-  data = jnp.mean((maps * params['r'][None] + (1 - maps) * params['t'][None] - mixtures)**2)
+  data = jnp.mean((maps * params['r'][None] + (1 - maps) * params['t'][None] - mixtures) ** 2)
   sparse = [sum(jnp.mean(jnp.abs(g)) for g in _gradients(x)) for x in (params['r'], params['t'])]
   smooth = [sum(jnp.mean(g**2) for g in _gradients(x)) for x in (params['r'], params['t'])]
   pick = jnp.stack([smooth_is_r, 1.0 - smooth_is_r])  # (is R smooth, is T smooth)
-  return (data + SPARSE_GRADIENT_WEIGHT * (pick[1] * sparse[0] + pick[0] * sparse[1])
-          + SMOOTH_GRADIENT_WEIGHT * (pick[0] * smooth[0] + pick[1] * smooth[1]))
+  return (
+      data
+      + SPARSE_GRADIENT_WEIGHT * (pick[1] * sparse[0] + pick[0] * sparse[1])
+      + SMOOTH_GRADIENT_WEIGHT * (pick[0] * smooth[0] + pick[1] * smooth[1])
+  )
 
 
 def smooth_alpha_maps(logits: jax.Array, shape: tuple[int, int]) -> jax.Array:
@@ -242,8 +253,9 @@ def smooth_alpha_maps(logits: jax.Array, shape: tuple[int, int]) -> jax.Array:
 
 
 @jax.jit
-def _fit_smooth_alphas(params: dict[str, jax.Array], mixtures: jax.Array, smooth_is_r: jax.Array
-                       ) -> tuple[dict[str, jax.Array], jax.Array]:
+def _fit_smooth_alphas(
+    params: dict[str, jax.Array], mixtures: jax.Array, smooth_is_r: jax.Array
+) -> tuple[dict[str, jax.Array], jax.Array]:
   optimizer = optax.adam(SMOOTH_ALPHA_LEARNING_RATE)
 
   def step(_, carry):
@@ -280,15 +292,20 @@ def smooth_alpha_unmix(full: np.ndarray, alphas: jax.Array) -> tuple[tuple[np.nd
   start = [jnp.clip(x, 0.0, 1.0) for x in unmix(mixtures, alphas)]
   unit = (jnp.clip(jnp.asarray(alphas, jnp.float32), 0.051, 0.949) - 0.05) / 0.9
   logits = jnp.broadcast_to(jnp.log(unit / (1 - unit))[:, None, None], (2, SMOOTH_ALPHA_GRID, SMOOTH_ALPHA_GRID))
-  fits = [_fit_smooth_alphas({'r': start[0], 't': start[1], 'alpha_logits': logits}, mixtures, jnp.float32(s))
-          for s in (1.0, 0.0)]
+  fits = [
+      _fit_smooth_alphas({'r': start[0], 't': start[1], 'alpha_logits': logits}, mixtures, jnp.float32(s))
+      for s in (1.0, 0.0)
+  ]
   objectives = [float(f[1]) for f in fits]
   best = int(np.argmin(objectives))
   params = fits[best][0]
   maps = smooth_alpha_maps(params['alpha_logits'], mixtures.shape[1:3])
-  info = {'smooth_layer': best + 1, 'objectives': objectives,
-          'alpha_maps_mean': [float(m) for m in jnp.mean(maps, axis=(1, 2, 3))],
-          'alpha_logits': params['alpha_logits']}
+  info = {
+      'smooth_layer': best + 1,
+      'objectives': objectives,
+      'alpha_maps_mean': [float(m) for m in jnp.mean(maps, axis=(1, 2, 3))],
+      'alpha_logits': params['alpha_logits'],
+  }
   return (np.asarray(params['r']), np.asarray(params['t'])), info
 
 
@@ -303,8 +320,9 @@ EXACT_FIT_TOLERANCE = 1e-4
 VARYING_SIDE = 512
 
 
-def varying_unmix(full: np.ndarray, *, min_gap: float, truths: list[np.ndarray] | None = None
-                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, dict[str, Any], str]:
+def varying_unmix(
+    full: np.ndarray, *, min_gap: float, truths: list[np.ndarray] | None = None
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, dict[str, Any], str]:
   """Two mixtures unmixed with no generator: scalar weights where they fit exactly, else smooth weight maps.
 
   The scalar weights are `whole_range_alphas`; their unmixing is kept if

@@ -33,8 +33,9 @@ def noise_level(lab: np.ndarray, valid: np.ndarray | None = None) -> float:
   return float(np.median(change)) if change.size else 0.0
 
 
-def mode_background(lab: np.ndarray, valid: np.ndarray | None = None, *, tolerance: float | None = None,
-                    max_frames: int = 32) -> np.ndarray:
+def mode_background(
+    lab: np.ndarray, valid: np.ndarray | None = None, *, tolerance: float | None = None, max_frames: int = 32
+) -> np.ndarray:
   """Each pixel's background colour: the mean of the largest set of frames within `tolerance` of one of them.
 
   Args:

@@ -14,7 +14,6 @@ from ddip_jax import metrics as metrics_lib
 from ddip_jax import watermark_strokes
 from ddip_jax import writing
 
-
 # Images of mode 'many' are resized to the first one's size; aspect ratios
 # further apart than this (relative) are refused instead of distorted.
 ASPECT_TOLERANCE = 0.1
@@ -49,8 +48,13 @@ class Inputs:
   box_hint: np.ndarray | None = None
 
 
-def _like(images: list[np.ndarray], names: list[str], shape: tuple[int, int], first: str,
-          why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
+def _like(
+    images: list[np.ndarray],
+    names: list[str],
+    shape: tuple[int, int],
+    first: str,
+    why: str = 'images sharing a watermark need the same framing',
+) -> list[np.ndarray]:
   """RGB images resized to `shape` unless their aspect ratio is too far from it (refused saying `why`)."""
   result = []
   for img, name in zip(images, names):
@@ -58,15 +62,17 @@ def _like(images: list[np.ndarray], names: list[str], shape: tuple[int, int], fi
       aspect, want = img.shape[1] / img.shape[0], shape[1] / shape[0]
       if abs(aspect / want - 1) > ASPECT_TOLERANCE:
         raise image_io.InputError(
-            f'{name} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first}\'s '
-            f'{shape[1]}x{shape[0]} ({want:.3g}): {why}')
+            f"{name} is {img.shape[1]}x{img.shape[0]}, aspect ratio {aspect:.3g}, too far from {first}'s "
+            f'{shape[1]}x{shape[0]} ({want:.3g}): {why}'
+        )
       img = image_io.resize_image(img, shape)
     result.append(img)
   return result
 
 
-def _load_like(paths: list[str], shape: tuple[int, int], first: str,
-               why: str = 'images sharing a watermark need the same framing') -> list[np.ndarray]:
+def _load_like(
+    paths: list[str], shape: tuple[int, int], first: str, why: str = 'images sharing a watermark need the same framing'
+) -> list[np.ndarray]:
   """Loads RGB images, resized to `shape` unless their aspect ratio is too far from it (`_like`)."""
   return _like([image_io.load_image(path) for path in paths], [repr(path) for path in paths], shape, first, why)
 
@@ -75,11 +81,14 @@ def _region(mask: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
   """A binary (H, W) mask (> 0.5) at `shape` that must mark some pixels but not all; `name` names it in errors."""
   region = (image_io.resize_mask(mask, shape) > 0.5).astype(np.float32)
   if not region.any():
-    raise image_io.InputError(f'{name} marks no pixel (none above 0.5): paint the box around the '
-                              'watermark white on black')
+    raise image_io.InputError(
+        f'{name} marks no pixel (none above 0.5): paint the box around the ' 'watermark white on black'
+    )
   if region.all():
-    raise image_io.InputError(f'{name} covers the whole image: the clean layer is learnt from the '
-                              'pixels outside the box, so leave some black')
+    raise image_io.InputError(
+        f'{name} covers the whole image: the clean layer is learnt from the '
+        'pixels outside the box, so leave some black'
+    )
   return region
 
 
@@ -101,8 +110,7 @@ def stroke_contrast(image: np.ndarray, box: np.ndarray, *, used: str, width: int
   polarity, channel_name = used.split(' ')
   channel_name = channel_name.strip('()')
   channel = image.mean(axis=-1) if channel_name == 'grey' else image[..., 'rgb'.index(channel_name[0])]
-  tophat = watermark_strokes.tophat(
-      channel.astype(np.float32), width, polarity)
+  tophat = watermark_strokes.tophat(channel.astype(np.float32), width, polarity)
   inside = box > 0.5
   outside = float(tophat[~inside].mean()) if (~inside).any() else 0.0
   return float(tophat[inside].mean()) / outside if outside > 0 else float('inf')
@@ -134,8 +142,12 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None
     names.append(repr(path) if array is None else f'the other{k} array')
   full = np.stack([first] + _like(others, names, shape, first_name))
   min_side = 2 ** max(len(config.generator.channels_down), len(wm.mask_channels))
-  working = np.stack([image_io.working_image(img, config.max_side, min_side=min_side, path=name)[0]
-                      for img, name in zip(full, [first_name] + names)])
+  working = np.stack(
+      [
+          image_io.working_image(img, config.max_side, min_side=min_side, path=name)[0]
+          for img, name in zip(full, [first_name] + names)
+      ]
+  )
   hint = hint_working = box_hint = polarity = contrast = None
   if wm.mode == 'hint':
     raw = arrays['watermark.hint'] if 'watermark.hint' in arrays else image_io.load_mask(wm.hint, shape=None)
@@ -143,27 +155,39 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None
     hint = box_hint = _region(raw, shape, hint_name)
     hint_working = (image_io.resize_mask(raw, working.shape[1:3]) > 0.5).astype(np.float32)
     if not hint_working.any() or hint_working.all():
-      raise image_io.InputError(f'{hint_name} at the working size {working.shape[2]}x{working.shape[1]} '
-                                'marks no pixel or all of them: draw a larger box, or set max_side=0')
+      raise image_io.InputError(
+          f'{hint_name} at the working size {working.shape[2]}x{working.shape[1]} '
+          'marks no pixel or all of them: draw a larger box, or set max_side=0'
+      )
     if wm.stroke_polarity != 'none':
       hint, polarity = watermark_strokes.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
       contrast = stroke_contrast(full[0], box_hint, used=polarity, width=wm.stroke_width)
       width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
-      hint_working, _ = watermark_strokes.stroke_hint(working[0], hint_working, polarity=wm.stroke_polarity,
-                                                      width=width)
+      hint_working, _ = watermark_strokes.stroke_hint(
+          working[0], hint_working, polarity=wm.stroke_polarity, width=width
+      )
       if not hint_working.any():
-        raise image_io.InputError(f'no {wm.stroke_polarity} strokes found in the box of {hint_name}: try '
-                                  'watermark.stroke_polarity=none (the whole box) or another polarity')
+        raise image_io.InputError(
+            f'no {wm.stroke_polarity} strokes found in the box of {hint_name}: try '
+            'watermark.stroke_polarity=none (the whole box) or another polarity'
+        )
   gt_paths = [wm.gt_clean] + (list(wm.gt_images or []) if wm.mode == 'many' else [])
   truths = None
   if wm.gt_clean:
     if wm.mode == 'many' and not wm.gt_images:
-      raise image_io.InputError('watermark.gt_clean is set but not watermark.gt_images: give every image\'s '
-                                'ground truth or none')
-    truths = np.stack(_load_like(gt_paths, shape, first_name, 'a ground truth (watermark.gt_clean, gt_images) '
-                                 'shows the same picture without the watermark'))
+      raise image_io.InputError(
+          "watermark.gt_clean is set but not watermark.gt_images: give every image's " 'ground truth or none'
+      )
+    truths = np.stack(
+        _load_like(
+            gt_paths,
+            shape,
+            first_name,
+            'a ground truth (watermark.gt_clean, gt_images) ' 'shows the same picture without the watermark',
+        )
+    )
   elif wm.mode == 'many' and wm.gt_images:
-    raise image_io.InputError('watermark.gt_images is set but not watermark.gt_clean (the first image\'s)')
+    raise image_io.InputError("watermark.gt_images is set but not watermark.gt_clean (the first image's)")
   box = None
   if wm.eval_box:
     box = metrics_lib.bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
@@ -186,7 +210,8 @@ def load_run(path: str, tag: str) -> tuple[dict[str, np.ndarray], dict[str, Any]
   except Exception as err:  # np.load raises many kinds of errors on bad data.
     raise image_io.InputError(f'{path!r} is unreadable ({type(err).__name__}); delete it to redo that run') from err
   if str(arrays.pop('_tag', '')) != tag:
-    raise image_io.InputError(f'{path!r} holds a run of another config or other input files; give another '
-                              '--workdir, or empty that one')
+    raise image_io.InputError(
+        f'{path!r} holds a run of another config or other input files; give another ' '--workdir, or empty that one'
+    )
   metrics = json.loads(str(arrays.pop('_metrics')))
   return arrays, metrics

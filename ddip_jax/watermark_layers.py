@@ -37,7 +37,6 @@ from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import watermark_io
 
-
 # The self-check of a fitted de-blending (`self_check`): the limits of a decomposition we trust. A mark
 # must stand out in the box (stroke contrast), its fitted blend must be one a watermark can have (opacity;
 # colour within 0.6 of [0, 1]: a and w trade off on thin strokes) and explain its strokes (consistency:
@@ -57,8 +56,17 @@ SURROUNDINGS_TOLERANCE = 0.01
 RING_WIDTH = 6
 
 
-def self_check(image: np.ndarray, result: np.ndarray, clean: np.ndarray, strokes: np.ndarray, box: np.ndarray, *,
-               opacity: float, colour: np.ndarray, stroke_contrast: float | None) -> dict[str, Any]:
+def self_check(
+    image: np.ndarray,
+    result: np.ndarray,
+    clean: np.ndarray,
+    strokes: np.ndarray,
+    box: np.ndarray,
+    *,
+    opacity: float,
+    colour: np.ndarray,
+    stroke_contrast: float | None,
+) -> dict[str, Any]:
   """Whether a fitted de-blending can be trusted, without ground truth.
 
   Args:
@@ -83,23 +91,32 @@ def self_check(image: np.ndarray, result: np.ndarray, clean: np.ndarray, strokes
     input_gap, result_gap = float(image[inside].mean()) - around, float(result[inside].mean()) - around
   else:
     input_gap = result_gap = 0.0
-  values = {'stroke_contrast': None if stroke_contrast is None else round(float(stroke_contrast), 4),
-            'opacity_consistency': round(consistency, 4), 'input_gap': round(input_gap, 4),
-            'result_gap': round(result_gap, 4)}
+  values = {
+      'stroke_contrast': None if stroke_contrast is None else round(float(stroke_contrast), 4),
+      'opacity_consistency': round(consistency, 4),
+      'input_gap': round(input_gap, 4),
+      'result_gap': round(result_gap, 4),
+  }
   reasons = []
   if stroke_contrast is not None and stroke_contrast < MIN_STROKE_CONTRAST:
-    reasons.append(f'the strokes barely stand out of the photo (contrast {stroke_contrast:.2f} < '
-                   f'{MIN_STROKE_CONTRAST})')
+    reasons.append(
+        f'the strokes barely stand out of the photo (contrast {stroke_contrast:.2f} < ' f'{MIN_STROKE_CONTRAST})'
+    )
   if not OPACITY_RANGE[0] <= opacity <= OPACITY_RANGE[1]:
     reasons.append(f'fitted opacity {opacity:.2f} outside {list(OPACITY_RANGE)}')
   if np.any(colour < COLOUR_RANGE[0]) or np.any(colour > COLOUR_RANGE[1]):
     reasons.append(f'fitted colour {[round(float(c), 2) for c in colour]} outside {list(COLOUR_RANGE)}')
   if consistency < MIN_CONSISTENCY:
     reasons.append(f'the strokes do not follow one opacity (consistency {consistency:.3f} < {MIN_CONSISTENCY})')
-  if (abs(input_gap) < HOMOGENEOUS and input_gap * (result_gap - input_gap) > 0
-      and abs(result_gap) > abs(input_gap) + SURROUNDINGS_TOLERANCE):
-    reasons.append(f'the result is further from the surroundings than the input (box less surroundings, grey: '
-                   f'{result_gap:+.3f} against {input_gap:+.3f})')
+  if (
+      abs(input_gap) < HOMOGENEOUS
+      and input_gap * (result_gap - input_gap) > 0
+      and abs(result_gap) > abs(input_gap) + SURROUNDINGS_TOLERANCE
+  ):
+    reasons.append(
+        f'the result is further from the surroundings than the input (box less surroundings, grey: '
+        f'{result_gap:+.3f} against {input_gap:+.3f})'
+    )
   return {'passed': not reasons, 'reasons': reasons, **values}
 
 
@@ -125,26 +142,37 @@ def _total_variation(image: np.ndarray, region: np.ndarray) -> float:
   return float(dx[region[:, 1:] | region[:, :-1]].sum() + dy[region[1:] | region[:-1]].sum())
 
 
-def _fit_opacity_colour(image: np.ndarray, coverage: np.ndarray, box: np.ndarray,
-                        start: np.ndarray) -> np.ndarray:
+def _fit_opacity_colour(image: np.ndarray, coverage: np.ndarray, box: np.ndarray, start: np.ndarray) -> np.ndarray:
   """(a, w0, w1, w2) in TV_OPACITY x [0, 1]^3 that minimise the box's total variation once de-blended."""
+
   def tv(p):
     return _total_variation(_deblend_alpha(image, p[0] * coverage, p[1:]), box)
+
   start = np.clip(start, [TV_OPACITY[0], 0, 0, 0], [TV_OPACITY[1], 1, 1, 1])
-  return optimize.minimize(tv, start, method='Powell', bounds=[TV_OPACITY] + [(0.0, 1.0)] * 3,
-                           options={'xtol': 1e-3, 'ftol': 1e-4, 'maxiter': 2000}).x
+  return optimize.minimize(
+      tv,
+      start,
+      method='Powell',
+      bounds=[TV_OPACITY] + [(0.0, 1.0)] * 3,
+      options={'xtol': 1e-3, 'ftol': 1e-4, 'maxiter': 2000},
+  ).x
 
 
-def _coverage_icm(image: np.ndarray, opacity: float, colour: np.ndarray, coverage: np.ndarray,
-                  region: np.ndarray) -> np.ndarray:
+def _coverage_icm(
+    image: np.ndarray, opacity: float, colour: np.ndarray, coverage: np.ndarray, region: np.ndarray
+) -> np.ndarray:
   """Each pixel of `region` takes the coverage level that best joins its de-blended colour to its neighbours'.
 
   Iterated conditional modes on a checkerboard: a pixel's cost for a level is the RGB L1 distance of its
   de-blended colour to its 4 neighbours' current ones, plus COVERAGE_PRICE times the level.
   """
   height, width = coverage.shape
-  candidates = np.stack([_deblend_alpha(image, np.full((height, width), opacity * level, np.float32), colour)
-                         for level in COVERAGE_LEVELS])
+  candidates = np.stack(
+      [
+          _deblend_alpha(image, np.full((height, width), opacity * level, np.float32), colour)
+          for level in COVERAGE_LEVELS
+      ]
+  )
   parity = np.add.outer(np.arange(height), np.arange(width)) % 2
   for _ in range(_ICM_SWEEPS):
     changed = 0
@@ -153,7 +181,7 @@ def _coverage_icm(image: np.ndarray, opacity: float, colour: np.ndarray, coverag
       padded = np.pad(current, ((1, 1), (1, 1), (0, 0)), mode='edge')
       cost = COVERAGE_PRICE * COVERAGE_LEVELS[:, None, None] * np.ones((1, height, width), np.float32)
       for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        neighbour = padded[dy:dy + height, dx:dx + width]
+        neighbour = padded[dy : dy + height, dx : dx + width]
         cost = cost + np.abs(candidates - neighbour[None]).sum(-1)
       best = COVERAGE_LEVELS[np.argmin(cost, axis=0)]
       update = region & (parity == side)
@@ -194,8 +222,9 @@ def fit_blend_tv(image: np.ndarray, strokes: np.ndarray, box: np.ndarray) -> tup
     for _ in range(TV_ROUNDS):
       coverage = _coverage_icm(image, float(params[0]), params[1:].astype(np.float32), coverage, region)
       params = _fit_opacity_colour(image, coverage, inside, params)
-    energy = (_total_variation(_deblend_alpha(image, params[0] * coverage, params[1:]), inside)
-              + COVERAGE_PRICE * float(coverage.sum()))
+    energy = _total_variation(_deblend_alpha(image, params[0] * coverage, params[1:]), inside) + COVERAGE_PRICE * float(
+        coverage.sum()
+    )
     if best is None or energy < best[0]:
       best = (energy, float(params[0]), params[1:].astype(np.float32), coverage)
   coverage = np.zeros(full_shape, np.float32)
@@ -225,10 +254,17 @@ def run_layers(outputs: dict[str, Any]) -> list[dict[str, np.ndarray]]:
   return [{name: np.asarray(o, np.float32)[r, 0] for name, o in outputs.items()} for r in range(some.shape[0])]
 
 
-def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, threshold: float,
-            clean_from: str = 'generator',
-            keep_from: str = 'watermark', effect_threshold: float = 0.2, max_opacity: float = 0.9,
-            info: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+def compose(
+    inputs: watermark_io.Inputs,
+    medians: dict[str, np.ndarray],
+    *,
+    threshold: float,
+    clean_from: str = 'generator',
+    keep_from: str = 'watermark',
+    effect_threshold: float = 0.2,
+    max_opacity: float = 0.9,
+    info: dict[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
   """The output images at full size from the runs' medians (see the module docstring).
 
   `clean_from` ('hint' mode): whether `clean` inside the box is the median of
@@ -247,8 +283,9 @@ def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, thre
     h, image = inputs.hint[..., None], inputs.full[0]
     deblended = blending.deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
     opacity, colour = blending.fit_blend(image, up['clean'], inputs.hint, max_opacity=max_opacity)
-    fitted = blending.deblend_fitted(image, up['clean'], inputs.hint, opacity=opacity, colour=colour,
-                                     max_opacity=max_opacity)
+    fitted = blending.deblend_fitted(
+        image, up['clean'], inputs.hint, opacity=opacity, colour=colour, max_opacity=max_opacity
+    )
     if info is not None:
       info.update(fit_opacity=round(opacity, 4), fit_colour=[round(float(c), 4) for c in colour])
     box = inputs.box_hint if inputs.box_hint is not None else inputs.hint
@@ -259,16 +296,27 @@ def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, thre
       mask = (tv_opacity * coverage)[..., None]
       fitted = np.clip(_deblend_alpha(image, mask[..., 0], mark_colour), 0.0, 1.0).astype(np.float32)
       if info is not None:
-        info['tv_fit'] = {'opacity': round(tv_opacity, 4), 'colour': [round(float(c), 4) for c in mark_colour],
-                          'covered_pixels': round(float(coverage.sum()), 2)}
+        info['tv_fit'] = {
+            'opacity': round(tv_opacity, 4),
+            'colour': [round(float(c), 4) for c in mark_colour],
+            'covered_pixels': round(float(coverage.sum()), 2),
+        }
     clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted, 'fit_tv': fitted}[clean_from]
     watermark = h * up['masked_watermark']
     if clean_from in ('fit', 'fit_tv'):  # Ours: keep the input where the decomposition cannot be trusted.
       # The check judges the least-squares fit against C (its thresholds were chosen on it).
-      check = self_check(image, blending.deblend_fitted(image, up['clean'], inputs.hint, opacity=opacity,
-                                                        colour=colour, max_opacity=max_opacity),
-                         up['clean'], inputs.hint, box, opacity=opacity, colour=colour,
-                         stroke_contrast=inputs.stroke_contrast)
+      check = self_check(
+          image,
+          blending.deblend_fitted(
+              image, up['clean'], inputs.hint, opacity=opacity, colour=colour, max_opacity=max_opacity
+          ),
+          up['clean'],
+          inputs.hint,
+          box,
+          opacity=opacity,
+          colour=colour,
+          stroke_contrast=inputs.stroke_contrast,
+      )
       check['fallback'] = 'none' if check['passed'] else 'input'
       # The watermark as the fit removed it (none after a fallback), not step 2's M and W.
       mask = mask * check['passed']
@@ -295,15 +343,22 @@ def compose(inputs: watermark_io.Inputs, medians: dict[str, np.ndarray], *, thre
   for k, (name, image) in enumerate(zip(clean_names(len(inputs.full)), inputs.full), start=1):
     # Ours: how much the watermark changes C_k (W M < threshold everywhere if W is black).
     effect = np.max(np.abs(up['mask'] * (up['watermark'] - up[name])), axis=-1, keepdims=True)
-    keep = {'watermark': faint, 'effect': np.broadcast_to(effect < effect_threshold, image.shape),
-            'both': faint & (effect < effect_threshold)}[keep_from]
+    keep = {
+        'watermark': faint,
+        'effect': np.broadcast_to(effect < effect_threshold, image.shape),
+        'both': faint & (effect < effect_threshold),
+    }[keep_from]
     images[f'clean{k}'] = np.where(keep, image, up[name])
     images[f'clean{k}_raw'] = up[name]
   return images
 
 
-def final_images(inputs: watermark_io.Inputs, layers: list[dict[str, np.ndarray]], wm: ml_collections.ConfigDict,
-           metrics: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray]]]:
+def final_images(
+    inputs: watermark_io.Inputs,
+    layers: list[dict[str, np.ndarray]],
+    wm: ml_collections.ConfigDict,
+    metrics: dict[str, Any],
+) -> tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray]]]:
   """The output images and summary panels from the runs' layers; their scores go to `metrics`.
 
   Args:
@@ -316,14 +371,25 @@ def final_images(inputs: watermark_io.Inputs, layers: list[dict[str, np.ndarray]
   Returns:
     (images, panels): `compose`'s images and the summary picture's (title, image) panels.
   """
-  images = compose(inputs, blending.median_layers(layers), threshold=wm.keep_threshold,
-                   clean_from=wm.clean_from,
-                   keep_from=wm.keep_from, effect_threshold=wm.effect_threshold,
-                   max_opacity=wm.max_opacity, info=metrics)
+  images = compose(
+      inputs,
+      blending.median_layers(layers),
+      threshold=wm.keep_threshold,
+      clean_from=wm.clean_from,
+      keep_from=wm.keep_from,
+      effect_threshold=wm.effect_threshold,
+      max_opacity=wm.max_opacity,
+      info=metrics,
+  )
   if inputs.hint is not None:
     results = {'clean': images['clean']}
-    panels = [('input', inputs.full[0]), ('hint', inputs.hint), ('clean', images['clean']),
-              ('watermark', images['watermark']), ('mask', images['mask'])]
+    panels = [
+        ('input', inputs.full[0]),
+        ('hint', inputs.hint),
+        ('clean', images['clean']),
+        ('watermark', images['watermark']),
+        ('mask', images['mask']),
+    ]
   else:
     results = {f'clean{k}': images[f'clean{k}'] for k in range(1, len(inputs.full) + 1)}
     panels = [(f'input {k}', img) for k, img in enumerate(inputs.full, start=1)]
@@ -334,8 +400,12 @@ def final_images(inputs: watermark_io.Inputs, layers: list[dict[str, np.ndarray]
   if inputs.truths is not None:
     per_image = []
     for result, image, truth in zip(results.values(), inputs.full, inputs.truths):
-      per_image.append({'result': metrics_lib.box_scores(result, truth, inputs.box),
-                        'input': metrics_lib.box_scores(image, truth, inputs.box)})
+      per_image.append(
+          {
+              'result': metrics_lib.box_scores(result, truth, inputs.box),
+              'input': metrics_lib.box_scores(image, truth, inputs.box),
+          }
+      )
     if inputs.hint is not None:
       per_image[0]['clean_soft'] = metrics_lib.box_scores(images['clean_soft'], inputs.truths[0], inputs.box)
       per_image[0]['clean_deblend'] = metrics_lib.box_scores(images['clean_deblend'], inputs.truths[0], inputs.box)

@@ -9,7 +9,6 @@ from scipy import ndimage
 
 from ddip_jax import hints
 
-
 STROKE_POLARITIES = ('none', 'light', 'dark', 'auto')
 # `stroke_hint` takes a colour channel over the grey level only when its contrast is this many times larger.
 COLOUR_CHANNEL_MARGIN = 1.5
@@ -22,7 +21,7 @@ def tophat(channel: np.ndarray, width: int, polarity: str) -> np.ndarray:
   its opening (thin bright lines), 'dark' its closing less the image.
   """
   r = (width - 1) / 2
-  yy, xx = np.mgrid[-(width // 2):width // 2 + 1, -(width // 2):width // 2 + 1]
+  yy, xx = np.mgrid[-(width // 2) : width // 2 + 1, -(width // 2) : width // 2 + 1]
   disk = xx**2 + yy**2 <= r * r + r  # The rasterised disk of OpenCV's MORPH_ELLIPSE.
   if polarity == 'light':
     return channel - ndimage.grey_opening(channel, footprint=disk, mode='reflect')

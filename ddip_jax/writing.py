@@ -124,8 +124,7 @@ def save_image(path: str | os.PathLike[str], img: npt.ArrayLike) -> None:
 def _jsonable(obj: Any) -> Any:
   """Replaces numpy (and JAX) scalars and arrays by Python ones, recursively."""
   if isinstance(obj, dict):
-    return {(k.item() if isinstance(k, np.generic) else k): _jsonable(v)
-            for k, v in obj.items()}
+    return {(k.item() if isinstance(k, np.generic) else k): _jsonable(v) for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
     return [_jsonable(v) for v in obj]
   if isinstance(obj, np.generic):

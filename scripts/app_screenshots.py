@@ -31,8 +31,10 @@ def main() -> int:
   if missing:
     print(f'error: {missing}', file=sys.stderr)
     return 2
-  with app_browser.serving(tempfile.mkdtemp(prefix='ddip_app_shots_')) as url, \
-       app_browser.browser(width=1400, height=1250) as driver:
+  with (
+      app_browser.serving(tempfile.mkdtemp(prefix='ddip_app_shots_')) as url,
+      app_browser.browser(width=1400, height=1250) as driver,
+  ):
     page = app_browser.Page(driver, url)
     page.upload(app_browser.ZEBRA)
     page.wait_status('photo zebra.png', 30)

@@ -85,8 +85,7 @@ def scene_depth(disparity: np.ndarray) -> np.ndarray:
   return ((depth - depth.min()) / (depth.max() - depth.min())).astype(np.float32)
 
 
-def load_scene(shape: tuple[int, int] = SHAPE, crop: tuple[int, int, int, int] = CROP
-               ) -> tuple[np.ndarray, np.ndarray]:
+def load_scene(shape: tuple[int, int] = SHAPE, crop: tuple[int, int, int, int] = CROP) -> tuple[np.ndarray, np.ndarray]:
   """The clean motorcycle image and its normalised depth, cropped and resized.
 
   Returns:
@@ -105,8 +104,9 @@ def load_scene(shape: tuple[int, int] = SHAPE, crop: tuple[int, int, int, int] =
   return np.clip(clean, 0.0, 1.0), depth.astype(np.float32)
 
 
-def add_haze(clean: np.ndarray, depth: np.ndarray, *, beta: float, airlight: tuple[float, float, float]
-             ) -> tuple[np.ndarray, np.ndarray]:
+def add_haze(
+    clean: np.ndarray, depth: np.ndarray, *, beta: float, airlight: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
   """The atmospheric scattering model: I = t J + (1 - t) A, t = exp(-beta d).
 
   Returns:

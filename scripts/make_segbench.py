@@ -44,10 +44,12 @@ from ddip_jax import image_io  # pylint: disable=g-import-not-at-top
 from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 from scripts import sources  # pylint: disable=g-import-not-at-top
 
-_STAMPS_ROOT = flags.DEFINE_string('stamps_root', '/usr/share/tuxpaint/stamps',
-                                   'Tux Paint stamps directory (package tuxpaint-stamps-default).')
-_BACKGROUNDS_ROOT = flags.DEFINE_string('backgrounds_root', '/usr/share/backgrounds',
-                                        'Wallpapers directory (packages lomiri-wallpapers-16.04, -20.04).')
+_STAMPS_ROOT = flags.DEFINE_string(
+    'stamps_root', '/usr/share/tuxpaint/stamps', 'Tux Paint stamps directory (package tuxpaint-stamps-default).'
+)
+_BACKGROUNDS_ROOT = flags.DEFINE_string(
+    'backgrounds_root', '/usr/share/backgrounds', 'Wallpapers directory (packages lomiri-wallpapers-16.04, -20.04).'
+)
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.join(_REPO_ROOT, 'data', 'segbench'), 'Output folder.')
 
 _STAMPS = ('tuxpaint-stamps-default', 'usr/share/tuxpaint/stamps')
@@ -57,13 +59,20 @@ _WALLPAPER_PACKAGES = {
 }
 # Wallpaper file -> the package that ships it.
 _WALLPAPERS = {
-    'Bridge_by_Sander_Klootwijk.jpg': '16.04', 'Dragonfly_by_Bolly.jpg': '16.04',
-    'Picture_0B_by_freespace.jpg': '16.04', 'Picture_1A_by_freespace.jpg': '16.04',
-    'Wine_by_Jakkub_Mede.jpg': '16.04', 'aitzgorri_by_Aitzol_Berasategi.jpg': '16.04',
-    'analogpattern_by_Peter_Nerlich.jpg': '16.04', 'free_by_Peter_Nerlich.jpg': '16.04',
-    'friends_by_Aitzol_Berasategi.jpg': '16.04', 'greentock_by_Peter_Nerlich.jpg': '16.04',
-    'life_by_Aitzol_Berasategi.jpg': '16.04', 'picosdeeuropa_by_Aitzol_Berasategi.jpg': '16.04',
-    'seeding_by_Clements_Engelhardt.jpg': '16.04', 'sunset_by_Aitzol_Berasategi.jpg': '16.04',
+    'Bridge_by_Sander_Klootwijk.jpg': '16.04',
+    'Dragonfly_by_Bolly.jpg': '16.04',
+    'Picture_0B_by_freespace.jpg': '16.04',
+    'Picture_1A_by_freespace.jpg': '16.04',
+    'Wine_by_Jakkub_Mede.jpg': '16.04',
+    'aitzgorri_by_Aitzol_Berasategi.jpg': '16.04',
+    'analogpattern_by_Peter_Nerlich.jpg': '16.04',
+    'free_by_Peter_Nerlich.jpg': '16.04',
+    'friends_by_Aitzol_Berasategi.jpg': '16.04',
+    'greentock_by_Peter_Nerlich.jpg': '16.04',
+    'life_by_Aitzol_Berasategi.jpg': '16.04',
+    'picosdeeuropa_by_Aitzol_Berasategi.jpg': '16.04',
+    'seeding_by_Clements_Engelhardt.jpg': '16.04',
+    'sunset_by_Aitzol_Berasategi.jpg': '16.04',
     'Kleiber_by_Lukas_Baubkus.jpg': '20.04',
 }
 
@@ -77,56 +86,222 @@ Case = collections.namedtuple('Case', 'name size background crop obj distractors
 
 _SMALL, _LARGE = (128, 96), (256, 192)
 CASES = (
-    Case('crow_sky', _SMALL, 'Bridge_by_Sander_Klootwijk.jpg', (0.5, 0.35, 0.5),
-         Obj('animals/birds/crow.png', 0.20, 0.5, 0.5), (), 'dark bird, sky with cables'),
-    Case('heron_hills', _SMALL, 'aitzgorri_by_Aitzol_Berasategi.jpg', (0.45, 0.6, 0.6),
-         Obj('animals/birds/heron_greatblue.png', 0.22, 0.55, 0.5), (), 'grey heron, autumn hills'),
-    Case('grasshopper_green', _SMALL, 'analogpattern_by_Peter_Nerlich.jpg', (0.4, 0.5, 0.4),
-         Obj('animals/insects/grasshopper.png', 0.15, 0.5, 0.55), (), 'low contrast: green on green'),
-    Case('hen_forest', _SMALL, 'aitzgorri_by_Aitzol_Berasategi.jpg', (0.3, 0.55, 0.35),
-         Obj('animals/birds/hen.png', 0.20, 0.45, 0.55), (), 'low contrast: brown hen, autumn trees'),
-    Case('lorikeet_leaves', _SMALL, 'Dragonfly_by_Bolly.jpg', (0.45, 0.5, 0.55),
-         Obj('animals/birds/rainbow-lorikeet.png', 0.12, 0.45, 0.5), (), 'colourful bird in foliage clutter'),
-    Case('drake_stream', _SMALL, 'life_by_Aitzol_Berasategi.jpg', (0.5, 0.6, 0.6),
-         Obj('animals/birds/drake.png', 0.15, 0.08, 0.6), (), 'cut by the left border, stream and rocks'),
-    Case('mantis_dandelions', _SMALL, 'seeding_by_Clements_Engelhardt.jpg', (0.35, 0.6, 0.4),
-         Obj('animals/insects/mantis.png', 0.10, 0.5, 0.5), (), 'thin legs, bright clutter'),
-    Case('toucan_trunk', _SMALL, 'Kleiber_by_Lukas_Baubkus.jpg', (0.35, 0.5, 0.5),
-         Obj('animals/birds/tucan.png', 0.18, 0.62, 0.45), (), 'next to a textured tree trunk'),
-    Case('fish_bowl', _SMALL, 'Picture_0B_by_freespace.jpg', (0.8, 0.3, 0.3),
-         Obj('animals/fish/stripedfish.png', 0.07, 0.5, 0.5), (), 'small object (7%) on a red bowl'),
-    Case('pineapple_brushes', _SMALL, 'Picture_1A_by_freespace.jpg', (0.5, 0.5, 0.8),
-         Obj('food/fruit/pineapple.png', 0.25, 0.5, 0.75), (), 'cut by the bottom border, colourful clutter'),
-    Case('broccoli_green', _SMALL, 'analogpattern_by_Peter_Nerlich.jpg', (0.7, 0.4, 0.4),
-         Obj('food/vegetables/broccoli.png', 0.22, 0.5, 0.5), (), 'low contrast: green on green texture'),
-    Case('kettle_room', _SMALL, 'Wine_by_Jakkub_Mede.jpg', (0.5, 0.45, 0.9),
-         Obj('household/kettle.png', 0.15, 0.35, 0.55), (), 'indoor clutter'),
-    Case('teapot_apple', _SMALL, 'greentock_by_Peter_Nerlich.jpg', (0.5, 0.5, 0.6),
-         Obj('household/dishes/teapot.png', 0.16, 0.4, 0.5),
-         (Obj('food/fruit/apple_fuji.png', 0.06, 0.8, 0.65),), 'second salient object (a red apple)'),
-    Case('duck_dogs', _SMALL, 'friends_by_Aitzol_Berasategi.jpg', (0.5, 0.55, 0.9),
-         Obj('household/rubberduck.png', 0.06, 0.7, 0.75), (), 'small object; dogs in the background'),
-    Case('beetle_road', _SMALL, 'picosdeeuropa_by_Aitzol_Berasategi.jpg', (0.5, 0.7, 0.5),
-         Obj('vehicles/auto/beetle.png', 0.12, 0.9, 0.65), (), 'cut by the right border'),
-    Case('pumpkin_grass', _SMALL, 'skimage:grass.png', (0.5, 0.5, 0.7),
-         Obj('food/vegetables/pumpkin_small.png', 0.30, 0.5, 0.5), (), 'large object on grass texture'),
-    Case('pelican_lamp', _SMALL, 'free_by_Peter_Nerlich.jpg', (0.45, 0.5, 0.7),
-         Obj('animals/birds/pelican.png', 0.20, 0.35, 0.6), (), 'lamps and a bird in the background'),
-    Case('daffodil_gravel', _SMALL, 'skimage:gravel.png', (0.5, 0.5, 0.7),
-         Obj('plants/flowers/daffodil.png', 0.35, 0.5, 0.5), (), 'large flower on gravel'),
-    Case('peacock_hills', _LARGE, 'aitzgorri_by_Aitzol_Berasategi.jpg', (0.5, 0.55, 0.7),
-         Obj('animals/birds/peacock.png', 0.30, 0.5, 0.62), (), 'large, cut by the bottom border'),
-    Case('ostrich_mountains', _LARGE, 'picosdeeuropa_by_Aitzol_Berasategi.jpg', (0.4, 0.6, 0.6),
-         Obj('animals/birds/ostrich.png', 0.20, 0.45, 0.55), (), 'thin legs and neck'),
-    Case('violin_room', _LARGE, 'Wine_by_Jakkub_Mede.jpg', (0.5, 0.7, 0.9),
-         Obj('hobbies/music/string/violin.png', 0.14, 0.6, 0.5), (), 'low contrast: brown on wood'),
-    Case('trumpet_sky', _LARGE, 'Bridge_by_Sander_Klootwijk.jpg', (0.5, 0.6, 0.6),
-         Obj('hobbies/music/brass/trumpet.png', 0.12, 0.5, 0.45), (), 'thin shape'),
-    Case('magpie_anemone', _LARGE, 'life_by_Aitzol_Berasategi.jpg', (0.5, 0.5, 0.5),
-         Obj('animals/birds/magpie.png', 0.15, 0.4, 0.5),
-         (Obj('plants/flowers/anemone_red.png', 0.07, 0.78, 0.3),), 'second salient object (a red flower)'),
-    Case('grinder_sunset', _LARGE, 'sunset_by_Aitzol_Berasategi.jpg', (0.5, 0.6, 0.5),
-         Obj('household/dishes/utensils/pepper_grinder.png', 0.05, 0.3, 0.6), (), 'small (5%), backlit scene'),
+    Case(
+        'crow_sky',
+        _SMALL,
+        'Bridge_by_Sander_Klootwijk.jpg',
+        (0.5, 0.35, 0.5),
+        Obj('animals/birds/crow.png', 0.20, 0.5, 0.5),
+        (),
+        'dark bird, sky with cables',
+    ),
+    Case(
+        'heron_hills',
+        _SMALL,
+        'aitzgorri_by_Aitzol_Berasategi.jpg',
+        (0.45, 0.6, 0.6),
+        Obj('animals/birds/heron_greatblue.png', 0.22, 0.55, 0.5),
+        (),
+        'grey heron, autumn hills',
+    ),
+    Case(
+        'grasshopper_green',
+        _SMALL,
+        'analogpattern_by_Peter_Nerlich.jpg',
+        (0.4, 0.5, 0.4),
+        Obj('animals/insects/grasshopper.png', 0.15, 0.5, 0.55),
+        (),
+        'low contrast: green on green',
+    ),
+    Case(
+        'hen_forest',
+        _SMALL,
+        'aitzgorri_by_Aitzol_Berasategi.jpg',
+        (0.3, 0.55, 0.35),
+        Obj('animals/birds/hen.png', 0.20, 0.45, 0.55),
+        (),
+        'low contrast: brown hen, autumn trees',
+    ),
+    Case(
+        'lorikeet_leaves',
+        _SMALL,
+        'Dragonfly_by_Bolly.jpg',
+        (0.45, 0.5, 0.55),
+        Obj('animals/birds/rainbow-lorikeet.png', 0.12, 0.45, 0.5),
+        (),
+        'colourful bird in foliage clutter',
+    ),
+    Case(
+        'drake_stream',
+        _SMALL,
+        'life_by_Aitzol_Berasategi.jpg',
+        (0.5, 0.6, 0.6),
+        Obj('animals/birds/drake.png', 0.15, 0.08, 0.6),
+        (),
+        'cut by the left border, stream and rocks',
+    ),
+    Case(
+        'mantis_dandelions',
+        _SMALL,
+        'seeding_by_Clements_Engelhardt.jpg',
+        (0.35, 0.6, 0.4),
+        Obj('animals/insects/mantis.png', 0.10, 0.5, 0.5),
+        (),
+        'thin legs, bright clutter',
+    ),
+    Case(
+        'toucan_trunk',
+        _SMALL,
+        'Kleiber_by_Lukas_Baubkus.jpg',
+        (0.35, 0.5, 0.5),
+        Obj('animals/birds/tucan.png', 0.18, 0.62, 0.45),
+        (),
+        'next to a textured tree trunk',
+    ),
+    Case(
+        'fish_bowl',
+        _SMALL,
+        'Picture_0B_by_freespace.jpg',
+        (0.8, 0.3, 0.3),
+        Obj('animals/fish/stripedfish.png', 0.07, 0.5, 0.5),
+        (),
+        'small object (7%) on a red bowl',
+    ),
+    Case(
+        'pineapple_brushes',
+        _SMALL,
+        'Picture_1A_by_freespace.jpg',
+        (0.5, 0.5, 0.8),
+        Obj('food/fruit/pineapple.png', 0.25, 0.5, 0.75),
+        (),
+        'cut by the bottom border, colourful clutter',
+    ),
+    Case(
+        'broccoli_green',
+        _SMALL,
+        'analogpattern_by_Peter_Nerlich.jpg',
+        (0.7, 0.4, 0.4),
+        Obj('food/vegetables/broccoli.png', 0.22, 0.5, 0.5),
+        (),
+        'low contrast: green on green texture',
+    ),
+    Case(
+        'kettle_room',
+        _SMALL,
+        'Wine_by_Jakkub_Mede.jpg',
+        (0.5, 0.45, 0.9),
+        Obj('household/kettle.png', 0.15, 0.35, 0.55),
+        (),
+        'indoor clutter',
+    ),
+    Case(
+        'teapot_apple',
+        _SMALL,
+        'greentock_by_Peter_Nerlich.jpg',
+        (0.5, 0.5, 0.6),
+        Obj('household/dishes/teapot.png', 0.16, 0.4, 0.5),
+        (Obj('food/fruit/apple_fuji.png', 0.06, 0.8, 0.65),),
+        'second salient object (a red apple)',
+    ),
+    Case(
+        'duck_dogs',
+        _SMALL,
+        'friends_by_Aitzol_Berasategi.jpg',
+        (0.5, 0.55, 0.9),
+        Obj('household/rubberduck.png', 0.06, 0.7, 0.75),
+        (),
+        'small object; dogs in the background',
+    ),
+    Case(
+        'beetle_road',
+        _SMALL,
+        'picosdeeuropa_by_Aitzol_Berasategi.jpg',
+        (0.5, 0.7, 0.5),
+        Obj('vehicles/auto/beetle.png', 0.12, 0.9, 0.65),
+        (),
+        'cut by the right border',
+    ),
+    Case(
+        'pumpkin_grass',
+        _SMALL,
+        'skimage:grass.png',
+        (0.5, 0.5, 0.7),
+        Obj('food/vegetables/pumpkin_small.png', 0.30, 0.5, 0.5),
+        (),
+        'large object on grass texture',
+    ),
+    Case(
+        'pelican_lamp',
+        _SMALL,
+        'free_by_Peter_Nerlich.jpg',
+        (0.45, 0.5, 0.7),
+        Obj('animals/birds/pelican.png', 0.20, 0.35, 0.6),
+        (),
+        'lamps and a bird in the background',
+    ),
+    Case(
+        'daffodil_gravel',
+        _SMALL,
+        'skimage:gravel.png',
+        (0.5, 0.5, 0.7),
+        Obj('plants/flowers/daffodil.png', 0.35, 0.5, 0.5),
+        (),
+        'large flower on gravel',
+    ),
+    Case(
+        'peacock_hills',
+        _LARGE,
+        'aitzgorri_by_Aitzol_Berasategi.jpg',
+        (0.5, 0.55, 0.7),
+        Obj('animals/birds/peacock.png', 0.30, 0.5, 0.62),
+        (),
+        'large, cut by the bottom border',
+    ),
+    Case(
+        'ostrich_mountains',
+        _LARGE,
+        'picosdeeuropa_by_Aitzol_Berasategi.jpg',
+        (0.4, 0.6, 0.6),
+        Obj('animals/birds/ostrich.png', 0.20, 0.45, 0.55),
+        (),
+        'thin legs and neck',
+    ),
+    Case(
+        'violin_room',
+        _LARGE,
+        'Wine_by_Jakkub_Mede.jpg',
+        (0.5, 0.7, 0.9),
+        Obj('hobbies/music/string/violin.png', 0.14, 0.6, 0.5),
+        (),
+        'low contrast: brown on wood',
+    ),
+    Case(
+        'trumpet_sky',
+        _LARGE,
+        'Bridge_by_Sander_Klootwijk.jpg',
+        (0.5, 0.6, 0.6),
+        Obj('hobbies/music/brass/trumpet.png', 0.12, 0.5, 0.45),
+        (),
+        'thin shape',
+    ),
+    Case(
+        'magpie_anemone',
+        _LARGE,
+        'life_by_Aitzol_Berasategi.jpg',
+        (0.5, 0.5, 0.5),
+        Obj('animals/birds/magpie.png', 0.15, 0.4, 0.5),
+        (Obj('plants/flowers/anemone_red.png', 0.07, 0.78, 0.3),),
+        'second salient object (a red flower)',
+    ),
+    Case(
+        'grinder_sunset',
+        _LARGE,
+        'sunset_by_Aitzol_Berasategi.jpg',
+        (0.5, 0.6, 0.5),
+        Obj('household/dishes/utensils/pepper_grinder.png', 0.05, 0.3, 0.6),
+        (),
+        'small (5%), backlit scene',
+    ),
 )
 
 
@@ -211,7 +386,9 @@ def simulated_hints(mask: np.ndarray) -> dict[str, np.ndarray]:
   ys, xs = np.nonzero(fg)
   my, mx = 0.1 * (ys.max() - ys.min() + 1) + 2, 0.1 * (xs.max() - xs.min() + 1) + 2
   box = np.zeros_like(fg)
-  box[max(0, round(ys.min() - my)):round(ys.max() + my) + 1, max(0, round(xs.min() - mx)):round(xs.max() + mx) + 1] = True
+  box[
+      max(0, round(ys.min() - my)) : round(ys.max() + my) + 1, max(0, round(xs.min() - mx)) : round(xs.max() + mx) + 1
+  ] = True
   return {'stroke_fg': stroke, 'stroke_bg': border & ~near_object, 'box_bg': ~box}
 
 
@@ -248,8 +425,9 @@ def main(argv: list[str]) -> None:
   with tempfile.TemporaryDirectory() as workdir:
     stamps_root = _STAMPS_ROOT.value
     if not os.path.isdir(os.path.join(stamps_root, 'animals')):
-      stamps_root = os.path.dirname(os.path.dirname(sources.package_file(
-          (*_STAMPS, 'animals/birds/crow.png'), stamps_root, workdir, '')))
+      stamps_root = os.path.dirname(
+          os.path.dirname(sources.package_file((*_STAMPS, 'animals/birds/crow.png'), stamps_root, workdir, ''))
+      )
     roots = {}
     for key, (package, pkg_root) in _WALLPAPER_PACKAGES.items():
       any_file = next(f for f, k in _WALLPAPERS.items() if k == key)

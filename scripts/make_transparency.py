@@ -64,8 +64,9 @@ def uniform_mixtures(r: np.ndarray, t: np.ndarray, alphas: tuple[float, ...]) ->
   return [(a * r + (1 - a) * t).astype(np.float32) for a in alphas]
 
 
-def smooth_alpha(rng: np.random.Generator, shape: tuple[int, int], *, low: float = 0.2,
-                 high: float = 0.8) -> np.ndarray:
+def smooth_alpha(
+    rng: np.random.Generator, shape: tuple[int, int], *, low: float = 0.2, high: float = 0.8
+) -> np.ndarray:
   """A low-frequency alpha field: a random-direction ramp plus a Gaussian blob.
 
   Args:
@@ -82,14 +83,15 @@ def smooth_alpha(rng: np.random.Generator, shape: tuple[int, int], *, low: float
   ramp = np.cos(angle) * xx + np.sin(angle) * yy
   cy, cx = rng.uniform(-0.6, 0.6, size=2)
   radius = rng.uniform(0.3, 0.6)
-  blob = rng.choice([-1.0, 1.0]) * 1.5 * np.exp(-((yy - cy)**2 + (xx - cx)**2) / (2 * radius**2))
+  blob = rng.choice([-1.0, 1.0]) * 1.5 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
   field = ramp + blob
   field = (field - field.min()) / (field.max() - field.min())
   return (low + (high - low) * field)[..., None].astype(np.float32)
 
 
-def realistic_mixtures(r: np.ndarray, t: np.ndarray, rng: np.random.Generator, *,
-                       blur_sigma: float = 1.5) -> tuple[list[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def realistic_mixtures(
+    r: np.ndarray, t: np.ndarray, rng: np.random.Generator, *, blur_sigma: float = 1.5
+) -> tuple[list[np.ndarray], tuple[np.ndarray, np.ndarray]]:
   """Two window-reflection-like mixtures: smooth alpha maps and a blurred reflection.
 
   I_k = A_k * blur(R) + (1 - A_k) * T, with A_1, A_2 independent `smooth_alpha`

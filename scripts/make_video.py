@@ -35,8 +35,9 @@ from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _CLIPS = flags.DEFINE_list('clips', ['horse'], 'Clips to write (keys of CLIPS).')
 _OUT_DIR = flags.DEFINE_string('out_dir', os.path.join(_REPO_ROOT, 'data', 'video'), 'Where the clips go.')
-_STAMPS = flags.DEFINE_string('stamps_root', '/usr/share/tuxpaint/stamps',
-                              'Tux Paint stamps directory (package tuxpaint-stamps-default).')
+_STAMPS = flags.DEFINE_string(
+    'stamps_root', '/usr/share/tuxpaint/stamps', 'Tux Paint stamps directory (package tuxpaint-stamps-default).'
+)
 
 _PACKAGE = ('tuxpaint-stamps-default', 'usr/share/tuxpaint/stamps')
 # Backgrounds from skimage/data: (file, crop box (left, top, right, bottom) of aspect 4:3, tint).
@@ -118,44 +119,115 @@ class Camera:
 
 CLIPS = {
     # A horse walks left to right across a garage floor, in front of a motorcycle.
-    'horse': Clip('animals/mammals/equines/horse.png',
-                  '1c14aee30e0af4984fcfed4ec9b13769b4e16bb0eb49f95ccef65126b424c6fd',
-                  'garage', width=38, start=(0, 59), end=(90, 61), bob=1.0),
+    'horse': Clip(
+        'animals/mammals/equines/horse.png',
+        '1c14aee30e0af4984fcfed4ec9b13769b4e16bb0eb49f95ccef65126b424c6fd',
+        'garage',
+        width=38,
+        start=(0, 59),
+        end=(90, 61),
+        bob=1.0,
+    ),
     # A duck flies up and right over a night-time launch pad, entering at the left edge.
-    'duck': Clip('animals/birds/duck.png',
-                 '7770d71308241fe7f0a4f99fc2aabe8ac16e4cfff6e37d13e61fab459c8aed33',
-                 'launch_pad', width=36, start=(-12, 62), end=(96, 8), bob=3.0, flip=True),
+    'duck': Clip(
+        'animals/birds/duck.png',
+        '7770d71308241fe7f0a4f99fc2aabe8ac16e4cfff6e37d13e61fab459c8aed33',
+        'launch_pad',
+        width=36,
+        start=(-12, 62),
+        end=(96, 8),
+        bob=3.0,
+        flip=True,
+    ),
     # The evaluation set (benchmarks/eval_video.py): 24 frames each, cut-outs shipped in data/ (no download).
     # The horse again, twice as many frames (the baseline case: static camera, slight bob).
-    'horse24': Clip('', '', 'garage', width=38, start=(0, 59), end=(90, 61), bob=1.0, num_frames=24,
-                    cutout='video/horse'),
+    'horse24': Clip(
+        '', '', 'garage', width=38, start=(0, 59), end=(90, 61), bob=1.0, num_frames=24, cutout='video/horse'
+    ),
     # A slow object: the duck moves 30 px in 24 frames, less than its own width.
-    'duck_slow': Clip('', '', 'coffee', width=40, start=(20, 50), end=(50, 44), bob=1.0, num_frames=24,
-                      cutout='segbench/duck_dogs'),
+    'duck_slow': Clip(
+        '', '', 'coffee', width=40, start=(20, 50), end=(50, 44), bob=1.0, num_frames=24, cutout='segbench/duck_dogs'
+    ),
     # An object that stops: the fish swims, stands still for 8 frames, swims on.
-    'fish_stops': Clip('', '', 'launch_pad', width=40, start=(-4, 30), end=(92, 40), num_frames=24,
-                       cutout='segbench/fish_bowl', pause=(8, 16)),
+    'fish_stops': Clip(
+        '',
+        '',
+        'launch_pad',
+        width=40,
+        start=(-4, 30),
+        end=(92, 40),
+        num_frames=24,
+        cutout='segbench/fish_bowl',
+        pause=(8, 16),
+    ),
     # Lighting change: the scene darkens to 70% over the clip while a kettle slides by.
-    'kettle_light': Clip('', '', 'astronaut', width=40, start=(4, 30), end=(84, 36), bob=1.0, num_frames=24,
-                         cutout='segbench/kettle_room', gain=(1.0, 0.7)),
+    'kettle_light': Clip(
+        '',
+        '',
+        'astronaut',
+        width=40,
+        start=(4, 30),
+        end=(84, 36),
+        bob=1.0,
+        num_frames=24,
+        cutout='segbench/kettle_room',
+        gain=(1.0, 0.7),
+    ),
     # Entering and leaving: the teapot comes in at the left edge and goes out at the right.
-    'teapot_through': Clip('', '', 'garage_right', width=48, start=(-40, 40), end=(120, 46), num_frames=24,
-                           cutout='segbench/teapot_apple'),
+    'teapot_through': Clip(
+        '', '', 'garage_right', width=48, start=(-40, 40), end=(120, 46), num_frames=24, cutout='segbench/teapot_apple'
+    ),
     # Panning camera: the view moves 48 px right over the garage while the horse walks.
-    'horse_pan': Clip('', '', 'garage', width=38, start=(10, 58), end=(84, 60), bob=1.0, num_frames=24,
-                      cutout='video/horse', camera=Camera(start=(72.0, 72.0), end=(120.0, 68.0))),
+    'horse_pan': Clip(
+        '',
+        '',
+        'garage',
+        width=38,
+        start=(10, 58),
+        end=(84, 60),
+        bob=1.0,
+        num_frames=24,
+        cutout='video/horse',
+        camera=Camera(start=(72.0, 72.0), end=(120.0, 68.0)),
+    ),
     # Zooming camera: the view closes in to 80% of its width on the launch pad while the duck flies.
-    'duck_zoom': Clip('', '', 'launch_pad', width=36, start=(4, 60), end=(88, 20), bob=2.0, num_frames=24,
-                      cutout='segbench/duck_dogs', flip=True,
-                      camera=Camera(start=(96.0, 72.0), end=(100.0, 76.0), scale=(1.2, 0.95))),
+    'duck_zoom': Clip(
+        '',
+        '',
+        'launch_pad',
+        width=36,
+        start=(4, 60),
+        end=(88, 20),
+        bob=2.0,
+        num_frames=24,
+        cutout='segbench/duck_dogs',
+        flip=True,
+        camera=Camera(start=(96.0, 72.0), end=(100.0, 76.0), scale=(1.2, 0.95)),
+    ),
     # Hand-held: a slow pan with jitter of +-2 px while the fish crosses the coffee cup photo.
-    'fish_handheld': Clip('', '', 'coffee', width=40, start=(0, 56), end=(86, 40), num_frames=24,
-                          cutout='segbench/fish_bowl',
-                          camera=Camera(start=(84.0, 70.0), end=(104.0, 74.0), shake=2.0)),
+    'fish_handheld': Clip(
+        '',
+        '',
+        'coffee',
+        width=40,
+        start=(0, 56),
+        end=(86, 40),
+        num_frames=24,
+        cutout='segbench/fish_bowl',
+        camera=Camera(start=(84.0, 70.0), end=(104.0, 74.0), shake=2.0),
+    ),
 }
 # The evaluation set of benchmarks/eval_video.py.
-EVAL_CLIPS = ('horse24', 'duck_slow', 'fish_stops', 'kettle_light', 'teapot_through', 'horse_pan', 'duck_zoom',
-              'fish_handheld')
+EVAL_CLIPS = (
+    'horse24',
+    'duck_slow',
+    'fish_stops',
+    'kettle_light',
+    'teapot_through',
+    'horse_pan',
+    'duck_zoom',
+    'fish_handheld',
+)
 
 
 def _progress(clip: Clip) -> np.ndarray:
@@ -186,11 +258,12 @@ def camera_views(camera: Camera | None, world: np.ndarray, num_frames: int, size
   views = []
   for f in range(num_frames):
     t = f / max(num_frames - 1, 1)
-    cx, cy = (np.asarray(camera.start) + t * (np.subtract(camera.end, camera.start)) + jitter[f])
+    cx, cy = np.asarray(camera.start) + t * (np.subtract(camera.end, camera.start)) + jitter[f]
     scale = camera.scale[0] + t * (camera.scale[1] - camera.scale[0])
     coords = [cy + (rows - (h - 1) / 2) * scale, cx + (cols - (w - 1) / 2) * scale]
-    views.append(np.stack([ndimage.map_coordinates(world[..., c], coords, order=1, mode='nearest')
-                           for c in range(3)], -1))
+    views.append(
+        np.stack([ndimage.map_coordinates(world[..., c], coords, order=1, mode='nearest') for c in range(3)], -1)
+    )
   return np.clip(np.stack(views), 0.0, 1.0).astype(np.float32)
 
 
@@ -240,7 +313,7 @@ def shipped_cutout(name: str) -> Image.Image:
   with Image.open(image) as im, Image.open(mask) as m:
     rgba = np.concatenate([np.asarray(im.convert('RGB')), np.asarray(m.convert('L'))[..., None]], -1)
   ys, xs = np.nonzero(rgba[..., 3] > 127)
-  rgba = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy()
+  rgba = rgba[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
   rgba[..., 3] = np.where(rgba[..., 3] > 127, 255, 0)
   return Image.fromarray(rgba, 'RGBA')
 
@@ -276,8 +349,10 @@ def main(argv: list[str]) -> None:
       frames, masks = make_clip(name, _STAMPS.value, workdir)
       folder = os.path.join(_OUT_DIR.value, name)
       write_clip(folder, frames, masks)
-      print(f'{name}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} in {folder}, '
-            f'foreground {masks.mean():.1%} of the pixels')
+      print(
+          f'{name}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} in {folder}, '
+          f'foreground {masks.mean():.1%} of the pixels'
+      )
 
 
 if __name__ == '__main__':

@@ -77,12 +77,15 @@ def hint_box(coverage: np.ndarray, margin: int = BOX_MARGIN) -> np.ndarray:
   cols = np.flatnonzero(coverage.max(axis=0) > 0)
   box = np.zeros_like(coverage)
   h, w = coverage.shape
-  box[max(rows[0] - margin, 0):min(rows[-1] + margin + 1, h), max(cols[0] - margin, 0):min(cols[-1] + margin + 1, w)] = 1
+  box[
+      max(rows[0] - margin, 0) : min(rows[-1] + margin + 1, h), max(cols[0] - margin, 0) : min(cols[-1] + margin + 1, w)
+  ] = 1
   return box
 
 
-def apply_watermark(clean: np.ndarray, coverage: np.ndarray, colour: tuple[float, float, float],
-                    opacity: float) -> np.ndarray:
+def apply_watermark(
+    clean: np.ndarray, coverage: np.ndarray, colour: tuple[float, float, float], opacity: float
+) -> np.ndarray:
   """I = (1 - a) J + a colour with a = opacity * coverage, in float.
 
   Args:
@@ -118,9 +121,17 @@ def load_photo_4x3(name: str, shape: tuple[int, int] = (96, 128)) -> np.ndarray:
   return sources.load_photo(*PHOTOS_4x3[name], shape)
 
 
-def mark_coverage(shape: tuple[int, int], *, text: str = '', font_size: float = 16.0, bold: int = 0,
-                  centre: tuple[float, float] = (0.5, 0.5), angle: float = 0.0, logo: str = '',
-                  logo_size: float = 0.0) -> np.ndarray:
+def mark_coverage(
+    shape: tuple[int, int],
+    *,
+    text: str = '',
+    font_size: float = 16.0,
+    bold: int = 0,
+    centre: tuple[float, float] = (0.5, 0.5),
+    angle: float = 0.0,
+    logo: str = '',
+    logo_size: float = 0.0,
+) -> np.ndarray:
   """A watermark's shape for the evaluation set: a text line and/or a logo, antialiased.
 
   Args:
@@ -158,14 +169,16 @@ def mark_coverage(shape: tuple[int, int], *, text: str = '', font_size: float = 
     elif logo == 'badge':
       draw.rectangle(box, fill=255)
       inset = size * 0.25
-      draw.ellipse((box[0] + inset, box[1] + inset, box[2] - inset, box[3] - inset), outline=0,
-                   width=max(scale, round(size / 10)))
+      draw.ellipse(
+          (box[0] + inset, box[1] + inset, box[2] - inset, box[3] - inset),
+          outline=0,
+          width=max(scale, round(size / 10)),
+      )
     else:
       raise ValueError(f'unknown logo {logo!r}')
   if text:
     tx = x0 + (size + gap if logo else 0)
-    draw.text((tx - left, cy - text_h / 2 - top), text, fill=255, font=font, stroke_width=bold * scale,
-              stroke_fill=255)
+    draw.text((tx - left, cy - text_h / 2 - top), text, fill=255, font=font, stroke_width=bold * scale, stroke_fill=255)
   if angle:
     canvas = canvas.rotate(angle, resample=Image.BILINEAR, center=(cx, cy))
   coverage = np.asarray(canvas, np.float32) / 255.0

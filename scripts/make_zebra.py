@@ -35,18 +35,17 @@ from ddip_jax import writing  # pylint: disable=g-import-not-at-top
 from scripts import sources  # pylint: disable=g-import-not-at-top
 
 _STAMPS_ROOT = flags.DEFINE_string(
-    "stamps_root", "/usr/share/tuxpaint/stamps",
-    "Tux Paint stamps directory (package tuxpaint-stamps-default).")
+    "stamps_root", "/usr/share/tuxpaint/stamps", "Tux Paint stamps directory (package tuxpaint-stamps-default)."
+)
 _OPENCV_DOC_ROOT = flags.DEFINE_string(
-    "opencv_doc_root", "/usr/share/doc/opencv-doc",
-    "opencv-doc documentation directory (package opencv-doc).")
+    "opencv_doc_root", "/usr/share/doc/opencv-doc", "opencv-doc documentation directory (package opencv-doc)."
+)
 _OUT_DIR = flags.DEFINE_string(
-    "out_dir", os.path.join(_REPO_ROOT, "data"),
-    "Where zebra.png and zebra_mask.png are written.")
+    "out_dir", os.path.join(_REPO_ROOT, "data"), "Where zebra.png and zebra_mask.png are written."
+)
 
 # (package, path inside the package's install root, path below the flag's root).
-_ZEBRA = ("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps",
-          "animals/mammals/equines/zebra.png")
+_ZEBRA = ("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps", "animals/mammals/equines/zebra.png")
 _MEADOW = ("opencv-doc", "usr/share/doc/opencv-doc", "examples/hfs/data/002.jpg")
 # The files data/ was made from; another version still works but is reported.
 _KNOWN_SHA256 = {
@@ -64,8 +63,7 @@ _ZEBRA_LEFT = 24  # x of the cut-out's left edge.
 _FEET_Y = 182  # y of the lowest opaque pixel (the hooves), on the grass.
 
 
-def compose(zebra: Image.Image, meadow: Image.Image
-            ) -> tuple[np.ndarray, np.ndarray]:
+def compose(zebra: Image.Image, meadow: Image.Image) -> tuple[np.ndarray, np.ndarray]:
   """Places the zebra on the meadow's grass.
 
   Args:
@@ -76,8 +74,7 @@ def compose(zebra: Image.Image, meadow: Image.Image
     image: float32 (192, 256, 3) in [0, 1], the composite.
     mask: float32 (192, 256) in {0, 1}, 1 where the zebra's alpha >= 0.5.
   """
-  bg = np.asarray(meadow.convert("RGB").crop(_CROP).resize(_SIZE, Image.Resampling.LANCZOS),
-                  np.float32) / 255.0
+  bg = np.asarray(meadow.convert("RGB").crop(_CROP).resize(_SIZE, Image.Resampling.LANCZOS), np.float32) / 255.0
   height = round(_ZEBRA_WIDTH * zebra.height / zebra.width)
   colour, alpha = sources.scaled_cutout(zebra, _ZEBRA_WIDTH)
 

@@ -29,21 +29,21 @@ def _fetch(package: str, pkg_root: str, rel: str, workdir: str) -> str:
   print(f'{rel} not found; fetching {package} with apt-get download ...')
   try:
     subprocess.run(['apt-get', 'download', package], cwd=workdir, check=True)
-    debs = [f for f in os.listdir(workdir)
-            if f.startswith(package + '_') and f.endswith('.deb')]
+    debs = [f for f in os.listdir(workdir) if f.startswith(package + '_') and f.endswith('.deb')]
     if len(debs) != 1:
       raise RuntimeError(f'expected one {package}_*.deb, found {debs}')
     deb = os.path.join(workdir, debs[0])
-    version = subprocess.run(['dpkg-deb', '-f', deb, 'Version'], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        ['dpkg-deb', '-f', deb, 'Version'], check=True, capture_output=True, text=True
+    ).stdout.strip()
     print(f'  {package} version {version}')
-    subprocess.run(['dpkg-deb', '-x', deb, os.path.join(workdir, 'root')],
-                   check=True)
+    subprocess.run(['dpkg-deb', '-x', deb, os.path.join(workdir, 'root')], check=True)
   except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
     raise app.UsageError(
         f'could not fetch {package} ({e}). Install it, or download it with '
         f'`apt-get download {package}`, unpack it with `dpkg-deb -x FILE.deb '
-        f'DIR` and pass the directory {pkg_root!r} inside DIR as the flag.')
+        f'DIR` and pass the directory {pkg_root!r} inside DIR as the flag.'
+    )
   path = os.path.join(workdir, 'root', pkg_root, rel)
   if not os.path.isfile(path):
     raise app.UsageError(f'{package} does not contain {pkg_root}/{rel}')
@@ -63,8 +63,7 @@ def package_file(spec: tuple[str, str, str], root: str, workdir: str, known_sha2
     path = _fetch(package, pkg_root, rel, workdir)
   digest = sha256(path)
   if digest != known_sha256:
-    print(f'warning: {path} differs from the file data/ was made from '
-          f'(sha256 {digest}); the result will differ.')
+    print(f'warning: {path} differs from the file data/ was made from ' f'(sha256 {digest}); the result will differ.')
   return path
 
 

@@ -22,8 +22,16 @@ ZEBRA = os.path.join(REPO, 'data', 'zebra.png')
 # Strokes on the zebra, as (x, y) fractions of the photo: along its body (foreground), and a loop
 # along the photo's border (background), as the README advises.
 FG_STROKE = [(0.36, 0.53), (0.45, 0.52), (0.55, 0.53)]
-BG_STROKE = [(0.03, 0.03), (0.97, 0.03), (0.975, 0.5), (0.97, 0.975), (0.5, 0.975), (0.03, 0.975), (0.025, 0.5),
-             (0.03, 0.06)]
+BG_STROKE = [
+    (0.03, 0.03),
+    (0.97, 0.03),
+    (0.975, 0.5),
+    (0.97, 0.975),
+    (0.5, 0.975),
+    (0.03, 0.975),
+    (0.025, 0.5),
+    (0.03, 0.06),
+]
 
 
 def missing() -> str | None:
@@ -42,8 +50,13 @@ def missing() -> str | None:
 @contextlib.contextmanager
 def serving(runs_dir: str, *args: str, timeout: float = 120.0) -> Iterator[str]:
   """Starts `python -m ddip_jax.app` (with `args`) on a free port in a subprocess; yields its URL; stops it."""
-  process = subprocess.Popen([sys.executable, '-m', 'ddip_jax.app', '--port=0', f'--runs_dir={runs_dir}', *args],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'ddip_jax.app', '--port=0', f'--runs_dir={runs_dir}', *args],
+      cwd=REPO,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
   try:
     deadline, lines = time.monotonic() + timeout, []
     for line in process.stdout:  # The app prints its URL once it serves.
@@ -75,8 +88,13 @@ def browser(*, width: int = 1400, height: int = 1000):
 
   options = webdriver.ChromeOptions()
   options.binary_location = CHROMIUM
-  for arg in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', f'--window-size={width},{height}',
-              '--enable-unsafe-swiftshader'):  # The editor's canvas is WebGL: software rendering.
+  for arg in (
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-dev-shm-usage',
+      f'--window-size={width},{height}',
+      '--enable-unsafe-swiftshader',
+  ):  # The editor's canvas is WebGL: software rendering.
     options.add_argument(arg)
   driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
   try:
@@ -130,8 +148,9 @@ class Page:
 
   def wait_status(self, prefix: str, seconds: float) -> str:
     """Waits for the status line to start with `prefix` (or with 'error:'); returns it."""
-    status = self.wait_for(lambda: (s := self.status()).startswith((prefix, 'error:')) and s, seconds,
-                           f'status {prefix!r}')
+    status = self.wait_for(
+        lambda: (s := self.status()).startswith((prefix, 'error:')) and s, seconds, f'status {prefix!r}'
+    )
     return status
 
   def upload(self, path: str) -> None:
@@ -141,8 +160,7 @@ class Page:
   def canvas(self):
     return self.driver.find_elements(self.by.CSS_SELECTOR, '#seg_editor canvas')[-1]
 
-  def stroke(self, points: list[tuple[float, float]], *, colour: int,
-             box: tuple[float, float, float, float]) -> None:
+  def stroke(self, points: list[tuple[float, float]], *, colour: int, box: tuple[float, float, float, float]) -> None:
     """Paints a stroke through `points`, given as (x, y) fractions of the photo's width and height.
 
     Args:
@@ -153,13 +171,19 @@ class Page:
     from selenium.webdriver.common.action_chains import ActionChains  # pylint: disable=g-import-not-at-top
 
     self.find('#seg_editor button[aria-label="Color"]').click()
-    self.wait_for(lambda: self.driver.find_elements(self.by.CSS_SELECTOR, '#seg_editor button.color'), 10,
-                  'the colour swatches')
+    self.wait_for(
+        lambda: self.driver.find_elements(self.by.CSS_SELECTOR, '#seg_editor button.color'), 10, 'the colour swatches'
+    )
     self.driver.find_elements(self.by.CSS_SELECTOR, '#seg_editor button.color')[colour].click()
     # Close the swatches (they may cover the photo): a click outside the editor does.
     self.find('h1').click()
-    self.wait_for(lambda: not any(b.is_displayed() for b in self.driver.find_elements(
-        self.by.CSS_SELECTOR, '#seg_editor button.color')), 10, 'the swatches to close')
+    self.wait_for(
+        lambda: not any(
+            b.is_displayed() for b in self.driver.find_elements(self.by.CSS_SELECTOR, '#seg_editor button.color')
+        ),
+        10,
+        'the swatches to close',
+    )
     canvas = self.canvas()
     # Selenium moves from the centre of the element's part in view: all of it must be in view.
     self.driver.execute_script('arguments[0].scrollIntoView({block: "center"});', canvas)
@@ -201,15 +225,22 @@ class Page:
     rows, cols = np.nonzero(regions == sizes.argmax())
     rect = canvas.rect
     scale = rect['width'] / shot.shape[1]  # Screenshot pixels per CSS pixel.
-    return (rect['x'] + cols.min() * scale, rect['y'] + rows.min() * scale,
-            (cols.max() + 1 - cols.min()) * scale, (rows.max() + 1 - rows.min()) * scale)
+    return (
+        rect['x'] + cols.min() * scale,
+        rect['y'] + rows.min() * scale,
+        (cols.max() + 1 - cols.min()) * scale,
+        (rows.max() + 1 - rows.min()) * scale,
+    )
 
   def set_settings(self, values: dict[str, object], extra: str = '') -> None:
     """Opens Settings and types the fields' values (`ddip_jax.app_cutout.SETTINGS` names) and extra arguments."""
     self.find('#seg_settings button').click()  # The accordion's header (Gradio's footer has a Settings too).
     for field, value in values.items():
-      box = self.wait_for(lambda f=field: self.driver.find_elements(
-          self.by.CSS_SELECTOR, f'#seg_{f.replace(".", "_")} input'), 10, field)[0]
+      box = self.wait_for(
+          lambda f=field: self.driver.find_elements(self.by.CSS_SELECTOR, f'#seg_{f.replace(".", "_")} input'),
+          10,
+          field,
+      )[0]
       box.clear()
       box.send_keys(str(value))
     if extra:
@@ -221,6 +252,7 @@ class Page:
 
   def image_src(self, elem_id: str) -> str | None:
     """The URL of the picture an image box shows (None: none)."""
+
     def reading():
       found = self.driver.find_elements(self.by.CSS_SELECTOR, f'#{elem_id} img')
       return (found[0].get_attribute('src') or None) if found else None
@@ -240,8 +272,9 @@ class Page:
 
   def wait_new_image(self, elem_id: str, old: str | None, seconds: float) -> str:
     """Waits for the image box to show another picture than `old` (a URL); returns its URL."""
-    return self.wait_for(lambda: (src := self.image_src(elem_id)) and src != old and src, seconds,
-                         f'a new picture in #{elem_id}')
+    return self.wait_for(
+        lambda: (src := self.image_src(elem_id)) and src != old and src, seconds, f'a new picture in #{elem_id}'
+    )
 
   def text(self, elem_id: str) -> str:
     return self.read(lambda: self.find(f'#{elem_id} textarea').get_attribute('value') or '')

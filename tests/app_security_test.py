@@ -34,11 +34,20 @@ def get_config():
 class AllowListTest(parameterized.TestCase):
 
   def test_plain_overrides_pass(self):
-    extra = ('--config.generator.channels_down=(4,) --config.loop.strategy=step --config.learning_rate=1e-3 '
-             '--config.segmentation.respect_hints=false "--config.generator.channels_up=(4, 8)"')
-    self.assertEqual(app_safety.page_overrides(extra, _ALLOWED), [
-        '--config.generator.channels_down=(4,)', '--config.loop.strategy=step', '--config.learning_rate=1e-3',
-        '--config.segmentation.respect_hints=false', '--config.generator.channels_up=(4, 8)'])
+    extra = (
+        '--config.generator.channels_down=(4,) --config.loop.strategy=step --config.learning_rate=1e-3 '
+        '--config.segmentation.respect_hints=false "--config.generator.channels_up=(4, 8)"'
+    )
+    self.assertEqual(
+        app_safety.page_overrides(extra, _ALLOWED),
+        [
+            '--config.generator.channels_down=(4,)',
+            '--config.loop.strategy=step',
+            '--config.learning_rate=1e-3',
+            '--config.segmentation.respect_hints=false',
+            '--config.generator.channels_up=(4, 8)',
+        ],
+    )
 
   @parameterized.named_parameters(
       ('config_file', '--config=/tmp/evil.py', 'is not --config.<field>=<value>'),
@@ -61,6 +70,7 @@ class AllowListTest(parameterized.TestCase):
 
   def test_no_file_field_is_allowed(self):
     from ddip_jax import config_check  # pylint: disable=g-import-not-at-top
+
     self.assertEmpty(set(_ALLOWED) & {*config_check.INPUT_FILE_FIELDS, *config_check.INPUT_FIELDS})
     self.assertIn('num_steps', _ALLOWED)
     self.assertIn('segmentation.auto_hints', _ALLOWED)
@@ -133,6 +143,7 @@ class HostileRequestsTest(absltest.TestCase):
 
   def client(self):
     from gradio_client import Client  # pylint: disable=g-import-not-at-top
+
     return Client(self.url, verbose=False)
 
   def dehaze(self, extra: str) -> str:
@@ -160,11 +171,16 @@ class HostileRequestsTest(absltest.TestCase):
     self.assertStartsWith(status, 'error: more config overrides: ')
     self.assertNotIn('root', status)
     status = self.dehaze(f'--config.image={app_browser.ZEBRA}')
-    self.assertEqual(status, 'error: more config overrides: config.image cannot be set from the page (files come '
-                             'only through its upload boxes and strokes)')
+    self.assertEqual(
+        status,
+        'error: more config overrides: config.image cannot be set from the page (files come '
+        'only through its upload boxes and strokes)',
+    )
     # A hint field naming a file gets the same line whether or not the file exists.
-    self.assertEqual(self.dehaze('--config.fg_hint=/etc/passwd').replace('fg_hint', 'X'),
-                     self.dehaze('--config.fg_hint=/no/such/file').replace('fg_hint', 'X'))
+    self.assertEqual(
+        self.dehaze('--config.fg_hint=/etc/passwd').replace('fg_hint', 'X'),
+        self.dehaze('--config.fg_hint=/no/such/file').replace('fg_hint', 'X'),
+    )
     # A refused run leaves no folder behind.
     self.assertEqual(os.listdir(self.runs_dir), [])
 
@@ -181,6 +197,7 @@ class HostileRequestsTest(absltest.TestCase):
 
   def test_an_oversized_upload_is_refused(self):
     import httpx  # pylint: disable=g-import-not-at-top
+
     upload = self.url.rstrip('/') + '/gradio_api/upload'
     small = httpx.post(upload, files={'files': ('a.png', b'x' * 1000)}, timeout=30)
     self.assertEqual(small.status_code, 200)
@@ -192,8 +209,14 @@ class HostileRequestsTest(absltest.TestCase):
 class ServingTest(absltest.TestCase):
 
   def test_beyond_loopback_needs_a_flag(self):
-    result = subprocess.run([sys.executable, '-m', 'ddip_jax.app', '--host=0.0.0.0', '--port=0'], cwd=app_runs.REPO,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, '-m', 'ddip_jax.app', '--host=0.0.0.0', '--port=0'],
+        cwd=app_runs.REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if 'needs Gradio' in result.stderr:
       self.skipTest('needs gradio')
     self.assertEqual(result.returncode, 2)

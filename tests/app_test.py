@@ -41,10 +41,16 @@ from ddip_jax import image_io
 
 _ZEBRA_MASK = os.path.join(app_browser.REPO, 'data', 'zebra_mask.png')
 # A tiny run: a one-scale generator, a few steps, 64 px (the page's Settings and its extra arguments).
-_TINY_SETTINGS = {'segmentation.user_hint_steps': 4, 'segmentation.user_num_steps': 4, 'correction_steps': 4,
-                  'max_side': 64}
-_TINY_EXTRA = ('--config.generator.channels_down=(4,) --config.generator.channels_up=(4,) '
-               '--config.generator.channels_skip=(0,) --config.loop.strategy=step')
+_TINY_SETTINGS = {
+    'segmentation.user_hint_steps': 4,
+    'segmentation.user_num_steps': 4,
+    'correction_steps': 4,
+    'max_side': 64,
+}
+_TINY_EXTRA = (
+    '--config.generator.channels_down=(4,) --config.generator.channels_up=(4,) '
+    '--config.generator.channels_skip=(0,) --config.loop.strategy=step'
+)
 
 
 class HelpersTest(absltest.TestCase):
@@ -67,15 +73,18 @@ class HelpersTest(absltest.TestCase):
     self.assertFalse(bg.any())
 
   def test_hints_to_layer_round_trips(self):
-    fg = np.zeros((5, 7)); fg[1:3, 2:4] = 1
-    bg = np.zeros((5, 7)); bg[4] = 1
+    fg = np.zeros((5, 7))
+    fg[1:3, 2:4] = 1
+    bg = np.zeros((5, 7))
+    bg[4] = 1
     back = app_strokes.strokes_to_hints([app_strokes.hints_to_layer(fg, bg)], (5, 7))
     np.testing.assert_array_equal(back[0], fg > 0)
     np.testing.assert_array_equal(back[1], bg > 0)
 
   def test_args_parse_as_main_py_parses_them(self):
-    args = app_runs.segmentation_args(photo=None, fg_hint=None, bg_hint=None,
-                                      settings={'num_steps': 7, 'seed': None}, extra='--config.max_side=64')
+    args = app_runs.segmentation_args(
+        photo=None, fg_hint=None, bg_hint=None, settings={'num_steps': 7, 'seed': None}, extra='--config.max_side=64'
+    )
     self.assertEqual(args, ['--config=configs/zebra.py', '--config.num_steps=7', '--config.max_side=64'])
     cwd = os.getcwd()
     os.chdir(app_runs.REPO)
@@ -94,7 +103,7 @@ class HelpersTest(absltest.TestCase):
 
   def test_automatic_hints_follow_the_pages_settings(self):
     yy, xx = np.mgrid[:64, :96]
-    photo = np.where(((yy - 32) ** 2 + (xx - 48) ** 2 < 15 ** 2)[..., None], [0.9, 0.2, 0.1], [0.2, 0.6, 0.3])
+    photo = np.where(((yy - 32) ** 2 + (xx - 48) ** 2 < 15**2)[..., None], [0.9, 0.2, 0.1], [0.2, 0.6, 0.3])
     photo = photo.astype(np.float32)
     cwd = os.getcwd()
     os.chdir(app_runs.REPO)
@@ -139,27 +148,29 @@ class HelpersTest(absltest.TestCase):
 
   def test_task_tabs_args_give_all_their_files_or_none(self):
     transparency = next(tab for tab in app_runs.TASK_TABS if tab.title == 'Transparency')
-    self.assertEqual(app_runs.task_args(transparency, {}, settings={'seed': 2}),
-                     ['--config=configs/transparency.py', '--config.seed=2'])
-    self.assertEqual(app_runs.task_args(transparency, {'image': '/x/a.png', 'transparency.image2': '/x/b.png'},
-                                        settings={}),
-                     ['--config=configs/transparency.py', '--config.image=/x/a.png',
-                      '--config.transparency.image2=/x/b.png'])
+    self.assertEqual(
+        app_runs.task_args(transparency, {}, settings={'seed': 2}),
+        ['--config=configs/transparency.py', '--config.seed=2'],
+    )
+    self.assertEqual(
+        app_runs.task_args(transparency, {'image': '/x/a.png', 'transparency.image2': '/x/b.png'}, settings={}),
+        ['--config=configs/transparency.py', '--config.image=/x/a.png', '--config.transparency.image2=/x/b.png'],
+    )
     with self.assertRaisesRegex(cli.UsageError, r'^give the second mixture too \(or no file, for the demo\)$'):
       app_runs.task_args(transparency, {'image': '/x/a.png'}, settings={})
     for tab in app_runs.TASK_TABS:  # Every tab's demo parses.
       cwd = os.getcwd()
       os.chdir(app_runs.REPO)
       try:
-        self.assertEqual(app_runs.parse_config(app_runs.task_args(tab, {}, settings={})).task,
-                         os.path.basename(tab.config)[:-3])
+        self.assertEqual(
+            app_runs.parse_config(app_runs.task_args(tab, {}, settings={})).task, os.path.basename(tab.config)[:-3]
+        )
       finally:
         os.chdir(cwd)
 
   def test_without_gradio_one_error_line(self):
     code = "import sys; sys.modules['gradio'] = None; from ddip_jax import app; sys.exit(app.main([]))"
-    done = subprocess.run([sys.executable, '-c', code], cwd=app_runs.REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, '-c', code], cwd=app_runs.REPO, capture_output=True, text=True, timeout=120)
     self.assertEqual(done.returncode, 2)
     self.assertEqual(done.stderr, 'error: the web app needs Gradio: pip install -r requirements-app.txt\n')
 
@@ -167,12 +178,18 @@ class HelpersTest(absltest.TestCase):
     state = types.SimpleNamespace(psnr=np.float32(20.0), best={'fg': np.zeros((1, 2, 2, 3))})
 
     def event(part, stage, index, total, done, kind='step'):
-      return hooks.Event(kind=kind, part=part, stage=stage, stage_index=index, num_stages=2, done=done, total=total,
-                         state=state)
+      return hooks.Event(
+          kind=kind, part=part, stage=stage, stage_index=index, num_stages=2, done=done, total=total, state=state
+      )
 
     run = app_runs.Run(None, '')
     seen = []
-    for args in [('', 'step1', 0, 5, 2), ('', 'step1', 0, 5, 4), ('', 'step2', 1, 5, 2), ('pass 2 of 2', 'pass', 0, 3, 1)]:
+    for args in [
+        ('', 'step1', 0, 5, 2),
+        ('', 'step1', 0, 5, 4),
+        ('', 'step2', 1, 5, 2),
+        ('pass 2 of 2', 'pass', 0, 3, 1),
+    ]:
       self.assertIsNone(run._observe(event(*args)))
       seen.append((run.snapshot.stage_index, run.snapshot.part, run.snapshot.done))
     self.assertEqual(seen, [(1, '', 2), (1, '', 4), (2, '', 2), (1, 'pass 2 of 2', 1)])
@@ -192,10 +209,18 @@ class HelpersTest(absltest.TestCase):
     args = app_runs.watermark_args(folder, photo=photo, layers=[layer], settings={'seed': 1})
     box = os.path.join(folder, 'input', 'box.png')
     copy = os.path.join(folder, 'input', 'photo.png')
-    self.assertEqual(args, ['--config=configs/watermark.py', f'--config.image={copy}', f'--config.watermark.hint={box}',
-                            '--config.seed=1'])
-    np.testing.assert_array_equal(np.argwhere(image_io.load_mask(box, shape=(6, 9)) > 0.5),
-                                  [[1, 2], [1, 3], [1, 4], [2, 2], [2, 3], [2, 4]])
+    self.assertEqual(
+        args,
+        [
+            '--config=configs/watermark.py',
+            f'--config.image={copy}',
+            f'--config.watermark.hint={box}',
+            '--config.seed=1',
+        ],
+    )
+    np.testing.assert_array_equal(
+        np.argwhere(image_io.load_mask(box, shape=(6, 9)) > 0.5), [[1, 2], [1, 3], [1, 4], [2, 2], [2, 3], [2, 4]]
+    )
     with self.assertRaisesRegex(cli.UsageError, r'^paint over the watermark'):
       app_runs.watermark_args(folder, photo=photo, layers=[], settings={})
 
@@ -203,18 +228,22 @@ class HelpersTest(absltest.TestCase):
     if app_widgets.gr is None:
       self.skipTest('needs gradio (requirements-app.txt)')
     colours = (app_strokes.FG_COLOUR, app_strokes.BG_COLOUR)
-    for shape, box in (((3000, 4000), (0, 0, 480, 640)), ((192, 256), (0, 0, 480, 640)),
-                       ((200, 100), (0, 200, 480, 240)), ((100, 400), (160, 0, 160, 640))):
+    for shape, box in (
+        ((3000, 4000), (0, 0, 480, 640)),
+        ((192, 256), (0, 0, 480, 640)),
+        ((200, 100), (0, 200, 480, 240)),
+        ((100, 400), (160, 0, 160, 640)),
+    ):
       self.assertEqual(app_strokes.canvas_box(shape), box)
       photo = np.zeros((*shape, 3), np.float32)
       hint = np.zeros(shape, bool)
-      hint[shape[0] // 2, shape[1] // 4:shape[1] // 2] = True  # A thin stroke.
+      hint[shape[0] // 2, shape[1] // 4 : shape[1] // 2] = True  # A thin stroke.
       editor = app_widgets.editor(photo, colours, app_strokes.hints_to_layer(hint, np.zeros(shape)))
       with Image.open(editor.value['background']['path']) as shown:
         self.assertEqual(shown.size, app_strokes.CANVAS[::-1])
         shown = np.asarray(shown.convert('RGB'))
       top, left, height, width = box
-      self.assertTrue((shown[top:top + height, left:left + width] == 0).all())  # The photo, black ...
+      self.assertTrue((shown[top : top + height, left : left + width] == 0).all())  # The photo, black ...
       self.assertEqual(int((shown == 0).all(-1).sum()), height * width)  # ... and white around it.
       with Image.open(editor.value['layers'][0]['path']) as layer:
         layer = np.asarray(layer.convert('RGBA'))
@@ -321,10 +350,12 @@ class BrowserTest(absltest.TestCase):
 
   def _answers(self, count: int) -> list[str]:
     """The call folders of the newest run folder, once it holds `count` answers."""
+
     def found():
       folders = sorted(glob.glob(os.path.join(self.runs_dir, 'segmentation-*')), key=os.path.getmtime)
       calls = [os.path.join(folders[-1], f'call{i + 1}') for i in range(count)] if folders else []
       return calls if calls and all(os.path.exists(os.path.join(c, 'cutout.png')) for c in calls) else None
+
     return app_browser.Page.wait_for(self.page, found, 30, f'{count} answers')
 
   def _automatic_hints_answered(self):
@@ -395,13 +426,24 @@ class BrowserTest(absltest.TestCase):
     board = page.image('seg_cutout').astype(int)
     self.assertTrue(np.isin(board[~mask], (153, 204)).all())  # The checkerboard where it is transparent.
     self.assertTrue((np.abs(board[mask] - photo[mask]) <= 2).all())
-    files = page.wait_for(lambda: [os.path.basename(a.get_attribute('href') or '').split('?')[0]
-                                   for a in page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_files a')],
-                          30, 'the files')
+    files = page.wait_for(
+        lambda: [
+            os.path.basename(a.get_attribute('href') or '').split('?')[0]
+            for a in page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_files a')
+        ],
+        30,
+        'the files',
+    )
     self.assertEqual(sorted(f for f in files if f), ['bg.png', 'cutout.png', 'fg.png', 'mask.png'])
     page.find('#seg_soft input').click()
-    page.wait_for(lambda: any('cutout_soft.png' in (a.get_attribute('href') or '') for a in page.driver.find_elements(
-        page.by.CSS_SELECTOR, '#seg_files a')), 30, 'the soft-edged cut-out')
+    page.wait_for(
+        lambda: any(
+            'cutout_soft.png' in (a.get_attribute('href') or '')
+            for a in page.driver.find_elements(page.by.CSS_SELECTOR, '#seg_files a')
+        ),
+        30,
+        'the soft-edged cut-out',
+    )
 
   def test_strokes_preview_and_answer(self):
     start = time.monotonic()

@@ -86,8 +86,9 @@ class ScheduleTest(absltest.TestCase):
 
   def test_watermark_schedule_period_4(self):
     # The official watermark code: it % 4 in {1, 2, 3} -> identity, else (it // 2) % 8.
-    got = np.asarray(jax.jit(augment.official_schedule, static_argnums=1, static_argnames='period')(
-        jnp.arange(40), 40, period=4))
+    got = np.asarray(
+        jax.jit(augment.official_schedule, static_argnums=1, static_argnames='period')(jnp.arange(40), 40, period=4)
+    )
     want = [0 if it % 4 in (1, 2, 3) or it == 39 else (it // 2) % 8 for it in range(40)]
     np.testing.assert_array_equal(got, want)
     self.assertEqual(sorted(set(got.tolist())), [0, 2, 4, 6])

@@ -63,8 +63,12 @@ class _ToyTask:
     def finish(result, status):
       layer = np.asarray(result.best['layer'])[0]
       leaf = jax.tree.leaves(result.params)[0]
-      metrics = {'status': status, 'best_recon_psnr': result.best_psnr, 'process_index': jax.process_index(),
-                 'params_device': str(next(iter(leaf.devices())))}
+      metrics = {
+          'status': status,
+          'best_recon_psnr': result.best_psnr,
+          'process_index': jax.process_index(),
+          'params_device': str(next(iter(leaf.devices()))),
+      }
       outputs.write_outputs(workdir, config, images={'layer': layer}, metrics=metrics, summary=[('layer', layer)])
       return metrics
 
@@ -120,8 +124,14 @@ def _worker_main(argv: list[str]) -> None:
 
 def _run_worker(*args: str, env=None) -> subprocess.Popen:
   env = dict(os.environ, PYTHONPATH=_REPO, **(env or {}))
-  return subprocess.Popen([sys.executable, os.path.abspath(__file__), '--batch_worker', *args], cwd=_REPO, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return subprocess.Popen(
+      [sys.executable, os.path.abspath(__file__), '--batch_worker', *args],
+      cwd=_REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
 
 
 def _free_port() -> int:
@@ -198,8 +208,10 @@ class BatchTest(absltest.TestCase):
 
   def test_corrupt_image_is_reported_and_skipped(self):
     paths = _make_images(self.images, 2, corrupt='broken.png')
-    with mock.patch.dict(tasks.TASKS, toy=_ToyTask), \
-         mock.patch('sys.stderr', new_callable=lambda: open(os.path.join(self.dir, 'err'), 'w+')) as err:
+    with (
+        mock.patch.dict(tasks.TASKS, toy=_ToyTask),
+        mock.patch('sys.stderr', new_callable=lambda: open(os.path.join(self.dir, 'err'), 'w+')) as err,
+    ):
       rows = batch.run(_config(','.join([paths[0], paths[2], paths[1]])), self.workdir)
       err.seek(0)
       errors = err.read().splitlines()
@@ -221,8 +233,11 @@ class BatchTest(absltest.TestCase):
 
   def test_odd_file_names_are_taken_literally_and_written_safely(self):
     paths = _make_images(self.images, 3)
-    odd = [os.path.join(self.images, 'shot[1].png'), os.path.join(self.images, 'a,b.png'),
-           os.fsdecode(os.path.join(os.fsencode(self.images), b'caf\xe9.png'))]  # Latin-1 bytes: not UTF-8.
+    odd = [
+        os.path.join(self.images, 'shot[1].png'),
+        os.path.join(self.images, 'a,b.png'),
+        os.fsdecode(os.path.join(os.fsencode(self.images), b'caf\xe9.png')),
+    ]  # Latin-1 bytes: not UTF-8.
     for source, target in zip(paths, odd):
       os.rename(source, target)
     self.assertEqual(batch.input_paths(f'{odd[0]},{odd[1]}'), odd[:2])  # Not a glob, not split at the comma.
@@ -255,8 +270,10 @@ class BatchTest(absltest.TestCase):
       with mock.patch('os.open', full_disk_open), mock.patch('sys.stderr', new_callable=io.StringIO):
         rows = batch.run(_config(','.join(paths)), self.workdir)
     self.assertEqual(rows[0].status, 'ok')
-    self.assertEqual(rows[1].status, f'error: cannot use --workdir '
-                                     f'{os.path.join(self.workdir, rows[1].output)!r}: No space left on device')
+    self.assertEqual(
+        rows[1].status,
+        f'error: cannot use --workdir ' f'{os.path.join(self.workdir, rows[1].output)!r}: No space left on device',
+    )
     self.assertEqual(sorted(os.listdir(self.workdir)), sorted([batch.RESULTS, rows[0].output, _RUNS_LOG]))
     self.assertEqual([r['status'][:5] for r in _read_results(self.workdir)], ['ok', 'error'])
 
@@ -266,8 +283,9 @@ class BatchTest(absltest.TestCase):
     with runner.owned(img0):  # As if another process were running img0.
       with mock.patch.dict(tasks.TASKS, toy=_ToyTask):
         rows = batch.run(_config(','.join(paths)), self.workdir)
-      self.assertStartsWith(rows[0].status, f'busy: --workdir {img0!r} is in use '
-                                            f'by another run (pid {os.getpid()})')
+      self.assertStartsWith(
+          rows[0].status, f'busy: --workdir {img0!r} is in use ' f'by another run (pid {os.getpid()})'
+      )
       self.assertEqual([r.failed for r in rows], [False, False])
       self.assertEqual([r['status'][:4] for r in _read_results(self.workdir)], ['busy', 'ok'])
     with mock.patch.dict(tasks.TASKS, toy=_ToyTask):  # The next run does img0 only; results.csv is complete.
@@ -279,6 +297,7 @@ class BatchTest(absltest.TestCase):
     paths = _make_images(self.images, 3)
 
     class Interrupting(_ToyTask):
+
       @staticmethod
       def run(config, workdir):
         if config.image == paths[1]:
@@ -289,8 +308,7 @@ class BatchTest(absltest.TestCase):
       batch.run(_config(','.join(paths)), self.workdir)
     self.assertEqual(ctx.exception.workdir, os.path.join(self.workdir, batch.output_name(paths[1])))
     results = _read_results(self.workdir)
-    self.assertEqual([r['status'] for r in results],
-                     ['ok', 'stopped: interrupted (SIGINT) at step 2', 'not run'])
+    self.assertEqual([r['status'] for r in results], ['ok', 'stopped: interrupted (SIGINT) at step 2', 'not run'])
     self.assertGreater(float(results[0]['best_recon_psnr']), 0)
 
   def test_a_second_image_of_the_same_size_reuses_the_compiled_step(self):
@@ -306,8 +324,7 @@ class BatchTest(absltest.TestCase):
     paths = _make_images(self.images, 4)
     address = f'localhost:{_free_port()}'
     two_devices = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
-    procs = [_run_worker(self.workdir, f'{self.images}/*.png', address, '2', str(p), env=two_devices)
-             for p in range(2)]
+    procs = [_run_worker(self.workdir, f'{self.images}/*.png', address, '2', str(p), env=two_devices) for p in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for proc, (_, stderr) in zip(procs, outs):
       self.assertEqual(proc.returncode, 0, msg=stderr[-3000:])
@@ -330,14 +347,29 @@ class BatchTest(absltest.TestCase):
     paths = _make_images(self.images, 1)
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, 'main.py', '--config=configs/default.py', f'--config.inputs={paths[0]}',
-         f'--workdir={self.workdir}', f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2',
-         '--process_id=0'], cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            'main.py',
+            '--config=configs/default.py',
+            f'--config.inputs={paths[0]}',
+            f'--workdir={self.workdir}',
+            f'--coordinator_address=127.0.0.1:{port}',
+            '--num_processes=2',
+            '--process_id=0',
+        ],
+        cwd=_REPO,
+        env=dict(os.environ, PYTHONPATH=_REPO),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     self.addCleanup(proc.wait)
     self.addCleanup(proc.kill)
     line = proc.stderr.readline()  # Before it waits (the peer never comes).
-    self.assertEqual(line, f'process 0 of 2: waiting up to 300 s for every process to reach the coordinator '
-                           f'127.0.0.1:{port} (listening on 127.0.0.1:{port})\n')
+    self.assertEqual(
+        line,
+        f'process 0 of 2: waiting up to 300 s for every process to reach the coordinator '
+        f'127.0.0.1:{port} (listening on 127.0.0.1:{port})\n',
+    )
     listening = set()
     for _ in range(100):
       for table in ('/proc/net/tcp', '/proc/net/tcp6'):  # Addresses in hex, state 0A: listening.
@@ -357,14 +389,31 @@ class BatchTest(absltest.TestCase):
     broken = _make_images(self.images, 0, corrupt='notes.png')[0]
     missing = os.path.join(self.images, 'missing.png')
     proc = subprocess.run(
-        [sys.executable, 'main.py', '--config=configs/default.py', f'--config.inputs={broken},{missing}',
-         f'--workdir={self.workdir}', '--config.progress=false'],
-        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            'main.py',
+            '--config=configs/default.py',
+            f'--config.inputs={broken},{missing}',
+            f'--workdir={self.workdir}',
+            '--config.progress=false',
+        ],
+        cwd=_REPO,
+        env=dict(os.environ, PYTHONPATH=_REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     self.assertEqual(proc.returncode, 1, msg=proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
-    self.assertEqual(errors, [f'error: {broken}: cannot read {broken!r}: not a recognised image file',
-                              f'error: {missing}: cannot read {missing!r}: no such file'])
+    self.assertEqual(
+        errors,
+        [
+            f'error: {broken}: cannot read {broken!r}: not a recognised image file',
+            f'error: {missing}: cannot read {missing!r}: no such file',
+        ],
+    )
     self.assertIn('done: 0 of 2 images', proc.stdout)
     results = _read_results(self.workdir)
     self.assertEqual([r['output'] for r in results], [batch.output_name(broken), batch.output_name(missing)])

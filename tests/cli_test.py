@@ -16,8 +16,9 @@ def _parse(*args: str):
   """Parses `main.py <args>` with main.py's config flag on fresh flags; returns the config."""
   argv = ['main.py', *args]
   flag_values = flags.FlagValues()
-  config_flags.DEFINE_config_file('config', None, 'Task config file.', flag_values=flag_values, lock_config=True,
-                                  sys_argv=argv)
+  config_flags.DEFINE_config_file(
+      'config', None, 'Task config file.', flag_values=flag_values, lock_config=True, sys_argv=argv
+  )
   flags.DEFINE_string('workdir', None, 'Output folder.', flag_values=flag_values)
   cli.parse(argv, flag_values, default_config='configs/zebra.py')
   return flag_values['config'].value
@@ -33,32 +34,61 @@ class ParseTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
       ('missing_config_file', ['--config=configs/nope.py'], '--config=configs/nope.py: no such config file'),
-      ('missing_config_file_and_overrides', ['--config=configs/nope.py', '--config.num_steps=2'],
-       '--config=configs/nope.py: no such config file'),
+      (
+          'missing_config_file_and_overrides',
+          ['--config=configs/nope.py', '--config.num_steps=2'],
+          '--config=configs/nope.py: no such config file',
+      ),
       ('config_folder', ['--config=configs'], '--config=configs: is a directory, not a config file'),
-      ('config_file_that_fails', ['--config=configs/zebra.py:oops'],
-       '--config=configs/zebra.py:oops: cannot load it (TypeError: get_config() takes 0 positional arguments '
-       'but 1 was given)'),
-      ('unknown_field', ['--config.nosuchfield=3'],
-       '--config.nosuchfield: no such config field; the fields are listed in configs/default.py'),
-      ('misspelt_field', ['--config.num_step=3'], '--config.num_step: no such config field; did you mean '
-       '--config.num_steps?'),
-      ('field_of_another_section', ['--config.hint_steps=3'], '--config.hint_steps: no such config field; did you '
-       'mean --config.segmentation.hint_steps or --config.watermark.hint_steps'),
-      ('misspelt_section', ['--config=configs/dehaze.py', '--config.dehze.passes=1'],
-       '--config.dehze.passes: no such config field; did you mean --config.dehaze.passes'),
-      ('field_of_another_task', ['--config.dehaze.passes=3'], "--config.dehaze.passes is a field of task 'dehaze'; "
-       "this config runs task 'segmentation', which reads segmentation.* and the shared fields"),
-      ('field_of_another_task_for_video', ['--config=configs/video.py', '--config.watermark.runs=2'],
-       "--config.watermark.runs is a field of task 'watermark'; this config runs task 'video', which reads video.* "
-       'and segmentation.*'),
+      (
+          'config_file_that_fails',
+          ['--config=configs/zebra.py:oops'],
+          '--config=configs/zebra.py:oops: cannot load it (TypeError: get_config() takes 0 positional arguments '
+          'but 1 was given)',
+      ),
+      (
+          'unknown_field',
+          ['--config.nosuchfield=3'],
+          '--config.nosuchfield: no such config field; the fields are listed in configs/default.py',
+      ),
+      (
+          'misspelt_field',
+          ['--config.num_step=3'],
+          '--config.num_step: no such config field; did you mean ' '--config.num_steps?',
+      ),
+      (
+          'field_of_another_section',
+          ['--config.hint_steps=3'],
+          '--config.hint_steps: no such config field; did you '
+          'mean --config.segmentation.hint_steps or --config.watermark.hint_steps',
+      ),
+      (
+          'misspelt_section',
+          ['--config=configs/dehaze.py', '--config.dehze.passes=1'],
+          '--config.dehze.passes: no such config field; did you mean --config.dehaze.passes',
+      ),
+      (
+          'field_of_another_task',
+          ['--config.dehaze.passes=3'],
+          "--config.dehaze.passes is a field of task 'dehaze'; "
+          "this config runs task 'segmentation', which reads segmentation.* and the shared fields",
+      ),
+      (
+          'field_of_another_task_for_video',
+          ['--config=configs/video.py', '--config.watermark.runs=2'],
+          "--config.watermark.runs is a field of task 'watermark'; this config runs task 'video', which reads video.* "
+          'and segmentation.*',
+      ),
       ('word_for_an_int', ['--config.num_steps=abc'], '--config.num_steps=abc: not a whole number'),
       ('float_for_an_int', ['--config.num_steps=1e3'], '--config.num_steps=1e3: not a whole number'),
       ('word_for_a_float', ['--config.learning_rate=fast'], '--config.learning_rate=fast: not a number'),
       ('word_for_a_bool', ['--config.progress=maybe'], '--config.progress=maybe: not true or false'),
       ('unknown_flag', ['--workdri=out'], "Unknown command line flag 'workdri'. Did you mean: workdir ?"),
-      ('extra_argument', ['--config.num_steps=2', 'results/x'],
-       "unexpected argument 'results/x': flags are written --name=value (--helpshort lists them)"),
+      (
+          'extra_argument',
+          ['--config.num_steps=2', 'results/x'],
+          "unexpected argument 'results/x': flags are written --name=value (--helpshort lists them)",
+      ),
   )
   def test_mistake_is_one_line(self, args, message):
     with self.assertRaises(cli.UsageError) as ctx:
@@ -85,8 +115,11 @@ class ParseTest(parameterized.TestCase):
     with self.assertLogs('absl', 'WARNING') as logs:
       config = _parse('--config=configs/video.py', '--config.image=clip.gif')
     self.assertIsNone(config.gt_mask)
-    self.assertIn("config.gt_mask = 'data/video/horse/masks' is the ground truth of configs/video.py's own input, "
-                  "not of config.image = 'clip.gif': not used", logs.output[0])
+    self.assertIn(
+        "config.gt_mask = 'data/video/horse/masks' is the ground truth of configs/video.py's own input, "
+        "not of config.image = 'clip.gif': not used",
+        logs.output[0],
+    )
     config = _parse('--config=configs/watermark.py', '--config.image=mine.png')
     self.assertEqual((config.watermark.gt_clean, config.watermark.hint), (None, 'data/watermark_box.png'))
     config = _parse('--config=configs/transparency.py', '--config.transparency.image2=b.png')

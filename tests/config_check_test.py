@@ -83,8 +83,9 @@ class ValidateTest(parameterized.TestCase):
       for bad in (float('nan'), float('inf'), -float('inf')):
         config = _config()
         _set(config, field, bad)
-        with self.assertRaisesRegex(config_check.ConfigError, f'^config.{field} = .*must be a finite number',
-                                    msg=field):
+        with self.assertRaisesRegex(
+            config_check.ConfigError, f'^config.{field} = .*must be a finite number', msg=field
+        ):
           tasks.validate(config)
 
   def test_missing_image_is_refused(self):

@@ -22,8 +22,12 @@ def pytest_sessionfinish(session, exitstatus):
 # README's commands, the golden runs, the browser and HTTP tests, multi-process batches. CI runs everything.
 _SLOW_FILES = ('readme_test.py', 'golden_test.py', 'main_test.py', 'app_security_test.py', 'batch_test.py')
 _SLOW_CLASSES = ('BrowserTest', 'EndToEndTest', 'MovingCameraTest', 'BatchedTest', 'CutoutTest', 'ResumeTest')
-_SLOW_TESTS = ('test_other_data_of_the_same_shapes_reuses_the_compiled_step', 'test_chunking_does_not_change_results',
-               'test_a_second_restart_reuses_the_compiled_steps', 'test_batchnorm_uses_batch_statistics')
+_SLOW_TESTS = (
+    'test_other_data_of_the_same_shapes_reuses_the_compiled_step',
+    'test_chunking_does_not_change_results',
+    'test_a_second_restart_reuses_the_compiled_steps',
+    'test_batchnorm_uses_batch_statistics',
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,6 +36,9 @@ def pytest_collection_modifyitems(config, items):
 
   for item in items:
     cls = getattr(item, 'cls', None)
-    if (item.path.name in _SLOW_FILES or (cls is not None and cls.__name__ in _SLOW_CLASSES)
-        or item.name.startswith(_SLOW_TESTS)):
+    if (
+        item.path.name in _SLOW_FILES
+        or (cls is not None and cls.__name__ in _SLOW_CLASSES)
+        or item.name.startswith(_SLOW_TESTS)
+    ):
       item.add_marker(pytest.mark.slow)

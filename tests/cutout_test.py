@@ -9,15 +9,21 @@ from ddip_jax import compile_cache
 from ddip_jax import cutout
 
 # A tiny net and schedule: the test is about what carries over, not about quality.
-_TINY = {'max_side': 32, 'generator.channels_down': (4, 8), 'generator.channels_up': (4, 8),
-         'generator.channels_skip': (0, 0), 'segmentation.user_hint_steps': 6, 'segmentation.user_num_steps': 6,
-         'loop.strategy': 'step'}
+_TINY = {
+    'max_side': 32,
+    'generator.channels_down': (4, 8),
+    'generator.channels_up': (4, 8),
+    'generator.channels_skip': (0, 0),
+    'segmentation.user_hint_steps': 6,
+    'segmentation.user_num_steps': 6,
+    'loop.strategy': 'step',
+}
 
 
 def _photo() -> tuple[np.ndarray, np.ndarray]:
   """(48, 64, 3) uint8: a red disc on a textured green background; and the disc."""
   yy, xx = np.mgrid[:48, :64]
-  disc = (yy - 24) ** 2 + (xx - 32) ** 2 < 14 ** 2
+  disc = (yy - 24) ** 2 + (xx - 32) ** 2 < 14**2
   photo = np.where(disc[..., None], [220, 40, 50], [60, 140, 70]) + (10 * np.sin(xx * 0.7))[..., None]
   return np.clip(photo, 0, 255).astype(np.uint8), disc
 

@@ -26,14 +26,24 @@ from ddip_jax.tasks import dehaze
 
 # Per-pixel minimum over RGB of the hand-made image of `_airlight_case`, and its
 # dark channel with a 3x3 window clipped at the border, worked out by hand.
-_PIXEL_MIN = np.array([[0.1, 0.1, 0.1, 0.6, 0.7, 0.7],
-                       [0.1, 0.1, 0.1, 0.6, 0.8, 0.9],
-                       [0.1, 0.3, 0.3, 0.3, 0.3, 0.3],
-                       [0.1, 0.3, 0.3, 0.3, 0.3, 0.5]], np.float32)
-_DARK_3X3 = np.array([[0.1, 0.1, 0.1, 0.1, 0.6, 0.7],
-                      [0.1, 0.1, 0.1, 0.1, 0.3, 0.3],
-                      [0.1, 0.1, 0.1, 0.1, 0.3, 0.3],
-                      [0.1, 0.1, 0.3, 0.3, 0.3, 0.3]], np.float32)
+_PIXEL_MIN = np.array(
+    [
+        [0.1, 0.1, 0.1, 0.6, 0.7, 0.7],
+        [0.1, 0.1, 0.1, 0.6, 0.8, 0.9],
+        [0.1, 0.3, 0.3, 0.3, 0.3, 0.3],
+        [0.1, 0.3, 0.3, 0.3, 0.3, 0.5],
+    ],
+    np.float32,
+)
+_DARK_3X3 = np.array(
+    [
+        [0.1, 0.1, 0.1, 0.1, 0.6, 0.7],
+        [0.1, 0.1, 0.1, 0.1, 0.3, 0.3],
+        [0.1, 0.1, 0.1, 0.1, 0.3, 0.3],
+        [0.1, 0.1, 0.3, 0.3, 0.3, 0.3],
+    ],
+    np.float32,
+)
 
 
 def _airlight_case() -> np.ndarray:
@@ -62,17 +72,16 @@ class DarkChannelTest(parameterized.TestCase):
     image = jnp.asarray(_airlight_case())
     np.testing.assert_allclose(dehaze.dark_channel(image, patch=3), _DARK_3X3, rtol=1e-6)
     # int(24 * 0.09) = 2 pixels searched.
-    np.testing.assert_allclose(dehaze.estimate_airlight(image, patch=3, top_fraction=0.09),
-                               [0.95, 0.9, 0.85], rtol=1e-6)
+    np.testing.assert_allclose(
+        dehaze.estimate_airlight(image, patch=3, top_fraction=0.09), [0.95, 0.9, 0.85], rtol=1e-6
+    )
     # One pixel: its colour.
-    np.testing.assert_allclose(dehaze.estimate_airlight(image, patch=3, top_fraction=0.01),
-                               [0.95, 0.7, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(dehaze.estimate_airlight(image, patch=3, top_fraction=0.01), [0.95, 0.7, 0.8], rtol=1e-6)
 
   def test_airlight_of_a_black_or_one_colour_image_is_positive(self):
     red = np.zeros((8, 8, 3), np.float32)
     red[..., 0] = 0.8
-    np.testing.assert_allclose(dehaze.estimate_airlight(jnp.asarray(red), patch=3), [0.8, 1 / 255, 1 / 255],
-                               rtol=1e-6)
+    np.testing.assert_allclose(dehaze.estimate_airlight(jnp.asarray(red), patch=3), [0.8, 1 / 255, 1 / 255], rtol=1e-6)
     black = jnp.zeros((8, 8, 3))
     t = dehaze.dark_channel_transmission(black, dehaze.estimate_airlight(black, patch=3), patch=3, omega=0.95)
     np.testing.assert_array_equal(t, np.ones((8, 8)))
@@ -81,8 +90,12 @@ class DarkChannelTest(parameterized.TestCase):
   def test_dark_channel_matches_loops(self, shape, patch):
     image = np.random.default_rng(0).uniform(size=shape + (3,)).astype(np.float32)
     r = patch // 2
-    want = np.array([[image[max(i - r, 0):i + r + 1, max(j - r, 0):j + r + 1].min()
-                      for j in range(shape[1])] for i in range(shape[0])])
+    want = np.array(
+        [
+            [image[max(i - r, 0) : i + r + 1, max(j - r, 0) : j + r + 1].min() for j in range(shape[1])]
+            for i in range(shape[0])
+        ]
+    )
     np.testing.assert_array_equal(dehaze.dark_channel(jnp.asarray(image), patch=patch), want)
 
 
@@ -112,8 +125,9 @@ class RecoveryTest(absltest.TestCase):
     shape = (3, 4)
 
     def one(t, a):
-      return dehaze.PassResult(np.zeros(shape + (3,)), None, np.full(shape, t, np.float32),
-                               np.asarray(a, np.float32), {})
+      return dehaze.PassResult(
+          np.zeros(shape + (3,)), None, np.full(shape, t, np.float32), np.asarray(a, np.float32), {}
+      )
 
     t, airlight = dehaze.compose_passes([one(0.5, [0.8] * 3), one(0.6, [0.4] * 3)])
     np.testing.assert_allclose(t, 0.3, rtol=1e-6)
@@ -137,9 +151,11 @@ class ProblemTest(absltest.TestCase):
     # Same key, so the same perturbations: the two losses differ by the tie term only.
     tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))
     free, _ = loss_fn(*variables, jnp.int32(5), jax.random.key(2))
-    self.assertEqual({n: o.shape for n, o in out.items()},
-                     {'clean': (1, 10, 14, 3), 'transmission': (1, 10, 14, 1), 'airlight': (1, 10, 14, 3)})
-    np.testing.assert_allclose(tied - free, np.mean((np.asarray(out['airlight']) - airlight0)**2), rtol=1e-4)
+    self.assertEqual(
+        {n: o.shape for n, o in out.items()},
+        {'clean': (1, 10, 14, 3), 'transmission': (1, 10, 14, 1), 'airlight': (1, 10, 14, 3)},
+    )
+    np.testing.assert_allclose(tied - free, np.mean((np.asarray(out['airlight']) - airlight0) ** 2), rtol=1e-4)
 
   def test_transmission_prior_term_applies_for_its_fraction_of_the_steps(self):
     config = _tiny_config(_tempdir(self), 1)
@@ -148,40 +164,40 @@ class ProblemTest(absltest.TestCase):
     config.dehaze.transmission_prior_weight = 2.0
     _, hazy = _scene(10, 14)
     airlight0 = np.array([0.8, 0.85, 0.9], np.float32)
-    t0 = np.asarray(dehaze.dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=3,
-                                                     omega=0.95))
-    problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=False,
-                                   transmission0=t0)
+    t0 = np.asarray(dehaze.dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=3, omega=0.95))
+    problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=False, transmission0=t0)
     variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     loss_fn = jax.jit(problem.stages[0].loss_fn)
     tied, (_, out, _) = loss_fn(*variables, jnp.int32(4), jax.random.key(2))  # 4 < round(0.5 * 10).
     free, _ = loss_fn(*variables, jnp.int32(5), jax.random.key(2))
-    want = 2.0 * np.mean((np.asarray(out['transmission'])[0, ..., 0] - t0)**2)
+    want = 2.0 * np.mean((np.asarray(out['transmission'])[0, ..., 0] - t0) ** 2)
     np.testing.assert_allclose(tied - free, want, rtol=1e-4)
 
   def test_dark_channel_transmission_formula(self):
     image = jnp.asarray(_airlight_case())
     airlight = jnp.asarray([0.9, 0.8, 0.95])
     want = 1.0 - 0.9 * np.asarray(dehaze.dark_channel(image / airlight, patch=3))
-    np.testing.assert_allclose(dehaze.dark_channel_transmission(image, airlight, patch=3, omega=0.9), want,
-                               rtol=1e-6)
+    np.testing.assert_allclose(dehaze.dark_channel_transmission(image, airlight, patch=3, omega=0.9), want, rtol=1e-6)
     # A haze-free black pixel in every window: t = 1.
-    np.testing.assert_allclose(dehaze.dark_channel_transmission(jnp.zeros((5, 5, 3)), airlight, patch=3,
-                                                                omega=0.95), np.ones((5, 5)))
+    np.testing.assert_allclose(
+        dehaze.dark_channel_transmission(jnp.zeros((5, 5, 3)), airlight, patch=3, omega=0.95), np.ones((5, 5))
+    )
 
 
 class ValidateTest(absltest.TestCase):
 
   def test_rejects_bad_fields(self):
-    for field, value, message in (('passes', 0, 'at least 1'),
-                                  ('airlight', 'sky', 'unknown mode'),
-                                  ('dcp_patch', 4, 'odd'),
-                                  ('t_min', 0.0, r'\(0, 1\)'),
-                                  ('guided_eps', 0.0, 'positive'),
-                                  ('transmission_prior', 'fog', 'unknown prior'),
-                                  ('transmission_prior_until', 1.5, r'\[0, 1\]'),
-                                  ('dcp_omega', 0.0, r'\(0, 1\]'),
-                                  ('transmission_residual', 1.5, r'\[0, 1\]')):
+    for field, value, message in (
+        ('passes', 0, 'at least 1'),
+        ('airlight', 'sky', 'unknown mode'),
+        ('dcp_patch', 4, 'odd'),
+        ('t_min', 0.0, r'\(0, 1\)'),
+        ('guided_eps', 0.0, 'positive'),
+        ('transmission_prior', 'fog', 'unknown prior'),
+        ('transmission_prior_until', 1.5, r'\[0, 1\]'),
+        ('dcp_omega', 0.0, r'\(0, 1\]'),
+        ('transmission_residual', 1.5, r'\[0, 1\]'),
+    ):
       config = dehaze_config.get_config()
       config.dehaze[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
@@ -200,7 +216,7 @@ class ValidateTest(absltest.TestCase):
 def _scene(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
   """A clean image (stripes and a disc) and its hazy version (depth grows upwards)."""
   yy, xx = np.mgrid[:height, :width].astype(np.float32)
-  disc = ((yy - height * 0.6)**2 + (xx - width / 3)**2 < (height / 4)**2).astype(np.float32)
+  disc = ((yy - height * 0.6) ** 2 + (xx - width / 3) ** 2 < (height / 4) ** 2).astype(np.float32)
   clean = np.stack([0.2 + 0.6 * disc, 0.4 + 0.3 * np.sin(xx / 3), 0.3 + 0.2 * (xx / width)], -1)
   t = np.exp(-1.2 * (1 - yy / height))[..., None]
   return clean, t * clean + (1 - t) * np.array([0.85, 0.87, 0.9])
@@ -283,8 +299,18 @@ class EndToEndTest(absltest.TestCase):
 
   def test_two_passes_write_every_pass_and_the_first_is_the_one_pass_run(self):
     config, workdir, metrics, seen = self.runs[2]
-    for name in ('dehazed', 'transmission', 'airlight', 'summary', 'pass1_dehazed', 'pass1_transmission',
-                 'pass1_airlight', 'pass2_dehazed', 'pass2_transmission', 'pass2_airlight'):
+    for name in (
+        'dehazed',
+        'transmission',
+        'airlight',
+        'summary',
+        'pass1_dehazed',
+        'pass1_transmission',
+        'pass1_airlight',
+        'pass2_dehazed',
+        'pass2_transmission',
+        'pass2_airlight',
+    ):
       self.assertTrue(os.path.isfile(os.path.join(workdir, f'{name}.png')), name)
     self.assertEqual(image_io.load_image(os.path.join(workdir, 'airlight.png')).shape, (40, 56, 3))
     first, second = metrics['passes']['pass1'], metrics['passes']['pass2']
@@ -315,13 +341,17 @@ class EndToEndTest(absltest.TestCase):
         dehaze.run(config, workdir)
     with open(os.path.join(workdir, 'metrics.json')) as f:
       self.assertStartsWith(json.load(f)['status'], 'stopped in pass 2')
-    self.assertCountEqual([f for f in os.listdir(workdir) if f.startswith('checkpoint')],
-                          ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
+    self.assertCountEqual(
+        [f for f in os.listdir(workdir) if f.startswith('checkpoint')],
+        ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'],
+    )
     got = dehaze.run(config, workdir)
     self.assertEqual(outputs.without_timings(got), outputs.without_timings(want))
     for name in ('dehazed', 'transmission', 'airlight'):
-      with open(os.path.join(workdir, f'{name}.png'), 'rb') as a, open(os.path.join(reference, f'{name}.png'),
-                                                                       'rb') as b:
+      with (
+          open(os.path.join(workdir, f'{name}.png'), 'rb') as a,
+          open(os.path.join(reference, f'{name}.png'), 'rb') as b,
+      ):
         self.assertEqual(a.read(), b.read(), name)
 
   def test_a_failed_second_pass_still_writes_the_first(self):
@@ -332,8 +362,10 @@ class EndToEndTest(absltest.TestCase):
     def failing_second(problem, **kwargs):
       calls.append((problem, kwargs['checkpoint'].path))
       if len(calls) == 1:  # A finished first pass (made up, to skip the optimisation).
-        best = {'clean': np.full((1, 23, 32, 3), 0.5, np.float32),
-                'transmission': np.full((1, 23, 32, 1), 0.7, np.float32)}
+        best = {
+            'clean': np.full((1, 23, 32, 3), 0.5, np.float32),
+            'transmission': np.full((1, 23, 32, 1), 0.7, np.float32),
+        }
         return engine.Result(None, None, best, 20.0, 3, {'stages': {}})
       err = engine.NumericalError('loss is nan at step 1 of stage dehaze')
       err.result = engine.Result(None, None, {}, -np.inf, -1, {'stages': {}})
@@ -348,8 +380,9 @@ class EndToEndTest(absltest.TestCase):
     self.assertEqual(written['passes_run'], 1)
     self.assertEqual(written['passes']['pass1']['best_step'], 3)
     self.assertSetEqual(set(calls[1][0].generators), {'clean', 'transmission', 'airlight'})
-    self.assertEqual([os.path.basename(path) for _, path in calls],
-                     ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
+    self.assertEqual(
+        [os.path.basename(path) for _, path in calls], ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack']
+    )
     self.assertTrue(os.path.isfile(os.path.join(workdir, 'dehazed.png')))
 
   def test_a_black_image_runs_to_the_end(self):
@@ -371,7 +404,7 @@ class HazePriorsTest(absltest.TestCase):
 
   def test_min_filter_matches_loops(self):
     x = np.random.default_rng(0).random((7, 9)).astype(np.float32)
-    want = np.array([[x[max(0, i - 2):i + 3, max(0, j - 2):j + 3].min() for j in range(9)] for i in range(7)])
+    want = np.array([[x[max(0, i - 2) : i + 3, max(0, j - 2) : j + 3].min() for j in range(9)] for i in range(7)])
     np.testing.assert_array_equal(haze_priors.min_filter(x, 5), want)
 
   def test_quadtree_airlight_follows_the_bright_smooth_quadrant_not_a_white_speck(self):
@@ -397,7 +430,7 @@ class HazePriorsTest(absltest.TestCase):
     want = np.clip((hazy - airlight) / t[..., None] + airlight, 0, 1)
     np.testing.assert_allclose(dehazed, want, atol=1e-5)
     # It removes haze: closer to the clean image than the input is.
-    self.assertLess(np.mean((dehazed - clean)**2), np.mean((hazy - clean)**2))
+    self.assertLess(np.mean((dehazed - clean) ** 2), np.mean((hazy - clean) ** 2))
 
 
 class ResidualTransmissionTest(absltest.TestCase):
@@ -407,8 +440,14 @@ class ResidualTransmissionTest(absltest.TestCase):
     config.dehaze.transmission_residual = 0.15
     _, hazy = _scene(10, 14)
     t0 = np.linspace(0.3, 0.9, 10 * 14, dtype=np.float32).reshape(10, 14)
-    problem = dehaze.build_problem(config, hazy, np.array([0.8, 0.85, 0.9], np.float32), jax.random.key(0),
-                                   learned_airlight=False, transmission0=t0)
+    problem = dehaze.build_problem(
+        config,
+        hazy,
+        np.array([0.8, 0.85, 0.9], np.float32),
+        jax.random.key(0),
+        learned_airlight=False,
+        transmission0=t0,
+    )
     variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     _, (_, out, _) = jax.jit(problem.stages[0].loss_fn)(*variables, jnp.int32(0), jax.random.key(2))
     t = np.asarray(out['transmission'])[0, ..., 0]
@@ -421,8 +460,15 @@ class ResidualTransmissionTest(absltest.TestCase):
     work_prior = image_io.resize_image(full_prior, (10, 14))
     best = {'transmission': (work_prior + 0.05)[None, ..., None], 'clean': np.zeros((1, 10, 14, 3))}
     result = engine.Result(params={}, batch_stats={}, best=best, best_psnr=30.0, best_step=3, metrics={})
-    done = dehaze.finalize_pass(result, hazy, np.array([0.8, 0.85, 0.9], np.float32), radius=2,
-                                dz=dehaze_config.get_config().dehaze, facts={}, prior=(full_prior, work_prior))
+    done = dehaze.finalize_pass(
+        result,
+        hazy,
+        np.array([0.8, 0.85, 0.9], np.float32),
+        radius=2,
+        dz=dehaze_config.get_config().dehaze,
+        facts={},
+        prior=(full_prior, work_prior),
+    )
     np.testing.assert_allclose(done.transmission, np.clip(full_prior + 0.05, 0.1, 1.0), atol=1e-5)
 
   def test_a_wide_photo_keeps_its_short_side_for_the_generators(self):

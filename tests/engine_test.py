@@ -32,8 +32,7 @@ def _target() -> np.ndarray:
 
 
 def _generator(out_channels: int = 3) -> models.SkipGenerator:
-  return models.SkipGenerator(out_channels=out_channels, channels_down=(8,), channels_up=(8,),
-                              channels_skip=(0,))
+  return models.SkipGenerator(out_channels=out_channels, channels_down=(8,), channels_up=(8,), channels_skip=(0,))
 
 
 class _Toy:
@@ -42,8 +41,7 @@ class _Toy:
   `traces` counts how often the loss function is traced (by jit, eval_shape or scan).
   """
 
-  def __init__(self, *, nan_from_step: int | None = None, nan_grad_from_step: int | None = None,
-               data_seed: int = 0):
+  def __init__(self, *, nan_from_step: int | None = None, nan_grad_from_step: int | None = None, data_seed: int = 0):
     self.traces = 0
     self.generators = {'a': _generator()}
     # `data_seed` > 0: other data of the same shapes (noise, and the target shifted).
@@ -97,8 +95,7 @@ def _reference():
   """The 'step' strategy run, checked every step (shared by several tests)."""
   toy = _Toy()
   recorder = _Recorder()
-  result = engine.optimize(toy.problem(), key=jax.random.key(42), options=_options(check_every=1),
-                           on_check=recorder)
+  result = engine.optimize(toy.problem(), key=jax.random.key(42), options=_options(check_every=1), on_check=recorder)
   return toy, recorder, result
 
 
@@ -132,15 +129,19 @@ class EngineTest(parameterized.TestCase):
     eigen = compile_cache.compiler_options(engine.LoopOptions())
     if jax.default_backend() == 'cpu' and jax.__version_info__ >= (0, 10):
       # YNNPACK keeps dots and reductions, not convolutions.
-      self.assertEqual(eigen, {'xla_cpu_experimental_ynn_fusion_type':
-                               'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'})
+      self.assertEqual(
+          eigen,
+          {'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'},
+      )
     with self.assertRaisesRegex(ValueError, 'cpu_convolutions'):
       compile_cache.compiler_options(engine.LoopOptions(cpu_convolutions='mkl'))
 
   def test_cpu_convolutions_change_only_rounding(self):
     toy = _Toy()
-    runs = [engine.optimize(toy.problem(), key=jax.random.key(42), options=_options(cpu_convolutions=c))
-            for c in ('eigen', 'xla_default')]
+    runs = [
+        engine.optimize(toy.problem(), key=jax.random.key(42), options=_options(cpu_convolutions=c))
+        for c in ('eigen', 'xla_default')
+    ]
     np.testing.assert_allclose(_render(toy, runs[0]), _render(toy, runs[1]), atol=1e-3)
     np.testing.assert_allclose(runs[0].best_psnr, runs[1].best_psnr, atol=0.05)
 
@@ -166,8 +167,11 @@ class EngineTest(parameterized.TestCase):
     self.assertEqual(toy.traces, 2)
     # A 3-step unrolled chunk traces the loss 3 times, once, however many steps run.
     toy = _Toy()
-    engine.optimize(toy.problem(num_steps=12), key=jax.random.key(0),
-                    options=_options(strategy='unroll', steps_per_call=3, check_every=3))
+    engine.optimize(
+        toy.problem(num_steps=12),
+        key=jax.random.key(0),
+        options=_options(strategy='unroll', steps_per_call=3, check_every=3),
+    )
     self.assertEqual(toy.traces, 1 + 3)
 
   def test_other_data_of_the_same_shapes_reuses_the_compiled_step(self):
@@ -199,8 +203,9 @@ class EngineTest(parameterized.TestCase):
   def test_chunking_does_not_change_results(self, strategy, steps_per_call):
     ref_toy, _, ref = _reference()
     toy = _Toy()
-    result = engine.optimize(toy.problem(), key=jax.random.key(42),
-                             options=_options(strategy=strategy, steps_per_call=steps_per_call))
+    result = engine.optimize(
+        toy.problem(), key=jax.random.key(42), options=_options(strategy=strategy, steps_per_call=steps_per_call)
+    )
     self.assertEqual(result.metrics['loop_strategy'], strategy)
     self.assertEqual(result.metrics['stages']['fit']['steps'], _STEPS)
     # Same per-step keys, so equal up to XLA's float reassociation across fused steps.
@@ -233,8 +238,9 @@ class EngineTest(parameterized.TestCase):
 
   def test_num_perturbations(self):
     toy = _Toy()
-    result = engine.optimize(toy.problem(num_steps=6), key=jax.random.key(0),
-                             options=_options(num_perturbations=3, check_every=3))
+    result = engine.optimize(
+        toy.problem(num_steps=6), key=jax.random.key(0), options=_options(num_perturbations=3, check_every=3)
+    )
     chex.assert_tree_all_finite((result.params, result.batch_stats, result.best))
     chex.assert_shape(result.best['a'], (1, _SIZE, _SIZE, 3))
     self.assertTrue(math.isfinite(result.best_psnr))
@@ -249,8 +255,9 @@ class EngineTest(parameterized.TestCase):
     crossed = next(i + 1 for i, p in enumerate(recorder.best_psnr) if p > threshold)
     expected = -(-crossed // check_every) * check_every  # The first check at or after it.
     self.assertLess(expected, _STEPS)
-    result = engine.optimize(_Toy().problem(early_stop_psnr=threshold), key=jax.random.key(42),
-                             options=_options(check_every=check_every))
+    result = engine.optimize(
+        _Toy().problem(early_stop_psnr=threshold), key=jax.random.key(42), options=_options(check_every=check_every)
+    )
     stage = result.metrics['stages']['fit']
     self.assertTrue(stage['stopped_early'])
     self.assertEqual(stage['steps'], expected)
@@ -260,8 +267,7 @@ class EngineTest(parameterized.TestCase):
   def test_non_finite_loss_raises_with_result(self):
     toy = _Toy(nan_from_step=3)
     with self.assertRaisesRegex(engine.NumericalError, r'loss is nan at step 4 .*fit') as ctx:
-      engine.optimize(toy.problem(num_steps=20), key=jax.random.key(0),
-                      options=_options(check_every=2))
+      engine.optimize(toy.problem(num_steps=20), key=jax.random.key(0), options=_options(check_every=2))
     result = ctx.exception.result
     self.assertIsInstance(result, engine.Result)
     # Steps 0-3 produced finite outputs; the best of them is kept.
@@ -274,8 +280,10 @@ class EngineTest(parameterized.TestCase):
 
   def test_trainable_subset(self):
     gens = {'a': _generator(3), 'b': _generator(1)}
-    inputs = {'a': models.make_noise(jax.random.key(0), (_SIZE, _SIZE), 2, var=0.1),
-              'b': models.make_noise(jax.random.key(1), (_SIZE, _SIZE), 2, var=0.1)}
+    inputs = {
+        'a': models.make_noise(jax.random.key(0), (_SIZE, _SIZE), 2, var=0.1),
+        'b': models.make_noise(jax.random.key(1), (_SIZE, _SIZE), 2, var=0.1),
+    }
     target = jnp.asarray(_target())
 
     def loss_fn(params, batch_stats, step, key):
@@ -296,8 +304,7 @@ class EngineTest(parameterized.TestCase):
 
 def _two_stages(toy: _Toy) -> engine.Problem:
   """A stage without best tracking (like segmentation's hint step), then one with it."""
-  stages = [engine.Stage('warm', 4, toy.loss_fn, _LR, track_best=False),
-            engine.Stage('fit', 8, toy.loss_fn, _LR)]
+  stages = [engine.Stage('warm', 4, toy.loss_fn, _LR, track_best=False), engine.Stage('fit', 8, toy.loss_fn, _LR)]
   return engine.Problem(toy.generators, toy.inputs, stages)
 
 
@@ -330,8 +337,13 @@ class ResumeTest(parameterized.TestCase):
     self.path = os.path.join(tmp.name, 'checkpoint.msgpack')
 
   def run_two_stages(self, *, every: int = 4, tag: str = 'run', seed: int = 5, **kwargs) -> engine.Result:
-    return engine.optimize(_two_stages(_Toy()), key=jax.random.key(seed), options=_options(**_RESUME_OPTIONS),
-                           checkpoint=checkpoint_io.Checkpointing(self.path, every=every, tag=tag), **kwargs)
+    return engine.optimize(
+        _two_stages(_Toy()),
+        key=jax.random.key(seed),
+        options=_options(**_RESUME_OPTIONS),
+        checkpoint=checkpoint_io.Checkpointing(self.path, every=every, tag=tag),
+        **kwargs,
+    )
 
   def assert_same_as_uninterrupted(self, result: engine.Result):
     ref = _uninterrupted()
@@ -385,7 +397,7 @@ class ResumeTest(parameterized.TestCase):
       self.run_two_stages(seed=6)
     with open(self.path, 'rb') as f:
       data = f.read()
-    for bad in (data[:len(data) // 2], b'', b'not msgpack at all'):
+    for bad in (data[: len(data) // 2], b'', b'not msgpack at all'):
       with open(self.path, 'wb') as f:
         f.write(bad)
       with self.assertRaisesRegex(checkpoint_io.CheckpointError, 'delete it'):

@@ -23,14 +23,13 @@ def _np_windows(x, radius, border):
   """Yields (i, j, window) for every pixel, brute force."""
   h, w = x.shape[:2]
   if border == 'reflect':
-    padded = np.pad(x, [(radius, radius), (radius, radius)] + [(0, 0)] * (x.ndim - 2),
-                    mode='symmetric')
+    padded = np.pad(x, [(radius, radius), (radius, radius)] + [(0, 0)] * (x.ndim - 2), mode='symmetric')
   for i in range(h):
     for j in range(w):
       if border == 'reflect':
-        yield i, j, padded[i:i + 2 * radius + 1, j:j + 2 * radius + 1]
+        yield i, j, padded[i : i + 2 * radius + 1, j : j + 2 * radius + 1]
       else:
-        yield i, j, x[max(i - radius, 0):i + radius + 1, max(j - radius, 0):j + radius + 1]
+        yield i, j, x[max(i - radius, 0) : i + radius + 1, max(j - radius, 0) : j + radius + 1]
 
 
 def _np_box(x, radius, reduce, border='clip'):
@@ -107,27 +106,21 @@ class BoxFilterTest(parameterized.TestCase):
     x = _random(shape)
     box_sum = functools.partial(filters.box_sum, radius=radius, border=border)
     box_mean = functools.partial(filters.box_mean, radius=radius, border=border)
-    np.testing.assert_allclose(
-        box_sum(x), _np_box(x, radius, np.sum, border), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(
-        box_mean(x), _np_box(x, radius, np.mean, border), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(box_sum(x), _np_box(x, radius, np.sum, border), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(box_mean(x), _np_box(x, radius, np.mean, border), rtol=1e-5, atol=1e-6)
 
   def test_hand_computed_values(self):
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     # Clipped 3x3 windows: top-left corner sees rows 0-1, cols 0-1.
-    np.testing.assert_allclose(
-        filters.box_sum(x, radius=1)[0, 0], 0 + 1 + 4 + 5)
-    np.testing.assert_allclose(
-        filters.box_mean(x, radius=1)[0, 0], 10 / 4)
+    np.testing.assert_allclose(filters.box_sum(x, radius=1)[0, 0], 0 + 1 + 4 + 5)
+    np.testing.assert_allclose(filters.box_mean(x, radius=1)[0, 0], 10 / 4)
     # A window larger than the image sees every pixel: the global mean.
-    np.testing.assert_allclose(
-        filters.box_mean(x, radius=7), np.full((3, 4), 5.5),
-        rtol=1e-6)
+    np.testing.assert_allclose(filters.box_mean(x, radius=7), np.full((3, 4), 5.5), rtol=1e-6)
     # OpenCV cv2.boxFilter(x, -1, (11, 11), normalize=True,
     # borderType=cv2.BORDER_REFLECT)[0] on the same image.
     np.testing.assert_allclose(
-        filters.box_mean(x, radius=5, border='reflect')[0],
-        [6.181818, 6.0, 5.7272725, 5.5454545], rtol=1e-6)
+        filters.box_mean(x, radius=5, border='reflect')[0], [6.181818, 6.0, 5.7272725, 5.5454545], rtol=1e-6
+    )
 
 
 class GuidedFilterTest(parameterized.TestCase):
@@ -148,10 +141,11 @@ class GuidedFilterTest(parameterized.TestCase):
     self.assertEqual(out.shape, src.shape)
     np.testing.assert_allclose(
         out,
-        _np_guided_filter(guide, src, radius, eps,
-                          border='reflect' if opencv_compat else 'clip',
-                          det_guard=opencv_compat),
-        atol=2e-5)
+        _np_guided_filter(
+            guide, src, radius, eps, border='reflect' if opencv_compat else 'clip', det_guard=opencv_compat
+        ),
+        atol=2e-5,
+    )
 
   def test_opencv_determinant_guard(self):
     # Flat top half: det(Sigma + eps Id) ~ eps^3 < 1e-6, OpenCV's guard kicks in.
@@ -160,17 +154,20 @@ class GuidedFilterTest(parameterized.TestCase):
     src = ((np.arange(30).reshape(6, 5) * 3 % 7) / 6).astype(np.float32)
     # cv2.ximgproc.guidedFilter(guide, src, 1, 1e-4), OpenCV 5.0.0.
     expected = np.array(
-        [[0.31275719, 0.40329218, 0.51646090, 0.60082304, 0.64814812],
-         [0.37654322, 0.43827161, 0.49186847, 0.54727942, 0.56590229],
-         [0.44031781, 0.47724855, 0.47462553, 0.48857507, 0.46092454],
-         [0.57016456, 0.54702240, 0.51017916, 0.60518527, 0.22495124],
-         [0.47394386, 0.30050421, 0.36594909, 0.75950974, 0.49447626],
-         [0.83289427, 0.34165367, 0.44091639, 0.39637506, 0.39323702]])
+        [
+            [0.31275719, 0.40329218, 0.51646090, 0.60082304, 0.64814812],
+            [0.37654322, 0.43827161, 0.49186847, 0.54727942, 0.56590229],
+            [0.44031781, 0.47724855, 0.47462553, 0.48857507, 0.46092454],
+            [0.57016456, 0.54702240, 0.51017916, 0.60518527, 0.22495124],
+            [0.47394386, 0.30050421, 0.36594909, 0.75950974, 0.49447626],
+            [0.83289427, 0.34165367, 0.44091639, 0.39637506, 0.39323702],
+        ]
+    )
     opencv = functools.partial(filters.guided_filter, radius=1, eps=1e-4, opencv_compat=True)
     np.testing.assert_allclose(opencv(guide, src), expected, atol=1e-5)
     np.testing.assert_allclose(
-        opencv(guide, src),
-        _np_guided_filter(guide, src, 1, 1e-4, border='reflect', det_guard=True), atol=1e-5)
+        opencv(guide, src), _np_guided_filter(guide, src, 1, 1e-4, border='reflect', det_guard=True), atol=1e-5
+    )
     # Without the guard the flat half is filtered very differently.
     unguarded = _np_guided_filter(guide, src, 1, 1e-4, border='reflect')
     self.assertGreater(np.abs(unguarded - expected).max(), 0.05)
@@ -183,8 +180,7 @@ class GuidedFilterTest(parameterized.TestCase):
     # Radius 0: every window is one pixel, so var = cov = 0, a = 0 and q = p.
     gray = guide[..., :1]
     fn0 = functools.partial(filters.guided_filter, radius=0, eps=1e-2)
-    np.testing.assert_allclose(fn0(gray, 2 * gray[..., 0] + 1), 2 * gray[..., 0] + 1,
-                               rtol=1e-6)
+    np.testing.assert_allclose(fn0(gray, 2 * gray[..., 0] + 1), 2 * gray[..., 0] + 1, rtol=1e-6)
 
 
 class MinFilterTest(chex.TestCase, parameterized.TestCase):
@@ -212,8 +208,11 @@ class ReflectPadTest(chex.TestCase, parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.parameters(
-      ((2, 5, 7, 3), 1), ((1, 8, 6, 2), 2), ((1, 3, 3, 1), 2),
-      ((1, 2, 2, 3), 2), ((1, 2, 3, 1), 1),  # pad >= a side: several reflections.
+      ((2, 5, 7, 3), 1),
+      ((1, 8, 6, 2), 2),
+      ((1, 3, 3, 1), 2),
+      ((1, 2, 2, 3), 2),
+      ((1, 2, 3, 1), 1),  # pad >= a side: several reflections.
   )
   def test_values_and_gradient_match_jnp_pad(self, shape, pad):
     rng = np.random.default_rng(0)

@@ -137,13 +137,16 @@ def run_case(name: str, workdir: str):
   config = case_config(name)
   call = {
       'zebra': lambda: ddip_jax.segment(config.image, config=config, workdir=workdir),
-      'transparency': lambda: ddip_jax.separate(config.image, config.transparency.image2, config=config,
-                                                workdir=workdir),
+      'transparency': lambda: ddip_jax.separate(
+          config.image, config.transparency.image2, config=config, workdir=workdir
+      ),
       'dehaze': lambda: ddip_jax.dehaze(config.image, config=config, workdir=workdir),
-      'watermark': lambda: ddip_jax.remove_watermark(config.image, config.watermark.hint, config=config,
-                                                     workdir=workdir),
-      'watermark_many': lambda: ddip_jax.remove_watermark(config.image, others=config.watermark.images,
-                                                          config=config, workdir=workdir),
+      'watermark': lambda: ddip_jax.remove_watermark(
+          config.image, config.watermark.hint, config=config, workdir=workdir
+      ),
+      'watermark_many': lambda: ddip_jax.remove_watermark(
+          config.image, others=config.watermark.images, config=config, workdir=workdir
+      ),
       'video': lambda: ddip_jax.decompose_video(config.image, config=config, workdir=workdir),
   }[name]
   cwd = os.getcwd()
@@ -168,29 +171,42 @@ class GoldenTest(parameterized.TestCase):
           self.assertEqual(layer.dtype, np.float32)
           self.assertTrue(np.all((layer >= 0) & (layer <= 1)))
       config = case_config(name)
-      full = (clip_io.load_frames(os.path.join(_ROOT, config.image))[0].shape[:3] if name == 'video'
-              else image_io.load_image(os.path.join(_ROOT, config.image)).shape[:2])
-      self.assertEqual(layers[0].shape[:len(full)], full)
+      full = (
+          clip_io.load_frames(os.path.join(_ROOT, config.image))[0].shape[:3]
+          if name == 'video'
+          else image_io.load_image(os.path.join(_ROOT, config.image)).shape[:2]
+      )
+      self.assertEqual(layers[0].shape[: len(full)], full)
       if name == 'zebra':
-        np.testing.assert_array_equal(result.mask_binary,
-                                      image_io.load_mask(os.path.join(workdir, 'mask_binary.png'),
-                                                         shape=result.mask_binary.shape))
+        np.testing.assert_array_equal(
+            result.mask_binary,
+            image_io.load_mask(os.path.join(workdir, 'mask_binary.png'), shape=result.mask_binary.shape),
+        )
     metrics = result.metrics
     self.assertEqual(metrics['status'], 'ok')
     path = os.path.join(_GOLDEN, f'{name}.json')
     if _RECORD:
       os.makedirs(_GOLDEN, exist_ok=True)
       with open(path, 'w') as f:
-        json.dump({'files': got, 'metrics': json.loads(writing.json_bytes(_stable(metrics))),
-                 'fingerprint': fingerprint()}, f, indent=1, sort_keys=True)
+        json.dump(
+            {'files': got, 'metrics': json.loads(writing.json_bytes(_stable(metrics))), 'fingerprint': fingerprint()},
+            f,
+            indent=1,
+            sort_keys=True,
+        )
         f.write('\n')
     with open(path) as f:
       golden = json.load(f)
     if golden.get('fingerprint') != fingerprint():
-      self.skipTest(f'recorded with {golden.get("fingerprint")}, this is {fingerprint()}: '
-                    'the same code may round differently (record again on the commit before a change)')
-    self.assertEqual(got, golden['files'], f'{name}: outputs differ from {path}; metrics now: '
-                     f'{writing.json_bytes(_stable(metrics))[:2000]}')
+      self.skipTest(
+          f'recorded with {golden.get("fingerprint")}, this is {fingerprint()}: '
+          'the same code may round differently (record again on the commit before a change)'
+      )
+    self.assertEqual(
+        got,
+        golden['files'],
+        f'{name}: outputs differ from {path}; metrics now: ' f'{writing.json_bytes(_stable(metrics))[:2000]}',
+    )
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ def _two_regions(h: int = 40, w: int = 56):
   blob = ((yy - h / 2) / (h / 4)) ** 2 + ((xx - w / 2) / (w / 4)) ** 2 <= 1
   image[blob] = [0.85, 0.2, 0.15] + rng.normal(0, 0.03, (blob.sum(), 3))
   stroke = np.zeros((h, w), bool)
-  stroke[h // 2 - 1:h // 2 + 2, w // 2 - 8:w // 2 + 9] = True
+  stroke[h // 2 - 1 : h // 2 + 2, w // 2 - 8 : w // 2 + 9] = True
   band = np.zeros((h, w), bool)
   band[:2], band[-2:], band[:, :2], band[:, -2:] = True, True, True, True
   return np.clip(image, 0, 1), blob, stroke, band
@@ -60,8 +60,9 @@ class GrowTest(absltest.TestCase):
   def test_dense_hints_are_correct_and_leave_a_band(self):
     image, blob, stroke, band = _two_regions()
     for method in ('select', 'grabcut'):
-      fg, bg, grown = grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32),
-                                       margin=0.04, method=method)
+      fg, bg, grown = grow.dense_hints(
+          image, stroke.astype(np.float32), band.astype(np.float32), margin=0.04, method=method
+      )
       self.assertEqual(fg.dtype, np.float32)
       self.assertFalse((fg * bg).any())
       self.assertGreater(fg.sum(), 5 * stroke.sum(), method)  # It grew.
@@ -74,8 +75,9 @@ class GrowTest(absltest.TestCase):
     image, blob, stroke, band = _two_regions()
     allowed = np.zeros(blob.shape, np.float32)
     allowed[:, :20] = 1.0
-    _, bg, _ = grow.dense_hints(image, stroke.astype(np.float32), band.astype(np.float32), margin=0.04,
-                                bg_allowed=allowed)
+    _, bg, _ = grow.dense_hints(
+        image, stroke.astype(np.float32), band.astype(np.float32), margin=0.04, bg_allowed=allowed
+    )
     np.testing.assert_array_equal(bg > 0, (allowed > 0) & ~blob & (bg > 0) | band)
     self.assertTrue((bg[:, :20] > 0).sum() > 0.5 * (~blob[:, :20]).sum())  # Grown where allowed.
     self.assertFalse((bg[2:-2, 20:-2] > 0).any())  # Only the user's band elsewhere.
@@ -140,8 +142,11 @@ class CorrectionTest(absltest.TestCase):
     image[:, 20:40] = [0.9, 0.1, 0.1]
     start = np.zeros((30, 60), bool)
     start[:, 20:40] = True
-    fg = np.zeros((30, 60)); fg[15, 30] = 1
-    bg = np.zeros((30, 60)); bg[:, 0] = 1; bg[:, -1] = 1
+    fg = np.zeros((30, 60))
+    fg[15, 30] = 1
+    bg = np.zeros((30, 60))
+    bg[:, 0] = 1
+    bg[:, -1] = 1
     new_fg, new_bg, grown = grow.dense_hints(image, fg, bg, margin=0.02, start=start)
     self.assertTrue(grown[:, 22:38].all() and not grown[:, :18].any())
     self.assertTrue(new_fg[15, 30] and new_bg[0, 0] and not new_bg[15, 30])

@@ -25,7 +25,7 @@ def _synthetic(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   img[...] = [0.35, 0.55, 0.3]
   img += 0.06 * np.sin(xx * 0.9 + yy * 0.4)[..., None]  # Stripes ...
   img += rng.normal(0, 0.03, (h, w, 1)) + rng.normal(0, 0.01, (h, w, 3))  # ... and grain.
-  blob = ((yy - h / 2) / (h / 4))**2 + ((xx - w / 2) / (w / 5))**2 <= 1
+  blob = ((yy - h / 2) / (h / 4)) ** 2 + ((xx - w / 2) / (w / 5)) ** 2 <= 1
   img[blob] = [0.85, 0.15, 0.2]
   img[blob] += rng.normal(0, 0.03, (blob.sum(), 3))
   return np.clip(img, 0, 1).astype(np.float32), blob
@@ -175,8 +175,8 @@ class UserHintsTest(parameterized.TestCase):
     bg_user = np.zeros((48, 64))
     bg_user[20:40, 20:40] = 1
     fg, bg, info = hints.resolve_hints(
-        self.image, fg_path=self._save('fg.png', fg_user), bg_path=self._save('bg.png', bg_user),
-        method='saliency')
+        self.image, fg_path=self._save('fg.png', fg_user), bg_path=self._save('bg.png', bg_user), method='saliency'
+    )
     overlap = (fg_user > 0) & (bg_user > 0)
     self.assertEqual(info['overlap_pixels'], 100)
     np.testing.assert_array_equal(fg, (fg_user > 0) & ~overlap)
@@ -218,8 +218,7 @@ class UserHintsTest(parameterized.TestCase):
     # A user fg hint over the whole border band empties the automatic bg hint;
     # that is the user's choice, not an error.
     fg_user = _border(48, 64, 3).astype(np.float32)
-    fg, bg, info = hints.resolve_hints(
-        self.image, fg_path=self._save('fg.png', fg_user), bg_path=None, method='border')
+    fg, bg, info = hints.resolve_hints(self.image, fg_path=self._save('fg.png', fg_user), bg_path=None, method='border')
     np.testing.assert_array_equal(fg, _border(48, 64, 3) & ~_border(48, 64, 2))
     np.testing.assert_array_equal(bg, np.zeros((48, 64)))
     self.assertEqual(info['overlap_pixels'], _border(48, 64, 2).sum())
@@ -240,17 +239,20 @@ if __name__ == '__main__':
 class EmptyAutomaticHintsTest(parameterized.TestCase):
   """Automatic hints that mark nothing are refused like a user's empty hint file."""
 
-  @parameterized.parameters(((32, 48, 3), 'saliency', 'no pixel as foreground'),
-                            ((4, 32, 48, 3), 'motion', 'no pixel as foreground'),
-                            ((4, 32, 48, 3), 'saliency', 'no pixel as foreground'))
+  @parameterized.parameters(
+      ((32, 48, 3), 'saliency', 'no pixel as foreground'),
+      ((4, 32, 48, 3), 'motion', 'no pixel as foreground'),
+      ((4, 32, 48, 3), 'saliency', 'no pixel as foreground'),
+  )
   def test_a_blank_image_is_refused(self, shape, method, message):
-    with self.assertRaisesRegex(image_io.InputError, f'^the automatic hints \\({method}\\) mark {message}: '
-                                'nothing stands out of the image; give hint files'):
+    with self.assertRaisesRegex(
+        image_io.InputError,
+        f'^the automatic hints \\({method}\\) mark {message}: ' 'nothing stands out of the image; give hint files',
+    ):
       hints.resolve_hints(np.full(shape, 0.5, np.float32), fg_path=None, bg_path=None, method=method)
 
   def test_border_hints_have_no_foreground_by_design(self):
-    fg, bg, _ = hints.resolve_hints(np.full((32, 48, 3), 0.5, np.float32), fg_path=None, bg_path=None,
-                                    method='border')
+    fg, bg, _ = hints.resolve_hints(np.full((32, 48, 3), 0.5, np.float32), fg_path=None, bg_path=None, method='border')
     self.assertFalse(fg.any())
     self.assertTrue(bg.any())
 
@@ -285,8 +287,11 @@ class StrokeHintTest(parameterized.TestCase):
     found, _ = watermark_strokes.stroke_hint(image, box, polarity='dark', width=5)
     self.assertLess(((found > 0) & strokes).sum() / strokes.sum(), 0.2)
 
-  @parameterized.parameters(({'polarity': 'none', 'width': 5}, 'polarity'), ({'polarity': 'light', 'width': 4}, 'odd'),
-                            ({'polarity': 'light', 'width': 1}, 'odd'))
+  @parameterized.parameters(
+      ({'polarity': 'none', 'width': 5}, 'polarity'),
+      ({'polarity': 'light', 'width': 4}, 'odd'),
+      ({'polarity': 'light', 'width': 1}, 'odd'),
+  )
   def test_bad_arguments(self, kwargs, message):
     image, _, box = self._watermarked(1.0)
     with self.assertRaisesRegex(ValueError, message):

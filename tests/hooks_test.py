@@ -59,17 +59,35 @@ class HooksTest(absltest.TestCase):
   def test_events_come_in_order_with_the_run_part(self):
     events = []
     with hooks.part('restart 2'), hooks.part('pass 1'):
-      engine.optimize(_problem(), key=jax.random.key(1), options=dataclasses.replace(_OPTIONS, check_every=2),
-                      hooks=[lambda e: events.append((e.kind, e.part, e.stage, e.stage_index, e.num_stages, e.done))])
+      engine.optimize(
+          _problem(),
+          key=jax.random.key(1),
+          options=dataclasses.replace(_OPTIONS, check_every=2),
+          hooks=[lambda e: events.append((e.kind, e.part, e.stage, e.stage_index, e.num_stages, e.done))],
+      )
     part = 'restart 2 / pass 1'
-    self.assertEqual(events, [
-        ('start', part, 'warm', 0, 2, 0), ('step', part, 'warm', 0, 2, 1), ('step', part, 'warm', 0, 2, 2),
-        ('check', part, 'warm', 0, 2, 2), ('step', part, 'warm', 0, 2, 3), ('check', part, 'warm', 0, 2, 3),
-        ('end', part, 'warm', 0, 2, 3),
-        ('start', part, 'fit', 1, 2, 0), ('step', part, 'fit', 1, 2, 1), ('step', part, 'fit', 1, 2, 2),
-        ('check', part, 'fit', 1, 2, 2), ('step', part, 'fit', 1, 2, 3), ('step', part, 'fit', 1, 2, 4),
-        ('check', part, 'fit', 1, 2, 4), ('step', part, 'fit', 1, 2, 5), ('check', part, 'fit', 1, 2, 5),
-        ('end', part, 'fit', 1, 2, 5)])
+    self.assertEqual(
+        events,
+        [
+            ('start', part, 'warm', 0, 2, 0),
+            ('step', part, 'warm', 0, 2, 1),
+            ('step', part, 'warm', 0, 2, 2),
+            ('check', part, 'warm', 0, 2, 2),
+            ('step', part, 'warm', 0, 2, 3),
+            ('check', part, 'warm', 0, 2, 3),
+            ('end', part, 'warm', 0, 2, 3),
+            ('start', part, 'fit', 1, 2, 0),
+            ('step', part, 'fit', 1, 2, 1),
+            ('step', part, 'fit', 1, 2, 2),
+            ('check', part, 'fit', 1, 2, 2),
+            ('step', part, 'fit', 1, 2, 3),
+            ('step', part, 'fit', 1, 2, 4),
+            ('check', part, 'fit', 1, 2, 4),
+            ('step', part, 'fit', 1, 2, 5),
+            ('check', part, 'fit', 1, 2, 5),
+            ('end', part, 'fit', 1, 2, 5),
+        ],
+    )
     self.assertEqual(hooks.current_part(), '')
 
   def test_a_reason_stops_the_run_with_the_best_so_far_and_every_hook_is_told(self):

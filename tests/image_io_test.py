@@ -54,8 +54,7 @@ def _png16(pixels: np.ndarray) -> bytes:
   """
   h, w, c = pixels.shape
   bpp = 2 * c
-  rows = [np.frombuffer(r.astype(">u2").tobytes(), np.uint8).astype(int)
-          for r in pixels]
+  rows = [np.frombuffer(r.astype(">u2").tobytes(), np.uint8).astype(int) for r in pixels]
   out = []
   for y, row in enumerate(rows):
     up = rows[y - 1] if y else np.zeros_like(row)
@@ -68,9 +67,12 @@ def _png16(pixels: np.ndarray) -> bytes:
       filtered.append((x - pred) % 256)
     out.append(bytes([kind] + filtered))
   header = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, 0)
-  return (_PNG_MAGIC + _png_chunk(b"IHDR", header)
-          + _png_chunk(b"IDAT", zlib.compress(b"".join(out)))
-          + _png_chunk(b"IEND", b""))
+  return (
+      _PNG_MAGIC
+      + _png_chunk(b"IHDR", header)
+      + _png_chunk(b"IDAT", zlib.compress(b"".join(out)))
+      + _png_chunk(b"IEND", b"")
+  )
 
 
 class LoadImageTest(parameterized.TestCase):
@@ -138,8 +140,7 @@ class LoadImageTest(parameterized.TestCase):
     rgba[0, :, :3] = [0, 0, 255]
     rgba[0, :, 3] = [255, 0, 51]  # Opaque, transparent, 20% opaque blue.
     img = image_io.load_image(self.save(Image.fromarray(rgba), "rgba.png"))
-    np.testing.assert_allclose(
-        img[0], [[0, 0, 1], [1, 1, 1], [0.8, 0.8, 1]], atol=1e-6)
+    np.testing.assert_allclose(img[0], [[0, 0, 1], [1, 1, 1], [0.8, 0.8, 1]], atol=1e-6)
 
   def test_la_composited_over_white(self):
     la = np.array([[[0, 255], [0, 0], [100, 102]]], np.uint8)
@@ -185,8 +186,7 @@ class LoadImageTest(parameterized.TestCase):
   @parameterized.parameters(("I", 65535.0), ("F", 1.0))
   def test_32bit_gray_tiff(self, mode, scale):
     values = np.array([[0.0, 0.25, 0.5], [0.75, 1.0, 0.125]], np.float32)
-    raw = np.round(values * scale).astype(
-        np.int32 if mode == "I" else np.float32)
+    raw = np.round(values * scale).astype(np.int32 if mode == "I" else np.float32)
     im = Image.fromarray(raw)
     self.assertEqual(im.mode, mode)
     img = image_io.load_image(self.save(im, f"g32_{mode}.tif"))
@@ -247,8 +247,7 @@ class LoadImageTest(parameterized.TestCase):
     with self.assertRaisesRegex(InputError, "empty"):
       image_io.load_image(path)
 
-  @parameterized.parameters(("PNG", 0.5), ("JPEG", 0.5), ("PNG", 0.95),
-                            ("JPEG", 0.95))
+  @parameterized.parameters(("PNG", 0.5), ("JPEG", 0.5), ("PNG", 0.95), ("JPEG", 0.95))
   def test_truncated(self, fmt, keep):
     pixels = self.rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     full = self.save(Image.fromarray(pixels), f"full.{fmt}", format=fmt)
@@ -256,7 +255,7 @@ class LoadImageTest(parameterized.TestCase):
       data = f.read()
     path = self.path(f"cut_{keep}.{fmt.lower()}")
     with open(path, "wb") as f:
-      f.write(data[:int(len(data) * keep)])
+      f.write(data[: int(len(data) * keep)])
     with self.assertRaises(InputError) as cm:
       image_io.load_image(path)
     message = str(cm.exception)
@@ -280,8 +279,7 @@ class LoadImageTest(parameterized.TestCase):
     """Random bytes, damaged and truncated real files: an image or InputError, nothing else."""
     rng = np.random.default_rng(1234)
     pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    good = [self.save(Image.fromarray(pixels), f"seed.{ext}") for ext in ("png", "jpg", "gif", "bmp", "tif",
-                                                                          "webp")]
+    good = [self.save(Image.fromarray(pixels), f"seed.{ext}") for ext in ("png", "jpg", "gif", "bmp", "tif", "webp")]
     good.append(self.path("seed16.png"))
     with open(good[-1], "wb") as f:
       f.write(_png16(rng.integers(0, 65536, (6, 5, 4), dtype=np.uint16)))
@@ -290,18 +288,16 @@ class LoadImageTest(parameterized.TestCase):
     good.append(self.save(Image.fromarray(pixels), "seed_exif.jpg", exif=exif))
     good.append(self.save(Image.fromarray(pixels).convert("CMYK"), "seed_cmyk.jpg"))
     seeds = [open(p, "rb").read() for p in good]
-    prefixes = [b"", _PNG_MAGIC, b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xdb",
-                b"GIF89a", b"BM", b"II*\x00", b"RIFF"]
+    prefixes = [b"", _PNG_MAGIC, b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xdb", b"GIF89a", b"BM", b"II*\x00", b"RIFF"]
     loaded = 0
     # A header's random width and height must not allocate gigabytes.
-    with mock.patch.object(Image, "MAX_IMAGE_PIXELS", 1 << 20), \
-        warnings.catch_warnings():
+    with mock.patch.object(Image, "MAX_IMAGE_PIXELS", 1 << 20), warnings.catch_warnings():
       warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF etc.
       for i in range(400):
         kind = i % 4
         seed = seeds[rng.integers(len(seeds))]
         if kind == 2:  # A real file cut short anywhere.
-          data = seed[:int(rng.integers(1, len(seed)))]
+          data = seed[: int(rng.integers(1, len(seed)))]
         elif kind == 3:  # A real file with random bytes overwritten.
           data = bytearray(seed)
           for pos in rng.integers(0, len(data), 4):
@@ -314,8 +310,7 @@ class LoadImageTest(parameterized.TestCase):
         with open(path, "wb") as f:
           f.write(data)
         try:  # Masks go through the same decoder, then another conversion.
-          img = (image_io.load_image(path) if i % 2 else
-                 image_io.load_mask(path, shape=(7, 9))[..., None].repeat(3, -1))
+          img = image_io.load_image(path) if i % 2 else image_io.load_mask(path, shape=(7, 9))[..., None].repeat(3, -1)
         except InputError as e:
           self.assertIn(path, str(e))
           self.assertNotIn("\n", str(e))
@@ -341,16 +336,14 @@ class LoadMaskTest(parameterized.TestCase):
 
   def test_gray_same_size(self):
     pixels = np.array([[0, 51, 255], [255, 0, 102]], np.uint8)
-    mask = image_io.load_mask(self.save(Image.fromarray(pixels), "m.png"),
-                              shape=(2, 3))
+    mask = image_io.load_mask(self.save(Image.fromarray(pixels), "m.png"), shape=(2, 3))
     self.assertEqual(mask.dtype, np.float32)
     np.testing.assert_allclose(mask, pixels / 255.0, atol=1e-7)
 
   def test_nearest_resize_keeps_binary(self):
     pixels = np.zeros((4, 4), np.uint8)
     pixels[:2, 2:] = 255
-    mask = image_io.load_mask(self.save(Image.fromarray(pixels), "m.png"),
-                              shape=(8, 12))
+    mask = image_io.load_mask(self.save(Image.fromarray(pixels), "m.png"), shape=(8, 12))
     self.assertEqual(mask.shape, (8, 12))
     self.assertSameElements(np.unique(mask), [0.0, 1.0])
     self.assertEqual(mask[:4, 6:].min(), 1.0)
@@ -360,27 +353,23 @@ class LoadMaskTest(parameterized.TestCase):
   def test_alpha_is_used_when_not_opaque(self):
     rgba = np.full((2, 2, 4), 255, np.uint8)  # White RGB everywhere.
     rgba[..., 3] = [[0, 255], [128, 0]]
-    mask = image_io.load_mask(self.save(Image.fromarray(rgba), "a.png"),
-                              shape=(2, 2))
+    mask = image_io.load_mask(self.save(Image.fromarray(rgba), "a.png"), shape=(2, 2))
     np.testing.assert_allclose(mask, rgba[..., 3] / 255.0, atol=1e-7)
 
   def test_opaque_rgba_uses_luma(self):
     rgba = np.full((1, 3, 4), 255, np.uint8)
     rgba[0, :, :3] = [[0, 0, 0], [255, 255, 255], [255, 0, 0]]
-    mask = image_io.load_mask(self.save(Image.fromarray(rgba), "o.png"),
-                              shape=(1, 3))
+    mask = image_io.load_mask(self.save(Image.fromarray(rgba), "o.png"), shape=(1, 3))
     np.testing.assert_allclose(mask[0], [0.0, 1.0, 0.299], atol=1e-6)
 
   def test_la_alpha(self):
     la = np.array([[[200, 0], [200, 255]]], np.uint8)
-    mask = image_io.load_mask(self.save(Image.fromarray(la, "LA"), "la.png"),
-                              shape=(1, 2))
+    mask = image_io.load_mask(self.save(Image.fromarray(la, "LA"), "la.png"), shape=(1, 2))
     np.testing.assert_array_equal(mask, [[0.0, 1.0]])
 
   def test_16bit_mask(self):
     pixels = np.array([[0, 1, 65535]], np.uint16)
-    mask = image_io.load_mask(self.save(Image.fromarray(pixels), "m16.png"),
-                              shape=(1, 3))
+    mask = image_io.load_mask(self.save(Image.fromarray(pixels), "m16.png"), shape=(1, 3))
     np.testing.assert_allclose(mask, pixels / 65535.0, atol=1e-9)
 
   def test_bad_file(self):
@@ -399,8 +388,7 @@ class LoadMaskTest(parameterized.TestCase):
 
 class ArrayTest(parameterized.TestCase):
 
-  @parameterized.parameters(((8, 8), (3, 5)), ((8, 8), (17, 11)),
-                            ((7, 9), (7, 20)))
+  @parameterized.parameters(((8, 8), (3, 5)), ((8, 8), (17, 11)), ((7, 9), (7, 20)))
   def test_resize_shapes_and_range(self, in_shape, out_shape):
     rng = np.random.default_rng(0)
     for channels in (None, 1, 3):
@@ -436,8 +424,7 @@ class ArrayTest(parameterized.TestCase):
 
   def test_to_uint8_golden(self):
     img = np.array([-0.1, 0.0, 0.2, 0.5, 0.999, 1.0, 1.5, np.nan])
-    np.testing.assert_array_equal(
-        image_io.to_uint8(img), [0, 0, 51, 128, 255, 255, 255, 0])
+    np.testing.assert_array_equal(image_io.to_uint8(img), [0, 0, 51, 128, 255, 255, 255, 0])
     self.assertEqual(image_io.to_uint8(img).dtype, np.uint8)
 
   @parameterized.parameters((4, 5), (4, 5, 1), (4, 5, 3))
@@ -459,8 +446,7 @@ class WriteTest(parameterized.TestCase):
     loaded = image_io.load_image(path)
     expected = image_io.to_uint8(img) / 255.0
     expected = expected if expected.ndim == 3 else expected[..., None]
-    np.testing.assert_allclose(
-        loaded, np.broadcast_to(expected, (6, 7, 3)), atol=1e-7)
+    np.testing.assert_allclose(loaded, np.broadcast_to(expected, (6, 7, 3)), atol=1e-7)
 
   @parameterized.parameters((6, 7, 2), (6, 7, 4), (6,), (0, 3))
   def test_save_image_bad_shape(self, *shape):
@@ -513,8 +499,10 @@ class WriteTest(parameterized.TestCase):
     os.mkfifo(os.path.join(self.dir, "pipe.png"))
     with open(path, "rb") as f:
       want = hashlib.sha256(f.read()).hexdigest()
-    self.assertEqual(image_io.file_digests([path, os.path.join(self.dir, "missing.png"),
-                                            os.path.join(self.dir, "pipe.png")]), {path: want})
+    self.assertEqual(
+        image_io.file_digests([path, os.path.join(self.dir, "missing.png"), os.path.join(self.dir, "pipe.png")]),
+        {path: want},
+    )
     self.assertEqual(image_io.file_digests([self.dir]), {path: want})  # A folder: its frame files.
 
   def test_write_json_numpy(self):
@@ -531,9 +519,17 @@ class WriteTest(parameterized.TestCase):
     with open(path) as f:
       text = f.read()
     self.assertIn('\n  "psnr": 31.5', text)  # indent=2.
-    self.assertEqual(json.loads(text), {
-        "psnr": 31.5, "step": 7, "ok": True, "curve": [0.5, 0.25],
-        "nested": [{"m": [[0, 1], [2, 3]]}, [1, 2.5]], "3": "numpy key"})
+    self.assertEqual(
+        json.loads(text),
+        {
+            "psnr": 31.5,
+            "step": 7,
+            "ok": True,
+            "curve": [0.5, 0.25],
+            "nested": [{"m": [[0, 1], [2, 3]]}, [1, 2.5]],
+            "3": "numpy key",
+        },
+    )
 
   def test_write_json_rejects_unknown(self):
     with self.assertRaises(TypeError):
@@ -543,42 +539,52 @@ class WriteTest(parameterized.TestCase):
 
 def _limit_gb(height: int, width: int, frames: float = 1.0) -> str:
   """A DDIP_JAX_MEMORY_GB that fits `frames` frames of height x width and not a pixel more."""
-  return str(memory.needed_bytes(height, width, 1) / 1e9
-             + (frames - 1) * memory.BYTES_PER_FRAME_PIXEL * height * width / 1e9)
+  return str(
+      memory.needed_bytes(height, width, 1) / 1e9 + (frames - 1) * memory.BYTES_PER_FRAME_PIXEL * height * width / 1e9
+  )
 
 
 class MemoryLimitTest(absltest.TestCase):
   """Inputs whose run cannot fit in memory are refused from their header, before anything is decoded."""
 
   def test_a_large_image_is_refused_from_its_header_saying_what_fits(self):
-    path = os.path.join(_tempdir(self), 'large.png')
-    Image.new('RGB', (300, 200)).save(path)
-    with mock.patch.dict(os.environ, {memory.MEMORY_ENV: _limit_gb(200, 299)}), \
-         mock.patch.object(Image.Image, 'load', side_effect=AssertionError('decoded')):
+    path = os.path.join(_tempdir(self), "large.png")
+    Image.new("RGB", (300, 200)).save(path)
+    with (
+        mock.patch.dict(os.environ, {memory.MEMORY_ENV: _limit_gb(200, 299)}),
+        mock.patch.object(Image.Image, "load", side_effect=AssertionError("decoded")),
+    ):
       with self.assertRaises(InputError) as ctx:
         image_io.load_image(path)
-    self.assertRegex(str(ctx.exception), rf"^{path!r} is 300x200 \(0.1 megapixels\): its run needs about [0-9.]+ GB "
-                                         rf"of memory, more than the limit of [0-9.]+ GB \(DDIP_JAX_MEMORY_GB=[0-9.]+\); "
-                                         r"at most 0.1 megapixels fit \(e.g. 299x199: downscale it first\)$")
+    self.assertRegex(
+        str(ctx.exception),
+        rf"^{path!r} is 300x200 \(0.1 megapixels\): its run needs about [0-9.]+ GB "
+        rf"of memory, more than the limit of [0-9.]+ GB \(DDIP_JAX_MEMORY_GB=[0-9.]+\); "
+        r"at most 0.1 megapixels fit \(e.g. 299x199: downscale it first\)$",
+    )
     with mock.patch.dict(os.environ, {memory.MEMORY_ENV: _limit_gb(200, 300)}):
       self.assertEqual(image_io.load_image(path).shape, (200, 300, 3))  # Raised, it fits.
 
   def test_the_default_limit_is_three_quarters_of_the_machine_and_a_bad_setting_is_one_line(self):
-    with mock.patch.dict(os.environ, {memory.MEMORY_ENV: ''}):
+    with mock.patch.dict(os.environ, {memory.MEMORY_ENV: ""}):
       limit, source = memory.memory_limit()
     self.assertEqual(limit, memory.machine_memory() * 3 // 4)
-    self.assertIn('set DDIP_JAX_MEMORY_GB to change it', source)
-    self.assertIn('20000x20000 (400.0 megapixels)', memory.refusal("'x'", 20000, 20000) or '')
-    for value in ('many', '-1', '0', 'inf', 'nan'):
-      with mock.patch.dict(os.environ, {memory.MEMORY_ENV: value}), self.assertRaisesRegex(
-          InputError, f"^DDIP_JAX_MEMORY_GB='{value}': must be a positive number of GB"):
+    self.assertIn("set DDIP_JAX_MEMORY_GB to change it", source)
+    self.assertIn("20000x20000 (400.0 megapixels)", memory.refusal("'x'", 20000, 20000) or "")
+    for value in ("many", "-1", "0", "inf", "nan"):
+      with (
+          mock.patch.dict(os.environ, {memory.MEMORY_ENV: value}),
+          self.assertRaisesRegex(InputError, f"^DDIP_JAX_MEMORY_GB='{value}': must be a positive number of GB"),
+      ):
         image_io.check_fits("'x'", 8, 8)
 
   def test_running_out_of_memory_while_decoding_is_not_called_corrupt(self):
-    path = os.path.join(_tempdir(self), 'fine.png')
-    Image.new('RGB', (8, 8)).save(path)
-    with mock.patch.object(Image.Image, 'load', side_effect=MemoryError), \
-         self.assertRaisesRegex(InputError, 'not enough memory to decode it$'):
+    path = os.path.join(_tempdir(self), "fine.png")
+    Image.new("RGB", (8, 8)).save(path)
+    with (
+        mock.patch.object(Image.Image, "load", side_effect=MemoryError),
+        self.assertRaisesRegex(InputError, "not enough memory to decode it$"),
+    ):
       image_io.load_image(path)
 
 
@@ -588,9 +594,7 @@ class MakeSummaryTest(absltest.TestCase):
     rgb = np.random.default_rng(0).uniform(size=(32, 48, 3))
     gray = np.full((16, 16), 0.5)
     single = np.full((64, 32, 1), 2.0)  # Out of range: clipped.
-    out = summary_picture.make_summary(
-        [("input", rgb), ("mask", gray), ("a very long title " * 5, single)],
-        height=40)
+    out = summary_picture.make_summary([("input", rgb), ("mask", gray), ("a very long title " * 5, single)], height=40)
     widths = [60, 40, 20]
     strip = out.shape[0] - 40
     self.assertGreater(strip, 0)

@@ -63,7 +63,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     path.append(node)
     for nxt in sorted(edges.get(node, ())):
       if state.get(nxt) == 1:
-        return path[path.index(nxt):] + [nxt]
+        return path[path.index(nxt) :] + [nxt]
       if nxt not in state:
         cycle = visit(nxt)
         if cycle:
@@ -82,24 +82,57 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 # The package's layers, bottom up: a module imports only from its own layer or the ones below (README, Layout).
 LAYERS = {
-    'base': ('errors', 'memory', 'metrics', 'filters', 'blending', 'augment', 'problem', 'hooks', 'progress_report',
-             'compile_cache', 'align'),
-    'io': ('image_io', 'writing', 'clip_io', 'config_check', 'checkpoint_io', 'summary_picture', 'cli',
-           'array_inputs'),
+    'base': (
+        'errors',
+        'memory',
+        'metrics',
+        'filters',
+        'blending',
+        'augment',
+        'problem',
+        'hooks',
+        'progress_report',
+        'compile_cache',
+        'align',
+    ),
+    'io': ('image_io', 'writing', 'clip_io', 'config_check', 'checkpoint_io', 'summary_picture', 'cli', 'array_inputs'),
     'core': ('models', 'losses', 'steps', 'engine'),  # Networks, losses, the step and the loop.
-    'task helpers': ('hints', 'grow', 'fgbg', 'watermark_io', 'watermark_layers', 'watermark_strokes', 'unmixing',
-                     'colour_unmixing', 'video_hints', 'haze_priors'),
+    'task helpers': (
+        'hints',
+        'grow',
+        'fgbg',
+        'watermark_io',
+        'watermark_layers',
+        'watermark_strokes',
+        'unmixing',
+        'colour_unmixing',
+        'video_hints',
+        'haze_priors',
+    ),
     'runs': ('runner', 'outputs', 'resume', 'restarts'),  # Workdirs, results written, resuming, restarts.
     'tasks': ('tasks', 'tasks.dehaze', 'tasks.segmentation', 'tasks.transparency', 'tasks.video', 'tasks.watermark'),
-    'front ends': ('api_results', 'api', 'cutout', 'batch', 'command', 'app', 'app_cutout', 'app_runs',
-                   'app_safety', 'app_strokes', 'app_widgets', ''),  # '': the package's __init__.
+    'front ends': (
+        'api_results',
+        'api',
+        'cutout',
+        'batch',
+        'command',
+        'app',
+        'app_cutout',
+        'app_runs',
+        'app_safety',
+        'app_strokes',
+        'app_widgets',
+        '',
+    ),  # '': the package's __init__.
 }
 
 
 def layer_of() -> dict[str, int]:
   """Module -> its layer's rank (0: base)."""
-  return {f'{_PACKAGE}.{name}' if name else _PACKAGE: rank
-          for rank, names in enumerate(LAYERS.values()) for name in names}
+  return {
+      f'{_PACKAGE}.{name}' if name else _PACKAGE: rank for rank, names in enumerate(LAYERS.values()) for name in names
+  }
 
 
 class ImportsTest(absltest.TestCase):
@@ -112,8 +145,11 @@ class ImportsTest(absltest.TestCase):
     for module, imported in sorted(graph().items()):
       for other in sorted(imported):
         with self.subTest(module=module, imports=other):
-          self.assertLessEqual(rank[other], rank[module],
-                               f'{module} ({names[rank[module]]}) imports {other} ({names[rank[other]]}), a layer above')
+          self.assertLessEqual(
+              rank[other],
+              rank[module],
+              f'{module} ({names[rank[module]]}) imports {other} ({names[rank[other]]}), a layer above',
+          )
 
   def test_find_cycle_finds_loops_and_only_loops(self):
     self.assertIsNone(find_cycle({'a': {'b', 'c'}, 'b': {'c'}, 'c': set()}))

@@ -37,7 +37,7 @@ def _np_std_loss(x):
   for k in range(n):
     for i in range(2, h - 2):
       for j in range(2, w - 2):
-        errors.append(g[k, i, j] - g[k, i - 2:i + 3, j - 2:j + 3].sum() / 25)
+        errors.append(g[k, i, j] - g[k, i - 2 : i + 3, j - 2 : j + 3].sum() / 25)
   return np.mean(np.square(errors))
 
 
@@ -46,7 +46,7 @@ def _np_avg_pool(x):
   out = np.zeros((n, h // 2, w // 2, c))
   for i in range(h // 2):
     for j in range(w // 2):
-      out[:, i, j] = x[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(1, 2))
+      out[:, i, j] = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].mean(axis=(1, 2))
   return out
 
 
@@ -61,8 +61,8 @@ def _np_exclusion_loss(a, b, levels):
     bx, by = squash(b[:, 1:] - b[:, :-1]), squash(b[:, :, 1:] - b[:, :, :-1])
     for i in range(channels):
       for j in range(channels):
-        terms_x.append(np.mean(ax[..., j]**2 * bx[..., i]**2)**0.25)
-        terms_y.append(np.mean(ay[..., j]**2 * by[..., i]**2)**0.25)
+        terms_x.append(np.mean(ax[..., j] ** 2 * bx[..., i] ** 2) ** 0.25)
+        terms_y.append(np.mean(ay[..., j] ** 2 * by[..., i] ** 2) ** 0.25)
     a, b = _np_avg_pool(a), _np_avg_pool(b)
   pairs = levels * channels**2
   return (sum(terms_x) / pairs + sum(terms_y) / pairs) / 2
@@ -78,12 +78,9 @@ class PixelLossesTest(chex.TestCase, parameterized.TestCase):
   def test_l1_mse_psnr_match_numpy(self, *shape):
     a, b = _images(shape)
     diff = a.astype(np.float64) - b
-    np.testing.assert_allclose(
-        self.variant(losses.l1)(a, b), np.mean(np.abs(diff)), rtol=1e-5)
-    np.testing.assert_allclose(
-        self.variant(losses.mse)(a, b), np.mean(diff**2), rtol=1e-5)
-    np.testing.assert_allclose(
-        self.variant(losses.psnr)(a, b), -10 * np.log10(np.mean(diff**2)), rtol=1e-5)
+    np.testing.assert_allclose(self.variant(losses.l1)(a, b), np.mean(np.abs(diff)), rtol=1e-5)
+    np.testing.assert_allclose(self.variant(losses.mse)(a, b), np.mean(diff**2), rtol=1e-5)
+    np.testing.assert_allclose(self.variant(losses.psnr)(a, b), -10 * np.log10(np.mean(diff**2)), rtol=1e-5)
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_hand_computed_values(self):
@@ -93,13 +90,10 @@ class PixelLossesTest(chex.TestCase, parameterized.TestCase):
     np.testing.assert_allclose(self.variant(losses.mse)(a, b), 0.01, rtol=1e-6)
     np.testing.assert_allclose(self.variant(losses.psnr)(a, b), 20.0, rtol=1e-6)
     # |0.25 - 0.5| = 0.25 -> 1 / 0.25.
-    np.testing.assert_allclose(
-        self.variant(losses.gray_loss)(np.full((2, 3, 3, 1), 0.25, np.float32)), 4.0,
-        rtol=1e-6)
+    np.testing.assert_allclose(self.variant(losses.gray_loss)(np.full((2, 3, 3, 1), 0.25, np.float32)), 4.0, rtol=1e-6)
     # Half the mask ones, half zeros: numerator mean |0.1|/2 over (N, H, W, C).
     mask = np.array([1, 0, 1, 0], np.float32).reshape(1, 2, 2, 1)
-    np.testing.assert_allclose(
-        self.variant(losses.extended_l1)(a, b, mask), (0.1 / 2) / 0.5, rtol=1e-6)
+    np.testing.assert_allclose(self.variant(losses.extended_l1)(a, b, mask), (0.1 / 2) / 0.5, rtol=1e-6)
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_psnr_of_identical_images_is_capped(self):
@@ -111,16 +105,13 @@ class PixelLossesTest(chex.TestCase, parameterized.TestCase):
   def test_extended_l1_matches_numpy(self, *shape):
     a, b = _images(shape)
     mask = np.random.default_rng(1).random(shape[:3] + (1,), dtype=np.float32)
-    np.testing.assert_allclose(
-        self.variant(losses.extended_l1)(a, b, mask), _np_extended_l1(a, b, mask),
-        rtol=1e-5)
+    np.testing.assert_allclose(self.variant(losses.extended_l1)(a, b, mask), _np_extended_l1(a, b, mask), rtol=1e-5)
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_extended_l1_zero_mask_is_finite(self):
     a, b = _images((2, 5, 7, 3))
     mask = np.zeros((2, 5, 7, 1), np.float32)
-    value, grads = self.variant(jax.value_and_grad(losses.extended_l1, argnums=(0, 1)))(
-        a, b, mask)
+    value, grads = self.variant(jax.value_and_grad(losses.extended_l1, argnums=(0, 1)))(a, b, mask)
     self.assertEqual(float(value), 0.0)
     chex.assert_tree_all_finite(grads)
 
@@ -188,11 +179,10 @@ class StdLossTest(chex.TestCase, parameterized.TestCase):
     # centre 1, box mean 1/25 -> (24/25)^2.
     x = np.zeros((1, 5, 5, 3), np.float32)
     x[0, 2, 2] = 1.0
-    np.testing.assert_allclose(self.variant(losses.std_loss)(x), (24 / 25)**2, rtol=1e-6)
+    np.testing.assert_allclose(self.variant(losses.std_loss)(x), (24 / 25) ** 2, rtol=1e-6)
     # The grey level is the channel mean: only channel 0 lit -> centre 1/3.
     x[0, 2, 2, 1:] = 0.0
-    np.testing.assert_allclose(
-        self.variant(losses.std_loss)(x), (24 / 75)**2, rtol=1e-6)
+    np.testing.assert_allclose(self.variant(losses.std_loss)(x), (24 / 75) ** 2, rtol=1e-6)
     constant = np.full((2, 6, 7, 3), 0.7, np.float32)
     np.testing.assert_allclose(self.variant(losses.std_loss)(constant), 0.0, atol=1e-12)
 

@@ -29,15 +29,29 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
   env = dict(os.environ, PYTHONPATH=_REPO)
-  return subprocess.run([sys.executable, 'main.py', *args], cwd=_REPO, env=env, capture_output=True,
-                        text=True, timeout=timeout, check=False)
+  return subprocess.run(
+      [sys.executable, 'main.py', *args],
+      cwd=_REPO,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+      check=False,
+  )
 
 
 def _cli_patched(patch: str, *args: str) -> subprocess.CompletedProcess:
   """main.py run after the Python lines `patch` (which replace some os function), in one fresh process."""
   inject = f'{patch}\nimport runpy, sys\nsys.argv = ["main.py", *sys.argv[1:]]\nrunpy.run_path("main.py", run_name="__main__")\n'
-  return subprocess.run([sys.executable, '-c', inject, *args], cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO),
-                        capture_output=True, text=True, timeout=600, check=False)
+  return subprocess.run(
+      [sys.executable, '-c', inject, *args],
+      cwd=_REPO,
+      env=dict(os.environ, PYTHONPATH=_REPO),
+      capture_output=True,
+      text=True,
+      timeout=600,
+      check=False,
+  )
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -52,7 +66,7 @@ class MainTest(parameterized.TestCase):
     cls._tmp = tempfile.TemporaryDirectory()
     cls.dir = cls._tmp.name
     yy, xx = np.mgrid[0:24, 0:32]
-    blob = ((yy - 12) / 6)**2 + ((xx - 16) / 6)**2 <= 1
+    blob = ((yy - 12) / 6) ** 2 + ((xx - 16) / 6) ** 2 <= 1
     image = np.where(blob[..., None], [0.85, 0.15, 0.2], [0.35, 0.55, 0.3])
     image = image + 0.05 * np.sin(xx * 0.9 + yy * 0.4)[..., None]
     cls.image = os.path.join(cls.dir, 'tiny.png')
@@ -74,17 +88,28 @@ class MainTest(parameterized.TestCase):
     super().tearDownClass()
 
   def _base_args(self, workdir: str, num_steps: int = 4) -> list[str]:
-    return ['--config=configs/zebra.py', f'--config.image={self.image}',
-            f'--config.gt_mask={self.gt_mask}', f'--config.num_steps={num_steps}',
-            '--config.segmentation.hint_steps=2', '--config.progress=false', f'--workdir={workdir}']
+    return [
+        '--config=configs/zebra.py',
+        f'--config.image={self.image}',
+        f'--config.gt_mask={self.gt_mask}',
+        f'--config.num_steps={num_steps}',
+        '--config.segmentation.hint_steps=2',
+        '--config.progress=false',
+        f'--workdir={workdir}',
+    ]
 
   def _run_args(self, workdir: str) -> list[str]:
     # Smaller generators and one step per call keep the compilation short; the
     # tuple overrides are part of what is tested. 40 steps without early stop
     # leave a SIGTERM time to arrive during step 2.
-    return [*self._base_args(workdir, num_steps=40), '--config.early_stop_psnr=0',
-            '--config.generator.channels_down=(4,8)', '--config.generator.channels_up=(4,8)',
-            '--config.generator.channels_skip=(0,0)', '--config.loop.strategy=step']
+    return [
+        *self._base_args(workdir, num_steps=40),
+        '--config.early_stop_psnr=0',
+        '--config.generator.channels_down=(4,8)',
+        '--config.generator.channels_up=(4,8)',
+        '--config.generator.channels_skip=(0,0)',
+        '--config.loop.strategy=step',
+    ]
 
   def _reference(self) -> tuple[str, subprocess.CompletedProcess]:
     """The uninterrupted run, made once for the class: (workdir, finished process)."""
@@ -143,17 +168,27 @@ class MainTest(parameterized.TestCase):
       ('negative_checkpoint_every', ['--config.loop.checkpoint_every=-1'], ['config.loop.checkpoint_every = -1']),
       ('tiny_image', ['--config.image={tiny}'], ['{tiny}', 'is 6x4: too small', 'at least 8 pixels']),
       ('text_file_as_image', ['--config.image={text}'], ['{text}', 'not a recognised image']),
-      ('unknown_field', ['--config.num_step=3'], ['--config.num_step: no such config field; did you mean '
-                                                  '--config.num_steps?']),
+      (
+          'unknown_field',
+          ['--config.num_step=3'],
+          ['--config.num_step: no such config field; did you mean ' '--config.num_steps?'],
+      ),
       ('infinite_learning_rate', ['--config.learning_rate=inf'], ['config.learning_rate = inf: must be a finite']),
-      ('inputs_from_dev_zero', ['--config.inputs=@/dev/zero'],
-       ["config.inputs: cannot read the list '/dev/zero': is a character device, not a list of paths"]),
+      (
+          'inputs_from_dev_zero',
+          ['--config.inputs=@/dev/zero'],
+          ["config.inputs: cannot read the list '/dev/zero': is a character device, not a list of paths"],
+      ),
       ('inputs_from_a_fifo', ['--config.inputs=@{fifo}'], ["cannot read the list '{fifo}': is a FIFO (named pipe)"]),
   )
   def test_bad_input_is_one_error_line(self, overrides, expected):
     workdir = os.path.join(self.dir, f'bad_{self._testMethodName}')
-    paths = {'missing': os.path.join(self.dir, 'no_such_image.png'), 'tiny': self.tiny, 'text': self.text,
-             'fifo': self.fifo}
+    paths = {
+        'missing': os.path.join(self.dir, 'no_such_image.png'),
+        'tiny': self.tiny,
+        'text': self.text,
+        'fifo': self.fifo,
+    }
     overrides = [o.format(**paths) for o in overrides]
     proc = _cli(*self._base_args(workdir), *overrides, timeout=120)
     self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
@@ -167,12 +202,20 @@ class MainTest(parameterized.TestCase):
 
   def test_a_workdir_holding_the_inputs_or_an_image_too_large_is_refused_before_any_work(self):
     before = {name: os.stat(os.path.join(self.dir, name)).st_mtime_ns for name in os.listdir(self.dir)}
-    cases = ((f'--workdir={self.dir}', {}, f"--workdir '{self.dir}' holds the input '{self.image}': the run's "
-                                           'outputs could replace it'),
-             (f'--workdir={os.path.dirname(self.dir)}', {}, 'holds the input'),
-             (f'--workdir={os.path.join(self.dir, "new")}', {'DDIP_JAX_MEMORY_GB': '0.5'},
-              f"{self.image!r} is 32x24 (0.0 megapixels): its run needs about 0.5 GB of memory, more than the limit "
-              'of 0.5 GB (DDIP_JAX_MEMORY_GB=0.5); the limit is below'))
+    cases = (
+        (
+            f'--workdir={self.dir}',
+            {},
+            f"--workdir '{self.dir}' holds the input '{self.image}': the run's " 'outputs could replace it',
+        ),
+        (f'--workdir={os.path.dirname(self.dir)}', {}, 'holds the input'),
+        (
+            f'--workdir={os.path.join(self.dir, "new")}',
+            {'DDIP_JAX_MEMORY_GB': '0.5'},
+            f'{self.image!r} is 32x24 (0.0 megapixels): its run needs about 0.5 GB of memory, more than the limit '
+            'of 0.5 GB (DDIP_JAX_MEMORY_GB=0.5); the limit is below',
+        ),
+    )
     for workdir, env, message in cases:
       with mock.patch.dict(os.environ, env):
         proc = _cli(*self._base_args('unused'), workdir, timeout=120)
@@ -180,25 +223,26 @@ class MainTest(parameterized.TestCase):
       self.assertNotIn('Traceback', proc.stderr)
       self.assertLen(_error_lines(proc.stderr), 1, msg=proc.stderr)
       self.assertIn(message, _error_lines(proc.stderr)[0])
-    self.assertEqual({name: os.stat(os.path.join(self.dir, name)).st_mtime_ns for name in os.listdir(self.dir)},
-                     before)
+    self.assertEqual({name: os.stat(os.path.join(self.dir, name)).st_mtime_ns for name in os.listdir(self.dir)}, before)
 
   def test_sigterm_while_the_outputs_are_written_says_so_and_exits_143(self):
     # SIGTERM arrives as the first finished output is renamed into place: the set is completed, then the
     # run stops with a message; the same command then says already done.
     workdir = os.path.join(self.dir, 'sigterm_writing')
-    proc = _cli_patched('import os, signal\n'
-                        'real_replace = os.replace\n'
-                        'def replace(source, target):\n'
-                        '  if str(target).endswith("/fg.png"):\n'
-                        '    os.kill(os.getpid(), signal.SIGTERM)\n'
-                        '  real_replace(source, target)\n'
-                        'os.replace = replace', *self._base_args(workdir))
+    proc = _cli_patched(
+        'import os, signal\n'
+        'real_replace = os.replace\n'
+        'def replace(source, target):\n'
+        '  if str(target).endswith("/fg.png"):\n'
+        '    os.kill(os.getpid(), signal.SIGTERM)\n'
+        '  real_replace(source, target)\n'
+        'os.replace = replace',
+        *self._base_args(workdir),
+    )
     self.assertEqual(proc.returncode, 128 + signal.SIGTERM, msg=proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
     self.assertNotIn('done', proc.stdout)
-    self.assertIn(f'interrupted (SIGTERM) after the run finished: its outputs are complete in {workdir}/',
-                  proc.stderr)
+    self.assertIn(f'interrupted (SIGTERM) after the run finished: its outputs are complete in {workdir}/', proc.stderr)
     with open(os.path.join(workdir, 'metrics.json')) as f:
       self.assertEqual(json.load(f)['status'], 'ok')
     again = _cli(*self._base_args(workdir), timeout=120)
@@ -216,15 +260,20 @@ class MainTest(parameterized.TestCase):
     self.assertLen(errors, 1, msg=proc.stderr)
     self.assertIn('--workdir', errors[0])
 
-
   def test_sigterm_then_the_same_command_gives_the_uninterrupted_outputs(self):
     reference, ref_proc = self._reference()
     self.assertEqual(ref_proc.returncode, 0, msg=ref_proc.stderr[-3000:])
     workdir = os.path.join(self.dir, 'sigterm')
     checkpoint = os.path.join(workdir, runner.CHECKPOINT)
     with open(os.path.join(self.dir, 'sigterm.log'), 'w+') as log:
-      proc = subprocess.Popen([sys.executable, 'main.py', *self._run_args(workdir)], cwd=_REPO,
-                              env=dict(os.environ, PYTHONPATH=_REPO), stdout=log, stderr=log, text=True)
+      proc = subprocess.Popen(
+          [sys.executable, 'main.py', *self._run_args(workdir)],
+          cwd=_REPO,
+          env=dict(os.environ, PYTHONPATH=_REPO),
+          stdout=log,
+          stderr=log,
+          text=True,
+      )
       # The first checkpoint is written at the end of step 1; step 2 still has to compile.
       deadline = time.monotonic() + 300
       while not os.path.exists(checkpoint) and proc.poll() is None and time.monotonic() < deadline:
@@ -235,7 +284,7 @@ class MainTest(parameterized.TestCase):
       stderr = log.read()
     self.assertEqual(proc.returncode, 128 + signal.SIGTERM, msg=stderr[-3000:])
     self.assertNotIn('Traceback', stderr)
-    self.assertIn("interrupted (SIGTERM) at step", stderr)
+    self.assertIn('interrupted (SIGTERM) at step', stderr)
     self.assertIn('run the same command again to resume', stderr)
     with open(os.path.join(workdir, 'metrics.json')) as f:
       self.assertStartsWith(json.load(f)['status'], 'stopped: interrupted (SIGTERM) at step')
@@ -273,36 +322,48 @@ class MainTest(parameterized.TestCase):
     before = {name: os.stat(os.path.join(reference, name)).st_mtime_ns for name in os.listdir(reference)}
     proc = _cli(*self._run_args(reference), '--config.progress=true', timeout=120)  # Progress cannot change results.
     self.assertEqual(proc.returncode, 0, msg=proc.stderr[-3000:])
-    self.assertStartsWith(proc.stdout, f'already done (same config and input files; --overwrite to run it again): '
-                                       f'outputs in {reference}/  ')
+    self.assertStartsWith(
+        proc.stdout,
+        f'already done (same config and input files; --overwrite to run it again): ' f'outputs in {reference}/  ',
+    )
     self.assertNotIn('Compiling', proc.stderr)
-    self.assertEqual({name: os.stat(os.path.join(reference, name)).st_mtime_ns for name in os.listdir(reference)},
-                     before)
+    self.assertEqual(
+        {name: os.stat(os.path.join(reference, name)).st_mtime_ns for name in os.listdir(reference)}, before
+    )
 
   def test_a_workdir_in_use_is_refused_naming_its_owner(self):
     workdir = os.path.join(self.dir, 'owned')
     holder = runner_test.hold_lock(self, workdir)
     proc = _cli(*self._base_args(workdir), timeout=120)
     self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
-    self.assertEqual(_error_lines(proc.stderr), [f"error: --workdir '{workdir}' is in use by another run "
-                                                 f"(pid {holder.pid}); wait for it to finish, or give another "
-                                                 '--workdir'])
+    self.assertEqual(
+        _error_lines(proc.stderr),
+        [
+            f"error: --workdir '{workdir}' is in use by another run "
+            f'(pid {holder.pid}); wait for it to finish, or give another '
+            '--workdir'
+        ],
+    )
     self.assertNotIn('Traceback', proc.stderr)
 
   def test_a_full_disk_is_one_error_line_and_leaves_nothing(self):
     # os.fsync fails with ENOSPC for the first checkpoint (written when step 1 ends).
     workdir = os.path.join(self.dir, 'full_disk')
-    proc = _cli_patched('import errno, os\n'
-                        'real_fsync = os.fsync\n'
-                        'def fsync(fd):\n'
-                        '  if "checkpoint" in os.readlink(f"/proc/self/fd/{fd}"):\n'
-                        '    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n'
-                        '  real_fsync(fd)\n'
-                        'os.fsync = fsync', *self._run_args(workdir))
+    proc = _cli_patched(
+        'import errno, os\n'
+        'real_fsync = os.fsync\n'
+        'def fsync(fd):\n'
+        '  if "checkpoint" in os.readlink(f"/proc/self/fd/{fd}"):\n'
+        '    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n'
+        '  real_fsync(fd)\n'
+        'os.fsync = fsync',
+        *self._run_args(workdir),
+    )
     self.assertEqual(proc.returncode, 2, msg=proc.stderr[-3000:])
     self.assertNotIn('Traceback', proc.stderr)
-    self.assertEqual(_error_lines(proc.stderr),
-                     [f"error: cannot write '{workdir}/checkpoint.msgpack': No space left on device"])
+    self.assertEqual(
+        _error_lines(proc.stderr), [f"error: cannot write '{workdir}/checkpoint.msgpack': No space left on device"]
+    )
     self.assertFalse(os.path.exists(workdir))  # Nothing was written, no temporary file: no folder left.
 
 

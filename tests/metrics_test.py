@@ -13,8 +13,9 @@ class MetricsTest(absltest.TestCase):
   def test_identical_images_score_the_cap_in_both_psnrs(self):
     image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
     self.assertEqual(metrics.psnr(image, image), metrics.PSNR_CAP)
-    self.assertAlmostEqual(float(losses.psnr(jnp.asarray(image)[None], jnp.asarray(image)[None])),
-                           metrics.PSNR_CAP, places=4)
+    self.assertAlmostEqual(
+        float(losses.psnr(jnp.asarray(image)[None], jnp.asarray(image)[None])), metrics.PSNR_CAP, places=4
+    )
 
   def test_psnr_by_hand_and_estimate_clipped(self):
     truth = np.full((8, 8, 3), 0.5, np.float32)

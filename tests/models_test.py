@@ -56,14 +56,19 @@ def _hand_count(depth, down, up, skip, k_down, k_up, out_channels) -> tuple[int,
 
   d = depth
   for i in range(len(down)):
-    conv(k_down, d, down[i]); bn(down[i])  # Stride-2 conv.
-    conv(k_down, down[i], down[i]); bn(down[i])
+    conv(k_down, d, down[i])
+    bn(down[i])  # Stride-2 conv.
+    conv(k_down, down[i], down[i])
+    bn(down[i])
     deeper = up[i + 1] if i + 1 < len(down) else down[i]
     if skip[i]:
-      conv(1, d, skip[i]); bn(skip[i])
+      conv(1, d, skip[i])
+      bn(skip[i])
     bn(skip[i] + deeper)  # BN after the concatenation.
-    conv(k_up, skip[i] + deeper, up[i]); bn(up[i])
-    conv(1, up[i], up[i]); bn(up[i])
+    conv(k_up, skip[i] + deeper, up[i])
+    bn(up[i])
+    conv(1, up[i], up[i])
+    bn(up[i])
     d = down[i]
   conv(1, up[0], out_channels)  # Head.
   return params, stats
@@ -136,18 +141,50 @@ class HelpersTest(parameterized.TestCase):
 class SkipGeneratorTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
-      dict(testcase_name='16x16_3scales', h=16, w=16, down=(8, 16, 32), skip=(0, 0, 0), k=3,
-           upsample='bilinear', out_channels=3),
-      dict(testcase_name='17x23_2scales', h=17, w=23, down=(8, 16), skip=(0, 0), k=3,
-           upsample='bilinear', out_channels=1),
-      dict(testcase_name='32x24_skip_k5', h=32, w=24, down=(8, 16, 32), skip=(0, 0, 4), k=5,
-           upsample='bilinear', out_channels=3),
-      dict(testcase_name='17x23_3scales_skips_nearest', h=17, w=23, down=(4, 8, 8), skip=(2, 4, 4), k=5,
-           upsample='nearest', out_channels=3),
+      dict(
+          testcase_name='16x16_3scales',
+          h=16,
+          w=16,
+          down=(8, 16, 32),
+          skip=(0, 0, 0),
+          k=3,
+          upsample='bilinear',
+          out_channels=3,
+      ),
+      dict(
+          testcase_name='17x23_2scales', h=17, w=23, down=(8, 16), skip=(0, 0), k=3, upsample='bilinear', out_channels=1
+      ),
+      dict(
+          testcase_name='32x24_skip_k5',
+          h=32,
+          w=24,
+          down=(8, 16, 32),
+          skip=(0, 0, 4),
+          k=5,
+          upsample='bilinear',
+          out_channels=3,
+      ),
+      dict(
+          testcase_name='17x23_3scales_skips_nearest',
+          h=17,
+          w=23,
+          down=(4, 8, 8),
+          skip=(2, 4, 4),
+          k=5,
+          upsample='nearest',
+          out_channels=3,
+      ),
   )
   def test_shapes_and_range(self, h, w, down, skip, k, upsample, out_channels):
-    gen = models.SkipGenerator(out_channels=out_channels, channels_down=down, channels_up=down,
-                               channels_skip=skip, kernel_down=k, kernel_up=k, upsample_mode=upsample)
+    gen = models.SkipGenerator(
+        out_channels=out_channels,
+        channels_down=down,
+        channels_up=down,
+        channels_skip=skip,
+        kernel_down=k,
+        kernel_up=k,
+        upsample_mode=upsample,
+    )
     canvas = models.canvas_shape(h, w, gen.num_scales)
     z = models.make_noise(jax.random.key(0), canvas, 2, var=0.1)
     variables, out = _init_apply(gen, z)
@@ -163,9 +200,7 @@ class SkipGeneratorTest(parameterized.TestCase):
     np.testing.assert_allclose(jax.nn.sigmoid(raw), out, rtol=1e-5, atol=1e-6)
     self.assertLess(float(raw.min()), 0.0)  # Logits of a centred BN output: both signs.
     self.assertGreater(float(raw.max()), 0.0)
-    self.assertEqual(
-        _count(variables['params']),
-        _hand_count(2, down, down, skip, k, k, out_channels)[0])
+    self.assertEqual(_count(variables['params']), _hand_count(2, down, down, skip, k, k, out_channels)[0])
 
   @parameterized.parameters((3, 35179), (1, 35161))
   def test_default_parameter_count(self, out_channels, expected):
@@ -178,8 +213,10 @@ class SkipGeneratorTest(parameterized.TestCase):
     gen = models.SkipGenerator(out_channels=out_channels)
     variables = jax.eval_shape(gen.init, jax.random.key(0), jnp.zeros((1, 16, 16, 2)))
     self.assertEqual(_count(variables['params']), expected)
-    self.assertEqual(_hand_count(2, (8, 16, 32), (8, 16, 32), (0, 0, 0), 3, 3, out_channels),
-                     (expected, _count(variables['batch_stats'])))
+    self.assertEqual(
+        _hand_count(2, (8, 16, 32), (8, 16, 32), (0, 0, 0), 3, 3, out_channels),
+        (expected, _count(variables['batch_stats'])),
+    )
 
   def test_batchnorm_uses_batch_statistics(self):
     gen = models.SkipGenerator(channels_down=(4, 8), channels_up=(4, 8), channels_skip=(0, 2))
@@ -199,8 +236,7 @@ class SkipGeneratorTest(parameterized.TestCase):
 
   def test_torch_uniform_init(self):
     # The production (threefry) key here: this test is about the values drawn.
-    gen = models.SkipGenerator(channels_down=(8, 16), channels_up=(8, 16), channels_skip=(0, 4),
-                               kernel_down=5)
+    gen = models.SkipGenerator(channels_down=(8, 16), channels_up=(8, 16), channels_skip=(0, 4), kernel_down=5)
     variables = jax.jit(gen.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 2)))
     convs = 0
     for path, leaf in jax.tree_util.tree_leaves_with_path(variables['params']):
@@ -252,13 +288,13 @@ class FromConfigTest(absltest.TestCase):
     self.assertEqual(gen.dtype, jnp.bfloat16)
     self.assertTrue(gen.sigmoid)
     self.assertFalse(models.generator_from_config(gen_config, out_channels=3, sigmoid=False).sigmoid)
-    self.assertEqual(
-        models.generator_from_config(gen_config, out_channels=3, kernel_up=3).kernel_up, 3)
+    self.assertEqual(models.generator_from_config(gen_config, out_channels=3, kernel_up=3).kernel_up, 3)
 
   def test_default_config_matches_default_generator(self):
     config = default.get_config()
-    self.assertEqual(models.generator_from_config(config.generator, out_channels=3),
-                     models.SkipGenerator(out_channels=3))
+    self.assertEqual(
+        models.generator_from_config(config.generator, out_channels=3), models.SkipGenerator(out_channels=3)
+    )
 
   def test_noise_from_config(self):
     config = default.get_config()

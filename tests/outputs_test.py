@@ -158,20 +158,25 @@ class OptimizeAndWriteTest(absltest.TestCase):
   def setUp(self):
     super().setUp()
     self.workdir = os.path.join(_tempdir(self), 'out')
-    self.config = _config(progress=False, **{'loop.strategy': 'step', 'loop.check_every': 1,
-                                             'loop.checkpoint_every': 2})
+    self.config = _config(
+        progress=False, **{'loop.strategy': 'step', 'loop.check_every': 1, 'loop.checkpoint_every': 2}
+    )
     self.finished = []
 
   def finish(self, result, status):
     self.finished.append((status, result))
     metrics = {'status': status, 'best_step': result.best_step}
-    outputs.write_outputs(self.workdir, self.config, images={'image': result.best['image'][0]},
-                          metrics=metrics, summary=[('image', result.best['image'][0])])
+    outputs.write_outputs(
+        self.workdir,
+        self.config,
+        images={'image': result.best['image'][0]},
+        metrics=metrics,
+        summary=[('image', result.best['image'][0])],
+    )
     return metrics
 
   def run_problem(self, problem):
-    return resume.optimize_and_write(problem, self.config, self.workdir, key=jax.random.key(0),
-                                      finish=self.finish)
+    return resume.optimize_and_write(problem, self.config, self.workdir, key=jax.random.key(0), finish=self.finish)
 
   def test_finished_run_writes_once_then_removes_its_checkpoint(self):
     saved = []
@@ -198,7 +203,7 @@ class OptimizeAndWriteTest(absltest.TestCase):
   def test_numerical_error_writes_the_best_result_then_raises(self):
     with self.assertRaisesRegex(engine.NumericalError, 'loss is nan at step 4'):
       self.run_problem(_problem(nan_from_step=3))
-    (status, result), = self.finished
+    ((status, result),) = self.finished
     self.assertEqual(status, "stopped: loss is nan at step 4 of stage 'fit'")
     self.assertBetween(result.best_step, 0, 3)  # Step 3's outputs are finite; its loss is not.
     self.assertTrue(os.path.isfile(os.path.join(self.workdir, 'image.png')))
@@ -208,8 +213,12 @@ class OptimizeAndWriteTest(absltest.TestCase):
 
   def test_several_optimisations_have_named_checkpoints(self):
     for name in ('pass1', 'pass2'):
-      engine.optimize(_problem(), key=jax.random.key(0), options=resume.loop_options(self.config),
-                      checkpoint=resume.checkpointing(self.config, self.workdir, name=name))
+      engine.optimize(
+          _problem(),
+          key=jax.random.key(0),
+          options=resume.loop_options(self.config),
+          checkpoint=resume.checkpointing(self.config, self.workdir, name=name),
+      )
     self.assertCountEqual(os.listdir(self.workdir), ['checkpoint_pass1.msgpack', 'checkpoint_pass2.msgpack'])
     runner.check_workdir(self.workdir, self.config)
     self.config.num_steps = 7
@@ -256,8 +265,13 @@ class OptimizeAndWriteTest(absltest.TestCase):
       real_fsync(fd)
 
     with mock.patch('os.fsync', full_disk), self.assertRaises(writing.OutputError) as ctx:
-      outputs.write_outputs(self.workdir, self.config, images={'image': np.ones((4, 5, 3))},
-                            metrics={'status': 'ok'}, summary=np.ones((4, 5, 3)))
+      outputs.write_outputs(
+          self.workdir,
+          self.config,
+          images={'image': np.ones((4, 5, 3))},
+          metrics={'status': 'ok'},
+          summary=np.ones((4, 5, 3)),
+      )
     self.assertEqual(str(ctx.exception), f"cannot write '{self.workdir}/summary.png': No space left on device")
     after = {name: open(os.path.join(self.workdir, name), 'rb').read() for name in os.listdir(self.workdir)}
     self.assertEqual(after, before)  # Not even image.png, written first, was replaced; no temporary file left.

@@ -25,9 +25,16 @@ from ddip_jax import image_io
 from ddip_jax import writing
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TINY = ['--config.num_steps=1', '--config.segmentation.hint_steps=1', '--config.max_side=32',
-         '--config.progress=false', '--config.loop.strategy=step', '--config.generator.channels_down=(4,)',
-         '--config.generator.channels_up=(4,)', '--config.generator.channels_skip=(0,)']
+_TINY = [
+    '--config.num_steps=1',
+    '--config.segmentation.hint_steps=1',
+    '--config.max_side=32',
+    '--config.progress=false',
+    '--config.loop.strategy=step',
+    '--config.generator.channels_down=(4,)',
+    '--config.generator.channels_up=(4,)',
+    '--config.generator.channels_skip=(0,)',
+]
 # Need other hosts (jax.distributed): not run, listed so that a change to them shows.
 _SKIPPED = [  # As `readme_commands` gives them (quotes off).
     'python main.py --config=configs/default.py --config.inputs=photos/*.jpg --workdir=results/photos '
@@ -52,7 +59,7 @@ def readme_commands(text: str) -> list[str]:
 def _blob_image(height: int, width: int, shift: int = 0) -> np.ndarray:
   """A red disc on a green and grey background."""
   yy, xx = np.mgrid[0:height, 0:width]
-  disc = ((yy - height / 2) / (height / 4))**2 + ((xx - width / 3 - shift) / (height / 4))**2 <= 1
+  disc = ((yy - height / 2) / (height / 4)) ** 2 + ((xx - width / 3 - shift) / (height / 4)) ** 2 <= 1
   background = np.stack([0.3 + 0.2 * xx / width, 0.6 - 0.2 * yy / height, np.full(xx.shape, 0.35)], -1)
   return np.where(disc[..., None], np.array([0.9, 0.15, 0.1]), background).astype(np.float32)
 
@@ -63,7 +70,8 @@ def _user_files(folder: str) -> None:
   os.makedirs(os.path.join(folder, 'photos'))
   for k in range(2):
     Image.fromarray(image_io.to_uint8(_blob_image(48, 64, 4 * k))).save(
-        os.path.join(folder, 'photos', f'photo{k}.jpg'), quality=95)
+        os.path.join(folder, 'photos', f'photo{k}.jpg'), quality=95
+    )
   writing.save_image(os.path.join(folder, 'extra.png'), _blob_image(48, 64, 8))
   frames = [_blob_image(48, 64, 3 * k) for k in range(12)]
   for k, frame in enumerate(frames):
@@ -88,9 +96,16 @@ class ReadmeTest(absltest.TestCase):
       _user_files(folder)
       for command in commands:
         args = shlex.split(command)
-        args = [sys.executable, *args[args.index('main.py'):], *_TINY]
-        proc = subprocess.run(args, cwd=folder, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True,
-                              text=True, timeout=600, check=False)
+        args = [sys.executable, *args[args.index('main.py') :], *_TINY]
+        proc = subprocess.run(
+            args,
+            cwd=folder,
+            env=dict(os.environ, PYTHONPATH=_REPO),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         with self.subTest(command):
           self.assertEqual(proc.returncode, 0, msg=f'{command}\n{proc.stderr[-3000:]}')
           self.assertRegex(proc.stdout, r'(^|\n)done: ', msg=command)

@@ -68,11 +68,15 @@ class RestartsTest(absltest.TestCase):
     self.assertEqual(written['config']['restarts'], 3)
     # The workdir holds the chosen restart's outputs.
     for name in ('layer.png', 'summary.png'):
-      with open(os.path.join(self.workdir, name), 'rb') as a, \
-           open(os.path.join(self.workdir, 'restart_1', name), 'rb') as b:
+      with (
+          open(os.path.join(self.workdir, name), 'rb') as a,
+          open(os.path.join(self.workdir, 'restart_1', name), 'rb') as b,
+      ):
         self.assertEqual(a.read(), b.read(), msg=name)
-    with open(os.path.join(self.workdir, 'layer.png'), 'rb') as a, \
-         open(os.path.join(self.workdir, 'restart_0', 'layer.png'), 'rb') as b:
+    with (
+        open(os.path.join(self.workdir, 'layer.png'), 'rb') as a,
+        open(os.path.join(self.workdir, 'restart_0', 'layer.png'), 'rb') as b,
+    ):
       self.assertNotEqual(a.read(), b.read())
 
   def test_ties_go_to_the_lowest_seed(self):
@@ -113,7 +117,7 @@ class RestartsTest(absltest.TestCase):
     yy, xx = np.mgrid[0:8, 0:8] / 7
     config = _config(2)
     config.image = os.path.join(self.workdir, 'image.png')
-    writing.save_image(config.image, np.stack([xx, yy, (xx - 0.5)**2 + (yy - 0.5)**2 < 0.1], -1))
+    writing.save_image(config.image, np.stack([xx, yy, (xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.1], -1))
     config.num_steps = config.segmentation.hint_steps = 2
     config.generator.channels_down = config.generator.channels_up = (4,)  # The smallest compilation.
     config.generator.channels_skip = (0,)

@@ -39,12 +39,15 @@ class WorkdirTest(absltest.TestCase):
     self.dir = _tempdir(self)
 
   def write_metrics(self, config):
-    writing.write_json(os.path.join(self.dir, 'metrics.json'),
-                        {'status': 'ok', 'config': config.to_dict(), 'input_sha256': runner.input_digests(config)})
+    writing.write_json(
+        os.path.join(self.dir, 'metrics.json'),
+        {'status': 'ok', 'config': config.to_dict(), 'input_sha256': runner.input_digests(config)},
+    )
 
   def test_run_config_leaves_out_what_cannot_change_results(self):
-    self.assertEqual(runner.run_config(_config(progress=False, **{'loop.checkpoint_every': 7})),
-                     runner.run_config(_config()))
+    self.assertEqual(
+        runner.run_config(_config(progress=False, **{'loop.checkpoint_every': 7})), runner.run_config(_config())
+    )
     self.assertNotEqual(runner.run_config(_config(seed=1)), runner.run_config(_config()))
 
   def test_empty_or_missing_workdir_is_fine(self):
@@ -100,9 +103,18 @@ class WorkdirTest(absltest.TestCase):
 def hold_lock(test: absltest.TestCase, workdir: str) -> subprocess.Popen:
   """Another process that owns `workdir` (`runner.owned`) until the test ends or kills it."""
   holder = subprocess.Popen(
-      [sys.executable, '-c', 'import sys, time\nfrom ddip_jax import runner\n'
-       'with runner.owned(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(600)', workdir],
-      cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), stdout=subprocess.PIPE, text=True)
+      [
+          sys.executable,
+          '-c',
+          'import sys, time\nfrom ddip_jax import runner\n'
+          'with runner.owned(sys.argv[1]):\n  print("locked", flush=True)\n  time.sleep(600)',
+          workdir,
+      ],
+      cwd=_REPO,
+      env=dict(os.environ, PYTHONPATH=_REPO),
+      stdout=subprocess.PIPE,
+      text=True,
+  )
   test.addCleanup(holder.wait)
   test.addCleanup(holder.kill)
   test.assertEqual(holder.stdout.readline(), 'locked\n')
@@ -119,8 +131,11 @@ class LockTest(absltest.TestCase):
       with self.assertRaises(runner.WorkdirBusy) as ctx:
         with runner.owned(workdir):
           pass
-      self.assertEqual(str(ctx.exception), f"--workdir '{workdir}' is in use by another run (pid {os.getpid()}); "
-                                           'wait for it to finish, or give another --workdir')
+      self.assertEqual(
+          str(ctx.exception),
+          f"--workdir '{workdir}' is in use by another run (pid {os.getpid()}); "
+          'wait for it to finish, or give another --workdir',
+      )
     self.assertEqual(os.listdir(workdir), [])  # Released: the lock file is gone.
     with runner.owned(workdir):
       pass
@@ -155,11 +170,15 @@ class RunTest(absltest.TestCase):
     def run(config, workdir):
       self.calls.append(workdir)
       status = 'stopped: interrupted (SIGINT)' if stop else 'ok'
-      writing.write_files({
-          os.path.join(workdir, 'result.txt'): text.encode(),
-          os.path.join(workdir, 'restart_0', 'result.txt'): text.encode(),
-          os.path.join(workdir, 'metrics.json'): writing.json_bytes(
-              {'status': status, 'config': config.to_dict(), 'input_sha256': runner.input_digests(config)})})
+      writing.write_files(
+          {
+              os.path.join(workdir, 'result.txt'): text.encode(),
+              os.path.join(workdir, 'restart_0', 'result.txt'): text.encode(),
+              os.path.join(workdir, 'metrics.json'): writing.json_bytes(
+                  {'status': status, 'config': config.to_dict(), 'input_sha256': runner.input_digests(config)}
+              ),
+          }
+      )
       if stop:
         raise engine.Interrupted('interrupted (SIGINT) at step 3', 'SIGINT')
       return {'status': 'ok', 'text': text}
@@ -227,12 +246,14 @@ class RunTest(absltest.TestCase):
   def test_restarts_are_already_done_on_the_same_command(self):
 
     class Task:
+
       @staticmethod
       def run(config, workdir):
         self.calls.append(config.seed)
         metrics = {'status': 'ok', 'best_recon_psnr': float(config.seed)}
-        outputs.write_outputs(workdir, config, images={'layer': np.zeros((4, 4))}, metrics=metrics,
-                              summary=[('layer', np.zeros((4, 4)))])
+        outputs.write_outputs(
+            workdir, config, images={'layer': np.zeros((4, 4))}, metrics=metrics, summary=[('layer', np.zeros((4, 4)))]
+        )
         return metrics
 
     self.config.restarts = 2

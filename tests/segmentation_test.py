@@ -37,7 +37,7 @@ def _synthetic() -> tuple[np.ndarray, np.ndarray]:
   img = np.empty((_H, _W, 3), np.float32)
   img[...] = [0.35, 0.55, 0.3]
   img += 0.05 * np.sin(xx * 0.9 + yy * 0.4)[..., None] + rng.normal(0, 0.02, (_H, _W, 1))
-  blob = ((yy - _H / 2) / (_H / 4))**2 + ((xx - _W / 2) / (_W / 5))**2 <= 1
+  blob = ((yy - _H / 2) / (_H / 4)) ** 2 + ((xx - _W / 2) / (_W / 5)) ** 2 <= 1
   img[blob] = [0.85, 0.15, 0.2]
   return np.clip(img, 0, 1), blob.astype(np.float32)
 
@@ -64,8 +64,7 @@ class _Recorder:
 def _run_with_on_check(config, workdir, on_check):
   """segmentation.run with `on_check` passed to engine.optimize."""
   real_optimize = engine.optimize
-  with mock.patch.object(engine, 'optimize',
-                         lambda problem, **kw: real_optimize(problem, on_check=on_check, **kw)):
+  with mock.patch.object(engine, 'optimize', lambda problem, **kw: real_optimize(problem, on_check=on_check, **kw)):
     return segmentation.run(config, workdir)
 
 
@@ -117,10 +116,8 @@ class EndToEndTest(absltest.TestCase):
 
   def test_writes_every_output(self):
     workdir = self.workdir
-    layers = ['fg', 'bg', 'mask', 'mask_raw', 'mask_binary', 'recomposed', 'cutout', 'fg_hint',
-              'bg_hint']
-    self.assertCountEqual(os.listdir(workdir),
-                          [f'{n}.png' for n in layers] + ['summary.png', 'metrics.json'])
+    layers = ['fg', 'bg', 'mask', 'mask_raw', 'mask_binary', 'recomposed', 'cutout', 'fg_hint', 'bg_hint']
+    self.assertCountEqual(os.listdir(workdir), [f'{n}.png' for n in layers] + ['summary.png', 'metrics.json'])
     for name in layers:  # Full resolution, although the work was done at 12x16.
       img = image_io.load_image(os.path.join(workdir, f'{name}.png'))
       self.assertEqual(img.shape, (_H, _W, 3), msg=name)
@@ -159,8 +156,7 @@ class EndToEndTest(absltest.TestCase):
       stage_losses = recorder.losses(stage)
       self.assertTrue(all(np.isfinite(stage_losses)), msg=stage)
       self.assertLess(stage_losses[-1], 0.85 * stage_losses[0], msg=stage)
-    self.assertEqual(returned['stages']['step2_decompose']['final_loss'],
-                     recorder.losses('step2_decompose')[-1])
+    self.assertEqual(returned['stages']['step2_decompose']['final_loss'], recorder.losses('step2_decompose')[-1])
 
   def test_interrupted_run_resumes_to_identical_outputs(self):
     workdir = os.path.join(self._tmp.name, 'interrupted')
@@ -217,11 +213,14 @@ class HelpersTest(parameterized.TestCase):
     image, hint = np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32)
     problem = segmentation.build_problem(config, image, hint, hint, jax.random.key(0))
     params, stats = jax.eval_shape(
-        lambda: models.init_generators(problem.generators, problem.inputs, jax.random.key(1)))
+        lambda: models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
+    )
     for stage in problem.stages:
       outputs = jax.eval_shape(stage.loss_fn, params, stats, jnp.int32(0), jax.random.key(2), stage.data)[1][1]
-      self.assertEqual({n: o.shape for n, o in outputs.items()},
-                       {'fg': (1, height, width, 3), 'bg': (1, height, width, 3), 'mask': (1, height, width, 1)})
+      self.assertEqual(
+          {n: o.shape for n, o in outputs.items()},
+          {'fg': (1, height, width, 3), 'bg': (1, height, width, 3), 'mask': (1, height, width, 1)},
+      )
 
   def test_images_smaller_than_the_generators_are_refused(self):
     tmp = _tempdir(self)
@@ -251,11 +250,9 @@ class HelpersTest(parameterized.TestCase):
     rng = np.random.default_rng(0)
     mask = rng.random((9, 13)).astype(np.float32)
     guide = rng.random((9, 13, 3)).astype(np.float32)
-    np.testing.assert_array_equal(
-        fgbg.refine_mask(mask, guide, radius_fraction=0.0, eps=1e-4), mask)
+    np.testing.assert_array_equal(fgbg.refine_mask(mask, guide, radius_fraction=0.0, eps=1e-4), mask)
     # round(0.03 * 13) = 0: also off.
-    np.testing.assert_array_equal(
-        fgbg.refine_mask(mask, guide, radius_fraction=0.03, eps=1e-4), mask)
+    np.testing.assert_array_equal(fgbg.refine_mask(mask, guide, radius_fraction=0.03, eps=1e-4), mask)
     refined = fgbg.refine_mask(mask, guide, radius_fraction=0.2, eps=1e-4)
     self.assertEqual(refined.shape, mask.shape)
     self.assertFalse(np.array_equal(refined, mask))
@@ -287,10 +284,7 @@ class HelpersTest(parameterized.TestCase):
     self.assertAlmostEqual(metrics_lib.iou(np.array(pred), np.array(target)), expected)
 
   def test_keep_hinted_components(self):
-    binary = np.array([[1, 1, 0, 0, 1],
-                       [1, 0, 0, 0, 1],
-                       [0, 0, 1, 0, 0],
-                       [0, 0, 0, 0, 0]], np.float32)
+    binary = np.array([[1, 1, 0, 0, 1], [1, 0, 0, 0, 1], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]], np.float32)
     hint = np.zeros_like(binary)
     hint[1, 0] = 1.0  # Touches the top-left region only (4-connectivity: (2, 2) is separate).
     expected = np.zeros_like(binary)
@@ -302,8 +296,7 @@ class HelpersTest(parameterized.TestCase):
     expected[:2, 4] = 1.0
     np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, hint), expected)
     # An empty hint (e.g. auto_hints='border') keeps the mask whole.
-    np.testing.assert_array_equal(
-        fgbg.keep_hinted_components(binary, np.zeros_like(binary)), binary)
+    np.testing.assert_array_equal(fgbg.keep_hinted_components(binary, np.zeros_like(binary)), binary)
 
   def test_enforced_hints_keep_thin_parts_and_drop_clutter(self):
     h, w = 32, 48
@@ -354,8 +347,10 @@ class HelpersTest(parameterized.TestCase):
     config.segmentation.user_learning_rate = 5e-4
     hinted = segmentation.with_schedule(config)
     seg = config.segmentation
-    self.assertEqual((hinted.segmentation.hint_steps, hinted.num_steps, hinted.learning_rate),
-                     (min(seg.hint_steps, seg.user_hint_steps), min(config.num_steps, seg.user_num_steps), 5e-4))
+    self.assertEqual(
+        (hinted.segmentation.hint_steps, hinted.num_steps, hinted.learning_rate),
+        (min(seg.hint_steps, seg.user_hint_steps), min(config.num_steps, seg.user_num_steps), 5e-4),
+    )
     self.assertNotEqual(config.learning_rate, 5e-4)  # The caller's config is left as it was.
     config.segmentation.user_learning_rate = 0.0  # 0: `learning_rate` applies.
     self.assertEqual(segmentation.with_schedule(config).learning_rate, config.learning_rate)

@@ -34,8 +34,15 @@ def _problem(loss_scale: float = 1.0, fail: bool = False) -> engine.Problem:
 
 def _ahead(problem: engine.Problem) -> steps.ChunksAhead:
   shapes = models.generator_shapes(problem.generators, problem.inputs, jax.random.key(1))
-  return steps.ChunksAhead(problem, [(0, problem.stages[0], jax.random.key(2))], *shapes,
-                           strategy='step', steps_per_call=1, num_perturbations=1, options={})
+  return steps.ChunksAhead(
+      problem,
+      [(0, problem.stages[0], jax.random.key(2))],
+      *shapes,
+      strategy='step',
+      steps_per_call=1,
+      num_perturbations=1,
+      options={},
+  )
 
 
 class StepsTest(absltest.TestCase):
@@ -46,8 +53,9 @@ class StepsTest(absltest.TestCase):
     shapes, chunk = ahead.get(0)
     ahead.close()
     params, stats = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
-    state, _ = steps.initial_state(problem, problem.stages[0], params=params, batch_stats=stats,
-                                   best_shapes=shapes.best)
+    state, _ = steps.initial_state(
+        problem, problem.stages[0], params=params, batch_stats=stats, best_shapes=shapes.best
+    )
     chex.assert_trees_all_equal_shapes_and_dtypes(state, shapes)
     with compile_cache.count_compilations() as compiled:
       state = chunk(state, jax.random.key(2))

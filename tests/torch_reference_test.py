@@ -31,8 +31,14 @@ class TorchReferenceTest(absltest.TestCase):
     # with and without skip branches, kernel 5's reflection padding), on a
     # non-square image: it compiles faster than the full-size ones.
     out_channels, channels, skip, kernel, shape = 1, (4, 8, 8), (0, 2, 2), 5, (32, 48)
-    gen = models.SkipGenerator(out_channels=out_channels, channels_down=channels, channels_up=channels,
-                               channels_skip=skip, kernel_down=kernel, kernel_up=kernel)
+    gen = models.SkipGenerator(
+        out_channels=out_channels,
+        channels_down=channels,
+        channels_up=channels,
+        channels_skip=skip,
+        kernel_down=kernel,
+        kernel_up=kernel,
+    )
     z = models.make_noise(jax.random.key(1), shape, 2, var=1.0)
     variables = jax.jit(gen.init)(jax.random.key(0), z)  # Compiled whole: op by op is slower here.
     ours, _ = jax.jit(lambda v, z: gen.apply(v, z, mutable=['batch_stats']))(variables, z)
@@ -46,11 +52,21 @@ class TorchReferenceTest(absltest.TestCase):
     keys = jax.random.split(jax.random.key(0), 3)
     a, b = (jax.random.uniform(k, (1, 16, 20, 3)) for k in keys[:2])
     mask = (jax.random.uniform(keys[2], (1, 16, 20, 1)) > 0.5).astype(jnp.float32)
-    ours = jax.jit(lambda a, b, mask: [losses.extended_l1(a, b, mask), losses.gray_loss(mask * 0.3 + 0.2),
-                                       losses.exclusion_loss(a, b), losses.psnr(a, b)])(a, b, mask)
+    ours = jax.jit(
+        lambda a, b, mask: [
+            losses.extended_l1(a, b, mask),
+            losses.gray_loss(mask * 0.3 + 0.2),
+            losses.exclusion_loss(a, b),
+            losses.psnr(a, b),
+        ]
+    )(a, b, mask)
     a, b, mask = _nchw(a), _nchw(b), _nchw(mask)
-    theirs = [torch_reference.extended_l1(a, b, mask), torch_reference.gray_loss(mask * 0.3 + 0.2),
-              torch_reference.exclusion_loss(a, b), torch_reference.psnr(a, b)]
+    theirs = [
+        torch_reference.extended_l1(a, b, mask),
+        torch_reference.gray_loss(mask * 0.3 + 0.2),
+        torch_reference.exclusion_loss(a, b),
+        torch_reference.psnr(a, b),
+    ]
     pairs = zip(ours, theirs)
     for ours, theirs in pairs:
       np.testing.assert_allclose(float(theirs), float(ours), rtol=1e-5)

@@ -37,7 +37,7 @@ def _layers(height=_SIZE, width=_SIZE):
   stripes = 0.5 + 0.4 * np.sin(yy / 2.0)
   r = np.stack([stripes, 0.8 * stripes, 0.3 * np.ones_like(stripes)], axis=-1)
   ramp = (xx + yy) / (height + width)
-  disc = ((yy - height / 2)**2 + (xx - width / 3)**2 < (height / 4)**2).astype(np.float32)
+  disc = ((yy - height / 2) ** 2 + (xx - width / 3) ** 2 < (height / 4) ** 2).astype(np.float32)
   t = np.stack([0.2 + 0.6 * ramp, 0.3 + 0.5 * disc, 0.9 - 0.6 * ramp], axis=-1)
   return r.astype(np.float32), t.astype(np.float32)
 
@@ -67,8 +67,10 @@ def _write(workdir, images):
 
 def _two_mixtures_config(workdir, alphas=(0.3, 0.7), shape=(_SIZE, _SIZE), config_module=transparency_config):
   r, t = _layers(*shape)
-  paths = _write(workdir, {'mix1': alphas[0] * r + (1 - alphas[0]) * t,
-                           'mix2': alphas[1] * r + (1 - alphas[1]) * t, 'gt1': r, 'gt2': t})
+  paths = _write(
+      workdir,
+      {'mix1': alphas[0] * r + (1 - alphas[0]) * t, 'mix2': alphas[1] * r + (1 - alphas[1]) * t, 'gt1': r, 'gt2': t},
+  )
   config = config_module.get_config()
   config.image = paths['mix1']
   config.transparency.image2 = paths['mix2']
@@ -95,7 +97,7 @@ def _tempdir(test: absltest.TestCase) -> str:
 
 
 def _psnr(a, b):
-  return 10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b)**2))
+  return 10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2))
 
 
 class AlphaTest(parameterized.TestCase):
@@ -126,7 +128,8 @@ class AlphaTest(parameterized.TestCase):
     r, t = _layers(24, 40)
     problem = transparency.build_problem(config, np.stack([0.3 * r + 0.7 * t, r]), jax.random.key(0))
     variables = jax.eval_shape(
-        lambda key: models.init_generators(problem.generators, problem.inputs, key), jax.random.key(1))
+        lambda key: models.init_generators(problem.generators, problem.inputs, key), jax.random.key(1)
+    )
     loss, (_, out, _) = jax.eval_shape(problem.stages[0].loss_fn, *variables, jnp.int32(0), jax.random.key(2))
     self.assertEqual(loss.shape, ())
     want = (1, 24, 40, 1) if mode == 'map' else (1, 1, 1, 1)
@@ -167,7 +170,7 @@ def _rectangles(seed, size=_SIZE):
   img = np.full((size, size, 3), 0.5, np.float32)
   for _ in range(6):
     (y, x), (h, w) = rng.integers(0, size - 8, 2), rng.integers(4, 14, 2)
-    img[y:y + h, x:x + w] = rng.uniform(0.1, 0.9, 3)
+    img[y : y + h, x : x + w] = rng.uniform(0.1, 0.9, 3)
   return img
 
 
@@ -189,8 +192,7 @@ class UnmixTest(absltest.TestCase):
       got = unmixing.refine_alphas(jnp.asarray(mixtures), jnp.asarray(start), radius=0.15, min_gap=0.05)
       np.testing.assert_allclose(got, [0.3, 0.7], atol=0.01, err_msg=str(start))
     # Started with a_1 > a_2, the search stays on that side: R and T swap roles.
-    got = unmixing.refine_alphas(jnp.asarray(mixtures[::-1]), jnp.asarray((0.6, 0.4)), radius=0.15,
-                                     min_gap=0.05)
+    got = unmixing.refine_alphas(jnp.asarray(mixtures[::-1]), jnp.asarray((0.6, 0.4)), radius=0.15, min_gap=0.05)
     np.testing.assert_allclose(got, [0.7, 0.3], atol=0.01)
 
   def test_search_needs_no_start(self):
@@ -217,8 +219,7 @@ class UnmixTest(absltest.TestCase):
     start = [np.full((1, 1, 1), a, np.float32) for a in (0.38, 0.62)]
     for mode, want in (('learned', 'learned'), ('refined', 'refined')):
       config.transparency.unmix = mode
-      layers, alphas, report, chosen = transparency.finalise_by_unmixing(
-          config, mixtures, blurry, start, [r, t])
+      layers, alphas, report, chosen = transparency.finalise_by_unmixing(config, mixtures, blurry, start, [r, t])
       self.assertEqual(chosen, want)
       self.assertLess(report[want]['objective'], report['generators']['objective'])
       self.assertEqual(set(report), {'generators', 'learned'} | ({'refined'} if mode == 'refined' else set()))
@@ -261,7 +262,7 @@ class ModelFitTest(absltest.TestCase):
     r, t = _layers()
     yy, xx = np.mgrid[:_SIZE, :_SIZE].astype(np.float32) / (_SIZE - 1)
     ramp = 0.2 + 0.6 * xx[..., None]
-    blob = 0.2 + 0.6 * np.exp(-((xx - 0.5)**2 + (yy - 0.5)**2) / 0.08)[..., None]
+    blob = 0.2 + 0.6 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.08)[..., None]
     mixtures = np.stack([a * r + (1 - a) * t for a in (ramp, blob)])
     config = transparency_config.get_config()
     config.transparency.unmix = 'refined'  # The generators' path ('varying' runs none).
@@ -282,7 +283,7 @@ class VaryingWeightsTest(absltest.TestCase):
   def _varying(self):
     r, t = _layers()
     yy, xx = np.mgrid[:_SIZE, :_SIZE].astype(np.float32) / (_SIZE - 1)
-    maps = (0.2 + 0.6 * xx[..., None], 0.2 + 0.6 * np.exp(-((xx - 0.5)**2 + (yy - 0.5)**2) / 0.08)[..., None])
+    maps = (0.2 + 0.6 * xx[..., None], 0.2 + 0.6 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.08)[..., None])
     return np.stack([a * r + (1 - a) * t for a in maps]), (r, t)
 
   def test_uniform_weights_keep_the_exact_unmixing(self):
@@ -356,12 +357,21 @@ class ConfigTest(absltest.TestCase):
   def test_faithful_is_official_and_the_default_changes_only_what_its_docstring_says(self):
     faithful = faithful_config.get_config().to_dict()
     self.assertEqual((faithful['num_steps'], faithful['max_side'], faithful['learning_rate']), (7000, 512, 1e-3))
-    self.assertEqual((faithful['transparency']['alpha'], faithful['transparency']['unmix'],
-                      faithful['transparency']['alpha_prior_steps']), ('generator', 'none', 1000))
+    self.assertEqual(
+        (
+            faithful['transparency']['alpha'],
+            faithful['transparency']['unmix'],
+            faithful['transparency']['alpha_prior_steps'],
+        ),
+        ('generator', 'none', 1000),
+    )
     default = transparency_config.get_config().to_dict()
-    changed = {(section, leaf) for section, value in default.items()
-               for leaf, v in (value.items() if isinstance(value, dict) else [(None, value)])
-               if v != (faithful[section][leaf] if leaf is not None else faithful[section])}
+    changed = {
+        (section, leaf)
+        for section, value in default.items()
+        for leaf, v in (value.items() if isinstance(value, dict) else [(None, value)])
+        if v != (faithful[section][leaf] if leaf is not None else faithful[section])
+    }
     self.assertEqual(changed, {('transparency', 'unmix')})
     self.assertEqual(default['transparency']['unmix'], 'varying')
 
@@ -369,25 +379,31 @@ class ConfigTest(absltest.TestCase):
     faithful = textures_faithful_config.get_config().to_dict()
     self.assertEqual((faithful['num_steps'], faithful['transparency']['unmix']), (8000, 'none'))
     default = textures_config.get_config().to_dict()
-    changed = {(section, leaf) for section, value in default.items()
-               for leaf, v in (value.items() if isinstance(value, dict) else [(None, value)])
-               if v != (faithful[section][leaf] if leaf is not None else faithful[section])}
-    self.assertEqual(changed, {('max_side', None), ('num_steps', None), ('transparency', 'unmix'),
-                               ('transparency', 'unmix_select')})
+    changed = {
+        (section, leaf)
+        for section, value in default.items()
+        for leaf, v in (value.items() if isinstance(value, dict) else [(None, value)])
+        if v != (faithful[section][leaf] if leaf is not None else faithful[section])
+    }
+    self.assertEqual(
+        changed, {('max_side', None), ('num_steps', None), ('transparency', 'unmix'), ('transparency', 'unmix_select')}
+    )
 
 
 class ValidateTest(absltest.TestCase):
 
   def test_rejects_bad_fields(self):
-    for field, value, message in (('image2', None, 'second mixture'),
-                                  ('gt_layer2', None, 'both'),
-                                  ('alpha', 'pixel', 'unknown alpha'),
-                                  ('mixture', 'three', 'unknown mixture'),
-                                  ('exclusion_weight', -1.0, '>= 0'),
-                                  ('unmix', 'exact', 'unknown unmixing'),
-                                  ('unmix_select', 'best', 'unmix_select'),
-                                  ('refine_radius', 0.0, 'refine_radius'),
-                                  ('unmix_min_gap', 0.95, 'unmix_min_gap')):
+    for field, value, message in (
+        ('image2', None, 'second mixture'),
+        ('gt_layer2', None, 'both'),
+        ('alpha', 'pixel', 'unknown alpha'),
+        ('mixture', 'three', 'unknown mixture'),
+        ('exclusion_weight', -1.0, '>= 0'),
+        ('unmix', 'exact', 'unknown unmixing'),
+        ('unmix_select', 'best', 'unmix_select'),
+        ('refine_radius', 0.0, 'refine_radius'),
+        ('unmix_min_gap', 0.95, 'unmix_min_gap'),
+    ):
       config = transparency_config.get_config()
       config.transparency[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, message):
@@ -519,7 +535,11 @@ class ColourPlaneTest(absltest.TestCase):
     r, t, image = _tinted_textures()
     paths = _write(tmp, {'mix': image, 'gt1': r, 'gt2': t})
     config, workdir = _tiny(textures_config.get_config(), os.path.join(tmp, 'out'))
-    config.image, config.transparency.gt_layer1, config.transparency.gt_layer2 = paths['mix'], paths['gt1'], paths['gt2']
+    config.image, config.transparency.gt_layer1, config.transparency.gt_layer2 = (
+        paths['mix'],
+        paths['gt1'],
+        paths['gt2'],
+    )
     metrics = transparency.run(config, workdir)
     self.assertEqual(metrics['layers_from'], 'colour')
     self.assertTrue(metrics['finalise']['colour']['model_fits'])

@@ -54,7 +54,7 @@ def _clip(num_frames: int = _F, height: int = _H, width: int = _W, side: int = 1
   for f in range(num_frames):
     left = 2 + f * (width - side - 4) // max(num_frames - 1, 1)
     mask = np.zeros((height, width), np.float32)
-    mask[(height - side) // 2:(height + side) // 2, left:left + side] = 1
+    mask[(height - side) // 2 : (height + side) // 2, left : left + side] = 1
     frames.append(np.where(mask[..., None] > 0, [0.9, 0.15, 0.1], background))
     masks.append(mask)
   return np.clip(np.stack(frames), 0, 1).astype(np.float32), np.stack(masks)
@@ -79,8 +79,9 @@ class VideoNoiseTest(parameterized.TestCase):
   @parameterized.parameters(0.5, 0.8, 0.95)
   def test_stationary_walk_statistics(self, correlation):
     var, frames = 0.01, 6
-    noise = np.asarray(models.make_video_noise(jax.random.key(1), (64, 64), 4, frames, var=var,
-                                               correlation=correlation), np.float64)
+    noise = np.asarray(
+        models.make_video_noise(jax.random.key(1), (64, 64), 4, frames, var=var, correlation=correlation), np.float64
+    )
     # Frame 0 is the usual uniform noise in (-var/2, var/2) ...
     self.assertLess(np.abs(noise[0]).max(), var / 2)
     # ... and every frame has its statistics: centred, standard deviation var / sqrt(12).
@@ -108,8 +109,9 @@ class VideoNoiseTest(parameterized.TestCase):
   def test_clip_noise_static_background(self):
     config = default.get_config()
     noise = video.clip_noise(config, jax.random.key(0), 5, (20, 30))  # Canvas 24x32 for 3 scales.
-    self.assertEqual({n: z.shape for n, z in noise.items()},
-                     {'fg': (5, 24, 32, 2), 'mask': (5, 24, 32, 2), 'bg': (1, 24, 32, 2)})
+    self.assertEqual(
+        {n: z.shape for n, z in noise.items()}, {'fg': (5, 24, 32, 2), 'mask': (5, 24, 32, 2), 'bg': (1, 24, 32, 2)}
+    )
     config.video.static_background = False
     self.assertEqual(video.clip_noise(config, jax.random.key(0), 5, (20, 30))['bg'].shape, (5, 24, 32, 2))
 
@@ -164,13 +166,13 @@ class ClipIoTest(parameterized.TestCase):
     os.mkdir(os.path.join(tmp, 'masks'))
     masks = np.zeros((3, 8, 8), np.float32)
     masks[np.arange(3), np.arange(3), np.arange(3)] = 1
-    _write_frames(os.path.join(tmp, 'masks'), masks[..., None].repeat(3, -1),
-                  ['m9.png', 'm10.png', 'm11.png'])
+    _write_frames(os.path.join(tmp, 'masks'), masks[..., None].repeat(3, -1), ['m9.png', 'm10.png', 'm11.png'])
     np.testing.assert_array_equal(clip_io.load_masks(os.path.join(tmp, 'masks'), count=3, shape=(8, 8)), masks)
     # One file serves every frame, resized like load_mask.
     writing.save_image(os.path.join(tmp, 'one.png'), np.ones((4, 4), np.float32))
-    np.testing.assert_array_equal(clip_io.load_masks(os.path.join(tmp, 'one.png'), count=3, shape=(8, 8)),
-                                  np.ones((3, 8, 8)))
+    np.testing.assert_array_equal(
+        clip_io.load_masks(os.path.join(tmp, 'one.png'), count=3, shape=(8, 8)), np.ones((3, 8, 8))
+    )
     with self.assertRaisesRegex(image_io.InputError, 'holds 3 masks, but the clip has 4 frames'):
       clip_io.load_masks(os.path.join(tmp, 'masks'), count=4, shape=(8, 8))
 
@@ -207,7 +209,7 @@ class ClipIoTest(parameterized.TestCase):
       data = f.read()
     truncated = os.path.join(tmp, 'truncated.gif')
     with open(truncated, 'wb') as f:
-      f.write(data[:len(data) // 2])
+      f.write(data[: len(data) // 2])
     cases['truncated_gif'] = (truncated, 'cannot read .*truncated.gif')
     one_gif = os.path.join(tmp, 'one.gif')
     clip_io.save_gif(one_gif, np.zeros((1, 8, 8)))
@@ -221,12 +223,16 @@ class ClipIoTest(parameterized.TestCase):
     clip_io.save_gif(gif, frames)
     _write_frames(folder, frames[:3, ..., None].repeat(3, -1), ['a.png', 'b.png', 'c.png'])
     for path, count in ((gif, 20), (folder, 3)):
-      with mock.patch.dict(os.environ, {memory.MEMORY_ENV: image_io_test._limit_gb(60, 80, count - 0.5)}), \
-           mock.patch.object(Image.Image, 'load', side_effect=AssertionError('decoded')), \
-           self.assertRaisesRegex(image_io.InputError,
-                                  rf"^{path!r} is {count} frames of 80x60: its run needs about .* GB of memory, more "
-                                  rf"than the limit of .* \(DDIP_JAX_MEMORY_GB=.*\); at most {count - 1} frames of "
-                                  "this size fit$"):
+      with (
+          mock.patch.dict(os.environ, {memory.MEMORY_ENV: image_io_test._limit_gb(60, 80, count - 0.5)}),
+          mock.patch.object(Image.Image, 'load', side_effect=AssertionError('decoded')),
+          self.assertRaisesRegex(
+              image_io.InputError,
+              rf'^{path!r} is {count} frames of 80x60: its run needs about .* GB of memory, more '
+              rf'than the limit of .* \(DDIP_JAX_MEMORY_GB=.*\); at most {count - 1} frames of '
+              'this size fit$',
+          ),
+      ):
         clip_io.load_frames(path)
     tracemalloc.start()
     try:
@@ -249,9 +255,13 @@ class ClipIoTest(parameterized.TestCase):
     os.mkdir(os.path.join(tmp, 'empty'))
     workdir = os.path.join(tmp, 'out')
     proc = subprocess.run(
-        [sys.executable, 'main.py', '--config=configs/video.py', f'--config.image={tmp}/empty',
-         f'--workdir={workdir}'],
-        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=120)
+        [sys.executable, 'main.py', '--config=configs/video.py', f'--config.image={tmp}/empty', f'--workdir={workdir}'],
+        cwd=_REPO,
+        env=dict(os.environ, PYTHONPATH=_REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     self.assertEqual(proc.returncode, 2, proc.stderr)
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     self.assertEqual(errors, [f"error: '{tmp}/empty' holds no PNG or JPEG frames"], proc.stderr)
@@ -406,7 +416,7 @@ class EndToEndTest(absltest.TestCase):
       self.assertBetween(metrics[key], 0.0, 1.0)
     self.assertGreater(metrics['frames_per_second'], 0)
     self.assertEqual(metrics['hints']['fg_hint']['source'], 'auto:motion')
-    run, = metrics['window_runs']
+    (run,) = metrics['window_runs']
     self.assertEqual(list(run['stages']), ['step2_decompose'])
     self.assertEqual(run['stages']['step2_decompose']['steps'], 4)
     self.assertTrue(np.isfinite(run['best_recon_psnr']))
@@ -435,9 +445,11 @@ class WindowsTest(absltest.TestCase):
         raise err
       frames = problem.inputs['fg'].shape[0]
       value = 0.2 if len(calls) == 1 else 0.8  # Window 1's layers are 0.2, window 2's 0.8.
-      best = {'fg': np.full((frames, _H, _W, 3), value, np.float32),
-              'bg': np.full((frames, _H, _W, 3), value, np.float32),
-              'mask': np.full((frames, _H, _W, 1), value, np.float32)}
+      best = {
+          'fg': np.full((frames, _H, _W, 3), value, np.float32),
+          'bg': np.full((frames, _H, _W, 3), value, np.float32),
+          'mask': np.full((frames, _H, _W, 1), value, np.float32),
+      }
       return engine.Result(None, None, best, 20.0, 3, {'stages': {}})
 
     with mock.patch.object(engine, 'optimize', optimize):
@@ -472,9 +484,9 @@ def _panned_clip(shifts: list[tuple[int, int]], size: tuple[int, int] = (48, 64)
   h, w = size
   frames, masks = [], []
   for f, (dx, dy) in enumerate(shifts):
-    frame = world[20 + dy:20 + dy + h, 30 + dx:30 + dx + w].copy()
+    frame = world[20 + dy : 20 + dy + h, 30 + dx : 30 + dx + w].copy()
     mask = np.zeros((h, w), np.float32)
-    mask[18:28, 4 + 6 * f:14 + 6 * f] = 1
+    mask[18:28, 4 + 6 * f : 14 + 6 * f] = 1
     frame[mask > 0] = (1.0, 0.1, 0.1)
     frames.append(frame)
     masks.append(mask)
@@ -537,8 +549,8 @@ def _slow_object_clip(num_frames: int = 10, covered: range = range(7)) -> tuple[
   masks = np.zeros((num_frames, 32, 32), np.float32)
   for f in range(num_frames):
     top = 8 if f in covered else 20
-    frames[f, top:top + 12, 8:20] = rng.uniform(0.0, 1.0, (12, 12, 3))
-    masks[f, top:top + 12, 8:20] = 1
+    frames[f, top : top + 12, 8:20] = rng.uniform(0.0, 1.0, (12, 12, 3))
+    masks[f, top : top + 12, 8:20] = 1
   return frames, masks
 
 
@@ -575,16 +587,17 @@ class VideoHintsTest(parameterized.TestCase):
 
   def test_mode_hints_leave_no_ghost(self):
     frames, masks = _slow_object_clip()
-    found = [hints.background_change(frames, estimate_background=estimate) > 12
-             for estimate in (None, video_hints.mode_background)]
+    found = [
+        hints.background_change(frames, estimate_background=estimate) > 12
+        for estimate in (None, video_hints.mode_background)
+    ]
     ghost = [mask[7:, 8:18, 8:20].mean() for mask in found]  # Where the square stood (2 rows off its next place).
     self.assertGreater(ghost[0], 0.5)
     self.assertLess(ghost[1], 0.05)
     self.assertGreater(np.mean([metrics.iou(m, g) for m, g in zip(found[1], masks)]), 0.7)  # The 3x3 blur widens it.
 
   def test_motion_map(self):
-    np.testing.assert_allclose(video_hints.motion_map(np.array([0.0, 6.0, 9.0, 12.0, 30.0])),
-                               [0.0, 0.0, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(video_hints.motion_map(np.array([0.0, 6.0, 9.0, 12.0, 30.0])), [0.0, 0.0, 0.5, 1.0, 1.0])
 
   def test_confident_blend(self):
     dip = np.array([0.05, 0.5, 0.95, 0.2])

@@ -32,6 +32,7 @@ from ddip_jax import watermark_io
 from ddip_jax import watermark_layers
 from ddip_jax.tasks import watermark
 from scripts import make_watermark
+
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
 from tests.transparency_test import _tempdir  # pylint: disable=g-bad-import-order
 from tests.transparency_test import _write
@@ -45,8 +46,10 @@ def _photo(seed: int, size: int = _SIZE) -> np.ndarray:
   yy, xx = np.mgrid[:size, :size].astype(np.float32) / size
   rng = np.random.default_rng(seed)
   a, b, c = rng.uniform(0.5, 3.0, size=3)
-  img = np.stack([0.5 + 0.3 * np.sin(a * 6 * xx + b), 0.4 + 0.3 * np.cos(b * 5 * yy),
-                  0.3 + 0.4 * ((xx + c * yy) % 0.5 > 0.25)], axis=-1)
+  img = np.stack(
+      [0.5 + 0.3 * np.sin(a * 6 * xx + b), 0.4 + 0.3 * np.cos(b * 5 * yy), 0.3 + 0.4 * ((xx + c * yy) % 0.5 > 0.25)],
+      axis=-1,
+  )
   return np.clip(img, 0, 1).astype(np.float32)
 
 
@@ -58,7 +61,7 @@ def _watermark(size: int = _SIZE) -> tuple[np.ndarray, np.ndarray]:
   bar = (np.abs(yy - c) < 1.5) & (np.abs(xx - c) < size / 4)
   coverage = (ring | bar).astype(np.float32)
   box = np.zeros_like(coverage)
-  box[size // 4 - 2:3 * size // 4 + 2, size // 4 - 2:3 * size // 4 + 2] = 1
+  box[size // 4 - 2 : 3 * size // 4 + 2, size // 4 - 2 : 3 * size // 4 + 2] = 1
   return coverage, box
 
 
@@ -128,9 +131,13 @@ class MedianTest(absltest.TestCase):
     shape = (2, 3)
     runs = []
     for clean, wmk, mask in ((0.1, 1.0, 0.2), (0.5, 0.2, 0.9), (0.3, 0.6, 0.5)):
-      runs.append({'clean': np.full((*shape, 3), clean, np.float32),
-                   'watermark': np.full((*shape, 3), wmk, np.float32),
-                   'mask': np.full((*shape, 1), mask, np.float32)})
+      runs.append(
+          {
+              'clean': np.full((*shape, 3), clean, np.float32),
+              'watermark': np.full((*shape, 3), wmk, np.float32),
+              'mask': np.full((*shape, 1), mask, np.float32),
+          }
+      )
     runs[0]['clean'][0, 0] = 0.9  # Pixel-wise: the median there is 0.5, elsewhere 0.3.
     got = blending.median_layers(runs)
     self.assertEqual(set(got), {'clean', 'watermark', 'mask', 'masked_watermark'})
@@ -150,15 +157,18 @@ class MedianTest(absltest.TestCase):
 class ComposeTest(absltest.TestCase):
 
   def _inputs(self, hint, images):
-    return watermark_io.Inputs(paths=['x'] * len(images), full=images, working=images, hint=hint,
-                            hint_working=hint, truths=None, box=None)
+    return watermark_io.Inputs(
+        paths=['x'] * len(images), full=images, working=images, hint=hint, hint_working=hint, truths=None, box=None
+    )
 
   def test_hint_mode(self):
     image = _photo(1)[None]
     _, box = _watermark()
-    medians = {'clean': np.full((_SIZE, _SIZE, 3), 0.25, np.float32),
-               'watermark': np.ones((_SIZE, _SIZE, 3), np.float32),
-               'mask': np.zeros((_SIZE, _SIZE, 1), np.float32)}
+    medians = {
+        'clean': np.full((_SIZE, _SIZE, 3), 0.25, np.float32),
+        'watermark': np.ones((_SIZE, _SIZE, 3), np.float32),
+        'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
+    }
     medians['mask'][: _SIZE // 2] = 0.8
     medians['masked_watermark'] = medians['watermark'] * medians['mask']
     out = watermark_layers.compose(self._inputs(box, image), medians, threshold=0.1)
@@ -173,9 +183,13 @@ class ComposeTest(absltest.TestCase):
 
   def test_many_mode_keeps_pixels_without_watermark(self):
     images = np.stack([_photo(2), _photo(3)])
-    medians = {'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32), 'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
-               'watermark': np.ones((_SIZE, _SIZE, 3), np.float32), 'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
-               'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32)}
+    medians = {
+        'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32),
+        'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
+        'watermark': np.ones((_SIZE, _SIZE, 3), np.float32),
+        'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
+        'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32),
+    }
     medians['masked_watermark'][4:8, :, 0] = 0.5  # Only the red channel, only rows 4-7.
     out = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1)
     for k, fill in ((1, 0.0), (2, 1.0)):
@@ -187,22 +201,28 @@ class ComposeTest(absltest.TestCase):
 
   def test_many_mode_keep_from_effect_removes_a_black_watermark(self):
     images = np.stack([_photo(2), _photo(3)])
-    medians = {'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32), 'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
-               'watermark': np.zeros((_SIZE, _SIZE, 3), np.float32), 'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
-               'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32)}
+    medians = {
+        'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32),
+        'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
+        'watermark': np.zeros((_SIZE, _SIZE, 3), np.float32),
+        'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
+        'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32),
+    }
     medians['mask'][4:8] = 0.4  # A black watermark: W M = 0 everywhere, but it darkens C_k by 0.4 C_k there.
     medians['clean1'][...] = 0.5  # |M (W - C_1)| = 0.2 in rows 4-7.
     official = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1)
     np.testing.assert_array_equal(official['clean1'], images[0])  # Nothing removed.
     for keep_from in ('effect', 'both'):
-      out = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1, keep_from=keep_from,
-                                     effect_threshold=0.15)
+      out = watermark_layers.compose(
+          self._inputs(None, images), medians, threshold=0.1, keep_from=keep_from, effect_threshold=0.15
+      )
       for k, fill in ((1, 0.5), (2, 1.0)):
         self.assertTrue(np.all(out[f'clean{k}'][4:8] == fill))
         np.testing.assert_array_equal(out[f'clean{k}'][:4], images[k - 1][:4])
         np.testing.assert_array_equal(out[f'clean{k}'][8:], images[k - 1][8:])
-    out = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1, keep_from='effect',
-                                   effect_threshold=0.25)  # Above |M (W - C_1)| = 0.2: C_1 is kept, C_2 not (0.4).
+    out = watermark_layers.compose(
+        self._inputs(None, images), medians, threshold=0.1, keep_from='effect', effect_threshold=0.25
+    )  # Above |M (W - C_1)| = 0.2: C_1 is kept, C_2 not (0.4).
     np.testing.assert_array_equal(out['clean1'], images[0])
     self.assertTrue(np.all(out['clean2'][4:8] == 1.0))
 
@@ -304,7 +324,7 @@ class BatchedTest(absltest.TestCase):
       p[watermark.NOISE] = {}
       s[watermark.NOISE] = {'inputs': problem.inputs[watermark.NOISE]}
       loss, (_, run_out, _) = problem.stages[-1].loss_fn(p, s, last, jax.random.key(1))
-      np.testing.assert_allclose(run_out["mask"], out["mask"][r], atol=1e-4)  # Grouped vs plain convs.
+      np.testing.assert_allclose(run_out['mask'], out['mask'][r], atol=1e-4)  # Grouped vs plain convs.
       singles.append(float(loss))
     self.assertNotAlmostEqual(singles[0], singles[1], places=4)  # Different noise and weights.
     np.testing.assert_allclose(float(total), sum(singles), rtol=1e-5)
@@ -357,8 +377,9 @@ def _watermark_case(seed: int, opacity: float = 0.5, colour=1.0, photo_contrast:
   coverage, box = _watermark()
   a = opacity * coverage[..., None]
   image = (1 - a) * clean + a * colour
-  inputs = watermark_io.Inputs(paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box,
-                            truths=None, box=None)
+  inputs = watermark_io.Inputs(
+      paths=['x'], full=image[None], working=image[None], hint=box, hint_working=box, truths=None, box=None
+  )
   return clean, a, box, image, inputs
 
 
@@ -395,8 +416,12 @@ class ColourAndDeblendTest(absltest.TestCase):
 
   def test_compose_deblends_inside_the_box_only(self):
     clean, a, box, image, inputs = _watermark_case(7)
-    medians = {'clean': np.zeros_like(clean), 'watermark': np.ones_like(clean), 'mask': a,
-               'masked_watermark': a * np.ones_like(clean)}
+    medians = {
+        'clean': np.zeros_like(clean),
+        'watermark': np.ones_like(clean),
+        'mask': a,
+        'masked_watermark': a * np.ones_like(clean),
+    }
     for clean_from in ('generator', 'deblend'):
       out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from=clean_from)
       inside = box > 0.5
@@ -422,8 +447,12 @@ class ColourAndDeblendTest(absltest.TestCase):
   def test_compose_fit_deblends_against_the_clean_generator(self):
     clean, a, box, _, inputs = _watermark_case(9, photo_contrast=0.3)  # See SelfCheckTest.test_a_true_blend_passes.
     inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box  # The strokes found in the box.
-    medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
-               'masked_watermark': np.zeros_like(clean)}
+    medians = {
+        'clean': clean,
+        'watermark': np.zeros_like(clean),
+        'mask': np.zeros_like(a),
+        'masked_watermark': np.zeros_like(clean),
+    }
     info = {}
     out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit', info=info)
     np.testing.assert_allclose(out['clean'], clean, atol=1e-4)
@@ -433,7 +462,6 @@ class ColourAndDeblendTest(absltest.TestCase):
     self.assertEqual(info['self_check']['reasons'], [])
     np.testing.assert_allclose(out['mask'], a, atol=1e-4)  # The fit's opacity, not step 2's M.
     np.testing.assert_allclose(out['watermark'], a * np.ones(3), atol=1e-4)
-
 
   def test_fit_blend_tv_recovers_opacity_colour_and_coverage_without_a_clean_guess(self):
     for colour in (1.0, 0.0, _YELLOW):
@@ -451,8 +479,12 @@ class ColourAndDeblendTest(absltest.TestCase):
   def test_compose_fit_tv_changes_only_the_strokes_and_their_edges(self):
     clean, a, box, image, inputs = _watermark_case(9, photo_contrast=0.3)
     inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box
-    medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
-               'masked_watermark': np.zeros_like(clean)}
+    medians = {
+        'clean': clean,
+        'watermark': np.zeros_like(clean),
+        'mask': np.zeros_like(a),
+        'masked_watermark': np.zeros_like(clean),
+    }
     info = {}
     out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit_tv', info=info)
     self.assertTrue(info['self_check']['passed'], info['self_check'])
@@ -466,16 +498,17 @@ class ColourAndDeblendTest(absltest.TestCase):
 class SelfCheckTest(parameterized.TestCase):
   """`watermark_layers.self_check`: a fitted de-blending is trusted only when it looks like a watermark's."""
 
-  def _check(self, seed=10, *, opacity=0.5, colour=1.0, contrast=3.0, clean_guess=None, strokes=None,
-             photo_contrast=1.0):
+  def _check(
+      self, seed=10, *, opacity=0.5, colour=1.0, contrast=3.0, clean_guess=None, strokes=None, photo_contrast=1.0
+  ):
     clean, a, box, image, _ = _watermark_case(seed, opacity, colour, photo_contrast)
     strokes = (a[..., 0] > 0).astype(np.float32) if strokes is None else strokes
     guess = clean if clean_guess is None else clean_guess
     fit_opacity, fit_colour = blending.fit_blend(image, guess, strokes, max_opacity=0.9)
-    result = blending.deblend_fitted(image, guess, strokes, opacity=fit_opacity, colour=fit_colour,
-                                     max_opacity=0.9)
-    return watermark_layers.self_check(image, result, guess, strokes, box, opacity=fit_opacity,
-                                       colour=fit_colour, stroke_contrast=contrast)
+    result = blending.deblend_fitted(image, guess, strokes, opacity=fit_opacity, colour=fit_colour, max_opacity=0.9)
+    return watermark_layers.self_check(
+        image, result, guess, strokes, box, opacity=fit_opacity, colour=fit_colour, stroke_contrast=contrast
+    )
 
   def test_a_true_blend_passes(self):
     # On a photo of low contrast: where the box is a little darker than its surroundings under a mark
@@ -506,8 +539,12 @@ class SelfCheckTest(parameterized.TestCase):
     clean, a, box, image, inputs = _watermark_case(12)
     inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box
     inputs.stroke_contrast = 1.0  # As over a textured photo: nothing stands out of it.
-    medians = {'clean': clean, 'watermark': np.zeros_like(clean), 'mask': np.zeros_like(a),
-               'masked_watermark': np.zeros_like(clean)}
+    medians = {
+        'clean': clean,
+        'watermark': np.zeros_like(clean),
+        'mask': np.zeros_like(a),
+        'masked_watermark': np.zeros_like(clean),
+    }
     info = {}
     out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit', info=info)
     self.assertFalse(info['self_check']['passed'])
@@ -545,9 +582,16 @@ class SelfCheckTest(parameterized.TestCase):
 
   def test_config_checks(self):
     config, _ = _hint_config(_tempdir(self))
-    for field, value in (('watermark_model', 'text'), ('clean_from', 'inpaint'), ('max_opacity', 1.0),
-                         ('exclusion_weight', -1.0), ('stroke_polarity', 'white'), ('stroke_width', 4),
-                         ('keep_from', 'colour'), ('effect_threshold', 2.0)):
+    for field, value in (
+        ('watermark_model', 'text'),
+        ('clean_from', 'inpaint'),
+        ('max_opacity', 1.0),
+        ('exclusion_weight', -1.0),
+        ('stroke_polarity', 'white'),
+        ('stroke_width', 4),
+        ('keep_from', 'colour'),
+        ('effect_threshold', 2.0),
+    ):
       bad = config.copy_and_resolve_references()
       bad.watermark[field] = value
       with self.assertRaisesRegex(config_check.ConfigError, f'watermark.{field}'):
@@ -638,8 +682,10 @@ class EndToEndTest(absltest.TestCase):
     self.assertStartsWith(metrics['stroke_polarity'], 'light (')  # The test's watermark is white.
     self.assertBetween(metrics['fit_opacity'], 0.05, 0.9)
     check = metrics['self_check']
-    self.assertEqual(set(check), {'passed', 'reasons', 'fallback', 'stroke_contrast', 'opacity_consistency',
-                                  'input_gap', 'result_gap'})
+    self.assertEqual(
+        set(check),
+        {'passed', 'reasons', 'fallback', 'stroke_contrast', 'opacity_consistency', 'input_gap', 'result_gap'},
+    )
     self.assertEqual(check['fallback'], 'none' if check['passed'] else 'input')
     self.assertEqual(bool(check['reasons']), not check['passed'])
     self.assertTrue(os.path.exists(os.path.join(workdir, 'clean_fit.png')))
@@ -650,8 +696,15 @@ class EndToEndTest(absltest.TestCase):
     clean = image_io.load_image(os.path.join(workdir, 'clean.png'))
     full = image_io.load_image(config.image)
     np.testing.assert_array_equal(clean[~hint], full[~hint])  # Only the strokes change.
-    self.assertEqual(metrics['box'], [metrics_lib.bounding_box(box)[0].start, metrics_lib.bounding_box(box)[1].start,
-                                      metrics_lib.bounding_box(box)[0].stop, metrics_lib.bounding_box(box)[1].stop])
+    self.assertEqual(
+        metrics['box'],
+        [
+            metrics_lib.bounding_box(box)[0].start,
+            metrics_lib.bounding_box(box)[1].start,
+            metrics_lib.bounding_box(box)[0].stop,
+            metrics_lib.bounding_box(box)[1].stop,
+        ],
+    )
 
   def test_many_mode_writes_everything(self):
     config, workdir = _many_config(_tempdir(self))
@@ -667,10 +720,21 @@ class EndToEndTest(absltest.TestCase):
     config, _ = _hint_config(folder)
     empty = _write(folder, {'empty': np.zeros((_SIZE, _SIZE))})['empty']
     result = subprocess.run(
-        [sys.executable, 'main.py', '--config=configs/watermark.py', f'--config.image={config.image}',
-         f'--config.watermark.hint={empty}', f'--workdir={os.path.join(folder, "cli")}'],
-        cwd=_REPO, env=dict(os.environ, PYTHONPATH=_REPO), capture_output=True, text=True, timeout=120,
-        check=False)
+        [
+            sys.executable,
+            'main.py',
+            '--config=configs/watermark.py',
+            f'--config.image={config.image}',
+            f'--config.watermark.hint={empty}',
+            f'--workdir={os.path.join(folder, "cli")}',
+        ],
+        cwd=_REPO,
+        env=dict(os.environ, PYTHONPATH=_REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     self.assertEqual(result.returncode, 2, result.stderr)
     errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
     self.assertLen(errors, 1)

@@ -129,8 +129,9 @@ def recover(hazy: np.ndarray, transmission: np.ndarray, airlight: np.ndarray) ->
   return np.clip((hazy - (1.0 - t) * airlight) / t, 0.0, 1.0).astype(np.float32)
 
 
-def refine_transmission(transmission: np.ndarray, guide: np.ndarray, *, radius: int, eps: float,
-                        t_min: float, opencv_compat: bool = True) -> np.ndarray:
+def refine_transmission(
+    transmission: np.ndarray, guide: np.ndarray, *, radius: int, eps: float, t_min: float, opencv_compat: bool = True
+) -> np.ndarray:
   """Guided-filter refinement of a transmission map, then clipping to [t_min, 1].
 
   Args:
@@ -145,13 +146,25 @@ def refine_transmission(transmission: np.ndarray, guide: np.ndarray, *, radius: 
     (H, W) float32 in [t_min, 1].
   """
   if radius > 0:
-    transmission = filters.guided_filter(np.asarray(guide, np.float32), np.asarray(transmission, np.float32),
-                                         radius=radius, eps=eps, opencv_compat=opencv_compat)
+    transmission = filters.guided_filter(
+        np.asarray(guide, np.float32),
+        np.asarray(transmission, np.float32),
+        radius=radius,
+        eps=eps,
+        opencv_compat=opencv_compat,
+    )
   return np.clip(transmission, t_min, 1.0).astype(np.float32)
 
 
-def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight0: np.ndarray, key: jax.Array, *,
-                  learned_airlight: bool, transmission0: np.ndarray | None = None) -> engine.Problem:
+def build_problem(
+    config: ml_collections.ConfigDict,
+    image: np.ndarray,
+    airlight0: np.ndarray,
+    key: jax.Array,
+    *,
+    learned_airlight: bool,
+    transmission0: np.ndarray | None = None,
+) -> engine.Problem:
   """The dehazing problem of one pass.
 
   Args:
@@ -180,8 +193,10 @@ def build_problem(config: ml_collections.ConfigDict, image: np.ndarray, airlight
       'transmission': models.generator_from_config(config.generator, out_channels=1),
   }
   canvas = models.canvas_shape(height, width, generators['clean'].num_scales)
-  inputs = {name: models.noise_from_config(config.generator, jax.random.fold_in(key, i), canvas)
-            for i, name in enumerate(generators)}
+  inputs = {
+      name: models.noise_from_config(config.generator, jax.random.fold_in(key, i), canvas)
+      for i, name in enumerate(generators)
+  }
   if learned_airlight:
     generators['airlight'] = models.generator_from_config(config.generator, out_channels=3)
     inputs['airlight'] = models.make_noise(key, canvas, config.generator.input_depth, method='meshgrid')
@@ -236,9 +251,16 @@ class PassResult:
   metrics: dict[str, Any]
 
 
-def finalize_pass(result: engine.Result, hazy: np.ndarray, airlight: np.ndarray, *, radius: int,
-                  dz: ml_collections.ConfigDict, facts: dict[str, Any],
-                  prior: tuple[np.ndarray, np.ndarray] | None = None) -> PassResult:
+def finalize_pass(
+    result: engine.Result,
+    hazy: np.ndarray,
+    airlight: np.ndarray,
+    *,
+    radius: int,
+    dz: ml_collections.ConfigDict,
+    facts: dict[str, Any],
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+) -> PassResult:
   """Brings a pass's best outputs to full size and recovers J (see module docstring).
 
   Args:
@@ -263,8 +285,9 @@ def finalize_pass(result: engine.Result, hazy: np.ndarray, airlight: np.ndarray,
     correction = image_io.resize_image(best['transmission'][..., 0] - work_prior, shape)
     t = np.clip(full_prior + correction, dz.t_min, 1.0).astype(np.float32)
   else:
-    t = refine_transmission(t_raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min,
-                            opencv_compat=dz.guided_opencv)
+    t = refine_transmission(
+        t_raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min, opencv_compat=dz.guided_opencv
+    )
   metrics = {
       **facts,
       'airlight': np.asarray(airlight, np.float32).reshape(-1, 3).mean(axis=0).tolist(),
@@ -312,24 +335,39 @@ def validate(config: ml_collections.ConfigDict) -> None:
   dz = config.dehaze
   require = config_check.require
   require(dz.passes >= 1, 'dehaze.passes', 'must be at least 1', dz.passes)
-  require(dz.airlight in AIRLIGHT_MODES, 'dehaze.airlight', f'unknown mode (one of {list(AIRLIGHT_MODES)})',
-          dz.airlight)
+  require(
+      dz.airlight in AIRLIGHT_MODES, 'dehaze.airlight', f'unknown mode (one of {list(AIRLIGHT_MODES)})', dz.airlight
+  )
   if dz.airlight == 'given':
     value = dz.airlight_rgb
     ok = value is not None and len(value) == 3 and all(0 < float(v) <= 1 for v in value)
     require(ok, 'dehaze.airlight_rgb', "'given' needs three values in (0, 1]", value)
-  require(dz.dcp_patch >= 1 and dz.dcp_patch % 2 == 1, 'dehaze.dcp_patch', 'must be an odd size >= 1',
-          dz.dcp_patch)
+  require(dz.dcp_patch >= 1 and dz.dcp_patch % 2 == 1, 'dehaze.dcp_patch', 'must be an odd size >= 1', dz.dcp_patch)
   require(0 < dz.dcp_top_fraction <= 1, 'dehaze.dcp_top_fraction', 'must be in (0, 1]', dz.dcp_top_fraction)
-  for field in ('sigma', 'transmission_std_weight', 'airlight_std_weight', 'airlight_tie_steps', 'guided_radius',
-                'transmission_prior_weight'):
+  for field in (
+      'sigma',
+      'transmission_std_weight',
+      'airlight_std_weight',
+      'airlight_tie_steps',
+      'guided_radius',
+      'transmission_prior_weight',
+  ):
     require(dz[field] >= 0, f'dehaze.{field}', 'must be >= 0', dz[field])
-  require(dz.transmission_prior in TRANSMISSION_PRIORS, 'dehaze.transmission_prior',
-          f'unknown prior (one of {list(TRANSMISSION_PRIORS)})', dz.transmission_prior)
-  require(0 <= dz.transmission_prior_until <= 1, 'dehaze.transmission_prior_until', 'must be in [0, 1]',
-          dz.transmission_prior_until)
-  require(0 <= dz.transmission_residual <= 1, 'dehaze.transmission_residual', 'must be in [0, 1]',
-          dz.transmission_residual)
+  require(
+      dz.transmission_prior in TRANSMISSION_PRIORS,
+      'dehaze.transmission_prior',
+      f'unknown prior (one of {list(TRANSMISSION_PRIORS)})',
+      dz.transmission_prior,
+  )
+  require(
+      0 <= dz.transmission_prior_until <= 1,
+      'dehaze.transmission_prior_until',
+      'must be in [0, 1]',
+      dz.transmission_prior_until,
+  )
+  require(
+      0 <= dz.transmission_residual <= 1, 'dehaze.transmission_residual', 'must be in [0, 1]', dz.transmission_residual
+  )
   require(0 < dz.dcp_omega <= 1, 'dehaze.dcp_omega', 'must be in (0, 1]', dz.dcp_omega)
   require(dz.guided_eps > 0, 'dehaze.guided_eps', 'must be positive', dz.guided_eps)
   require(0 < dz.t_min < 1, 'dehaze.t_min', 'must be in (0, 1)', dz.t_min)
@@ -357,8 +395,10 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
   # Read before the optimisation: a bad path must not cost (and lose) a whole run.
   truth = image_io.load_image(config.dehaze.gt_clean) if config.dehaze.gt_clean else None
   if truth is not None and truth.shape[:2] != full.shape[:2]:
-    raise image_io.InputError(f'{config.dehaze.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
-                              f'expected {full.shape[1]}x{full.shape[0]} like {name}')
+    raise image_io.InputError(
+        f'{config.dehaze.gt_clean!r} is {truth.shape[1]}x{truth.shape[0]}, '
+        f'expected {full.shape[1]}x{full.shape[0]} like {name}'
+    )
   return Inputs(image=full, gt_clean=truth, name=name)
 
 
@@ -371,8 +411,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose)
 
 
-def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
-              checkpoints: str | None = None) -> outputs.Decomposition:
+def decompose(
+    config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None
+) -> outputs.Decomposition:
   """Dehazes `inputs.image` in `dehaze.passes` passes, in memory.
 
   One optimisation per pass (`resume.solve_parts`; with a checkpoint each in
@@ -409,10 +450,19 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     images = {'dehazed': dehazed, 'transmission': transmission, 'airlight': airlight_image(airlight)}
     if len(passes) > 1:
       for k, p in enumerate(passes, start=1):
-        images.update({f'pass{k}_dehazed': p.dehazed, f'pass{k}_transmission': p.transmission,
-                       f'pass{k}_airlight': airlight_image(p.airlight)})
-    panels = [('hazy', full), ('dehazed', dehazed), ('transmission', transmission),
-              ('airlight', image_io.resize_image(airlight_image(airlight), shape))]
+        images.update(
+            {
+                f'pass{k}_dehazed': p.dehazed,
+                f'pass{k}_transmission': p.transmission,
+                f'pass{k}_airlight': airlight_image(p.airlight),
+            }
+        )
+    panels = [
+        ('hazy', full),
+        ('dehazed', dehazed),
+        ('transmission', transmission),
+        ('airlight', image_io.resize_image(airlight_image(airlight), shape)),
+    ]
     if truth is not None:
       metrics.update(metrics_lib.image_scores(dehazed, truth))
       metrics.update({f'hazy_{k}': v for k, v in metrics_lib.image_scores(full, truth).items()})
@@ -433,36 +483,59 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
       if dz.airlight == 'quadtree':
         airlight0 = haze_priors.quadtree_airlight(source)
       else:
-        airlight0 = np.asarray(estimate_airlight(jnp.asarray(source), patch=dz.dcp_patch,
-                                                 top_fraction=dz.dcp_top_fraction))
+        airlight0 = np.asarray(
+            estimate_airlight(jnp.asarray(source), patch=dz.dcp_patch, top_fraction=dz.dcp_top_fraction)
+        )
       learned, mode = dz.airlight == 'learned', dz.airlight
     else:  # Tied to the previous pass's airlight.
       previous = passes[-1].airlight
       airlight0 = image_io.resize_image(previous, work) if previous.ndim == 3 else previous
       learned, mode = True, 'learned'
-    facts = {'pass': index + 1, 'airlight_mode': mode,
-             'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist()}
+    facts = {
+        'pass': index + 1,
+        'airlight_mode': mode,
+        'airlight_init': np.asarray(airlight0).reshape(-1, 3).mean(axis=0).tolist(),
+    }
     transmission0 = prior = None
     if dz.transmission_prior == 'dark_channel' and dz.prior_full_size and np.ndim(airlight0) == 1:
       # He et al.'s estimate where its patch was meant to work, refined by the guided filter, then shrunk.
-      raw = np.asarray(dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=dz.dcp_patch,
-                                                 omega=dz.dcp_omega))
-      refined = refine_transmission(raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min,
-                                    opencv_compat=dz.guided_opencv)
+      raw = np.asarray(
+          dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega)
+      )
+      refined = refine_transmission(
+          raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min, opencv_compat=dz.guided_opencv
+      )
       transmission0 = image_io.resize_image(refined, work)
       if dz.transmission_residual > 0:
         prior = (refined, transmission0)
     elif dz.transmission_prior == 'dark_channel':
-      transmission0 = np.asarray(dark_channel_transmission(
-          jnp.asarray(working), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega))
+      transmission0 = np.asarray(
+          dark_channel_transmission(
+              jnp.asarray(working), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega
+          )
+      )
     pending[index] = (hazy, airlight0, facts, prior)
-    return build_problem(config, working, airlight0, jax.random.fold_in(noise_key, index), learned_airlight=learned,
-                         transmission0=transmission0)
+    return build_problem(
+        config,
+        working,
+        airlight0,
+        jax.random.fold_in(noise_key, index),
+        learned_airlight=learned,
+        transmission0=transmission0,
+    )
 
   def keep(index: int, result: engine.Result) -> None:
     hazy, airlight0, facts, prior = pending.pop(index)
     passes.append(finalize_pass(result, hazy, airlight0, radius=radius, dz=dz, facts=facts, prior=prior))
 
   pending: dict[int, tuple[np.ndarray, np.ndarray, dict[str, Any], Any]] = {}
-  return resume.solve_parts(config, num_parts=dz.passes, part_name='pass', key=train_key, problem=problem, keep=keep,
-                            finish=finish, checkpoints=checkpoints)
+  return resume.solve_parts(
+      config,
+      num_parts=dz.passes,
+      part_name='pass',
+      key=train_key,
+      problem=problem,
+      keep=keep,
+      finish=finish,
+      checkpoints=checkpoints,
+  )

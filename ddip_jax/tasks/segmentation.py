@@ -59,11 +59,16 @@ def build_problem(
   noise_mask = models.noise_from_config(config.generator, jax.random.fold_in(key, 1), canvas)
   generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
   inputs = {'fg': noise_layers, 'bg': noise_layers, 'mask': noise_mask}
-  layers = fgbg.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
-                            height=height, width=width)
+  layers = fgbg.perturbed_layers(
+      generators, inputs, sigma_step=config.segmentation.sigma_step, height=height, width=width
+  )
   stages = fgbg.decomposition_stages(
-      config, image=jnp.asarray(image)[None], fg_hint=jnp.asarray(fg_hint, jnp.float32)[None, ..., None],
-      bg_hint=jnp.asarray(bg_hint, jnp.float32)[None, ..., None], layers=layers)
+      config,
+      image=jnp.asarray(image)[None],
+      fg_hint=jnp.asarray(fg_hint, jnp.float32)[None, ..., None],
+      bg_hint=jnp.asarray(bg_hint, jnp.float32)[None, ..., None],
+      layers=layers,
+  )
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
@@ -72,8 +77,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
   fgbg.validate(config)
 
 
-def grown_hints(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray, seg: ml_collections.ConfigDict, *,
-                user_fg: bool, user_bg: bool, start: np.ndarray | None = None):
+def grown_hints(
+    image: np.ndarray,
+    fg_hint: np.ndarray,
+    bg_hint: np.ndarray,
+    seg: ml_collections.ConfigDict,
+    *,
+    user_fg: bool,
+    user_bg: bool,
+    start: np.ndarray | None = None,
+):
   """The hints the decomposition fits, grown from the resolved ones (`grow.dense_hints`), and those the final mask
   must respect.
 
@@ -100,8 +113,9 @@ def grown_hints(image: np.ndarray, fg_hint: np.ndarray, bg_hint: np.ndarray, seg
   allowed = None
   if not user_fg and seg.auto_hints in ('object', 'saliency'):  # Automatic seeds: see grow.dense_hints.
     allowed = np.maximum(hints_lib.saliency_hints(image, bg_hint if user_bg else None)[1], bg_hint)
-  fg_hint, bg_hint, mask = grow.dense_hints(image, fg_hint, bg_hint, margin=seg.grow_margin, method=method,
-                                            bg_allowed=allowed, start=start)
+  fg_hint, bg_hint, mask = grow.dense_hints(
+      image, fg_hint, bg_hint, margin=seg.grow_margin, method=method, bg_allowed=allowed, start=start
+  )
   if user_fg:
     enforced = (fg_hint, bg_hint)
   info = {'method': method, 'fg_fraction': float(fg_hint.mean()), 'bg_fraction': float(bg_hint.mean())}
@@ -161,14 +175,21 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
   gt = arrays.get('gt_mask')
   if gt is None and config.gt_mask:
     gt = image_io.load_mask(config.gt_mask, shape=image.shape[:2])
-  hints = {name: arrays[name] if name in arrays else image_io.load_mask(config[name], shape=None, keep_thin=True)
-           for name in ('fg_hint', 'bg_hint') if name in arrays or config[name]}
-  names = {field: f'the {field} array' if field in arrays else (repr(config.image) if field == 'image' else config[field])
-           for field in ('image', *hints)}
+  hints = {
+      name: arrays[name] if name in arrays else image_io.load_mask(config[name], shape=None, keep_thin=True)
+      for name in ('fg_hint', 'bg_hint')
+      if name in arrays or config[name]
+  }
+  names = {
+      field: f'the {field} array' if field in arrays else (repr(config.image) if field == 'image' else config[field])
+      for field in ('image', *hints)
+  }
   return Inputs(image=image, gt_mask=gt, names=names, **hints)
 
 
-def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None) -> outputs.Decomposition:
+def decompose(
+    config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None
+) -> outputs.Decomposition:
   """Segments `inputs.image`, in memory (`resume.solve`; with checkpoints in `checkpoints` when a workdir is given).
 
   Raises:
@@ -177,14 +198,22 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints:
   """
   seg = config.segmentation
   full = inputs.image
-  image, _ = image_io.working_image(full, config.max_side, path=inputs.names.get('image', 'the image'),
-                                    min_side=2 ** len(config.generator.channels_down))
+  image, _ = image_io.working_image(
+      full,
+      config.max_side,
+      path=inputs.names.get('image', 'the image'),
+      min_side=2 ** len(config.generator.channels_down),
+  )
   t0 = time.perf_counter()
-  given = {name: (hint, inputs.names.get(name, f'the {name} array'))
-           for name, hint in (('fg_hint', inputs.fg_hint), ('bg_hint', inputs.bg_hint)) if hint is not None}
+  given = {
+      name: (hint, inputs.names.get(name, f'the {name} array'))
+      for name, hint in (('fg_hint', inputs.fg_hint), ('bg_hint', inputs.bg_hint))
+      if hint is not None
+  }
   fg_hint, bg_hint, hint_info = hints_lib.given_hints(image, given, method=seg.auto_hints)
-  fg_hint, bg_hint, enforced, grown = grown_hints(image, fg_hint, bg_hint, seg, user_fg='fg_hint' in given,
-                                                  user_bg='bg_hint' in given)[:4]
+  fg_hint, bg_hint, enforced, grown = grown_hints(
+      image, fg_hint, bg_hint, seg, user_fg='fg_hint' in given, user_bg='bg_hint' in given
+  )[:4]
   if grown:
     hint_info['grown'] = grown
   hint_seconds = time.perf_counter() - t0
@@ -210,8 +239,13 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints:
       metrics.update(metrics_lib.mask_scores(images, inputs.gt_mask))
     del images['mask_whole']
     images['bg_hint'] = image_io.resize_image(bg_hint, full.shape[:2])
-    panels = [('input', full), ('fg', images['fg']), ('bg', images['bg']), ('mask', images['mask']),
-              ('cut-out', images['cutout'])]
+    panels = [
+        ('input', full),
+        ('fg', images['fg']),
+        ('bg', images['bg']),
+        ('mask', images['mask']),
+        ('cut-out', images['cutout']),
+    ]
     return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
   return resume.solve(problem, config, key=train_key, finish=finish, checkpoints=checkpoints)

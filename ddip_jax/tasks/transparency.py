@@ -76,7 +76,7 @@ ADDITIVE_LAYER_SCALE = 2.0
 def centre_pixel(x: jax.Array) -> jax.Array:
   """x[:, H // 2, W // 2, :] of an NHWC map, kept as (N, 1, 1, C)."""
   h, w = x.shape[1] // 2, x.shape[2] // 2
-  return x[:, h:h + 1, w:w + 1, :]
+  return x[:, h : h + 1, w : w + 1, :]
 
 
 class AlphaScalar(nn.Module):
@@ -90,8 +90,9 @@ class AlphaScalar(nn.Module):
     return jnp.reshape(unmixing.alpha_from_unit(jax.nn.sigmoid(logit)), (1, 1, 1, 1))
 
 
-def reconstruction_exclusion(r: jax.Array, t: jax.Array, alphas: list[jax.Array], images: jax.Array,
-                             exclusion_weight: float) -> tuple[jax.Array, list[jax.Array]]:
+def reconstruction_exclusion(
+    r: jax.Array, t: jax.Array, alphas: list[jax.Array], images: jax.Array, exclusion_weight: float
+) -> tuple[jax.Array, list[jax.Array]]:
   """The two-mixture loss without the alpha prior, and the recompositions.
 
   Args:
@@ -136,8 +137,9 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
     canvas = (max(canvas),) * 2
   generators = {name: layer_gen for name in LAYERS}
   if two:
-    alpha_gen = AlphaScalar() if tr.alpha == 'scalar' else models.generator_from_config(config.generator,
-                                                                                         out_channels=1)
+    alpha_gen = (
+        AlphaScalar() if tr.alpha == 'scalar' else models.generator_from_config(config.generator, out_channels=1)
+    )
     generators.update({name: alpha_gen for name in ALPHAS})
   inputs = {}
   for i, name in enumerate(sorted(generators)):
@@ -174,8 +176,9 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
 
   def two_mixtures_loss(params, batch_stats, step, key):
     out, stats = generate(params, batch_stats, step, key)
-    loss, recons = reconstruction_exclusion(out['reflection'], out['transmission'], [out[a] for a in ALPHAS],
-                                            images, tr.exclusion_weight)
+    loss, recons = reconstruction_exclusion(
+        out['reflection'], out['transmission'], [out[a] for a in ALPHAS], images, tr.exclusion_weight
+    )
     prior = sum(losses.mse(out[a], jnp.full_like(out[a], 0.5)) for a in ALPHAS)
     loss += jnp.where(step < tr.alpha_prior_steps, tr.alpha_prior_weight * prior, 0.0)
     return loss, (stats, out, losses.psnr(recons[0], images[0]))
@@ -188,8 +191,13 @@ def build_problem(config: ml_collections.ConfigDict, mixtures: np.ndarray, key: 
     return loss, (stats, out, losses.psnr(recon, images[0]))
 
   early_stop = config.early_stop_psnr if config.early_stop_psnr > 0 else None
-  stage = engine.Stage('separate', num_steps, two_mixtures_loss if two else additive_loss,
-                       config.learning_rate, early_stop_psnr=early_stop)
+  stage = engine.Stage(
+      'separate',
+      num_steps,
+      two_mixtures_loss if two else additive_loss,
+      config.learning_rate,
+      early_stop_psnr=early_stop,
+  )
   return engine.Problem(generators=generators, inputs=inputs, stages=[stage])
 
 
@@ -200,10 +208,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(tr.mixture in MIXTURES, 'transparency.mixture', f'unknown mixture (one of {list(MIXTURES)})', tr.mixture)
   if tr.mixture == 'two_mixtures':
     require(bool(tr.image2), 'transparency.image2', 'two_mixtures needs a second mixture image', tr.image2)
-  require(tr.alpha in ALPHA_MODES, 'transparency.alpha', f'unknown alpha model (one of {list(ALPHA_MODES)})',
-          tr.alpha)
-  require(bool(tr.gt_layer1) == bool(tr.gt_layer2), 'transparency.gt_layer2',
-          'give both ground-truth layers or neither', (tr.gt_layer1, tr.gt_layer2))
+  require(tr.alpha in ALPHA_MODES, 'transparency.alpha', f'unknown alpha model (one of {list(ALPHA_MODES)})', tr.alpha)
+  require(
+      bool(tr.gt_layer1) == bool(tr.gt_layer2),
+      'transparency.gt_layer2',
+      'give both ground-truth layers or neither',
+      (tr.gt_layer1, tr.gt_layer2),
+  )
   for field in ('exclusion_weight', 'alpha_prior_weight', 'alpha_prior_steps', 'sigma_step'):
     require(tr[field] >= 0, f'transparency.{field}', 'must be >= 0', tr[field])
   require(tr.unmix in UNMIX_MODES, 'transparency.unmix', f'unknown unmixing (one of {list(UNMIX_MODES)})', tr.unmix)
@@ -212,18 +223,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
   elif tr.unmix == 'varying':
     require(tr.mixture == 'two_mixtures', 'transparency.unmix', "'varying' unmixes two mixtures", tr.unmix)
   elif tr.unmix != 'none':
-    require(tr.mixture == 'two_mixtures' and tr.alpha != 'map', 'transparency.unmix',
-            'unmixing needs two mixtures and scalar alphas (alpha generator or scalar)', tr.unmix)
-  require(tr.unmix_select in UNMIX_SELECT, 'transparency.unmix_select', f'one of {list(UNMIX_SELECT)}',
-          tr.unmix_select)
+    require(
+        tr.mixture == 'two_mixtures' and tr.alpha != 'map',
+        'transparency.unmix',
+        'unmixing needs two mixtures and scalar alphas (alpha generator or scalar)',
+        tr.unmix,
+    )
+  require(tr.unmix_select in UNMIX_SELECT, 'transparency.unmix_select', f'one of {list(UNMIX_SELECT)}', tr.unmix_select)
   require(0 < tr.refine_radius <= 0.9, 'transparency.refine_radius', 'must be in (0, 0.9]', tr.refine_radius)
   require(0 < tr.unmix_min_gap < 0.9, 'transparency.unmix_min_gap', 'must be in (0, 0.9)', tr.unmix_min_gap)
 
 
-def finalise_by_unmixing(config: ml_collections.ConfigDict, full: np.ndarray,
-                         layers: tuple[np.ndarray, np.ndarray], alphas: list[np.ndarray],
-                         truths: list[np.ndarray] | None
-                         ) -> tuple[tuple[np.ndarray, np.ndarray], list[np.ndarray], dict[str, Any], str]:
+def finalise_by_unmixing(
+    config: ml_collections.ConfigDict,
+    full: np.ndarray,
+    layers: tuple[np.ndarray, np.ndarray],
+    alphas: list[np.ndarray],
+    truths: list[np.ndarray] | None,
+) -> tuple[tuple[np.ndarray, np.ndarray], list[np.ndarray], dict[str, Any], str]:
   """The generators' layers, or the exact unmixing of the mixtures if it lowers the loss.
 
   Candidates: 'generators' (the optimised layers), 'learned' (`unmix` with the
@@ -255,8 +272,9 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, full: np.ndarray,
   tried = {'learned': learned}
   extra = {}
   if tr.unmix == 'refined':
-    tried['refined'], extra = unmixing.refine_from_both(np.asarray(full), learned, radius=tr.refine_radius,
-                                               min_gap=tr.unmix_min_gap)
+    tried['refined'], extra = unmixing.refine_from_both(
+        np.asarray(full), learned, radius=tr.refine_radius, min_gap=tr.unmix_min_gap
+    )
   candidates = {'generators': (learned, layers)}
   out_of_range = {}
   for name, pair in tried.items():
@@ -267,9 +285,13 @@ def finalise_by_unmixing(config: ml_collections.ConfigDict, full: np.ndarray,
   report = {}
   images = jnp.asarray(full)[:, None]
   for name, (pair, (r, t)) in candidates.items():
-    objective, _ = reconstruction_exclusion(jnp.asarray(r)[None], jnp.asarray(t)[None],
-                                            [jnp.reshape(a, (1, 1, 1, 1)) for a in pair], images,
-                                            tr.exclusion_weight)
+    objective, _ = reconstruction_exclusion(
+        jnp.asarray(r)[None],
+        jnp.asarray(t)[None],
+        [jnp.reshape(a, (1, 1, 1, 1)) for a in pair],
+        images,
+        tr.exclusion_weight,
+    )
     report[name] = {'alphas': [float(a) for a in pair], 'objective': float(objective)}
     if name in out_of_range:
       report[name]['out_of_range'] = out_of_range[name]
@@ -292,7 +314,8 @@ def _same_size(images: list[np.ndarray], names: list[str], shape: tuple[int, int
   for name, img in zip(names, images):
     if img.shape[:2] != shape:
       raise image_io.InputError(
-          f'{name} is {img.shape[1]}x{img.shape[0]}, expected {shape[1]}x{shape[0]} like the first mixture')
+          f'{name} is {img.shape[1]}x{img.shape[0]}, expected {shape[1]}x{shape[0]} like the first mixture'
+      )
   return images
 
 
@@ -321,8 +344,11 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
   full = _same_size([arrays[f] if f in arrays else image_io.load_image(p) for f, p in zip(fields, paths)], names)
   truths = None
   if tr.gt_layer1:
-    truths = _same_size([image_io.load_image(p) for p in (tr.gt_layer1, tr.gt_layer2)],
-                        [repr(tr.gt_layer1), repr(tr.gt_layer2)], full[0].shape[:2])
+    truths = _same_size(
+        [image_io.load_image(p) for p in (tr.gt_layer1, tr.gt_layer2)],
+        [repr(tr.gt_layer1), repr(tr.gt_layer2)],
+        full[0].shape[:2],
+    )
   return Inputs(mixtures=full, truths=truths, name=names[0])
 
 
@@ -335,8 +361,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose)
 
 
-def _score_layers(estimates: tuple[np.ndarray, np.ndarray], truths: list[np.ndarray] | None, metrics: dict[str, Any],
-                  panels: list[tuple[str, np.ndarray]]) -> None:
+def _score_layers(
+    estimates: tuple[np.ndarray, np.ndarray],
+    truths: list[np.ndarray] | None,
+    metrics: dict[str, Any],
+    panels: list[tuple[str, np.ndarray]],
+) -> None:
   """Adds the layers' scores against `truths` to `metrics` and the truths to `panels` (nothing without truths)."""
   if truths is not None:
     scores = metrics_lib.layer_pair_scores(estimates, truths)
@@ -345,9 +375,16 @@ def _score_layers(estimates: tuple[np.ndarray, np.ndarray], truths: list[np.ndar
     panels += [('truth of layer 1', order[0]), ('truth of layer 2', order[1])]
 
 
-def _two_mixture_decomposition(full: list[np.ndarray], layers: tuple[np.ndarray, np.ndarray],
-                               alphas: list[np.ndarray], truths: list[np.ndarray] | None, metrics: dict[str, Any],
-                               run_metrics: dict[str, Any], *, maps: bool) -> outputs.Decomposition:
+def _two_mixture_decomposition(
+    full: list[np.ndarray],
+    layers: tuple[np.ndarray, np.ndarray],
+    alphas: list[np.ndarray],
+    truths: list[np.ndarray] | None,
+    metrics: dict[str, Any],
+    run_metrics: dict[str, Any],
+    *,
+    maps: bool,
+) -> outputs.Decomposition:
   """Two mixtures' result: R, T and both recompositions (the weight maps too if `maps`); `run_metrics` added last."""
   r, t = layers
   recons = [a * r + (1 - a) * t for a in alphas]
@@ -364,8 +401,13 @@ def _two_mixture_decomposition(full: list[np.ndarray], layers: tuple[np.ndarray,
   return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
 
-def _additive_decomposition(image: np.ndarray, layers: tuple[np.ndarray, np.ndarray], truths: list[np.ndarray] | None,
-                            metrics: dict[str, Any], run_metrics: dict[str, Any]) -> outputs.Decomposition:
+def _additive_decomposition(
+    image: np.ndarray,
+    layers: tuple[np.ndarray, np.ndarray],
+    truths: list[np.ndarray] | None,
+    metrics: dict[str, Any],
+    run_metrics: dict[str, Any],
+) -> outputs.Decomposition:
   """One additive mixture's result: R, T, 2R, 2T and R + T, scored against `truths`; `run_metrics` added last."""
   r, t = layers
   recon = r + t
@@ -380,8 +422,9 @@ def _additive_decomposition(image: np.ndarray, layers: tuple[np.ndarray, np.ndar
   return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
 
-def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
-              checkpoints: str | None = None) -> outputs.Decomposition:
+def decompose(
+    config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None
+) -> outputs.Decomposition:
   """Separates the mixture(s) into two layers, in memory (`resume.solve`; checkpoints in `checkpoints` if given)."""
   tr = config.transparency
   two = tr.mixture == 'two_mixtures'
@@ -390,11 +433,18 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   working = np.stack([image_io.working_image(img, config.max_side)[0] for img in full])
   if min(working.shape[1:3]) < 8:
     raise image_io.InputError(f'{inputs.name}: the working image needs sides >= 8 pixels')
-  additive_options = dict(exclusion_weight=tr.exclusion_weight, select=tr.unmix_select,
-                          layer_scale=ADDITIVE_LAYER_SCALE)
+  additive_options = dict(
+      exclusion_weight=tr.exclusion_weight, select=tr.unmix_select, layer_scale=ADDITIVE_LAYER_SCALE
+  )
   start = time.perf_counter()
-  no_generators = {'status': 'ok', 'mixture': tr.mixture, 'image_shape': list(shape), 'working_shape': list(shape),
-                   'best_recon_psnr': None, 'best_step': None}
+  no_generators = {
+      'status': 'ok',
+      'mixture': tr.mixture,
+      'image_shape': list(shape),
+      'working_shape': list(shape),
+      'best_recon_psnr': None,
+      'best_step': None,
+  }
   if two and tr.unmix == 'varying':  # No generators: the unmixing or its smooth-weight refinement.
     (r, t), weights, report, name = unmixing.varying_unmix(np.stack(full), min_gap=tr.unmix_min_gap, truths=truths)
     metrics = dict(no_generators, finalise=report, layers_from=name, generators='not run (unmix=varying)', steps=0)
@@ -402,16 +452,25 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
       metrics.update({f'{n}_mean': float(a.mean()) for n, a in zip(ALPHAS, weights)})
     else:
       metrics.update({n: float(a.item()) for n, a in zip(ALPHAS, weights)})
-    return _two_mixture_decomposition(full, (r, t), list(weights), truths, metrics,
-                                      {'seconds': round(time.perf_counter() - start, 3)}, maps=name == 'smooth_alphas')
+    return _two_mixture_decomposition(
+        full,
+        (r, t),
+        list(weights),
+        truths,
+        metrics,
+        {'seconds': round(time.perf_counter() - start, 3)},
+        maps=name == 'smooth_alphas',
+    )
   if not two and tr.unmix == 'colour' and tr.unmix_select == 'fit':
     # Where an unmixing fits, 'fit' discards the generators' layers: do not train them.
     (r, t), report, name = colour_unmixing.finalise_additive(full[0], None, truths, **additive_options)
     if report[name]['model_fits']:
-      metrics = dict(no_generators, finalise=report, layers_from=name,
-                     generators=f'not run: the {name} unmixing fits', steps=0)
-      return _additive_decomposition(full[0], (r, t), truths, metrics,
-                                     {'seconds': round(time.perf_counter() - start, 3)})
+      metrics = dict(
+          no_generators, finalise=report, layers_from=name, generators=f'not run: the {name} unmixing fits', steps=0
+      )
+      return _additive_decomposition(
+          full[0], (r, t), truths, metrics, {'seconds': round(time.perf_counter() - start, 3)}
+      )
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   problem = build_problem(config, working, noise_key)
 
@@ -436,13 +495,14 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
         alphas = [np.reshape(a, (1, 1, 1)) for a in alphas]
         if tr.unmix != 'none':
           (r, t), alphas, metrics['finalise'], metrics['layers_from'] = finalise_by_unmixing(
-              config, np.stack(full), (r, t), alphas, truths)
+              config, np.stack(full), (r, t), alphas, truths
+          )
         metrics.update({n: float(a.item()) for n, a in zip(ALPHAS, alphas)})
-      return _two_mixture_decomposition(full, (r, t), alphas, truths, metrics, result.metrics,
-                                        maps=tr.alpha == 'map')
+      return _two_mixture_decomposition(full, (r, t), alphas, truths, metrics, result.metrics, maps=tr.alpha == 'map')
     if tr.unmix == 'colour':
       (r, t), metrics['finalise'], metrics['layers_from'] = colour_unmixing.finalise_additive(
-          full[0], (r, t), truths, **additive_options)
+          full[0], (r, t), truths, **additive_options
+      )
     return _additive_decomposition(full[0], (r, t), truths, metrics, result.metrics)
 
   return resume.solve(problem, config, key=train_key, finish=finish, checkpoints=checkpoints)

@@ -82,7 +82,9 @@ def windows(num_frames: int, size: int, overlap: int) -> list[tuple[int, int]]:
   return [(s, s + size) for s in starts]
 
 
-def blend_windows(spans: list[tuple[int, int]], layers: list[dict[str, np.ndarray]]) -> dict[int, dict[str, np.ndarray]]:
+def blend_windows(
+    spans: list[tuple[int, int]], layers: list[dict[str, np.ndarray]]
+) -> dict[int, dict[str, np.ndarray]]:
   """Each frame's layers, blended linearly where windows overlap.
 
   A window weighs a frame by its distance to the window's nearer end (frames
@@ -131,8 +133,9 @@ def still_weights(frames: jax.Array, sigma: float) -> jax.Array:
   return colour_match(frames[1:], frames[:-1], sigma)
 
 
-def clip_noise(config: ml_collections.ConfigDict, key: jax.Array, num_frames: int,
-               shape: tuple[int, int]) -> dict[str, jax.Array]:
+def clip_noise(
+    config: ml_collections.ConfigDict, key: jax.Array, num_frames: int, shape: tuple[int, int]
+) -> dict[str, jax.Array]:
   """The generators' inputs for a whole clip (windows take slices of them).
 
   Returns:
@@ -143,8 +146,9 @@ def clip_noise(config: ml_collections.ConfigDict, key: jax.Array, num_frames: in
   canvas = models.canvas_shape(*shape, len(gen.channels_down))
 
   def coherent(k):
-    return models.video_noise_from_config(gen, jax.random.fold_in(key, k), canvas, num_frames=num_frames,
-                                          correlation=vid.noise_correlation)
+    return models.video_noise_from_config(
+        gen, jax.random.fold_in(key, k), canvas, num_frames=num_frames, correlation=vid.noise_correlation
+    )
 
   bg = models.noise_from_config(gen, jax.random.fold_in(key, 2), canvas) if vid.static_background else coherent(2)
   return {'fg': coherent(0), 'bg': bg, 'mask': coherent(1)}
@@ -174,8 +178,9 @@ def build_problem(
   layer_gen = models.generator_from_config(config.generator, out_channels=3)
   mask_gen = models.generator_from_config(config.generator, out_channels=1)
   generators = {'fg': layer_gen, 'bg': layer_gen, 'mask': mask_gen}
-  layers = fgbg.perturbed_layers(generators, inputs, sigma_step=config.segmentation.sigma_step,
-                                         height=height, width=width)
+  layers = fgbg.perturbed_layers(
+      generators, inputs, sigma_step=config.segmentation.sigma_step, height=height, width=width
+  )
 
   def frame_layers(params, batch_stats, step, key, num_steps):
     out, stats = layers(params, batch_stats, step, key, num_steps)
@@ -196,8 +201,13 @@ def build_problem(
     return loss
 
   stages = fgbg.decomposition_stages(
-      config, image=img, fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
-      bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None], layers=frame_layers, extra_loss=extra_loss)
+      config,
+      image=img,
+      fg_hint=jnp.asarray(fg_hint, jnp.float32)[..., None],
+      bg_hint=jnp.asarray(bg_hint, jnp.float32)[..., None],
+      layers=frame_layers,
+      extra_loss=extra_loss,
+  )
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
@@ -212,8 +222,10 @@ def unwarped(layers: dict[str, np.ndarray], full: np.ndarray, transform: np.ndar
   Returns:
     The same names, in the frame's coordinates; 'cutout' cut from `full`.
   """
-  out = {name: align.from_reference(value[None], transform[None], nearest=name.startswith('mask_'))[0]
-         for name, value in layers.items()}
+  out = {
+      name: align.from_reference(value[None], transform[None], nearest=name.startswith('mask_'))[0]
+      for name, value in layers.items()
+  }
   binary = out['mask_binary'][..., None]
   out['cutout'] = full * binary + 0.5 * (1 - binary)
   return out
@@ -262,14 +274,18 @@ def rescaled(transforms: np.ndarray, source: tuple[int, int], target: tuple[int,
   return scale @ transforms @ np.linalg.inv(scale)
 
 
-def clip_hint_options(config: ml_collections.ConfigDict, transforms: np.ndarray,
-                      shape: tuple[int, int]) -> dict[str, Any]:
+def clip_hint_options(
+    config: ml_collections.ConfigDict, transforms: np.ndarray, shape: tuple[int, int]
+) -> dict[str, Any]:
   """The 'motion' hints' options (`hints.motion_hints`) for frames warped by `transforms`."""
   if config.video.auto_hints not in hints_lib.CLIP_METHODS:
     return {}
   valid = None if align.is_static(transforms) else align.coverage(transforms, shape)
-  return {'valid': valid, 'match_lighting': config.video.match_lighting,
-          'estimate_background': background_model(config)}
+  return {
+      'valid': valid,
+      'match_lighting': config.video.match_lighting,
+      'estimate_background': background_model(config),
+  }
 
 
 BACKGROUND_MODELS = ('mode', 'median')
@@ -294,9 +310,12 @@ def motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray, *, high: 
   transforms = camera_motion(config, frames)
   aligned = align.to_reference(frames, transforms)
   options = clip_hint_options(config, transforms, frames.shape[1:3])
-  change = hints_lib.background_change(aligned, valid=options.get('valid'),
-                                       match_lighting=config.video.match_lighting,
-                                       estimate_background=background_model(config))
+  change = hints_lib.background_change(
+      aligned,
+      valid=options.get('valid'),
+      match_lighting=config.video.match_lighting,
+      estimate_background=background_model(config),
+  )
   return align.from_reference((change > high).astype(np.float32), transforms, nearest=True)
 
 
@@ -314,12 +333,19 @@ def refined_motion_mask(config: ml_collections.ConfigDict, frames: np.ndarray) -
   aligned = align.to_reference(frames, transforms)
   options = clip_hint_options(config, transforms, frames.shape[1:3])
   fg, bg = hints_lib.motion_hints(aligned, **options)
-  motion = video_hints.motion_map(hints_lib.background_change(
-      aligned, valid=options['valid'], match_lighting=options['match_lighting'],
-      estimate_background=options['estimate_background']))
+  motion = video_hints.motion_map(
+      hints_lib.background_change(
+          aligned,
+          valid=options['valid'],
+          match_lighting=options['match_lighting'],
+          estimate_background=options['estimate_background'],
+      )
+  )
   unsure = {'mask_raw': np.full(frames.shape[1:3], 0.5, np.float32)}
-  masks = [with_motion_mask({**unsure, 'fg_hint': fg[f]}, aligned[f], motion[f], (fg[f], bg[f]), config)['mask_binary']
-           for f in range(len(frames))]
+  masks = [
+      with_motion_mask({**unsure, 'fg_hint': fg[f]}, aligned[f], motion[f], (fg[f], bg[f]), config)['mask_binary']
+      for f in range(len(frames))
+  ]
   return align.from_reference(np.stack(masks), transforms, nearest=True)
 
 
@@ -327,17 +353,25 @@ def motion_map(config: ml_collections.ConfigDict, frames: np.ndarray, transforms
   """The automatic 'motion' hints' soft mask (`video_hints.motion_map`) of the (aligned) `frames`, (F, H, W);
   None when `video.confident_mask` is unset or the hints are not all automatic 'motion' ones."""
   vid = config.video
-  if (vid.confident_mask is None or vid.auto_hints not in hints_lib.CLIP_METHODS
-      or config.fg_hint or config.bg_hint):
+  if vid.confident_mask is None or vid.auto_hints not in hints_lib.CLIP_METHODS or config.fg_hint or config.bg_hint:
     return None
   options = clip_hint_options(config, transforms, frames.shape[1:3])
-  change = hints_lib.background_change(frames, valid=options['valid'], match_lighting=options['match_lighting'],
-                                       estimate_background=options['estimate_background'])
+  change = hints_lib.background_change(
+      frames,
+      valid=options['valid'],
+      match_lighting=options['match_lighting'],
+      estimate_background=options['estimate_background'],
+  )
   return video_hints.motion_map(change)
 
 
-def with_motion_mask(layers: dict[str, np.ndarray], full: np.ndarray, motion: np.ndarray,
-                     enforced: tuple[np.ndarray, np.ndarray], config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+def with_motion_mask(
+    layers: dict[str, np.ndarray],
+    full: np.ndarray,
+    motion: np.ndarray,
+    enforced: tuple[np.ndarray, np.ndarray],
+    config: ml_collections.ConfigDict,
+) -> dict[str, np.ndarray]:
   """One frame's `fgbg.full_size_layers` with the final mask made from the motion map and Double-DIP's soft mask
   where it is sure (`video_hints.confident_blend`), refined, thresholded and kept to the hints as there.
 
@@ -349,16 +383,25 @@ def with_motion_mask(layers: dict[str, np.ndarray], full: np.ndarray, motion: np
   """
   seg = config.segmentation
   shape = full.shape[:2]
-  soft = video_hints.confident_blend(layers['mask_raw'], image_io.resize_image(motion, shape),
-                                     config.video.confident_mask, remove=config.video.confident_removes)
+  soft = video_hints.confident_blend(
+      layers['mask_raw'],
+      image_io.resize_image(motion, shape),
+      config.video.confident_mask,
+      remove=config.video.confident_removes,
+  )
   mask = fgbg.refine_mask(soft, full, radius_fraction=seg.guided_radius, eps=seg.guided_eps)
   whole = (mask > seg.threshold).astype(np.float32)
   binary = fgbg.keep_hinted_components(whole, layers['fg_hint']) if seg.keep_hinted_components else whole
   if seg.respect_hints:
     sure_fg, sure_bg = (image_io.resize_image(h, shape) > 0.5 for h in enforced)
     binary = (np.maximum(binary, sure_fg) * ~sure_bg).astype(np.float32)
-  return {**layers, 'mask': mask, 'mask_whole': whole, 'mask_binary': binary,
-          'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None])}
+  return {
+      **layers,
+      'mask': mask,
+      'mask_whole': whole,
+      'mask_binary': binary,
+      'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None]),
+  }
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -368,10 +411,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require = config_check.require
   methods = sorted({**hints_lib.METHODS, **hints_lib.CLIP_METHODS})
   require(vid.auto_hints in methods, 'video.auto_hints', f'unknown method (one of {methods})', vid.auto_hints)
-  require(vid.window_size == 0 or vid.window_size >= 2, 'video.window_size',
-          'must be 0 (whole clip) or at least 2 frames', vid.window_size)
-  require(vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
-          'video.window_overlap', 'must be >= 0 and smaller than video.window_size', vid.window_overlap)
+  require(
+      vid.window_size == 0 or vid.window_size >= 2,
+      'video.window_size',
+      'must be 0 (whole clip) or at least 2 frames',
+      vid.window_size,
+  )
+  require(
+      vid.window_overlap >= 0 and (vid.window_size == 0 or vid.window_overlap < vid.window_size),
+      'video.window_overlap',
+      'must be >= 0 and smaller than video.window_size',
+      vid.window_overlap,
+  )
   require(vid.align in ALIGN_MODES, 'video.align', f'one of {ALIGN_MODES}', vid.align)
   require(vid.background in BACKGROUND_MODELS, 'video.background', f'one of {BACKGROUND_MODELS}', vid.background)
   confident = vid.confident_mask
@@ -423,7 +474,9 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, np.ndarray]
 def write(result: outputs.Decomposition, config: ml_collections.ConfigDict, workdir: str) -> None:
   """Writes the frames of every layer (and a GIF of each), the summary and metrics.json to `workdir`."""
   for name in FRAME_LAYERS:
-    clip_io.save_gif(os.path.join(workdir, f'{name}.gif'), result.frames(name), duration_ms=config.video.gif_duration_ms)
+    clip_io.save_gif(
+        os.path.join(workdir, f'{name}.gif'), result.frames(name), duration_ms=config.video.gif_duration_ms
+    )
   outputs.write(result, config, workdir)
 
 
@@ -436,8 +489,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return resume.run_decomposition(config, workdir, load_inputs=load_inputs, decompose=decompose, write=write)
 
 
-def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
-              checkpoints: str | None = None) -> outputs.Decomposition:
+def decompose(
+    config: ml_collections.ConfigDict, inputs: Inputs, *, checkpoints: str | None = None
+) -> outputs.Decomposition:
   """Decomposes a clip, in memory.
 
   One optimisation per window (`resume.solve_parts`; with a checkpoint each in
@@ -448,8 +502,9 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
   start = time.perf_counter()
   full, names, gt = inputs.frames, inputs.names, inputs.gt_mask
   num_frames, shape = len(full), full.shape[1:3]
-  first, _ = image_io.working_image(full[0], config.max_side, path=inputs.name,
-                                    min_side=2 ** len(config.generator.channels_down))
+  first, _ = image_io.working_image(
+      full[0], config.max_side, path=inputs.name, min_side=2 ** len(config.generator.channels_down)
+  )
   work = first.shape[:2]
   t0 = time.perf_counter()
   # Camera motion and hints at up to HINT_SIDE pixels, whatever the generators' working size: both lose
@@ -465,12 +520,17 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     sharp = align.to_reference(sharp, transforms)
     seen = align.to_reference(full, full_transforms)
   sure_fg, sure_bg, hint_info = hints_lib.resolve_hints(
-      sharp, fg_path=config.fg_hint, bg_path=config.bg_hint, method=vid.auto_hints,
-      clip_options=clip_hint_options(config, transforms, hint_shape))
+      sharp,
+      fg_path=config.fg_hint,
+      bg_path=config.bg_hint,
+      method=vid.auto_hints,
+      clip_options=clip_hint_options(config, transforms, hint_shape),
+  )
   motion = motion_map(config, sharp, transforms)
   frames = np.stack([image_io.resize_image(f, work) for f in sharp])
-  fg_hint, bg_hint = ((np.stack([image_io.resize_image(h, work) for h in hint]) > 0.5).astype(np.float32)
-                      for hint in (sure_fg, sure_bg))
+  fg_hint, bg_hint = (
+      (np.stack([image_io.resize_image(h, work) for h in hint]) > 0.5).astype(np.float32) for hint in (sure_fg, sure_bg)
+  )
   hint_seconds = time.perf_counter() - t0
   noise_key, train_key = jax.random.split(jax.random.key(config.seed))
   noise = clip_noise(config, noise_key, num_frames, work)
@@ -481,12 +541,15 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
     blended = blend_windows([span for span, _ in done], [r.best for _, r in done])
     # The hints' sure pixels keep their side (`segmentation.respect_hints`): the decomposition decides the
     # band between them, so its mask cannot lose what the hints already had (issue 28).
-    per_frame = {f: fgbg.full_size_layers(seen[f], layers, sure_fg[f], config.segmentation,
-                                          enforced=(sure_fg[f], sure_bg[f]))
-                 for f, layers in blended.items()}
+    per_frame = {
+        f: fgbg.full_size_layers(seen[f], layers, sure_fg[f], config.segmentation, enforced=(sure_fg[f], sure_bg[f]))
+        for f, layers in blended.items()
+    }
     if motion is not None:
-      per_frame = {f: with_motion_mask(layers, seen[f], motion[f], (sure_fg[f], sure_bg[f]), config)
-                   for f, layers in per_frame.items()}
+      per_frame = {
+          f: with_motion_mask(layers, seen[f], motion[f], (sure_fg[f], sure_bg[f]), config)
+          for f, layers in per_frame.items()
+      }
     if moving:
       per_frame = {f: unwarped(layers, full[f], full_transforms[f]) for f, layers in per_frame.items()}
     order = sorted(per_frame)
@@ -495,10 +558,13 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
       images.update({f'{name}/{f:04d}': per_frame[f][name] for f in order})
     bg_hints = {f: image_io.resize_image(sure_bg[f], shape) for f in order}
     if moving:
-      bg_hints = {f: align.from_reference(h[None], full_transforms[f][None], nearest=True)[0] for f, h in bg_hints.items()}
+      bg_hints = {
+          f: align.from_reference(h[None], full_transforms[f][None], nearest=True)[0] for f, h in bg_hints.items()
+      }
     images.update({f'bg_hint/{f:04d}': bg_hints[f] for f in order})
-    recomposed_psnr = [float(losses.psnr(jnp.asarray(per_frame[f]['recomposed'])[None], jnp.asarray(full[f])[None]))
-                       for f in order]
+    recomposed_psnr = [
+        float(losses.psnr(jnp.asarray(per_frame[f]['recomposed'])[None], jnp.asarray(full[f])[None])) for f in order
+    ]
     seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {
         'status': status,
@@ -520,18 +586,28 @@ def decompose(config: ml_collections.ConfigDict, inputs: Inputs, *,
       scores = [metrics_lib.mask_scores(per_frame[f], gt[f]) for f in order]
       metrics.update({k: float(np.mean([s[k] for s in scores])) for k in scores[0]})  # Means over frames.
       metrics['iou_per_frame'] = [s['iou'] for s in scores]
-    metrics['window_runs'] = [{'frames': list(span), 'best_recon_psnr': r.best_psnr, 'best_step': r.best_step,
-                               **r.metrics} for span, r in done]
+    metrics['window_runs'] = [
+        {'frames': list(span), 'best_recon_psnr': r.best_psnr, 'best_step': r.best_step, **r.metrics}
+        for span, r in done
+    ]
     metrics['seconds'] = round(seconds, 3)
     metrics['frames_per_second'] = round(len(order) / seconds, 4)
-    return outputs.Decomposition(images=images, metrics=metrics, summary=summary_strip(full, per_frame,
-                                                                                       vid.summary_frames))
+    return outputs.Decomposition(
+        images=images, metrics=metrics, summary=summary_strip(full, per_frame, vid.summary_frames)
+    )
 
   def problem(index: int) -> engine.Problem:
     a, b = spans[index]
     inputs = {n: z[a:b] if z.shape[0] == num_frames else z for n, z in noise.items()}
     return build_problem(config, frames[a:b], fg_hint[a:b], bg_hint[a:b], inputs)
 
-  return resume.solve_parts(config, num_parts=len(spans), part_name='window', key=train_key, problem=problem,
-                            keep=lambda index, result: done.append((spans[index], result)), finish=finish,
-                            checkpoints=checkpoints)
+  return resume.solve_parts(
+      config,
+      num_parts=len(spans),
+      part_name='window',
+      key=train_key,
+      problem=problem,
+      keep=lambda index, result: done.append((spans[index], result)),
+      finish=finish,
+      checkpoints=checkpoints,
+  )

@@ -102,16 +102,24 @@ def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[
     generators['watermark'] = models.ConstantColour()
   else:
     generators['watermark'] = models.generator_from_config(
-        config.generator, out_channels=3, kernel_down=wm.watermark_kernel, kernel_up=wm.watermark_kernel)
+        config.generator, out_channels=3, kernel_down=wm.watermark_kernel, kernel_up=wm.watermark_kernel
+    )
   mask_channels = tuple(wm.mask_channels)
   generators['mask'] = models.generator_from_config(
-      config.generator, out_channels=1, channels_down=mask_channels, channels_up=mask_channels,
-      channels_skip=tuple(wm.mask_skip), kernel_down=wm.mask_kernel, kernel_up=wm.mask_kernel)
+      config.generator,
+      out_channels=1,
+      channels_down=mask_channels,
+      channels_up=mask_channels,
+      channels_skip=tuple(wm.mask_skip),
+      kernel_down=wm.mask_kernel,
+      kernel_up=wm.mask_kernel,
+  )
   return generators
 
 
-def run_noise(config: ml_collections.ConfigDict, canvas: tuple[int, int], names: tuple[str, ...],
-              run_keys: list[jax.Array]) -> dict[str, jax.Array]:
+def run_noise(
+    config: ml_collections.ConfigDict, canvas: tuple[int, int], names: tuple[str, ...], run_keys: list[jax.Array]
+) -> dict[str, jax.Array]:
   """Every generator's noise for the given runs: (1, S, S, D), or (R, 1, S, S, D) for R > 1 runs.
 
   Generator `names[i]` of the run with key k gets the noise of fold_in(k, i).
@@ -144,8 +152,9 @@ def reseed(problem: engine.Problem, config: ml_collections.ConfigDict, run_keys:
   return dataclasses.replace(problem, inputs=_problem_inputs(run_noise(config, canvas, tuple(old), run_keys)))
 
 
-def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: np.ndarray | None,
-                  run_keys: list[jax.Array]) -> engine.Problem:
+def build_problem(
+    config: ml_collections.ConfigDict, images: np.ndarray, hint: np.ndarray | None, run_keys: list[jax.Array]
+) -> engine.Problem:
   """The watermark problem of one run, or of several runs batched.
 
   Args:
@@ -207,17 +216,21 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
     """terms(one run's layers) -> (loss, psnr), as the sum of losses / mean PSNR over the runs."""
     if not batched:
       return terms
+
     def over_runs(out):
       loss, psnr = jax.vmap(terms)(out)
       return jnp.sum(loss), jnp.mean(psnr)
+
     return over_runs
 
   def stage(name, num_steps, terms, *, names, perturbed, every, trainable=None):
     def loss_fn(params, batch_stats, step, key):
-      out, stats = generate(params, batch_stats, step, key, names=names, perturbed=perturbed,
-                            num_steps=num_steps, every=every)
+      out, stats = generate(
+          params, batch_stats, step, key, names=names, perturbed=perturbed, num_steps=num_steps, every=every
+      )
       loss, psnr = summed(terms)(out)
       return loss, (stats, out, psnr)
+
     return engine.Stage(name, num_steps, loss_fn, config.learning_rate, trainable=trainable, track_best=False)
 
   if hint is not None:
@@ -240,11 +253,24 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
       return loss, losses.psnr(recon, image)
 
     stages = [
-        stage('step1_clean', wm.hint_steps, step1_terms, names=('clean',), perturbed=('clean',),
-              every=wm.hint_sigma_every, trainable=('clean',)),
-        stage('step2_watermark', config.num_steps, step2_terms, names=('clean', 'watermark', 'mask'),
-              perturbed=('clean', 'watermark'), every=wm.sigma_every,
-              trainable=None if wm.step2_trains_clean else ('watermark', 'mask')),
+        stage(
+            'step1_clean',
+            wm.hint_steps,
+            step1_terms,
+            names=('clean',),
+            perturbed=('clean',),
+            every=wm.hint_sigma_every,
+            trainable=('clean',),
+        ),
+        stage(
+            'step2_watermark',
+            config.num_steps,
+            step2_terms,
+            names=('clean', 'watermark', 'mask'),
+            perturbed=('clean', 'watermark'),
+            every=wm.sigma_every,
+            trainable=None if wm.step2_trains_clean else ('watermark', 'mask'),
+        ),
     ]
     stages = [s for s in stages if s.num_steps > 0]
   else:
@@ -254,8 +280,16 @@ def build_problem(config: ml_collections.ConfigDict, images: np.ndarray, hint: n
       loss = sum(losses.l1(r, i) for r, i in zip(recons, img))
       return loss, losses.psnr(jnp.concatenate(recons), img[:, 0])
 
-    stages = [stage('decompose', config.num_steps, many_terms, names=(*cleans, 'watermark', 'mask'),
-                    perturbed=cleans, every=wm.sigma_every)]
+    stages = [
+        stage(
+            'decompose',
+            config.num_steps,
+            many_terms,
+            names=(*cleans, 'watermark', 'mask'),
+            perturbed=cleans,
+            every=wm.sigma_every,
+        )
+    ]
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
@@ -265,14 +299,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require = config_check.require
   require(wm.mode in MODES, 'watermark.mode', f'unknown mode (one of {list(MODES)})', wm.mode)
   if wm.mode == 'hint':
-    require(bool(wm.hint), 'watermark.hint', "mode 'hint' needs a hint PNG, white inside a box around the watermark",
-            wm.hint)
+    require(
+        bool(wm.hint),
+        'watermark.hint',
+        "mode 'hint' needs a hint PNG, white inside a box around the watermark",
+        wm.hint,
+    )
   else:
-    require(bool(wm.images), 'watermark.images',
-            "mode 'many' needs the other images that share the watermark (a tuple of paths)", wm.images)
+    require(
+        bool(wm.images),
+        'watermark.images',
+        "mode 'many' needs the other images that share the watermark (a tuple of paths)",
+        wm.images,
+    )
     if wm.gt_images:
-      require(len(wm.gt_images) == len(wm.images), 'watermark.gt_images',
-              f'needs one ground truth per entry of watermark.images ({len(wm.images)})', wm.gt_images)
+      require(
+          len(wm.gt_images) == len(wm.images),
+          'watermark.gt_images',
+          f'needs one ground truth per entry of watermark.images ({len(wm.images)})',
+          wm.gt_images,
+      )
   require(wm.runs >= 1, 'watermark.runs', 'must be at least 1', wm.runs)
   require(wm.batch_runs in BATCH_RUNS, 'watermark.batch_runs', f'one of {list(BATCH_RUNS)}', wm.batch_runs)
   require(wm.hint_steps >= 0, 'watermark.hint_steps', 'must be >= 0', wm.hint_steps)
@@ -283,23 +329,40 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(0 <= wm.keep_threshold <= 1, 'watermark.keep_threshold', 'must be in [0, 1]', wm.keep_threshold)
   require(wm.keep_from in KEEP_FROM, 'watermark.keep_from', f'one of {list(KEEP_FROM)}', wm.keep_from)
   require(0 <= wm.effect_threshold <= 1, 'watermark.effect_threshold', 'must be in [0, 1]', wm.effect_threshold)
-  require(wm.watermark_model in WATERMARK_MODELS, 'watermark.watermark_model', f'one of {list(WATERMARK_MODELS)}',
-          wm.watermark_model)
+  require(
+      wm.watermark_model in WATERMARK_MODELS,
+      'watermark.watermark_model',
+      f'one of {list(WATERMARK_MODELS)}',
+      wm.watermark_model,
+  )
   require(wm.clean_from in CLEAN_FROM, 'watermark.clean_from', f'one of {list(CLEAN_FROM)}', wm.clean_from)
-  require(wm.clean_from == 'generator' or wm.mode == 'hint', 'watermark.clean_from',
-          "'deblend', 'fit' and 'fit_tv' are for mode 'hint'", wm.clean_from)
+  require(
+      wm.clean_from == 'generator' or wm.mode == 'hint',
+      'watermark.clean_from',
+      "'deblend', 'fit' and 'fit_tv' are for mode 'hint'",
+      wm.clean_from,
+  )
   require(wm.exclusion_weight >= 0, 'watermark.exclusion_weight', 'must be >= 0', wm.exclusion_weight)
   require(0 <= wm.max_opacity < 1, 'watermark.max_opacity', 'must be in [0, 1)', wm.max_opacity)
-  require(wm.stroke_polarity in watermark_strokes.STROKE_POLARITIES, 'watermark.stroke_polarity',
-          f'one of {list(watermark_strokes.STROKE_POLARITIES)}', wm.stroke_polarity)
-  require(wm.stroke_width >= 3 and wm.stroke_width % 2 == 1, 'watermark.stroke_width', 'must be an odd size >= 3',
-          wm.stroke_width)
+  require(
+      wm.stroke_polarity in watermark_strokes.STROKE_POLARITIES,
+      'watermark.stroke_polarity',
+      f'one of {list(watermark_strokes.STROKE_POLARITIES)}',
+      wm.stroke_polarity,
+  )
+  require(
+      wm.stroke_width >= 3 and wm.stroke_width % 2 == 1,
+      'watermark.stroke_width',
+      'must be an odd size >= 3',
+      wm.stroke_width,
+  )
   channels, skip = tuple(wm.mask_channels), tuple(wm.mask_skip)
   require(len(channels) > 0, 'watermark.mask_channels', 'must list at least one scale', channels)
   config_check.require_ints(channels, 'watermark.mask_channels', 1)
   config_check.require_ints(skip, 'watermark.mask_skip', 0)
-  require(len(skip) == len(channels), 'watermark.mask_skip', 'needs one entry per scale of watermark.mask_channels',
-          skip)
+  require(
+      len(skip) == len(channels), 'watermark.mask_skip', 'needs one entry per scale of watermark.mask_channels', skip
+  )
   for field in ('mask_kernel', 'watermark_kernel'):
     require(wm[field] >= 1 and wm[field] % 2 == 1, f'watermark.{field}', 'must be an odd size >= 1', wm[field])
 
@@ -331,8 +394,9 @@ def _run_file(folder: str, index: int) -> str:
   return os.path.join(folder, f'run{index + 1}.npz')
 
 
-def decompose(config: ml_collections.ConfigDict, inputs: watermark_io.Inputs, *,
-              checkpoints: str | None = None) -> outputs.Decomposition:
+def decompose(
+    config: ml_collections.ConfigDict, inputs: watermark_io.Inputs, *, checkpoints: str | None = None
+) -> outputs.Decomposition:
   """Removes the watermark with `watermark.runs` runs, in memory; the layers are the medians over the runs.
 
   Run k is part k of `resume.solve_parts` (batched runs: one part, named by its first run). With a
@@ -367,8 +431,9 @@ def decompose(config: ml_collections.ConfigDict, inputs: watermark_io.Inputs, *,
   def problem(index: int) -> engine.Problem:
     keys = [jax.random.fold_in(noise_key, k) for k in groups[index]]
     # After the first, the same stages: the steps compiled for the first run serve the others too.
-    built[:] = [reseed(built[0], config, keys) if built else
-                build_problem(config, inputs.working, inputs.hint_working, keys)]
+    built[:] = [
+        reseed(built[0], config, keys) if built else build_problem(config, inputs.working, inputs.hint_working, keys)
+    ]
     return built[0]
 
   def keep(index: int, result: engine.Result) -> None:
@@ -403,5 +468,14 @@ def decompose(config: ml_collections.ConfigDict, inputs: watermark_io.Inputs, *,
     metrics['seconds'] = round(time.perf_counter() - start, 3)
     return outputs.Decomposition(images=images, metrics=metrics, summary=panels)
 
-  return resume.solve_parts(config, num_parts=max(groups, default=wm.runs - 1) + 1, part_name='run', key=train_key,
-                            problem=problem, keep=keep, finish=finish, checkpoints=checkpoints, first=first)
+  return resume.solve_parts(
+      config,
+      num_parts=max(groups, default=wm.runs - 1) + 1,
+      part_name='run',
+      key=train_key,
+      problem=problem,
+      keep=keep,
+      finish=finish,
+      checkpoints=checkpoints,
+      first=first,
+  )
