@@ -219,17 +219,8 @@ def _segmentation_tab(page: SegmentationPage, defaults: ml_collections.ConfigDic
       with gr.Row():
         upload = gr.File(label='Photo (any image file)', elem_id='seg_upload', type='filepath', height=120)
         demo_button = gr.Button('Zebra demo', elem_id='seg_demo', scale=0)
-      editor = gr.ImageEditor(
-          label='Paint hints: red = object, blue = background',
-          elem_id='seg_editor',
-          type='numpy',
-          image_mode='RGBA',
-          format='png',
-          sources=(),
-          layers=False,
-          transforms=(),
-          brush=app_widgets.brush(app_strokes.CANVAS, SegmentationPage.colours),
-          canvas_size=app_strokes.CANVAS[::-1],
+      editor = app_widgets.stroke_editor(
+          'Paint hints: red = object, blue = background', 'seg_editor', SegmentationPage.colours
       )
       with gr.Row():
         auto_button = gr.Button('Automatic hints', elem_id='seg_auto')

@@ -349,6 +349,23 @@ def connect(
   stop_button.click(stop, outputs=outputs[0], queue=False)
 
 
+def stroke_editor(label: str, elem_id: str, colours: tuple[tuple[int, int, int], ...]) -> gr.ImageEditor:
+  """A tab's stroke editor: the photo as its background, strokes in `colours` on the fixed canvas, no upload of
+  its own (photos come through the tab's file box, read as main.py reads them)."""
+  return gr.ImageEditor(
+      label=label,
+      elem_id=elem_id,
+      type='numpy',
+      image_mode='RGBA',
+      format='png',
+      sources=(),
+      layers=False,
+      transforms=(),
+      brush=brush(app_strokes.CANVAS, colours),
+      canvas_size=app_strokes.CANVAS[::-1],
+  )
+
+
 def watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> None:
   """The widgets and events of the watermark tab (inside a `gr.Tab`)."""
   gr.Markdown(
@@ -361,18 +378,7 @@ def watermark_tab(page: WatermarkPage, defaults: ml_collections.ConfigDict) -> N
       with gr.Row():
         upload = gr.File(label='Photo (any image file)', elem_id='watermark_upload', type='filepath', height=120)
         demo_button = gr.Button('Demo', elem_id='watermark_demo', scale=0)
-      editor = gr.ImageEditor(
-          label='Paint over the watermark',
-          elem_id='watermark_editor',
-          type='numpy',
-          image_mode='RGBA',
-          format='png',
-          sources=(),
-          layers=False,
-          transforms=(),
-          brush=brush(app_strokes.CANVAS, page.colours),
-          canvas_size=app_strokes.CANVAS[::-1],
-      )
+      editor = stroke_editor('Paint over the watermark', 'watermark_editor', page.colours)
       with gr.Row():
         run_button = gr.Button('Run', variant='primary', elem_id='watermark_run')
         stop_button = gr.Button('Stop', variant='stop', elem_id='watermark_stop')

@@ -116,6 +116,34 @@ def _many_config(folder, num_images=3):
   return _tiny(config, os.path.join(folder, 'out'))
 
 
+def _two_images_and_medians(watermark: float):
+  """Mode 'many': two photos, and run medians with clean layers 0 and 1, a watermark colour of `watermark`, no
+  mask and no masked watermark (a test sets the parts it needs)."""
+  images = np.stack([_photo(2), _photo(3)])
+  medians = {
+      'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32),
+      'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
+      'watermark': np.full((_SIZE, _SIZE, 3), watermark, np.float32),
+      'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
+      'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32),
+  }
+  return images, medians
+
+
+def _fit_case():
+  """A mark over a low-contrast photo (`_watermark_case`), its strokes found in the box, and run medians whose
+  clean layer is the true photo: (clean, opacity, box, image, inputs, medians)."""
+  clean, a, box, image, inputs = _watermark_case(9, photo_contrast=0.3)
+  inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box  # The strokes found in the box.
+  medians = {
+      'clean': clean,
+      'watermark': np.zeros_like(clean),
+      'mask': np.zeros_like(a),
+      'masked_watermark': np.zeros_like(clean),
+  }
+  return clean, a, box, image, inputs, medians
+
+
 class ScheduleTest(absltest.TestCase):
 
   def test_staircase_sigma(self):
@@ -182,14 +210,7 @@ class ComposeTest(absltest.TestCase):
     np.testing.assert_allclose(out['watermark'], box[..., None] * medians['masked_watermark'])
 
   def test_many_mode_keeps_pixels_without_watermark(self):
-    images = np.stack([_photo(2), _photo(3)])
-    medians = {
-        'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32),
-        'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
-        'watermark': np.ones((_SIZE, _SIZE, 3), np.float32),
-        'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
-        'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32),
-    }
+    images, medians = _two_images_and_medians(watermark=1.0)
     medians['masked_watermark'][4:8, :, 0] = 0.5  # Only the red channel, only rows 4-7.
     out = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1)
     for k, fill in ((1, 0.0), (2, 1.0)):
@@ -200,14 +221,7 @@ class ComposeTest(absltest.TestCase):
     np.testing.assert_array_equal(out['watermark'], medians['masked_watermark'])
 
   def test_many_mode_keep_from_effect_removes_a_black_watermark(self):
-    images = np.stack([_photo(2), _photo(3)])
-    medians = {
-        'clean1': np.zeros((_SIZE, _SIZE, 3), np.float32),
-        'clean2': np.ones((_SIZE, _SIZE, 3), np.float32),
-        'watermark': np.zeros((_SIZE, _SIZE, 3), np.float32),
-        'mask': np.zeros((_SIZE, _SIZE, 1), np.float32),
-        'masked_watermark': np.zeros((_SIZE, _SIZE, 3), np.float32),
-    }
+    images, medians = _two_images_and_medians(watermark=0.0)
     medians['mask'][4:8] = 0.4  # A black watermark: W M = 0 everywhere, but it darkens C_k by 0.4 C_k there.
     medians['clean1'][...] = 0.5  # |M (W - C_1)| = 0.2 in rows 4-7.
     official = watermark_layers.compose(self._inputs(None, images), medians, threshold=0.1)
@@ -445,14 +459,7 @@ class ColourAndDeblendTest(absltest.TestCase):
     np.testing.assert_array_equal(got[box == 0], image[box == 0])
 
   def test_compose_fit_deblends_against_the_clean_generator(self):
-    clean, a, box, _, inputs = _watermark_case(9, photo_contrast=0.3)  # See SelfCheckTest.test_a_true_blend_passes.
-    inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box  # The strokes found in the box.
-    medians = {
-        'clean': clean,
-        'watermark': np.zeros_like(clean),
-        'mask': np.zeros_like(a),
-        'masked_watermark': np.zeros_like(clean),
-    }
+    clean, a, _, _, inputs, medians = _fit_case()  # See SelfCheckTest.test_a_true_blend_passes.
     info = {}
     out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit', info=info)
     np.testing.assert_allclose(out['clean'], clean, atol=1e-4)
@@ -477,14 +484,7 @@ class ColourAndDeblendTest(absltest.TestCase):
       self.assertFalse((coverage[strokes == 0] > 0).any())
 
   def test_compose_fit_tv_changes_only_the_strokes_and_their_edges(self):
-    clean, a, box, image, inputs = _watermark_case(9, photo_contrast=0.3)
-    inputs.hint, inputs.box_hint = (a[..., 0] > 0).astype(np.float32), box
-    medians = {
-        'clean': clean,
-        'watermark': np.zeros_like(clean),
-        'mask': np.zeros_like(a),
-        'masked_watermark': np.zeros_like(clean),
-    }
+    clean, a, box, image, inputs, medians = _fit_case()
     info = {}
     out = watermark_layers.compose(inputs, medians, threshold=0.1, clean_from='fit_tv', info=info)
     self.assertTrue(info['self_check']['passed'], info['self_check'])
