@@ -349,7 +349,7 @@ def connect(
   stop_button.click(stop, outputs=outputs[0], queue=False)
 
 
-def stroke_editor(label: str, elem_id: str, colours: tuple[tuple[int, int, int], ...]) -> gr.ImageEditor:
+def stroke_editor(label: str, elem_id: str, colours: tuple[tuple[int, int, int], ...]) -> 'gr.ImageEditor':
   """A tab's stroke editor: the photo as its background, strokes in `colours` on the fixed canvas, no upload of
   its own (photos come through the tab's file box, read as main.py reads them)."""
   return gr.ImageEditor(
