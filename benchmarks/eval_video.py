@@ -23,12 +23,12 @@ Methods:
   median:        the clip's per-pixel temporal median as background,
                  foreground where a pixel's Lab distance to it exceeds the
                  motion hints' `high` threshold (12 Delta E);
-  hints:         what our automatic hints start from (`video.motion_mask`):
+  hints:         what our automatic hints start from (`video_motion.motion_mask`):
                  the same on frames aligned to the middle one when the camera
                  moves (`video.align`) and with each frame's gain divided out
                  (`video.match_lighting`), warped back; --set applies;
   refined:       the final mask with Double-DIP unsure everywhere
-                 (`video.refined_motion_mask`: the motion map refined by the
+                 (`video_motion.refined_motion_mask`: the motion map refined by the
                  guided filter on the frame, the hints' sure pixels kept), no
                  optimisation; --set applies.
 The first table has a row per clip and a column per method (mean IoU over
@@ -58,6 +58,7 @@ from configs import video as video_config
 from ddip_jax import clip_io
 from ddip_jax import hints
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import video_motion
 from ddip_jax import writing
 from ddip_jax.tasks import video
 from scripts import make_video
@@ -121,8 +122,8 @@ def median_masks(frames: np.ndarray) -> np.ndarray:
 
 
 def hint_masks(frames: np.ndarray, config) -> np.ndarray:
-  """Our starting hints as a mask: `video.motion_mask` of the Double-DIP runs' config (alignment included)."""
-  return video.motion_mask(config, frames)
+  """Our starting hints as a mask: `video_motion.motion_mask` of the Double-DIP runs' config (alignment included)."""
+  return video_motion.motion_mask(config, frames)
 
 
 def _config(method: str, folder: str):
@@ -195,7 +196,7 @@ def run_one(name: str, method: str) -> dict[str, Any]:
     elif method == 'hints':
       masks = hint_masks(frames, _config(method, folder))
     elif method == 'refined':
-      masks = video.refined_motion_mask(_config(method, folder), frames)
+      masks = video_motion.refined_motion_mask(_config(method, folder), frames)
     else:
       masks = subtractor_masks(frames, method)
     ious = [metrics_lib.iou(m, g) for m, g in zip(masks, gt)]

@@ -107,6 +107,7 @@ LAYERS = {
         'unmixing',
         'colour_unmixing',
         'video_hints',
+        'video_motion',
         'haze_priors',
     ),
     'runs': ('runner', 'outputs', 'resume', 'restarts'),  # Workdirs, results written, resuming, restarts.

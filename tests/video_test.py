@@ -29,6 +29,7 @@ from ddip_jax import metrics
 from ddip_jax import models
 from ddip_jax import tasks
 from ddip_jax import video_hints
+from ddip_jax import video_motion
 from ddip_jax import writing
 from ddip_jax.tasks import video
 from tests import image_io_test  # pylint: disable=g-bad-import-order
@@ -522,9 +523,9 @@ class AlignTest(parameterized.TestCase):
   def test_motion_mask_follows_the_object_of_a_panned_clip(self):
     frames, masks = _panned_clip([(2 * f, -f) for f in range(7)])
     config = default.get_config()
-    moving = video.motion_mask(config, frames)
+    moving = video_motion.motion_mask(config, frames)
     config.video.align = 'off'
-    still = video.motion_mask(config, frames)
+    still = video_motion.motion_mask(config, frames)
     ious = [np.mean([metrics.iou(m, g) for m, g in zip(found, masks)]) for found in (moving, still)]
     self.assertGreater(ious[0], 0.6)  # The 3x3 blur of the change widens a 10x10 square to about 12x12.
     self.assertLess(ious[1], 0.2)  # Without alignment, the whole textured background moves.
@@ -613,7 +614,7 @@ class VideoHintsTest(parameterized.TestCase):
     config.video.background = 'mode'
     config.video.confident_mask = 0.1
     config.segmentation.guided_radius = 0.03
-    refined = video.refined_motion_mask(config, frames)
+    refined = video_motion.refined_motion_mask(config, frames)
     self.assertGreater(np.mean([metrics.iou(m, g) for m, g in zip(refined, masks)]), 0.7)
     self.assertLess(refined[7:, 8:18, 8:20].mean(), 0.05)
     fg, bg = hints.motion_hints(frames, estimate_background=video_hints.mode_background)
