@@ -15,7 +15,7 @@ Methods, every result scored against the clean image with dm-pix PSNR/SSIM:
   hazy:  the input itself (what doing nothing scores);
   dcp:   the dark-channel-prior dehazer of He et al. (CVPR 2009 / TPAMI 2011)
          built from our filters: A from the brightest 0.1% of the dark channel
-         (`dehaze.estimate_airlight`), t = 1 - 0.95 * dark_channel(I / A) with
+         (`haze_priors.estimate_airlight`), t = 1 - 0.95 * dark_channel(I / A) with
          15x15 patches, refined by the guided filter of the official
          Double-DIP (radius 6.25% of the longer side, eps 1e-4, OpenCV mode), clipped below
          at t0 = 0.1, J = (I - A) / t + A;
@@ -109,10 +109,12 @@ def dark_channel_prior(
   if quadtree:
     airlight = haze_priors.quadtree_airlight(hazy)
   else:
-    airlight = np.asarray(dehaze.estimate_airlight(image, patch=DCP_PATCH, top_fraction=DCP_TOP_FRACTION))
-  raw = np.asarray(dehaze.dark_channel_transmission(image, jnp.asarray(airlight), patch=DCP_PATCH, omega=DCP_OMEGA))
-  t = dehaze.refine_transmission(raw, hazy, radius=radius, eps=eps, t_min=DCP_T0, opencv_compat=opencv_compat)
-  return dehaze.recover(hazy, t, airlight), t, airlight
+    airlight = np.asarray(haze_priors.estimate_airlight(image, patch=DCP_PATCH, top_fraction=DCP_TOP_FRACTION))
+  raw = np.asarray(
+      haze_priors.dark_channel_transmission(image, jnp.asarray(airlight), patch=DCP_PATCH, omega=DCP_OMEGA)
+  )
+  t = haze_priors.refine_transmission(raw, hazy, radius=radius, eps=eps, t_min=DCP_T0, opencv_compat=opencv_compat)
+  return haze_priors.recover(hazy, t, airlight), t, airlight
 
 
 def make_inputs(name: str, folder: str) -> dict[str, str]:

@@ -15,15 +15,26 @@ optimisation. This module adds what the task and its evaluation need besides:
       linear in brightness minus saturation, d = 0.121779 + 0.959710 v
       - 0.780245 s, min-filtered and refined by a guided filter; t = exp(-d)
       (beta = 1), A from the farthest 0.1% of the pixels.
+  dark channel prior (He, Sun & Tang 2009): `dark_channel`, `estimate_airlight`,
+      `dark_channel_transmission`, its guided-filter refinement and the recovery
+      J = (I - (1 - t) A) / t (`refine_transmission`, `recover`).
 """
 
+import functools
+
+import chex
 import cv2
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ddip_jax import filters
 
 # Zhu et al.'s linear model of depth in value and saturation (their learned coefficients).
 CAP_THETA = (0.121779, 0.959710, -0.780245)
+
+
+AIRLIGHT_FLOOR = 1 / 255  # The lowest airlight of a channel: I / A must stay finite.
 
 
 def min_filter(x: np.ndarray, patch: int) -> np.ndarray:
@@ -104,3 +115,99 @@ def colour_attenuation_dehaze(
   t = np.clip(np.exp(-beta * depth), *t_range)
   dehazed = np.clip((image - airlight) / t[..., None] + airlight, 0.0, 1.0)
   return dehazed.astype(np.float32), t.astype(np.float32), airlight.astype(np.float32)
+
+
+def dark_channel(image: jax.Array, *, patch: int) -> jax.Array:
+  """The dark channel of He et al.: min over RGB and a patch x patch window.
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    patch: odd window side (windows are clipped at the border, which is the
+      official code's edge padding).
+
+  Returns:
+    (H, W) dark channel.
+  """
+  chex.assert_rank(image, 3)
+  return filters.min_filter(jnp.min(image, axis=-1), patch // 2)
+
+
+@functools.partial(jax.jit, static_argnames=('patch', 'top_fraction'))
+def estimate_airlight(image: jax.Array, *, patch: int = 15, top_fraction: float = 1e-4) -> jax.Array:
+  """Dark-channel-prior airlight (He et al. 2009, as in the official code).
+
+  Takes the int(H * W * top_fraction) pixels (at least one) with the brightest
+  dark channel; the airlight is, per channel, the image's maximum among them.
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    patch: dark-channel window side (odd).
+    top_fraction: fraction of the pixels searched.
+
+  Returns:
+    (3,) airlight, each channel at least `AIRLIGHT_FLOOR` (I / A must stay
+    finite: a black image, or one with an empty channel, has a zero there).
+  """
+  chex.assert_rank(image, 3)
+  h, w, c = image.shape
+  count = max(1, int(h * w * top_fraction))
+  _, index = jax.lax.top_k(dark_channel(image, patch=patch).reshape(-1), count)
+  return jnp.maximum(jnp.max(image.reshape(-1, c)[index], axis=0), AIRLIGHT_FLOOR)
+
+
+def dark_channel_transmission(image: jax.Array, airlight: jax.Array, *, patch: int, omega: float) -> jax.Array:
+  """He et al.'s raw transmission estimate t = 1 - omega * dark_channel(I / A).
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    airlight: (3,) or (H, W, 3), positive.
+    patch: dark-channel window side (odd).
+    omega: fraction of the haze removed (He et al.: 0.95, keeps some haze for depth perception).
+
+  Returns:
+    (H, W) unrefined transmission.
+  """
+  chex.assert_rank(image, 3)
+  return 1.0 - omega * dark_channel(image / airlight, patch=patch)
+
+
+def recover(hazy: np.ndarray, transmission: np.ndarray, airlight: np.ndarray) -> np.ndarray:
+  """J = clip((I - (1 - t) A) / t, 0, 1).
+
+  Args:
+    hazy: (H, W, 3) image I.
+    transmission: (H, W) t, > 0 (clip it first).
+    airlight: (3,) or (H, W, 3) A.
+
+  Returns:
+    (H, W, 3) float32 haze-free image.
+  """
+  t = transmission[..., None]
+  return np.clip((hazy - (1.0 - t) * airlight) / t, 0.0, 1.0).astype(np.float32)
+
+
+def refine_transmission(
+    transmission: np.ndarray, guide: np.ndarray, *, radius: int, eps: float, t_min: float, opencv_compat: bool = True
+) -> np.ndarray:
+  """Guided-filter refinement of a transmission map, then clipping to [t_min, 1].
+
+  Args:
+    transmission: (H, W) t.
+    guide: (H, W, 3) hazy image, same size.
+    radius: guided-filter radius in pixels (0: no filtering).
+    eps: guided-filter regulariser.
+    t_min: lower clip, keeps J's division bounded.
+    opencv_compat: OpenCV's border handling and determinant guard (official).
+
+  Returns:
+    (H, W) float32 in [t_min, 1].
+  """
+  if radius > 0:
+    transmission = filters.guided_filter(
+        np.asarray(guide, np.float32),
+        np.asarray(transmission, np.float32),
+        radius=radius,
+        eps=eps,
+        opencv_compat=opencv_compat,
+    )
+  return np.clip(transmission, t_min, 1.0).astype(np.float32)

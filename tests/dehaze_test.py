@@ -70,20 +70,24 @@ class DarkChannelTest(parameterized.TestCase):
 
   def test_hand_computed_dark_channel_and_airlight(self):
     image = jnp.asarray(_airlight_case())
-    np.testing.assert_allclose(dehaze.dark_channel(image, patch=3), _DARK_3X3, rtol=1e-6)
+    np.testing.assert_allclose(haze_priors.dark_channel(image, patch=3), _DARK_3X3, rtol=1e-6)
     # int(24 * 0.09) = 2 pixels searched.
     np.testing.assert_allclose(
-        dehaze.estimate_airlight(image, patch=3, top_fraction=0.09), [0.95, 0.9, 0.85], rtol=1e-6
+        haze_priors.estimate_airlight(image, patch=3, top_fraction=0.09), [0.95, 0.9, 0.85], rtol=1e-6
     )
     # One pixel: its colour.
-    np.testing.assert_allclose(dehaze.estimate_airlight(image, patch=3, top_fraction=0.01), [0.95, 0.7, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(
+        haze_priors.estimate_airlight(image, patch=3, top_fraction=0.01), [0.95, 0.7, 0.8], rtol=1e-6
+    )
 
   def test_airlight_of_a_black_or_one_colour_image_is_positive(self):
     red = np.zeros((8, 8, 3), np.float32)
     red[..., 0] = 0.8
-    np.testing.assert_allclose(dehaze.estimate_airlight(jnp.asarray(red), patch=3), [0.8, 1 / 255, 1 / 255], rtol=1e-6)
+    np.testing.assert_allclose(
+        haze_priors.estimate_airlight(jnp.asarray(red), patch=3), [0.8, 1 / 255, 1 / 255], rtol=1e-6
+    )
     black = jnp.zeros((8, 8, 3))
-    t = dehaze.dark_channel_transmission(black, dehaze.estimate_airlight(black, patch=3), patch=3, omega=0.95)
+    t = haze_priors.dark_channel_transmission(black, haze_priors.estimate_airlight(black, patch=3), patch=3, omega=0.95)
     np.testing.assert_array_equal(t, np.ones((8, 8)))
 
   @parameterized.parameters(((7, 9), 3), ((12, 5), 5), ((6, 6), 15))
@@ -96,7 +100,7 @@ class DarkChannelTest(parameterized.TestCase):
             for i in range(shape[0])
         ]
     )
-    np.testing.assert_array_equal(dehaze.dark_channel(jnp.asarray(image), patch=patch), want)
+    np.testing.assert_array_equal(haze_priors.dark_channel(jnp.asarray(image), patch=patch), want)
 
 
 class RecoveryTest(absltest.TestCase):
@@ -105,20 +109,20 @@ class RecoveryTest(absltest.TestCase):
     hazy = np.array([[[0.6] * 3, [0.9] * 3]], np.float32)
     t = np.array([[0.5, 0.25]], np.float32)
     # (0.6 - 0.5 * 0.8) / 0.5 = 0.4; (0.9 - 0.75 * 0.5) / 0.25 = 2.1 -> 1.
-    got = dehaze.recover(hazy, t, np.array([0.8, 0.8, 0.5], np.float32))
+    got = haze_priors.recover(hazy, t, np.array([0.8, 0.8, 0.5], np.float32))
     np.testing.assert_allclose(got[0, 0], [0.4, 0.4, (0.6 - 0.25) / 0.5], rtol=1e-6)
     np.testing.assert_allclose(got[0, 1], [1.0, 1.0, 1.0])
 
   def test_transmission_is_clipped(self):
     t = np.array([[-0.2, 0.05, 0.5, 1.3]], np.float32)
-    got = dehaze.refine_transmission(t, np.zeros((1, 4, 3), np.float32), radius=0, eps=1e-4, t_min=0.1)
+    got = haze_priors.refine_transmission(t, np.zeros((1, 4, 3), np.float32), radius=0, eps=1e-4, t_min=0.1)
     np.testing.assert_allclose(got, [[0.1, 0.1, 0.5, 1.0]])
 
   def test_refinement_keeps_a_transmission_that_follows_the_guide(self):
     # t is an affine function of the guide, which the guided filter reproduces.
     guide = np.random.default_rng(1).uniform(size=(20, 24, 3)).astype(np.float32)
     t = 0.3 + 0.5 * guide.mean(axis=-1)
-    got = dehaze.refine_transmission(t, guide, radius=3, eps=1e-6, t_min=0.1, opencv_compat=False)
+    got = haze_priors.refine_transmission(t, guide, radius=3, eps=1e-6, t_min=0.1, opencv_compat=False)
     np.testing.assert_allclose(got, t, atol=1e-3)
 
   def test_compose_passes(self):
@@ -164,7 +168,9 @@ class ProblemTest(absltest.TestCase):
     config.dehaze.transmission_prior_weight = 2.0
     _, hazy = _scene(10, 14)
     airlight0 = np.array([0.8, 0.85, 0.9], np.float32)
-    t0 = np.asarray(dehaze.dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=3, omega=0.95))
+    t0 = np.asarray(
+        haze_priors.dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=3, omega=0.95)
+    )
     problem = dehaze.build_problem(config, hazy, airlight0, jax.random.key(0), learned_airlight=False, transmission0=t0)
     variables = models.init_generators(problem.generators, problem.inputs, jax.random.key(1))
     loss_fn = jax.jit(problem.stages[0].loss_fn)
@@ -176,11 +182,13 @@ class ProblemTest(absltest.TestCase):
   def test_dark_channel_transmission_formula(self):
     image = jnp.asarray(_airlight_case())
     airlight = jnp.asarray([0.9, 0.8, 0.95])
-    want = 1.0 - 0.9 * np.asarray(dehaze.dark_channel(image / airlight, patch=3))
-    np.testing.assert_allclose(dehaze.dark_channel_transmission(image, airlight, patch=3, omega=0.9), want, rtol=1e-6)
+    want = 1.0 - 0.9 * np.asarray(haze_priors.dark_channel(image / airlight, patch=3))
+    np.testing.assert_allclose(
+        haze_priors.dark_channel_transmission(image, airlight, patch=3, omega=0.9), want, rtol=1e-6
+    )
     # A haze-free black pixel in every window: t = 1.
     np.testing.assert_allclose(
-        dehaze.dark_channel_transmission(jnp.zeros((5, 5, 3)), airlight, patch=3, omega=0.95), np.ones((5, 5))
+        haze_priors.dark_channel_transmission(jnp.zeros((5, 5, 3)), airlight, patch=3, omega=0.95), np.ones((5, 5))
     )
 
 

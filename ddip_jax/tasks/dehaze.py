@@ -30,12 +30,10 @@ of the passes' transmissions (see `compose_passes`).
 """
 
 import dataclasses
-import functools
 import math
 import time
 from typing import Any
 
-import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -54,106 +52,8 @@ from ddip_jax import resume
 
 AIRLIGHT_MODES = ('estimate', 'quadtree', 'given', 'learned')
 TRANSMISSION_PRIORS = ('none', 'dark_channel')
-# The estimated airlight's least value per channel: one 8-bit level.
-AIRLIGHT_FLOOR = 1 / 255
 # Side of the airlight swatch written when the airlight is one colour.
 _SWATCH = 64
-
-
-def dark_channel(image: jax.Array, *, patch: int) -> jax.Array:
-  """The dark channel of He et al.: min over RGB and a patch x patch window.
-
-  Args:
-    image: (H, W, 3) float in [0, 1].
-    patch: odd window side (windows are clipped at the border, which is the
-      official code's edge padding).
-
-  Returns:
-    (H, W) dark channel.
-  """
-  chex.assert_rank(image, 3)
-  return filters.min_filter(jnp.min(image, axis=-1), patch // 2)
-
-
-@functools.partial(jax.jit, static_argnames=('patch', 'top_fraction'))
-def estimate_airlight(image: jax.Array, *, patch: int = 15, top_fraction: float = 1e-4) -> jax.Array:
-  """Dark-channel-prior airlight (He et al. 2009, as in the official code).
-
-  Takes the int(H * W * top_fraction) pixels (at least one) with the brightest
-  dark channel; the airlight is, per channel, the image's maximum among them.
-
-  Args:
-    image: (H, W, 3) float in [0, 1].
-    patch: dark-channel window side (odd).
-    top_fraction: fraction of the pixels searched.
-
-  Returns:
-    (3,) airlight, each channel at least `AIRLIGHT_FLOOR` (I / A must stay
-    finite: a black image, or one with an empty channel, has a zero there).
-  """
-  chex.assert_rank(image, 3)
-  h, w, c = image.shape
-  count = max(1, int(h * w * top_fraction))
-  _, index = jax.lax.top_k(dark_channel(image, patch=patch).reshape(-1), count)
-  return jnp.maximum(jnp.max(image.reshape(-1, c)[index], axis=0), AIRLIGHT_FLOOR)
-
-
-def dark_channel_transmission(image: jax.Array, airlight: jax.Array, *, patch: int, omega: float) -> jax.Array:
-  """He et al.'s raw transmission estimate t = 1 - omega * dark_channel(I / A).
-
-  Args:
-    image: (H, W, 3) float in [0, 1].
-    airlight: (3,) or (H, W, 3), positive.
-    patch: dark-channel window side (odd).
-    omega: fraction of the haze removed (He et al.: 0.95, keeps some haze for depth perception).
-
-  Returns:
-    (H, W) unrefined transmission.
-  """
-  chex.assert_rank(image, 3)
-  return 1.0 - omega * dark_channel(image / airlight, patch=patch)
-
-
-def recover(hazy: np.ndarray, transmission: np.ndarray, airlight: np.ndarray) -> np.ndarray:
-  """J = clip((I - (1 - t) A) / t, 0, 1).
-
-  Args:
-    hazy: (H, W, 3) image I.
-    transmission: (H, W) t, > 0 (clip it first).
-    airlight: (3,) or (H, W, 3) A.
-
-  Returns:
-    (H, W, 3) float32 haze-free image.
-  """
-  t = transmission[..., None]
-  return np.clip((hazy - (1.0 - t) * airlight) / t, 0.0, 1.0).astype(np.float32)
-
-
-def refine_transmission(
-    transmission: np.ndarray, guide: np.ndarray, *, radius: int, eps: float, t_min: float, opencv_compat: bool = True
-) -> np.ndarray:
-  """Guided-filter refinement of a transmission map, then clipping to [t_min, 1].
-
-  Args:
-    transmission: (H, W) t.
-    guide: (H, W, 3) hazy image, same size.
-    radius: guided-filter radius in pixels (0: no filtering).
-    eps: guided-filter regulariser.
-    t_min: lower clip, keeps J's division bounded.
-    opencv_compat: OpenCV's border handling and determinant guard (official).
-
-  Returns:
-    (H, W) float32 in [t_min, 1].
-  """
-  if radius > 0:
-    transmission = filters.guided_filter(
-        np.asarray(guide, np.float32),
-        np.asarray(transmission, np.float32),
-        radius=radius,
-        eps=eps,
-        opencv_compat=opencv_compat,
-    )
-  return np.clip(transmission, t_min, 1.0).astype(np.float32)
 
 
 def build_problem(
@@ -285,7 +185,7 @@ def finalize_pass(
     correction = image_io.resize_image(best['transmission'][..., 0] - work_prior, shape)
     t = np.clip(full_prior + correction, dz.t_min, 1.0).astype(np.float32)
   else:
-    t = refine_transmission(
+    t = haze_priors.refine_transmission(
         t_raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min, opencv_compat=dz.guided_opencv
     )
   metrics = {
@@ -297,7 +197,7 @@ def finalize_pass(
       'best_step': result.best_step,
       **result.metrics,
   }
-  return PassResult(hazy, recover(hazy, t, airlight), t, np.asarray(airlight, np.float32), metrics)
+  return PassResult(hazy, haze_priors.recover(hazy, t, airlight), t, np.asarray(airlight, np.float32), metrics)
 
 
 def compose_passes(passes: list[PassResult]) -> tuple[np.ndarray, np.ndarray]:
@@ -484,7 +384,7 @@ def decompose(
         airlight0 = haze_priors.quadtree_airlight(source)
       else:
         airlight0 = np.asarray(
-            estimate_airlight(jnp.asarray(source), patch=dz.dcp_patch, top_fraction=dz.dcp_top_fraction)
+            haze_priors.estimate_airlight(jnp.asarray(source), patch=dz.dcp_patch, top_fraction=dz.dcp_top_fraction)
         )
       learned, mode = dz.airlight == 'learned', dz.airlight
     else:  # Tied to the previous pass's airlight.
@@ -500,9 +400,11 @@ def decompose(
     if dz.transmission_prior == 'dark_channel' and dz.prior_full_size and np.ndim(airlight0) == 1:
       # He et al.'s estimate where its patch was meant to work, refined by the guided filter, then shrunk.
       raw = np.asarray(
-          dark_channel_transmission(jnp.asarray(hazy), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega)
+          haze_priors.dark_channel_transmission(
+              jnp.asarray(hazy), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega
+          )
       )
-      refined = refine_transmission(
+      refined = haze_priors.refine_transmission(
           raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min, opencv_compat=dz.guided_opencv
       )
       transmission0 = image_io.resize_image(refined, work)
@@ -510,7 +412,7 @@ def decompose(
         prior = (refined, transmission0)
     elif dz.transmission_prior == 'dark_channel':
       transmission0 = np.asarray(
-          dark_channel_transmission(
+          haze_priors.dark_channel_transmission(
               jnp.asarray(working), jnp.asarray(airlight0), patch=dz.dcp_patch, omega=dz.dcp_omega
           )
       )
