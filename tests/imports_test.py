@@ -113,6 +113,7 @@ LAYERS = {
     'runs': ('runner', 'outputs', 'resume', 'restarts'),  # Workdirs, results written, resuming, restarts.
     'tasks': ('tasks', 'tasks.dehaze', 'tasks.segmentation', 'tasks.transparency', 'tasks.video', 'tasks.watermark'),
     'front ends': (
+        'api_config',
         'api_results',
         'api',
         'cutout',
