@@ -23,8 +23,9 @@ Methods, every result scored against the clean image with dm-pix PSNR/SSIM:
          `haze_priors.colour_attenuation_dehaze`: their coefficients, 15x15
          min filter, guided filter eps 1e-3, beta 1, t in [0.1, 0.9]);
   prior: the starting point of ours without any optimisation: `dcp` with
-         Kim et al.'s quadtree airlight (`haze_priors.quadtree_airlight`) and
-         ours' guided-filter eps (`configs/dehaze.py`);
+         Kim et al.'s quadtree airlight (`haze_priors.quadtree_airlight`),
+         ours' radiance bound (t >= what keeps J <= 1, `dehaze.radiance_bound`)
+         and guided-filter eps (`configs/dehaze.py`);
   ddip:  `configs/dehaze.py` (ours);
   ddip_faithful: `configs/dehaze_faithful.py` (official: two passes, no prior,
          4000 iterations a pass). --num_steps overrides both.
@@ -93,7 +94,13 @@ _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from
 
 
 def dark_channel_prior(
-    hazy: np.ndarray, *, radius: int, eps: float, opencv_compat: bool, quadtree: bool = False
+    hazy: np.ndarray,
+    *,
+    radius: int,
+    eps: float,
+    opencv_compat: bool,
+    quadtree: bool = False,
+    radiance_bound: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """He et al.'s dehazer (see the module docstring).
 
@@ -101,6 +108,7 @@ def dark_channel_prior(
     hazy: (H, W, 3) in [0, 1].
     radius, eps, opencv_compat: the guided filter that refines t.
     quadtree: Kim et al.'s airlight instead of He et al.'s (method 'prior').
+    radiance_bound: t raised to the bound J <= 1 before refinement (method 'prior', as ours).
 
   Returns:
     (J (H, W, 3), t (H, W), A (3,)).
@@ -113,6 +121,8 @@ def dark_channel_prior(
   raw = np.asarray(
       haze_priors.dark_channel_transmission(image, jnp.asarray(airlight), patch=DCP_PATCH, omega=DCP_OMEGA)
   )
+  if radiance_bound:
+    raw = np.maximum(raw, haze_priors.radiance_bound_transmission(hazy, airlight, patch=DCP_PATCH))
   t = haze_priors.refine_transmission(raw, hazy, radius=radius, eps=eps, t_min=DCP_T0, opencv_compat=opencv_compat)
   return haze_priors.recover(hazy, t, airlight), t, airlight
 
@@ -180,8 +190,14 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
       dehazed, t, airlight = haze_priors.colour_attenuation_dehaze(hazy, radius=radius)
     else:
       eps = config.dehaze.guided_eps if method == 'prior' else DCP_EPS  # 'prior': ours' refinement.
+      ours = method == 'prior'
       dehazed, t, airlight = dark_channel_prior(
-          hazy, radius=radius, eps=eps, opencv_compat=config.dehaze.guided_opencv, quadtree=method == 'prior'
+          hazy,
+          radius=radius,
+          eps=eps,
+          opencv_compat=config.dehaze.guided_opencv,
+          quadtree=ours,
+          radiance_bound=ours and config.dehaze.get('radiance_bound', False),
       )
     for file, img in (('dehazed', dehazed), ('transmission', t)):
       writing.save_image(os.path.join(folder, method, f'{file}.png'), img)

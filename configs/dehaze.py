@@ -10,7 +10,9 @@ iterations at up to 799 px, guided-filter refinement of t. Ours (issue 31):
   - the airlight by Kim et al.'s quadtree search (He et al.'s brightest
     dark-channel pixels are drawn to white objects and sky);
   - He et al.'s transmission computed on the full-size input with its 15x15
-    patch, refined there by the guided filter (eps 1e-2), is the prior of t;
+    patch, raised where a patch is brighter than A to the least t that keeps
+    J <= 1 (Meng et al.'s boundary constraint, its upper side), refined there
+    by the guided filter (eps 1e-2), is the prior of t;
   - t's generator draws only a bounded correction of that prior (at most
     0.15), pulled back to it throughout, at a working side of 64 px for 100
     iterations in one pass; the correction is upsampled and added to the
@@ -40,6 +42,8 @@ def get_config():
   config.dehaze.transmission_prior_weight = 1.0
   config.dehaze.transmission_prior_until = 1.0
   config.dehaze.transmission_residual = 0.15
+  # Ours (issue 31): t is at least the bound J <= 1 (Meng et al. 2013's boundary constraint, upper side).
+  config.dehaze.radiance_bound = True
   config.dehaze.guided_eps = 1e-2  # Ours (official: 1e-4): the prior t is smoother, copies less texture.
   default.five_scale_generator(config.generator, kernel=3, input_depth=8, noise_var=0.1)
   return config

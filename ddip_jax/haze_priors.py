@@ -18,6 +18,11 @@ optimisation. This module adds what the task and its evaluation need besides:
   dark channel prior (He, Sun & Tang 2009): `dark_channel`, `estimate_airlight`,
       `dark_channel_transmission`, its guided-filter refinement and the recovery
       J = (I - (1 - t) A) / t (`refine_transmission`, `recover`).
+  radiance_bound_transmission: the upper half of Meng et al.'s boundary
+      constraint (ICCV 2013) with the radiance's own bound J <= 1: where a
+      patch is brighter than A, t >= (I - A) / (1 - A). The lower half (J >= 0)
+      is what He et al.'s dark channel bounds already; the upper half lifts t
+      where the dark channel does not hold: bright sky and white objects.
 """
 
 import functools
@@ -169,6 +174,29 @@ def dark_channel_transmission(image: jax.Array, airlight: jax.Array, *, patch: i
   """
   chex.assert_rank(image, 3)
   return 1.0 - omega * dark_channel(image / airlight, patch=patch)
+
+
+def radiance_bound_transmission(image: np.ndarray, airlight: np.ndarray, *, patch: int) -> np.ndarray:
+  """The least t that keeps J = (I - A) / t + A at or below 1, closed over patch x patch windows.
+
+  Per pixel, b = max_c (I_c - A_c) / (1 - A_c) (zero where I <= A); as in Meng
+  et al. 2013 the bound is then closed (max, then min filter over the patch):
+  gaps narrower than a patch between bounded pixels take the bound too.
+
+  Args:
+    image: (H, W, 3) float in [0, 1].
+    airlight: (3,) airlight; a channel at 1 bounds nothing.
+    patch: odd window side.
+
+  Returns:
+    (H, W) float32 in [0, 1].
+  """
+  image = np.asarray(image, np.float32)
+  airlight = np.asarray(airlight, np.float32)
+  bound = np.max((image - airlight) / np.maximum(1.0 - airlight, AIRLIGHT_FLOOR), axis=-1)
+  bound = np.clip(bound, 0.0, 1.0).astype(np.float32)
+  kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (patch, patch))
+  return cv2.morphologyEx(bound, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
 def recover(hazy: np.ndarray, transmission: np.ndarray, airlight: np.ndarray) -> np.ndarray:

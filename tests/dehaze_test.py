@@ -440,6 +440,35 @@ class HazePriorsTest(absltest.TestCase):
     # It removes haze: closer to the clean image than the input is.
     self.assertLess(np.mean((dehazed - clean) ** 2), np.mean((hazy - clean) ** 2))
 
+  def test_radiance_bound_is_the_least_t_keeping_j_at_most_one(self):
+    airlight = np.array([0.5, 0.5, 1.0], np.float32)
+    image = np.full((7, 9, 3), 0.3, np.float32)
+    image[3, 3] = (0.75, 0.3, 1.0)  # Red above A: t >= 0.25 / 0.5; blue at A = 1 bounds nothing.
+    image[3, 5] = (0.3, 0.6, 0.3)  # Green: t >= 0.1 / 0.5; the gap at (3, 4) is closed between the two.
+    bound = haze_priors.radiance_bound_transmission(image, airlight, patch=1)
+    want = np.zeros((7, 9), np.float32)
+    want[3, 3], want[3, 5] = 0.5, 0.2
+    np.testing.assert_allclose(bound, want, atol=1e-6)
+    closed = haze_priors.radiance_bound_transmission(image, airlight, patch=3)
+    want[3, 4] = 0.2
+    np.testing.assert_allclose(closed, want, atol=1e-6)
+    # Recovered with t at the bound, J stays at or below 1 (up to the clip).
+    j = (image - airlight) / np.maximum(closed, 1e-3)[..., None] + airlight
+    self.assertLessEqual(float(j[closed > 0].max()), 1.0 + 1e-5)
+
+  def test_the_task_raises_the_dark_channel_t_to_the_radiance_bound(self):
+    config = dehaze_config.get_config()
+    _, hazy = _scene(16, 20)
+    hazy = hazy.astype(np.float32)
+    airlight = np.array([0.6, 0.6, 0.6], np.float32)
+    config.dehaze.radiance_bound = False
+    plain = dehaze.raw_transmission(hazy, airlight, config.dehaze)
+    config.dehaze.radiance_bound = True
+    bounded = dehaze.raw_transmission(hazy, airlight, config.dehaze)
+    bound = haze_priors.radiance_bound_transmission(hazy, airlight, patch=config.dehaze.dcp_patch)
+    np.testing.assert_allclose(bounded, np.maximum(plain, bound), atol=1e-6)
+    self.assertGreater(float(np.abs(bounded - plain).max()), 0.05)  # The bright top (I > A) is raised.
+
 
 class ResidualTransmissionTest(absltest.TestCase):
 
