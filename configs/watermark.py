@@ -5,19 +5,23 @@ semi-transparent text-and-logo watermark; the run reports PSNR/SSIM of the
 result against the clean photo, inside the box and overall. The official
 networks and losses (`configs/watermark_faithful.py`), with changes of ours
 that the evaluation in docs/watermark.md measured:
-- the hint is the watermark's strokes found in the box (`stroke_polarity`:
-  'auto' guesses light or dark; say 'light' or 'dark' when you know), so C
-  inpaints only them and the pixels between them keep the input;
-- the clean image is the input de-blended towards one opacity and colour
-  (`clean_from='fit_tv'`, since 2026-12-06: the opacity, colour and each
-  pixel's coverage that minimise the box's total variation once de-blended,
-  `watermark_layers.fit_blend_tv`; 'fit' fits them against C by least
-  squares), which keeps the photo's texture under the strokes; a self-check
-  without ground truth
-  (`watermark_layers.self_check`: do the strokes stand out, is the fitted
-  blend a watermark's, does one opacity explain the strokes, does the box stay
-  as close to its surroundings) keeps the input when the fit is not
-  trustworthy, and says so in metrics.json (`self_check`);
+- the mark is found in the box by a graph cut of its blend (`clean_from='cut'`,
+  since 2026-12-06, `ddip_jax/watermark_cut.py`): for candidate opacities and
+  colours, each pixel's coverage minimises the box's total variation once
+  de-blended plus how unlike the box's surroundings the de-blended colours
+  are (alpha-expansion, exact minimum cuts), scored against what the same
+  blend gains on a ring around the box; it finds filled logos and coloured
+  marks that the earlier top-hat strokes (`clean_from='fit_tv'` with
+  `stroke_polarity='auto'`, the default before) missed. C inpaints only the
+  mark's pixels and every other pixel keeps the input;
+- the clean image is the input de-blended with that opacity, colour and
+  coverage, which keeps the photo's texture under the mark; a self-check
+  without ground truth (`watermark_cut.cut_check`: the mark must cover some
+  pixels, the blend must explain the box far better than the photo around it
+  (specificity >= 0.6), and on the mark the result must be closer to
+  Double-DIP's C than the input is) keeps the input when the removal is not
+  trustworthy, and says so in metrics.json (`self_check`, and `cut`: the
+  mark's opacity, colour, covered pixels and scores);
 - step 2 learns M and W on top of step 1's C instead of retraining C
   (`step2_trains_clean=False`); the fit does not use them, so it runs one
   iteration (the config check asks for one) and mask.png / watermark.png are
@@ -35,9 +39,9 @@ from configs import watermark_faithful
 
 def get_config():
   config = watermark_faithful.get_config()
-  config.watermark.stroke_polarity = 'auto'
+  config.watermark.stroke_polarity = 'none'  # Unused with 'cut' (the cut finds the mark).
   config.watermark.step2_trains_clean = False
-  config.watermark.clean_from = 'fit_tv'
+  config.watermark.clean_from = 'cut'
   config.watermark.hint_steps = 500
   config.num_steps = 1
   config.watermark.runs = 1

@@ -11,6 +11,7 @@ import numpy as np
 
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import watermark_cut
 from ddip_jax import watermark_strokes
 from ddip_jax import writing
 
@@ -34,6 +35,8 @@ class Inputs:
     stroke_contrast: then also how much more they stand out inside the box than outside
       (`stroke_contrast`), one of the self-check's signs (`watermark_layers.self_check`).
     box_hint: (H, W) the user's box itself (mode 'hint'; `hint` is the strokes found in it), else None.
+    mark: with `watermark.clean_from='cut'`, the mark `watermark_cut.find_mark` found in the box (`hint` is
+      the pixels it covers), else None.
   """
 
   paths: list[str]
@@ -46,6 +49,7 @@ class Inputs:
   polarity: str | None = None
   stroke_contrast: float | None = None
   box_hint: np.ndarray | None = None
+  mark: watermark_cut.Mark | None = None
 
 
 def _like(
@@ -148,7 +152,7 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None
           for img, name in zip(full, [first_name] + names)
       ]
   )
-  hint = hint_working = box_hint = polarity = contrast = None
+  hint = hint_working = box_hint = polarity = contrast = mark = None
   if wm.mode == 'hint':
     raw = arrays['watermark.hint'] if 'watermark.hint' in arrays else image_io.load_mask(wm.hint, shape=None)
     hint_name = 'the hint array' if 'watermark.hint' in arrays else f'hint {wm.hint!r}'
@@ -159,7 +163,13 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None
           f'{hint_name} at the working size {working.shape[2]}x{working.shape[1]} '
           'marks no pixel or all of them: draw a larger box, or set max_side=0'
       )
-    if wm.stroke_polarity != 'none':
+    if wm.clean_from == 'cut':  # Ours: the mark found by a graph cut of its blend; C inpaints what it covers.
+      mark = watermark_cut.find_mark(full[0], hint)
+      if (mark.coverage > 0).any():
+        hint = (mark.coverage > 0).astype(np.float32)
+        found = image_io.resize_mask(hint, working.shape[1:3], keep_thin=True) > 0.5
+        hint_working = found.astype(np.float32) if found.any() else hint_working
+    elif wm.stroke_polarity != 'none':
       hint, polarity = watermark_strokes.stroke_hint(full[0], hint, polarity=wm.stroke_polarity, width=wm.stroke_width)
       contrast = stroke_contrast(full[0], box_hint, used=polarity, width=wm.stroke_width)
       width = max(3, 2 * round((wm.stroke_width - 1) / 2 * working.shape[1] / shape[0]) + 1)  # Odd, scaled.
@@ -193,7 +203,7 @@ def load_inputs(config: ml_collections.ConfigDict, arrays: dict[str, Any] | None
     box = metrics_lib.bounding_box(_load_region(wm.eval_box, shape, 'eval_box'))
   elif box_hint is not None:
     box = metrics_lib.bounding_box(box_hint)
-  return Inputs(paths, full, working, hint, hint_working, truths, box, polarity, contrast, box_hint)
+  return Inputs(paths, full, working, hint, hint_working, truths, box, polarity, contrast, box_hint, mark)
 
 
 def save_run(path: str, layers: dict[str, np.ndarray], metrics: dict[str, Any], tag: str) -> None:

@@ -11,7 +11,8 @@ and median(W) inside the box; clean_fit.png, the input de-blended per pixel
 towards one opacity and colour fitted against median(C) (`blending.fit_blend`,
 `blending.deblend_fitted`; both in metrics.json; with `clean_from='fit'`, clean.png keeps the input instead
 when `self_check` does not trust the fit, and metrics.json's `self_check` says whether it passed and why
-not); clean_soft.png, which
+not; with 'fit_tv' and 'cut' the de-blending of `watermark_tv` and `watermark_cut` instead, also checked);
+clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M) ('fit': the fitted per-pixel opacity and that
 times the fitted colour, none when the self-check fell back); hint.png.
@@ -30,12 +31,13 @@ from typing import Any
 import ml_collections
 import numpy as np
 from scipy import ndimage
-from scipy import optimize
 
 from ddip_jax import blending
 from ddip_jax import image_io
 from ddip_jax import metrics as metrics_lib
+from ddip_jax import watermark_cut
 from ddip_jax import watermark_io
+from ddip_jax import watermark_tv
 
 # The self-check of a fitted de-blending (`self_check`): the limits of a decomposition we trust. A mark
 # must stand out in the box (stroke contrast), its fitted blend must be one a watermark can have (opacity;
@@ -54,6 +56,8 @@ HOMOGENEOUS = 0.05
 SURROUNDINGS_TOLERANCE = 0.01
 # Width of the ring around the box that stands for the box's surroundings, pixels.
 RING_WIDTH = 6
+# The blend by total variation (`clean_from='fit_tv'`) lives in `watermark_tv`.
+fit_blend_tv = watermark_tv.fit_blend_tv
 
 
 def self_check(
@@ -120,118 +124,6 @@ def self_check(
   return {'passed': not reasons, 'reasons': reasons, **values}
 
 
-# The blend fitted by total variation (`fit_blend_tv`): the coverage levels a pixel of the mark may take
-# (its antialiased edges), the price of covering one pixel fully (in TV units, RGB L1), the alternations of
-# the coverage and the blend, and the opacity range searched. Chosen on benchmarks/eval_watermark.py's set.
-COVERAGE_LEVELS = np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)
-COVERAGE_PRICE = 0.05
-TV_ROUNDS = 3
-TV_OPACITY = (0.1, 0.85)
-_ICM_SWEEPS = 8
-
-
-def _deblend_alpha(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> np.ndarray:
-  """(I - alpha w) / (1 - alpha), alpha (H, W) below 0.95, unclipped."""
-  a = np.clip(alpha, 0.0, 0.95)[..., None]
-  return (image - a * colour) / (1 - a)
-
-
-def _total_variation(image: np.ndarray, region: np.ndarray) -> float:
-  """Sum of |differences| (RGB L1) between 4-neighbours with at least one in `region`."""
-  dx, dy = np.abs(np.diff(image, axis=1)).sum(-1), np.abs(np.diff(image, axis=0)).sum(-1)
-  return float(dx[region[:, 1:] | region[:, :-1]].sum() + dy[region[1:] | region[:-1]].sum())
-
-
-def _fit_opacity_colour(image: np.ndarray, coverage: np.ndarray, box: np.ndarray, start: np.ndarray) -> np.ndarray:
-  """(a, w0, w1, w2) in TV_OPACITY x [0, 1]^3 that minimise the box's total variation once de-blended."""
-
-  def tv(p):
-    return _total_variation(_deblend_alpha(image, p[0] * coverage, p[1:]), box)
-
-  start = np.clip(start, [TV_OPACITY[0], 0, 0, 0], [TV_OPACITY[1], 1, 1, 1])
-  return optimize.minimize(
-      tv,
-      start,
-      method='Powell',
-      bounds=[TV_OPACITY] + [(0.0, 1.0)] * 3,
-      options={'xtol': 1e-3, 'ftol': 1e-4, 'maxiter': 2000},
-  ).x
-
-
-def _coverage_icm(
-    image: np.ndarray, opacity: float, colour: np.ndarray, coverage: np.ndarray, region: np.ndarray
-) -> np.ndarray:
-  """Each pixel of `region` takes the coverage level that best joins its de-blended colour to its neighbours'.
-
-  Iterated conditional modes on a checkerboard: a pixel's cost for a level is the RGB L1 distance of its
-  de-blended colour to its 4 neighbours' current ones, plus COVERAGE_PRICE times the level.
-  """
-  height, width = coverage.shape
-  candidates = np.stack(
-      [
-          _deblend_alpha(image, np.full((height, width), opacity * level, np.float32), colour)
-          for level in COVERAGE_LEVELS
-      ]
-  )
-  parity = np.add.outer(np.arange(height), np.arange(width)) % 2
-  for _ in range(_ICM_SWEEPS):
-    changed = 0
-    for side in (0, 1):
-      current = _deblend_alpha(image, opacity * coverage, colour)
-      padded = np.pad(current, ((1, 1), (1, 1), (0, 0)), mode='edge')
-      cost = COVERAGE_PRICE * COVERAGE_LEVELS[:, None, None] * np.ones((1, height, width), np.float32)
-      for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        neighbour = padded[dy : dy + height, dx : dx + width]
-        cost = cost + np.abs(candidates - neighbour[None]).sum(-1)
-      best = COVERAGE_LEVELS[np.argmin(cost, axis=0)]
-      update = region & (parity == side)
-      changed += int((coverage[update] != best[update]).sum())
-      coverage = np.where(update, best, coverage).astype(np.float32)
-    if not changed:
-      break
-  return coverage
-
-
-def fit_blend_tv(image: np.ndarray, strokes: np.ndarray, box: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-  """The mark's opacity a, colour w and per-pixel coverage c, with I = (1 - a c) J + a c w, without a clean estimate.
-
-  A watermark of one colour and opacity over a photo: de-blended with the right (a, w, c), the box's total
-  variation drops (the strokes' edges vanish), with a wrong one it grows (new edges). Starting from the
-  strokes (c = 1 there), (a, w) minimise the box's TV (w a colour in [0, 1]: a and w cannot trade off),
-  then c takes `COVERAGE_LEVELS` on the strokes and one pixel around them (`_coverage_icm`: the marks'
-  antialiased edges), alternately (`TV_ROUNDS`); from a white and a black start, the lower TV +
-  COVERAGE_PRICE * sum(c) wins.
-
-  Args:
-    image: (H, W, 3) watermarked image.
-    strokes: (H, W) in {0, 1}, the mark's pixels found in the box.
-    box: (H, W) in {0, 1}, the user's box.
-
-  Returns:
-    (a, w (3,), c (H, W) in [0, 1], 0 outside the strokes' 1-pixel neighbourhood).
-  """
-  rows, cols = metrics_lib.bounding_box(ndimage.binary_dilation(box > 0.5))  # Work on the box's rectangle.
-  full_shape = strokes.shape
-  image, strokes, box = image[rows, cols], strokes[rows, cols], box[rows, cols]
-  inside = box > 0.5
-  region = ndimage.binary_dilation(strokes > 0.5) & inside
-  best = None
-  for start in (np.array([0.5, 1.0, 1.0, 1.0]), np.array([0.5, 0.0, 0.0, 0.0])):
-    coverage = (strokes > 0.5).astype(np.float32)
-    params = _fit_opacity_colour(image, coverage, inside, start)
-    for _ in range(TV_ROUNDS):
-      coverage = _coverage_icm(image, float(params[0]), params[1:].astype(np.float32), coverage, region)
-      params = _fit_opacity_colour(image, coverage, inside, params)
-    energy = _total_variation(_deblend_alpha(image, params[0] * coverage, params[1:]), inside) + COVERAGE_PRICE * float(
-        coverage.sum()
-    )
-    if best is None or energy < best[0]:
-      best = (energy, float(params[0]), params[1:].astype(np.float32), coverage)
-  coverage = np.zeros(full_shape, np.float32)
-  coverage[rows, cols] = best[3]
-  return best[1], best[2], coverage
-
-
 def clean_names(num_images: int) -> tuple[str, ...]:
   """Names of the clean generators: ('clean',) for one image, else 'clean1', 'clean2', ..."""
   return ('clean',) if num_images == 1 else tuple(f'clean{k}' for k in range(1, num_images + 1))
@@ -274,7 +166,10 @@ def compose(
   median(C) on the hint ('fit', `fit_blend` and `deblend_fitted`; always in
   `clean_fit`). The fitted opacity and colour go to `info` if given. With 'fit', `self_check` decides
   whether `clean` is the fit or the input (its verdict goes to `info['self_check']`), and `mask` and
-  `watermark` are the fit's per-pixel opacity and opacity times colour (zero after a fallback).
+  `watermark` are the fit's per-pixel opacity and opacity times colour (zero after a fallback). 'fit_tv'
+  de-blends with `watermark_tv.fit_blend_tv` on the strokes (`info['tv_fit']`), 'cut' with the mark
+  `watermark_cut.find_mark` found (`inputs.mark`, `info['cut']`), each changing only the pixels its mark
+  covers; 'cut' is judged by `watermark_cut.cut_check` (against median(C)), 'fit' and 'fit_tv' by `self_check`.
   """
   shape = inputs.full.shape[1:3]
   up = {name: image_io.resize_image(layer, shape) for name, layer in medians.items()}
@@ -292,18 +187,36 @@ def compose(
     mask = blending.fitted_opacity(image, up['clean'], inputs.hint, opacity=opacity, colour=colour)[..., None]
     mark_colour = np.clip(colour, 0.0, 1.0)
     if clean_from == 'fit_tv':  # Ours: the blend by total variation, its coverage in place of the projection.
-      tv_opacity, mark_colour, coverage = fit_blend_tv(image, inputs.hint, box)
+      tv_opacity, mark_colour, coverage = watermark_tv.fit_blend_tv(image, inputs.hint, box)
       mask = (tv_opacity * coverage)[..., None]
-      fitted = np.clip(_deblend_alpha(image, mask[..., 0], mark_colour), 0.0, 1.0).astype(np.float32)
+      fitted = np.clip(watermark_tv.deblend_alpha(image, mask[..., 0], mark_colour), 0.0, 1.0).astype(np.float32)
       if info is not None:
         info['tv_fit'] = {
             'opacity': round(tv_opacity, 4),
             'colour': [round(float(c), 4) for c in mark_colour],
             'covered_pixels': round(float(coverage.sum()), 2),
         }
-    clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted, 'fit_tv': fitted}[clean_from]
+    if clean_from == 'cut':  # Ours: the mark found by the graph cut (`watermark_cut`), judged by its own check.
+      if inputs.mark is None:
+        raise ValueError("clean_from='cut' needs the inputs' mark (watermark_io.load_inputs with clean_from='cut')")
+      fitted = watermark_cut.remove(image, inputs.mark)
+      mask = (inputs.mark.opacity * inputs.mark.coverage)[..., None]
+      mark_colour = inputs.mark.colour
+      if info is not None:
+        info['cut'] = inputs.mark.info()
+    clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted, 'fit_tv': fitted, 'cut': fitted}[clean_from]
     watermark = h * up['masked_watermark']
-    if clean_from in ('fit', 'fit_tv'):  # Ours: keep the input where the decomposition cannot be trusted.
+    if clean_from == 'cut':
+      # Double-DIP's C (its inpainting of the mark's pixels) is the check's clean reference.
+      check = watermark_cut.cut_check(image, fitted, up['clean'], inputs.mark)
+      check['fallback'] = 'none' if check['passed'] else 'input'
+      mask = mask * check['passed']
+      watermark = mask * mark_colour
+      if not check['passed']:
+        clean = image
+      if info is not None:
+        info['self_check'] = check
+    elif clean_from in ('fit', 'fit_tv'):  # Ours: keep the input where the decomposition cannot be trusted.
       # The check judges the least-squares fit against C (its thresholds were chosen on it).
       check = self_check(
           image,
@@ -327,9 +240,10 @@ def compose(
         info['self_check'] = check
     else:
       mask = up['mask']
-    # 'fit_tv' changes the strokes and the pixel around them (the marks' edges; elsewhere its coverage is 0).
+    # 'fit_tv' changes the strokes and the pixel around them (the marks' edges; elsewhere its coverage is 0),
+    # 'cut' the pixels its mark covers.
     return {
-        'clean': clean if clean_from == 'fit_tv' else (1 - h) * image + h * clean,
+        'clean': clean if clean_from in ('fit_tv', 'cut') else (1 - h) * image + h * clean,
         'clean_deblend': (1 - h) * image + h * deblended,
         'clean_fit': fitted,
         'clean_soft': np.where(h * up['mask'] < threshold, image, clean),

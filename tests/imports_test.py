@@ -104,6 +104,8 @@ LAYERS = {
         'watermark_io',
         'watermark_layers',
         'watermark_strokes',
+        'watermark_cut',
+        'watermark_tv',
         'unmixing',
         'colour_unmixing',
         'video_hints',

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-from configs import watermark as watermark_recommended_config
 from configs import watermark_faithful as watermark_config
 from configs import watermark_many as watermark_many_config
 from ddip_jax import blending
@@ -671,12 +670,11 @@ class EndToEndTest(absltest.TestCase):
     with self.assertRaisesRegex(image_io.InputError, 'another config'):
       watermark.run(config, workdir)
 
-  def test_recommended_config_uses_the_strokes_and_keeps_the_rest_of_the_box(self):
+  def test_strokes_route_uses_the_strokes_and_keeps_the_rest_of_the_box(self):
+    # The default before clean_from='cut' (configs/watermark.py; tests/watermark_cut_test.py tests that).
     config, workdir = _hint_config(_tempdir(self))
-    recommended = watermark_recommended_config.get_config()
-    for field in ('stroke_polarity', 'step2_trains_clean', 'clean_from'):
-      config.watermark[field] = recommended.watermark[field]
-    self.assertEqual(config.watermark.stroke_polarity, 'auto')
+    config.watermark.step2_trains_clean = False
+    config.watermark.clean_from = 'fit_tv'
     config.watermark.stroke_polarity = 'light'  # 'auto' guesses wrong on this tiny striped photo.
     metrics = watermark.run(config, workdir)
     self.assertStartsWith(metrics['stroke_polarity'], 'light (')  # The test's watermark is white.

@@ -79,7 +79,7 @@ BATCH_RUNS = ('auto', 'sequential', 'batched')
 WATERMARK_MODELS = ('generator', 'colour')
 # Where the clean image inside the box comes from: C's generator (official), or
 # de-blending the input with the recovered M and W (ours).
-CLEAN_FROM = ('generator', 'deblend', 'fit', 'fit_tv')
+CLEAN_FROM = ('generator', 'deblend', 'fit', 'fit_tv', 'cut')
 KEEP_FROM = ('watermark', 'effect', 'both')
 # Augment only every fourth iteration (the official watermark schedule).
 AUGMENT_PERIOD = 4
@@ -339,7 +339,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   require(
       wm.clean_from == 'generator' or wm.mode == 'hint',
       'watermark.clean_from',
-      "'deblend', 'fit' and 'fit_tv' are for mode 'hint'",
+      "'deblend', 'fit', 'fit_tv' and 'cut' are for mode 'hint'",
       wm.clean_from,
   )
   require(wm.exclusion_weight >= 0, 'watermark.exclusion_weight', 'must be >= 0', wm.exclusion_weight)
