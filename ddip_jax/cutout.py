@@ -16,7 +16,9 @@ user's hint files, and the decomposition goes on from where it was with them.
 A user's strokes are constraints: the core of every stroke ends on its side of
 the final mask (a stroke's rim, where a wide brush spills over the object's
 edge, is left to the image); a later stroke of the other colour overrides an
-earlier one where they cross.
+earlier one where they cross. Each answer's mask is Double-DIP's snapped to the
+photo's colour edges (`grow.snap`: one GrabCut started from it, the cores
+fixed; `snap=False` keeps the thresholded mask).
 """
 
 from collections.abc import Callable
@@ -131,6 +133,7 @@ class Cutout:
       *,
       config: ml_collections.ConfigDict | str | None = None,
       correction_steps: int = 60,
+      snap: bool = True,
       progress: bool = False,
       **overrides: Any,
   ):
@@ -140,6 +143,8 @@ class Cutout:
       image: (H, W, 3) uint8 or float in [0, 1] (gray and RGBA as `segment` takes them), or a path.
       config: a config file or ConfigDict (default: configs/default.py, a user's photo's).
       correction_steps: optimisation steps of each correction (`add` after the first).
+      snap: snap each answer's mask to the photo's colour edges (`grow.snap`: one GrabCut from Double-DIP's
+        mask, the strokes' cores fixed); False: Double-DIP's thresholded mask as it is.
       progress: show a progress bar.
       **overrides: config fields, as `segment`'s (e.g. seed=1, max_side=256).
 
@@ -163,6 +168,7 @@ class Cutout:
         photo, self.config.max_side, path='the photo', min_side=2 ** len(self.config.generator.channels_down)
     )
     self.correction_steps = int(correction_steps)
+    self.snap = bool(snap)
     self.edge = max(1, round(0.005 * max(photo.shape[:2])))
     self.result: CutoutResult | None = None
     shape = self.image.shape[:2]
@@ -342,10 +348,15 @@ class Cutout:
     images = fgbg.full_size_layers(self.photo, best, fg_hint, self.config.segmentation, enforced)
     mask = (images['mask_binary'] > 0.5) | self._fg_core
     mask &= ~self._bg_core
+    if self.snap:
+      mask = grow.snap(self.photo, mask, self._fg_core, self._bg_core)
     # The soft edge: the refined soft mask in a band along the mask's boundary.
     band = filters.box_mean(mask.astype(np.float32), self.edge)
     near_edge = (band > 0.0) & (band < 1.0)
-    alpha = np.where(near_edge, images['mask'], mask).astype(np.float32)
+    # On the mask's side at least 0.5 and below it off it: the alpha thresholded is the mask (a snapped edge may
+    # run beside Double-DIP's).
+    soft = np.where(mask, np.maximum(images['mask'], 0.5), np.minimum(images['mask'], 0.49))
+    alpha = np.where(near_edge, soft, mask).astype(np.float32)
     alpha[self._fg_core], alpha[self._bg_core] = 1.0, 0.0
     return CutoutResult(
         mask=mask.astype(np.float32),

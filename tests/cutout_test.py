@@ -63,6 +63,7 @@ class CutoutTest(absltest.TestCase):
     chex.assert_shape([first.fg, first.bg], (*disc.shape, 3))
     self.assertEqual(first.cutout.shape, (*disc.shape, 4))
     np.testing.assert_array_equal(first.cutout[..., 3], np.round(first.alpha * 255).astype(np.uint8))
+    np.testing.assert_array_equal(first.alpha >= 0.5, first.mask > 0.5)  # The soft edge thresholded is the mask.
     self.assertTrue(first.mask[fg].all() and not first.mask[bg].any())
     # A background click inside the disc: it must end as background, and no step compiles again.
     click = np.zeros(disc.shape, bool)

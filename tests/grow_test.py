@@ -152,5 +152,48 @@ class CorrectionTest(absltest.TestCase):
     self.assertTrue(new_fg[15, 30] and new_bg[0, 0] and not new_bg[15, 30])
 
 
+class SnapTest(absltest.TestCase):
+
+  def _shifted(self):
+    image, blob, stroke, band = _two_regions()
+    return image, blob, np.roll(blob, 3, axis=1), stroke, band  # A mask beside the object's edge.
+
+  def test_a_mask_beside_the_edge_snaps_to_it(self):
+    image, blob, shifted, stroke, band = self._shifted()
+    iou = lambda m: (m & blob).sum() / (m | blob).sum()
+    snapped = grow.snap(image, shifted, stroke, band)
+    self.assertLess(iou(shifted), 0.85)
+    self.assertGreater(iou(snapped), 0.95)
+    self.assertTrue(snapped[stroke].all() and not snapped[band].any())
+
+  def test_fixed_pixels_win_and_a_large_photo_snaps_shrunk(self):
+    image, blob, shifted, stroke, band = self._shifted()
+    fixed_bg = band | (blob & (np.arange(blob.shape[1]) < 24))  # The object's left part marked as background.
+    snapped = grow.snap(image, shifted, stroke, fixed_bg)
+    self.assertFalse(snapped[fixed_bg].any())
+    big = np.repeat(np.repeat(image, 3, 0), 3, 1)  # 120 x 168, snapped at 56 px: the same mask enlarged.
+    enlarge = lambda m: np.repeat(np.repeat(m, 3, 0), 3, 1)
+    snapped_big = grow.snap(big, enlarge(shifted), enlarge(stroke), enlarge(band), max_side=56)
+    self.assertEqual(snapped_big.shape, big.shape[:2])
+    self.assertGreater((snapped_big == enlarge(grow.snap(image, shifted, stroke, band))).mean(), 0.97)
+
+  def test_reach_keeps_far_regions(self):
+    image, blob, _, stroke, band = self._shifted()
+    twin = np.zeros(blob.shape, bool)
+    twin[4:10, 4:12] = True  # A second patch of the object's colour, far from the mask.
+    image = image.copy()
+    image[twin] = image[blob][: twin.sum()]  # The object's own pixels.
+    anywhere = grow.snap(image, blob, stroke, band)
+    near = grow.snap(image, blob, stroke, band, reach=0.05)
+    self.assertGreater(anywhere[twin].mean(), 0.9)  # GrabCut's colour model takes it ...
+    self.assertFalse(near[twin].any())  # ... a limited reach does not.
+
+  def test_one_sided_mask_is_kept(self):
+    image, blob, _, stroke, band = self._shifted()
+    none = np.zeros(blob.shape, bool)
+    np.testing.assert_array_equal(grow.snap(image, none, none, band), none)
+    np.testing.assert_array_equal(grow.snap(image, ~none, none, none), ~none)
+
+
 if __name__ == '__main__':
   absltest.main()
