@@ -1,7 +1,7 @@
 r"""PSNR/SSIM of dehazing on the synthetic hazy set of issue 31: Double-DIP vs two classic priors.
 
   PYTHONPATH=. .venv/bin/python benchmarks/eval_dehaze.py \
-      [--images=moto_full_128,...] [--methods=hazy,dcp,cap,prior,ddip,ddip_faithful] \
+      [--images=moto_full_128,...] [--grid] [--methods=hazy,dcp,cap,prior,ddip,ddip_faithful] \
       [--num_steps=N] [--passes=K] [--set=dehaze.transmission_prior_until=0.5,...] \
       [--results_dir=results/eval_dehaze] [--table_only]
 
@@ -10,6 +10,9 @@ motorcycle's true depth in four crops; outdoor photos under a synthesised
 ramp depth with sky at the top and objects standing on the ground), hazed as
 I = t J + (1 - t) A, t = exp(-beta d), beta 0.6 to 2.5, grey, white, bluish,
 warm and coloured airlights. Clean and hazy images are rounded to 8 bits as PNGs.
+With --grid, the scenes are hazed instead under every beta of GRID_BETAS (0.5,
+1.5, 2.5) and airlight of GRID_AIRLIGHTS (grey, white, blue, warm): 12 hazes a
+scene that no method was chosen on (`haze_of` names them image@beta_airlight).
 
 Methods, every result scored against the clean image with dm-pix PSNR/SSIM:
   hazy:  the input itself (what doing nothing scores);
@@ -76,7 +79,22 @@ DCP_T0 = 0.1
 DCP_TOP_FRACTION = 1e-3
 DCP_EPS = 1e-4  # The guided filter's eps for He et al.'s t (the official Double-DIP refinement's).
 
+# --grid: every scene again under each haze density x airlight (held out from the set's own choices).
+GRID_BETAS = (0.5, 1.5, 2.5)
+GRID_AIRLIGHTS = {
+    'grey': (0.8, 0.8, 0.8),
+    'white': (0.95, 0.95, 0.95),
+    'blue': (0.7, 0.8, 0.95),
+    'warm': (0.95, 0.85, 0.7),
+}
+
 _IMAGES = flags.DEFINE_list('images', list(make_dehaze.EVAL_SET), 'Images of make_dehaze.EVAL_SET to run.')
+_GRID = flags.DEFINE_bool(
+    'grid',
+    False,
+    'Run the --images under every beta of GRID_BETAS x airlight of GRID_AIRLIGHTS instead of their own '
+    '(hazes named <image>@<beta>_<airlight>; 12 per image). Use its own --results_dir.',
+)
 _METHODS = flags.DEFINE_list('methods', list(METHODS), f'Methods to run (of {", ".join(METHODS)}).')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, "Iterations per Double-DIP pass (default: the config's).")
 _PASSES = flags.DEFINE_integer(
@@ -127,9 +145,20 @@ def dark_channel_prior(
   return haze_priors.recover(hazy, t, airlight), t, airlight
 
 
+def haze_of(name: str) -> tuple[str, float, tuple[float, float, float]]:
+  """(scene of make_dehaze.EVAL_SET, beta, airlight) of a haze: an image of the set or a grid haze 'image@beta_airlight'."""
+  if '@' not in name:
+    _, _, beta, airlight = make_dehaze.EVAL_SET[name]
+    return name, beta, airlight
+  scene, variant = name.split('@')
+  beta, airlight = variant.split('_')
+  return scene, float(beta), GRID_AIRLIGHTS[airlight]
+
+
 def make_inputs(name: str, folder: str) -> dict[str, str]:
-  """Writes the clean and hazy PNGs of one image of the set; returns their paths."""
-  clean, depth, beta, airlight = make_dehaze.eval_scene(name)
+  """Writes the clean and hazy PNGs of one haze (`haze_of`); returns their paths."""
+  scene, beta, airlight = haze_of(name)
+  clean, depth, _, _ = make_dehaze.eval_scene(scene)
   hazy, _ = make_dehaze.add_haze(clean, depth, beta=beta, airlight=airlight)
   paths = {'clean': os.path.join(folder, 'clean.png'), 'hazy': os.path.join(folder, 'hazy.png')}
   writing.save_image(paths['clean'], clean)
@@ -161,7 +190,7 @@ def run_one(name: str, method: str) -> list[dict[str, Any]]:
   folder = os.path.join(_OUT_DIR.value, name)
   paths = make_inputs(name, os.path.join(folder, 'inputs'))
   hazy, clean = image_io.load_image(paths['hazy']), image_io.load_image(paths['clean'])
-  _, _, beta, true_airlight = make_dehaze.EVAL_SET[name]
+  _, beta, true_airlight = haze_of(name)
   base = {
       'haze': name,
       'beta': beta,
@@ -287,7 +316,10 @@ def main(argv):
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
     done = {_key(r['haze'], r['run'], r['steps'], r.get('passes'), r['seed']) for r in runs_log.load_runs(runs_path)}
-    for name in _IMAGES.value:
+    names = _IMAGES.value
+    if _GRID.value:
+      names = [f'{n}@{b}_{a}' for n in names for b in GRID_BETAS for a in GRID_AIRLIGHTS]
+    for name in names:
       for method in _METHODS.value:
         ddip = METHODS[method] is not None
         config = _config(method, {'hazy': '', 'clean': ''}) if ddip else None
