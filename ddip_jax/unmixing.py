@@ -232,8 +232,8 @@ SMOOTH_GRADIENT_WEIGHT = 1e-2
 # smooth-gradient weights, from strong to weak. A smooth layer forced nearly
 # flat sends every edge to the sharp one, which puts the maps in the basin of
 # the layers' true split; from the scalar unmixing the final objective alone
-# stays in a worse local minimum (on the evaluation set the continuation
-# reached lower final objectives on every pair, docs/transparency.md).
+# stays in a worse local minimum (the continuation reached lower final
+# objectives and better layers on the pairs checked, docs/transparency.md).
 SMOOTH_GRADIENT_CONTINUATION = (100.0, 10.0, 1.0, 0.1)
 CONTINUATION_STEPS = 500
 
@@ -346,7 +346,7 @@ def smooth_alpha_unmix(full: np.ndarray, alphas: jax.Array) -> tuple[tuple[np.nd
 # `smooth_alpha_unmix` starts from it.
 EXACT_FIT_TOLERANCE = 1e-4
 # The smooth-weight fit runs on the mixtures shrunk to at most this side (its
-# 2000 Adam steps at full size would take hours on a 12-megapixel photo); its
+# 2 x 3000 Adam steps at full size would take hours on a 12-megapixel photo); its
 # layers and maps are then resized to full size.
 VARYING_SIDE = 512
 
