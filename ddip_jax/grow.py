@@ -103,17 +103,18 @@ def snap(
     fg: np.ndarray,
     bg: np.ndarray,
     *,
-    reach: float | None = None,
+    reach: float | None = 0.05,
     max_side: int = 256,
 ) -> np.ndarray:
   """A mask snapped to the image: one GrabCut started from it, its pixels probable fg, the rest probable bg.
 
   GrabCut fits colour models to the mask's two sides and moves the boundary to
   the image's colour edges, where the mask's own boundary (a decomposition's
-  threshold) may run beside them or skip a thin part. With `reach`, pixels
-  farther than that from the mask's boundary keep their side: the boundary
-  moves, regions of the object's colour elsewhere do not flip (on data/segbench
-  both gave the same IoU: docs/segmentation.md). Photos longer than `max_side`
+  threshold) may run beside them or skip a thin part. Pixels farther than
+  `reach` from the mask's boundary keep their side: the boundary moves, regions
+  of the object's colour elsewhere do not flip, and what is not near the edge
+  stays the decomposition's decision (on data/segbench an unlimited reach gave
+  the same IoU: docs/segmentation.md). Photos longer than `max_side`
   are snapped at that size and the result enlarged.
 
   Args:

@@ -183,10 +183,10 @@ class SnapTest(absltest.TestCase):
     twin[4:10, 4:12] = True  # A second patch of the object's colour, far from the mask.
     image = image.copy()
     image[twin] = image[blob][: twin.sum()]  # The object's own pixels.
-    anywhere = grow.snap(image, blob, stroke, band)
-    near = grow.snap(image, blob, stroke, band, reach=0.05)
+    anywhere = grow.snap(image, blob, stroke, band, reach=None)
+    near = grow.snap(image, blob, stroke, band)
     self.assertGreater(anywhere[twin].mean(), 0.9)  # GrabCut's colour model takes it ...
-    self.assertFalse(near[twin].any())  # ... a limited reach does not.
+    self.assertFalse(near[twin].any())  # ... the default reach does not.
 
   def test_one_sided_mask_is_kept(self):
     image, blob, _, stroke, band = self._shifted()
