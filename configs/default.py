@@ -220,7 +220,7 @@ def get_config() -> config_dict.ConfigDict:
       'generator'  # W: 'generator' (a DIP generator, official) or 'colour' (one learned RGB colour; ours).
   )
   config.watermark.exclusion_weight = 0.0  # Mode 'hint' step 2: weight of exclusion_loss(C, h M W), edges of C apart from the watermark's (ours; official: 0).
-  config.watermark.clean_from = 'generator'  # Mode 'hint': clean inside the box from C ('generator', official), (I - M W) / (1 - M) ('deblend'), or the de-blending fit of least total variation ('fit_tv'; configs/watermark.py).
+  config.watermark.clean_from = 'generator'  # Mode 'hint': clean inside the box from C ('generator', official), (I - M W) / (1 - M) ('deblend'), the de-blending fit of least total variation on the top-hat strokes ('fit_tv'), or on the mark a graph cut of its blend finds ('cut'; configs/watermark.py).
   config.watermark.max_opacity = 0.9  # 'deblend': M is clipped to this (< 1) before dividing by 1 - M.
   config.watermark.stroke_polarity = 'none'  # Mode 'hint': 'none' (official: the box is the hint) or the strokes found in it, 'light' / 'dark' / 'auto' (ours).
   config.watermark.step2_trains_clean = (
