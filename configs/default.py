@@ -118,6 +118,7 @@ def get_config() -> config_dict.ConfigDict:
   config.dehaze.dcp_omega = 0.95  # He et al.'s omega in the dark-channel transmission prior.
   config.dehaze.transmission_residual = 0.0  # > 0 (needs prior_full_size): t = the prior + a correction of at most this drawn by t's generator; 0: t drawn whole (official).
   config.dehaze.prior_full_size = False  # Estimate A and the (guided-filter refined) prior t on the full-size input, then shrink t to the working size; False: both on the working image.
+  config.dehaze.radiance_bound = False  # Raise the prior t to the bound J <= 1 (Meng et al. 2013's boundary constraint, upper side).
   config.dehaze.airlight_std_weight = 0.1  # Weight of StdLoss(A), learned airlight only.
   config.dehaze.airlight_tie_steps = 1000  # Learned airlight: MSE(A, A0) for it < this.
   config.dehaze.guided_radius = (
