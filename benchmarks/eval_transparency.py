@@ -12,6 +12,8 @@ middle rows, made from scikit-image's bundled photos by
   realistic: I_k = A_k(x) blur(R) + (1 - A_k(x)) T with smooth alpha maps in
              [0.2, 0.8] and a Gaussian-blurred (sigma 1.5 px) reflection, as in
              real window reflections; scored against blur(R) and T.
+  realistic_channels: the same with an independent smooth map per colour
+             channel (A_k(x) differs per channel: tinted glass, a polariser).
   additive:  I = (R + T) / 2, one mixture (configs/textures.py) of two tinted
              textures (--additive_pairs: brick, grass, gravel, text);
   photo_texture: the same with a photo as R (--photo_texture_pairs).
@@ -91,7 +93,9 @@ _PHOTO_TEXTURE_PAIRS = flags.DEFINE_list(
     ['chelsea:grass', 'coffee:gravel', 'astronaut:text'],
     'Photo:texture pairs R:T for the photo_texture regime.',
 )
-_REGIMES = flags.DEFINE_list('regimes', ['uniform', 'realistic'], 'uniform, realistic, additive and/or photo_texture.')
+_REGIMES = flags.DEFINE_list(
+    'regimes', ['uniform', 'realistic'], 'uniform, realistic, realistic_channels, additive and/or photo_texture.'
+)
 _METHODS = flags.DEFINE_list(
     'methods',
     None,
@@ -121,6 +125,7 @@ DEFAULT_METHODS = {
     'additive': ('default', 'colour', 'tv_0.05', 'tv_0.1', 'tv_0.2', 'guided_2', 'guided_4', 'guided_8'),
 }
 DEFAULT_METHODS['photo_texture'] = DEFAULT_METHODS['additive']
+DEFAULT_METHODS['realistic_channels'] = DEFAULT_METHODS['realistic']
 ONE_MIXTURE = ('additive', 'photo_texture')
 # Finalised variants: method -> (the Double-DIP run it comes from, the `transparency.unmix` mode).
 FINALISED = {
@@ -155,9 +160,23 @@ def make_inputs(regime: str, pair: str, index: int, size: int, seed: int, height
   if regime == 'realistic':
     mixtures, truths = mixtures_lib.realistic_mixtures(r, t, rng)
     return {'mixtures': mixtures, 'truths': truths, 'alphas': None}
+  if regime == 'realistic_channels':
+    return channel_mixtures(r, t, rng)
   if regime in ONE_MIXTURE:
     return {'mixtures': [(r + t) / 2], 'truths': (r, t), 'alphas': None}
   raise app.UsageError(f'unknown regime {regime!r}')
+
+
+def channel_mixtures(r: np.ndarray, t: np.ndarray, rng: np.random.Generator, blur_sigma: float = 1.5) -> dict[str, Any]:
+  """As `make_transparency.realistic_mixtures`, but each colour channel has its own smooth map per mixture."""
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+
+  blurred = ndimage.gaussian_filter(r, sigma=(blur_sigma, blur_sigma, 0), mode='reflect').astype(np.float32)
+  maps = [
+      np.concatenate([mixtures_lib.smooth_alpha(rng, r.shape[:2]) for _ in range(r.shape[-1])], -1) for _ in range(2)
+  ]
+  mixtures = [(a * blurred + (1 - a) * t).astype(np.float32) for a in maps]
+  return {'mixtures': mixtures, 'truths': (blurred, t), 'alphas': None}
 
 
 def fastica_layers(

@@ -262,9 +262,15 @@ def _smooth_alpha_objective(
 
 
 def smooth_alpha_maps(logits: jax.Array, shape: tuple[int, int]) -> jax.Array:
-  """(2, H, W, 1) weights in [0.05, 0.95] from (2, g, g) logits, bilinearly interpolated."""
-  grid = jax.image.resize(logits, (logits.shape[0], *shape), 'linear')
-  return alpha_from_unit(jax.nn.sigmoid(grid))[..., None]
+  """Weights in [0.05, 0.95] from logits, bilinearly interpolated.
+
+  (2, g, g) logits (one map per mixture) give (2, H, W, 1); (2, g, g, C) (one
+  map per mixture and colour channel) give (2, H, W, C).
+  """
+  if logits.ndim == 3:
+    logits = logits[..., None]
+  grid = jax.image.resize(logits, (logits.shape[0], *shape, logits.shape[-1]), 'linear')
+  return alpha_from_unit(jax.nn.sigmoid(grid))
 
 
 @functools.partial(jax.jit, static_argnames=('steps',))
@@ -299,7 +305,9 @@ def _fit_with_continuation(
   return params, objective
 
 
-def smooth_alpha_unmix(full: np.ndarray, alphas: jax.Array) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
+def smooth_alpha_unmix(
+    full: np.ndarray, alphas: jax.Array, *, per_channel: bool = False
+) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
   """R, T and smooth weight maps A_1, A_2 fitted to I_k = A_k R + (1 - A_k) T, started at a scalar unmixing.
 
   The layers start as `unmix(full, alphas)` clipped to [0, 1], the maps as
@@ -314,16 +322,20 @@ def smooth_alpha_unmix(full: np.ndarray, alphas: jax.Array) -> tuple[tuple[np.nd
   Args:
     full: (2, H, W, 3) the mixtures, H, W >= 2.
     alphas: (2,) the scalar unmixing's weights of R, a_1 != a_2.
+    per_channel: one map per mixture and colour channel (tinted glass) instead
+      of one per mixture.
 
   Returns:
     ((R, T) float32 (H, W, 3) in [0, 1], {'smooth_layer': 1 or 2, 'objectives': [R smooth, T smooth],
-    'alpha_maps_mean': [mean A_1, mean A_2], 'alpha_logits': (2, g, g) for `smooth_alpha_maps`}).
+    'alpha_maps_mean': [mean A_1, mean A_2], 'alpha_logits': (2, g, g) or (2, g, g, 3) for
+    `smooth_alpha_maps`}).
   """
   chex.assert_rank(full, 4)
   mixtures = jnp.asarray(full, jnp.float32)
   start = [jnp.clip(x, 0.0, 1.0) for x in unmix(mixtures, alphas)]
   unit = (jnp.clip(jnp.asarray(alphas, jnp.float32), 0.051, 0.949) - 0.05) / 0.9
-  logits = jnp.broadcast_to(jnp.log(unit / (1 - unit))[:, None, None], (2, SMOOTH_ALPHA_GRID, SMOOTH_ALPHA_GRID))
+  grid = (2, SMOOTH_ALPHA_GRID, SMOOTH_ALPHA_GRID, *((mixtures.shape[-1],) if per_channel else ()))
+  logits = jnp.broadcast_to(jnp.reshape(jnp.log(unit / (1 - unit)), (2,) + (1,) * (len(grid) - 1)), grid)
   fits = [
       _fit_with_continuation({'r': start[0], 't': start[1], 'alpha_logits': logits}, mixtures, s) for s in (1.0, 0.0)
   ]
@@ -349,25 +361,40 @@ EXACT_FIT_TOLERANCE = 1e-4
 # 2 x 3000 Adam steps at full size would take hours on a 12-megapixel photo); its
 # layers and maps are then resized to full size.
 VARYING_SIDE = 512
+# The smooth-weight fit is run with one map per mixture and with one per
+# mixture and colour channel (tinted glass, a polariser: the weights differ per
+# channel); the lower final objective wins. It chose the model the mixtures
+# were made with on 10 of 12 runs, and the other two were within 0.1 dB
+# (docs/transparency.md).
+SMOOTH_ALPHA_PER_CHANNEL = (False, True)
 
 
 def varying_unmix(
-    full: np.ndarray, *, min_gap: float, truths: list[np.ndarray] | None = None
+    full: np.ndarray,
+    *,
+    min_gap: float,
+    truths: list[np.ndarray] | None = None,
+    per_channel: tuple[bool, ...] = SMOOTH_ALPHA_PER_CHANNEL,
 ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, dict[str, Any], str]:
   """Two mixtures unmixed with no generator: scalar weights where they fit exactly, else smooth weight maps.
 
   The scalar weights are `whole_range_alphas`; their unmixing is kept if
   `out_of_range_fraction` <= `EXACT_FIT_TOLERANCE` ('refined'), else the layers
   and maps of `smooth_alpha_unmix` started from it ('smooth_alphas'; fitted at
-  most `VARYING_SIDE` px wide, then resized to full size).
+  most `VARYING_SIDE` px wide, then resized to full size), with one map per
+  mixture and with one per mixture and colour channel: the lower final
+  objective wins.
 
   Args:
     full: (2, H, W, 3) the mixtures.
     min_gap: smallest |a_1 - a_2| the search tries.
     truths: the true layers, for the report only (never for the choice), or None.
+    per_channel: `smooth_alpha_unmix`'s map models tried (False: one map per
+      mixture, True: one per mixture and colour channel); the lowest final
+      objective wins.
 
   Returns:
-    ((R, T) in [0, 1], the weights of R: (2, 1, 1, 1) scalars or (2, H, W, 1) maps,
+    ((R, T) in [0, 1], the weights of R: (2, 1, 1, 1) scalars or (2, H, W, 1 or 3) maps,
     {candidate: {...}[, 'ground_truth']}, the chosen candidate's name).
   """
   alphas, overlap = whole_range_alphas(full, min_gap=min_gap)
@@ -381,7 +408,12 @@ def varying_unmix(
     name = 'smooth_alphas'
     shape = full.shape[1:3]
     small = np.stack([image_io.working_image(m, VARYING_SIDE)[0] for m in full])
-    fitted, report[name] = smooth_alpha_unmix(small, alphas)
+    fits = {pc: smooth_alpha_unmix(small, alphas, per_channel=pc) for pc in per_channel}
+    best = min(fits, key=lambda pc: min(fits[pc][1]['objectives']))
+    fitted, report[name] = fits[best]
+    report[name].update(
+        per_channel=best, objective_by_maps={str(pc): min(f[1]['objectives']) for pc, f in fits.items()}
+    )
     layers[name] = tuple(x if x.shape[:2] == shape else image_io.resize_image(x, shape) for x in fitted)
     weights = np.asarray(smooth_alpha_maps(report[name].pop('alpha_logits'), shape))
   if truths is not None:

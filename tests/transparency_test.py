@@ -299,13 +299,21 @@ class VaryingWeightsTest(absltest.TestCase):
     layers, weights, report, name = unmixing.varying_unmix(mixtures, min_gap=0.05, truths=list(truths))
     self.assertEqual(name, 'smooth_alphas')
     self.assertGreater(report['refined']['out_of_range'], unmixing.EXACT_FIT_TOLERANCE)
-    self.assertEqual(weights.shape, (2, _SIZE, _SIZE, 1))
+    # One map per mixture or one per mixture and colour channel, whichever fits with the lower objective.
+    self.assertEqual(weights.shape, (2, _SIZE, _SIZE, 3 if report[name]['per_channel'] else 1))
+    self.assertIn(str(report[name]['per_channel']), report[name]['objective_by_maps'])
     self.assertTrue(np.all((weights >= 0.05) & (weights <= 0.95)))
     chex.assert_tree_all_finite(layers)
     # Better than the scalar unmixing it starts from, and the maps' fit reproduces both mixtures.
     self.assertGreater(report[name]['ground_truth']['mean_psnr'], report['refined']['ground_truth']['mean_psnr'])
     recons = weights * layers[0] + (1 - weights) * layers[1]
     self.assertGreater(_psnr(recons, mixtures), 35.0)
+
+  def test_one_map_per_colour_channel(self):
+    mixtures, _ = self._varying()
+    _, info = unmixing.smooth_alpha_unmix(mixtures, jnp.asarray([0.7, 0.3]), per_channel=True)
+    self.assertEqual(info['alpha_logits'].shape, (2, unmixing.SMOOTH_ALPHA_GRID, unmixing.SMOOTH_ALPHA_GRID, 3))
+    self.assertEqual(unmixing.smooth_alpha_maps(info['alpha_logits'], (5, 7)).shape, (2, 5, 7, 3))
 
   def test_the_default_run_trains_no_generator(self):
     config, workdir = _two_mixtures_config(_tempdir(self))
