@@ -209,13 +209,6 @@ def compose(
     if clean_from == 'cut':
       # Double-DIP's C (its inpainting of the mark's pixels) is the check's clean reference.
       check = watermark_cut.cut_check(image, fitted, up['clean'], inputs.mark)
-      check['fallback'] = 'none' if check['passed'] else 'input'
-      mask = mask * check['passed']
-      watermark = mask * mark_colour
-      if not check['passed']:
-        clean = image
-      if info is not None:
-        info['self_check'] = check
     elif clean_from in ('fit', 'fit_tv'):  # Ours: keep the input where the decomposition cannot be trusted.
       # The check judges the least-squares fit against C (its thresholds were chosen on it).
       check = self_check(
@@ -230,6 +223,10 @@ def compose(
           colour=colour,
           stroke_contrast=inputs.stroke_contrast,
       )
+    else:
+      check = None
+      mask = up['mask']
+    if check is not None:
       check['fallback'] = 'none' if check['passed'] else 'input'
       # The watermark as the fit removed it (none after a fallback), not step 2's M and W.
       mask = mask * check['passed']
@@ -238,8 +235,6 @@ def compose(
         clean = image
       if info is not None:
         info['self_check'] = check
-    else:
-      mask = up['mask']
     # 'fit_tv' changes the strokes and the pixel around them (the marks' edges; elsewhere its coverage is 0),
     # 'cut' the pixels its mark covers.
     return {
