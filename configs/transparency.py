@@ -14,7 +14,9 @@ true ones. No generator is trained (`transparency.unmix='varying'`,
   jointly with the layers to both mixtures, started from that unmixing, with
   sparse gradients for one layer and smooth ones for the other (a reflection
   is usually out of focus), the smooth layer's weight stepped down from
-  strong to its final value (a continuation that finds the better split).
+  strong to its final value (a continuation that finds the better split);
+  one map per mixture and one per mixture and colour channel are both
+  fitted, the lower objective wins.
 A run takes seconds with uniform weights, about a minute otherwise (128x96, one core).
 `configs/transparency_faithful.py` is the official Double-DIP method.
 """
