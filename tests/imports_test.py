@@ -108,6 +108,7 @@ LAYERS = {
         'watermark_tv',
         'unmixing',
         'colour_unmixing',
+        'transparency_finalise',
         'video_hints',
         'video_motion',
         'haze_priors',

@@ -24,6 +24,7 @@ from ddip_jax import losses
 from ddip_jax import metrics as metrics_lib
 from ddip_jax import models
 from ddip_jax import tasks
+from ddip_jax import transparency_finalise
 from ddip_jax import unmixing
 from ddip_jax import writing
 from ddip_jax.tasks import transparency
@@ -219,7 +220,9 @@ class UnmixTest(absltest.TestCase):
     start = [np.full((1, 1, 1), a, np.float32) for a in (0.38, 0.62)]
     for mode, want in (('learned', 'learned'), ('refined', 'refined')):
       config.transparency.unmix = mode
-      layers, alphas, report, chosen = transparency.finalise_by_unmixing(config, mixtures, blurry, start, [r, t])
+      layers, alphas, report, chosen = transparency_finalise.finalise_by_unmixing(
+          config, mixtures, blurry, start, [r, t]
+      )
       self.assertEqual(chosen, want)
       self.assertLess(report[want]['objective'], report['generators']['objective'])
       self.assertEqual(set(report), {'generators', 'learned'} | ({'refined'} if mode == 'refined' else set()))
@@ -240,7 +243,7 @@ class UnmixTest(absltest.TestCase):
     # The true layers already: no unmixing beats them; alphas too close are not tried.
     config.transparency.unmix = 'learned'
     close = [np.full((1, 1, 1), a, np.float32) for a in (0.49, 0.51)]
-    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, (r, t), close, None)
+    _, _, report, chosen = transparency_finalise.finalise_by_unmixing(config, mixtures, (r, t), close, None)
     self.assertEqual((chosen, set(report)), ('generators', {'generators'}))
     self.assertNotIn('ground_truth', report['generators'])
 
@@ -269,12 +272,12 @@ class ModelFitTest(absltest.TestCase):
     config.transparency.unmix_select = 'fit'
     generators = (0.5 * (mixtures[0] + mixtures[1]), mixtures[0])
     start = [np.full((1, 1, 1), a, np.float32) for a in (0.4, 0.6)]
-    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)
+    _, _, report, chosen = transparency_finalise.finalise_by_unmixing(config, mixtures, generators, start, None)
     self.assertEqual(chosen, 'generators')
     self.assertGreater(report['refined']['out_of_range'], unmixing.FIT_TOLERANCE)
     # The same layers with one alpha per mixture: the unmixing fits and is kept.
     mixtures = np.stack([a * r + (1 - a) * t for a in (0.2, 0.8)])
-    _, _, report, chosen = transparency.finalise_by_unmixing(config, mixtures, generators, start, None)
+    _, _, report, chosen = transparency_finalise.finalise_by_unmixing(config, mixtures, generators, start, None)
     self.assertEqual((chosen, report['refined']['out_of_range']), ('refined', 0.0))
 
 
