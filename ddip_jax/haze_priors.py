@@ -239,3 +239,23 @@ def refine_transmission(
         opencv_compat=opencv_compat,
     )
   return np.clip(transmission, t_min, 1.0).astype(np.float32)
+
+
+def prior_transmission(
+    image: np.ndarray, airlight: np.ndarray, *, patch: int, omega: float, radiance_bound: bool
+) -> np.ndarray:
+  """The unrefined prior t: He et al.'s 1 - omega dark(I / A), raised to the bound J <= 1 with `radiance_bound`.
+
+  Args:
+    image: (H, W, 3) hazy input.
+    airlight: (3,) or (H, W, 3) A (the bound needs one colour; a map gets none).
+    patch, omega: the dark channel's window side and the haze kept (1 - omega).
+    radiance_bound: raise t to `radiance_bound_transmission`.
+
+  Returns:
+    (H, W) float32.
+  """
+  t = np.asarray(dark_channel_transmission(jnp.asarray(image), jnp.asarray(airlight), patch=patch, omega=omega))
+  if radiance_bound and np.ndim(airlight) == 1:
+    t = np.maximum(t, radiance_bound_transmission(image, airlight, patch=patch))
+  return t

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
-import re
 import stat
 import warnings
 from collections.abc import Iterator, Sequence
@@ -367,56 +365,6 @@ def to_uint8(img: npt.ArrayLike) -> np.ndarray:
   """
   arr = np.nan_to_num(np.asarray(img, np.float32), nan=0.0)
   return np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
-
-
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")  # Frame files of a folder (any case).
-
-
-def _natural_key(name: str) -> list[Any]:
-  """Sort key comparing runs of digits as numbers: frame2 < frame10."""
-  return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def frame_files(folder: str) -> list[str]:
-  """The PNG/JPEG files of `folder`, in natural name order (raises OSError)."""
-  names = [
-      n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES) and os.path.isfile(os.path.join(folder, n))
-  ]
-  return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
-
-
-def _expand_folders(paths: Sequence[str]) -> Iterator[str]:
-  """`paths`, each readable folder replaced by its frame files."""
-  for path in paths:
-    try:
-      yield from frame_files(path) if os.path.isdir(path) else [path]
-    except OSError:
-      continue
-
-
-def file_digests(paths: Sequence[str]) -> dict[str, str]:
-  """SHA-256 (hex) of the content of every input file among `paths`.
-
-  A folder stands for its frame files (`FRAME_SUFFIXES`, as `list_frames`
-  takes them). Paths that are missing or not regular files are left out: the
-  task that reads them reports them.
-
-  Returns:
-    file path -> hex digest, in the order of `paths`.
-  """
-  digests = {}
-  for path in _expand_folders(paths):
-    try:
-      if not stat.S_ISREG(os.stat(path).st_mode):
-        continue
-      digest = hashlib.sha256()
-      with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):  # pylint: disable=cell-var-from-loop
-          digest.update(chunk)
-    except OSError:
-      continue
-    digests[path] = digest.hexdigest()
-  return digests
 
 
 def working_image(

@@ -31,6 +31,7 @@ from typing import Any
 import ml_collections
 
 from ddip_jax import checkpoint_io
+from ddip_jax import clip_io
 from ddip_jax import config_check
 from ddip_jax import errors
 from ddip_jax import image_io
@@ -102,7 +103,7 @@ def check_inputs_outside(workdir: str, config: ml_collections.ConfigDict) -> Non
 def input_digests(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, str]:
   """SHA-256 of every input file `config` names (`config_check.INPUT_FILE_FIELDS`), by path."""
   config = config if isinstance(config, ml_collections.ConfigDict) else ml_collections.ConfigDict(config)
-  return image_io.file_digests(config_check.input_files(config))
+  return clip_io.file_digests(config_check.input_files(config))
 
 
 def run_tag(config: ml_collections.ConfigDict) -> str:

@@ -164,3 +164,23 @@ def with_motion_mask(
       'mask_binary': binary,
       'cutout': full * binary[..., None] + 0.5 * (1 - binary[..., None]),
   }
+
+
+def unwarped(layers: dict[str, np.ndarray], full: np.ndarray, transform: np.ndarray) -> dict[str, np.ndarray]:
+  """One frame's `fgbg.full_size_layers`, made in the reference frame's coordinates, warped back onto `full`.
+
+  Args:
+    layers: name -> (H, W[, C]) in the reference frame's coordinates.
+    full: (H, W, 3) the frame itself.
+    transform: (3, 3) the frame's transform onto the reference frame.
+
+  Returns:
+    The same names, in the frame's coordinates; 'cutout' cut from `full`.
+  """
+  out = {
+      name: align.from_reference(value[None], transform[None], nearest=name.startswith('mask_'))[0]
+      for name, value in layers.items()
+  }
+  binary = out['mask_binary'][..., None]
+  out['cutout'] = full * binary + 0.5 * (1 - binary)
+  return out

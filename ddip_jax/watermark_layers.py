@@ -56,8 +56,6 @@ HOMOGENEOUS = 0.05
 SURROUNDINGS_TOLERANCE = 0.01
 # Width of the ring around the box that stands for the box's surroundings, pixels.
 RING_WIDTH = 6
-# The blend by total variation (`clean_from='fit_tv'`) lives in `watermark_tv`.
-fit_blend_tv = watermark_tv.fit_blend_tv
 
 
 def self_check(

@@ -461,10 +461,11 @@ class HazePriorsTest(absltest.TestCase):
     _, hazy = _scene(16, 20)
     hazy = hazy.astype(np.float32)
     airlight = np.array([0.6, 0.6, 0.6], np.float32)
-    config.dehaze.radiance_bound = False
-    plain = dehaze.raw_transmission(hazy, airlight, config.dehaze)
-    config.dehaze.radiance_bound = True
-    bounded = dehaze.raw_transmission(hazy, airlight, config.dehaze)
+    dz = config.dehaze
+    plain, bounded = (
+        haze_priors.prior_transmission(hazy, airlight, patch=dz.dcp_patch, omega=dz.dcp_omega, radiance_bound=bound)
+        for bound in (False, True)
+    )
     bound = haze_priors.radiance_bound_transmission(hazy, airlight, patch=config.dehaze.dcp_patch)
     np.testing.assert_allclose(bounded, np.maximum(plain, bound), atol=1e-6)
     self.assertGreater(float(np.abs(bounded - plain).max()), 0.05)  # The bright top (I > A) is raised.

@@ -17,6 +17,7 @@ from absl.testing import parameterized
 import numpy as np
 from PIL import Image
 
+from ddip_jax import clip_io
 from ddip_jax import image_io
 from ddip_jax import memory
 from ddip_jax import summary_picture
@@ -500,10 +501,10 @@ class WriteTest(parameterized.TestCase):
     with open(path, "rb") as f:
       want = hashlib.sha256(f.read()).hexdigest()
     self.assertEqual(
-        image_io.file_digests([path, os.path.join(self.dir, "missing.png"), os.path.join(self.dir, "pipe.png")]),
+        clip_io.file_digests([path, os.path.join(self.dir, "missing.png"), os.path.join(self.dir, "pipe.png")]),
         {path: want},
     )
-    self.assertEqual(image_io.file_digests([self.dir]), {path: want})  # A folder: its frame files.
+    self.assertEqual(clip_io.file_digests([self.dir]), {path: want})  # A folder: its frame files.
 
   def test_write_json_numpy(self):
     path = os.path.join(self.dir, "sub", "metrics.json")

@@ -102,6 +102,7 @@ LAYERS = {
         'grow',
         'fgbg',
         'watermark_io',
+        'watermark_generators',
         'watermark_layers',
         'watermark_strokes',
         'watermark_cut',

@@ -29,6 +29,7 @@ from ddip_jax import outputs
 from ddip_jax import tasks
 from ddip_jax import watermark_io
 from ddip_jax import watermark_layers
+from ddip_jax import watermark_tv
 from ddip_jax.tasks import watermark
 from scripts import make_watermark
 
@@ -473,13 +474,13 @@ class ColourAndDeblendTest(absltest.TestCase):
     for colour in (1.0, 0.0, _YELLOW):
       clean, a, box, image, _ = _watermark_case(9, 0.45, colour, photo_contrast=0.3)
       strokes = (a[..., 0] > 0).astype(np.float32)
-      opacity, fitted, coverage = watermark_layers.fit_blend_tv(image, strokes, box)
+      opacity, fitted, coverage = watermark_tv.fit_blend_tv(image, strokes, box)
       self.assertAlmostEqual(opacity, 0.45, delta=0.005)
       np.testing.assert_allclose(fitted, np.broadcast_to(colour, 3), atol=0.005)
       np.testing.assert_array_equal(coverage, strokes)  # Hard-edged marks: full coverage, nothing around.
       # Strokes that miss a third of the mark's pixels: the coverage still takes only the mark's.
       partial = strokes * (np.arange(_SIZE)[None, :] % 3 != 0)
-      _, _, coverage = watermark_layers.fit_blend_tv(image, partial, box)
+      _, _, coverage = watermark_tv.fit_blend_tv(image, partial, box)
       self.assertFalse((coverage[strokes == 0] > 0).any())
 
   def test_compose_fit_tv_changes_only_the_strokes_and_their_edges(self):

@@ -132,24 +132,6 @@ def build_problem(
   return engine.Problem(generators=generators, inputs=inputs, stages=[stage])
 
 
-def raw_transmission(image: np.ndarray, airlight: np.ndarray, dz: ml_collections.ConfigDict) -> np.ndarray:
-  """The unrefined prior t: He et al.'s 1 - omega dark(I / A), raised by `dehaze.radiance_bound` to the bound J <= 1.
-
-  Args:
-    image: (H, W, 3) hazy input.
-    airlight: (3,) or (H, W, 3) A (the bound needs one colour; a map gets none).
-    dz: the `dehaze` config section.
-  """
-  t = np.asarray(
-      haze_priors.dark_channel_transmission(
-          jnp.asarray(image), jnp.asarray(airlight), patch=dz.dcp_patch, omega=dz.dcp_omega
-      )
-  )
-  if dz.get('radiance_bound', False) and np.ndim(airlight) == 1:
-    t = np.maximum(t, haze_priors.radiance_bound_transmission(image, airlight, patch=dz.dcp_patch))
-  return t
-
-
 @dataclasses.dataclass
 class PassResult:
   """One finished pass at full resolution.
@@ -417,7 +399,9 @@ def decompose(
     transmission0 = prior = None
     if dz.transmission_prior == 'dark_channel' and dz.prior_full_size and np.ndim(airlight0) == 1:
       # He et al.'s estimate where its patch was meant to work, refined by the guided filter, then shrunk.
-      raw = raw_transmission(hazy, airlight0, dz)
+      raw = haze_priors.prior_transmission(
+          hazy, airlight0, patch=dz.dcp_patch, omega=dz.dcp_omega, radiance_bound=dz.radiance_bound
+      )
       refined = haze_priors.refine_transmission(
           raw, hazy, radius=radius, eps=dz.guided_eps, t_min=dz.t_min, opencv_compat=dz.guided_opencv
       )
@@ -425,7 +409,9 @@ def decompose(
       if dz.transmission_residual > 0:
         prior = (refined, transmission0)
     elif dz.transmission_prior == 'dark_channel':
-      transmission0 = raw_transmission(working, airlight0, dz)
+      transmission0 = haze_priors.prior_transmission(
+          working, airlight0, patch=dz.dcp_patch, omega=dz.dcp_omega, radiance_bound=dz.radiance_bound
+      )
     pending[index] = (hazy, airlight0, facts, prior)
     return build_problem(
         config,

@@ -211,26 +211,6 @@ def build_problem(
   return engine.Problem(generators=generators, inputs=inputs, stages=stages)
 
 
-def unwarped(layers: dict[str, np.ndarray], full: np.ndarray, transform: np.ndarray) -> dict[str, np.ndarray]:
-  """One frame's `fgbg.full_size_layers`, made in the reference frame's coordinates, warped back onto `full`.
-
-  Args:
-    layers: name -> (H, W[, C]) in the reference frame's coordinates.
-    full: (H, W, 3) the frame itself.
-    transform: (3, 3) the frame's transform onto the reference frame.
-
-  Returns:
-    The same names, in the frame's coordinates; 'cutout' cut from `full`.
-  """
-  out = {
-      name: align.from_reference(value[None], transform[None], nearest=name.startswith('mask_'))[0]
-      for name, value in layers.items()
-  }
-  binary = out['mask_binary'][..., None]
-  out['cutout'] = full * binary + 0.5 * (1 - binary)
-  return out
-
-
 def summary_strip(full: np.ndarray, frames: dict[int, dict[str, np.ndarray]], count: int) -> np.ndarray:
   """`summary.png`: rows input, fg, bg, mask, cut-out; columns `count` frames spread over the clip.
 
@@ -405,7 +385,7 @@ def decompose(
           for f, layers in per_frame.items()
       }
     if moving:
-      per_frame = {f: unwarped(layers, full[f], full_transforms[f]) for f, layers in per_frame.items()}
+      per_frame = {f: video_motion.unwarped(layers, full[f], full_transforms[f]) for f, layers in per_frame.items()}
     order = sorted(per_frame)
     images = {}
     for name in FRAME_LAYERS + ('fg_hint',):

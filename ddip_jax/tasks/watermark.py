@@ -55,7 +55,6 @@ import time
 from typing import Any
 
 import chex
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -69,6 +68,7 @@ from ddip_jax import models
 from ddip_jax import outputs
 from ddip_jax import resume
 from ddip_jax import runner
+from ddip_jax import watermark_generators
 from ddip_jax import watermark_io
 from ddip_jax import watermark_layers
 from ddip_jax import watermark_strokes
@@ -93,44 +93,6 @@ def staircase_sigma(step: jax.Array, num_steps: int, *, sigma_step: float, every
   return jnp.where(step == num_steps - 1, 0.0, sigma).astype(jnp.float32)
 
 
-def make_generators(config: ml_collections.ConfigDict, num_images: int) -> dict[str, nn.Module]:
-  """C (one per image), W and M from the `generator` and `watermark` sections."""
-  wm = config.watermark
-  clean = models.generator_from_config(config.generator, out_channels=3)
-  generators = {name: clean for name in watermark_layers.clean_names(num_images)}
-  if wm.watermark_model == 'colour':
-    generators['watermark'] = models.ConstantColour()
-  else:
-    generators['watermark'] = models.generator_from_config(
-        config.generator, out_channels=3, kernel_down=wm.watermark_kernel, kernel_up=wm.watermark_kernel
-    )
-  mask_channels = tuple(wm.mask_channels)
-  generators['mask'] = models.generator_from_config(
-      config.generator,
-      out_channels=1,
-      channels_down=mask_channels,
-      channels_up=mask_channels,
-      channels_skip=tuple(wm.mask_skip),
-      kernel_down=wm.mask_kernel,
-      kernel_up=wm.mask_kernel,
-  )
-  return generators
-
-
-def run_noise(
-    config: ml_collections.ConfigDict, canvas: tuple[int, int], names: tuple[str, ...], run_keys: list[jax.Array]
-) -> dict[str, jax.Array]:
-  """Every generator's noise for the given runs: (1, S, S, D), or (R, 1, S, S, D) for R > 1 runs.
-
-  Generator `names[i]` of the run with key k gets the noise of fold_in(k, i).
-  """
-  noise = {}
-  for i, name in enumerate(names):
-    per_run = [models.noise_from_config(config.generator, jax.random.fold_in(k, i), canvas) for k in run_keys]
-    noise[name] = jnp.stack(per_run) if len(per_run) > 1 else per_run[0]
-  return noise
-
-
 def _problem_inputs(noise: dict[str, jax.Array]) -> dict[str, Any]:
   # The generators' entries only give `models.init_generators` their shapes.
   return {**noise, NOISE: noise}
@@ -149,7 +111,9 @@ def reseed(problem: engine.Problem, config: ml_collections.ConfigDict, run_keys:
   if (some.ndim == 5) != (len(run_keys) > 1) or (some.ndim == 5 and some.shape[0] != len(run_keys)):
     raise ValueError(f'the problem has noise of shape {some.shape}, not for {len(run_keys)} runs')
   canvas = tuple(some.shape[-3:-1])
-  return dataclasses.replace(problem, inputs=_problem_inputs(run_noise(config, canvas, tuple(old), run_keys)))
+  return dataclasses.replace(
+      problem, inputs=_problem_inputs(watermark_generators.run_noise(config, canvas, tuple(old), run_keys))
+  )
 
 
 def build_problem(
@@ -185,11 +149,11 @@ def build_problem(
     raise ValueError(f'a hint goes with exactly one image, got {num_images} images and hint={hint is not None}')
   runs = len(run_keys)
   batched = runs > 1
-  generators = make_generators(config, num_images)
+  generators = watermark_generators.make_generators(config, num_images)
   canvas = models.canvas_shape(height, width, max(g.num_scales for g in generators.values()))
   if wm.augment:  # lax.switch over all 8 transforms needs a square canvas.
     canvas = (max(canvas),) * 2
-  inputs = _problem_inputs(run_noise(config, canvas, tuple(sorted(generators)), run_keys))
+  inputs = _problem_inputs(watermark_generators.run_noise(config, canvas, tuple(sorted(generators)), run_keys))
   if batched:
     generators = {name: models.batched_generator(g, runs) for name, g in generators.items()}
   generators[NOISE] = models.InputHolder()
