@@ -22,10 +22,16 @@ that the evaluation in docs/watermark.md measured:
   Double-DIP's C than the input is) keeps the input when the removal is not
   trustworthy, and says so in metrics.json (`self_check`, and `cut`: the
   mark's opacity, colour, covered pixels and scores);
-- step 2 learns M and W on top of step 1's C instead of retraining C
-  (`step2_trains_clean=False`); the fit does not use them, so it runs one
-  iteration (the config check asks for one) and mask.png / watermark.png are
-  the fit's;
+- no step 2 (`num_steps = 0`): the cut's clean image, mask.png and
+  watermark.png are made of the input, the cut's mark and step 1's C (for the
+  self-check), never of step 2's M and W, so W and M are neither initialised
+  nor trained and nothing of step 2 is compiled. Its one iteration, which the
+  earlier default ran, cost a compile of all three generators: on one core
+  the demo took 89-90 s cold and 31 s with a warm compilation cache, now 45 s
+  and 21-24 s, with the same clean.png. Without M and W there is no
+  clean_deblend.png nor clean_soft.png; `--config.num_steps=N` (N >= 1)
+  brings step 2 back, learning M and W on top of step 1's C
+  (`step2_trains_clean=False`);
 - C's generator has 3x3 kernels (official 5x5; 2.5x the iterations a second,
   as good) and step 1 500 iterations (official 4000; +0.3 dB in the box over
   300 on four cases, docs/watermark.md): 18-27 s a 128x96 image on one core
@@ -43,7 +49,7 @@ def get_config():
   config.watermark.step2_trains_clean = False
   config.watermark.clean_from = 'cut'
   config.watermark.hint_steps = 500
-  config.num_steps = 1
+  config.num_steps = 0  # No step 2: the cut does not use M and W (docstring).
   config.watermark.runs = 1
   config.generator.kernel_down = 3
   config.generator.kernel_up = 3

@@ -104,16 +104,17 @@ def median_layers(runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
   Args:
     runs: one dict per run with (H, W, C) layers, among them 'watermark' (C = 3)
-      and 'mask' (C = 1).
+      and 'mask' (C = 1), unless the runs had no W and M (a watermark run without step 2).
 
   Returns:
     The same keys, each the median over runs, plus 'masked_watermark', the
-    median of W * M (not the product of the medians), (H, W, 3).
+    median of W * M (not the product of the medians), (H, W, 3), where there are W and M.
   """
   if not runs:
     raise ValueError('median_layers needs at least one run')
   medians = {name: np.median(np.stack([r[name] for r in runs]), axis=0).astype(np.float32) for name in runs[0]}
-  medians['masked_watermark'] = np.median(np.stack([r['watermark'] * r['mask'] for r in runs]), axis=0).astype(
-      np.float32
-  )
+  if 'watermark' in runs[0] and 'mask' in runs[0]:
+    medians['masked_watermark'] = np.median(np.stack([r['watermark'] * r['mask'] for r in runs]), axis=0).astype(
+        np.float32
+    )
   return medians

@@ -132,8 +132,10 @@ def _check_numbers(config: ml_collections.ConfigDict) -> None:
     require(value >= 0 or not _NON_NEGATIVE.search(field), field, 'must be >= 0', whole)
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
+def validate(config: ml_collections.ConfigDict, *, min_num_steps: int = 1) -> None:
   """Checks the fields every task uses (`tasks.validate` checks the task's own fields too).
+
+  `min_num_steps`: the least `num_steps`, 0 for a task whose last stage is optional (the task checks when).
 
   Raises:
     ConfigError: naming the first invalid field.
@@ -146,7 +148,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   )
   _check_numbers(config)
   require(config.restarts >= 1, 'restarts', 'must be at least 1', config.restarts)
-  require(config.num_steps >= 1, 'num_steps', 'must be at least 1', config.num_steps)
+  require(config.num_steps >= min_num_steps, 'num_steps', f'must be at least {min_num_steps}', config.num_steps)
   require(config.learning_rate > 0, 'learning_rate', 'must be positive', config.learning_rate)
   require(config.max_side >= 0, 'max_side', 'must be >= 0 (0: no limit)', config.max_side)
   gen = config.generator

@@ -15,7 +15,9 @@ not; with 'fit_tv' and 'cut' the de-blending of `watermark_tv` and `watermark_cu
 clean_soft.png, which
 keeps I wherever h median(M) < keep_threshold; clean_raw.png = median(C);
 watermark.png = h median(W M); mask.png = median(M) ('fit': the fitted per-pixel opacity and that
-times the fitted colour, none when the self-check fell back); hint.png.
+times the fitted colour, none when the self-check fell back); hint.png. Runs without step 2
+(`num_steps` = 0, for the `clean_from` not in NEED_STEP2) have C alone: no clean_deblend.png nor
+clean_soft.png, which are made of M and W.
 ('many'): clean<k>.png = median(C_k) where median(W M) >= keep_threshold
 (`keep_from='watermark'`, official; 'effect': where the watermark changes C_k
 by at least effect_threshold, max_c |M (W - C_k)|, which also finds a dark
@@ -56,6 +58,9 @@ HOMOGENEOUS = 0.05
 SURROUNDINGS_TOLERANCE = 0.01
 # Width of the ring around the box that stands for the box's surroundings, pixels.
 RING_WIDTH = 6
+# The `clean_from` whose clean.png, watermark.png and mask.png are step 2's M and W; the others are fits
+# against C (step 1's, or step 2's if it trains C) or the input alone, and may skip step 2.
+NEED_STEP2 = ('generator', 'deblend')
 
 
 def self_check(
@@ -159,7 +164,7 @@ def compose(
 
   `clean_from` ('hint' mode): whether `clean` inside the box is the median of
   C ('generator'), the input de-blended with the medians of M and W
-  ('deblend', `deblend` with `max_opacity`; always in `clean_deblend`) or the
+  ('deblend', `deblend` with `max_opacity`; in `clean_deblend` if there are M and W) or the
   input de-blended per pixel towards one colour and opacity fitted against
   median(C) on the hint ('fit', `fit_blend` and `deblend_fitted`; always in
   `clean_fit`). The fitted opacity and colour go to `info` if given. With 'fit', `self_check` decides
@@ -174,7 +179,10 @@ def compose(
   up = {name: layer if layer.ndim == 3 else layer[..., None] for name, layer in up.items()}
   if inputs.hint is not None:
     h, image = inputs.hint[..., None], inputs.full[0]
-    deblended = blending.deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity)
+    step2 = 'mask' in up  # Else the runs skipped step 2 (num_steps = 0): C alone, no M and W.
+    if not step2 and clean_from in NEED_STEP2:
+      raise ValueError(f"clean_from={clean_from!r} needs step 2's M and W (num_steps >= 1)")
+    deblended = blending.deblend(image, h * up['mask'], up['watermark'], max_opacity=max_opacity) if step2 else None
     opacity, colour = blending.fit_blend(image, up['clean'], inputs.hint, max_opacity=max_opacity)
     fitted = blending.deblend_fitted(
         image, up['clean'], inputs.hint, opacity=opacity, colour=colour, max_opacity=max_opacity
@@ -203,7 +211,7 @@ def compose(
       if info is not None:
         info['cut'] = inputs.mark.info()
     clean = {'generator': up['clean'], 'deblend': deblended, 'fit': fitted, 'fit_tv': fitted, 'cut': fitted}[clean_from]
-    watermark = h * up['masked_watermark']
+    watermark = h * up['masked_watermark'] if step2 else None  # 'fit', 'fit_tv', 'cut': the fit's (below).
     if clean_from == 'cut':
       # Double-DIP's C (its inpainting of the mark's pixels) is the check's clean reference.
       check = watermark_cut.cut_check(image, fitted, up['clean'], inputs.mark)
@@ -235,16 +243,17 @@ def compose(
         info['self_check'] = check
     # 'fit_tv' changes the strokes and the pixel around them (the marks' edges; elsewhere its coverage is 0),
     # 'cut' the pixels its mark covers.
-    return {
+    images = {
         'clean': clean if clean_from in ('fit_tv', 'cut') else (1 - h) * image + h * clean,
-        'clean_deblend': (1 - h) * image + h * deblended,
+        'clean_deblend': (1 - h) * image + h * deblended if step2 else None,
         'clean_fit': fitted,
-        'clean_soft': np.where(h * up['mask'] < threshold, image, clean),
+        'clean_soft': np.where(h * up['mask'] < threshold, image, clean) if step2 else None,
         'clean_raw': up['clean'],
         'watermark': watermark,
         'mask': mask,
         'hint': inputs.hint,
     }
+    return {name: layer for name, layer in images.items() if layer is not None}
   faint = up['masked_watermark'] < threshold  # Per channel, as the official code.
   images = {'watermark': np.where(faint, 0.0, up['masked_watermark']), 'mask': up['mask']}
   for k, (name, image) in enumerate(zip(clean_names(len(inputs.full)), inputs.full), start=1):
@@ -313,10 +322,9 @@ def final_images(
               'input': metrics_lib.box_scores(image, truth, inputs.box),
           }
       )
-    if inputs.hint is not None:
-      per_image[0]['clean_soft'] = metrics_lib.box_scores(images['clean_soft'], inputs.truths[0], inputs.box)
-      per_image[0]['clean_deblend'] = metrics_lib.box_scores(images['clean_deblend'], inputs.truths[0], inputs.box)
-      per_image[0]['clean_fit'] = metrics_lib.box_scores(images['clean_fit'], inputs.truths[0], inputs.box)
+    for name in ('clean_soft', 'clean_deblend', 'clean_fit') if inputs.hint is not None else ():
+      if name in images:  # Not clean_soft and clean_deblend without step 2.
+        per_image[0][name] = metrics_lib.box_scores(images[name], inputs.truths[0], inputs.box)
     for key in per_image[0]['result']:
       values = [s['result'][key] for s in per_image]
       metrics[key] = None if None in values else float(np.mean(values))

@@ -1,13 +1,25 @@
 """Tests of `watermark_cut`: the mark found in a box by a graph cut of its blend, its removal and self-check."""
 
+import contextlib
+import json
 import os
+import subprocess
+import sys
+from unittest import mock
 
 from absl.testing import absltest
+from absl.testing import parameterized
+import jax
 import numpy as np
-from scipy import ndimage
 
 from configs import watermark as watermark_recommended_config
+from ddip_jax import config_check
+from ddip_jax import engine
 from ddip_jax import image_io
+from ddip_jax import models
+from ddip_jax import outputs
+from ddip_jax import resume
+from ddip_jax import tasks
 from ddip_jax import watermark_cut
 from ddip_jax import watermark_io
 from ddip_jax import watermark_layers
@@ -142,6 +154,142 @@ class EndToEndCutTest(absltest.TestCase):
     clean = image_io.load_image(os.path.join(workdir, 'clean.png'))
     full = image_io.load_image(config.image)
     np.testing.assert_array_equal(clean[~hint], full[~hint])  # Only the mark's pixels change.
+
+
+def _recommended(test, **fields):
+  """The tiny hint config with configs/watermark.py's route: the cut, C left by step 1, its `num_steps`."""
+  config, workdir = wt._hint_config(_tempdir(test))
+  recommended = watermark_recommended_config.get_config()
+  for field in ('stroke_polarity', 'step2_trains_clean', 'clean_from'):
+    config.watermark[field] = recommended.watermark[field]
+  config.num_steps = recommended.num_steps
+  for field, value in fields.items():
+    config.watermark[field] = value
+  return config, workdir
+
+
+class NoStep2Test(parameterized.TestCase):
+  """configs/watermark.py's num_steps = 0: no step 2, no W and M, for the clean images that do not use them."""
+
+  def test_the_recommended_config_skips_step_2_and_is_valid(self):
+    config = watermark_recommended_config.get_config()
+    self.assertEqual((config.num_steps, config.watermark.clean_from), (0, 'cut'))
+    tasks.validate(config)
+
+  @parameterized.parameters('cut', 'fit_tv', 'fit')
+  def test_accepted_where_the_outputs_do_not_use_m_and_w(self, clean_from):
+    # 'fit' too: its clean.png, mask.png and watermark.png are a blend fitted against C (watermark_layers).
+    config, _ = _recommended(self, clean_from=clean_from)
+    tasks.validate(config)
+    self.assertNotIn(clean_from, watermark_layers.NEED_STEP2)
+
+  @parameterized.parameters('generator', 'deblend')
+  def test_refused_where_the_outputs_are_m_and_w(self, clean_from):
+    config, _ = _recommended(self, clean_from=clean_from)
+    with self.assertRaisesRegex(
+        config_check.ConfigError, f"^config.num_steps = 0: must be >= 1 with watermark.clean_from='{clean_from}'"
+    ):
+      tasks.validate(config)
+    config.num_steps = 1
+    tasks.validate(config)
+
+  def test_refused_without_step_1_in_many_mode_and_below_0(self):
+    config, _ = _recommended(self, hint_steps=0)
+    with self.assertRaisesRegex(config_check.ConfigError, r'^config.watermark.hint_steps = 0: must be >= 1 with'):
+      tasks.validate(config)
+    many, _ = wt._many_config(_tempdir(self))
+    many.num_steps = 0
+    with self.assertRaisesRegex(config_check.ConfigError, r'^config.num_steps = 0: must be at least 1'):
+      tasks.validate(many)
+    config, _ = _recommended(self)
+    config.num_steps = -1
+    with self.assertRaisesRegex(config_check.ConfigError, r'^config.num_steps = -1: must be >= 0'):
+      tasks.validate(config)
+
+  def test_cli_refuses_generator_without_step_2_in_one_line(self):
+    result = subprocess.run(
+        [sys.executable, 'main.py', '--config=configs/watermark.py', '--config.watermark.clean_from=generator'],
+        cwd=wt._REPO,
+        env=dict(os.environ, PYTHONPATH=wt._REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    self.assertEqual(result.returncode, 2, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    self.assertLen(errors, 1)
+    self.assertIn("config.num_steps = 0: must be >= 1 with watermark.clean_from='generator'", errors[0])
+    self.assertNotIn('Traceback', result.stderr)
+
+  def test_the_problem_has_c_alone_with_the_noise_and_initialisation_it_has_with_step_2(self):
+    config, _ = _recommended(self)
+    inputs = watermark_io.load_inputs(config)
+    keys, key = [jax.random.key(3)], jax.random.key(4)
+    alone = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+    config.num_steps = 1
+    full = watermark.build_problem(config, inputs.working, inputs.hint_working, keys)
+    self.assertEqual(set(alone.generators), {'clean', watermark.NOISE})
+    self.assertEqual(set(full.generators), {'clean', 'watermark', 'mask', watermark.NOISE})
+    self.assertEqual([s.name for s in alone.stages], ['step1_clean'])
+    self.assertEqual([s.name for s in full.stages], ['step1_clean', 'step2_watermark'])
+    self.assertEqual(set(alone.inputs[watermark.NOISE]), {'clean'})
+    np.testing.assert_array_equal(alone.inputs['clean'], full.inputs['clean'])
+    params, stats = models.init_generators(alone.generators, alone.inputs, key)
+    want, _ = models.init_generators(full.generators, full.inputs, key)
+    self.assertEqual(set(params), {'clean', watermark.NOISE})
+    jax.tree.map(np.testing.assert_array_equal, params['clean'], want['clean'])
+    self.assertEqual(set(stats[watermark.NOISE]['inputs']), {'clean'})
+
+  def test_a_run_writes_the_outputs_without_m_and_w_resumes_and_reuses_its_runs(self):
+    config, workdir = _recommended(self)
+    metrics = watermark.run(config, workdir)
+    self.assertEqual(metrics['status'], 'ok')
+    self.assertEqual(metrics['runs_finished'], 2)
+    for run in metrics['runs'].values():
+      self.assertEqual(list(run['stages']), ['step1_clean'])
+    for name in ('clean', 'clean_fit', 'clean_raw', 'watermark', 'mask', 'hint', 'summary'):
+      self.assertTrue(os.path.exists(os.path.join(workdir, f'{name}.png')), name)
+    for name in ('clean_soft', 'clean_deblend'):  # Made of M and W, which there are none of.
+      self.assertFalse(os.path.exists(os.path.join(workdir, f'{name}.png')), name)
+    self.assertEqual(set(metrics['ground_truth'][0]), {'result', 'input', 'clean_fit'})
+    self.assertIn('cut', metrics)
+    for key in ('psnr', 'psnr_box', 'input_psnr_box'):
+      self.assertTrue(np.isfinite(metrics[key]), key)
+    mask = image_io.load_image(os.path.join(workdir, 'mask.png'))
+    passed = metrics['self_check']['passed']
+    self.assertEqual(bool(mask.max() > 0), passed)  # The cut's mark, or none after a fallback.
+    with open(os.path.join(workdir, 'clean.png'), 'rb') as f:
+      want = f.read()
+    # Without outputs, a rerun reuses the finished runs (no optimisation) and writes the same files.
+    os.remove(os.path.join(workdir, 'clean.png'))
+    os.remove(os.path.join(workdir, 'metrics.json'))
+    with mock.patch.object(engine, 'optimize', side_effect=AssertionError('optimised again')):
+      again = watermark.run(config, workdir)
+    with open(os.path.join(workdir, 'clean.png'), 'rb') as f:
+      self.assertEqual(f.read(), want)
+    self.assertEqual(outputs.without_timings(again)['psnr_box'], metrics['psnr_box'])
+    # Stopped in run 2's step 1: the outputs of run 1, its checkpoint; a rerun resumes to the same outputs.
+    stopped = os.path.join(os.path.dirname(workdir), 'stopped')
+    polls = []
+
+    @contextlib.contextmanager
+    def sigterm_at_step_2_of_run_2():
+      # The engine polls once per step here; run 1 has hint_steps of them.
+      yield lambda: 'SIGTERM' if polls.append(None) or len(polls) >= config.watermark.hint_steps + 2 else None
+
+    with mock.patch.object(resume, 'stop_on_signals', sigterm_at_step_2_of_run_2):
+      with self.assertRaises(engine.Interrupted):
+        watermark.run(config, stopped)
+    with open(os.path.join(stopped, 'metrics.json')) as f:
+      self.assertEqual(json.load(f)['runs_finished'], 1)
+    self.assertEqual([f for f in os.listdir(stopped) if f.startswith('checkpoint')], ['checkpoint_run2.msgpack'])
+    resumed = watermark.run(config, stopped)
+    self.assertEqual(resumed['runs_finished'], 2)
+    self.assertFalse([f for f in os.listdir(stopped) if f.startswith('checkpoint')])
+    with open(os.path.join(stopped, 'clean.png'), 'rb') as f:
+      self.assertEqual(f.read(), want)
+    self.assertEqual(outputs.without_timings(resumed)['psnr_box'], metrics['psnr_box'])
 
 
 if __name__ == '__main__':

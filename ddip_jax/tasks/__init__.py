@@ -27,7 +27,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     config_check.ConfigError: naming the first invalid field.
   """
   config_check.require(config.task in TASKS, 'task', f'unknown task (one of {sorted(TASKS)})', config.task)
-  config_check.validate(config)
+  # A task's `min_num_steps(config)`: 0 where its last stage is optional (its `validate` says when).
+  min_num_steps = getattr(TASKS[config.task], 'min_num_steps', lambda _: 1)(config)
+  config_check.validate(config, min_num_steps=min_num_steps)
   task_validate = getattr(TASKS[config.task], 'validate', None)
   if task_validate is not None:
     task_validate(config)

@@ -22,7 +22,9 @@ Two modes, chosen by `watermark.mode`:
   cut at Otsu's threshold): C then inpaints only the strokes, from the box's
   untouched pixels between them, and everything else keeps the input.
   `step2_trains_clean=False` (ours) keeps C as step 1 left it, so that step 2
-  only learns M and W on top of that inpainting.
+  only learns M and W on top of that inpainting. `num_steps` = 0 (ours) skips
+  step 2, and W and M altogether, for the clean images that do not use them
+  (`clean_from` 'fit', 'fit_tv', 'cut': fits against C or the input alone).
 
 'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
   One clean generator C_k per image ('clean1', ...), a shared mask M and a
@@ -136,8 +138,8 @@ def build_problem(
     An `engine.Problem` whose generators are the layers' ('clean' or 'clean1',
     ..., 'watermark', 'mask') and NOISE, the `InputHolder` of their noise
     (`reseed` swaps in other runs' noise). 'hint': stages 'step1_clean' (C only; omitted when
-    `watermark.hint_steps` is 0) and 'step2_watermark'; 'many': stage
-    'decompose'. The last stage's outputs are every generator's layer, (1, H,
+    `watermark.hint_steps` is 0) and 'step2_watermark' (omitted, and W and M with it, when
+    `num_steps` is 0); 'many': stage 'decompose'. The last stage's outputs are every generator's layer, (1, H,
     W, C) in (0, 1), with a leading run axis when batched; no stage tracks a
     best result (a run's result is its last stage's final outputs, `watermark_layers.run_layers`).
   """
@@ -153,6 +155,8 @@ def build_problem(
   canvas = models.canvas_shape(height, width, max(g.num_scales for g in generators.values()))
   if wm.augment:  # lax.switch over all 8 transforms needs a square canvas.
     canvas = (max(canvas),) * 2
+  if hint is not None and not config.num_steps:  # No step 2: C alone, on the canvas and noise it has with W, M.
+    generators = {'clean': generators['clean']}
   inputs = _problem_inputs(watermark_generators.run_noise(config, canvas, tuple(sorted(generators)), run_keys))
   if batched:
     generators = {name: models.batched_generator(g, runs) for name, g in generators.items()}
@@ -300,6 +304,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
       wm.watermark_model,
   )
   require(wm.clean_from in CLEAN_FROM, 'watermark.clean_from', f'one of {list(CLEAN_FROM)}', wm.clean_from)
+  step2 = f"with watermark.clean_from={wm.clean_from!r}, whose outputs are step 2's M and W"
+  require(config.num_steps or wm.clean_from not in watermark_layers.NEED_STEP2, 'num_steps', f'must be >= 1 {step2}', 0)
+  require(config.num_steps or wm.hint_steps, 'watermark.hint_steps', 'must be >= 1 with num_steps = 0', 0)
   require(
       wm.clean_from == 'generator' or wm.mode == 'hint',
       'watermark.clean_from',
@@ -329,6 +336,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   )
   for field in ('mask_kernel', 'watermark_kernel'):
     require(wm[field] >= 1 and wm[field] % 2 == 1, f'watermark.{field}', 'must be an odd size >= 1', wm[field])
+
+
+def min_num_steps(config: ml_collections.ConfigDict) -> int:
+  """The least `num_steps` (`tasks.validate`): 0 (no step 2) in mode 'hint', where `validate` says when."""
+  return 0 if config.watermark.mode == 'hint' else 1
 
 
 def resolve_batching(batch_runs: str) -> str:
