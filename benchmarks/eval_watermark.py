@@ -66,6 +66,7 @@ from ddip_jax import writing
 from ddip_jax.tasks import watermark
 from scripts import make_transparency
 from scripts import make_watermark
+from scripts import sources
 
 # name -> (photo, watermark colour, opacity).
 CASES = {
@@ -131,6 +132,63 @@ CASES_4x3 = {
         dict(text='Studio', font_size=14, logo='badge', logo_size=18, angle=15, centre=(0.5, 0.75)),
     ),
 }
+# --heldout: photos the set does not use and marks drawn at random from ranges wider than the set's, fixed
+# (seed 31) after every choice of the method had been made, so no default was tuned on them.
+# name -> (file in skimage/data, crop box (left, top, right, bottom), tint or None).
+HELDOUT_PHOTOS = {
+    'coins': ('coins.png', (0, 7, 384, 295), None),
+    'hubble': ('hubble_deep_field.jpg', (0, 61, 1000, 811), None),
+    'ihc': ('ihc.png', (0, 64, 512, 448), None),
+    'retina': ('retina.jpg', (0, 176, 1411, 1234), None),
+    'grass': ('grass.png', (0, 64, 512, 448), (0.55, 0.8, 0.4)),
+    'moon': ('moon.png', (0, 64, 512, 448), None),
+    'colour_chart': ('color.png', (0, 46, 371, 324), None),
+    'cell': ('cell.png', (0, 0, 660, 495), None),
+}
+HELDOUT_TEXTS = ('DRAFT', 'www.photo.net', '\u00a9 Studio 7', 'CONFIDENTIAL', 'sample', 'iStock', 'PREVIEW', '2024')
+HELDOUT_COLOURS = {
+    'white': (1.0, 1.0, 1.0),
+    'black': (0.0, 0.0, 0.0),
+    'grey': (0.5, 0.5, 0.5),
+    'silver': (0.8, 0.8, 0.8),
+    'red': (0.85, 0.1, 0.1),
+    'yellow': (1.0, 0.9, 0.1),
+    'blue': (0.1, 0.3, 0.9),
+    'green': (0.1, 0.7, 0.2),
+    'orange': (1.0, 0.55, 0.0),
+    'magenta': (0.9, 0.1, 0.8),
+}
+
+
+def heldout_cases(count: int = 16, seed: int = 31) -> dict[str, tuple[str, tuple[float, ...], float, dict[str, Any]]]:
+  """`count` held-out cases, name -> (photo, colour, opacity, `make_watermark.mark_coverage` arguments).
+
+  Photos alternate between `HELDOUT_PHOTOS` and the set's (`make_watermark.PHOTOS_4x3`); text, size,
+  boldness, angle, logo, place, colour and opacity (0.25-0.65) are drawn at random.
+  """
+  rng = np.random.default_rng(seed)
+  photos = list(HELDOUT_PHOTOS)
+  cases = {}
+  for k in range(count):
+    photo = photos[k // 2 % len(photos)] if k % 2 == 0 else str(rng.choice(sorted(make_watermark.PHOTOS_4x3)))
+    colour = str(rng.choice(sorted(HELDOUT_COLOURS)))
+    opacity = float(np.round(rng.uniform(0.25, 0.65) / 0.05) * 0.05)
+    logo = str(rng.choice(['', '', 'ring', 'disc', 'badge']))
+    text = '' if logo and rng.uniform() < 0.25 else str(rng.choice(HELDOUT_TEXTS))
+    mark = dict(
+        text=text,
+        font_size=float(rng.integers(10, 25)),
+        bold=int(rng.choice([0, 0, 1])),
+        centre=(float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.3, 0.7))),
+        angle=float(rng.choice([0, 0, -30, -15, 15, 30, 45])),
+        logo=logo,
+        logo_size=float(rng.integers(12, 29)) if logo else 0.0,
+    )
+    cases[f'held{k:02d}_{photo}_{colour}{round(opacity * 100)}'] = (photo, HELDOUT_COLOURS[colour], opacity, mark)
+  return cases
+
+
+HELDOUT = heldout_cases()
 # Mode 'many': name -> (photos sharing the watermark, colour, opacity); white50 is configs/watermark_many.py's demo.
 MANY_SETS = {
     'white50': (('chelsea', 'coffee', 'astronaut'), (1.0, 1.0, 1.0), 0.5),
@@ -142,6 +200,7 @@ METHODS = ('input', 'telea', 'ns', 'telea_strokes', 'ddip')
 INPAINT_RADIUS = 3
 
 _CASES = flags.DEFINE_list('cases', list(CASES_4x3), 'Cases to run (of CASES_4x3, the default, and CASES).')
+_HELDOUT = flags.DEFINE_bool('heldout', False, 'Run the held-out cases (`HELDOUT`) instead of --cases.')
 _METHODS = flags.DEFINE_list('methods', ['input', 'telea', 'ddip'], f'Methods to run (of {", ".join(METHODS)}).')
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, "Double-DIP step-1 iterations (default: the config's).")
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, "Double-DIP step-2 iterations (default: the config's).")
@@ -185,15 +244,18 @@ _TABLE_ONLY = flags.DEFINE_bool('table_only', False, 'Only print the tables from
 
 def make_case(name: str, folder: str) -> dict[str, str]:
   """Writes a case's watermarked image, clean photo and hint box; returns their paths."""
-  if name in CASES_4x3:
+  if name in CASES_4x3 or name in HELDOUT:
     return write_case_4x3(name, folder)
   return _write_case(*CASES[name], folder)
 
 
 def case_arrays(name: str) -> dict[str, np.ndarray]:
-  """A case of `CASES_4x3` (at 128x96): the watermarked image, the clean photo, the hint box and the coverage."""
-  photo, colour, opacity, mark = CASES_4x3[name]
-  clean = make_watermark.load_photo_4x3(photo)
+  """A case of `CASES_4x3` or `HELDOUT` (at 128x96): the watermarked image, the clean photo, the hint box and the coverage."""
+  photo, colour, opacity, mark = {**CASES_4x3, **HELDOUT}[name]
+  if photo in HELDOUT_PHOTOS:
+    clean = sources.load_photo(*HELDOUT_PHOTOS[photo], (96, 128))
+  else:
+    clean = make_watermark.load_photo_4x3(photo)
   coverage = make_watermark.mark_coverage(clean.shape[:2], **mark)
   image = image_io.to_uint8(make_watermark.apply_watermark(clean, coverage, colour, opacity)) / np.float32(255)
   return {'image': image, 'clean': clean, 'box': make_watermark.hint_box(coverage), 'coverage': coverage}
@@ -424,7 +486,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   unknown = (
-      sorted(set(_CASES.value) - set(CASES) - set(CASES_4x3))
+      sorted(set(_CASES.value) - set(CASES) - set(CASES_4x3) - set(HELDOUT))
       + sorted(set(_METHODS.value) - set(METHODS))
       + sorted(set(_MANY_SETS.value) - set(MANY_SETS))
   )
@@ -434,7 +496,7 @@ def main(argv):
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
     done = {_key(r['case'], r['method'], r['steps'], r['size']) for r in runs_log.load_runs(runs_path)}
-    for case in _CASES.value:
+    for case in list(HELDOUT) if _HELDOUT.value else _CASES.value:
       for method in _METHODS.value:
         if _key(case, method, _method_steps(method), _SIZE.value) in done:
           continue

@@ -16,13 +16,17 @@ exact minimum cut (the TV term of a move is submodular up to a truncation: |x - 
 (1 + k) |x - y|), by `scipy.sparse.csgraph.maximum_flow`. Filled logos are found as well as strokes, and a
 colour mark by its colour, not by a top-hat of one channel.
 
-(a, w) are not known: every corner of the RGB cube as w times `GRID_OPACITIES` is tried, then the best
-colour is refined (`watermark_tv.fit_blend_tv` on the mask it found) and the opacity chosen again. A
+(a, w) are not known: every corner of the RGB cube as w times `GRID_OPACITIES` is tried, then the
+`REFINED_COLOURS` best colours are each refined (`watermark_tv.fit_blend_tv` on the mask it found, the
+opacity chosen again) and the best refined one is the mark (an orange or grey mark is no corner). A
 candidate's score is how much lower E gets in the box, less how much the same (a, w) lowers the TV energy
 on the ring around the box (unmarked photo) per pixel times the box's area: de-blending towards black
 also flattens a dark texture, and that gain is no mark's. `specificity` = score / box gain: about 1 for a
 mark the photo does not explain, low where the photo's own texture is what the cut removes; `cut_check`
-falls back to the input below `MIN_SPECIFICITY`. Constants chosen on benchmarks/eval_watermark.py's set
+falls back to the input below `MIN_SPECIFICITY`. A white or black blend also explains a photo's
+highlights or shadows: `ambiguity` (the best grid colour far from the mark's over its score) near 1 says
+that a far colour (black for a white mark) explains the box about as well, and `cut_check` refuses a light
+or dark mark above `MAX_AMBIGUITY`. Constants chosen on benchmarks/eval_watermark.py's set
 (docs/watermark.md).
 """
 
@@ -58,6 +62,15 @@ MIN_SPECIFICITY = 0.6
 MIN_COVERED = 8.0
 MIN_GAIN_PER_PIXEL = 0.25
 MAX_TO_CLEAN = 1.0
+# The colours refined (`find_mark`): the best grid colours, each refined on the mask it found. An orange
+# or grey mark is none of the cube's corners; the corner nearest it may not win before refinement.
+REFINED_COLOURS = 3
+# A light or dark (achromatic: channels within ACHROMATIC_SPREAD) mark is refused when a grid colour far
+# from it (farther than FAR_COLOUR, e.g. black or blue for white) scores more than MAX_AMBIGUITY of its
+# score: the photo's own highlights or shadows then explain the box about as well as the mark does.
+ACHROMATIC_SPREAD = 0.15
+FAR_COLOUR = 1.2
+MAX_AMBIGUITY = 0.4
 # Capacities of the cut are integers: energies times this.
 _SCALE = 1e4
 _ORDER = (4, 3, 2, 1, 0, 4, 2)
@@ -72,6 +85,7 @@ class Mark:
   coverage: np.ndarray
   box_gain: float
   ring_gain: float
+  ambiguity: float = 0.0  # The best far grid colour's score over this mark's (`find_mark`).
 
   @property
   def specificity(self) -> float:
@@ -85,6 +99,7 @@ class Mark:
         'box_gain': round(float(self.box_gain), 3),
         'ring_gain': round(float(self.ring_gain), 3),
         'specificity': round(float(self.specificity), 4),
+        'ambiguity': round(float(self.ambiguity), 4),
     }
 
 
@@ -242,28 +257,32 @@ def find_mark(image: np.ndarray, box: np.ndarray) -> Mark:
   crop_box = inside[rows, cols]
   ring = ndimage.binary_dilation(crop_box, iterations=RING_WIDTH) & ~crop_box
   nll = ring_histogram(crop, crop_box)
-  best = None
+  per_colour = []  # (result, opacity, colour): each grid colour at its best opacity.
   for colour in GRID_COLOURS:
-    for opacity in GRID_OPACITIES:
-      result = _score(crop, crop_box, ring, nll, opacity, colour)
-      if best is None or result[0] > best[0][0]:
-        best = (result, opacity, colour)
-  (_, _, _, labels), _, _ = best
-  mask = np.zeros(image.shape[:2], np.float32)
-  mask[rows, cols] = LEVELS[labels] > 0.3
-  if mask.any():  # Refine the colour on the mask found, then choose the opacity again.
-    fitted_opacity, colour, _ = watermark_tv.fit_blend_tv(image, mask, box)
-    colour = np.asarray(colour, np.float32)
-    refined = None
-    for opacity in sorted({*GRID_OPACITIES, round(float(fitted_opacity), 3)}):
-      result = _score(crop, crop_box, ring, nll, opacity, colour)
-      if refined is None or result[0] > refined[0][0]:
-        refined = (result, opacity, colour)
-    best = refined
-  (_, box_gain, ring_gain, labels), opacity, colour = best
+    scored = [(_score(crop, crop_box, ring, nll, a, colour), a, colour) for a in GRID_OPACITIES]
+    per_colour.append(max(scored, key=lambda entry: entry[0][0]))
+  per_colour.sort(key=lambda entry: -entry[0][0])
+  best = None
+  for (_, _, _, labels), opacity, colour in per_colour[:REFINED_COLOURS]:
+    mask = np.zeros(image.shape[:2], np.float32)
+    mask[rows, cols] = LEVELS[labels] > 0.3
+    if mask.any():  # Refine the colour on the mask it found, then choose the opacity again.
+      fitted_opacity, colour, _ = watermark_tv.fit_blend_tv(image, mask, box)
+      colour = np.asarray(colour, np.float32)
+      opacities = sorted({*GRID_OPACITIES, round(float(fitted_opacity), 3)})
+      candidate = max(((_score(crop, crop_box, ring, nll, a, colour), a) for a in opacities), key=lambda x: x[0][0])
+      if best is None or candidate[0][0] > best[0][0]:
+        best = (*candidate, colour)
+  if best is None:  # No grid colour covered a pixel.
+    best = per_colour[0]
+  (score, box_gain, ring_gain, labels), opacity, colour = best
+  far = [entry[0][0] for entry in per_colour if np.linalg.norm(entry[2] - colour) > FAR_COLOUR]
+  ambiguity = max(far) / score if far and score > 0 else 0.0
   coverage = np.zeros(image.shape[:2], np.float32)
   coverage[rows, cols] = LEVELS[labels]
-  return Mark(float(opacity), np.asarray(colour, np.float32), coverage, float(box_gain), float(ring_gain))
+  return Mark(
+      float(opacity), np.asarray(colour, np.float32), coverage, float(box_gain), float(ring_gain), float(ambiguity)
+  )
 
 
 def remove(image: np.ndarray, mark: Mark) -> np.ndarray:
@@ -301,6 +320,11 @@ def cut_check(image: np.ndarray, result: np.ndarray, clean: np.ndarray | None, m
         f'the blend found explains the photo around the box too (specificity {mark.specificity:.2f} < '
         f'{MIN_SPECIFICITY})'
     )
+  if np.ptp(mark.colour) <= ACHROMATIC_SPREAD and mark.ambiguity > MAX_AMBIGUITY:
+    reasons.append(
+        f"a light or dark mark that the photo's own highlights or shadows explain nearly as well (a far colour "
+        f'scores {mark.ambiguity:.2f} of its score > {MAX_AMBIGUITY})'
+    )
   if to_clean is not None and to_clean > MAX_TO_CLEAN:
     reasons.append(f'the result is further from the clean estimate C than the input on the mark ({to_clean:.2f})')
   return {
@@ -310,4 +334,5 @@ def cut_check(image: np.ndarray, result: np.ndarray, clean: np.ndarray | None, m
       'covered_pixels': round(covered, 2),
       'gain_per_pixel': round(per_pixel, 4),
       'to_clean': None if to_clean is None else round(to_clean, 4),
+      'ambiguity': round(float(mark.ambiguity), 4),
   }

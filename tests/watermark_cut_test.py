@@ -1,6 +1,7 @@
 """Tests of `watermark_cut`: the mark found in a box by a graph cut of its blend, its removal and self-check."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -56,6 +57,32 @@ class FindMarkTest(absltest.TestCase):
       check = watermark_cut.cut_check(image, watermark_cut.remove(image, mark), clean, mark)
       self.assertTrue(check['passed'], check)
 
+  def test_finds_a_colour_that_is_no_corner_of_the_cube(self):
+    orange = np.array([1.0, 0.55, 0.0], np.float32)  # Its nearest corners, red and yellow, are refined.
+    clean, _, box, image, _ = wt._watermark_case(9, 0.5, orange, photo_contrast=0.3)
+    mark = watermark_cut.find_mark(image, box)
+    np.testing.assert_allclose(mark.colour, orange, atol=0.01)
+    self.assertAlmostEqual(mark.opacity, 0.5, delta=0.01)
+    np.testing.assert_allclose(watermark_cut.remove(image, mark), clean, atol=2e-3)
+    self.assertLess(mark.ambiguity, 0.2)  # No far colour explains an orange mark.
+
+  def test_a_light_or_dark_mark_a_far_colour_explains_as_well_fails_the_check(self):
+    clean, _, box, image, _ = wt._watermark_case(9, 0.5, 1.0, photo_contrast=0.3)
+    mark = watermark_cut.find_mark(image, box)
+    result = watermark_cut.remove(image, mark)
+    self.assertTrue(watermark_cut.cut_check(image, result, clean, mark)['passed'])
+    ambiguous = dataclasses.replace(mark, ambiguity=watermark_cut.MAX_AMBIGUITY + 0.05)
+    check = watermark_cut.cut_check(image, result, clean, ambiguous)
+    self.assertFalse(check['passed'])
+    self.assertEqual(len(check['reasons']), 1)
+    self.assertIn('highlights or shadows', check['reasons'][0])
+    self.assertEqual(check['ambiguity'], round(watermark_cut.MAX_AMBIGUITY + 0.05, 4))
+    # A coloured mark is not refused for it: highlights and shadows are light or dark, not yellow.
+    clean, _, box, image, _ = wt._watermark_case(9, 0.5, wt._YELLOW, photo_contrast=0.3)
+    mark = watermark_cut.find_mark(image, box)
+    ambiguous = dataclasses.replace(mark, ambiguity=watermark_cut.MAX_AMBIGUITY + 0.05)
+    self.assertTrue(watermark_cut.cut_check(image, watermark_cut.remove(image, mark), clean, ambiguous)['passed'])
+
   def test_finds_a_filled_logo(self):
     clean = (0.5 + 0.3 * (wt._photo(4) - 0.5)).astype(np.float32)
     _, box = wt._watermark()
@@ -106,7 +133,10 @@ class ComposeCutTest(absltest.TestCase):
     out = watermark_layers.compose(inputs, _medians(clean), threshold=0.1, clean_from='cut', info=info)
     self.assertTrue(info['self_check']['passed'], info['self_check'])
     self.assertEqual(info['self_check']['fallback'], 'none')
-    self.assertEqual(set(info['cut']), {'opacity', 'colour', 'covered_pixels', 'box_gain', 'ring_gain', 'specificity'})
+    self.assertEqual(
+        set(info['cut']),
+        {'opacity', 'colour', 'covered_pixels', 'box_gain', 'ring_gain', 'specificity', 'ambiguity'},
+    )
     np.testing.assert_allclose(out['clean'], clean, atol=2e-3)
     np.testing.assert_allclose(out['mask'], a, atol=1e-2)
     far = a[..., 0] == 0
@@ -136,7 +166,8 @@ class EndToEndCutTest(absltest.TestCase):
     metrics = watermark.run(config, workdir)
     check = metrics['self_check']
     self.assertEqual(
-        set(check), {'passed', 'reasons', 'fallback', 'specificity', 'covered_pixels', 'gain_per_pixel', 'to_clean'}
+        set(check),
+        {'passed', 'reasons', 'fallback', 'specificity', 'covered_pixels', 'gain_per_pixel', 'to_clean', 'ambiguity'},
     )
     self.assertEqual(check['fallback'], 'none' if check['passed'] else 'input')
     self.assertAlmostEqual(metrics['cut']['opacity'], 0.5, delta=0.02)
