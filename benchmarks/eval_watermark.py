@@ -2,14 +2,15 @@ r"""PSNR/SSIM of watermark removal with a hint box: Double-DIP vs OpenCV inpaint
 
   PYTHONPATH=. python benchmarks/eval_watermark.py [--cases=chelsea_white50,...] \
       [--methods=input,telea,ddip] [--hint_steps=N] [--num_steps=N] [--runs=N] \
-      [--stroke_polarity=auto] [--many_sets=white50,...] \
+      [--stroke_polarity=auto] [--many_sets=white50,...] [--heldout=31,32] \
       [--results_dir=results/eval_watermark] [--table_only]
 
 Cases: by default `CASES_4x3`, 12 scikit-image photos at 128x96
 (`make_watermark.PHOTOS_4x3`) under marks of `make_watermark.mark_coverage`
 (light, dark and coloured text, small, thin and rotated text, ring, disc and
 badge logos, opacity 0.3-0.6), the hint the mark's box grown by 4 px; and
-`CASES` (the evaluation before 2026-12-06): a scikit-image photo
+`CASES` (the evaluation before 2026-12-06); with --heldout, `HELDOUT` (16 cases a seed, 31 and
+32: photos the set does not use and marks drawn at random, see `heldout_cases`); `CASES`: a scikit-image photo
 (`scripts/make_transparency.py`'s crops, --size px square) under the demo's
 text-and-ring watermark (`scripts/make_watermark.py`) in a colour and opacity;
 the hint is the demo's box around it. The watermarked image is rounded to 8
@@ -184,11 +185,12 @@ def heldout_cases(count: int = 16, seed: int = 31) -> dict[str, tuple[str, tuple
         logo=logo,
         logo_size=float(rng.integers(12, 29)) if logo else 0.0,
     )
-    cases[f'held{k:02d}_{photo}_{colour}{round(opacity * 100)}'] = (photo, HELDOUT_COLOURS[colour], opacity, mark)
+    prefix = 'held' if seed == 31 else f'held{seed}_'  # Seed 31, the first batch, keeps its names.
+    cases[f'{prefix}{k:02d}_{photo}_{colour}{round(opacity * 100)}'] = (photo, HELDOUT_COLOURS[colour], opacity, mark)
   return cases
 
 
-HELDOUT = heldout_cases()
+HELDOUT = {**heldout_cases(seed=31), **heldout_cases(seed=32)}
 # Mode 'many': name -> (photos sharing the watermark, colour, opacity); white50 is configs/watermark_many.py's demo.
 MANY_SETS = {
     'white50': (('chelsea', 'coffee', 'astronaut'), (1.0, 1.0, 1.0), 0.5),
@@ -200,7 +202,9 @@ METHODS = ('input', 'telea', 'ns', 'telea_strokes', 'ddip')
 INPAINT_RADIUS = 3
 
 _CASES = flags.DEFINE_list('cases', list(CASES_4x3), 'Cases to run (of CASES_4x3, the default, and CASES).')
-_HELDOUT = flags.DEFINE_bool('heldout', False, 'Run the held-out cases (`HELDOUT`) instead of --cases.')
+_HELDOUT = flags.DEFINE_list(
+    'heldout', [], 'Run the held-out cases of these seeds (31, 32: `HELDOUT`, 16 a seed) instead of --cases.'
+)
 _METHODS = flags.DEFINE_list('methods', ['input', 'telea', 'ddip'], f'Methods to run (of {", ".join(METHODS)}).')
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, "Double-DIP step-1 iterations (default: the config's).")
 _NUM_STEPS = flags.DEFINE_integer('num_steps', None, "Double-DIP step-2 iterations (default: the config's).")
@@ -490,13 +494,15 @@ def main(argv):
       + sorted(set(_METHODS.value) - set(METHODS))
       + sorted(set(_MANY_SETS.value) - set(MANY_SETS))
   )
+  unknown += sorted(set(_HELDOUT.value) - {'31', '32'})
   if unknown:
-    raise app.UsageError(f'unknown cases or methods: {unknown}')
+    raise app.UsageError(f'unknown cases, methods or held-out seeds: {unknown}')
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
     done = {_key(r['case'], r['method'], r['steps'], r['size']) for r in runs_log.load_runs(runs_path)}
-    for case in list(HELDOUT) if _HELDOUT.value else _CASES.value:
+    held = [case for seed in _HELDOUT.value for case in heldout_cases(seed=int(seed))]
+    for case in held or _CASES.value:
       for method in _METHODS.value:
         if _key(case, method, _method_steps(method), _SIZE.value) in done:
           continue
