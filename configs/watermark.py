@@ -18,8 +18,10 @@ that the evaluation in docs/watermark.md measured:
   coverage, which keeps the photo's texture under the mark; a self-check
   without ground truth (`watermark_cut.cut_check`: the mark must cover some
   pixels, the blend must explain the box far better than the photo around it
-  (specificity >= 0.6), and on the mark the result must be closer to
-  Double-DIP's C than the input is) keeps the input when the removal is not
+  (specificity >= 0.6), a white, black or grey blend must not be nearly as
+  well explained by a far colour (ambiguity <= 0.4: then the photo's own
+  highlights or shadows are what it removes), and on the mark the result must
+  be closer to Double-DIP's C than the input is) keeps the input when the removal is not
   trustworthy, and says so in metrics.json (`self_check`, and `cut`: the
   mark's opacity, colour, covered pixels and scores);
 - no step 2 (`num_steps = 0`): the cut's clean image, mask.png and
@@ -28,7 +30,8 @@ that the evaluation in docs/watermark.md measured:
   nor trained and nothing of step 2 is compiled. Its one iteration, which the
   earlier default ran, cost a compile of all three generators: on one core
   the demo took 89-90 s cold and 31 s with a warm compilation cache, now 45 s
-  and 21-24 s, with the same clean.png. Without M and W there is no
+  and 21-24 s, with the same clean.png (on both cores of an idle machine: 29 s
+  cold, 19 s warm). Without M and W there is no
   clean_deblend.png nor clean_soft.png; `--config.num_steps=N` (N >= 1)
   brings step 2 back, learning M and W on top of step 1's C
   (`step2_trains_clean=False`);
