@@ -203,7 +203,7 @@ INPAINT_RADIUS = 3
 
 _CASES = flags.DEFINE_list('cases', list(CASES_4x3), 'Cases to run (of CASES_4x3, the default, and CASES).')
 _HELDOUT = flags.DEFINE_list(
-    'heldout', [], 'Run the held-out cases of these seeds (31, 32: `HELDOUT`, 16 a seed) instead of --cases.'
+    'heldout', [], 'Run the held-out cases of these seeds (16 a seed; 31 and 32 in `HELDOUT`) instead of --cases.'
 )
 _METHODS = flags.DEFINE_list('methods', ['input', 'telea', 'ddip'], f'Methods to run (of {", ".join(METHODS)}).')
 _HINT_STEPS = flags.DEFINE_integer('hint_steps', None, "Double-DIP step-1 iterations (default: the config's).")
@@ -494,13 +494,15 @@ def main(argv):
       + sorted(set(_METHODS.value) - set(METHODS))
       + sorted(set(_MANY_SETS.value) - set(MANY_SETS))
   )
-  unknown += sorted(set(_HELDOUT.value) - {'31', '32'})
+  unknown += sorted(seed for seed in _HELDOUT.value if not seed.isdigit())
   if unknown:
     raise app.UsageError(f'unknown cases, methods or held-out seeds: {unknown}')
   os.makedirs(_OUT_DIR.value, exist_ok=True)
   runs_path = os.path.join(_OUT_DIR.value, 'runs.jsonl')
   if not _TABLE_ONLY.value:
     done = {_key(r['case'], r['method'], r['steps'], r['size']) for r in runs_log.load_runs(runs_path)}
+    for seed in _HELDOUT.value:  # Seeds beyond 31 and 32 too (`heldout_cases`).
+      HELDOUT.update(heldout_cases(seed=int(seed)))
     held = [case for seed in _HELDOUT.value for case in heldout_cases(seed=int(seed))]
     for case in held or _CASES.value:
       for method in _METHODS.value:
