@@ -718,27 +718,32 @@ class EndToEndTest(absltest.TestCase):
     folder = _tempdir(self)
     config, _ = _hint_config(folder)
     empty = _write(folder, {'empty': np.zeros((_SIZE, _SIZE))})['empty']
-    result = subprocess.run(
-        [
-            sys.executable,
-            'main.py',
-            '--config=configs/watermark.py',
-            f'--config.image={config.image}',
-            f'--config.watermark.hint={empty}',
-            f'--workdir={os.path.join(folder, "cli")}',
-        ],
-        cwd=_REPO,
-        env=dict(os.environ, PYTHONPATH=_REPO),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    error = main_error_line(
+        self,
+        '--config=configs/watermark.py',
+        f'--config.image={config.image}',
+        f'--config.watermark.hint={empty}',
+        f'--workdir={os.path.join(folder, "cli")}',
     )
-    self.assertEqual(result.returncode, 2, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
-    self.assertLen(errors, 1)
-    self.assertIn('marks no pixel', errors[0])
-    self.assertNotIn('Traceback', result.stderr)
+    self.assertIn('marks no pixel', error)
+
+
+def main_error_line(test: absltest.TestCase, *args: str) -> str:
+  """Runs `main.py *args`, asserts it exits 2 with one `error:` line and no traceback; returns that line."""
+  result = subprocess.run(
+      [sys.executable, 'main.py', *args],
+      cwd=_REPO,
+      env=dict(os.environ, PYTHONPATH=_REPO),
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+  )
+  test.assertEqual(result.returncode, 2, result.stderr)
+  errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+  test.assertLen(errors, 1)
+  test.assertNotIn('Traceback', result.stderr)
+  return errors[0]
 
 
 if __name__ == '__main__':
