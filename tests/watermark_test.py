@@ -5,8 +5,6 @@ The augmentations' round trips (transform then inverse is the identity for all
 """
 
 import os
-import subprocess
-import sys
 from unittest import mock
 
 from absl.testing import absltest
@@ -34,6 +32,7 @@ from ddip_jax.tasks import watermark
 from scripts import make_watermark
 
 # The transparency tests' helpers: a temporary folder per test, PNGs written from arrays.
+from tests import main_test
 from tests.transparency_test import _tempdir  # pylint: disable=g-bad-import-order
 from tests.transparency_test import _write
 
@@ -730,17 +729,9 @@ class EndToEndTest(absltest.TestCase):
 
 def main_error_line(test: absltest.TestCase, *args: str) -> str:
   """Runs `main.py *args`, asserts it exits 2 with one `error:` line and no traceback; returns that line."""
-  result = subprocess.run(
-      [sys.executable, 'main.py', *args],
-      cwd=_REPO,
-      env=dict(os.environ, PYTHONPATH=_REPO),
-      capture_output=True,
-      text=True,
-      timeout=120,
-      check=False,
-  )
+  result = main_test._cli(*args, timeout=120)  # pylint: disable=protected-access
   test.assertEqual(result.returncode, 2, result.stderr)
-  errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+  errors = main_test._error_lines(result.stderr)  # pylint: disable=protected-access
   test.assertLen(errors, 1)
   test.assertNotIn('Traceback', result.stderr)
   return errors[0]

@@ -8,23 +8,14 @@ Two modes, chosen by `watermark.mode`:
     step 1 (`hint_steps`, C only): ExtL1(C, I, 1 - h)
     step 2 (`num_steps`, fresh Adam, all): ExtL1(C, I, 1 - h) + w * L1(h M W + (1 - M) C, I)
   Step 1 is a DIP inpainting of the box; step 2 lets what shows through the
-  semi-transparent watermark correct it. Nothing in these losses stops step 2
-  from explaining the whole box as watermark (M = 1, W = I, C free there),
-  which is what short schedules do; `watermark.mask_weight` > 0 (ours,
-  official 0) adds mask_weight * ExtL1(M, 0, h), M's mean inside the box.
-  Further options of ours (official off): `watermark_model='colour'` makes W
-  one learned RGB colour (`models.ConstantColour`), so M = 1, W = I is no solution;
-  `exclusion_weight` adds exclusion_loss(C, h M W); `clean_from='deblend'`
-  takes the clean image inside the box as (I - h M W) / (1 - h M) (`blending.deblend`),
-  which keeps what shows through a semi-transparent watermark, instead of C.
-  `stroke_polarity` != 'none' (ours) replaces the box by the watermark's
-  strokes found in it (`watermark_strokes.stroke_hint`, a top-hat of one colour channel
-  cut at Otsu's threshold): C then inpaints only the strokes, from the box's
-  untouched pixels between them, and everything else keeps the input.
-  `step2_trains_clean=False` (ours) keeps C as step 1 left it, so that step 2
-  only learns M and W on top of that inpainting. `num_steps` = 0 (ours) skips
-  step 2, and W and M altogether, for the clean images that do not use them
-  (`clean_from` 'fit', 'fit_tv', 'cut': fits against C or the input alone).
+  semi-transparent watermark correct it (it may also explain the whole box as
+  watermark, M = 1, W = I). Our options (official off; configs/watermark.py,
+  docs/watermark.md): `mask_weight`, `watermark_model='colour'`,
+  `exclusion_weight`, `clean_from` ('deblend', 'fit', 'fit_tv', 'cut': the
+  input de-blended instead of C), `stroke_polarity` (a hint of the strokes
+  found in the box), `step2_trains_clean=False` (step 2 learns only M and W)
+  and `num_steps` = 0 (no step 2, nor W and M, for the `clean_from` that do
+  not use them).
 
 'many' (N >= 2 images I_k sharing one watermark at the same place, no hint).
   One clean generator C_k per image ('clean1', ...), a shared mask M and a
